@@ -1,0 +1,40 @@
+# rampart: everything installs into .venv from PyPI; Debian packages only where no wheel exists (Icarus Verilog).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+
+.PHONY: install sysdeps test test-all demo bench lint clean
+
+install: $(STAMP) sysdeps
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e .
+	touch $(STAMP)
+
+# Icarus Verilog is the second simulator of the cross-check; it has no wheel.
+sysdeps:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  echo "installing iverilog (Debian package)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; }
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: install lint
+	$(PY) -m pytest -q -n $(JOBS) -m "not slow"
+
+test-all: install lint
+	$(PY) -m pytest -q -n $(JOBS)
+
+demo: install
+	$(VENV)/bin/rampart demo --out demo-out
+
+bench: install
+	$(PY) benchmarks/sim_speed.py --write BENCHMARKS.md
+
+clean:
+	rm -rf $(VENV) build demo-out .pytest_cache

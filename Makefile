@@ -15,11 +15,14 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e .
 	touch $(STAMP)
 
-# Icarus Verilog is the second simulator of the cross-check; it has no wheel.
+# Debian packages, only where no wheel exists: Icarus Verilog (the second simulator of the cross-check) and the
+# lz4/zlib headers Verilator's FST waveform writer compiles against.
+SYSDEPS_MISSING = $(shell command -v iverilog >/dev/null 2>&1 || echo iverilog; \
+                          test -f /usr/include/lz4.h || echo liblz4-dev; test -f /usr/include/zlib.h || echo zlib1g-dev)
 sysdeps:
-	@command -v iverilog >/dev/null 2>&1 || { \
-	  echo "installing iverilog (Debian package)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog >/dev/null; }
+	@if [ -n "$(strip $(SYSDEPS_MISSING))" ]; then \
+	  echo "installing Debian packages: $(SYSDEPS_MISSING)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSDEPS_MISSING) >/dev/null; fi
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,227 @@
+"""build(design, config): Amaranth component -> Verilog -> state map -> Verilated shared library, cached.
+
+Everything a build produces lives in one cache folder named after a content hash of the design sources (every file of
+the ``rtl`` package), the configuration, the native harness source and the tool versions. The cache root is
+``$RAMPART_CACHE`` or ``~/.cache/rampart``. A hit only reads ``build.json``. Concurrent builders of the same key (pytest
+workers, FI processes) serialise on a lock file and the finished folder appears atomically by rename.
+"""
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amaranth._toolchain.yosys import find_yosys
+from amaranth.back import rtlil
+from amaranth.lib import wiring
+
+import rtl
+from rtl.designs import get_design
+from sim import netlist
+from sim.errors import RampartError
+from sim.toolchain import VERILATED_MK_FIXES, tool_versions, verilator_env, verilator_executable
+
+HARNESS_SOURCE = Path(__file__).parent / "native" / "harness.cpp"
+TOP = "top"
+PREFIX = "Vtop"
+BUILD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Port:
+    name: str       # Verilog port name (Amaranth joins signature paths with "__")
+    width: int
+    direction: str  # "in" or "out"
+
+
+@dataclass(frozen=True)
+class Build:
+    """A finished build: files, the ports, and the state map (flip-flops and memories, in a fixed order)."""
+    design: str
+    config: Any
+    key: str
+    directory: Path
+    ports: tuple[Port, ...]
+    state: tuple[netlist.StateElement, ...]
+    stats: netlist.NetlistStats
+    seconds: float          # how long the build took when it was made
+
+    @property
+    def verilog(self) -> Path:
+        return self.directory / f"{TOP}.v"
+
+    @property
+    def library(self) -> Path:
+        return self.directory / "librampart_sim.so"
+
+    @property
+    def trace_library(self) -> Path:
+        return self.directory / "librampart_sim_trace.so"
+
+    @property
+    def state_bits(self) -> int:
+        return sum(e.bits for e in self.state)
+
+    def blocks(self) -> list[str]:
+        return sorted({e.block for e in self.state})
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("RAMPART_CACHE", Path.home() / ".cache" / "rampart"))
+
+
+def _source_digest() -> str:
+    digest = hashlib.sha256()
+    rtl_root = Path(rtl.__file__).parent
+    for path in sorted(rtl_root.rglob("*.py")):
+        digest.update(str(path.relative_to(rtl_root)).encode())
+        digest.update(path.read_bytes())
+    for path in (HARNESS_SOURCE, Path(netlist.__file__), Path(__file__)):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def build_key(design: str, config: Any) -> str:
+    payload = json.dumps({"design": design, "config": repr(config), "tools": tool_versions(),
+                          "sources": _source_digest(), "format": BUILD_FORMAT}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def build(design: str, config: Any = None, *, trace: bool = False) -> Build:
+    """Build (or fetch from the cache) ``design`` with ``config`` (a config object, preset name, TOML path or None)."""
+    entry = get_design(design)
+    if not isinstance(config, entry.config_type):
+        config = entry.config(config)
+    key = build_key(design, config)
+    directory = cache_root() / f"{design}-{key[:20]}"
+    result = _load(directory, config)
+    if result is None:
+        cache_root().mkdir(parents=True, exist_ok=True)
+        with _locked(cache_root() / f".{design}-{key[:20]}.lock"):
+            result = _load(directory, config) or _build_fresh(entry, config, key, directory)
+    if trace and not result.trace_library.exists():
+        with _locked(cache_root() / f".{design}-{key[:20]}.lock"):
+            if not result.trace_library.exists():
+                _verilate(result.directory, trace=True)
+    return result
+
+
+class _locked:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.file = open(self.path, "w")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+def _load(directory: Path, config: Any) -> Build | None:
+    manifest = directory / "build.json"
+    if not manifest.exists():
+        return None
+    data = json.loads(manifest.read_text())
+    return Build(
+        design=data["design"], config=config, key=data["key"], directory=directory,
+        ports=tuple(Port(**p) for p in data["ports"]),
+        state=tuple(netlist.StateElement(tuple(e["path"]), e["module"], e["name"], e["width"], e["depth"], e["kind"])
+                    for e in data["state"]),
+        stats=netlist.NetlistStats(
+            cells={block: dict(counts) for block, counts in data["stats"]["cells"].items()},
+            ff_bits=data["stats"]["ff_bits"], mem_bits=data["stats"]["mem_bits"]),
+        seconds=data["seconds"],
+    )
+
+
+def ports_of(component: wiring.Component) -> list[Port]:
+    ports = []
+    for path, member, value in component.signature.flatten(component):
+        name = "__".join(str(p) for p in path)
+        direction = "in" if member.flow == wiring.In else "out"
+        ports.append(Port(name, len(value.as_value()) if hasattr(value, "as_value") else len(value), direction))
+    return ports
+
+
+def verilog_of(rtlil_text: str) -> str:
+    """The Yosys script Amaranth's ``back.verilog`` runs, so the state map and the Verilog name registers alike."""
+    yosys = find_yosys(lambda version: version >= (0, 40))
+    script = (f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil\nproc -nomux -norom\nmemory_collect\n"
+              "write_verilog -norename\n")
+    return yosys.run(["-q", "-"], script, ignore_warnings=True)
+
+
+def _build_fresh(entry, config, key: str, directory: Path) -> Build:
+    start = time.monotonic()
+    staging = directory.with_name(directory.name + f".tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    component = entry.make(config)
+    rtlil_text = rtlil.convert(component, name=TOP)
+    (staging / f"{TOP}.il").write_text(rtlil_text)
+    (staging / f"{TOP}.v").write_text(verilog_of(rtlil_text))
+    state, stats = netlist.state_map(netlist.netlist_of(rtlil_text), TOP)
+    ports = ports_of(component)
+    (staging / "public.vlt").write_text(_public_config(state, ports))
+    _verilate(staging, trace=False)
+    manifest = {
+        "design": entry.name, "config": repr(config), "key": key, "tools": tool_versions(),
+        "ports": [dataclasses.asdict(p) for p in ports],
+        "state": [dataclasses.asdict(e) for e in state],
+        "stats": {"cells": stats.cells, "ff_bits": stats.ff_bits, "mem_bits": stats.mem_bits},
+        "seconds": round(time.monotonic() - start, 2),
+    }
+    (staging / "build.json").write_text(json.dumps(manifest, indent=1))
+    shutil.rmtree(directory, ignore_errors=True)
+    staging.rename(directory)
+    return _load(directory, config)
+
+
+def _vlt_quote(name: str) -> str:
+    # Verilator matches -var against the plain identifier; escape glob metacharacters Amaranth names may carry.
+    return name.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?").replace('"', '\\"')
+
+
+def _public_config(state, ports) -> str:
+    """A Verilator config file that makes only the ports and the state elements public (read/write)."""
+    lines = ["`verilator_config"]
+    seen = set()
+    for element in state:
+        if (element.module, element.name) not in seen:
+            seen.add((element.module, element.name))
+            lines.append(f'public_flat_rw -module "{_vlt_quote(element.module)}" -var "{_vlt_quote(element.name)}"')
+    for port in ports:
+        lines.append(f'public_flat_rw -module "{TOP}" -var "{_vlt_quote(port.name)}"')
+    return "\n".join(lines) + "\n"
+
+
+def _verilate(directory: Path, *, trace: bool) -> None:
+    obj = directory / ("obj_trace" if trace else "obj")
+    library = directory / ("librampart_sim_trace.so" if trace else "librampart_sim.so")
+    args = [
+        verilator_executable(), "--cc", "--exe", "--build", "--build-jobs", "2",
+        "--top-module", TOP, "--prefix", PREFIX, "-Mdir", str(obj),
+        "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0",
+        "-CFLAGS", f"-fPIC -DRP_TOP={PREFIX}" + (" -DRP_TRACE" if trace else ""),
+        "-LDFLAGS", "-shared -pthread -Wl,-Bsymbolic", "-o", str(library.resolve()),
+        "-MAKEFLAGS", " ".join(VERILATED_MK_FIXES),
+    ]
+    if trace:
+        args.append("--trace-fst")
+    args += [str(HARNESS_SOURCE), str(directory / f"{TOP}.v"), str(directory / "public.vlt")]
+    log = directory / ("verilator_trace.log" if trace else "verilator.log")
+    with open(log, "w") as out:
+        proc = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, env=verilator_env(), cwd=directory)
+    if proc.returncode != 0 or not library.exists():
+        first_error = next((line.strip() for line in log.read_text().splitlines()
+                            if "%Error" in line or "error:" in line), "see the log")
+        raise RampartError(f"Verilator build failed: {first_error} (log: {log})")
+    shutil.rmtree(obj, ignore_errors=True)

@@ -1,0 +1,73 @@
+"""Run a cocotb test module on any rtl design from pytest, under Verilator (default) or Icarus Verilog.
+
+The Verilog comes from :func:`sim.build.build` (so cocotb sees exactly the RTL the native harness runs); each
+(design build, simulator) pair keeps its own cocotb build folder inside the build's cache folder.
+"""
+import contextlib
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from cocotb_tools.runner import get_runner
+
+from sim.build import TOP, build
+from sim.errors import RampartError
+from sim.toolchain import VERILATED_MK_FIXES, iverilog_executable, verilator_env
+
+SIMULATORS = ("verilator", "icarus")
+
+
+@contextlib.contextmanager
+def _environment(updates: dict[str, str]):
+    saved = {k: os.environ.get(k) for k in updates}
+    os.environ.update(updates)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def run_cocotb(design: str, config, test_module: str, *, test_dir: Path, simulator: str = "verilator",
+               extra_env: dict[str, str] | None = None, waves: bool = False) -> Path:
+    """Build ``design`` for ``simulator`` (cached) and run ``test_module`` (a module in ``test_dir``) on it.
+
+    Returns the results XML; raises :class:`RampartError` when any cocotb test failed.
+    """
+    if simulator not in SIMULATORS:
+        raise RampartError(f"unknown simulator {simulator!r} (known: {', '.join(SIMULATORS)})")
+    result = build(design, config)
+    build_dir = result.directory / f"cocotb_{simulator}"
+    env = {}
+    build_args = []
+    if simulator == "verilator":
+        venv = verilator_env()
+        env = {"VERILATOR_ROOT": venv["VERILATOR_ROOT"], "PATH": venv["PATH"],
+               "MAKEFLAGS": " ".join(VERILATED_MK_FIXES)}
+        build_args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0"]
+    elif iverilog_executable() is None:
+        raise RampartError("Icarus Verilog (iverilog) is not installed; run `make install`")
+    results_xml = build_dir / f"results_{test_module}.xml"
+    with _environment(env):
+        runner = get_runner(simulator)
+        runner.build(sources=[result.verilog], hdl_toplevel=TOP, build_dir=build_dir, build_args=build_args,
+                     waves=waves, timescale=("1ns", "1ps"))
+        runner.test(hdl_toplevel=TOP, test_module=test_module, test_dir=test_dir, build_dir=build_dir,
+                    extra_env=extra_env or {}, results_xml=str(results_xml), waves=waves)
+    _check_results(results_xml)
+    return results_xml
+
+
+def _check_results(results_xml: Path):
+    failures = []
+    cases = list(ET.parse(results_xml).getroot().iter("testcase"))
+    if not cases:
+        raise RampartError(f"cocotb ran no test ({results_xml})")
+    for case in cases:
+        for problem in list(case.findall("failure")) + list(case.findall("error")):
+            failures.append(f"{case.get('name')}: {problem.get('message') or problem.text or 'failed'}")
+    if failures:
+        raise RampartError("cocotb test failed: " + "; ".join(failures))

@@ -1,0 +1,267 @@
+"""The native harness: a Verilated model behind a small C ABI (sim/native/harness.cpp), driven through ctypes.
+
+One Python call runs many cycles; Python is never inside the per-cycle loop of a workload. Ports and state elements
+are resolved by name once, at construction. State sites are addressed three ways:
+
+* a state element index (into ``build.state``) plus word and bit: :meth:`NativeSim.flip_bit`;
+* a global site index over all state bits, in state-map order: :meth:`NativeSim.flip` (what fault injection samples);
+* the digest input (:meth:`NativeSim.state_bytes`): each element's storage bytes in state-map order, ``ent_bytes``
+  per word, little-endian -- :meth:`NativeSim.digest_bit_offset` says where a site's bit lives in it.
+"""
+import ctypes
+from pathlib import Path
+
+import numpy as np
+
+from sim.build import Build
+from sim.errors import RampartError
+
+_u32p = ctypes.POINTER(ctypes.c_uint32)
+_SIGNATURES = {
+    "rp_create": ([], ctypes.c_void_p),
+    "rp_destroy": ([ctypes.c_void_p], None),
+    "rp_var_count": ([ctypes.c_void_p], ctypes.c_int),
+    "rp_var_info": ([ctypes.c_void_p, ctypes.c_int, _u32p, _u32p, _u32p], ctypes.c_char_p),
+    "rp_set_state": ([ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_int)], None),
+    "rp_poke": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, _u32p], None),
+    "rp_peek": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, _u32p], None),
+    "rp_load_mem": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32, _u32p], None),
+    "rp_read_mem": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32, _u32p], None),
+    "rp_step": ([ctypes.c_void_p, ctypes.c_uint64], None),
+    "rp_reset": ([ctypes.c_void_p, ctypes.c_uint32], None),
+    "rp_run_stimulus": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(ctypes.c_int), _u32p,
+                         ctypes.c_int, ctypes.POINTER(ctypes.c_int), _u32p], None),
+    "rp_state_bytes": ([ctypes.c_void_p], ctypes.c_uint64),
+    "rp_state_dump": ([ctypes.c_void_p, ctypes.c_char_p], None),
+    "rp_state_digest": ([ctypes.c_void_p], ctypes.c_uint64),
+    "rp_flip": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32], ctypes.c_int),
+    "rp_get_bit": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32], ctypes.c_int),
+    "rp_snapshot_size": ([], ctypes.c_uint64),
+    "rp_snapshot": ([ctypes.c_void_p, ctypes.c_char_p], None),
+    "rp_restore": ([ctypes.c_void_p, ctypes.c_char_p], None),
+    "rp_trace_open": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
+    "rp_trace_close": ([ctypes.c_void_p], None),
+}
+_libraries: dict[Path, ctypes.CDLL] = {}
+
+
+def load_library(path: Path) -> ctypes.CDLL:
+    """Load (once per process) a harness library and declare its C signatures."""
+    if path not in _libraries:
+        lib = ctypes.CDLL(str(path), mode=ctypes.RTLD_LOCAL)
+        for name, (argtypes, restype) in _SIGNATURES.items():
+            func = getattr(lib, name)
+            func.argtypes = argtypes
+            func.restype = restype
+        _libraries[path] = lib
+    return _libraries[path]
+
+
+def _words(width: int) -> int:
+    return (width + 31) // 32
+
+
+def _to_words(value: int, width: int) -> ctypes.Array:
+    value &= (1 << width) - 1
+    n = _words(width)
+    return (ctypes.c_uint32 * n)(*((value >> (32 * i)) & 0xFFFFFFFF for i in range(n)))
+
+
+def _scope(path: tuple[str, ...]) -> str:
+    return ".".join(("TOP", "top", *path))
+
+
+def _from_words(words) -> int:
+    return sum(int(w) << (32 * i) for i, w in enumerate(words))
+
+
+class NativeSim:
+    """One instance of a built design. ``trace`` (a path) dumps an FST waveform of everything this instance runs."""
+
+    def __init__(self, build: Build, trace: str | Path | None = None):
+        self.build = build
+        library = build.trace_library if trace else build.library
+        if trace and not library.exists():
+            raise RampartError("this build has no tracing variant; call sim.build.build(..., trace=True)")
+        self._lib = load_library(library)
+        self._h = self._lib.rp_create()
+        self._vars: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+        width, depth, ent = ctypes.c_uint32(), ctypes.c_uint32(), ctypes.c_uint32()
+        for i in range(self._lib.rp_var_count(self._h)):
+            scope, name = self._lib.rp_var_info(self._h, i, width, depth, ent).decode().split("\t")
+            self._vars[(scope, name)] = (i, width.value, depth.value, ent.value)
+        self.ports = {p.name: p for p in build.ports}
+        # Top-level ports live in Verilator's root scope "TOP.TOP"; "TOP.top.<port>" is the module's own copy.
+        self._port_vars = {p.name: self._lookup("TOP.TOP", p.name, p.width, 1)[0] for p in build.ports}
+        found = [self._lookup(_scope(e.path), e.name, e.width, e.depth) for e in build.state]
+        state_vars = [index for index, _ in found]
+        self._ent_bytes = np.array([ent for _, ent in found], dtype=np.int64)
+        ids = (ctypes.c_int * len(state_vars))(*state_vars)
+        self._lib.rp_set_state(self._h, len(state_vars), ids)
+        widths = np.array([e.width for e in build.state], dtype=np.int64)
+        depths = np.array([e.depth for e in build.state], dtype=np.int64)
+        self.site_offsets = np.concatenate([[0], np.cumsum(widths * depths)])    # site index of each element's bit 0
+        self._digest_offsets = np.concatenate([[0], np.cumsum(self._ent_bytes * depths)])
+        self._state_bytes = int(self._lib.rp_state_bytes(self._h))
+        self._snapshot_size = int(self._lib.rp_snapshot_size())
+        if trace:
+            self._lib.rp_trace_open(self._h, str(trace).encode())
+
+    def _lookup(self, scope: str, name: str, width: int, depth: int) -> tuple[int, int]:
+        """(variable index, bytes per word) of a public variable, checked against the expected shape."""
+        found = self._vars.get((scope, name))
+        if found is None:
+            raise RampartError(f"{scope}.{name} is not public in the Verilated model")
+        index, var_width, var_depth, ent_bytes = found
+        if (var_width, var_depth) != (width, depth):
+            raise RampartError(f"{scope}.{name}: Verilator has {var_width}x{var_depth} bits, netlist {width}x{depth}")
+        return index, ent_bytes
+
+    def close(self):
+        if self._h:
+            self._lib.rp_destroy(self._h)
+            self._h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # --- ports and clocking ----------------------------------------------------------------------------------
+
+    def reset(self, cycles: int = 1):
+        self._lib.rp_reset(self._h, cycles)
+
+    def step(self, cycles: int = 1):
+        self._lib.rp_step(self._h, cycles)
+
+    def _port(self, name: str):
+        try:
+            return self.ports[name], self._port_vars[name]
+        except KeyError:
+            raise RampartError(f"no port {name!r} (ports: {', '.join(self.ports)})") from None
+
+    def poke(self, name: str, value: int):
+        port, var = self._port(name)
+        if port.direction != "in":
+            raise RampartError(f"port {name!r} is an output")
+        self._lib.rp_poke(self._h, var, 0, _to_words(int(value), port.width))
+
+    def peek(self, name: str) -> int:
+        port, var = self._port(name)
+        buf = (ctypes.c_uint32 * _words(port.width))()
+        self._lib.rp_peek(self._h, var, 0, buf)
+        return _from_words(buf)
+
+    def run_stimulus(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, list[int] | np.ndarray]:
+        """Per cycle: apply ``inputs[name][cycle]``, record ``outputs`` (settled, before the edge), clock once.
+
+        Inputs of up to 32 bits are numpy arrays of unsigned values; wider ones are arrays of shape (cycles, words).
+        Outputs come back as uint32 arrays of shape (cycles, words).
+        """
+        names = list(inputs)
+        cycles = len(next(iter(inputs.values()))) if inputs else 0
+        in_words = []
+        for name in names:
+            port, _ = self._port(name)
+            arr = np.asarray(inputs[name]).astype(np.uint64) if port.width <= 32 else np.asarray(inputs[name])
+            in_words.append(arr.reshape(cycles, -1).astype(np.uint32))
+        in_buf = np.ascontiguousarray(np.concatenate(in_words, axis=1) if in_words else np.zeros((cycles, 0)),
+                                      dtype=np.uint32)
+        out_widths = [_words(self._port(n)[0].width) for n in outputs]
+        out_buf = np.zeros((cycles, sum(out_widths)), dtype=np.uint32)
+        in_ids = (ctypes.c_int * len(names))(*(self._port(n)[1] for n in names))
+        out_ids = (ctypes.c_int * len(outputs))(*(self._port(n)[1] for n in outputs))
+        self._lib.rp_run_stimulus(self._h, cycles, len(names), in_ids, in_buf.ctypes.data_as(_u32p),
+                                  len(outputs), out_ids, out_buf.ctypes.data_as(_u32p))
+        result, col = {}, 0
+        for name, n in zip(outputs, out_widths, strict=True):
+            result[name] = out_buf[:, col:col + n]
+            col += n
+        return result
+
+    # --- memories ----------------------------------------------------------------------------------------------
+
+    def element_index(self, hier_name: str) -> int:
+        for i, element in enumerate(self.build.state):
+            if element.hier_name == hier_name:
+                return i
+        raise RampartError(f"no state element {hier_name!r}")
+
+    def _state_var(self, element: int) -> int:
+        e = self.build.state[element]
+        return self._lookup(_scope(e.path), e.name, e.width, e.depth)[0]
+
+    def load_memory(self, element: int, values, first: int = 0):
+        e = self.build.state[element]
+        values = np.asarray(values, dtype=np.uint64)
+        if first + len(values) > e.depth:
+            raise RampartError(f"{e.hier_name} has {e.depth} words; cannot load {len(values)} at {first}")
+        words = np.zeros((len(values), _words(e.width)), dtype=np.uint32)
+        words[:, 0] = values & 0xFFFFFFFF
+        if words.shape[1] > 1:
+            words[:, 1] = values >> 32
+        self._lib.rp_load_mem(self._h, self._state_var(element), first, len(values),
+                              np.ascontiguousarray(words).ctypes.data_as(_u32p))
+
+    def read_memory(self, element: int, first: int = 0, count: int | None = None) -> np.ndarray:
+        e = self.build.state[element]
+        count = e.depth - first if count is None else count
+        words = np.zeros((count, _words(e.width)), dtype=np.uint32)
+        self._lib.rp_read_mem(self._h, self._state_var(element), first, count, words.ctypes.data_as(_u32p))
+        values = words[:, 0].astype(np.uint64)
+        if words.shape[1] > 1:
+            values |= words[:, 1].astype(np.uint64) << np.uint64(32)
+        return values
+
+    # --- state access for fault injection ---------------------------------------------------------------------
+
+    @property
+    def num_sites(self) -> int:
+        return int(self.site_offsets[-1])
+
+    def site(self, index: int) -> tuple[int, int, int]:
+        """Global site index -> (state element, word, bit)."""
+        if not 0 <= index < self.num_sites:
+            raise RampartError(f"site {index} out of range (0..{self.num_sites - 1})")
+        element = int(np.searchsorted(self.site_offsets, index, side="right") - 1)
+        word, bit = divmod(index - int(self.site_offsets[element]), self.build.state[element].width)
+        return element, word, bit
+
+    def flip(self, index: int) -> int:
+        return self.flip_bit(*self.site(index))
+
+    def flip_bit(self, element: int, word: int, bit: int) -> int:
+        return self._lib.rp_flip(self._h, element, word, bit)
+
+    def get_bit(self, element: int, word: int, bit: int) -> int:
+        return self._lib.rp_get_bit(self._h, element, word, bit)
+
+    def digest_bit_offset(self, index: int) -> int:
+        element, word, bit = self.site(index)
+        return int(self._digest_offsets[element] + word * self._ent_bytes[element]) * 8 + bit
+
+    def state_bytes(self) -> bytes:
+        buf = ctypes.create_string_buffer(self._state_bytes)
+        self._lib.rp_state_dump(self._h, buf)
+        return buf.raw
+
+    def digest(self) -> int:
+        return int(self._lib.rp_state_digest(self._h))
+
+    def snapshot(self) -> bytes:
+        buf = ctypes.create_string_buffer(self._snapshot_size)
+        self._lib.rp_snapshot(self._h, buf)
+        return buf.raw
+
+    def restore(self, snapshot: bytes):
+        if len(snapshot) != self._snapshot_size:
+            raise RampartError("snapshot does not belong to this design build")
+        self._lib.rp_restore(self._h, snapshot)

@@ -1,0 +1,364 @@
+// rampart native harness: a small C ABI around one Verilated model, loaded from Python with ctypes.
+//
+// Compiled once per design build, together with the Verilated model, with -DRP_TOP=<Verilator prefix> (e.g. Vtop)
+// and optionally -DRP_TRACE for the FST-tracing variant. Everything is addressed by index into the model's public
+// variables (the ports and the state elements a generated .vlt file makes public); Python resolves names to indices
+// once with rp_var_count/rp_var_info.
+//
+// Cycle protocol: between calls the model sits just after a rising clock edge (clk = 1; at creation, settled at
+// clk = 0). A cycle is
+//   clk = 0, eval()   (inputs poked since the last edge settle here; nothing is triggered on the falling edge)
+//   clk = 1, eval()   (the rising edge: registers update)
+// so a value poked before step() is seen by the next rising edge, and a state bit flipped between cycles behaves like
+// Amaranth's ctx.set() between ticks.
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "verilated.h"
+#include "verilated_syms.h"
+#ifdef RP_TRACE
+#include "verilated_fst_c.h"
+#endif
+
+#define RP_STR2(x) #x
+#define RP_STR(x) RP_STR2(x)
+#define RP_CAT2(a, b) a##b
+#define RP_CAT(a, b) RP_CAT2(a, b)
+#include RP_STR(RP_TOP.h)
+#include RP_STR(RP_CAT(RP_TOP, ___024root.h))
+
+using Top = RP_TOP;
+using Root = RP_CAT(RP_TOP, ___024root);
+
+namespace {
+
+struct Var {
+    std::string scope;
+    std::string name;
+    uint8_t* data;
+    uint32_t width;      // bits of one element
+    uint32_t depth;      // elements (1 unless an unpacked array: a memory)
+    uint32_t ent_bytes;  // bytes of storage per element (1, 2, 4, 8 or a multiple of 4)
+};
+
+struct StateVar {
+    uint8_t* data;
+    uint32_t width, depth, ent_bytes;
+};
+
+struct Sim {
+    std::unique_ptr<VerilatedContext> ctx;
+    std::unique_ptr<Top> model;
+    std::vector<Var> vars;
+    std::vector<StateVar> state;  // the state map, in its order (set by rp_set_state)
+    size_t state_bytes = 0;
+    bool settled = true;
+    uint64_t time = 0;
+#ifdef RP_TRACE
+    std::unique_ptr<VerilatedFstC> trace;
+#endif
+};
+
+inline void dump(Sim* s) {
+#ifdef RP_TRACE
+    if (s->trace) s->trace->dump(s->time);
+#endif
+    s->time++;
+}
+
+inline void settle(Sim* s) {
+    if (!s->settled) {
+        s->model->clk = 0;
+        s->model->eval();
+        dump(s);
+        s->settled = true;
+    }
+}
+
+inline void cycle(Sim* s) {
+    Top* m = s->model.get();
+    if (s->settled && m->clk == 0) {
+        // already evaluated at clk = 0
+    } else {
+        m->clk = 0;
+        m->eval();
+        dump(s);
+    }
+    m->clk = 1;
+    m->eval();
+    dump(s);
+    s->settled = true;
+}
+
+// Elements are stored little-endian in ent_bytes; bits above the width must stay zero.
+inline void write_element(uint8_t* p, uint32_t width, uint32_t ent_bytes, const uint32_t* words) {
+    uint32_t nbytes = (width + 7) / 8;
+    std::memcpy(p, words, nbytes);
+    if (width % 8) p[nbytes - 1] &= static_cast<uint8_t>((1u << (width % 8)) - 1);
+    if (ent_bytes > nbytes) std::memset(p + nbytes, 0, ent_bytes - nbytes);
+}
+
+inline void read_element(const uint8_t* p, uint32_t width, uint32_t* words) {
+    uint32_t nwords = (width + 31) / 32;
+    std::memset(words, 0, nwords * 4);
+    std::memcpy(words, p, (width + 7) / 8);
+}
+
+// 64-bit FNV-1a over the state bytes, 8 bytes at a time with a final avalanche (splitmix64's finaliser).
+inline uint64_t mix(uint64_t h, uint64_t v) {
+    h ^= v;
+    h *= 0x100000001b3ULL;
+    return h;
+}
+
+inline uint64_t finalise(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+}  // namespace
+
+extern "C" {
+
+void* rp_create() {
+    auto* s = new Sim;
+    s->ctx = std::make_unique<VerilatedContext>();
+    s->ctx->fatalOnError(false);
+#ifdef RP_TRACE
+    s->ctx->traceEverOn(true);
+#endif
+    s->model = std::make_unique<Top>(s->ctx.get(), "TOP");
+    // Settle at clk = 0 without a rising edge, so the first cycle is the design's first edge (as in pysim and cocotb).
+    s->model->clk = 0;
+    s->model->rst = 0;
+    s->model->eval();
+    const VerilatedScopeNameMap* scopes = s->ctx->scopeNameMap();
+    if (scopes) {
+        for (const auto& sc : *scopes) {
+            const VerilatedVarNameMap* vars = sc.second->varsp();
+            if (!vars) continue;
+            for (const auto& v : *vars) {
+                const VerilatedVar& var = v.second;
+                Var out;
+                out.scope = sc.second->name();
+                out.name = v.first;
+                out.data = static_cast<uint8_t*>(var.datap());
+                if (var.udims() > 1) continue;  // not produced by Amaranth
+                if (var.udims() == 1 && var.low(1) != 0) continue;  // memories are declared [depth-1:0]
+                out.depth = var.udims() == 1 ? var.elements(1) : 1;
+                out.width = var.entBits();
+                out.ent_bytes = var.entSize();
+                s->vars.push_back(out);
+            }
+        }
+    }
+    return s;
+}
+
+void rp_destroy(void* h) {
+    auto* s = static_cast<Sim*>(h);
+#ifdef RP_TRACE
+    if (s->trace) s->trace->close();
+#endif
+    s->model->final();
+    delete s;
+}
+
+int rp_var_count(void* h) { return static_cast<int>(static_cast<Sim*>(h)->vars.size()); }
+
+// Fills width, depth, ent_bytes; returns "scope\tname" (valid while the Sim lives).
+const char* rp_var_info(void* h, int i, uint32_t* width, uint32_t* depth, uint32_t* ent_bytes) {
+    static thread_local std::string buf;
+    const Var& v = static_cast<Sim*>(h)->vars.at(i);
+    *width = v.width;
+    *depth = v.depth;
+    *ent_bytes = v.ent_bytes;
+    buf = v.scope + "\t" + v.name;
+    return buf.c_str();
+}
+
+// The state map in order, as indices into the public variables.
+void rp_set_state(void* h, int n, const int* var_indices) {
+    auto* s = static_cast<Sim*>(h);
+    s->state.clear();
+    s->state_bytes = 0;
+    for (int i = 0; i < n; ++i) {
+        const Var& v = s->vars.at(var_indices[i]);
+        s->state.push_back({v.data, v.width, v.depth, v.ent_bytes});
+        s->state_bytes += static_cast<size_t>(v.ent_bytes) * v.depth;
+    }
+}
+
+void rp_poke(void* h, int var, uint32_t element, const uint32_t* words) {
+    auto* s = static_cast<Sim*>(h);
+    const Var& v = s->vars.at(var);
+    write_element(v.data + static_cast<size_t>(element) * v.ent_bytes, v.width, v.ent_bytes, words);
+    s->settled = false;
+}
+
+void rp_peek(void* h, int var, uint32_t element, uint32_t* words) {
+    auto* s = static_cast<Sim*>(h);
+    settle(s);
+    const Var& v = s->vars.at(var);
+    read_element(v.data + static_cast<size_t>(element) * v.ent_bytes, v.width, words);
+}
+
+// Bulk memory access: `count` elements from `first`, each (width+31)/32 words.
+void rp_load_mem(void* h, int var, uint32_t first, uint32_t count, const uint32_t* words) {
+    auto* s = static_cast<Sim*>(h);
+    const Var& v = s->vars.at(var);
+    uint32_t stride = (v.width + 31) / 32;
+    for (uint32_t i = 0; i < count; ++i)
+        write_element(v.data + static_cast<size_t>(first + i) * v.ent_bytes, v.width, v.ent_bytes, words + i * stride);
+    s->settled = false;
+}
+
+void rp_read_mem(void* h, int var, uint32_t first, uint32_t count, uint32_t* words) {
+    auto* s = static_cast<Sim*>(h);
+    const Var& v = s->vars.at(var);
+    uint32_t stride = (v.width + 31) / 32;
+    for (uint32_t i = 0; i < count; ++i)
+        read_element(v.data + static_cast<size_t>(first + i) * v.ent_bytes, v.width, words + i * stride);
+}
+
+void rp_step(void* h, uint64_t n) {
+    auto* s = static_cast<Sim*>(h);
+    for (uint64_t i = 0; i < n; ++i) cycle(s);
+}
+
+void rp_reset(void* h, uint32_t cycles) {
+    auto* s = static_cast<Sim*>(h);
+    s->model->rst = 1;
+    s->settled = false;
+    for (uint32_t i = 0; i < cycles; ++i) cycle(s);
+    s->model->rst = 0;
+    s->settled = false;
+}
+
+// Replays per-cycle stimulus and records outputs before each rising edge. Per cycle, `in_words` holds the words of
+// every input var in order; `out_words` receives the words of every output var in order.
+void rp_run_stimulus(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
+                     const int* out_vars, uint32_t* out_words) {
+    auto* s = static_cast<Sim*>(h);
+    std::vector<const Var*> ins, outs;
+    size_t in_stride = 0, out_stride = 0;
+    for (int i = 0; i < n_in; ++i) {
+        ins.push_back(&s->vars.at(in_vars[i]));
+        in_stride += (ins.back()->width + 31) / 32;
+    }
+    for (int i = 0; i < n_out; ++i) {
+        outs.push_back(&s->vars.at(out_vars[i]));
+        out_stride += (outs.back()->width + 31) / 32;
+    }
+    for (uint64_t c = 0; c < cycles; ++c) {
+        const uint32_t* iw = in_words + c * in_stride;
+        for (const Var* v : ins) {
+            write_element(v->data, v->width, v->ent_bytes, iw);
+            iw += (v->width + 31) / 32;
+        }
+        s->settled = false;
+        settle(s);
+        uint32_t* ow = out_words + c * out_stride;
+        for (const Var* v : outs) {
+            read_element(v->data, v->width, ow);
+            ow += (v->width + 31) / 32;
+        }
+        cycle(s);
+    }
+}
+
+// --- state access for fault injection -------------------------------------------------------------------------
+
+uint64_t rp_state_bytes(void* h) { return static_cast<Sim*>(h)->state_bytes; }
+
+// The digest input: every state element's storage bytes, in state-map order.
+void rp_state_dump(void* h, uint8_t* out) {
+    auto* s = static_cast<Sim*>(h);
+    for (const StateVar& v : s->state) {
+        size_t n = static_cast<size_t>(v.ent_bytes) * v.depth;
+        std::memcpy(out, v.data, n);
+        out += n;
+    }
+}
+
+uint64_t rp_state_digest(void* h) {
+    auto* s = static_cast<Sim*>(h);
+    uint64_t hash = 0xcbf29ce484222325ULL;
+    for (const StateVar& v : s->state) {
+        size_t n = static_cast<size_t>(v.ent_bytes) * v.depth;
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            std::memcpy(&w, v.data + i, 8);
+            hash = mix(hash, w);
+        }
+        uint64_t tail = 0;
+        if (i < n) std::memcpy(&tail, v.data + i, n - i);
+        hash = mix(hash, tail ^ (static_cast<uint64_t>(n) << 56));
+    }
+    return finalise(hash);
+}
+
+// Flip / read / write one bit of state element `elem`, word `element`, bit `bit`. Returns the new value.
+int rp_flip(void* h, int elem, uint32_t element, uint32_t bit) {
+    auto* s = static_cast<Sim*>(h);
+    const StateVar& v = s->state.at(elem);
+    uint8_t* p = v.data + static_cast<size_t>(element) * v.ent_bytes + bit / 8;
+    *p ^= static_cast<uint8_t>(1u << (bit % 8));
+    s->settled = false;
+    return (*p >> (bit % 8)) & 1;
+}
+
+int rp_get_bit(void* h, int elem, uint32_t element, uint32_t bit) {
+    const StateVar& v = static_cast<Sim*>(h)->state.at(elem);
+    return (v.data[static_cast<size_t>(element) * v.ent_bytes + bit / 8] >> (bit % 8)) & 1;
+}
+
+// --- snapshots: the whole model root, restored into the same instance ------------------------------------------
+
+uint64_t rp_snapshot_size() { return sizeof(Root); }
+
+void rp_snapshot(void* h, uint8_t* buf) {
+    auto* s = static_cast<Sim*>(h);
+    std::memcpy(buf, static_cast<void*>(s->model->rootp), sizeof(Root));
+}
+
+void rp_restore(void* h, const uint8_t* buf) {
+    auto* s = static_cast<Sim*>(h);
+    std::memcpy(static_cast<void*>(s->model->rootp), buf, sizeof(Root));
+    s->settled = true;
+}
+
+// --- tracing ---------------------------------------------------------------------------------------------------
+
+int rp_trace_open(void* h, const char* path) {
+#ifdef RP_TRACE
+    auto* s = static_cast<Sim*>(h);
+    s->trace = std::make_unique<VerilatedFstC>();
+    s->model->trace(s->trace.get(), 99);
+    s->trace->open(path);
+    return 1;
+#else
+    (void)h;
+    (void)path;
+    return 0;
+#endif
+}
+
+void rp_trace_close(void* h) {
+#ifdef RP_TRACE
+    auto* s = static_cast<Sim*>(h);
+    if (s->trace) {
+        s->trace->close();
+        s->trace.reset();
+    }
+#else
+    (void)h;
+#endif
+}
+
+}  // extern "C"

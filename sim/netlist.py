@@ -1,0 +1,153 @@
+"""The state map: every flip-flop bit and memory bit of an elaborated design, and per-block netlist statistics.
+
+We read the RTLIL that Yosys produces after ``proc`` from the same RTLIL from which Amaranth writes
+Verilog with ``write_verilog -norename`` -- so the name of a flip-flop's Q wire here is the name of the ``reg`` that
+holds it in the Verilog (and in the Verilated model). A site's *block* is the first-level submodule instance of the
+top module it lives in (``top`` for state of the top module itself): the unit of fault-injection analysis.
+"""
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from amaranth._toolchain.yosys import find_yosys
+
+from sim.errors import RampartError
+
+FF_CELLS = frozenset({"$dff", "$adff", "$dffe", "$adffe", "$sdff", "$sdffe", "$sdffce", "$aldff", "$aldffe",
+                      "$dffsr", "$dffsre"})
+MEM_CELLS = frozenset({"$mem_v2", "$mem"})
+
+
+@dataclass(frozen=True)
+class StateElement:
+    """One register or memory of the design: ``depth`` words of ``width`` bits (depth 1 for a register)."""
+    path: tuple[str, ...]    # instance path below the top module, e.g. ("pe_0_0",)
+    module: str              # Verilog module name, e.g. "top.pe_0_0"
+    name: str                # Verilog variable name (reg or memory)
+    width: int
+    depth: int
+    kind: str                # "ff" or "mem"
+
+    @property
+    def block(self) -> str:
+        return self.path[0] if self.path else "top"
+
+    @property
+    def hier_name(self) -> str:
+        return ".".join(("top", *self.path, self.name))
+
+    @property
+    def bits(self) -> int:
+        return self.width * self.depth
+
+
+@dataclass
+class Module:
+    name: str
+    wires: dict[str, int] = field(default_factory=dict)
+    cells: list[tuple[str, str, dict[str, str], dict[str, str]]] = field(default_factory=list)
+
+
+def _unescape(ident: str) -> str:
+    return ident[1:] if ident.startswith("\\") else ident
+
+
+_CELL_RE = re.compile(r"^\s*cell\s+(\S+)\s+(\S+)\s*$")
+_WIRE_RE = re.compile(r"^\s*wire\s+(.*?)(\S+)\s*$")
+_PARAM_RE = re.compile(r"^\s*parameter\s+(?:signed\s+|real\s+)?(\S+)\s+(.*?)\s*$")
+_CONNECT_RE = re.compile(r"^\s*connect\s+(\S+)\s+(.*?)\s*$")
+
+
+def parse_rtlil(text: str) -> dict[str, Module]:
+    """Modules with their wires (name -> width) and cells (type, name, parameters, connections)."""
+    modules: dict[str, Module] = {}
+    module = None
+    cell = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("module "):
+            module = modules.setdefault(_unescape(stripped.split()[1]), Module(_unescape(stripped.split()[1])))
+        elif module is None:
+            continue
+        elif cell is not None:
+            if stripped == "end":
+                module.cells.append(cell)
+                cell = None
+            elif m := _PARAM_RE.match(line):
+                cell[2][_unescape(m[1])] = m[2]
+            elif m := _CONNECT_RE.match(line):
+                cell[3][_unescape(m[1])] = m[2]
+        elif m := _CELL_RE.match(line):
+            cell = (m[1], _unescape(m[2]), {}, {})
+        elif m := _WIRE_RE.match(line):
+            attrs = m[1].split()
+            width = int(attrs[attrs.index("width") + 1]) if "width" in attrs else 1
+            module.wires[_unescape(m[2])] = width
+        elif stripped == "end" and cell is None and not line.startswith(" "):
+            module = None
+    return modules
+
+
+def _param_int(value: str) -> int:
+    value = value.strip()
+    if re.fullmatch(r"-?\d+", value):
+        return int(value)
+    if m := re.fullmatch(r"(\d+)'([01xz]+)", value):
+        return int(m[2].replace("x", "0").replace("z", "0"), 2)
+    raise RampartError(f"cannot read RTLIL parameter value {value!r}")
+
+
+def _ff_storage_name(module: Module, cell_name: str, q: str) -> str:
+    ident = q.strip()
+    if not ident.startswith(("\\", "$")) or " " in ident or "[" in ident:
+        raise RampartError(f"flip-flop {cell_name} in {module.name} drives {ident!r}, not one whole wire")
+    return _unescape(ident)
+
+
+@dataclass(frozen=True)
+class NetlistStats:
+    """Per-block counts: coarse Yosys cells by type, flip-flop bits, memory bits."""
+    cells: dict[str, Counter]
+    ff_bits: dict[str, int]
+    mem_bits: dict[str, int]
+
+
+def state_map(modules: dict[str, Module], top: str = "top") -> tuple[list[StateElement], NetlistStats]:
+    if top not in modules:
+        raise RampartError(f"no module {top!r} in the netlist")
+    elements: list[StateElement] = []
+    cells: dict[str, Counter] = {}
+    ff_bits: Counter = Counter()
+    mem_bits: Counter = Counter()
+
+    def walk(module_name: str, path: tuple[str, ...]):
+        module = modules[module_name]
+        block = path[0] if path else "top"
+        counts = cells.setdefault(block, Counter())
+        for cell_type, cell_name, params, conns in module.cells:
+            if not cell_type.startswith("$"):
+                walk(_unescape(cell_type), (*path, cell_name))
+                continue
+            counts[cell_type] += 1
+            if cell_type in FF_CELLS:
+                name = _ff_storage_name(module, cell_name, conns["Q"])
+                element = StateElement(path, module_name, name, _param_int(params["WIDTH"]), 1, "ff")
+            elif cell_type in MEM_CELLS:
+                name = _unescape(params["MEMID"].strip('"'))
+                element = StateElement(path, module_name, name, _param_int(params["WIDTH"]),
+                                       _param_int(params["SIZE"]), "mem")
+            else:
+                continue
+            elements.append(element)
+            (ff_bits if element.kind == "ff" else mem_bits)[block] += element.bits
+
+    walk(top, ())
+    stats = NetlistStats(cells, dict(ff_bits), dict(mem_bits))
+    return elements, stats
+
+
+def netlist_of(rtlil_text: str) -> dict[str, Module]:
+    """Lower processes to cells (the flip-flops keep the Q wire names ``write_verilog`` gives their regs) and parse."""
+    yosys = find_yosys(lambda version: version >= (0, 40))
+    script = f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil\nproc\nmemory_collect\nwrite_rtlil\n"
+    return parse_rtlil(yosys.run(["-q", "-"], script, ignore_warnings=True))

@@ -191,7 +191,12 @@ def _vlt_quote(name: str) -> str:
 
 
 def _public_config(state, ports) -> str:
-    """A Verilator config file that makes only the ports and the state elements public (read/write)."""
+    """A Verilator config file that makes only the ports and the state elements public (read/write).
+
+    Only these, not ``--public-flat-rw`` on everything (2.5x slower). State must be ``public_flat_rw``: with
+    ``public_flat_rd`` Verilator may hand out a *copy* of a register (seen for the MAC array's PE accumulators behind
+    a module port), and a bit flipped there is silently overwritten -- tb/sim/test_harness.py catches exactly that.
+    """
     lines = ["`verilator_config"]
     seen = set()
     for element in state:
@@ -203,20 +208,31 @@ def _public_config(state, ports) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _verilate(directory: Path, *, trace: bool) -> None:
-    obj = directory / ("obj_trace" if trace else "obj")
-    library = directory / ("librampart_sim_trace.so" if trace else "librampart_sim.so")
+def verilator_command(obj: Path, output: Path, sources: list[Path], *, cflags: str = "", ldflags: str = "",
+                      trace: bool = False) -> list[str]:
+    """The one Verilator invocation every rampart build uses (also the benchmarks' baseline), so flags match."""
     args = [
         verilator_executable(), "--cc", "--exe", "--build", "--build-jobs", "2",
         "--top-module", TOP, "--prefix", PREFIX, "-Mdir", str(obj),
         "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0",
-        "-CFLAGS", f"-fPIC -DRP_TOP={PREFIX}" + (" -DRP_TRACE" if trace else ""),
-        "-LDFLAGS", "-shared -pthread -Wl,-Bsymbolic", "-o", str(library.resolve()),
-        "-MAKEFLAGS", " ".join(VERILATED_MK_FIXES),
+        "-MAKEFLAGS", " ".join(VERILATED_MK_FIXES), "-o", str(output),
     ]
+    if cflags:
+        args += ["-CFLAGS", cflags]
+    if ldflags:
+        args += ["-LDFLAGS", ldflags]
     if trace:
         args.append("--trace-fst")
-    args += [str(HARNESS_SOURCE), str(directory / f"{TOP}.v"), str(directory / "public.vlt")]
+    return args + [str(source) for source in sources]
+
+
+def _verilate(directory: Path, *, trace: bool) -> None:
+    obj = directory / ("obj_trace" if trace else "obj")
+    library = directory / ("librampart_sim_trace.so" if trace else "librampart_sim.so")
+    args = verilator_command(
+        obj, library.resolve(), [HARNESS_SOURCE, directory / f"{TOP}.v", directory / "public.vlt"],
+        cflags=f"-fPIC -DRP_TOP={PREFIX}" + (" -DRP_TRACE" if trace else ""),
+        ldflags="-shared -pthread -Wl,-Bsymbolic", trace=trace)
     log = directory / ("verilator_trace.log" if trace else "verilator.log")
     with open(log, "w") as out:
         proc = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, env=verilator_env(), cwd=directory)

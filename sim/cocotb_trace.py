@@ -1,9 +1,11 @@
 """cocotb test module: replay a stimulus file on any design and write its port trace (see sim.crosscheck).
 
 Environment: RAMPART_STIMULUS (an .npz of input arrays, one per port), RAMPART_OUTPUTS (comma-separated output port
-names), RAMPART_TRACE (where to write the .npz of output values, as Python ints in object arrays).
+names), RAMPART_TRACE (where to write the .npz of output values, as Python ints in object arrays, plus ``_seconds``:
+the wall time of the replay loop).
 """
 import os
+import time
 
 import cocotb
 import numpy as np
@@ -22,6 +24,7 @@ async def replay_stimulus(dut):
     dut.clk.value = 0
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start(start_high=False))
     trace = {name: [] for name in outputs}
+    start = time.perf_counter()
     for cycle in range(cycles):
         for name, values in stimulus.items():
             getattr(dut, name).value = int(values[cycle])
@@ -29,4 +32,6 @@ async def replay_stimulus(dut):
         for name in outputs:
             trace[name].append(int(getattr(dut, name).value))
         await FallingEdge(dut.clk)
-    np.savez(os.environ["RAMPART_TRACE"], **{name: np.array(values, dtype=object) for name, values in trace.items()})
+    seconds = time.perf_counter() - start
+    np.savez(os.environ["RAMPART_TRACE"], _seconds=np.array(seconds),
+             **{name: np.array(values, dtype=object) for name, values in trace.items()})

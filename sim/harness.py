@@ -168,15 +168,14 @@ class NativeSim:
         """
         names = list(inputs)
         cycles = len(next(iter(inputs.values()))) if inputs else 0
-        in_words = []
-        for name in names:
-            port, _ = self._port(name)
-            arr = np.asarray(inputs[name]).astype(np.uint64) if port.width <= 32 else np.asarray(inputs[name])
-            in_words.append(arr.reshape(cycles, -1).astype(np.uint32))
-        in_buf = np.ascontiguousarray(np.concatenate(in_words, axis=1) if in_words else np.zeros((cycles, 0)),
-                                      dtype=np.uint32)
+        in_widths = [_words(self._port(name)[0].width) for name in names]
+        in_buf = np.empty((cycles, sum(in_widths)), dtype=np.uint32)
+        col = 0
+        for name, n in zip(names, in_widths, strict=True):
+            in_buf[:, col:col + n] = np.asarray(inputs[name]).reshape(cycles, n)
+            col += n
         out_widths = [_words(self._port(n)[0].width) for n in outputs]
-        out_buf = np.zeros((cycles, sum(out_widths)), dtype=np.uint32)
+        out_buf = np.empty((cycles, sum(out_widths)), dtype=np.uint32)
         in_ids = (ctypes.c_int * len(names))(*(self._port(n)[1] for n in names))
         out_ids = (ctypes.c_int * len(outputs))(*(self._port(n)[1] for n in outputs))
         self._lib.rp_run_stimulus(self._h, cycles, len(names), in_ids, in_buf.ctypes.data_as(_u32p),

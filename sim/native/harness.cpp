@@ -33,6 +33,12 @@
 using Top = RP_TOP;
 using Root = RP_CAT(RP_TOP, ___024root);
 
+// Verilator's generated time-zero settle: re-evaluates every combinational process from the current state. After
+// writing state between cycles (a flip, a memory load) we call it so every combinational value is in line with the
+// new state before anything reads it, exactly as if the design had been in that state all along.
+void RP_CAT(RP_TOP, ___024root___eval_settle)(Root* root);
+inline void resettle_combinational(Top* model) { RP_CAT(RP_TOP, ___024root___eval_settle)(model->rootp); }
+
 namespace {
 
 struct Var {
@@ -214,6 +220,7 @@ void rp_load_mem(void* h, int var, uint32_t first, uint32_t count, const uint32_
     uint32_t stride = (v.width + 31) / 32;
     for (uint32_t i = 0; i < count; ++i)
         write_element(v.data + static_cast<size_t>(first + i) * v.ent_bytes, v.width, v.ent_bytes, words + i * stride);
+    resettle_combinational(s->model.get());
     s->settled = false;
 }
 
@@ -309,7 +316,7 @@ int rp_flip(void* h, int elem, uint32_t element, uint32_t bit) {
     const StateVar& v = s->state.at(elem);
     uint8_t* p = v.data + static_cast<size_t>(element) * v.ent_bytes + bit / 8;
     *p ^= static_cast<uint8_t>(1u << (bit % 8));
-    s->settled = false;
+    resettle_combinational(s->model.get());
     return (*p >> (bit % 8)) & 1;
 }
 

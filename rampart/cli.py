@@ -172,5 +172,13 @@ def demo_cmd(out_dir, synth):
         click.echo("[4/4] synthesis skipped (--no-synth)")
 
 
+def _register_commands():
+    from rampart.cmd_synth import synth
+
+    main.add_command(synth)
+
+
+_register_commands()
+
 if __name__ == "__main__":
     main()

@@ -30,7 +30,7 @@ from sim.toolchain import VERILATED_MK_FIXES, tool_versions, verilator_env, veri
 HARNESS_SOURCE = Path(__file__).parent / "native" / "harness.cpp"
 TOP = "top"
 PREFIX = "Vtop"
-BUILD_FORMAT = 1
+BUILD_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -152,9 +152,14 @@ def ports_of(component: wiring.Component) -> list[Port]:
 
 
 def verilog_of(rtlil_text: str) -> str:
-    """The Yosys script Amaranth's ``back.verilog`` runs, so the state map and the Verilog name registers alike."""
+    """Amaranth's own ``back.verilog`` script plus ``flatten``: one module, every register a variable of it.
+
+    Flat, because in a hierarchical model Verilator may keep a register's canonical storage in a parent's alias
+    and expose only a copy (then a flipped bit is silently overwritten); in the flat model the ``reg`` is the
+    storage, which lets state be ``public_flat_rd`` and keeps state access nearly free (see BENCHMARKS.md).
+    """
     yosys = find_yosys(lambda version: version >= (0, 40))
-    script = (f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil\nproc -nomux -norom\nmemory_collect\n"
+    script = (f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil\nproc -nomux -norom\nflatten\nmemory_collect\n"
               "write_verilog -norename\n")
     return yosys.run(["-q", "-"], script, ignore_warnings=True)
 
@@ -168,7 +173,11 @@ def _build_fresh(entry, config, key: str, directory: Path) -> Build:
     rtlil_text = rtlil.convert(component, name=TOP)
     (staging / f"{TOP}.il").write_text(rtlil_text)
     (staging / f"{TOP}.v").write_text(verilog_of(rtlil_text))
-    state, stats = netlist.state_map(netlist.netlist_of(rtlil_text), TOP)
+    hierarchical, flat = netlist.netlist_of(rtlil_text)
+    state, stats = netlist.state_map(hierarchical, TOP)
+    missing = sorted({e.var for e in state} - netlist.flat_names(flat, TOP))
+    if missing:
+        raise RampartError(f"state elements not found in the flattened netlist: {', '.join(missing[:5])}")
     ports = ports_of(component)
     (staging / "public.vlt").write_text(_public_config(state, ports))
     _verilate(staging, trace=False)
@@ -191,18 +200,17 @@ def _vlt_quote(name: str) -> str:
 
 
 def _public_config(state, ports) -> str:
-    """A Verilator config file that makes only the ports and the state elements public (read/write).
+    """A Verilator config file that makes only the ports (read/write) and the state elements (read-only) public.
 
-    Only these, not ``--public-flat-rw`` on everything (2.5x slower). State must be ``public_flat_rw``: with
-    ``public_flat_rd`` Verilator may hand out a *copy* of a register (seen for the MAC array's PE accumulators behind
-    a module port), and a bit flipped there is silently overwritten -- tb/sim/test_harness.py catches exactly that.
+    Not ``--public-flat-rw`` on everything (2.5x slower), and state not even ``_rw``: a read/write public variable
+    makes Verilator re-evaluate everything that depends on it on every eval (1.8x slower on the MAC array). We write
+    state only between cycles (flips, memory loads) and then re-settle all combinational logic ourselves
+    (harness.cpp), which is what ``_rw`` would buy. This is sound only because the Verilog is flat (see
+    :func:`verilog_of`); tb/sim/test_harness.py checks every flipped bit persists and reaches the outputs.
     """
     lines = ["`verilator_config"]
-    seen = set()
     for element in state:
-        if (element.module, element.name) not in seen:
-            seen.add((element.module, element.name))
-            lines.append(f'public_flat_rw -module "{_vlt_quote(element.module)}" -var "{_vlt_quote(element.name)}"')
+        lines.append(f'public_flat_rd -module "{TOP}" -var "{_vlt_quote(element.var)}"')
     for port in ports:
         lines.append(f'public_flat_rw -module "{TOP}" -var "{_vlt_quote(port.name)}"')
     return "\n".join(lines) + "\n"

@@ -39,6 +39,14 @@ _SIGNATURES = {
     "rp_snapshot_size": ([], ctypes.c_uint64),
     "rp_snapshot": ([ctypes.c_void_p, ctypes.c_char_p], None),
     "rp_restore": ([ctypes.c_void_p, ctypes.c_char_p], None),
+    "rp_checkpoint_count": ([ctypes.c_uint64, ctypes.c_uint64], ctypes.c_uint64),
+    "rp_golden_run": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                       ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
+                       ctypes.c_void_p], ctypes.c_int),
+    "rp_inject_batch": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
+                         ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
+                         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
     "rp_trace_open": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
     "rp_trace_close": ([ctypes.c_void_p], None),
 }
@@ -67,8 +75,7 @@ def _to_words(value: int, width: int) -> ctypes.Array:
     return (ctypes.c_uint32 * n)(*((value >> (32 * i)) & 0xFFFFFFFF for i in range(n)))
 
 
-def _scope(path: tuple[str, ...]) -> str:
-    return ".".join(("TOP", "top", *path))
+_STATE_SCOPE = "TOP.top"  # the flattened design's only module
 
 
 def _from_words(words) -> int:
@@ -89,11 +96,13 @@ class NativeSim:
         width, depth, ent = ctypes.c_uint32(), ctypes.c_uint32(), ctypes.c_uint32()
         for i in range(self._lib.rp_var_count(self._h)):
             scope, name = self._lib.rp_var_info(self._h, i, width, depth, ent).decode().split("\t")
+            if name.startswith("\\"):  # Verilator keeps escaped identifiers as written: "\\pe_0_0.acc "
+                name = name[1:].rstrip(" ")
             self._vars[(scope, name)] = (i, width.value, depth.value, ent.value)
         self.ports = {p.name: p for p in build.ports}
         # Top-level ports live in Verilator's root scope "TOP.TOP"; "TOP.top.<port>" is the module's own copy.
         self._port_vars = {p.name: self._lookup("TOP.TOP", p.name, p.width, 1)[0] for p in build.ports}
-        found = [self._lookup(_scope(e.path), e.name, e.width, e.depth) for e in build.state]
+        found = [self._lookup(_STATE_SCOPE, e.var, e.width, e.depth) for e in build.state]
         state_vars = [index for index, _ in found]
         self._ent_bytes = np.array([ent for _, ent in found], dtype=np.int64)
         ids = (ctypes.c_int * len(state_vars))(*state_vars)
@@ -196,7 +205,7 @@ class NativeSim:
 
     def _state_var(self, element: int) -> int:
         e = self.build.state[element]
-        return self._lookup(_scope(e.path), e.name, e.width, e.depth)[0]
+        return self._lookup(_STATE_SCOPE, e.var, e.width, e.depth)[0]
 
     def load_memory(self, element: int, values, first: int = 0):
         e = self.build.state[element]
@@ -264,3 +273,76 @@ class NativeSim:
         if len(snapshot) != self._snapshot_size:
             raise RampartError("snapshot does not belong to this design build")
         self._lib.rp_restore(self._h, snapshot)
+
+    # --- batched fault injection (C inner loops; see rp_golden_run / rp_inject_batch in harness.cpp) -------------
+
+    @property
+    def snapshot_size(self) -> int:
+        return self._snapshot_size
+
+    def pack_inputs(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(port variable ids as int32, per-cycle input words as a C-contiguous (cycles, words) uint32 array)."""
+        names = list(inputs)
+        cycles = len(next(iter(inputs.values()))) if inputs else 0
+        widths = [_words(self._port(name)[0].width) for name in names]
+        for name in names:
+            if self._port(name)[0].direction != "in":
+                raise RampartError(f"port {name!r} is an output")
+        buf = np.empty((cycles, sum(widths)), dtype=np.uint32)
+        col = 0
+        for name, n in zip(names, widths, strict=True):
+            buf[:, col:col + n] = np.asarray(inputs[name]).reshape(cycles, n)
+            col += n
+        return np.array([self._port(n)[1] for n in names], dtype=np.int32), buf
+
+    def output_ids(self, outputs: list[str]) -> tuple[np.ndarray, int]:
+        """(port variable ids as int32, words per cycle) of the observed outputs."""
+        return (np.array([self._port(n)[1] for n in outputs], dtype=np.int32),
+                sum(_words(self._port(n)[0].width) for n in outputs))
+
+    def golden_run(self, in_ids: np.ndarray, in_buf: np.ndarray, out_ids: np.ndarray, out_words: int,
+                   interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Replay the whole stimulus from the current state with checkpoints every ``interval`` cycles.
+
+        Returns (outputs as (cycles, out_words) uint32, snapshots as (n, snapshot_size) uint8, checkpoint digests
+        (cycles // interval + 1 entries, uint64), final digest).
+        """
+        cycles = in_buf.shape[0]
+        if interval < 1:
+            raise RampartError(f"checkpoint interval must be >= 1, not {interval}")
+        outputs = np.zeros((cycles, out_words), dtype=np.uint32)
+        snapshots = np.zeros((int(self._lib.rp_checkpoint_count(cycles, interval)), self._snapshot_size),
+                             dtype=np.uint8)
+        digests = np.zeros(cycles // interval + 1, dtype=np.uint64)
+        final = ctypes.c_uint64()
+        in_buf = np.ascontiguousarray(in_buf, dtype=np.uint32)
+        self._lib.rp_golden_run(self._h, cycles, len(in_ids), in_ids.ctypes.data, in_buf.ctypes.data, len(out_ids),
+                                out_ids.ctypes.data, outputs.ctypes.data, interval, snapshots.ctypes.data,
+                                digests.ctypes.data, ctypes.byref(final))
+        return outputs, snapshots, digests, int(final.value)
+
+    def inject_batch(self, in_ids: np.ndarray, in_buf: np.ndarray, out_ids: np.ndarray, golden_out: np.ndarray,
+                     observe: np.ndarray | None, interval: int, snapshots: np.ndarray, digests: np.ndarray,
+                     final_digest: int, elements, words, bits, cycles) -> tuple[np.ndarray, np.ndarray]:
+        """Inject single bit flips (state element, word, bit, cycle); returns (outcome codes uint8, cycles run)."""
+        elements = np.ascontiguousarray(elements, dtype=np.int32)
+        words = np.ascontiguousarray(words, dtype=np.uint32)
+        bits = np.ascontiguousarray(bits, dtype=np.uint32)
+        cycles = np.ascontiguousarray(cycles, dtype=np.uint64)
+        n = len(elements)
+        if not len(words) == len(bits) == len(cycles) == n:
+            raise RampartError("fault arrays differ in length")
+        outcomes = np.zeros(n, dtype=np.uint8)
+        simulated = np.zeros(n, dtype=np.uint64)
+        if observe is not None:
+            observe = np.ascontiguousarray(observe, dtype=np.uint8)
+        rc = self._lib.rp_inject_batch(
+            self._h, in_buf.shape[0], len(in_ids), in_ids.ctypes.data, in_buf.ctypes.data, len(out_ids),
+            out_ids.ctypes.data, golden_out.ctypes.data, None if observe is None else observe.ctypes.data, interval,
+            snapshots.ctypes.data, digests.ctypes.data, final_digest, n, elements.ctypes.data, words.ctypes.data,
+            bits.ctypes.data, cycles.ctypes.data, outcomes.ctypes.data, simulated.ctypes.data)
+        if rc < 0:
+            i = -rc - 1
+            raise RampartError(f"fault {i} (element {elements[i]}, word {words[i]}, bit {bits[i]}, cycle {cycles[i]}) "
+                               "is outside the state map or the workload")
+        return outcomes, simulated

@@ -99,18 +99,43 @@ inline void cycle(Sim* s) {
     s->settled = true;
 }
 
-// Elements are stored little-endian in ent_bytes; bits above the width must stay zero.
+// Elements are stored little-endian in ent_bytes; bits above the width must stay zero. Fast paths for the scalar
+// storage types (CData/SData/IData/QData) keep per-cycle port access out of libc calls.
+inline uint64_t width_mask(uint32_t width) { return width >= 64 ? ~0ULL : (1ULL << width) - 1; }
+
 inline void write_element(uint8_t* p, uint32_t width, uint32_t ent_bytes, const uint32_t* words) {
+    switch (ent_bytes) {
+        case 1: *p = static_cast<uint8_t>(words[0] & width_mask(width)); return;
+        case 2: *reinterpret_cast<uint16_t*>(p) = static_cast<uint16_t>(words[0] & width_mask(width)); return;
+        case 4: *reinterpret_cast<uint32_t*>(p) = static_cast<uint32_t>(words[0] & width_mask(width)); return;
+        case 8: {
+            uint64_t value = words[0] | (width > 32 ? static_cast<uint64_t>(words[1]) << 32 : 0);
+            *reinterpret_cast<uint64_t*>(p) = value & width_mask(width);
+            return;
+        }
+        default: break;
+    }
     uint32_t nbytes = (width + 7) / 8;
     std::memcpy(p, words, nbytes);
     if (width % 8) p[nbytes - 1] &= static_cast<uint8_t>((1u << (width % 8)) - 1);
     if (ent_bytes > nbytes) std::memset(p + nbytes, 0, ent_bytes - nbytes);
 }
 
-inline void read_element(const uint8_t* p, uint32_t width, uint32_t* words) {
+inline void read_element(const uint8_t* p, uint32_t width, uint32_t ent_bytes, uint32_t* words) {
+    switch (ent_bytes) {
+        case 1: words[0] = *p; return;
+        case 2: words[0] = *reinterpret_cast<const uint16_t*>(p); return;
+        case 4: words[0] = *reinterpret_cast<const uint32_t*>(p); return;
+        case 8: {
+            uint64_t value = *reinterpret_cast<const uint64_t*>(p);
+            words[0] = static_cast<uint32_t>(value);
+            if (width > 32) words[1] = static_cast<uint32_t>(value >> 32);
+            return;
+        }
+        default: break;
+    }
     uint32_t nwords = (width + 31) / 32;
-    std::memset(words, 0, nwords * 4);
-    std::memcpy(words, p, (width + 7) / 8);
+    std::memcpy(words, p, nwords * 4);  // wide values (VlWide) are whole 32-bit words
 }
 
 // 64-bit FNV-1a over the state bytes, 8 bytes at a time with a final avalanche (splitmix64's finaliser).
@@ -210,7 +235,7 @@ void rp_peek(void* h, int var, uint32_t element, uint32_t* words) {
     auto* s = static_cast<Sim*>(h);
     settle(s);
     const Var& v = s->vars.at(var);
-    read_element(v.data + static_cast<size_t>(element) * v.ent_bytes, v.width, words);
+    read_element(v.data + static_cast<size_t>(element) * v.ent_bytes, v.width, v.ent_bytes, words);
 }
 
 // Bulk memory access: `count` elements from `first`, each (width+31)/32 words.
@@ -229,7 +254,7 @@ void rp_read_mem(void* h, int var, uint32_t first, uint32_t count, uint32_t* wor
     const Var& v = s->vars.at(var);
     uint32_t stride = (v.width + 31) / 32;
     for (uint32_t i = 0; i < count; ++i)
-        read_element(v.data + static_cast<size_t>(first + i) * v.ent_bytes, v.width, words + i * stride);
+        read_element(v.data + static_cast<size_t>(first + i) * v.ent_bytes, v.width, v.ent_bytes, words + i * stride);
 }
 
 void rp_step(void* h, uint64_t n) {
@@ -271,7 +296,7 @@ void rp_run_stimulus(void* h, uint64_t cycles, int n_in, const int* in_vars, con
         settle(s);
         uint32_t* ow = out_words + c * out_stride;
         for (const Var* v : outs) {
-            read_element(v->data, v->width, ow);
+            read_element(v->data, v->width, v->ent_bytes, ow);
             ow += (v->width + 31) / 32;
         }
         cycle(s);
@@ -338,6 +363,141 @@ void rp_restore(void* h, const uint8_t* buf) {
     auto* s = static_cast<Sim*>(h);
     std::memcpy(static_cast<void*>(s->model->rootp), buf, sizeof(Root));
     s->settled = true;
+}
+
+// --- fault-injection inner loops: golden run with checkpoints, batched injection ---------------------------------
+//
+// A workload is `cycles` cycles of per-cycle input words (as rp_run_stimulus) and a list of observed output vars.
+// Cycle c means: apply the inputs of cycle c, settle, sample the observed outputs, rising edge. "The state at cycle
+// c" is the state after c rising edges (before cycle c's inputs); a fault at cycle c flips a bit of that state.
+// Checkpoint j (every `interval` cycles) is the state at cycle j*interval: a snapshot (for j*interval < cycles) and
+// a state digest (for j*interval <= cycles); the digest of the final state (at `cycles`) is returned separately.
+// `observe` (nullable) is one byte per cycle: outputs are compared only on cycles where it is non-zero.
+
+}  // extern "C"
+
+namespace {
+
+struct Ports {
+    std::vector<const Var*> ins, outs;
+    size_t in_stride = 0, out_stride = 0;
+};
+
+Ports resolve_ports(Sim* s, int n_in, const int* in_vars, int n_out, const int* out_vars) {
+    Ports p;
+    for (int i = 0; i < n_in; ++i) {
+        p.ins.push_back(&s->vars.at(in_vars[i]));
+        p.in_stride += (p.ins.back()->width + 31) / 32;
+    }
+    for (int i = 0; i < n_out; ++i) {
+        p.outs.push_back(&s->vars.at(out_vars[i]));
+        p.out_stride += (p.outs.back()->width + 31) / 32;
+    }
+    return p;
+}
+
+// Apply cycle c's inputs and settle at clk = 0 (outputs are then valid for sampling).
+inline void apply_inputs(Sim* s, const Ports& p, const uint32_t* in_words, uint64_t c) {
+    const uint32_t* iw = in_words + c * p.in_stride;
+    for (const Var* v : p.ins) {
+        write_element(v->data, v->width, v->ent_bytes, iw);
+        iw += (v->width + 31) / 32;
+    }
+    s->settled = false;
+    settle(s);
+}
+
+inline void sample_outputs(const Ports& p, uint32_t* ow) {
+    for (const Var* v : p.outs) {
+        read_element(v->data, v->width, v->ent_bytes, ow);
+        ow += (v->width + 31) / 32;
+    }
+}
+
+}  // namespace
+
+extern "C" {
+
+uint64_t rp_checkpoint_count(uint64_t cycles, uint64_t interval) {
+    return interval ? (cycles + interval - 1) / interval : 0;
+}
+
+// Replays the workload from the current state (normally a fresh instance), recording every cycle's observed outputs
+// into out_words (cycles * out_stride words), the snapshots (rp_checkpoint_count * rp_snapshot_size bytes), the
+// checkpoint digests (cycles / interval + 1 entries) and the final digest. Returns 0, or -1 for a zero interval.
+int rp_golden_run(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
+                  const int* out_vars, uint32_t* out_words, uint64_t interval, uint8_t* snapshots, uint64_t* digests,
+                  uint64_t* final_digest) {
+    if (interval == 0) return -1;
+    auto* s = static_cast<Sim*>(h);
+    Ports p = resolve_ports(s, n_in, in_vars, n_out, out_vars);
+    for (uint64_t c = 0; c < cycles; ++c) {
+        if (c % interval == 0) {
+            std::memcpy(snapshots + (c / interval) * sizeof(Root), static_cast<void*>(s->model->rootp), sizeof(Root));
+            digests[c / interval] = rp_state_digest(h);
+        }
+        apply_inputs(s, p, in_words, c);
+        sample_outputs(p, out_words + c * p.out_stride);
+        cycle(s);
+    }
+    if (cycles % interval == 0) digests[cycles / interval] = rp_state_digest(h);
+    *final_digest = rp_state_digest(h);
+    return 0;
+}
+
+// Injects n faults, one after the other, each (state element elems[i], word words[i], bit bits[i]) at fault_cycles[i]:
+// restore the checkpoint at or before the cycle, replay to it, flip, run on comparing observed outputs with
+// golden_out every observed cycle (first mismatch: SDC, stop) and the state digest with the golden one at every
+// checkpoint (equal: MASKED, stop); at the end an unchanged final digest is MASKED, a changed one LATENT.
+// Writes outcome codes (faultinj.outcomes.Outcome) and cycles simulated per fault. Returns 0, or -(i+1) if fault i
+// is out of range (nothing after it is run).
+int rp_inject_batch(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
+                    const int* out_vars, const uint32_t* golden_out, const uint8_t* observe, uint64_t interval,
+                    const uint8_t* snapshots, const uint64_t* digests, uint64_t final_digest, uint64_t n,
+                    const int32_t* elems, const uint32_t* words, const uint32_t* bits, const uint64_t* fault_cycles,
+                    uint8_t* outcomes, uint64_t* simulated) {
+    enum { MASKED = 0, SDC = 1, LATENT = 5 };
+    if (interval == 0) return -1;
+    auto* s = static_cast<Sim*>(h);
+    Ports p = resolve_ports(s, n_in, in_vars, n_out, out_vars);
+    std::vector<uint32_t> sample(p.out_stride ? p.out_stride : 1);
+    for (uint64_t i = 0; i < n; ++i) {
+        uint64_t t = fault_cycles[i];
+        if (elems[i] < 0 || static_cast<size_t>(elems[i]) >= s->state.size() || t >= cycles) return -static_cast<int>(i + 1);
+        const StateVar& sv = s->state[elems[i]];
+        if (words[i] >= sv.depth || bits[i] >= sv.width) return -static_cast<int>(i + 1);
+        uint64_t start = t / interval * interval;
+        std::memcpy(static_cast<void*>(s->model->rootp), snapshots + (t / interval) * sizeof(Root), sizeof(Root));
+        s->settled = true;
+        for (uint64_t c = start; c < t; ++c) {
+            apply_inputs(s, p, in_words, c);
+            cycle(s);
+        }
+        rp_flip(h, elems[i], words[i], bits[i]);
+        uint8_t outcome = 255;
+        uint64_t c = t;
+        while (c < cycles) {
+            apply_inputs(s, p, in_words, c);
+            if (p.out_stride && (!observe || observe[c])) {
+                sample_outputs(p, sample.data());
+                if (std::memcmp(sample.data(), golden_out + c * p.out_stride, p.out_stride * 4) != 0) {
+                    outcome = SDC;
+                    ++c;  // this cycle was simulated up to the sample
+                    break;
+                }
+            }
+            cycle(s);
+            ++c;
+            if (c % interval == 0 && c < cycles && rp_state_digest(h) == digests[c / interval]) {
+                outcome = MASKED;
+                break;
+            }
+        }
+        if (outcome == 255) outcome = rp_state_digest(h) == final_digest ? MASKED : LATENT;
+        outcomes[i] = outcome;
+        simulated[i] = c - start;
+    }
+    return 0;
 }
 
 // --- tracing ---------------------------------------------------------------------------------------------------

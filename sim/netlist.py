@@ -95,6 +95,14 @@ def parse_rtlil(text: str) -> dict[str, Module]:
     return modules
 
 
+def _rtlil_string(value: str) -> str:
+    """A quoted RTLIL string parameter, with its backslash escapes decoded."""
+    value = value.strip()
+    if value.startswith('"') and value.endswith('"'):
+        value = value[1:-1]
+    return re.sub(r"\\(.)", r"\1", value)
+
+
 def _param_int(value: str) -> int:
     value = value.strip()
     if re.fullmatch(r"-?\d+", value):
@@ -140,7 +148,11 @@ def state_map(modules: dict[str, Module], top: str = "top") -> tuple[list[StateE
                 name = _ff_storage_name(module, cell_name, conns["Q"])
                 element = StateElement(path, module_name, name, _param_int(params["WIDTH"]), 1, "ff")
             elif cell_type in MEM_CELLS:
-                name = _unescape(params["MEMID"].strip('"'))
+                name = _unescape(_rtlil_string(params["MEMID"]))
+                if _param_int(params.get("RD_CLK_ENABLE", "0")):
+                    raise RampartError(
+                        f"memory {'.'.join((*path, name))} has a synchronous read port, whose register would not be "
+                        "a fault site; use read_port(domain='comb') and an explicit register (see rtl/common/sram.py)")
                 element = StateElement(path, module_name, name, _param_int(params["WIDTH"]),
                                        _param_int(params["SIZE"]), "mem")
             else:
@@ -160,7 +172,7 @@ def flat_names(modules: dict[str, Module], top: str = "top") -> set[str]:
         if cell_type in FF_CELLS:
             names.add(_ff_storage_name(modules[top], cell_name, conns["Q"]))
         elif cell_type in MEM_CELLS:
-            names.add(_unescape(params["MEMID"].strip('"')))
+            names.add(_unescape(_rtlil_string(params["MEMID"])))
     return names
 
 

@@ -22,8 +22,8 @@ class SyncFIFO(wiring.Component):
     ``r_stream.ready``); hence both sides sustain one transfer per cycle for ``depth >= 2``, and a ``depth == 1``
     FIFO moves one payload every two cycles.
 
-    The read port addresses the entry that will be at the head *after* the current cycle and is transparent to
-    the write port, so the head is always already registered at the memory output.
+    The head is read combinationally from the storage at ``rd_ptr`` (an asynchronous read port), so every
+    flip-flop of the FIFO is a named register and a flip in the head entry shows on ``r_stream.payload`` at once.
 
     Parameters
     ----------
@@ -43,9 +43,6 @@ class SyncFIFO(wiring.Component):
     ----------
     storage : :class:`~amaranth.hdl.MemoryData`
         The entries; ``storage[i]`` is slot ``i`` (pysim: ``ctx.get``/``ctx.set`` it to inspect or flip bits).
-        A flip in the head entry reaches ``r_stream.payload`` within one cycle: pysim latches the read data and
-        re-reads the head on every edge, while in Verilog Yosys implements the transparent read port as a
-        registered address (``_0_``) followed by an asynchronous read, so the flip shows at once.
     """
 
     latency = 1
@@ -73,7 +70,7 @@ class SyncFIFO(wiring.Component):
         depth = self._depth
         m.submodules.storage = memory = Memory(data=self.storage)
         w_port = memory.write_port()
-        r_port = memory.read_port(transparent_for=(w_port,))
+        r_port = memory.read_port(domain="comb")
 
         wr_ptr = Signal(range(depth), name="wr_ptr")
         rd_ptr = Signal(range(depth), name="rd_ptr")
@@ -81,7 +78,6 @@ class SyncFIFO(wiring.Component):
 
         do_write = transfer(self.w_stream)
         do_read = transfer(self.r_stream)
-        rd_ptr_next = Signal(range(depth), name="rd_ptr_next")
         m.d.comb += [
             self.w_stream.ready.eq(count != depth),
             self.r_stream.valid.eq(count != 0),
@@ -90,12 +86,10 @@ class SyncFIFO(wiring.Component):
             w_port.en.eq(do_write),
             w_port.addr.eq(wr_ptr),
             w_port.data.eq(self.w_stream.payload),
-            rd_ptr_next.eq(rd_ptr),
-            r_port.addr.eq(rd_ptr_next),
+            r_port.addr.eq(rd_ptr),
         ]
         with m.If(do_read):
-            m.d.comb += rd_ptr_next.eq(_wrap_incr(rd_ptr, depth))
-        m.d.sync += rd_ptr.eq(rd_ptr_next)
+            m.d.sync += rd_ptr.eq(_wrap_incr(rd_ptr, depth))
         with m.If(do_write):
             m.d.sync += wr_ptr.eq(_wrap_incr(wr_ptr, depth))
         with m.If(do_write & ~do_read):

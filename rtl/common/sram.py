@@ -18,7 +18,7 @@ import enum
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from amaranth import Cat, Const, Module
+from amaranth import Cat, Const, Module, Signal
 from amaranth.hdl import MemoryData, Value, ValueLike
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -26,6 +26,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from rtl.common.stream import _check_positive_int
+from rtl.designs import DesignEntry, register
 
 __all__ = [
     "Protection", "SramConfig", "Sram", "Decoded",
@@ -278,28 +279,44 @@ class Sram(wiring.Component):
         m = Module()
         m.submodules.storage = memory = Memory(data=self.storage)
         w_port = memory.write_port()
-        r_port = memory.read_port()
+        # An asynchronous read port plus an explicit register, not a synchronous read port: the register is then a
+        # named flip-flop (a fault site) in the netlist; synthesis merges it back into the block RAM (memory_dff).
+        r_port = memory.read_port(domain="comb")
+        read_word = Signal(len(r_port.data), name="read_word")
+        with m.If(self.re):
+            m.d.sync += read_word.eq(r_port.data)
 
         match cfg.protection:
             case Protection.NONE:
                 encoded = self.wdata
-                decoded = Decoded(r_port.data, Const(0), Const(0))
+                decoded = Decoded(read_word, Const(0), Const(0))
             case Protection.PARITY:
                 encoded = parity_encode(self.wdata)
-                decoded = Decoded(r_port.data[:cfg.width], Const(0), parity_check(r_port.data))
+                decoded = Decoded(read_word[:cfg.width], Const(0), parity_check(read_word))
             case Protection.SECDED:
                 encoded = secded_encode(self.wdata)
-                decoded = secded_decode(r_port.data, cfg.width)
+                decoded = secded_decode(read_word, cfg.width)
 
         m.d.comb += [
             w_port.addr.eq(self.addr),
             w_port.en.eq(self.we),
             w_port.data.eq(encoded),
             r_port.addr.eq(self.addr),
-            r_port.en.eq(self.re),
             self.rdata.eq(decoded.data),
             self.corrected.eq(self.rvalid & decoded.corrected),
             self.error.eq(self.rvalid & decoded.error),
         ]
         m.d.sync += self.rvalid.eq(self.re)
         return m
+
+
+register(DesignEntry(
+    name="sram",
+    summary="single-port SRAM with optional parity or SECDED (rtl/common building block)",
+    config_type=SramConfig,
+    presets={"256x16": SramConfig(256, 16), "256x16-parity": SramConfig(256, 16, Protection.PARITY),
+             "256x16-secded": SramConfig(256, 16, Protection.SECDED)},
+    default="256x16-secded",
+    make=lambda config: Sram(depth=config.depth, width=config.width, protection=config.protection),
+    blocks_doc="top: storage memory, read register, codec",
+))

@@ -99,3 +99,32 @@ def test_verilator_failure_names_the_log(tmp_path):
     (tmp_path / "public.vlt").write_text("`verilator_config\n")
     with pytest.raises(RampartError, match=r"Verilator build failed: .*\(log: .*verilator.log\)"):
         _verilate(tmp_path, trace=False)
+
+
+def test_memory_load_read_and_flips_through_secded():
+    from rtl.common.sram import SramConfig
+
+    result = build("sram", "256x16-secded")
+    config = SramConfig(256, 16, result.config.protection)
+    memory = next(i for i, e in enumerate(result.state) if e.kind == "mem")
+    assert result.state[memory].depth == 256 and result.state[memory].width == 16 + config.check_width
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 1 << 16, 256)
+    with NativeSim(result) as sim:
+        sim.load_memory(memory, [config.encode_int(int(d)) for d in data])
+        assert [config.decode_int(int(w))[0] for w in sim.read_memory(memory)] == data.tolist()
+
+        def read(addr):
+            sim.poke("addr", addr)
+            sim.poke("re", 1)
+            sim.step(1)
+            sim.poke("re", 0)
+            return sim.peek("rdata"), sim.peek("corrected"), sim.peek("error")
+
+        assert read(17) == (data[17], 0, 0)
+        # one flipped stored bit (through the fault-injection path) is corrected, two are flagged
+        base = int(sim.site_offsets[memory]) + 17 * result.state[memory].width
+        sim.flip(base + 3)
+        assert read(17) == (data[17], 1, 0)
+        sim.flip(base + 9)
+        assert read(17)[2] == 1

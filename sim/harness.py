@@ -252,6 +252,11 @@ class NativeSim:
     def get_bit(self, element: int, word: int, bit: int) -> int:
         return self._lib.rp_get_bit(self._h, element, word, bit)
 
+    def set_bit(self, element: int, word: int, bit: int, value: int):
+        """Force one state bit (a no-op when it already holds ``value``)."""
+        if self.get_bit(element, word, bit) != (value & 1):
+            self.flip_bit(element, word, bit)
+
     def digest_bit_offset(self, index: int) -> int:
         element, word, bit = self.site(index)
         return int(self._digest_offsets[element] + word * self._ent_bytes[element]) * 8 + bit

@@ -64,6 +64,13 @@ def test_flip_changes_exactly_that_bit_of_the_digest_input(mac):
             assert sim.digest() != digest
             sim.flip(int(site))
             assert sim.digest() == digest
+            element, word, bit = sim.site(int(site))
+            value = sim.get_bit(element, word, bit)
+            sim.set_bit(element, word, bit, value)
+            assert sim.digest() == digest
+            sim.set_bit(element, word, bit, 1 - value)
+            assert sim.get_bit(element, word, bit) == 1 - value and sim.digest() != digest
+            sim.set_bit(element, word, bit, value)
 
 
 def test_flipped_accumulator_bit_reaches_the_output(mac):

@@ -195,8 +195,12 @@ void rp_destroy(void* h) {
 #ifdef RP_TRACE
     if (s->trace) s->trace->close();
 #endif
+    // ~VerilatedScope unregisters from Verilated::threadContextp(), the context most recently created on this thread,
+    // not its own: point it at ours, or destroying instances out of creation order uses a freed context (deadlock).
+    Verilated::threadContextp(s->ctx.get());
     s->model->final();
     delete s;
+    Verilated::threadContextp(nullptr);
 }
 
 int rp_var_count(void* h) { return static_cast<int>(static_cast<Sim*>(h)->vars.size()); }

@@ -1,0 +1,122 @@
+"""The injection engine: one golden run with checkpoints, then batches of single-bit flips run in C.
+
+A fault is ``(site, cycle)``: ``site`` a global state-bit index of the build's state map (see
+:class:`sim.harness.NativeSim`), ``cycle`` in ``[0, workload.cycles)``: the bit is flipped in the state after ``cycle``
+rising edges, i.e. just before the inputs of cycle ``cycle`` are applied.
+
+* :class:`GoldenRun` replays the workload once (cached per process) recording the observed outputs of every cycle,
+  a snapshot of the model and a state digest every ``interval`` cycles, and the final digest.
+  :meth:`GoldenRun.inject` hands a batch of faults to ``rp_inject_batch``: restore the checkpoint at or before the
+  cycle, replay to it, flip, then compare outputs (on observed cycles; first mismatch = SDC) and the state digest
+  at each checkpoint (equal = MASKED, stop early); at the end an equal state is MASKED, a different one LATENT.
+* :func:`reference_outcome` is the independent, slow path used to validate the fast one: a fresh model, a full
+  replay with :meth:`~sim.harness.NativeSim.run_stimulus` up to the cycle, the flip, a replay to the end, and a
+  comparison of the full output traces and the final state bytes. No snapshots, digests or early stop.
+"""
+import numpy as np
+
+from faultinj.outcomes import Outcome
+from faultinj.workload import Workload
+from sim.build import Build
+from sim.errors import RampartError
+from sim.harness import NativeSim
+
+__all__ = ["GoldenRun", "golden_run", "default_interval", "reference_outcome", "ReferenceRun"]
+
+#: Snapshot memory a golden run may use (snapshots are ``rp_snapshot_size`` bytes each).
+SNAPSHOT_BUDGET = 256 << 20
+
+
+def default_interval(cycles: int, snapshot_size: int) -> int:
+    """Checkpoint interval: every 64 cycles, coarser only if the snapshots would exceed :data:`SNAPSHOT_BUDGET`."""
+    interval = 64
+    while (cycles + interval - 1) // interval * snapshot_size > SNAPSHOT_BUDGET:
+        interval *= 2
+    return interval
+
+
+class GoldenRun:
+    """The golden run of ``workload`` on ``build`` with checkpoints, and the fast injector built on it."""
+
+    def __init__(self, build_: Build, workload: Workload, interval: int | None = None):
+        if build_.design != workload.design:
+            raise RampartError(f"workload {workload.name} is for {workload.design}, not {build_.design}")
+        self.build = build_
+        self.workload = workload
+        self.sim = NativeSim(build_)
+        self.cycles = workload.cycles
+        self.interval = interval or default_interval(self.cycles, self.sim.snapshot_size)
+        self._in_ids, self._in_buf = self.sim.pack_inputs(workload.inputs)
+        self._out_ids, out_words = self.sim.output_ids(list(workload.outputs))
+        self.observe = None if workload.observe is None else np.asarray(workload.observe, dtype=np.uint8)
+        self.outputs, self.snapshots, self.digests, self.final_digest = self.sim.golden_run(
+            self._in_ids, self._in_buf, self._out_ids, out_words, self.interval)
+        self.num_sites = self.sim.num_sites
+
+    def close(self):
+        self.sim.close()
+
+    def decode(self, sites) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Global site indices -> (state element, word, bit) arrays."""
+        sites = np.asarray(sites, dtype=np.int64)
+        if sites.size and (sites.min() < 0 or sites.max() >= self.num_sites):
+            raise RampartError(f"site out of range (0..{self.num_sites - 1})")
+        offsets = self.sim.site_offsets
+        elements = np.searchsorted(offsets, sites, side="right") - 1
+        widths = np.array([e.width for e in self.build.state], dtype=np.int64)
+        words, bits = np.divmod(sites - offsets[elements], widths[elements])
+        return elements, words, bits
+
+    def inject(self, sites, cycles) -> tuple[np.ndarray, np.ndarray]:
+        """Inject one single-bit flip per (site, cycle); returns (outcome codes as uint8, cycles simulated)."""
+        cycles = np.asarray(cycles, dtype=np.int64)
+        if cycles.size and (cycles.min() < 0 or cycles.max() >= self.cycles):
+            raise RampartError(f"injection cycle out of range (0..{self.cycles - 1})")
+        elements, words, bits = self.decode(sites)
+        return self.sim.inject_batch(self._in_ids, self._in_buf, self._out_ids, self.outputs, self.observe,
+                                     self.interval, self.snapshots, self.digests, self.final_digest,
+                                     elements, words, bits, cycles)
+
+
+_GOLDEN: dict[tuple, GoldenRun] = {}
+
+
+def golden_run(build_: Build, workload: Workload, interval: int | None = None) -> GoldenRun:
+    """The process-wide cached :class:`GoldenRun` of ``workload`` on ``build_`` (see :func:`sim.build.build`)."""
+    key = (build_.key, str(build_.directory), workload.key, interval)
+    if key not in _GOLDEN:
+        _GOLDEN[key] = GoldenRun(build_, workload, interval)
+    return _GOLDEN[key]
+
+
+class ReferenceRun:
+    """Golden traces for the reference path: full output trace and final state bytes from a plain replay."""
+
+    def __init__(self, build_: Build, workload: Workload):
+        self.build = build_
+        self.workload = workload
+        with NativeSim(build_) as sim:
+            self.outputs = sim.run_stimulus(workload.inputs, list(workload.outputs))
+            self.state = sim.state_bytes()
+
+    def outcome(self, site: int, cycle: int) -> Outcome:
+        """Outcome of one flip, by full replay on a fresh model (no snapshots, digests or early stop)."""
+        wl = self.workload
+        if not 0 <= cycle < wl.cycles:
+            raise RampartError(f"injection cycle out of range (0..{wl.cycles - 1})")
+        with NativeSim(self.build) as sim:
+            before = sim.run_stimulus({k: v[:cycle] for k, v in wl.inputs.items()}, list(wl.outputs))
+            sim.flip(int(site))
+            after = sim.run_stimulus({k: v[cycle:] for k, v in wl.inputs.items()}, list(wl.outputs))
+            state = sim.state_bytes()
+        observe = np.ones(wl.cycles, dtype=bool) if wl.observe is None else np.asarray(wl.observe, dtype=bool)
+        for name in wl.outputs:
+            trace = np.concatenate([before[name], after[name]])
+            if np.any((trace != self.outputs[name]).any(axis=1) & observe):
+                return Outcome.SDC
+        return Outcome.MASKED if state == self.state else Outcome.LATENT
+
+
+def reference_outcome(build_: Build, workload: Workload, site: int, cycle: int) -> Outcome:
+    """One-off :meth:`ReferenceRun.outcome` (recomputes the golden traces; use :class:`ReferenceRun` for many)."""
+    return ReferenceRun(build_, workload).outcome(site, cycle)

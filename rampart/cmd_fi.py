@@ -1,0 +1,271 @@
+"""`rampart fi`: statistical soft-error fault-injection campaigns (sites, run, resume, status, report, replay)."""
+import os
+import time
+from pathlib import Path
+
+import click
+
+from sim.errors import RampartError
+
+
+@click.group("fi")
+def fi():
+    """Single-event-upset fault injection: sample (site, cycle) faults over every flip-flop and memory bit of a
+    design running a workload, classify each (masked, SDC, detected, hang, latent), and report rates with
+    confidence intervals and ISO 26262 metrics.
+
+    Campaigns stream into an SQLite file; a killed campaign resumes exactly where it stopped (`fi resume`).
+    """
+
+
+def _design_options(func):
+    func = click.option("--workload", "-w", default=None, metavar="NAME",
+                        help="Workload (see `rampart fi sites`); default: the design's first workload.")(func)
+    return click.option("--config", "-c", "config", metavar="NAME|FILE.toml",
+                        help="A preset (see `rampart designs`) or a TOML file.")(func)
+
+
+def _default_workload(design: str) -> str:
+    from faultinj.workload import WORKLOADS
+
+    for name, (wl_design, _, _) in WORKLOADS.items():
+        if wl_design == design:
+            return name
+    raise RampartError(f"no fault-injection workload is registered for design {design!r}")
+
+
+@fi.command("sites")
+@click.argument("design")
+@_design_options
+def sites_cmd(design, config, workload):
+    """Count DESIGN's fault sites per block and the size of the fault space (sites x workload cycles)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from faultinj.workload import make_workload
+    from sim.build import build
+
+    result = build(design, config)
+    workload = workload or _default_workload(design)
+    cycles = make_workload(workload, result.config).cycles
+    table = Table("block", "flip-flop bits", "memory bits", f"fault space (x {cycles:,} cycles)")
+    per_block: dict[str, list[int]] = {}
+    for element in result.state:
+        per_block.setdefault(element.block, [0, 0])[element.kind == "mem"] += element.bits
+    for block, (ff, mem) in sorted(per_block.items()):
+        table.add_row(block, f"{ff:,}", f"{mem:,}", f"{(ff + mem) * cycles:,}")
+    table.add_row("[bold]total", f"{sum(v[0] for v in per_block.values()):,}",
+                  f"{sum(v[1] for v in per_block.values()):,}", f"{result.state_bits * cycles:,}")
+    Console().print(f"{design} {result.config}, workload {workload} ({cycles:,} cycles)")
+    Console().print(table)
+
+
+class _Progress:
+    """A rich progress bar fed by the campaign's progress callback, with injections/s and ETA."""
+
+    def __init__(self, db: Path):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.db = db
+        self.progress = Progress(TextColumn("[bold]injecting"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                                 TextColumn("{task.fields[mix]}"))
+        self.task = None
+        self.start = time.monotonic()
+        self.first_done = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def __call__(self, done: int, total: int):
+        from faultinj.campaign import campaign_status
+
+        if self.task is None:
+            self.task = self.progress.add_task("fi", total=total, completed=done, rate="", mix="")
+            self.first_done, self.start = done, time.monotonic()
+            return
+        rate = (done - self.first_done) / max(time.monotonic() - self.start, 1e-9)
+        counts = campaign_status(self.db).counts()
+        mix = " ".join(f"{o.name.lower()} {n}" for o, n in counts.items() if n)
+        self.progress.update(self.task, completed=done, rate=f"{rate:,.0f} inj/s", mix=mix)
+
+
+def _print_status(status):
+    from rich.console import Console
+    from rich.table import Table
+
+    from faultinj.outcomes import Outcome
+
+    meta = status.meta
+    console = Console()
+    console.print(f"{meta['design']} {meta['config_repr']}, workload {meta['workload']}, seed {meta['seed']}: "
+                  f"{status.done:,} of {status.planned:,} injections"
+                  + ("" if status.complete else " [yellow](incomplete: `rampart fi resume`)[/]"))
+    short = {Outcome.MASKED: "masked", Outcome.SDC: "SDC", Outcome.DETECTED_RECOVERABLE: "det-rec",
+             Outcome.DETECTED_UNRECOVERABLE: "det-unrec", Outcome.HANG: "hang", Outcome.LATENT: "latent"}
+    table = Table("block", "inj.", *(short[o] for o in Outcome), "unmasked, 95% CI")
+    for block in [*status.blocks.values(), status.overall]:
+        unmasked = block.rates.get("unmasked")
+        interval = (f"{unmasked.estimate:.1%} [{unmasked.low:.1%},{unmasked.high:.1%}]"
+                    if unmasked is not None and block.injections else "-")
+        name = "[bold]all" if block is status.overall else block.block
+        table.add_row(name, f"{block.injections:,}", *(f"{block.counts[o]:,}" for o in Outcome), interval)
+    console.print(table)
+
+
+@fi.command("run")
+@click.argument("design")
+@_design_options
+@click.option("--db", required=True, type=click.Path(dir_okay=False), help="Campaign database (SQLite) to write.")
+@click.option("--samples", "-n", type=click.IntRange(1), help="Number of injections.")
+@click.option("--margin", type=click.FloatRange(0, 0.5, min_open=True),
+              help="Instead of --samples: size the sample by Leveugle et al. (DATE 2009) for this error margin.")
+@click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.99, show_default=True,
+              help="Confidence for --margin.")
+@click.option("--strata", type=click.Choice(["block", "none"]), default="block", show_default=True,
+              help="Stratify the sample by block (proportional allocation) or draw uniformly.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault sample.")
+@click.option("--workers", type=click.IntRange(1), default=None, help="Local worker processes (default: one per core).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), help="Also write the ASIL report here.")
+def run_cmd(design, config, workload, db, samples, margin, confidence, strata, seed, workers, report_dir):
+    """Run a fault-injection campaign on DESIGN into --db (resumes it if the same campaign is already there)."""
+    from faultinj.campaign import run_campaign
+    from faultinj.stats import leveugle_sample_size
+    from faultinj.workload import make_workload
+    from sim.build import build
+
+    if (samples is None) == (margin is None):
+        raise RampartError("give exactly one of --samples and --margin")
+    if Path(db).exists() and not Path(db).is_file():
+        raise RampartError(f"--db {db} is not a file")
+    workload = workload or _default_workload(design)
+    if margin is not None:
+        result = build(design, config)
+        population = result.state_bits * make_workload(workload, result.config).cycles
+        samples = leveugle_sample_size(population, margin, confidence)
+        click.echo(f"Leveugle sample size for +/-{margin:g} at {confidence:.0%} over {population:,} faults: "
+                   f"{samples:,}")
+    with _Progress(Path(db)) as progress:
+        status = run_campaign(db, design, config, workload, samples, seed, strata, workers, progress)
+    _print_status(status)
+    if report_dir:
+        _write_report(Path(db), Path(report_dir))
+
+
+@fi.command("resume")
+@click.argument("db", type=click.Path(dir_okay=False))
+@click.option("--workers", type=click.IntRange(1), default=None, help="Local worker processes (default: one per core).")
+def resume_cmd(db, workers):
+    """Continue the campaign in DB with its stored parameters; nothing is lost or injected twice."""
+    from faultinj.campaign import resume_campaign
+
+    with _Progress(Path(db)) as progress:
+        status = resume_campaign(db, workers, progress)
+    _print_status(status)
+
+
+@fi.command("status")
+@click.argument("db", type=click.Path(dir_okay=False))
+def status_cmd(db):
+    """Per-block outcome counts and rates with 95% Wilson intervals of the campaign in DB."""
+    from faultinj.campaign import campaign_status
+
+    _print_status(campaign_status(db))
+
+
+def _write_report(db: Path, out: Path):
+    from faultinj.campaign import _config_from_json, campaign_status
+    from faultinj.safety import BlockResult
+    from reports.campaign import CampaignSummary, render
+    from sim.build import build
+
+    status = campaign_status(db)
+    meta = status.meta
+    result = build(meta["design"], _config_from_json(meta["design"], meta["config"]))
+    bits: dict[str, dict[str, int]] = {}
+    for element in result.state:
+        kinds = bits.setdefault(element.block, {"ff": 0, "mem": 0})
+        kinds[element.kind] += element.bits
+    blocks = tuple(BlockResult(name, bits[name], block.counts) for name, block in status.blocks.items()
+                   if block.injections)
+    summary = CampaignSummary(
+        design=meta["design"], config=meta["config_repr"], workload=meta["workload"], seed=meta["seed"],
+        sampling=f"{'stratified by block, proportional' if meta['strata'] == 'block' else 'uniform'}, "
+                 f"{status.done:,} of {status.planned:,} planned",
+        blocks=blocks, cycles_simulated=status.overall.cycles_simulated,
+        fault_space=result.state_bits * meta["workload_cycles"],
+        reproduce=f"rampart fi run {meta['design']} --workload {meta['workload']} --samples {meta['samples']} "
+                  f"--seed {meta['seed']} --strata {meta['strata']} --db {db.name}",
+        notes=() if status.complete else ("This campaign is incomplete; figures cover the injections done so far.",))
+    paths = render(summary, out, name=db.stem)
+    click.echo(f"report: {paths['html']}  (JSON {paths['json'].name}, FMEDA CSV {paths['csv'].name})")
+
+
+@fi.command("report")
+@click.argument("db", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=".", show_default=True)
+def report_cmd(db, out_dir):
+    """Write the ASIL report (HTML with figures, JSON, FMEDA CSV) of the campaign in DB."""
+    _write_report(Path(db), Path(out_dir))
+
+
+@fi.command("replay")
+@click.argument("db", type=click.Path(dir_okay=False))
+@click.argument("injection_id", type=int)
+@click.option("--trace", type=click.Path(dir_okay=False), help="FST waveform of the faulty run.")
+def replay_cmd(db, injection_id, trace):
+    """Re-run one stored injection from scratch (optionally with a waveform) and show where it diverges."""
+    import sqlite3
+
+    import numpy as np
+
+    from faultinj.campaign import _config_from_json, campaign_meta
+    from faultinj.outcomes import Outcome
+    from faultinj.workload import make_workload
+    from sim.build import build
+    from sim.harness import NativeSim
+
+    if trace and not trace.endswith(".fst"):
+        raise RampartError(f"--trace writes FST; give a file name ending in .fst, not {trace!r}")
+    meta = campaign_meta(db)
+    with sqlite3.connect(f"file:{os.path.abspath(db)}?mode=ro", uri=True) as con:
+        row = con.execute("SELECT site, cycle, block, outcome FROM injections WHERE id = ?",
+                          (injection_id,)).fetchone()
+    if row is None:
+        raise RampartError(f"{db} has no injection {injection_id}")
+    site, cycle, block, stored = row
+    config = _config_from_json(meta["design"], meta["config"])
+    result = build(meta["design"], config, trace=bool(trace))
+    wl = make_workload(meta["workload"], config, seed=meta["workload_seed"], cycles=meta["workload_cycles"])
+    observe = np.ones(wl.cycles, dtype=bool) if wl.observe is None else np.asarray(wl.observe, dtype=bool)
+    with NativeSim(result) as golden, NativeSim(result, trace=trace) as faulty:
+        element, word, bit = faulty.site(site)
+        name = result.state[element].hier_name + (f"[{word}]" if result.state[element].depth > 1 else "")
+        click.echo(f"injection {injection_id}: flip {name} bit {bit} (block {block}) after cycle {cycle}; "
+                   f"stored outcome {Outcome(stored).name}")
+        head = {k: v[:cycle] for k, v in wl.inputs.items()}
+        golden.run_stimulus(head, [])
+        faulty.run_stimulus(head, [])
+        faulty.flip(site)
+        first_output = converged = None
+        for c in range(cycle, wl.cycles):
+            one = {k: v[c:c + 1] for k, v in wl.inputs.items()}
+            g, f = golden.run_stimulus(one, list(wl.outputs)), faulty.run_stimulus(one, list(wl.outputs))
+            if first_output is None and observe[c] and any((g[o] != f[o]).any() for o in wl.outputs):
+                first_output = c
+            if converged is None and golden.state_bytes() == faulty.state_bytes():
+                converged = c
+                if not trace:
+                    break
+        final_equal = golden.state_bytes() == faulty.state_bytes()
+    differs = f"cycle {first_output}" if first_output is not None else "none"
+    again = f"after cycle {converged}" if converged is not None else "never"
+    click.echo(f"  first observed output difference: {differs}")
+    click.echo(f"  state equal to the golden run again: {again}"
+               + ("" if converged is not None or final_equal else " (latent at the end)"))
+    if trace:
+        click.echo(f"waveform: {trace}")

@@ -1,0 +1,44 @@
+"""`rampart fi`: a small campaign from the CLI, its status, report and replays, and bad input."""
+import sqlite3
+
+from click.testing import CliRunner
+
+from rampart.cli import main
+
+
+def test_campaign_status_report_and_replay(tmp_path):
+    runner = CliRunner()
+    db = tmp_path / "c.db"
+    result = runner.invoke(main, ["fi", "run", "mac_array", "-c", "4x4", "--samples", "400", "--workers", "1",
+                                  "--seed", "3", "--db", str(db), "--report", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert "400 of 400 injections" in result.output
+    assert (tmp_path / "rep" / "c.html").read_text().count("data:image/png;base64,") == 2
+    result = runner.invoke(main, ["fi", "status", str(db)])
+    assert result.exit_code == 0 and "400 of 400" in result.output
+    with sqlite3.connect(db) as con:
+        rows = {outcome: ident for ident, outcome in con.execute("SELECT id, outcome FROM injections")}
+    assert {0, 1} <= set(rows), "the MAC array workload gives masked (0) and SDC (1) faults"
+    # a replay from scratch agrees with the stored outcome
+    masked = runner.invoke(main, ["fi", "replay", str(db), str(rows[0])])
+    assert "stored outcome MASKED" in masked.output and "output difference: none" in masked.output
+    assert "golden run again: after cycle" in masked.output
+    sdc = runner.invoke(main, ["fi", "replay", str(db), str(rows[1]), "--trace", str(tmp_path / "sdc.fst")])
+    assert sdc.exit_code == 0, sdc.output
+    assert "stored outcome SDC" in sdc.output and "output difference: cycle" in sdc.output
+    assert (tmp_path / "sdc.fst").stat().st_size > 0
+
+
+def test_bad_campaign_input_is_one_line(tmp_path):
+    runner = CliRunner()
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"\x00not sqlite" * 100)
+    for args in (["fi", "status", str(garbage)], ["fi", "resume", str(garbage)],
+                 ["fi", "run", "mac_array", "--db", str(tmp_path / "x.db")],
+                 ["fi", "run", "mac_array", "--samples", "5", "--margin", "0.01", "--db", str(tmp_path / "x.db")],
+                 ["fi", "sites", "nope"]):
+        result = runner.invoke(main, args)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2, (args, result.output)
+        assert len(lines) == 1 and lines[0].startswith("rampart: error:"), (args, result.output)
+    assert garbage.read_bytes() == b"\x00not sqlite" * 100

@@ -81,7 +81,7 @@ def get_design(name: str) -> DesignEntry:
 
 
 # Importing one of these modules registers its design(s).
-_BUILTIN_MODULES = ("rtl.common.mac_array", "rtl.common.sram")
+_BUILTIN_MODULES = ("rtl.common.mac_array", "rtl.common.sram", "rtl.npu.top")
 
 
 def _load_builtin():

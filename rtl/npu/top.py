@@ -1,0 +1,182 @@
+"""``Npu``: simulation top of the rampart Ethos-U55-compatible NPU (design ``npu``).
+
+Block diagram::
+
+                 host ports (cmd_base/len, basep[8], start -> busy/done/error/error_code/counters)
+                        |
+                 +------v-------+  compute.kick (KernelOp stream)  +--------------------+
+                 |  Controller  |--------------------------------->|  StubCompute       |
+                 | fetch+decode |<---------------------------------|  (TEST DOUBLE)     |
+                 |  reg file    |  compute.done / compute.error    +--------------------+
+                 +--+--------+--+
+            fetch   |        | DMA descriptor (DMA0_* registers)
+            (id 0)  |    +---v---+  SHRAM write port   +-----------------+
+                    |    |  Dma  |-------------------->|  SHRAM (Memory) |--> shram_raddr/shram_rdata
+                    |    +---+---+                     +-----------------+
+                    |        | reads + writes (id 1)
+                 +--v--------v--+
+                 |   arbiter    |  fixed priority: DMA first; responses routed by id
+                 +------+-------+
+                        |
+                 +------v-------+
+                 |    ExtMem    |  64-bit words, latency / bandwidth from NpuConfig (simulation model)
+                 +--------------+
+
+``StubCompute`` is a documented test double, not part of the NPU: it accepts one kick at a time, pulses
+``compute.done`` ``stub_compute_cycles`` cycles later and latches the kick on ``last_kick``. The MAC array, weight
+decoder and output unit replace it by implementing ``In(ComputeSignature)`` (see :mod:`rtl.npu.controller`).
+
+Host use (what a driver would do; :mod:`tb.rtl.npu.test_controller` does it through ``NativeSim``): load the
+command stream (the driver payload without its 32-byte COP1 header), ``weight_data`` and the inputs into external
+memory via ``load_memory`` on ``top.extmem.storage``; set ``basep[n]`` to each region's byte address, ``cmd_base``
+to the stream's address and ``cmd_len`` to its length in bytes; pulse ``start``; run until ``done``.
+"""
+from amaranth import Module, Mux, Signal
+from amaranth.hdl import MemoryData
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out, connect
+
+from rtl.designs import DesignEntry, register
+from rtl.npu.config import EXT_WORD_BYTES, PRESETS, NpuConfig
+from rtl.npu.controller import ComputeSignature, Controller, KernelOp
+from rtl.npu.dma import NUM_REGIONS, Dma
+from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, ExtMem
+
+__all__ = ["StubCompute", "Npu"]
+
+
+class StubCompute(wiring.Component):
+    """TEST DOUBLE for the compute datapath: completes every kernel op after ``cycles`` cycles, one at a time.
+
+    Members
+    -------
+    port : ``In(ComputeSignature)``
+    last_kick : ``Out(KernelOp)``
+        The payload of the most recently accepted kick.
+    """
+
+    def __init__(self, *, cycles: int):
+        self.cycles = cycles
+        super().__init__({"port": In(ComputeSignature), "last_kick": Out(KernelOp)})
+
+    def elaborate(self, platform):
+        m = Module()
+        remaining = Signal(range(self.cycles + 1))
+        kick = self.port.kick
+        m.d.comb += [kick.ready.eq(remaining == 0), self.port.done.eq(remaining == 1), self.port.error.eq(0)]
+        with m.If(kick.valid & kick.ready):
+            m.d.sync += [remaining.eq(self.cycles), self.last_kick.eq(kick.payload)]
+        with m.Elif(remaining != 0):
+            m.d.sync += remaining.eq(remaining - 1)
+        return m
+
+
+class Npu(wiring.Component):
+    """The NPU with its external memory model (see the module docstring).
+
+    Members (host ports)
+    --------------------
+    cmd_base, cmd_len : ``In(32)``   command stream byte address (QBASE) and length (QSIZE)
+    basep : ``In(32).array(8)``      region base pointers BASEP0..7 (Verilog ports ``basep__0`` ..)
+    start : ``In(1)``                pulse
+    busy, done, error : ``Out(1)``; error_code : ``Out(8)`` (``ErrorCode``); error_offset : ``Out(32)``
+    cycles : ``Out(32)``             cycles the last/current run has been busy (cleared by ``start``)
+    dma_cycles : ``Out(32)``         cycles the DMA was busy in that run
+    kernel_count, dma_count : ``Out(16)``
+    ext_fault : ``Out(1)``           the memory model saw an out-of-range request (sticky)
+    shram_raddr / shram_rdata        debug read port of the shared buffer (one cycle latency)
+    last_kick : ``Out(KernelOp)``    from the test double: the last kernel op's payload
+    """
+
+    def __init__(self, config: NpuConfig):
+        if not isinstance(config, NpuConfig):
+            raise TypeError(f"config must be an NpuConfig, not {config!r}")
+        self.config = config
+        self.shram_depth = config.shram_bytes // EXT_WORD_BYTES
+        super().__init__({
+            "cmd_base": In(ADDR_WIDTH), "cmd_len": In(ADDR_WIDTH),
+            "basep": In(ADDR_WIDTH).array(NUM_REGIONS), "start": In(1),
+            "busy": Out(1), "done": Out(1), "error": Out(1), "error_code": Out(8), "error_offset": Out(ADDR_WIDTH),
+            "cycles": Out(32), "dma_cycles": Out(32), "kernel_count": Out(16), "dma_count": Out(16),
+            "ext_fault": Out(1),
+            "shram_raddr": In(range(self.shram_depth)), "shram_rdata": Out(WORD_BITS),
+            "last_kick": Out(KernelOp),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        queue_depth = cfg.ext_latency + 3   # issue-to-free round trip: one read per cycle
+        m.submodules.extmem = extmem = ExtMem(size=cfg.ext_mem_bytes, latency=cfg.ext_latency,
+                                              bandwidth=cfg.ext_bandwidth)
+        m.submodules.controller = ctrl = Controller(mem_size=cfg.ext_mem_bytes, queue_depth=queue_depth,
+                                                    max_kernels=cfg.max_outstanding_kernels)
+        m.submodules.dma = dma = Dma(ext_size=cfg.ext_mem_bytes, shram_size=cfg.shram_bytes, queue_depth=queue_depth)
+        m.submodules.compute = compute = StubCompute(cycles=cfg.stub_compute_cycles)
+        self.shram_data = MemoryData(shape=WORD_BITS, depth=self.shram_depth, init=[])
+        m.submodules.shram = shram = Memory(data=self.shram_data)
+        shram_w = shram.write_port(granularity=8)
+        shram_r = shram.read_port(domain="comb")
+
+        # Host side.
+        m.d.comb += [
+            ctrl.cmd_base.eq(self.cmd_base), ctrl.cmd_len.eq(self.cmd_len), ctrl.start.eq(self.start),
+            self.busy.eq(ctrl.busy), self.done.eq(ctrl.done), self.error.eq(ctrl.error),
+            self.error_code.eq(ctrl.error_code), self.error_offset.eq(ctrl.error_offset),
+            self.kernel_count.eq(ctrl.kernel_count), self.dma_count.eq(ctrl.dma_count),
+            self.ext_fault.eq(extmem.fault), self.last_kick.eq(compute.last_kick),
+        ]
+        with m.If(self.start):
+            m.d.sync += [self.cycles.eq(0), self.dma_cycles.eq(0)]
+        with m.Else():
+            with m.If(ctrl.busy):
+                m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(dma.busy):
+                m.d.sync += self.dma_cycles.eq(self.dma_cycles + 1)
+        for i in range(NUM_REGIONS):
+            m.d.comb += dma.basep[i].eq(self.basep[i])
+
+        # Controller <-> DMA and compute.
+        connect(m, ctrl.compute, compute.port)
+        m.d.comb += [
+            dma.desc.valid.eq(ctrl.dma.desc.valid), dma.desc.payload.eq(ctrl.dma.desc.payload),
+            ctrl.dma.desc.ready.eq(dma.desc.ready), ctrl.dma.desc_error.eq(dma.desc_error),
+            ctrl.dma.busy.eq(dma.busy), ctrl.dma.fault.eq(dma.fault),
+        ]
+
+        # DMA -> SHRAM; debug read port.
+        m.d.comb += [
+            shram_w.addr.eq(dma.shram.addr), shram_w.data.eq(dma.shram.data), shram_w.en.eq(dma.shram.en),
+            shram_r.addr.eq(self.shram_raddr),
+        ]
+
+        m.d.sync += self.shram_rdata.eq(shram_r.data)
+
+        # Arbiter: the DMA (id 1) has priority over command fetches (id 0); responses return by id.
+        ext, c_bus, d_bus = extmem.bus, ctrl.bus, dma.bus
+        sel = d_bus.req.valid
+        resp_id = ext.resp.payload.id
+        m.d.comb += [
+            ext.req.valid.eq(c_bus.req.valid | d_bus.req.valid),
+            ext.req.payload.eq(Mux(sel, d_bus.req.payload.as_value(), c_bus.req.payload.as_value())),
+            ext.req.payload.id.eq(sel),
+            d_bus.req.ready.eq(ext.req.ready & sel),
+            c_bus.req.ready.eq(ext.req.ready & ~sel),
+            c_bus.resp.payload.eq(ext.resp.payload), d_bus.resp.payload.eq(ext.resp.payload),
+            c_bus.resp.valid.eq(ext.resp.valid & ~resp_id), d_bus.resp.valid.eq(ext.resp.valid & resp_id),
+            ext.resp.ready.eq(Mux(resp_id, d_bus.resp.ready, c_bus.resp.ready)),
+        ]
+        return m
+
+
+register(DesignEntry(
+    name="npu",
+    summary="Ethos-U55-compatible NPU: command-stream controller, DMA, SHRAM, external memory model",
+    config_type=NpuConfig,
+    presets=dict(PRESETS),
+    default="u55-128",
+    make=Npu,
+    blocks_doc="controller: fetch/decode/register file; dma: copy engine; extmem: memory model; "
+               "compute: test double; top: SHRAM, arbiter, counters",
+))

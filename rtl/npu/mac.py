@@ -1,0 +1,157 @@
+"""NPU MAC block: one OFM micro-block of int8 dot products with IFM zero point, accumulated over a stream of beats.
+
+The Ethos-U55 computes one OFM *micro-block* (``ublock_h`` x ``ublock_w`` positions x ``ublock_d`` output channels;
+``accelerator_configs`` in ``ethosu/vela/architecture_features.py``: 1x1x4 on U55-32, 1x1x8 on U55-64, 1x2x8 on
+U55-128, 2x2x8 on U55-256) per cycle, each accumulator taking ``ifm_depth`` = 8 input channels (the IFM ublock
+depth): 32/64/128/256 MACs per cycle. One beat here is one such cycle::
+
+    acc[p][o] += sum_i (pad[p] ? 0 : act[p][i] - ifm_zero_point) * weight[o][i]
+
+for positions ``p`` (row-major: ``p = y * ublock_w + x``), output channels ``o`` and input channels ``i``. A padded
+position contributes exactly 0 (the NPU feeds padding taps the IFM zero point; SPEC.md §4). ``ifm_zero_point`` is
+the signed 16-bit IFM_ZERO_POINT register (quasi-static). Accumulators are ``acc_width`` bits (32: Vela's
+ACC_FORMAT INT_32BIT, used for every int8 layer; 40: INT_40BIT, chosen by ``architecture_allocator._acc_type`` only
+for 16-bit IFMs) and wrap modulo ``2**acc_width`` (TFLite's int32 overflow is undefined; valid models never reach
+it). Depthwise convolution is the same block fed diagonal weights (``weight[o][i] = 0`` for ``i != o``).
+
+Streams: a beat is taken when ``act_stream`` and ``weight_stream`` are both valid (they are joined: each ``ready``
+is the other's ``valid`` and the block's readiness) and ``acc_stream`` holds no unread result. The beat with
+``act_stream.payload.last`` set ends the block: the next cycle ``acc_stream`` presents ``positions * ublock_d``
+accumulators (index ``p * ublock_d + o``) and the accumulators restart from zero. Throughput one beat per cycle;
+:attr:`MacBlock.latency` = 1 cycle from the last beat's accepting edge to ``acc_stream.valid``.
+"""
+from dataclasses import dataclass
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.designs import DesignEntry, register
+
+__all__ = ["MacBlockConfig", "MacBlock", "U55_PRESETS"]
+
+
+@dataclass(frozen=True)
+class MacBlockConfig:
+    """OFM micro-block ``ublock_h`` x ``ublock_w`` x ``ublock_d``, ``ifm_depth`` input channels per beat."""
+
+    ublock_h: int = 2
+    ublock_w: int = 2
+    ublock_d: int = 8
+    ifm_depth: int = 8
+    acc_width: int = 32
+
+    def __post_init__(self):
+        for name in ("ublock_h", "ublock_w"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value <= 4:
+                raise ValueError(f"{name} must be an integer in 1..4, not {value!r}")
+        for name in ("ublock_d", "ifm_depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value <= 16:
+                raise ValueError(f"{name} must be an integer in 1..16, not {value!r}")
+        if not isinstance(self.acc_width, int) or self.acc_width not in (32, 40):
+            raise ValueError(f"acc_width must be 32 or 40, not {self.acc_width!r}")
+
+    @property
+    def positions(self) -> int:
+        return self.ublock_h * self.ublock_w
+
+    @property
+    def accumulators(self) -> int:
+        return self.positions * self.ublock_d
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.accumulators * self.ifm_depth
+
+
+#: Vela's U55 configurations (``architecture_features.accelerator_configs``: ofm_ublock Block(w, h, d)).
+U55_PRESETS = {
+    "u55-32": MacBlockConfig(1, 1, 4),
+    "u55-64": MacBlockConfig(1, 1, 8),
+    "u55-128": MacBlockConfig(1, 2, 8),
+    "u55-256": MacBlockConfig(2, 2, 8),
+}
+
+
+class MacBlock(wiring.Component):
+    """One OFM micro-block of accumulators (see the module docstring).
+
+    Members
+    -------
+    act_stream : ``In(stream.Signature({data: positions x ifm_depth x signed(8), pad: positions, last: 1}))``
+    weight_stream : ``In(stream.Signature(ublock_d x ifm_depth x signed(8)))``
+        ``weight[o][i]`` for output channel ``o``, input channel ``i``.
+    acc_stream : ``Out(stream.Signature(positions * ublock_d x signed(acc_width)))``
+    ifm_zero_point : ``In(signed(16))``
+    """
+
+    latency = 1
+
+    def __init__(self, config: MacBlockConfig):
+        if not isinstance(config, MacBlockConfig):
+            self._MustUse__silence = True  # a block that failed to construct is not an unused elaboratable
+            raise TypeError(f"config must be a MacBlockConfig, not {config!r}")
+        self.config = config
+        vec = data.ArrayLayout(signed(8), config.ifm_depth)
+        self.act_layout = data.StructLayout({
+            "data": data.ArrayLayout(vec, config.positions), "pad": unsigned(config.positions), "last": 1})
+        self.weight_layout = data.ArrayLayout(vec, config.ublock_d)
+        self.acc_layout = data.ArrayLayout(signed(config.acc_width), config.accumulators)
+        super().__init__({
+            "act_stream": In(stream.Signature(self.act_layout)),
+            "weight_stream": In(stream.Signature(self.weight_layout)),
+            "acc_stream": Out(stream.Signature(self.acc_layout)),
+            "ifm_zero_point": In(signed(16)),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        act, weight, out = self.act_stream, self.weight_stream, self.acc_stream
+
+        out_valid = Signal()
+        result = Signal(self.acc_layout)
+        m.d.comb += [out.valid.eq(out_valid), out.payload.eq(result)]
+        room = ~out_valid | out.ready
+        fire = Signal()
+        m.d.comb += [
+            act.ready.eq(weight.valid & room),
+            weight.ready.eq(act.valid & room),
+            fire.eq(act.valid & weight.valid & room),
+        ]
+        with m.If(out.ready):
+            m.d.sync += out_valid.eq(0)
+        with m.If(fire & act.payload.last):
+            m.d.sync += out_valid.eq(1)
+
+        # (act - zp), or 0 on a padded position: 17-bit signed.
+        centred = [[Signal(signed(17), name=f"x_{p}_{i}") for i in range(cfg.ifm_depth)] for p in range(cfg.positions)]
+        for p in range(cfg.positions):
+            for i in range(cfg.ifm_depth):
+                m.d.comb += centred[p][i].eq(Mux(act.payload.pad[p], 0, act.payload.data[p][i] - self.ifm_zero_point))
+
+        for p in range(cfg.positions):
+            for o in range(cfg.ublock_d):
+                k = p * cfg.ublock_d + o
+                acc = Signal(signed(cfg.acc_width), name=f"acc_{k}")
+                dot = Signal(signed(25 + cfg.ifm_depth.bit_length()), name=f"dot_{k}")
+                m.d.comb += dot.eq(sum(centred[p][i] * weight.payload[o][i] for i in range(cfg.ifm_depth)))
+                with m.If(fire):
+                    with m.If(act.payload.last):
+                        m.d.sync += [result[k].eq(acc + dot), acc.eq(0)]
+                    with m.Else():
+                        m.d.sync += acc.eq(acc + dot)
+        return m
+
+
+register(DesignEntry(
+    name="npu_mac",
+    summary="NPU MAC block: one OFM micro-block of int8 dot products (IFM zero point, padding) per cycle",
+    config_type=MacBlockConfig,
+    presets=dict(U55_PRESETS),
+    default="u55-256",
+    make=MacBlock,
+    blocks_doc="top: accumulators acc_K (K = position * ublock_d + channel) and the result register",
+))

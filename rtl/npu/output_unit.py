@@ -1,0 +1,199 @@
+"""NPU output stage: per-channel bias, scale and rounding shift, OFM zero point and activation clamp to int8.
+
+Bit-exact implementation of :mod:`models.npu.requant` (round mode TFL, the per-channel scale stream)::
+
+    v = acc + bias;  p = v * scale
+    shift > 31:  t = (p + 2**30) >> 31;  y = (t + 2**(r-1) - (t < 0)) >> r   with r = shift - 31
+    shift <= 31: y = (p + 2**(shift-1)) >> shift                          (shift 0: y = p)
+    out = min(max(y + ofm_zero_point, lo), hi)    lo/hi = act_min/act_max clipped to -128..127
+
+Both branches share one variable shifter: ``q = t or p``, ``s = shift - 31 or shift``, ``y = (q + half(s) -
+(double & q < 0)) >> s``. ``y`` is saturated to 20 bits before the zero point is added; since the zero point is a
+16-bit value and the clamp bounds lie in -128..127, that cannot change the result.
+
+Channel parameters live in a memory written through ``param_*`` (one record per cycle, while the unit is idle):
+``param_record`` is the Vela record read as a little-endian 80-bit integer (bias [39:0], scale [71:40],
+shift [77:72]; ``models.npu.requant.record_word``). The memory is split into ``lanes`` banks: channel ``c`` lives in
+bank ``c % lanes``, so one input beat ``(acc[0..lanes-1], channel)`` reads channels ``channel + 0 .. lanes-1``
+in a single cycle; ``channel`` must be a multiple of ``lanes`` (its low bits are ignored).
+
+Pipeline (all stages stall together when the output is not taken): memory read | bias add | multiply | rounding
+shift | zero point and clamp (the output register). Throughput one beat (``lanes`` values) per cycle;
+:attr:`OutputUnit.latency` = 5 cycles from the edge that accepts a beat to the edge after which it is on
+``o_stream`` (in a :meth:`sim.harness.NativeSim.run_stimulus` trace: input at cycle n, output valid at n + 5).
+``ofm_zero_point``/``act_min``/``act_max`` are quasi-static: change them only while no beat is in flight.
+"""
+from dataclasses import dataclass
+
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from rtl.designs import DesignEntry, register
+
+__all__ = ["OutputUnitConfig", "OutputUnit", "RECORD_WIDTH"]
+
+#: Width of a channel record as written on ``param_record`` (10 bytes).
+RECORD_WIDTH = 80
+_Y_WIDTH = 20  # saturated width of the rescaled value (needs > 16 bits + int8 range; see module docstring)
+
+
+@dataclass(frozen=True)
+class OutputUnitConfig:
+    """``lanes`` output channels per beat (the OFM micro-block depth: 4 on U55-32, 8 otherwise), ``channels``
+    records in the parameter memory, ``acc_width`` bits per input accumulator (32, or 40 for Vela's INT40)."""
+
+    lanes: int = 8
+    channels: int = 128
+    acc_width: int = 32
+
+    def __post_init__(self):
+        if not isinstance(self.lanes, int) or self.lanes not in (1, 2, 4, 8, 16):
+            raise ValueError(f"lanes must be one of 1, 2, 4, 8, 16, not {self.lanes!r}")
+        if (not isinstance(self.channels, int) or not self.lanes <= self.channels <= 65536
+                or self.channels % self.lanes):
+            raise ValueError(f"channels must be a multiple of lanes in {self.lanes}..65536, not {self.channels!r}")
+        if not isinstance(self.acc_width, int) or self.acc_width not in (32, 40):
+            raise ValueError(f"acc_width must be 32 or 40, not {self.acc_width!r}")
+
+    @property
+    def channel_bits(self) -> int:
+        return max(1, (self.channels - 1).bit_length())
+
+
+class ChannelRecord(data.Struct):
+    """One channel's parameters, laid out exactly as Vela's 10-byte record (little-endian)."""
+
+    bias: signed(40)
+    scale: unsigned(32)
+    shift: unsigned(6)
+
+
+class OutputUnit(wiring.Component):
+    """Requantise ``lanes`` accumulators per cycle to int8 (see the module docstring).
+
+    Members
+    -------
+    i_stream : ``In(stream.Signature({acc: lanes x signed(acc_width), channel}))``
+        ``channel`` is that of lane 0, a multiple of ``lanes``.
+    o_stream : ``Out(stream.Signature({data: lanes x signed(8), channel}))``
+    param_we, param_channel, param_record : ``In``
+        Write ``param_record`` (80-bit Vela record) for channel ``param_channel`` when ``param_we``.
+    ofm_zero_point, act_min, act_max : ``In(signed(16))``
+        OFM_ZERO_POINT, ACTIVATION_MIN, ACTIVATION_MAX register values.
+    """
+
+    latency = 5
+
+    def __init__(self, config: OutputUnitConfig):
+        if not isinstance(config, OutputUnitConfig):
+            self._MustUse__silence = True  # a block that failed to construct is not an unused elaboratable
+            raise TypeError(f"config must be an OutputUnitConfig, not {config!r}")
+        self.config = config
+        cb = config.channel_bits
+        self.in_layout = data.StructLayout({
+            "acc": data.ArrayLayout(signed(config.acc_width), config.lanes), "channel": unsigned(cb)})
+        self.out_layout = data.StructLayout({
+            "data": data.ArrayLayout(signed(8), config.lanes), "channel": unsigned(cb)})
+        super().__init__({
+            "i_stream": In(stream.Signature(self.in_layout)),
+            "o_stream": Out(stream.Signature(self.out_layout)),
+            "param_we": In(1),
+            "param_channel": In(unsigned(cb)),
+            "param_record": In(RECORD_WIDTH),
+            "ofm_zero_point": In(signed(16)),
+            "act_min": In(signed(16)),
+            "act_max": In(signed(16)),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        lane_bits = (cfg.lanes - 1).bit_length()
+        depth = cfg.channels // cfg.lanes
+
+        adv = Signal()   # every stage moves on (the output register is empty or being read)
+        m.d.comb += [adv.eq(~self.o_stream.valid | self.o_stream.ready), self.i_stream.ready.eq(adv)]
+        valid = [Signal(name=f"valid_{n}") for n in range(5)]
+        with m.If(adv):
+            m.d.sync += valid[0].eq(self.i_stream.valid)
+            m.d.sync += [valid[n].eq(valid[n - 1]) for n in range(1, 5)]
+        m.d.comb += self.o_stream.valid.eq(valid[4])
+
+        channel = [Signal(unsigned(cfg.channel_bits), name=f"channel_{n}") for n in range(5)]
+        with m.If(adv):
+            m.d.sync += channel[0].eq(self.i_stream.payload.channel)
+            m.d.sync += [channel[n].eq(channel[n - 1]) for n in range(1, 5)]
+        m.d.comb += self.o_stream.payload.channel.eq(channel[4])
+
+        # Clamp bounds: the 16-bit registers clipped to the int8 range.
+        lo, hi = Signal(signed(8)), Signal(signed(8))
+        for bound, reg in ((lo, self.act_min), (hi, self.act_max)):
+            m.d.comb += bound.eq(Mux(reg < -128, -128, Mux(reg > 127, 127, reg)))
+
+        record_bits = ChannelRecord.as_shape().size  # 78: the two top bits of a record are reserved
+        write_lane = self.param_channel[:lane_bits] if lane_bits else Const(0)
+        for lane in range(cfg.lanes):
+            m.submodules[f"params_{lane}"] = mem = Memory(shape=ChannelRecord, depth=depth, init=[])
+            wr = mem.write_port()
+            m.d.comb += [wr.addr.eq(self.param_channel[lane_bits:]), wr.data.eq(self.param_record[:record_bits]),
+                         wr.en.eq(self.param_we & (write_lane == lane))]
+            # Asynchronous read plus an explicit register, so the record register is a fault site (sim/netlist.py).
+            rd = mem.read_port(domain="comb")
+            m.d.comb += rd.addr.eq(self.i_stream.payload.channel[lane_bits:])
+            record = Signal(ChannelRecord, name=f"record0_{lane}")
+
+            # stage 0: accumulator and record registered
+            acc0 = Signal(signed(cfg.acc_width), name=f"acc0_{lane}")
+            # stage 1: v = acc + bias
+            v1 = Signal(signed(max(cfg.acc_width, 40) + 1), name=f"v1_{lane}")
+            scale1 = Signal(unsigned(32), name=f"scale1_{lane}")
+            shift1 = Signal(unsigned(6), name=f"shift1_{lane}")
+            # stage 2: p = v * scale
+            p2 = Signal(signed(len(v1) + 33), name=f"p2_{lane}")
+            shift2 = Signal(unsigned(6), name=f"shift2_{lane}")
+            # stage 3: rounding shift, saturated
+            y3 = Signal(signed(_Y_WIDTH), name=f"y3_{lane}")
+            # stage 4: zero point and clamp (the output register)
+            out4 = Signal(signed(8), name=f"out4_{lane}")
+
+            double = shift2 > 31
+            t = Signal(signed(len(p2) - 30), name=f"t_{lane}")
+            m.d.comb += t.eq((p2 + (1 << 30)) >> 31)
+            q = Signal(signed(len(p2)), name=f"q_{lane}")
+            s = Signal(unsigned(6), name=f"s_{lane}")
+            m.d.comb += [q.eq(Mux(double, t, p2)), s.eq(Mux(double, shift2 - 31, shift2))]
+            half = (Const(1, unsigned(34)) << s)[1:]   # 2**(s-1), or 0 when s == 0
+            away = double & q[-1]                        # round half away from zero (RoundingDivideByPOT)
+            shifted = Signal(signed(len(q) + 1), name=f"shifted_{lane}")
+            m.d.comb += shifted.eq((q + half - away) >> s)
+            y_max, y_min = (1 << (_Y_WIDTH - 1)) - 1, -(1 << (_Y_WIDTH - 1))
+            saturated = Mux(shifted > y_max, y_max, Mux(shifted < y_min, y_min, shifted))
+            z = Signal(signed(_Y_WIDTH + 1), name=f"z_{lane}")
+            m.d.comb += z.eq(y3 + self.ofm_zero_point)
+            clamped = Mux(z < lo, lo, z)
+            clamped = Mux(clamped > hi, hi, clamped)
+
+            with m.If(adv):
+                m.d.sync += [
+                    acc0.eq(self.i_stream.payload.acc[lane]), record.eq(rd.data),
+                    v1.eq(acc0 + record.bias), scale1.eq(record.scale), shift1.eq(record.shift),
+                    p2.eq(v1 * scale1), shift2.eq(shift1),
+                    y3.eq(saturated),
+                    out4.eq(clamped),
+                ]
+            m.d.comb += self.o_stream.payload.data[lane].eq(out4)
+        return m
+
+
+register(DesignEntry(
+    name="npu_output_unit",
+    summary="NPU output stage: per-channel bias/scale/shift (TFLite double rounding), OFM zero point, clamp",
+    config_type=OutputUnitConfig,
+    presets={"u55-32": OutputUnitConfig(lanes=4), "u55-64": OutputUnitConfig(lanes=8),
+             "u55-128": OutputUnitConfig(lanes=8), "u55-256": OutputUnitConfig(lanes=8)},
+    default="u55-128",
+    make=OutputUnit,
+    blocks_doc="top: the 5-stage pipeline; params_L: lane L's bank of channel records",
+))

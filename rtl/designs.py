@@ -81,7 +81,8 @@ def get_design(name: str) -> DesignEntry:
 
 
 # Importing one of these modules registers its design(s).
-_BUILTIN_MODULES = ("rtl.common.mac_array", "rtl.common.sram", "rtl.npu.top", "rtl.npu.output_unit", "rtl.npu.mac")
+_BUILTIN_MODULES = ("rtl.common.mac_array", "rtl.common.sram", "rtl.npu.top", "rtl.npu.output_unit", "rtl.npu.mac",
+                    "rtl.npu.weight_decoder")
 
 
 def _load_builtin():

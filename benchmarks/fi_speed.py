@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import write_section
 
 from faultinj.campaign import run_campaign
 from faultinj.engine import GoldenRun, ReferenceRun
@@ -27,7 +28,6 @@ from sim.build import build
 from sim.cocotb_glue import run_cocotb
 
 HERE = Path(__file__).parent
-MARK_BEGIN, MARK_END = "<!-- fi_speed:begin -->", "<!-- fi_speed:end -->"
 
 
 def main():
@@ -97,15 +97,7 @@ def main():
     ])
     print(report)
     if args.write:
-        path = Path(args.write)
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        section = f"{MARK_BEGIN}\n{report}\n{MARK_END}"
-        if MARK_BEGIN in text:
-            head, rest = text.split(MARK_BEGIN, 1)
-            text = head + section + rest.split(MARK_END, 1)[1]
-        else:
-            text = text.rstrip() + "\n\n" + section + "\n"
-        path.write_text(text)
+        write_section(args.write, "fi_speed", report)
 
 
 def naive_cocotb(result, workload, golden, sites, cycles, fast_outcomes):

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import write_section
 
 from rtl.designs import get_design
 from sim.build import build, verilator_command
@@ -24,7 +25,6 @@ from sim.harness import NativeSim
 from sim.toolchain import verilator_env
 
 HERE = Path(__file__).parent
-MARK_BEGIN, MARK_END = "<!-- sim_speed:begin -->", "<!-- sim_speed:end -->"
 
 
 def stimulus_for(config, cycles: int, seed: int = 1) -> dict[str, np.ndarray]:
@@ -111,15 +111,7 @@ def main():
     report = render(args, config, result, rows, snapshot_seconds, cycle_seconds)
     print(report)
     if args.write:
-        path = Path(args.write)
-        text = path.read_text() if path.exists() else "# Benchmarks\n"
-        section = f"{MARK_BEGIN}\n{report}\n{MARK_END}"
-        if MARK_BEGIN in text:
-            head, rest = text.split(MARK_BEGIN, 1)
-            text = head + section + rest.split(MARK_END, 1)[1]
-        else:
-            text = text.rstrip() + "\n\n" + section + "\n"
-        path.write_text(text)
+        write_section(args.write, "sim_speed", report)
 
 
 def render(args, config, result, rows, snapshot_seconds, cycle_seconds) -> str:

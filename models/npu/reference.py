@@ -7,32 +7,21 @@ and MUL layers (``/work/shared/research/toolchain.md``), so the interpreter is a
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+from .tflite_builder import model_bytes
 
 
 class ReferenceModelError(ValueError):
     """The model cannot be loaded by LiteRT or the input does not fit it."""
 
 
-def _model_bytes(model) -> bytes:
-    if isinstance(model, bytes | bytearray):
-        return bytes(model)
-    if isinstance(model, str | Path):
-        return Path(model).read_bytes()
-    data = getattr(model, "data", None)  # tflite_builder.TfliteModel
-    if isinstance(data, bytes):
-        return data
-    raise TypeError(f"expected .tflite bytes, a path or a TfliteModel, got {type(model).__name__}")
-
-
 class ReferenceModel:
     """A loaded model; :meth:`run` may be called many times."""
 
     def __init__(self, model) -> None:
-        self._data = _model_bytes(model)
+        self._data = model_bytes(model)
         try:
             self._it = Interpreter(model_content=self._data, num_threads=1,
                                    experimental_op_resolver_type=OpResolverType.BUILTIN_REF)

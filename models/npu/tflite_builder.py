@@ -565,3 +565,15 @@ __all__ = [
     "SpecError", "TfliteModel", "build_model", "draw_parameters", "layer_shapes", "random_layer_spec",
     "random_model_spec", "single_layer",
 ]
+
+
+def model_bytes(model) -> bytes:
+    """The .tflite flatbuffer of ``model``: bytes, a path, or a :class:`TfliteModel`."""
+    if isinstance(model, bytes | bytearray):
+        return bytes(model)
+    if isinstance(model, str | Path):
+        return Path(model).read_bytes()
+    data = getattr(model, "data", None)  # TfliteModel
+    if isinstance(data, bytes):
+        return data
+    raise TypeError(f"expected .tflite bytes, a path or a TfliteModel, got {type(model).__name__}")

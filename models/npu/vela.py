@@ -59,6 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from .cmdstream import Command, Cop1Header, decode_stream, parse_driver_payload
+from .tflite_builder import model_bytes
 
 ACCELERATORS = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256")
 MACS = {"ethos-u55-32": 32, "ethos-u55-64": 64, "ethos-u55-128": 128, "ethos-u55-256": 256}
@@ -321,17 +322,6 @@ def load_artifact(npz_path: str | Path, accelerator: str | None = None, *, listi
 # Compiling
 
 
-def _model_bytes(model) -> bytes:
-    if isinstance(model, bytes | bytearray):
-        return bytes(model)
-    if isinstance(model, str | Path):
-        return Path(model).read_bytes()
-    data = getattr(model, "data", None)  # tflite_builder.TfliteModel
-    if isinstance(data, bytes):
-        return data
-    raise TypeError(f"expected .tflite bytes, a path or a TfliteModel, got {type(model).__name__}")
-
-
 def _vela_args(tflite: Path, out_dir: Path, accelerator: str, fmt: str, system_config: str, memory_mode: str,
                extra_args: tuple[str, ...]) -> list[str]:
     args = [sys.executable, "-m", "ethosu.vela", str(tflite), "--accelerator-config", accelerator,
@@ -395,7 +385,7 @@ def cpu_operators(model, accelerator: str = "ethos-u55-128", *, system_config: s
                   memory_mode: str = DEFAULT_MEMORY_MODE, timeout: float = 300.0) -> tuple[CpuOp, ...]:
     """Operators that Vela leaves on the CPU (compiles to Vela's TFLite output and inspects the optimised graph)."""
     _check_accel(accelerator)
-    data = _model_bytes(model)
+    data = model_bytes(model)
     with tempfile.TemporaryDirectory(prefix="rampart_vela_") as tmp:
         src = Path(tmp) / "model.tflite"
         src.write_bytes(data)
@@ -450,7 +440,7 @@ def compile_model(model, accelerator: str = "ethos-u55-128", *, out_dir: str | P
     stay on the CPU, :class:`VelaCompileError` for any other failure.
     """
     _check_accel(accelerator)
-    data = _model_bytes(model)
+    data = model_bytes(model)
     if cache_dir is not None:
         from ethosu.vela._version import __version__ as vela_version
 

@@ -21,7 +21,8 @@ from sim.build import Build
 from sim.errors import RampartError
 from sim.harness import NativeSim
 
-__all__ = ["GoldenRun", "golden_run", "default_interval", "reference_outcome", "ReferenceRun"]
+__all__ = ["GoldenRun", "golden_run", "default_interval", "reference_outcome", "ReferenceRun",
+           "cocotb_reference_outcomes"]
 
 #: Snapshot memory a golden run may use (snapshots are ``rp_snapshot_size`` bytes each).
 SNAPSHOT_BUDGET = 256 << 20
@@ -120,3 +121,34 @@ class ReferenceRun:
 def reference_outcome(build_: Build, workload: Workload, site: int, cycle: int) -> Outcome:
     """One-off :meth:`ReferenceRun.outcome` (recomputes the golden traces; use :class:`ReferenceRun` for many)."""
     return ReferenceRun(build_, workload).outcome(site, cycle)
+
+
+def cocotb_reference_outcomes(build_: Build, workload: Workload, sites, cycles, *,
+                              simulator: str = "verilator") -> tuple[np.ndarray, float]:
+    """Outcomes of faults from the cocotb reference path (:mod:`faultinj.cocotb_reference`) and its wall time.
+
+    Independent of the native harness: cocotb drives the same Verilog, resets and replays from cycle 0 per fault,
+    flips through the simulator's handles and compares outputs and the final state itself.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from sim.cocotb_glue import run_cocotb
+
+    sites = np.asarray(sites, dtype=np.int64)
+    with NativeSim(build_) as sim:
+        decoded = [sim.site(int(s)) for s in sites]
+    names = np.array([build_.state[e].var for e, _, _ in decoded], dtype=object)
+    with tempfile.TemporaryDirectory() as tmp:
+        case, result = Path(tmp) / "case.npz", Path(tmp) / "result.npz"
+        np.savez(case, inputs=np.array(workload.inputs, dtype=object),
+                 observe=np.ones(workload.cycles, bool) if workload.observe is None else workload.observe,
+                 outputs=np.array(workload.outputs, dtype=object),
+                 state_names=np.array([e.var for e in build_.state], dtype=object),
+                 state_depths=np.array([e.depth for e in build_.state]), names=names,
+                 words=np.array([w for _, w, _ in decoded]), bits=np.array([b for _, _, b in decoded]),
+                 cycles=np.asarray(cycles, dtype=np.int64))
+        run_cocotb(build_.design, build_.config, "faultinj.cocotb_reference", test_dir=Path(tmp),
+                   simulator=simulator, extra_env={"RAMPART_FI_CASE": str(case), "RAMPART_FI_RESULT": str(result)})
+        data = np.load(result)
+        return data["outcomes"], float(data["seconds"])

@@ -1,108 +1,82 @@
-"""Fault-injection campaigns: a seeded fault list, local worker processes, results streamed into SQLite (WAL).
+"""Fault-injection campaigns: seeded fault lists, local or Dask workers, results streamed into SQLite (WAL).
 
-The fault list is a pure function of (build, workload, samples, seed, strata): sites x cycles are sampled without
-replacement with :func:`faultinj.stats.sample_faults` (per block when ``strata="block"``, split by
-:func:`faultinj.stats.allocate`), then put in a seeded random order. A fault's ``id`` is its position in that order.
-A resumed campaign recomputes the same list and runs only the ids not yet stored, so a killed campaign ends with
-exactly the counts of an uninterrupted one, nothing lost or duplicated. Each batch of results is committed in one
-transaction.
+Three modes, all reproducible from the seed and resumable (a killed campaign ends with exactly the counts of an
+uninterrupted one, nothing lost or duplicated; each batch of results is committed in one transaction):
 
-Tables: ``meta(key, value)`` (design, config, workload, seeds, sampling parameters, build key, schema version) and
-``injections(id, site, cycle, block, outcome, cycles)`` with ``id`` the fault's index in the seeded order.
+* **fixed** (``samples``): the fault list is a pure function of (build, workload, samples, seed, strata), drawn
+  by :func:`faultinj.plan.fault_plan` (without replacement, split over the strata in proportion to their size) and
+  put in a seeded order; a fault's ``id`` is its position. A resumed campaign recomputes the list and runs only
+  the ids not yet stored.
+* **exhaustive** (``strata="exhaustive"``): every (site, cycle) of the space once, ``id = site * cycles + cycle``.
+* **iterative** (``iterative=True`` with ``margin`` and ``confidence``): rounds driven by
+  :class:`faultinj.stats.StoppingRule` (a pilot per stratum, then Neyman-allocated rounds) until every checked
+  rate's interval half-width is within ``margin``. Round ``r`` is drawn with the RNG ``default_rng([seed, r])``
+  excluding faults already planned, and stored (table ``planned``) together with the decision that led to it
+  (table ``rounds``) in one transaction before it runs; rounds are planned only once the previous round is fully
+  stored, so a resumed campaign reruns the stored plan's missing ids and then makes the same decisions.
+
+Strata (see :mod:`faultinj.plan`): ``none``, ``block``, ``cycle``, ``block,cycle`` (``cycle_windows`` windows).
+
+Workers (see :mod:`faultinj.scheduler`): this process (``workers=1``), a local fork pool, or a Dask cluster
+(``scheduler=ADDRESS``); results are always committed by this process, so resume semantics do not depend on them.
+
+Tables: ``meta(key, value)`` (design, config, workload, seeds, sampling parameters, build key, schema version),
+``injections(id, site, cycle, block, outcome, cycles)`` with ``id`` the fault's id, and for iterative campaigns
+``planned(id, round, stratum, local, site, cycle)`` and ``rounds(round, injections, worst_half_width, done)``.
 """
 import dataclasses
 import json
-import multiprocessing
 import os
-import signal
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from faultinj.outcomes import DEFAULT_RATES, Outcome
-from faultinj.stats import Interval, allocate, proportion_interval, sample_faults
+from faultinj.plan import STRATA, FaultPlan, FaultSpace, draw_round, fault_plan, fault_space
+from faultinj.scheduler import InitSpec, InlineScheduler, make_scheduler
+from faultinj.stats import Interval, StoppingRule, StratifiedEstimate, proportion_interval, stratified_proportion
 from faultinj.workload import Workload, get_workload, make_workload
 from rtl.designs import get_design
-from sim.build import Build, build
+from sim.build import build
 from sim.errors import RampartError
 
-__all__ = ["SCHEMA_VERSION", "FaultPlan", "fault_plan", "run_campaign", "resume_campaign", "campaign_status",
-           "CampaignStatus", "BlockStatus", "campaign_meta"]
+__all__ = ["SCHEMA_VERSION", "STRATA", "FaultPlan", "fault_plan", "run_campaign", "resume_campaign",
+           "campaign_status", "CampaignStatus", "BlockStatus", "campaign_meta", "RoundRecord"]
 
 SCHEMA_VERSION = 1
 APP = "rampart-fi"
-STRATA = ("none", "block")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS injections (
-    id INTEGER PRIMARY KEY,      -- the fault's index in the seeded sample order
+    id INTEGER PRIMARY KEY,      -- the fault's id (index in the seeded sample order / the plan)
     site INTEGER NOT NULL,       -- global state-bit index of the build's state map
     cycle INTEGER NOT NULL,      -- injection cycle
     block TEXT NOT NULL,
     outcome INTEGER NOT NULL,    -- faultinj.outcomes.Outcome value
     cycles INTEGER NOT NULL      -- cycles simulated for this injection
 );
+CREATE TABLE IF NOT EXISTS planned (
+    id INTEGER PRIMARY KEY,      -- iterative campaigns: every planned fault, round by round
+    round INTEGER NOT NULL,
+    stratum INTEGER NOT NULL,
+    local INTEGER NOT NULL,      -- index within the stratum (faultinj.plan.FaultSpace.decode)
+    site INTEGER NOT NULL,
+    cycle INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rounds (
+    round INTEGER PRIMARY KEY,   -- the decision taken once every earlier round was stored
+    injections INTEGER NOT NULL, -- faults this round adds (0 when done)
+    worst_half_width REAL,       -- widest checked interval half-width at the decision (NULL before the pilot)
+    done INTEGER NOT NULL        -- 1: every checked rate met the margin (or the space is exhausted)
+);
 """
 
-
-# --------------------------------------------------------------------------------------------------------------------
-# The fault list
-
-@dataclass(frozen=True)
-class FaultPlan:
-    """The campaign's faults in id order: global site, cycle and block (index into ``blocks``) per id."""
-
-    sites: np.ndarray
-    cycles: np.ndarray
-    block_ids: np.ndarray
-    blocks: tuple[str, ...]
-    populations: dict[str, int]      # sites x cycles per block
-
-    def __len__(self) -> int:
-        return len(self.sites)
-
-
-def fault_plan(build_: Build, cycles: int, samples: int, seed: int, strata: str = "block") -> FaultPlan:
-    """The deterministic fault list of a campaign (see the module docstring)."""
-    if strata not in STRATA:
-        raise RampartError(f"strata must be one of {', '.join(STRATA)}, not {strata!r}")
-    widths = np.array([e.width * e.depth for e in build_.state], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(widths)])
-    blocks = tuple(build_.blocks())
-    element_block = np.array([blocks.index(e.block) for e in build_.state], dtype=np.int64)
-    block_bits = np.bincount(element_block, weights=widths, minlength=len(blocks)).astype(np.int64)
-    populations = {b: int(n) * cycles for b, n in zip(blocks, block_bits, strict=True)}
-    total = int(offsets[-1]) * cycles
-    if not 1 <= samples <= total:
-        raise RampartError(f"samples must be between 1 and the population ({total} site-cycles), not {samples}")
-    rng = np.random.default_rng(seed)
-    if strata == "block":
-        sizes = block_bits * cycles
-        if samples < len(blocks):
-            raise RampartError(f"stratified sampling needs at least one sample per block ({len(blocks)})")
-        draws = sample_faults(rng, sizes, allocate(samples, sizes))
-        sites, cyc, bids = [], [], []
-        for b, idx in enumerate(draws):
-            local, c = np.divmod(idx, cycles)
-            elems = np.flatnonzero(element_block == b)
-            cum = np.concatenate([[0], np.cumsum(widths[elems])])
-            pos = np.searchsorted(cum, local, side="right") - 1
-            sites.append(offsets[elems[pos]] + local - cum[pos])
-            cyc.append(c)
-            bids.append(np.full(len(idx), b, dtype=np.int64))
-        sites, cyc, bids = np.concatenate(sites), np.concatenate(cyc), np.concatenate(bids)
-    else:
-        (idx,) = sample_faults(rng, [total], [samples])
-        sites, cyc = np.divmod(idx, cycles)
-        bids = element_block[np.searchsorted(offsets, sites, side="right") - 1]
-    order = rng.permutation(len(sites))
-    return FaultPlan(sites[order].astype(np.int64), cyc[order].astype(np.int64), bids[order].astype(np.int64),
-                     blocks, populations)
-
+#: Meta keys added after the first campaigns, with the value an older database implicitly has.
+_META_DEFAULTS = {"mode": "fixed", "cycle_windows": 1}
 
 # --------------------------------------------------------------------------------------------------------------------
 # The database
@@ -169,57 +143,72 @@ def _config_from_json(design: str, text: str):
     return entry.config(None)
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# Workers
-
-_WORKER: dict = {}
-
-
-def _die_with_parent():
-    """Ask Linux to SIGKILL this worker when its parent dies (a killed campaign leaves no orphans)."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _worker_init(build_, config, workload_name, workload_seed, workload_cycles, interval, in_pool):
-    from faultinj.engine import golden_run
-    if in_pool:
-        _die_with_parent()
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    workload = make_workload(workload_name, config, seed=workload_seed, cycles=workload_cycles)
-    _WORKER["golden"] = golden_run(build_, workload, interval)
-
-
-def _worker_run(task):
-    ids, sites, cycles = task
-    outcomes, simulated = _WORKER["golden"].inject(sites, cycles)
-    return ids, outcomes, simulated
-
-
-def _batches(pending: np.ndarray, plan: FaultPlan, size: int):
-    for start in range(0, len(pending), size):
-        ids = pending[start:start + size]
-        yield ids, plan.sites[ids], plan.cycles[ids]
-
 
 # --------------------------------------------------------------------------------------------------------------------
 # Running
 
-def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_matmul", samples: int = 1000,
+def _batches(pending: np.ndarray, sites: np.ndarray, cycles: np.ndarray, size: int):
+    for start in range(0, len(pending), size):
+        ids = pending[start:start + size]
+        yield ids, sites[ids], cycles[ids]
+
+
+def _ids(db: sqlite3.Connection) -> np.ndarray:
+    return np.fromiter((row[0] for row in db.execute("SELECT id FROM injections")), dtype=np.int64)
+
+
+def _space_counts(db: sqlite3.Connection, space: FaultSpace, rates: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(events per stratum and rate, injections per stratum) of the stored injections."""
+    k = np.zeros((len(space.sizes), len(rates)), dtype=np.int64)
+    n = np.zeros(len(space.sizes), dtype=np.int64)
+    index = {b: i for i, b in enumerate(space.blocks)}
+    rows = db.execute("SELECT block, cycle * ? / ?, outcome, COUNT(*) FROM injections GROUP BY 1, 2, 3",
+                      (space.windows, space.cycles)).fetchall()
+    for block, window, outcome, count in rows:
+        if block not in index:
+            continue
+        # stratum_of takes cycles; the window's first cycle lies in the window
+        h = int(space.stratum_of([index[block]], [int(space.bounds[window])])[0])
+        n[h] += count
+        for j, rate in enumerate(rates):
+            if Outcome(outcome) in DEFAULT_RATES[rate]:
+                k[h, j] += count
+    return k, n
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    round: int
+    injections: int
+    worst_half_width: float | None
+    done: bool
+
+
+def _rounds(db: sqlite3.Connection) -> list[RoundRecord]:
+    return [RoundRecord(r, n, w, bool(d))
+            for r, n, w, d in db.execute("SELECT round, injections, worst_half_width, done FROM rounds ORDER BY round")]
+
+
+def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_matmul", samples: int | None = 1000,
                  seed: int = 0, strata: str = "block", workers: int | None = None,
                  progress_callback: Callable[[int, int], None] | None = None, *, workload_seed: int = 0,
                  workload_cycles: int | None = None, interval: int | None = None,
-                 batch_size: int | None = None) -> "CampaignStatus":
+                 batch_size: int | None = None, cycle_windows: int = 1, iterative: bool = False,
+                 margin: float | None = None, confidence: float = 0.99, per_block: bool = False,
+                 rates: Sequence[str] = ("unmasked",), pilot: int = 30, scheduler=None) -> "CampaignStatus":
     """Run (or resume) a campaign into ``db_path`` and return its status.
 
     ``workload`` is a registered workload name, instantiated with ``(config, workload_seed, workload_cycles)``.
     An existing database must hold the same campaign (same parameters and build); its stored ids are skipped.
-    ``workers`` local processes (default: one per core; 1 runs in this process). ``progress_callback(done, total)``
-    is called after every committed batch.
+    ``strata``: ``"none"``, ``"block"``, ``"cycle"``, ``"block,cycle"`` (``cycle_windows`` windows) or
+    ``"exhaustive"`` (every fault once; ``samples`` is ignored).
+    ``iterative=True``: ignore ``samples`` and inject in rounds until the ``rates`` (names of
+    :data:`faultinj.outcomes.DEFAULT_RATES`) meet ``margin`` at ``confidence`` overall (stratified interval) and,
+    with ``per_block``, in every stratum; ``pilot`` injections per stratum first (see
+    :class:`faultinj.stats.StoppingRule`).
+    ``workers`` local processes (default: one per core; 1 runs in this process), or ``scheduler`` a Dask scheduler
+    address (or a ``distributed.Client``). ``progress_callback(done, total)`` is called after every committed batch
+    (``total``: the faults planned so far).
     """
     path = Path(db_path)
     entry = get_design(design)
@@ -228,20 +217,47 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
     wl_design, _, _ = get_workload(workload)
     if wl_design != design:
         raise RampartError(f"workload {workload} is for {wl_design}, not {design}")
+    if strata not in STRATA:
+        raise RampartError(f"strata must be one of {', '.join(STRATA)}, not {strata!r}")
+    if iterative and strata == "exhaustive":
+        raise RampartError("an exhaustive campaign cannot also be iterative")
+    if iterative:
+        if margin is None:
+            raise RampartError("the iterative mode needs a margin")
+        unknown = [r for r in rates if r not in DEFAULT_RATES]
+        if unknown or not rates:
+            raise RampartError(f"rates must be among {', '.join(DEFAULT_RATES)}, not {', '.join(unknown) or 'none'}")
+        try:
+            rule = StoppingRule(margin=margin, confidence=confidence, per_stratum=per_block, pilot=pilot)
+        except (TypeError, ValueError) as e:
+            raise RampartError(str(e)) from None
     result = build(design, config)
     wl: Workload = make_workload(workload, config, seed=workload_seed, cycles=workload_cycles)
+    space = fault_space(result, wl.cycles, strata, cycle_windows)
+    mode = "iterative" if iterative else "exhaustive" if strata == "exhaustive" else "fixed"
+    if mode == "exhaustive":
+        samples = space.total
+    elif mode == "iterative":
+        samples = 0
+    elif samples is None:
+        raise RampartError("give a number of samples (or an exhaustive or iterative campaign)")
     meta = {
         "app": APP, "schema_version": SCHEMA_VERSION, "design": design, "config": _config_json(config),
         "config_repr": repr(config), "workload": workload, "workload_seed": workload_seed,
         "workload_cycles": wl.cycles, "workload_key": wl.key, "seed": seed, "samples": samples, "strata": strata,
-        "interval": interval, "build_key": result.key,
+        "interval": interval, "build_key": result.key, "mode": mode, "cycle_windows": space.windows,
+        "block_bits": {b: int(n) for b, n in zip(space.blocks, space.block_bits, strict=True)},
     }
+    if iterative:
+        meta.update(margin=margin, confidence=confidence, per_block=per_block, rates=list(rates), pilot=pilot)
     db = _connect(path, create=True)
+    runner = None
     try:
         stored = _read_meta(db)
         if stored:
             want = {k: json.dumps(v) for k, v in meta.items()}
-            diff = [k for k in want if k != "app" and stored.get(k) != want[k]]
+            stored = {**{k: json.dumps(v) for k, v in _META_DEFAULTS.items()}, **stored}
+            diff = [k for k in want if k not in ("app", "block_bits") and stored.get(k) != want[k]]
             if diff == ["build_key"]:
                 raise RampartError(f"{path}: the build of {design} changed since this campaign started (RTL, harness "
                                    "or tools edited); start a new campaign database")
@@ -251,50 +267,88 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
             with db:
                 db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                                [(k, json.dumps(v)) for k, v in meta.items()])
-        plan = fault_plan(result, wl.cycles, samples, seed, strata)
-        done_ids = np.fromiter((row[0] for row in db.execute("SELECT id FROM injections")), dtype=np.int64)
-        pending = np.setdiff1d(np.arange(len(plan), dtype=np.int64), done_ids)
-        done = len(plan) - len(pending)
         workers = max(1, workers or os.cpu_count() or 1)
-        if batch_size is None:
-            batch_size = int(np.clip(len(pending) // (workers * 8) or 1, 64, 4096))
-        tasks = _batches(pending, plan, batch_size)
-        init = (result, config, workload, workload_seed, workload_cycles, interval)
+        spec = InitSpec(result, config, workload, workload_seed, workload_cycles, interval)
+        runner = make_scheduler(spec, workers, scheduler)
+        inline = InlineScheduler(spec)
 
-        def commit(ids, outcomes, simulated):
-            nonlocal done
-            rows = [(int(i), int(plan.sites[i]), int(plan.cycles[i]), plan.blocks[plan.block_ids[i]], int(o), int(s))
-                    for i, o, s in zip(ids, outcomes, simulated, strict=True)]
-            with db:
-                db.executemany("INSERT INTO injections (id, site, cycle, block, outcome, cycles) "
-                               "VALUES (?, ?, ?, ?, ?, ?)", rows)
-            done += len(rows)
-            if progress_callback:
-                progress_callback(done, len(plan))
+        def execute(sites, cycles, blocks, total):
+            """Run every id in [0, total) not yet stored."""
+            pending = np.setdiff1d(np.arange(total, dtype=np.int64), _ids(db))
+            done = total - len(pending)
+            size = batch_size
+            if size is None:
+                size = int(np.clip(len(pending) // (workers * 8) or 1, 64, 4096))
+            if not len(pending):
+                return
+            use = inline if scheduler is None and (workers == 1 or len(pending) <= size) else runner
+            for ids, outcomes, simulated in use.map(_batches(pending, sites, cycles, size)):
+                rows = [(int(i), int(sites[i]), int(cycles[i]), space.blocks[blocks[i]], int(o), int(s))
+                        for i, o, s in zip(ids, outcomes, simulated, strict=True)]
+                with db:
+                    db.executemany("INSERT INTO injections (id, site, cycle, block, outcome, cycles) "
+                                   "VALUES (?, ?, ?, ?, ?, ?)", rows)
+                done += len(rows)
+                if progress_callback:
+                    progress_callback(done, total)
 
-        if len(pending):
-            if workers == 1 or len(pending) <= batch_size:
-                _worker_init(*init, in_pool=False)
-                for task in tasks:
-                    commit(*_worker_run(task))
-            else:
-                ctx = multiprocessing.get_context("fork")
-                with ctx.Pool(workers, initializer=_worker_init, initargs=(*init, True)) as pool:
-                    for res in pool.imap_unordered(_worker_run, tasks):
-                        commit(*res)
+        if not iterative:
+            plan = fault_plan(result, wl.cycles, samples, seed, strata, space.windows)
+            execute(plan.sites, plan.cycles, plan.block_ids, len(plan))
+        else:
+            _run_rounds(db, space, rule, list(rates), seed, execute)
     finally:
+        if runner is not None:
+            runner.close()
         db.close()
     return campaign_status(path)
 
 
+def _run_rounds(db, space: FaultSpace, rule: StoppingRule, rates: list[str], seed: int, execute):
+    """The iterative mode's loop: run the stored plan, decide, store the next round, repeat (see the docstring)."""
+    while True:
+        rows = np.array(db.execute("SELECT id, stratum, local, site, cycle FROM planned ORDER BY id").fetchall(),
+                        dtype=np.int64).reshape(-1, 5)
+        if len(rows) and not np.array_equal(rows[:, 0], np.arange(len(rows))):
+            raise RampartError("the campaign's planned faults are not numbered 0..n-1 (database edited?)")
+        sites, cycles = rows[:, 3], rows[:, 4]
+        execute(sites, cycles, space.block_of(sites), len(rows))
+        history = _rounds(db)
+        if history and history[-1].done:
+            return
+        k, n = _space_counts(db, space, rates)
+        decision = rule.evaluate(k, n, space.sizes, rates)
+        add = decision.additional
+        worst = None if not decision.checks else float(decision.worst_half_width)
+        r = len(history)
+        if decision.done or add.sum() == 0:
+            with db:
+                db.execute("INSERT INTO rounds VALUES (?, 0, ?, 1)", (r, worst))
+            return
+        used = [rows[rows[:, 1] == h, 2] for h in range(len(space.sizes))]
+        strata, local, new_sites, new_cycles = draw_round(space, used, add, seed, r)
+        ids = np.arange(len(rows), len(rows) + len(local))
+        with db:
+            db.execute("INSERT INTO rounds VALUES (?, ?, ?, 0)", (r, int(add.sum()), worst))
+            db.executemany("INSERT INTO planned VALUES (?, ?, ?, ?, ?, ?)",
+                           zip(ids.tolist(), [r] * len(ids), strata.tolist(), local.tolist(), new_sites.tolist(),
+                               new_cycles.tolist(), strict=True))
+
+
 def resume_campaign(db_path, workers: int | None = None,
-                    progress_callback: Callable[[int, int], None] | None = None) -> "CampaignStatus":
+                    progress_callback: Callable[[int, int], None] | None = None, *,
+                    scheduler=None) -> "CampaignStatus":
     """Continue the campaign stored in ``db_path`` with its own parameters."""
     meta = campaign_meta(db_path)
     config = _config_from_json(meta["design"], meta["config"])
+    extra = {}
+    if meta.get("mode") == "iterative":
+        extra = dict(iterative=True, margin=meta["margin"], confidence=meta["confidence"],
+                     per_block=meta["per_block"], rates=tuple(meta["rates"]), pilot=meta["pilot"])
     return run_campaign(db_path, meta["design"], config, meta["workload"], meta["samples"], meta["seed"],
                         meta["strata"], workers, progress_callback, workload_seed=meta["workload_seed"],
-                        workload_cycles=meta["workload_cycles"], interval=meta["interval"])
+                        workload_cycles=meta["workload_cycles"], interval=meta["interval"],
+                        cycle_windows=meta.get("cycle_windows", 1), scheduler=scheduler, **extra)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -316,9 +370,17 @@ class CampaignStatus:
     done: int
     blocks: dict[str, BlockStatus]
     overall: BlockStatus
+    #: Overall rates estimated over the campaign's strata (:func:`faultinj.stats.stratified_proportion`): unbiased
+    #: also when the allocation is not proportional (iterative mode); exact for a complete exhaustive campaign.
+    #: Empty when a stratum has no injection yet or the database predates this field.
+    stratified: dict[str, StratifiedEstimate] = dataclasses.field(default_factory=dict)
+    #: Iterative campaigns: the decision of every round so far (empty otherwise).
+    rounds: tuple[RoundRecord, ...] = ()
 
     @property
     def complete(self) -> bool:
+        if self.meta.get("mode") == "iterative":
+            return bool(self.rounds) and self.rounds[-1].done and self.done >= self.planned
         return self.done >= self.planned
 
     def counts(self) -> dict[Outcome, int]:
@@ -334,18 +396,60 @@ def _block_status(name: str, counts: dict[Outcome, int], cycles: int, confidence
     return BlockStatus(name, n, counts, rates, cycles)
 
 
-def campaign_status(db_path, confidence: float = 0.95) -> CampaignStatus:
-    """Per-block and overall outcome counts with Wilson intervals for every default rate."""
+def _meta_space(meta: dict) -> FaultSpace | None:
+    """The campaign's strata rebuilt from its metadata (block sizes only; enough for sizes and stratum_of)."""
+    bits = meta.get("block_bits")
+    if not isinstance(bits, dict) or not bits:
+        return None
+    strata = meta.get("strata", "block")
+    windows = int(meta.get("cycle_windows", 1) or 1)
+    cycles = int(meta["workload_cycles"])
+    blocks = tuple(bits)
+    widths = np.array([bits[b] for b in blocks], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
+    nb = len(blocks)
+    if strata in ("none", "exhaustive"):
+        sb, sw = [-1], [-1]
+    elif strata == "block":
+        sb, sw = list(range(nb)), [-1] * nb
+    elif strata == "cycle":
+        sb, sw = [-1] * windows, list(range(windows))
+    else:
+        sb, sw = [b for b in range(nb) for _ in range(windows)], [w for _ in range(nb) for w in range(windows)]
+    return FaultSpace(strata, cycles, windows, blocks, widths, offsets, np.arange(nb), widths,
+                      np.array(sb, dtype=np.int64), np.array(sw, dtype=np.int64))
+
+
+def campaign_status(db_path, confidence: float | None = None) -> CampaignStatus:
+    """Per-block and overall outcome counts with Wilson intervals for every default rate, and stratified rates.
+
+    ``confidence`` defaults to the campaign's own (iterative mode) or 0.95.
+    """
     path = Path(db_path)
     db = _connect(path, create=False)
     try:
         meta = {k: json.loads(v) for k, v in _read_meta(db).items()}
+        if confidence is None:
+            confidence = float(meta.get("confidence", 0.95)) if meta.get("mode") == "iterative" else 0.95
         per_block: dict[str, dict[Outcome, int]] = {}
         cycles: dict[str, int] = {}
         for block, outcome, n, simulated in db.execute(
                 "SELECT block, outcome, COUNT(*), SUM(cycles) FROM injections GROUP BY block, outcome"):
             per_block.setdefault(block, dict.fromkeys(Outcome, 0))[Outcome(outcome)] = n
             cycles[block] = cycles.get(block, 0) + simulated
+        planned = int(meta.get("samples", 0) or 0)
+        rounds: tuple[RoundRecord, ...] = ()
+        if meta.get("mode") == "iterative":
+            planned = db.execute("SELECT COUNT(*) FROM planned").fetchone()[0]
+            rounds = tuple(_rounds(db))
+        stratified = {}
+        space = _meta_space(meta)
+        if space is not None:
+            names = list(DEFAULT_RATES)
+            k, n = _space_counts(db, space, names)
+            if np.all(n >= 1):
+                stratified = {name: stratified_proportion(k[:, j], n, space.sizes, confidence)
+                              for j, name in enumerate(names)}
     except sqlite3.DatabaseError as e:
         raise RampartError(f"{path}: unreadable campaign database ({e})") from None
     finally:
@@ -356,4 +460,4 @@ def campaign_status(db_path, confidence: float = 0.95) -> CampaignStatus:
         for o, k in status.counts.items():
             total[o] += k
     overall = _block_status("all", total, sum(cycles.values()), confidence)
-    return CampaignStatus(meta, int(meta.get("samples", 0)), overall.injections, blocks, overall)
+    return CampaignStatus(meta, planned, overall.injections, blocks, overall, stratified, rounds)

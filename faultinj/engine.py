@@ -124,11 +124,13 @@ def reference_outcome(build_: Build, workload: Workload, site: int, cycle: int) 
 
 
 def cocotb_reference_outcomes(build_: Build, workload: Workload, sites, cycles, *,
-                              simulator: str = "verilator") -> tuple[np.ndarray, float]:
+                              simulator: str = "icarus") -> tuple[np.ndarray, float]:
     """Outcomes of faults from the cocotb reference path (:mod:`faultinj.cocotb_reference`) and its wall time.
 
     Independent of the native harness: cocotb drives the same Verilog, resets and replays from cycle 0 per fault,
-    flips through the simulator's handles and compares outputs and the final state itself.
+    flips through the simulator's handles and compares outputs and the final state itself. Icarus by default:
+    through cocotb's VPI, Verilator silently drops a deposit into a register that is also a top-level output port
+    (e.g. the MAC array's ``out``), so that path cannot flip every site; Icarus can, and is a second simulator.
     """
     import tempfile
     from pathlib import Path

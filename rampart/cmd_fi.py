@@ -91,7 +91,7 @@ class _Progress:
         rate = (done - self.first_done) / max(time.monotonic() - self.start, 1e-9)
         counts = campaign_status(self.db).counts()
         mix = " ".join(f"{o.name.lower()} {n}" for o, n in counts.items() if n)
-        self.progress.update(self.task, completed=done, rate=f"{rate:,.0f} inj/s", mix=mix)
+        self.progress.update(self.task, completed=done, total=total, rate=f"{rate:,.0f} inj/s", mix=mix)
 
 
 def _print_status(status):
@@ -115,42 +115,118 @@ def _print_status(status):
         name = "[bold]all" if block is status.overall else block.block
         table.add_row(name, f"{block.injections:,}", *(f"{block.counts[o]:,}" for o in Outcome), interval)
     console.print(table)
+    strat = status.stratified.get("unmasked")
+    if strat is not None and meta.get("strata") != "none":
+        level = strat.interval.confidence
+        console.print(f"overall unmasked rate over the strata ({_sampling_text(meta)}): {strat.estimate:.2%} "
+                      f"[{strat.low:.2%}, {strat.high:.2%}] at {level:.0%} (half-width {strat.half_width:.2%})")
+    if status.rounds:
+        last = status.rounds[-1]
+        state = "margin met" if last.done else "in progress"
+        console.print(f"iterative: {len(status.rounds)} rounds, {status.done:,} injections, {state} "
+                      f"(target +/-{meta['margin']:g} at {meta['confidence']:.0%})")
+
+
+def _sampling_text(meta) -> str:
+    strata = meta.get("strata", "block")
+    if strata == "exhaustive":
+        return "exhaustive"
+    if strata == "none":
+        how = "uniform"
+    else:
+        how = {"block": "stratified by block", "cycle": f"stratified by {meta.get('cycle_windows', 1)} cycle windows",
+               "block,cycle": f"stratified by block x {meta.get('cycle_windows', 1)} cycle windows"}[strata]
+    if meta.get("mode") == "iterative":
+        return f"{how}, iterative (Neyman rounds to +/-{meta['margin']:g} at {meta['confidence']:.0%})"
+    return how + ("" if strata == "none" else ", proportional")
+
+
+def _reproduce(meta, db: Path) -> str:
+    args = [f"rampart fi run {meta['design']} --workload {meta['workload']}"]
+    if meta.get("strata") == "exhaustive":
+        args.append("--exhaustive")
+    else:
+        if meta.get("mode") == "iterative":
+            args.append(f"--iterative --margin {meta['margin']:g} --confidence {meta['confidence']:g}"
+                        + (" --per-block" if meta.get("per_block") else ""))
+        else:
+            args.append(f"--samples {meta['samples']}")
+        args.append(f"--seed {meta['seed']} --strata {meta['strata']}")
+        if "cycle" in meta["strata"]:
+            args.append(f"--cycle-windows {meta.get('cycle_windows', 1)}")
+    args.append(f"--db {db.name}")
+    return " ".join(args)
 
 
 @fi.command("run")
 @click.argument("design")
 @_design_options
 @click.option("--db", required=True, type=click.Path(dir_okay=False), help="Campaign database (SQLite) to write.")
-@click.option("--samples", "-n", type=click.IntRange(1), help="Number of injections.")
+@click.option("--samples", "-n", type=click.IntRange(1), help="Number of injections (a fixed-size campaign).")
 @click.option("--margin", type=click.FloatRange(0, 0.5, min_open=True),
-              help="Instead of --samples: size the sample by Leveugle et al. (DATE 2009) for this error margin.")
+              help="Instead of --samples: size the sample by Leveugle et al. (DATE 2009) for this error margin; "
+                   "with --iterative, the half-width every checked rate's interval must reach.")
 @click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.99, show_default=True,
               help="Confidence for --margin.")
-@click.option("--strata", type=click.Choice(["block", "none"]), default="block", show_default=True,
-              help="Stratify the sample by block (proportional allocation) or draw uniformly.")
+@click.option("--iterative", is_flag=True,
+              help="With --margin: inject in rounds (a pilot of 30 per stratum, then Neyman-allocated rounds) until "
+                   "the overall unmasked rate's stratified interval is within --margin; fewer injections than "
+                   "Leveugle's size when the strata's rates differ. Rounds are stored, so `fi resume` continues "
+                   "exactly.")
+@click.option("--per-block", is_flag=True, help="With --iterative: also require each stratum's (block's, or "
+              "block x window's) own unmasked rate to meet --margin (many more injections).")
+@click.option("--exhaustive", is_flag=True, help="Inject every (site, cycle) of the fault space once (small designs "
+              "and short workloads only; see `rampart fi sites` for the size).")
+@click.option("--strata", type=click.Choice(["block", "none", "cycle", "block,cycle"]), default="block",
+              show_default=True, help="Stratify the sample by block, by cycle window, by both, or draw uniformly.")
+@click.option("--cycle-windows", type=click.IntRange(1), default=None, metavar="K",
+              help="Number of equal cycle windows for --strata cycle or block,cycle (default 8).")
+@click.option("--cycles", "workload_cycles", type=click.IntRange(1), default=None,
+              help="Workload length in cycles (default: the workload's own).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fault sample.")
 @click.option("--workers", type=click.IntRange(1), default=None, help="Local worker processes (default: one per core).")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Run the batches on a Dask cluster (e.g. tcp://host:8786) instead of local processes; results "
+                   "are still committed here, failed batches are retried.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), help="Also write the ASIL report here.")
-def run_cmd(design, config, workload, db, samples, margin, confidence, strata, seed, workers, report_dir):
-    """Run a fault-injection campaign on DESIGN into --db (resumes it if the same campaign is already there)."""
+def run_cmd(design, config, workload, db, samples, margin, confidence, iterative, per_block, exhaustive, strata,
+            cycle_windows, workload_cycles, seed, workers, scheduler, report_dir):
+    """Run a fault-injection campaign on DESIGN into --db (resumes it if the same campaign is already there).
+
+    Give exactly one of --samples N (fixed size), --margin M (Leveugle's size for M, or with --iterative: rounds
+    until M is met) or --exhaustive.
+    """
     from faultinj.campaign import run_campaign
     from faultinj.stats import leveugle_sample_size
     from faultinj.workload import make_workload
     from sim.build import build
 
-    if (samples is None) == (margin is None):
-        raise RampartError("give exactly one of --samples and --margin")
+    if sum((samples is not None, margin is not None, exhaustive)) != 1:
+        raise RampartError("give exactly one of --samples, --margin and --exhaustive")
+    if iterative and margin is None:
+        raise RampartError("--iterative needs --margin")
+    if per_block and not iterative:
+        raise RampartError("--per-block only applies to --iterative")
+    if cycle_windows is not None and "cycle" not in strata:
+        raise RampartError("--cycle-windows needs --strata cycle or block,cycle")
     if Path(db).exists() and not Path(db).is_file():
         raise RampartError(f"--db {db} is not a file")
     workload = workload or _default_workload(design)
-    if margin is not None:
+    if "cycle" in strata and cycle_windows is None:
+        cycle_windows = 8
+    if exhaustive:
+        strata = "exhaustive"
+    if margin is not None and not iterative:
         result = build(design, config)
-        population = result.state_bits * make_workload(workload, result.config).cycles
+        population = result.state_bits * make_workload(workload, result.config, cycles=workload_cycles).cycles
         samples = leveugle_sample_size(population, margin, confidence)
         click.echo(f"Leveugle sample size for +/-{margin:g} at {confidence:.0%} over {population:,} faults: "
                    f"{samples:,}")
+    options = dict(cycle_windows=cycle_windows or 1, scheduler=scheduler, workload_cycles=workload_cycles)
+    if iterative:
+        options.update(iterative=True, margin=margin, confidence=confidence, per_block=per_block)
     with _Progress(Path(db)) as progress:
-        status = run_campaign(db, design, config, workload, samples, seed, strata, workers, progress)
+        status = run_campaign(db, design, config, workload, samples, seed, strata, workers, progress, **options)
     _print_status(status)
     if report_dir:
         _write_report(Path(db), Path(report_dir))
@@ -194,12 +270,10 @@ def _write_report(db: Path, out: Path):
                    if block.injections)
     summary = CampaignSummary(
         design=meta["design"], config=meta["config_repr"], workload=meta["workload"], seed=meta["seed"],
-        sampling=f"{'stratified by block, proportional' if meta['strata'] == 'block' else 'uniform'}, "
-                 f"{status.done:,} of {status.planned:,} planned",
+        sampling=f"{_sampling_text(meta)}, {status.done:,} of {status.planned:,} planned",
         blocks=blocks, cycles_simulated=status.overall.cycles_simulated,
         fault_space=result.state_bits * meta["workload_cycles"],
-        reproduce=f"rampart fi run {meta['design']} --workload {meta['workload']} --samples {meta['samples']} "
-                  f"--seed {meta['seed']} --strata {meta['strata']} --db {db.name}",
+        reproduce=_reproduce(meta, db),
         notes=() if status.complete else ("This campaign is incomplete; figures cover the injections done so far.",))
     paths = render(summary, out, name=db.stem)
     click.echo(f"report: {paths['html']}  (JSON {paths['json'].name}, FMEDA CSV {paths['csv'].name})")

@@ -42,3 +42,42 @@ def test_bad_campaign_input_is_one_line(tmp_path):
         assert result.exit_code == 2, (args, result.output)
         assert len(lines) == 1 and lines[0].startswith("rampart: error:"), (args, result.output)
     assert garbage.read_bytes() == b"\x00not sqlite" * 100
+
+
+def test_exhaustive_and_iterative_campaigns(tmp_path):
+    runner = CliRunner()
+    config = tmp_path / "small.toml"
+    config.write_text('base = "4x4"\nrows = 2\ncols = 2\n')
+    db = tmp_path / "exh.db"
+    result = runner.invoke(main, ["fi", "run", "mac_array", "-c", str(config), "--cycles", "200", "--exhaustive",
+                                  "--workers", "1", "--db", str(db), "--report", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "51,200 of 51,200 injections" in text and "over the strata (exhaustive)" in text
+    assert "--exhaustive" in (tmp_path / "rep" / "exh.html").read_text()
+    db = tmp_path / "it.db"
+    args = ["fi", "run", "mac_array", "-c", str(config), "--cycles", "300", "--iterative", "--margin", "0.04",
+            "--confidence", "0.95", "--strata", "block,cycle", "--cycle-windows", "3", "--workers", "2",
+            "--db", str(db)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "margin met" in text and "block x 3 cycle windows, iterative" in text
+    status = runner.invoke(main, ["fi", "status", str(db)])
+    assert status.exit_code == 0 and "margin met" in status.output
+    assert runner.invoke(main, args).output.count("margin met") == 1     # rerun: nothing more to do
+    help_text = runner.invoke(main, ["fi", "run", "--help"]).output
+    for option in ("--iterative", "--exhaustive", "--scheduler", "--cycle-windows", "--per-block", "--cycles"):
+        assert option in help_text
+
+
+def test_bad_sampling_options_are_one_line(tmp_path):
+    runner = CliRunner()
+    db = str(tmp_path / "x.db")
+    for extra in (["--iterative", "--samples", "100"], ["--per-block", "--samples", "100"],
+                  ["--exhaustive", "--samples", "100"], ["--samples", "100", "--cycle-windows", "4"],
+                  ["--iterative", "--margin", "0.01", "--exhaustive"]):
+        result = runner.invoke(main, ["fi", "run", "mac_array", "-c", "4x4", "--db", db, *extra])
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2, (extra, result.output)
+        assert len(lines) == 1 and lines[0].startswith("rampart: error:"), (extra, result.output)

@@ -75,7 +75,7 @@ def test_fault_plan_is_deterministic_and_distinct():
     flat = fault_plan(mac, 1500, 500, seed=1, strata="none")
     assert len(flat) == 500
     with pytest.raises(RampartError):
-        fault_plan(mac, 1500, 500, seed=1, strata="cycle")
+        fault_plan(mac, 1500, 500, seed=1, strata="bogus")
 
 
 def test_killed_campaign_resumes_to_the_same_counts(reference_db, tmp_path):

@@ -1,0 +1,190 @@
+"""Where injection batches run: in this process, a local fork pool, or a Dask cluster.
+
+Every scheduler maps tasks ``(ids, sites, cycles)`` to results ``(ids, outcomes, cycles simulated)`` and yields
+them in completion order; the campaign commits each result on the client, so where a batch ran never changes what
+is stored or how a campaign resumes. A worker sets itself up once per process from an :class:`InitSpec`: the
+client's build if its files are visible (same host or shared cache), else the worker's own build from its cache
+(same key required), and the workload's golden run, both cached in the process for every later batch.
+"""
+import signal
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from sim.build import Build
+from sim.errors import RampartError
+
+__all__ = ["InitSpec", "Scheduler", "InlineScheduler", "PoolScheduler", "DaskScheduler", "make_scheduler"]
+
+
+@dataclass(frozen=True)
+class InitSpec:
+    """Everything a worker needs to rebuild the campaign's golden run."""
+
+    build: Build
+    config: object
+    workload: str
+    workload_seed: int
+    workload_cycles: int | None
+    interval: int | None
+
+    def golden(self):
+        from faultinj.engine import golden_run
+        from faultinj.workload import make_workload
+
+        key = (self.build.key, str(self.build.directory), self.workload, self.workload_seed, self.workload_cycles,
+               self.interval)
+        if key not in _GOLDEN:
+            wl = make_workload(self.workload, self.config, seed=self.workload_seed, cycles=self.workload_cycles)
+            _GOLDEN[key] = golden_run(self.local_build(), wl, self.interval)
+        return _GOLDEN[key]
+
+    def local_build(self) -> Build:
+        """The client's build if its files are here (same machine), else this host's own (cached) build of it."""
+        if self.build.library.exists():
+            return self.build
+        from sim.build import build
+
+        mine = build(self.build.design, self.config)
+        if mine.key != self.build.key:
+            raise RampartError(f"this worker's build of {self.build.design} differs from the client's (sources or "
+                               "tool versions differ); run workers from the same rampart checkout and tools")
+        return mine
+
+
+_GOLDEN: dict = {}
+
+
+def run_task(spec: InitSpec, task):
+    """Run one batch (in whatever process this is); the golden run is built once per process and spec."""
+    ids, sites, cycles = task
+    outcomes, simulated = spec.golden().inject(sites, cycles)
+    return ids, outcomes, simulated
+
+
+class Scheduler:
+    def map(self, tasks: Iterable) -> Iterator:
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class InlineScheduler(Scheduler):
+    """Batches run one after another in this process."""
+
+    def __init__(self, spec: InitSpec):
+        self.spec = spec
+
+    def map(self, tasks):
+        for task in tasks:
+            yield run_task(self.spec, task)
+
+
+_POOL_SPEC: list[InitSpec] = []
+
+
+def _die_with_parent():
+    """Ask Linux to SIGKILL this worker when its parent dies (a killed campaign leaves no orphans)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _pool_init(spec: InitSpec):
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _POOL_SPEC[:] = [spec]
+    spec.golden()
+
+
+def _pool_run(task):
+    return run_task(_POOL_SPEC[0], task)
+
+
+class PoolScheduler(Scheduler):
+    """``workers`` forked local processes (created on first use, kept across rounds)."""
+
+    def __init__(self, spec: InitSpec, workers: int):
+        self.spec, self.workers, self.pool = spec, workers, None
+
+    def map(self, tasks):
+        if self.pool is None:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("fork")
+            self.pool = ctx.Pool(self.workers, initializer=_pool_init, initargs=(self.spec,))
+        yield from self.pool.imap_unordered(_pool_run, tasks)
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+
+class DaskScheduler(Scheduler):
+    """Batches run on a dask.distributed cluster at ``address``; a failed task is retried ``retries`` times.
+
+    At most ``2 x cluster threads`` (at least ``window``) tasks are in flight, so results stream back to the client
+    as they finish and a killed client loses at most those batches (they are simply rerun on resume).
+    """
+
+    def __init__(self, spec: InitSpec, address, retries: int = 3, window: int = 4):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise RampartError("--scheduler needs dask.distributed (pip install distributed)") from None
+        try:
+            self.client = address if isinstance(address, Client) else Client(address, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as e:
+            raise RampartError(f"cannot reach the Dask scheduler at {address}: {e}") from None
+        self.own = not isinstance(address, Client)
+        self.spec, self.retries = spec, retries
+        threads = sum(self.client.nthreads().values()) or 1
+        self.window = max(window, 2 * threads)
+        self.spec_future = self.client.scatter(spec, broadcast=True)
+
+    def map(self, tasks):
+        from distributed import as_completed
+
+        tasks = iter(tasks)
+        pending = as_completed()
+        inflight = 0
+        for task in tasks:
+            pending.add(self.client.submit(run_task, self.spec_future, task, retries=self.retries, pure=False))
+            inflight += 1
+            if inflight >= self.window:
+                break
+        for future in pending:
+            try:
+                result = future.result()
+            except Exception as e:
+                raise RampartError(f"a batch failed on the Dask cluster after {self.retries} retries "
+                                   f"({type(e).__name__}: {e}); the results so far are stored, resume later") from None
+            inflight -= 1
+            for task in tasks:
+                pending.add(self.client.submit(run_task, self.spec_future, task, retries=self.retries, pure=False))
+                break
+            yield result
+
+    def close(self):
+        if self.own:
+            self.client.close()
+
+
+def make_scheduler(spec: InitSpec, workers: int, scheduler=None, pending: int = 0, batch_size: int = 1) -> Scheduler:
+    """Dask when ``scheduler`` (an address or a Client) is given, else a fork pool, or inline for one worker."""
+    if scheduler is not None:
+        return DaskScheduler(spec, scheduler)
+    if workers == 1:
+        return InlineScheduler(spec)
+    return PoolScheduler(spec, workers)

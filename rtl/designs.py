@@ -82,7 +82,7 @@ def get_design(name: str) -> DesignEntry:
 
 # Importing one of these modules registers its design(s).
 _BUILTIN_MODULES = ("rtl.common.mac_array", "rtl.common.sram", "rtl.npu.top", "rtl.npu.output_unit", "rtl.npu.mac",
-                    "rtl.npu.weight_decoder", "rtl.neurocore.core")
+                    "rtl.npu.weight_decoder", "rtl.neurocore.core", "rtl.neurocore.uart_top")
 
 
 def _load_builtin():

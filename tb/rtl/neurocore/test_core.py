@@ -11,6 +11,7 @@ from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from models.snn.golden import GoldenCore
+from models.snn.host import decode_words, signed, weight_words
 from models.snn.params import NeuronParams, ResetMode, StdpParams, SynapseParams, TraceMode
 from rtl.neurocore.config import PRESETS, Command, GlobalReg, NeuroCoreConfig, NeuronField, Region, step_cycles
 from rtl.neurocore.core import NeuroCore
@@ -18,29 +19,6 @@ from sim.build import build
 from sim.harness import NativeSim
 
 # -- host-side encoding of the register map ----------------------------------------------------------------------
-
-
-def weight_words(cfg: NeuroCoreConfig, w: np.ndarray, mask: np.ndarray) -> list[int]:
-    """(N+M, N) int8 weights and bool mask -> the (N+M)*K weight-memory words (Python ints: 9P may exceed 64)."""
-    p = cfg.lanes
-    wb = (np.asarray(w, dtype=np.int64) & 0xFF).reshape(-1, p)
-    mb = np.asarray(mask, dtype=np.int64).reshape(-1, p)
-    return [sum(int(wb[i, lane]) << (8 * lane) | int(mb[i, lane]) << (8 * p + lane) for lane in range(p))
-            for i in range(wb.shape[0])]
-
-
-def decode_words(cfg: NeuroCoreConfig, words) -> tuple[np.ndarray, np.ndarray]:
-    p = cfg.lanes
-    words = [int(word) for word in words]
-    w = np.array([[(word >> (8 * lane)) & 0xFF for lane in range(p)] for word in words], dtype=np.int64)
-    mask = np.array([[(word >> (8 * p + lane)) & 1 for lane in range(p)] for word in words], dtype=bool)
-    w = np.where(w >= 128, w - 256, w)
-    return w.reshape(cfg.n_sources, cfg.n_neurons), mask.reshape(cfg.n_sources, cfg.n_neurons)
-
-
-def signed(value: int, bits: int) -> int:
-    value &= (1 << bits) - 1
-    return value - (1 << bits) if value >> (bits - 1) else value
 
 
 def setup_writes(cfg: NeuroCoreConfig, golden: GoldenCore) -> list[tuple[int, int]]:

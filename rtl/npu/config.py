@@ -53,6 +53,8 @@ class NpuConfig:
     ext_bandwidth: int = 8
     #: Cycles the placeholder compute unit in :mod:`rtl.npu.top` takes per kernel op (a test double).
     stub_compute_cycles: int = 16
+    #: Build the NPU with that placeholder (a test double for controller/DMA tests) instead of the compute unit.
+    stub_compute: bool = False
 
     def __post_init__(self):
         _check_int("macs", self.macs, 32, 256)
@@ -68,6 +70,8 @@ class NpuConfig:
         _check_int("ext_latency", self.ext_latency, 2, 256)
         _check_int("ext_bandwidth", self.ext_bandwidth, 1, EXT_WORD_BYTES)
         _check_int("stub_compute_cycles", self.stub_compute_cycles, 1, 1 << 16)
+        if not isinstance(self.stub_compute, bool):
+            raise TypeError(f"stub_compute must be a bool, not {self.stub_compute!r}")
 
     @property
     def config_word(self) -> int:

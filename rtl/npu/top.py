@@ -5,26 +5,30 @@ Block diagram::
                  host ports (cmd_base/len, basep[8], start -> busy/done/error/error_code/counters)
                         |
                  +------v-------+  compute.kick (KernelOp stream)  +--------------------+
-                 |  Controller  |--------------------------------->|  StubCompute       |
-                 | fetch+decode |<---------------------------------|  (TEST DOUBLE)     |
-                 |  reg file    |  compute.done / compute.error    +--------------------+
-                 +--+--------+--+
-            fetch   |        | DMA descriptor (DMA0_* registers)
-            (id 0)  |    +---v---+  SHRAM write port   +-----------------+
-                    |    |  Dma  |-------------------->|  SHRAM (Memory) |--> shram_raddr/shram_rdata
-                    |    +---+---+                     +-----------------+
-                    |        | reads + writes (id 1)
-                 +--v--------v--+
-                 |   arbiter    |  fixed priority: DMA first; responses routed by id
-                 +------+-------+
+                 |  Controller  |--------------------------------->|  Compute           |
+                 | fetch+decode |<---------------------------------|  (rtl.npu.compute) |
+                 |  reg file    |  compute.done / compute.error    +---------+----------+
+                 +--+--------+--+                                            |
+            fetch   |        | DMA descriptor (DMA0_* registers)             | records, weights, IFM reads;
+                    |    +---v---+  SHRAM write port   +-----------------+   | OFM writes
+                    |    |  Dma  |-------------------->|  SHRAM (Memory) |   |
+                    |    +---+---+                     +-----------------+   |
+                    |        | reads + writes                                |
+                 +--v--------v----------------------------------------------v--+
+                 |   arbiter: fixed priority DMA > compute > fetch; an owner FIFO  |
+                 |   (one entry per accepted read) routes the in-order responses   |
+                 +------+----------------------------------------------------------+
                         |
                  +------v-------+
                  |    ExtMem    |  64-bit words, latency / bandwidth from NpuConfig (simulation model)
                  +--------------+
 
-``StubCompute`` is a documented test double, not part of the NPU: it accepts one kick at a time, pulses
-``compute.done`` ``stub_compute_cycles`` cycles later and latches the kick on ``last_kick``. The MAC array, weight
-decoder and output unit replace it by implementing ``In(ComputeSignature)`` (see :mod:`rtl.npu.controller`).
+The compute unit (:class:`rtl.npu.compute.Compute`: weight decoder -> brick RAM -> MAC block -> output unit)
+executes CONV / DEPTHWISE kicks from external memory; ``compute_error`` holds its
+:class:`~rtl.npu.compute.ComputeError` cause after a ``COMPUTE_FAULT``. With ``NpuConfig.stub_compute`` the NPU is
+built with ``StubCompute`` instead, a documented test double (used by the controller tests): it accepts one kick at
+a time, pulses ``compute.done`` ``stub_compute_cycles`` cycles later, writes nothing and latches the kick on
+``last_kick``.
 
 Host use (what a driver would do; :mod:`tb.rtl.npu.test_controller` does it through ``NativeSim``): load the
 command stream (the driver payload without its 32-byte COP1 header), ``weight_data`` and the inputs into external
@@ -34,10 +38,12 @@ to the stream's address and ``cmd_len`` to its length in bytes; pulse ``start``;
 from amaranth import Module, Mux, Signal
 from amaranth.hdl import MemoryData
 from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect
 
 from rtl.designs import DesignEntry, register
+from rtl.npu.compute import Compute
 from rtl.npu.config import EXT_WORD_BYTES, PRESETS, NpuConfig
 from rtl.npu.controller import ComputeSignature, Controller, KernelOp
 from rtl.npu.dma import NUM_REGIONS, Dma
@@ -86,7 +92,8 @@ class Npu(wiring.Component):
     kernel_count, dma_count : ``Out(16)``
     ext_fault : ``Out(1)``           the memory model saw an out-of-range request (sticky)
     shram_raddr / shram_rdata        debug read port of the shared buffer (one cycle latency)
-    last_kick : ``Out(KernelOp)``    from the test double: the last kernel op's payload
+    last_kick : ``Out(KernelOp)``    the last kernel op's payload (``param`` only from the test double)
+    compute_error : ``Out(3)``       :class:`~rtl.npu.compute.ComputeError` of the last failed kernel op
     """
 
     def __init__(self, config: NpuConfig):
@@ -101,7 +108,7 @@ class Npu(wiring.Component):
             "cycles": Out(32), "dma_cycles": Out(32), "kernel_count": Out(16), "dma_count": Out(16),
             "ext_fault": Out(1),
             "shram_raddr": In(range(self.shram_depth)), "shram_rdata": Out(WORD_BITS),
-            "last_kick": Out(KernelOp),
+            "last_kick": Out(KernelOp), "compute_error": Out(3),
         })
 
     def elaborate(self, platform):
@@ -113,7 +120,13 @@ class Npu(wiring.Component):
         m.submodules.controller = ctrl = Controller(mem_size=cfg.ext_mem_bytes, queue_depth=queue_depth,
                                                     max_kernels=cfg.max_outstanding_kernels)
         m.submodules.dma = dma = Dma(ext_size=cfg.ext_mem_bytes, shram_size=cfg.shram_bytes, queue_depth=queue_depth)
-        m.submodules.compute = compute = StubCompute(cycles=cfg.stub_compute_cycles)
+        if cfg.stub_compute:
+            m.submodules.compute = compute = StubCompute(cycles=cfg.stub_compute_cycles)
+        else:
+            m.submodules.compute = compute = Compute(cfg)
+            for i in range(NUM_REGIONS):
+                m.d.comb += compute.basep[i].eq(self.basep[i])
+            m.d.comb += self.compute_error.eq(compute.error_code)
         self.shram_data = MemoryData(shape=WORD_BITS, depth=self.shram_depth, init=[])
         m.submodules.shram = shram = Memory(data=self.shram_data)
         shram_w = shram.write_port(granularity=8)
@@ -153,19 +166,42 @@ class Npu(wiring.Component):
 
         m.d.sync += self.shram_rdata.eq(shram_r.data)
 
-        # Arbiter: the DMA (id 1) has priority over command fetches (id 0); responses return by id.
-        ext, c_bus, d_bus = extmem.bus, ctrl.bus, dma.bus
-        sel = d_bus.req.valid
-        resp_id = ext.resp.payload.id
+        # Arbiter: fixed priority DMA > compute > command fetch. ExtMem answers reads in order, so the owner of
+        # every accepted read is queued here (its 1-bit ``id`` is not enough for three requesters) and the head of
+        # that queue routes each response. A read is only accepted while the queue has room.
+        ext = extmem.bus
+        requesters = [dma.bus, ctrl.bus] if cfg.stub_compute else [dma.bus, compute.bus, ctrl.bus]
+        m.submodules.owners = owners = SyncFIFO(width=2, depth=extmem.queue_depth + 1)
+        grant = [Signal(name=f"grant_{n}") for n in range(len(requesters))]
+        taken = 0
+        for n, bus in enumerate(requesters):
+            m.d.comb += grant[n].eq(bus.req.valid & ~taken)
+            taken = taken | bus.req.valid
+        sel_payload = requesters[-1].req.payload.as_value()
+        for n in reversed(range(len(requesters) - 1)):
+            sel_payload = Mux(grant[n], requesters[n].req.payload.as_value(), sel_payload)
+        sel_write = Signal()
+        m.d.comb += sel_write.eq(ext.req.payload.write)
+        can_go = ext.req.ready & (sel_write | owners.w_rdy)
         m.d.comb += [
-            ext.req.valid.eq(c_bus.req.valid | d_bus.req.valid),
-            ext.req.payload.eq(Mux(sel, d_bus.req.payload.as_value(), c_bus.req.payload.as_value())),
-            ext.req.payload.id.eq(sel),
-            d_bus.req.ready.eq(ext.req.ready & sel),
-            c_bus.req.ready.eq(ext.req.ready & ~sel),
-            c_bus.resp.payload.eq(ext.resp.payload), d_bus.resp.payload.eq(ext.resp.payload),
-            c_bus.resp.valid.eq(ext.resp.valid & ~resp_id), d_bus.resp.valid.eq(ext.resp.valid & resp_id),
-            ext.resp.ready.eq(Mux(resp_id, d_bus.resp.ready, c_bus.resp.ready)),
+            ext.req.valid.eq(taken & (sel_write | owners.w_rdy)),
+            ext.req.payload.eq(sel_payload),
+            ext.req.payload.id.eq(0),
+            owners.w_en.eq(ext.req.valid & ext.req.ready & ~sel_write),
+            owners.w_data.eq(sum(n * grant[n] for n in range(len(requesters)))),
+        ]
+        for n, bus in enumerate(requesters):
+            m.d.comb += [
+                bus.req.ready.eq(can_go & grant[n]),
+                bus.resp.payload.eq(ext.resp.payload),
+                bus.resp.valid.eq(ext.resp.valid & owners.r_rdy & (owners.r_data == n)),
+            ]
+        head_ready = Mux(owners.r_data == 0, requesters[0].resp.ready, requesters[1].resp.ready)
+        if len(requesters) == 3:
+            head_ready = Mux(owners.r_data == 2, requesters[2].resp.ready, head_ready)
+        m.d.comb += [
+            ext.resp.ready.eq(owners.r_rdy & head_ready),
+            owners.r_en.eq(ext.resp.valid & ext.resp.ready),
         ]
         return m
 
@@ -178,5 +214,5 @@ register(DesignEntry(
     default="u55-128",
     make=Npu,
     blocks_doc="controller: fetch/decode/register file; dma: copy engine; extmem: memory model; "
-               "compute: test double; top: SHRAM, arbiter, counters",
+               "compute: weight decoder, brick RAM, MAC block, output unit; top: SHRAM, arbiter, counters",
 ))

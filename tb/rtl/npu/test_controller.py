@@ -1,7 +1,11 @@
 """NPU command-stream controller on the native harness: a real Vela stream end to end, and fuzzed streams.
 
-One Verilator build of design ``npu`` (preset ``u55-128``) serves every test here and in ``test_dma.py``.
+One Verilator build of design ``npu`` (preset ``u55-128`` with ``stub_compute=True``: the compute unit replaced by
+the ``StubCompute`` test double, so kicks are latched on ``last_kick`` and no OFM is written) serves every test here.
+The real compute unit is tested end to end in ``test_compute.py``.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 from amaranth import Shape
@@ -64,7 +68,7 @@ def words_bytes(words) -> bytes:
 
 @pytest.fixture(scope="module")
 def npu():
-    return build("npu", CONFIG)
+    return build("npu", dataclasses.replace(CFG, stub_compute=True))
 
 
 # --- opcode tables match Vela -------------------------------------------------------------------------------------

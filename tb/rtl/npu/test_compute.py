@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from models.npu import cmdstream as cs
+from models.npu import runner, vela
 from models.npu import tflite_builder as tb
-from models.npu import vela
 from models.npu.reference import ReferenceModel
+from models.npu.runner import EXT_MEMORY as EXT
+from models.npu.runner import load_bytes, read_bytes
 from rtl.npu.compute import ComputeError
 from rtl.npu.config import PRESETS
 from rtl.npu.controller import ErrorCode
@@ -29,7 +31,6 @@ from sim.harness import NativeSim
 
 CONFIG = "u55-128"
 CFG = PRESETS[CONFIG]
-EXT = "top.extmem.storage"
 
 MODELS = {
     "fc16x8": lambda s: tb.single_layer(tb.FullyConnected(8), (16,), seed=s, input_zero_point=-3),
@@ -56,50 +57,17 @@ MODELS = {
 SEEDS = (0, 1)
 
 
-def load_bytes(sim, addr, payload):
-    assert addr % 8 == 0
-    padded = bytes(payload) + bytes(-len(payload) % 8)
-    sim.load_memory(sim.element_index(EXT), np.frombuffer(padded, dtype="<u8"), addr // 8)
-
-
-def read_bytes(sim, addr, n):
-    first, last = addr // 8, (addr + n + 7) // 8
-    words = sim.read_memory(sim.element_index(EXT), first, last - first)
-    return words.astype("<u8").tobytes()[addr - 8 * first:][:n]
-
-
 def layout(art):
-    weight_addr = -(-len(art.cmd_data) // 4096) * 4096
-    scratch_addr = weight_addr + -(-len(art.weight_data) // 4096) * 4096
-    assert scratch_addr + art.scratch_size <= CFG.ext_mem_bytes
-    basep = [0] * 8
-    basep[art.weight_region] = weight_addr
-    basep[art.scratch_region] = scratch_addr
-    return 0, basep
+    return runner.layout(art, CFG.ext_mem_bytes)
 
 
 def run_model(sim, art, x, max_cycles=400_000):
     """Load the stream, weights and input ``x`` (int8), run to done; returns (status, ofm bytes, cycles)."""
-    cmd_addr, basep = layout(art)
-    sim.reset()
-    sim.load_memory(sim.element_index(EXT), np.zeros(CFG.ext_mem_bytes // 8, dtype=np.uint64))
-    load_bytes(sim, cmd_addr, art.cmd_data)
-    load_bytes(sim, basep[art.weight_region], art.weight_data)
+    cmd_addr, basep = runner.load_image(sim, art, x, CFG.ext_mem_bytes)
     (inp,), (out,) = art.inputs, art.outputs
     assert inp.region == out.region == art.scratch_region
-    load_bytes(sim, basep[inp.region] + inp.offset, x.astype(np.int8).tobytes())
-    for i in range(8):
-        sim.poke(f"basep__{i}", basep[i])
-    sim.poke("cmd_base", cmd_addr + art.header.stream_offset)
-    sim.poke("cmd_len", 4 * len(art.command_stream))
-    sim.poke("start", 1)
-    sim.step(1)
-    sim.poke("start", 0)
-    stepped = 1
-    while not sim.peek("done"):
-        assert stepped < max_cycles, "NPU did not finish"
-        sim.step(64)
-        stepped += 64
+    runner.start(sim, cmd_addr + art.header.stream_offset, 4 * len(art.command_stream), basep)
+    assert runner.wait_done(sim, max_cycles, chunk=64) is not None, "NPU did not finish"
     status = (sim.peek("error"), sim.peek("error_code"), sim.peek("ext_fault"), sim.peek("compute_error"))
     ofm = np.frombuffer(read_bytes(sim, basep[out.region] + out.offset, out.nbytes), dtype=np.int8)
     return status, ofm, sim.peek("cycles")
@@ -154,18 +122,8 @@ def run_words(sim, art, words, basep, x, max_cycles=20_000):
     if basep[art.weight_region] < CFG.ext_mem_bytes:
         load_bytes(sim, basep[art.weight_region], art.weight_data)
     load_bytes(sim, basep[art.scratch_region] + art.inputs[0].offset, x.astype(np.int8).tobytes())
-    for i in range(8):
-        sim.poke(f"basep__{i}", basep[i])
-    sim.poke("cmd_base", 0x100)
-    sim.poke("cmd_len", 4 * len(words))
-    sim.poke("start", 1)
-    sim.step(1)
-    sim.poke("start", 0)
-    stepped = 1
-    while not sim.peek("done"):
-        assert stepped < max_cycles, "NPU did not finish"
-        sim.step(16)
-        stepped += 16
+    runner.start(sim, 0x100, 4 * len(words), basep)
+    assert runner.wait_done(sim, max_cycles, chunk=16) is not None, "NPU did not finish"
     return sim.peek("error"), sim.peek("error_code"), sim.peek("compute_error")
 
 

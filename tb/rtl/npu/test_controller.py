@@ -15,6 +15,9 @@ from ethosu.vela.ethos_u55_regs.ethos_u55_regs import cmd0, cmd1
 from models.npu import cmdstream as cs
 from models.npu import tflite_builder as tb
 from models.npu import vela
+from models.npu.runner import EXT_MEMORY as EXT
+from models.npu.runner import layout as runner_layout
+from models.npu.runner import load_bytes, read_bytes, start, wait_done
 from rtl.designs import get_design
 from rtl.npu.config import PRESETS, NpuConfig
 from rtl.npu.controller import CMD0, CMD1, STORED_CMD0, STORED_CMD1, ErrorCode, KernelOp
@@ -25,7 +28,6 @@ from sim.harness import NativeSim
 
 CONFIG = "u55-128"
 CFG = PRESETS[CONFIG]
-EXT = "top.extmem.storage"
 MAX_CYCLES = 200_000
 DECODE_ERRORS = {ErrorCode.RESERVED_BITS, ErrorCode.UNKNOWN_CMD0, ErrorCode.UNKNOWN_CMD1, ErrorCode.TRUNCATED,
                  ErrorCode.BAD_MODE, ErrorCode.NO_STOP}
@@ -33,32 +35,11 @@ DECODE_ERRORS = {ErrorCode.RESERVED_BITS, ErrorCode.UNKNOWN_CMD0, ErrorCode.UNKN
 
 # --- host helpers (a driver's view of the NPU through NativeSim) -------------------------------------------------
 
-def load_bytes(sim: NativeSim, addr: int, payload: bytes):
-    assert addr % 8 == 0
-    padded = bytes(payload) + bytes(-len(payload) % 8)
-    sim.load_memory(sim.element_index(EXT), np.frombuffer(padded, dtype="<u8"), addr // 8)
-
-
-def read_bytes(sim: NativeSim, addr: int, n: int, element: str = EXT) -> bytes:
-    first, last = addr // 8, (addr + n + 7) // 8
-    words = sim.read_memory(sim.element_index(element), first, last - first)
-    return words.astype("<u8").tobytes()[addr - 8 * first:][:n]
-
-
 def run(sim: NativeSim, cmd_base: int, cmd_len: int, basep=(), max_cycles: int = MAX_CYCLES, chunk: int = 16) -> int:
     """Start a run and step until ``done``; returns the cycles stepped (fails past ``max_cycles``)."""
-    for i in range(8):
-        sim.poke(f"basep__{i}", basep[i] if i < len(basep) else 0)
-    sim.poke("cmd_base", cmd_base)
-    sim.poke("cmd_len", cmd_len)
-    sim.poke("start", 1)
-    sim.step(1)
-    sim.poke("start", 0)
-    stepped = 1
-    while not sim.peek("done"):
-        assert stepped < max_cycles, "NPU did not finish"
-        sim.step(chunk)
-        stepped += chunk
+    start(sim, cmd_base, cmd_len, basep)
+    stepped = wait_done(sim, max_cycles, chunk)
+    assert stepped is not None, "NPU did not finish"
     return stepped
 
 
@@ -121,14 +102,7 @@ def artifact(tmp_path_factory):
 
 def layout(art):
     """Place the driver payload, region 0 (weights) and region 1 (arena) in external memory."""
-    cmd_addr = 0
-    weight_addr = -(-len(art.cmd_data) // 4096) * 4096
-    scratch_addr = weight_addr + -(-len(art.weight_data) // 4096) * 4096
-    assert scratch_addr + art.scratch_size <= CFG.ext_mem_bytes
-    basep = [0] * 8
-    basep[art.weight_region] = weight_addr
-    basep[art.scratch_region] = scratch_addr
-    return cmd_addr, basep
+    return runner_layout(art, CFG.ext_mem_bytes)
 
 
 def kick_registers(value: int) -> dict[str, int]:

@@ -9,6 +9,11 @@ rising edges, i.e. just before the inputs of cycle ``cycle`` are applied.
   :meth:`GoldenRun.inject` hands a batch of faults to ``rp_inject_batch``: restore the checkpoint at or before the
   cycle, replay to it, flip, then compare outputs (on observed cycles; first mismatch = SDC) and the state digest
   at each checkpoint (equal = MASKED, stop early); at the end an equal state is MASKED, a different one LATENT.
+* Workloads with a memory image, observed memory regions, a completion port (watchdog: HANG) or detection ports
+  (DETECTED_UNRECOVERABLE) are handled in the same C loops (``rp_golden_run_ex`` / ``rp_inject_batch_ex``; see
+  :mod:`faultinj.workload`): the image is loaded into the fresh model before the golden run, so every snapshot
+  carries it; the regions are compared with ``memcmp`` at the end; the early stop on an equal state digest still
+  applies (equal full state means equal memory and equal future).
 * :func:`reference_outcome` is the independent, slow path used to validate the fast one: a fresh model, a full
   replay with :meth:`~sim.harness.NativeSim.run_stimulus` up to the cycle, the flip, a replay to the end, and a
   comparison of the full output traces and the final state bytes. No snapshots, digests or early stop.
@@ -29,8 +34,12 @@ SNAPSHOT_BUDGET = 256 << 20
 
 
 def default_interval(cycles: int, snapshot_size: int) -> int:
-    """Checkpoint interval: every 64 cycles, coarser only if the snapshots would exceed :data:`SNAPSHOT_BUDGET`."""
+    """Checkpoint interval: every 64 cycles; coarser for a large model (a digest per ``interval`` cycles hashes the
+    whole state: at least 2 KiB of model per cycle of interval, e.g. 256 for the NPU's ~300 KB with its memory
+    model) and if the snapshots would exceed :data:`SNAPSHOT_BUDGET`."""
     interval = 64
+    while snapshot_size > interval * 2048:
+        interval *= 2
     while (cycles + interval - 1) // interval * snapshot_size > SNAPSHOT_BUDGET:
         interval *= 2
     return interval
@@ -50,8 +59,21 @@ class GoldenRun:
         self._in_ids, self._in_buf = self.sim.pack_inputs(workload.inputs)
         self._out_ids, out_words = self.sim.output_ids(list(workload.outputs))
         self.observe = None if workload.observe is None else np.asarray(workload.observe, dtype=np.uint8)
-        self.outputs, self.snapshots, self.digests, self.final_digest = self.sim.golden_run(
-            self._in_ids, self._in_buf, self._out_ids, out_words, self.interval)
+        load_image(self.sim, workload)
+        self._mem = self.sim.mem_regions(workload.regions)
+        self._detect_ids, _ = self.sim.output_ids(list(workload.detect))
+        self._complete_id = -1 if workload.complete is None else int(self.sim.output_ids([workload.complete])[0][0])
+        self.watchdog = workload.watchdog_cycles
+        trace = self.sim.golden_run_ex(self._in_ids, self._in_buf, self._out_ids, out_words, self.interval,
+                                       self._mem, self._detect_ids, self._complete_id)
+        if trace.first_detect is not None:
+            raise RampartError(f"workload {workload.name}: detection port high at cycle {trace.first_detect} of the "
+                               "fault-free run")
+        if not trace.completed:
+            raise RampartError(f"workload {workload.name}: {workload.complete} is not high at the end of the "
+                               f"fault-free run (cycle {self.cycles})")
+        self.outputs, self.snapshots, self.digests = trace.outputs, trace.snapshots, trace.digests
+        self.final_digest, self.memory = trace.final_digest, trace.memory
         self.num_sites = self.sim.num_sites
 
     def close(self):
@@ -76,7 +98,15 @@ class GoldenRun:
         elements, words, bits = self.decode(sites)
         return self.sim.inject_batch(self._in_ids, self._in_buf, self._out_ids, self.outputs, self.observe,
                                      self.interval, self.snapshots, self.digests, self.final_digest,
-                                     elements, words, bits, cycles)
+                                     elements, words, bits, cycles, mem=self._mem, golden_mem=self.memory,
+                                     detect_ids=self._detect_ids, complete_id=self._complete_id,
+                                     watchdog=self.watchdog)
+
+
+def load_image(sim: NativeSim, workload: Workload):
+    """Load the workload's initial memory image into ``sim`` (a fresh model, before cycle 0)."""
+    for name, first, values in workload.memory:
+        sim.load_memory(sim.element_index(name), values, first)
 
 
 _GOLDEN: dict[tuple, GoldenRun] = {}
@@ -91,14 +121,32 @@ def golden_run(build_: Build, workload: Workload, interval: int | None = None) -
 
 
 class ReferenceRun:
-    """Golden traces for the reference path: full output trace and final state bytes from a plain replay."""
+    """Golden traces for the reference path: full output trace and final state bytes from a plain replay.
+
+    For workloads with a memory image, regions, a completion port or detection ports (see
+    :mod:`faultinj.workload`) it applies the same rules as the fast engine, from a plain replay that samples the
+    ports cycle by cycle past the stimulus (no snapshots, digests or early stop).
+    """
 
     def __init__(self, build_: Build, workload: Workload):
         self.build = build_
         self.workload = workload
+        self._ports = list(workload.outputs) + list(workload.detect)
         with NativeSim(build_) as sim:
-            self.outputs = sim.run_stimulus(workload.inputs, list(workload.outputs))
+            load_image(sim, workload)
+            self.outputs = sim.run_stimulus(workload.inputs, self._ports)
             self.state = sim.state_bytes()
+            self.memory = self._regions(sim)
+            if any(self.outputs[d].any() for d in workload.detect):
+                raise RampartError(f"workload {workload.name}: a detection port is high in the fault-free run")
+            if any(sim.peek(d) for d in workload.detect):
+                raise RampartError(f"workload {workload.name}: a detection port is high at the end of the fault-free "
+                                   "run")
+            if workload.complete is not None and not sim.peek(workload.complete):
+                raise RampartError(f"workload {workload.name}: {workload.complete} is not high at the end")
+
+    def _regions(self, sim: NativeSim) -> list[np.ndarray]:
+        return [sim.read_memory(sim.element_index(name), first, count) for name, first, count in self.workload.regions]
 
     def outcome(self, site: int, cycle: int) -> Outcome:
         """Outcome of one flip, by full replay on a fresh model (no snapshots, digests or early stop)."""
@@ -106,15 +154,41 @@ class ReferenceRun:
         if not 0 <= cycle < wl.cycles:
             raise RampartError(f"injection cycle out of range (0..{wl.cycles - 1})")
         with NativeSim(self.build) as sim:
-            before = sim.run_stimulus({k: v[:cycle] for k, v in wl.inputs.items()}, list(wl.outputs))
+            load_image(sim, wl)
+            before = sim.run_stimulus({k: v[:cycle] for k, v in wl.inputs.items()}, self._ports)
             sim.flip(int(site))
-            after = sim.run_stimulus({k: v[cycle:] for k, v in wl.inputs.items()}, list(wl.outputs))
-            state = sim.state_bytes()
-        observe = np.ones(wl.cycles, dtype=bool) if wl.observe is None else np.asarray(wl.observe, dtype=bool)
-        for name in wl.outputs:
-            trace = np.concatenate([before[name], after[name]])
-            if np.any((trace != self.outputs[name]).any(axis=1) & observe):
+            after = sim.run_stimulus({k: v[cycle:] for k, v in wl.inputs.items()}, self._ports)
+            observe = np.ones(wl.cycles, dtype=bool) if wl.observe is None else np.asarray(wl.observe, dtype=bool)
+            first_sdc = first_det = wl.cycles
+            for name in wl.outputs:
+                trace = np.concatenate([before[name], after[name]])
+                bad = np.flatnonzero((trace != self.outputs[name]).any(axis=1) & observe)
+                if len(bad):
+                    first_sdc = min(first_sdc, int(bad[0]))
+            for name in wl.detect:
+                high = np.flatnonzero(np.concatenate([before[name], after[name]]).any(axis=1))
+                if len(high):
+                    first_det = min(first_det, int(high[0]))
+            if first_det < wl.cycles and first_det <= first_sdc:
+                return Outcome.DETECTED_UNRECOVERABLE
+            if first_sdc < wl.cycles:
                 return Outcome.SDC
+            if wl.complete is not None:
+                # Past the stimulus: inputs held (the port values run_stimulus left), one cycle at a time.
+                c = wl.cycles
+                while True:
+                    if c >= wl.watchdog_cycles:
+                        return Outcome.HANG
+                    if any(sim.peek(d) for d in wl.detect):
+                        return Outcome.DETECTED_UNRECOVERABLE
+                    if sim.peek(wl.complete):
+                        break
+                    sim.step(1)
+                    c += 1
+            memory = self._regions(sim)
+            state = sim.state_bytes()
+        if any(not np.array_equal(a, b) for a, b in zip(memory, self.memory, strict=True)):
+            return Outcome.SDC
         return Outcome.MASKED if state == self.state else Outcome.LATENT
 
 
@@ -137,6 +211,9 @@ def cocotb_reference_outcomes(build_: Build, workload: Workload, sites, cycles, 
 
     from sim.cocotb_glue import run_cocotb
 
+    if workload.memory or workload.regions or workload.complete or workload.detect:
+        raise RampartError(f"workload {workload.name}: the cocotb reference path supports per-cycle outputs only (no "
+                           "memory image, memory regions, completion or detection ports); use ReferenceRun")
     sites = np.asarray(sites, dtype=np.int64)
     with NativeSim(build_) as sim:
         decoded = [sim.site(int(s)) for s in sites]

@@ -9,6 +9,11 @@ strata by ``strata``:
 * ``"block,cycle"``: one per (block, cycle window);
 * ``"exhaustive"``: one stratum, every fault of the space planned once (id = site * cycles + cycle).
 
+Blocks that are simulation scaffolding (not part of the chip, e.g. the NPU's ``extmem`` memory model; see
+:func:`faultinj.workload.scaffolding_blocks`) are left out of the fault space: never sampled, not a stratum, not in
+``blocks``; their bits stay in the state map (global site indices are unchanged) and in the state digest. Bits are
+then counted over the sampled elements only (``active``).
+
 Window ``w`` of ``K`` covers cycles ``[ceil(w * cycles / K), ceil((w + 1) * cycles / K))``, so the window of
 cycle ``c`` is ``c * K // cycles`` (also computable in SQL). Within a stratum a fault has a local index
 ``bit * window_length + (cycle - window_start)`` with ``bit`` counted over the stratum's bits in state-map order.
@@ -57,6 +62,27 @@ class FaultSpace:
     block_bits: np.ndarray         # bits per block
     stratum_block: np.ndarray      # block index per stratum (-1: every block)
     stratum_window: np.ndarray     # window index per stratum (-1: every cycle)
+    active: np.ndarray | None = None   # sampled state elements in order (None: all of them)
+
+    @property
+    def sampled_bits(self) -> int:
+        """State bits that may be sampled (all but the excluded blocks')."""
+        return int(self.offsets[-1]) if self.active is None else int(self.widths[self.active].sum())
+
+    def _bit_to_site(self, bit: np.ndarray) -> np.ndarray:
+        if self.active is None:
+            return bit
+        cum = np.concatenate([[0], np.cumsum(self.widths[self.active])])
+        pos = np.searchsorted(cum, bit, side="right") - 1
+        return self.offsets[self.active[pos]] + bit - cum[pos]
+
+    def _site_to_bit(self, sites: np.ndarray) -> np.ndarray:
+        if self.active is None:
+            return sites
+        cum = np.concatenate([[0], np.cumsum(self.widths[self.active])])
+        element = np.searchsorted(self.offsets, sites, side="right") - 1
+        pos = np.searchsorted(self.active, element)
+        return cum[pos] + sites - self.offsets[element]
 
     @property
     def bounds(self) -> np.ndarray:
@@ -66,12 +92,12 @@ class FaultSpace:
 
     @property
     def total(self) -> int:
-        return int(self.offsets[-1]) * self.cycles
+        return self.sampled_bits * self.cycles
 
     @property
     def sizes(self) -> np.ndarray:
         """Population (faults) of each stratum."""
-        bits = np.where(self.stratum_block < 0, int(self.offsets[-1]), self.block_bits[self.stratum_block])
+        bits = np.where(self.stratum_block < 0, self.sampled_bits, self.block_bits[self.stratum_block])
         lengths = np.diff(self.bounds)
         length = np.where(self.stratum_window < 0, self.cycles, lengths[self.stratum_window])
         return (bits * length).astype(np.int64)
@@ -102,7 +128,7 @@ class FaultSpace:
         c0, c1 = (0, self.cycles) if w < 0 else (int(self.bounds[w]), int(self.bounds[w + 1]))
         bit, c = np.divmod(local, c1 - c0)
         if b < 0:
-            return bit, c + c0
+            return self._bit_to_site(bit), c + c0
         elems = np.flatnonzero(self.element_block == b)
         cum = np.concatenate([[0], np.cumsum(self.widths[elems])])
         pos = np.searchsorted(cum, bit, side="right") - 1
@@ -114,7 +140,7 @@ class FaultSpace:
         b, w = int(self.stratum_block[stratum]), int(self.stratum_window[stratum])
         c0, c1 = (0, self.cycles) if w < 0 else (int(self.bounds[w]), int(self.bounds[w + 1]))
         if b < 0:
-            bit = sites
+            bit = self._site_to_bit(sites)
         else:
             elems = np.flatnonzero(self.element_block == b)
             cum = np.concatenate([[0], np.cumsum(self.widths[elems])])
@@ -124,7 +150,10 @@ class FaultSpace:
         return bit * (c1 - c0) + cycles - c0
 
 
-def fault_space(build_: Build, cycles: int, strata: str = "block", cycle_windows: int = 1) -> FaultSpace:
+def fault_space(build_: Build, cycles: int, strata: str = "block", cycle_windows: int = 1,
+                exclude_blocks: tuple[str, ...] | None = None) -> FaultSpace:
+    """The fault space; ``exclude_blocks`` (default: the design's scaffolding, see the module docstring) are left
+    out."""
     if strata not in STRATA:
         raise RampartError(f"strata must be one of {', '.join(STRATA)}, not {strata!r}")
     if not isinstance(cycle_windows, int) or not 1 <= cycle_windows <= cycles:
@@ -133,9 +162,19 @@ def fault_space(build_: Build, cycles: int, strata: str = "block", cycle_windows
         cycle_windows = 1
     widths = np.array([e.width * e.depth for e in build_.state], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
-    blocks = tuple(build_.blocks())
-    element_block = np.array([blocks.index(e.block) for e in build_.state], dtype=np.int64)
-    block_bits = np.bincount(element_block, weights=widths, minlength=len(blocks)).astype(np.int64)
+    if exclude_blocks is None:
+        from faultinj.workload import scaffolding_blocks
+
+        exclude_blocks = scaffolding_blocks(build_.design)
+    blocks = tuple(b for b in build_.blocks() if b not in exclude_blocks)
+    if not blocks:
+        raise RampartError(f"every block of {build_.design} is excluded from fault injection")
+    element_block = np.array([blocks.index(e.block) if e.block in blocks else -1 for e in build_.state],
+                             dtype=np.int64)
+    included = element_block >= 0
+    active = None if included.all() else np.flatnonzero(included).astype(np.int64)
+    block_bits = np.bincount(element_block[included], weights=widths[included],
+                             minlength=len(blocks)).astype(np.int64)
     nb, k = len(blocks), cycle_windows
     if strata in ("none", "exhaustive"):
         sb, sw = [-1], [-1]
@@ -146,11 +185,11 @@ def fault_space(build_: Build, cycles: int, strata: str = "block", cycle_windows
     else:
         sb, sw = [b for b in range(nb) for _ in range(k)], [w for _ in range(nb) for w in range(k)]
     return FaultSpace(strata, cycles, k, blocks, widths, offsets, element_block, block_bits,
-                      np.array(sb, dtype=np.int64), np.array(sw, dtype=np.int64))
+                      np.array(sb, dtype=np.int64), np.array(sw, dtype=np.int64), active)
 
 
 def fault_plan(build_: Build, cycles: int, samples: int, seed: int, strata: str = "block",
-               cycle_windows: int = 1) -> FaultPlan:
+               cycle_windows: int = 1, exclude_blocks: tuple[str, ...] | None = None) -> FaultPlan:
     """The deterministic fault list of a fixed-size (or exhaustive) campaign.
 
     ``samples`` faults are drawn without replacement with :func:`faultinj.stats.sample_faults`, split over the
@@ -158,13 +197,14 @@ def fault_plan(build_: Build, cycles: int, samples: int, seed: int, strata: str 
     order; a fault's id is its position in that order. ``strata="exhaustive"`` plans every fault of the space in
     site-major order (``samples`` and ``seed`` are ignored).
     """
-    space = fault_space(build_, cycles, strata, cycle_windows)
+    space = fault_space(build_, cycles, strata, cycle_windows, exclude_blocks)
     total = space.total
     if strata == "exhaustive":
         if total > EXHAUSTIVE_LIMIT:
             raise RampartError(f"the fault space has {total:,} faults, too many to inject exhaustively (limit "
                                f"{EXHAUSTIVE_LIMIT:,}); sample it instead")
-        sites, cyc = np.divmod(np.arange(total, dtype=np.int64), cycles)
+        bits, cyc = np.divmod(np.arange(total, dtype=np.int64), cycles)
+        sites = space._bit_to_site(bits)
         return FaultPlan(sites, cyc, space.block_of(sites), space.blocks, space.populations)
     if not 1 <= samples <= total:
         raise RampartError(f"samples must be between 1 and the population ({total} site-cycles), not {samples}")

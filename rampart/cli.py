@@ -126,8 +126,8 @@ def demo_cmd(out_dir, synth):
 
     Uses the 4x4 MAC array (the NPU becomes the default once it exists): builds it (cached), checks that the
     native harness and Amaranth's simulator agree cycle for cycle, runs 200,000 random cycles natively with an FST
-    waveform of the first 2,000, runs a 3,000-injection fault campaign on a matrix-multiply workload and writes its
-    ASIL report (HTML, JSON, FMEDA CSV), and builds an iCEBreaker bitstream.
+    waveform of the first 2,000, runs a 300-injection fault campaign on the NPU-32 executing a Vela-compiled 3x3
+    convolution and writes its ASIL report (HTML, JSON, FMEDA CSV), and builds an iCEBreaker bitstream.
     """
     import time
     from pathlib import Path
@@ -169,9 +169,10 @@ def demo_cmd(out_dir, synth):
 
     db = out / "campaign.db"
     db.unlink(missing_ok=True)
-    click.echo(f"[4/5] fault-injection campaign: 3,000 single-bit upsets, stratified by block -> {db}")
+    click.echo(f"[4/5] fault injection: NPU u55-32 running a Vela-compiled 3x3 conv, 300 single-bit upsets "
+               f"stratified by block -> {db}")
     start = time.perf_counter()
-    status = run_campaign(db, design, preset, "mac_array_matmul", 3000, seed=1)
+    status = run_campaign(db, "npu", "u55-32", "npu_conv", 300, seed=1)
     click.echo(f"      {status.done:,} injections in {time.perf_counter() - start:.1f} s")
     _print_status(status)
     _write_report(db, out)

@@ -25,6 +25,14 @@ def _design_options(func):
                         help="A preset (see `rampart designs`) or a TOML file.")(func)
 
 
+def _sampled_bits(result) -> int:
+    """State bits that campaigns sample: all but the design's simulation scaffolding (e.g. the NPU's extmem)."""
+    from faultinj.workload import scaffolding_blocks
+
+    skip = set(scaffolding_blocks(result.design))
+    return sum(e.bits for e in result.state if e.block not in skip)
+
+
 def _default_workload(design: str) -> str:
     from faultinj.workload import WORKLOADS
 
@@ -42,20 +50,23 @@ def sites_cmd(design, config, workload):
     from rich.console import Console
     from rich.table import Table
 
-    from faultinj.workload import make_workload
+    from faultinj.workload import make_workload, scaffolding_blocks
     from sim.build import build
 
     result = build(design, config)
     workload = workload or _default_workload(design)
     cycles = make_workload(workload, result.config).cycles
+    skip = set(scaffolding_blocks(design))
     table = Table("block", "flip-flop bits", "memory bits", f"fault space (x {cycles:,} cycles)")
     per_block: dict[str, list[int]] = {}
     for element in result.state:
         per_block.setdefault(element.block, [0, 0])[element.kind == "mem"] += element.bits
     for block, (ff, mem) in sorted(per_block.items()):
-        table.add_row(block, f"{ff:,}", f"{mem:,}", f"{(ff + mem) * cycles:,}")
-    table.add_row("[bold]total", f"{sum(v[0] for v in per_block.values()):,}",
-                  f"{sum(v[1] for v in per_block.values()):,}", f"{result.state_bits * cycles:,}")
+        space = "simulation scaffolding, not sampled" if block in skip else f"{(ff + mem) * cycles:,}"
+        table.add_row(block, f"{ff:,}", f"{mem:,}", space)
+    table.add_row("[bold]total sampled", f"{sum(v[0] for b, v in per_block.items() if b not in skip):,}",
+                  f"{sum(v[1] for b, v in per_block.items() if b not in skip):,}",
+                  f"{_sampled_bits(result) * cycles:,}")
     Console().print(f"{design} {result.config}, workload {workload} ({cycles:,} cycles)")
     Console().print(table)
 
@@ -218,7 +229,7 @@ def run_cmd(design, config, workload, db, samples, margin, confidence, iterative
         strata = "exhaustive"
     if margin is not None and not iterative:
         result = build(design, config)
-        population = result.state_bits * make_workload(workload, result.config, cycles=workload_cycles).cycles
+        population = _sampled_bits(result) * make_workload(workload, result.config, cycles=workload_cycles).cycles
         samples = leveugle_sample_size(population, margin, confidence)
         click.echo(f"Leveugle sample size for +/-{margin:g} at {confidence:.0%} over {population:,} faults: "
                    f"{samples:,}")
@@ -272,7 +283,7 @@ def _write_report(db: Path, out: Path):
         design=meta["design"], config=meta["config_repr"], workload=meta["workload"], seed=meta["seed"],
         sampling=f"{_sampling_text(meta)}, {status.done:,} of {status.planned:,} planned",
         blocks=blocks, cycles_simulated=status.overall.cycles_simulated,
-        fault_space=result.state_bits * meta["workload_cycles"],
+        fault_space=_sampled_bits(result) * meta["workload_cycles"],
         reproduce=_reproduce(meta, db),
         notes=() if status.complete else ("This campaign is incomplete; figures cover the injections done so far.",))
     paths = render(summary, out, name=db.stem)

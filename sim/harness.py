@@ -9,6 +9,7 @@ are resolved by name once, at construction. State sites are addressed three ways
   per word, little-endian -- :meth:`NativeSim.digest_bit_offset` says where a site's bit lives in it.
 """
 import ctypes
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,17 @@ _SIGNATURES = {
                          ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
                          ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
                          ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
+    "rp_golden_run_ex": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                          ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
+                          ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                          ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                          ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
+    "rp_inject_batch_ex": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                            ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
     "rp_trace_open": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
     "rp_trace_close": ([ctypes.c_void_p], None),
 }
@@ -305,6 +317,21 @@ class NativeSim:
         return (np.array([self._port(n)[1] for n in outputs], dtype=np.int32),
                 sum(_words(self._port(n)[0].width) for n in outputs))
 
+    def mem_regions(self, regions) -> "MemRegions":
+        """Resolve observed memory regions ``(state element hier name or index, first word, count)``."""
+        elems, first, count, nbytes = [], [], [], 0
+        for element, lo, n in regions:
+            index = self.element_index(element) if isinstance(element, str) else int(element)
+            e = self.build.state[index]
+            if not (0 <= lo and 0 < n and lo + n <= e.depth):
+                raise RampartError(f"{e.hier_name} has {e.depth} words; no region of {n} at {lo}")
+            elems.append(index)
+            first.append(lo)
+            count.append(n)
+            nbytes += int(self._ent_bytes[index]) * n
+        return MemRegions(np.array(elems, dtype=np.int32), np.array(first, dtype=np.uint32),
+                          np.array(count, dtype=np.uint32), nbytes)
+
     def golden_run(self, in_ids: np.ndarray, in_buf: np.ndarray, out_ids: np.ndarray, out_words: int,
                    interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Replay the whole stimulus from the current state with checkpoints every ``interval`` cycles.
@@ -312,6 +339,15 @@ class NativeSim:
         Returns (outputs as (cycles, out_words) uint32, snapshots as (n, snapshot_size) uint8, checkpoint digests
         (cycles // interval + 1 entries, uint64), final digest).
         """
+        result = self.golden_run_ex(in_ids, in_buf, out_ids, out_words, interval)
+        return result.outputs, result.snapshots, result.digests, result.final_digest
+
+    def golden_run_ex(self, in_ids: np.ndarray, in_buf: np.ndarray, out_ids: np.ndarray, out_words: int,
+                      interval: int, mem: "MemRegions | None" = None, detect_ids: np.ndarray | None = None,
+                      complete_id: int = -1) -> "GoldenTrace":
+        """:meth:`golden_run` plus the end-of-run copy of the observed memory regions ``mem``, the first cycle a
+        detection port (``detect_ids``) is non-zero (``None``: never; the end state at ``cycles`` counts as a
+        cycle) and whether the completion port ``complete_id`` (-1: none) is high at the end."""
         cycles = in_buf.shape[0]
         if interval < 1:
             raise RampartError(f"checkpoint interval must be >= 1, not {interval}")
@@ -320,16 +356,34 @@ class NativeSim:
                              dtype=np.uint8)
         digests = np.zeros(cycles // interval + 1, dtype=np.uint64)
         final = ctypes.c_uint64()
+        first_detect = ctypes.c_uint64()
+        completed = ctypes.c_int()
+        mem = mem or MemRegions.none()
+        golden_mem = np.zeros(max(mem.nbytes, 1), dtype=np.uint8)
+        detect_ids = np.zeros(0, dtype=np.int32) if detect_ids is None else np.asarray(detect_ids, dtype=np.int32)
         in_buf = np.ascontiguousarray(in_buf, dtype=np.uint32)
-        self._lib.rp_golden_run(self._h, cycles, len(in_ids), in_ids.ctypes.data, in_buf.ctypes.data, len(out_ids),
-                                out_ids.ctypes.data, outputs.ctypes.data, interval, snapshots.ctypes.data,
-                                digests.ctypes.data, ctypes.byref(final))
-        return outputs, snapshots, digests, int(final.value)
+        self._lib.rp_golden_run_ex(self._h, cycles, len(in_ids), in_ids.ctypes.data, in_buf.ctypes.data,
+                                   len(out_ids), out_ids.ctypes.data, outputs.ctypes.data, interval,
+                                   snapshots.ctypes.data, digests.ctypes.data, ctypes.byref(final), len(mem.elems),
+                                   mem.elems.ctypes.data, mem.first.ctypes.data, mem.count.ctypes.data,
+                                   golden_mem.ctypes.data, len(detect_ids), detect_ids.ctypes.data, int(complete_id),
+                                   ctypes.byref(first_detect), ctypes.byref(completed))
+        detect = None if first_detect.value == 2**64 - 1 else int(first_detect.value)
+        return GoldenTrace(outputs, snapshots, digests, int(final.value), golden_mem[:mem.nbytes], detect,
+                           bool(completed.value))
 
     def inject_batch(self, in_ids: np.ndarray, in_buf: np.ndarray, out_ids: np.ndarray, golden_out: np.ndarray,
                      observe: np.ndarray | None, interval: int, snapshots: np.ndarray, digests: np.ndarray,
-                     final_digest: int, elements, words, bits, cycles) -> tuple[np.ndarray, np.ndarray]:
-        """Inject single bit flips (state element, word, bit, cycle); returns (outcome codes uint8, cycles run)."""
+                     final_digest: int, elements, words, bits, cycles, *, mem: "MemRegions | None" = None,
+                     golden_mem: np.ndarray | None = None, detect_ids: np.ndarray | None = None,
+                     complete_id: int = -1, watchdog: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Inject single bit flips (state element, word, bit, cycle); returns (outcome codes uint8, cycles run).
+
+        Optional (see ``rp_inject_batch_ex``): observed memory regions ``mem`` compared with ``golden_mem`` at the
+        end (SDC), detection ports ``detect_ids`` (non-zero on any cycle: DETECTED_UNRECOVERABLE), and a completion
+        port ``complete_id``: the run then ends once it is high at or after the workload's last cycle, HANG if not
+        by ``watchdog`` cycles.
+        """
         elements = np.ascontiguousarray(elements, dtype=np.int32)
         words = np.ascontiguousarray(words, dtype=np.uint32)
         bits = np.ascontiguousarray(bits, dtype=np.uint32)
@@ -341,13 +395,50 @@ class NativeSim:
         simulated = np.zeros(n, dtype=np.uint64)
         if observe is not None:
             observe = np.ascontiguousarray(observe, dtype=np.uint8)
-        rc = self._lib.rp_inject_batch(
+        mem = mem or MemRegions.none()
+        if mem.nbytes:
+            if golden_mem is None or len(golden_mem) != mem.nbytes:
+                raise RampartError("observed memory regions need their golden copy")
+            golden_mem = np.ascontiguousarray(golden_mem, dtype=np.uint8)
+        else:
+            golden_mem = np.zeros(1, dtype=np.uint8)
+        detect_ids = np.zeros(0, dtype=np.int32) if detect_ids is None else np.asarray(detect_ids, dtype=np.int32)
+        rc = self._lib.rp_inject_batch_ex(
             self._h, in_buf.shape[0], len(in_ids), in_ids.ctypes.data, in_buf.ctypes.data, len(out_ids),
             out_ids.ctypes.data, golden_out.ctypes.data, None if observe is None else observe.ctypes.data, interval,
-            snapshots.ctypes.data, digests.ctypes.data, final_digest, n, elements.ctypes.data, words.ctypes.data,
+            snapshots.ctypes.data, digests.ctypes.data, final_digest, len(mem.elems), mem.elems.ctypes.data,
+            mem.first.ctypes.data, mem.count.ctypes.data, golden_mem.ctypes.data, len(detect_ids),
+            detect_ids.ctypes.data, int(complete_id), int(watchdog), n, elements.ctypes.data, words.ctypes.data,
             bits.ctypes.data, cycles.ctypes.data, outcomes.ctypes.data, simulated.ctypes.data)
         if rc < 0:
             i = -rc - 1
             raise RampartError(f"fault {i} (element {elements[i]}, word {words[i]}, bit {bits[i]}, cycle {cycles[i]}) "
                                "is outside the state map or the workload")
         return outcomes, simulated
+
+
+@dataclass(frozen=True)
+class MemRegions:
+    """Observed memory regions resolved for the C loops: state element index, first word and count per region."""
+
+    elems: np.ndarray
+    first: np.ndarray
+    count: np.ndarray
+    nbytes: int           # storage bytes of all regions together (the golden copy's size)
+
+    @staticmethod
+    def none() -> "MemRegions":
+        return MemRegions(np.zeros(0, np.int32), np.zeros(0, np.uint32), np.zeros(0, np.uint32), 0)
+
+
+@dataclass(frozen=True)
+class GoldenTrace:
+    """What :meth:`NativeSim.golden_run_ex` records."""
+
+    outputs: np.ndarray
+    snapshots: np.ndarray
+    digests: np.ndarray
+    final_digest: int
+    memory: np.ndarray          # the observed regions' storage bytes at the end
+    first_detect: int | None    # first cycle a detection port was non-zero
+    completed: bool             # the completion port is high at the end (True without one)

@@ -23,6 +23,8 @@
 #include "verilated_fst_c.h"
 #endif
 
+// The per-cycle helpers must inline into the replay loops (measured: ~20 instructions per call otherwise).
+#define RP_HOT __attribute__((always_inline)) inline
 #define RP_STR2(x) #x
 #define RP_STR(x) RP_STR2(x)
 #define RP_CAT2(a, b) a##b
@@ -68,14 +70,14 @@ struct Sim {
 #endif
 };
 
-inline void dump(Sim* s) {
+RP_HOT void dump(Sim* s) {
 #ifdef RP_TRACE
     if (s->trace) s->trace->dump(s->time);
 #endif
     s->time++;
 }
 
-inline void settle(Sim* s) {
+RP_HOT void settle(Sim* s) {
     if (!s->settled) {
         s->model->clk = 0;
         s->model->eval();
@@ -84,7 +86,7 @@ inline void settle(Sim* s) {
     }
 }
 
-inline void cycle(Sim* s) {
+RP_HOT void cycle(Sim* s) {
     Top* m = s->model.get();
     if (s->settled && m->clk == 0) {
         // already evaluated at clk = 0
@@ -103,7 +105,7 @@ inline void cycle(Sim* s) {
 // storage types (CData/SData/IData/QData) keep per-cycle port access out of libc calls.
 inline uint64_t width_mask(uint32_t width) { return width >= 64 ? ~0ULL : (1ULL << width) - 1; }
 
-inline void write_element(uint8_t* p, uint32_t width, uint32_t ent_bytes, const uint32_t* words) {
+RP_HOT void write_element(uint8_t* p, uint32_t width, uint32_t ent_bytes, const uint32_t* words) {
     switch (ent_bytes) {
         case 1: *p = static_cast<uint8_t>(words[0] & width_mask(width)); return;
         case 2: *reinterpret_cast<uint16_t*>(p) = static_cast<uint16_t>(words[0] & width_mask(width)); return;
@@ -121,7 +123,7 @@ inline void write_element(uint8_t* p, uint32_t width, uint32_t ent_bytes, const 
     if (ent_bytes > nbytes) std::memset(p + nbytes, 0, ent_bytes - nbytes);
 }
 
-inline void read_element(const uint8_t* p, uint32_t width, uint32_t ent_bytes, uint32_t* words) {
+RP_HOT void read_element(const uint8_t* p, uint32_t width, uint32_t ent_bytes, uint32_t* words) {
     switch (ent_bytes) {
         case 1: words[0] = *p; return;
         case 2: words[0] = *reinterpret_cast<const uint16_t*>(p); return;
@@ -138,10 +140,14 @@ inline void read_element(const uint8_t* p, uint32_t width, uint32_t ent_bytes, u
     std::memcpy(words, p, nwords * 4);  // wide values (VlWide) are whole 32-bit words
 }
 
-// 64-bit FNV-1a over the state bytes, 8 bytes at a time with a final avalanche (splitmix64's finaliser).
+// A 64-bit multiply-xorshift hash over the state bytes, 8 bytes at a time, with a final avalanche (splitmix64's
+// finaliser). Each step is a bijection of h for a given v, so a state differing in one 8-byte word never matches;
+// the xorshift carries high-bit differences down (a plain FNV-1a step on whole words keeps a difference in bit 63
+// in bit 63, so two flipped top bits, e.g. a memory word and a register loaded from it, cancel exactly).
 inline uint64_t mix(uint64_t h, uint64_t v) {
     h ^= v;
-    h *= 0x100000001b3ULL;
+    h *= 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 32;
     return h;
 }
 
@@ -426,45 +432,121 @@ uint64_t rp_checkpoint_count(uint64_t cycles, uint64_t interval) {
     return interval ? (cycles + interval - 1) / interval : 0;
 }
 
-// Replays the workload from the current state (normally a fresh instance), recording every cycle's observed outputs
-// into out_words (cycles * out_stride words), the snapshots (rp_checkpoint_count * rp_snapshot_size bytes), the
-// checkpoint digests (cycles / interval + 1 entries) and the final digest. Returns 0, or -1 for a zero interval.
-int rp_golden_run(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
-                  const int* out_vars, uint32_t* out_words, uint64_t interval, uint8_t* snapshots, uint64_t* digests,
-                  uint64_t* final_digest) {
+}  // extern "C"
+
+// Byte range of `count` words of state element `elem` from word `first` (for observed memory regions).
+namespace {
+inline const uint8_t* region_ptr(Sim* s, int elem, uint32_t first, size_t* nbytes, uint32_t count) {
+    const StateVar& v = s->state.at(elem);
+    *nbytes = static_cast<size_t>(v.ent_bytes) * count;
+    return v.data + static_cast<size_t>(first) * v.ent_bytes;
+}
+
+// A var's current (settled) value is non-zero; any of several vars is.
+inline bool is_high(const Var* v) {
+    for (uint32_t i = 0; i < v->ent_bytes; ++i)
+        if (v->data[i]) return true;
+    return false;
+}
+
+inline bool any_high(const std::vector<const Var*>& vars) {
+    for (const Var* v : vars)
+        if (is_high(v)) return true;
+    return false;
+}
+
+std::vector<const Var*> resolve_vars(Sim* s, int n, const int* ids) {
+    std::vector<const Var*> out;
+    for (int i = 0; i < n; ++i) out.push_back(&s->vars.at(ids[i]));
+    return out;
+}
+}  // namespace
+
+extern "C" {
+
+// Replays the workload from the current state (normally a fresh instance, possibly with a memory image loaded),
+// recording every cycle's observed outputs into out_words (cycles * out_stride words), the snapshots
+// (rp_checkpoint_count * rp_snapshot_size bytes), the checkpoint digests (cycles / interval + 1 entries) and the
+// final digest. Extended form: the `n_mem` observed memory regions (state element mem_elems[k], words
+// [mem_first[k], +mem_count[k])) are copied into golden_mem (their storage bytes, concatenated) at the end; the
+// detection vars (det_vars, ports) are sampled every cycle and at the end (the state at `cycles`, with the last
+// cycle's inputs held): *first_detect gets the first such cycle where one is non-zero (UINT64_MAX: never); the
+// completion var (complete_var, -1: none) is sampled at the end into *completed. Returns 0, or -1 for a zero
+// interval.
+int rp_golden_run_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
+                     const int* out_vars, uint32_t* out_words, uint64_t interval, uint8_t* snapshots,
+                     uint64_t* digests, uint64_t* final_digest, int n_mem, const int32_t* mem_elems,
+                     const uint32_t* mem_first, const uint32_t* mem_count, uint8_t* golden_mem, int n_det,
+                     const int* det_vars, int complete_var, uint64_t* first_detect, int* completed) {
     if (interval == 0) return -1;
     auto* s = static_cast<Sim*>(h);
     Ports p = resolve_ports(s, n_in, in_vars, n_out, out_vars);
+    std::vector<const Var*> det = resolve_vars(s, n_det, det_vars);
+    const Var* done = complete_var >= 0 ? &s->vars.at(complete_var) : nullptr;
+    uint64_t detect = UINT64_MAX;
     for (uint64_t c = 0; c < cycles; ++c) {
         if (c % interval == 0) {
             std::memcpy(snapshots + (c / interval) * sizeof(Root), static_cast<void*>(s->model->rootp), sizeof(Root));
             digests[c / interval] = rp_state_digest(h);
         }
         apply_inputs(s, p, in_words, c);
+        if (detect == UINT64_MAX && any_high(det)) detect = c;
         sample_outputs(p, out_words + c * p.out_stride);
         cycle(s);
     }
     if (cycles % interval == 0) digests[cycles / interval] = rp_state_digest(h);
     *final_digest = rp_state_digest(h);
+    if (cycles && (n_det || done)) {
+        apply_inputs(s, p, in_words, cycles - 1);  // held inputs; settling changes no state
+        if (detect == UINT64_MAX && any_high(det)) detect = cycles;
+    }
+    if (first_detect) *first_detect = detect;
+    if (completed) *completed = done ? is_high(done) : 1;
+    for (int k = 0; k < n_mem; ++k) {
+        size_t nbytes;
+        const uint8_t* src = region_ptr(s, mem_elems[k], mem_first[k], &nbytes, mem_count[k]);
+        std::memcpy(golden_mem, src, nbytes);
+        golden_mem += nbytes;
+    }
     return 0;
 }
 
+int rp_golden_run(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
+                  const int* out_vars, uint32_t* out_words, uint64_t interval, uint8_t* snapshots, uint64_t* digests,
+                  uint64_t* final_digest) {
+    return rp_golden_run_ex(h, cycles, n_in, in_vars, in_words, n_out, out_vars, out_words, interval, snapshots,
+                            digests, final_digest, 0, nullptr, nullptr, nullptr, nullptr, 0, nullptr, -1, nullptr,
+                            nullptr);
+}
+
 // Injects n faults, one after the other, each (state element elems[i], word words[i], bit bits[i]) at fault_cycles[i]:
-// restore the checkpoint at or before the cycle, replay to it, flip, run on comparing observed outputs with
-// golden_out every observed cycle (first mismatch: SDC, stop) and the state digest with the golden one at every
-// checkpoint (equal: MASKED, stop); at the end an unchanged final digest is MASKED, a changed one LATENT.
-// Writes outcome codes (faultinj.outcomes.Outcome) and cycles simulated per fault. Returns 0, or -(i+1) if fault i
-// is out of range (nothing after it is run).
-int rp_inject_batch(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
-                    const int* out_vars, const uint32_t* golden_out, const uint8_t* observe, uint64_t interval,
-                    const uint8_t* snapshots, const uint64_t* digests, uint64_t final_digest, uint64_t n,
-                    const int32_t* elems, const uint32_t* words, const uint32_t* bits, const uint64_t* fault_cycles,
-                    uint8_t* outcomes, uint64_t* simulated) {
-    enum { MASKED = 0, SDC = 1, LATENT = 5 };
+// restore the checkpoint at or before the cycle, replay to it, flip, then run on. Every cycle c (inputs applied,
+// settled): a non-zero detection var is DETECTED_UNRECOVERABLE (stop); for c < cycles on observed cycles, observed
+// outputs differing from golden_out are SDC (stop); after the edge, a state digest equal to the golden one at a
+// checkpoint is MASKED (stop). Without a completion var the run ends at `cycles`. With one, the run ends at the
+// first c >= cycles where it is non-zero (inputs of the last cycle held from `cycles` on); not by `watchdog` is
+// HANG. At the end: an observed memory region differing from golden_mem is SDC, else an unchanged final digest is
+// MASKED, a changed one LATENT. Writes outcome codes (faultinj.outcomes.Outcome) and cycles simulated per fault.
+// Returns 0, or -(i+1) if fault i is out of range (nothing after it is run).
+int rp_inject_batch_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
+                       const int* out_vars, const uint32_t* golden_out, const uint8_t* observe, uint64_t interval,
+                       const uint8_t* snapshots, const uint64_t* digests, uint64_t final_digest, int n_mem,
+                       const int32_t* mem_elems, const uint32_t* mem_first, const uint32_t* mem_count,
+                       const uint8_t* golden_mem, int n_det, const int* det_vars, int complete_var, uint64_t watchdog,
+                       uint64_t n, const int32_t* elems, const uint32_t* words, const uint32_t* bits,
+                       const uint64_t* fault_cycles, uint8_t* outcomes, uint64_t* simulated) {
+    enum { MASKED = 0, SDC = 1, DETECTED_UNRECOVERABLE = 3, HANG = 4, LATENT = 5 };
     if (interval == 0) return -1;
     auto* s = static_cast<Sim*>(h);
     Ports p = resolve_ports(s, n_in, in_vars, n_out, out_vars);
+    std::vector<const Var*> det = resolve_vars(s, n_det, det_vars);
+    const Var* done = complete_var >= 0 ? &s->vars.at(complete_var) : nullptr;
+    if (done && watchdog < cycles) watchdog = cycles;
     std::vector<uint32_t> sample(p.out_stride ? p.out_stride : 1);
+    for (int k = 0; k < n_mem; ++k) {
+        const StateVar& sv = s->state.at(mem_elems[k]);
+        if (static_cast<uint64_t>(mem_first[k]) + mem_count[k] > sv.depth) return -1;
+    }
     for (uint64_t i = 0; i < n; ++i) {
         uint64_t t = fault_cycles[i];
         if (elems[i] < 0 || static_cast<size_t>(elems[i]) >= s->state.size() || t >= cycles) return -static_cast<int>(i + 1);
@@ -480,9 +562,19 @@ int rp_inject_batch(void* h, uint64_t cycles, int n_in, const int* in_vars, cons
         rp_flip(h, elems[i], words[i], bits[i]);
         uint8_t outcome = 255;
         uint64_t c = t;
-        while (c < cycles) {
-            apply_inputs(s, p, in_words, c);
-            if (p.out_stride && (!observe || observe[c])) {
+        for (;;) {
+            if (c >= cycles && !done) break;
+            if (done && c >= watchdog) {
+                outcome = HANG;
+                break;
+            }
+            apply_inputs(s, p, in_words, c < cycles ? c : cycles - 1);
+            if (n_det && any_high(det)) {
+                outcome = DETECTED_UNRECOVERABLE;
+                ++c;
+                break;
+            }
+            if (c < cycles && p.out_stride && (!observe || observe[c])) {
                 sample_outputs(p, sample.data());
                 if (std::memcmp(sample.data(), golden_out + c * p.out_stride, p.out_stride * 4) != 0) {
                     outcome = SDC;
@@ -490,6 +582,7 @@ int rp_inject_batch(void* h, uint64_t cycles, int n_in, const int* in_vars, cons
                     break;
                 }
             }
+            if (done && c >= cycles && is_high(done)) break;  // completed: the run ends in this state
             cycle(s);
             ++c;
             if (c % interval == 0 && c < cycles && rp_state_digest(h) == digests[c / interval]) {
@@ -497,11 +590,30 @@ int rp_inject_batch(void* h, uint64_t cycles, int n_in, const int* in_vars, cons
                 break;
             }
         }
+        if (outcome == 255) {
+            const uint8_t* g = golden_mem;
+            for (int k = 0; k < n_mem && outcome == 255; ++k) {
+                size_t nbytes;
+                const uint8_t* cur = region_ptr(s, mem_elems[k], mem_first[k], &nbytes, mem_count[k]);
+                if (std::memcmp(cur, g, nbytes) != 0) outcome = SDC;
+                g += nbytes;
+            }
+        }
         if (outcome == 255) outcome = rp_state_digest(h) == final_digest ? MASKED : LATENT;
         outcomes[i] = outcome;
         simulated[i] = c - start;
     }
     return 0;
+}
+
+int rp_inject_batch(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
+                    const int* out_vars, const uint32_t* golden_out, const uint8_t* observe, uint64_t interval,
+                    const uint8_t* snapshots, const uint64_t* digests, uint64_t final_digest, uint64_t n,
+                    const int32_t* elems, const uint32_t* words, const uint32_t* bits, const uint64_t* fault_cycles,
+                    uint8_t* outcomes, uint64_t* simulated) {
+    return rp_inject_batch_ex(h, cycles, n_in, in_vars, in_words, n_out, out_vars, golden_out, observe, interval,
+                              snapshots, digests, final_digest, 0, nullptr, nullptr, nullptr, nullptr, 0, nullptr, -1,
+                              cycles, n, elems, words, bits, fault_cycles, outcomes, simulated);
 }
 
 // --- tracing ---------------------------------------------------------------------------------------------------

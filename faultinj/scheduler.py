@@ -6,6 +6,7 @@ is stored or how a campaign resumes. A worker sets itself up once per process fr
 client's build if its files are visible (same host or shared cache), else the worker's own build from its cache
 (same key required), and the workload's golden run, both cached in the process for every later batch.
 """
+import abc
 import signal
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -61,12 +62,16 @@ def run_task(spec: InitSpec, task):
     return ids, outcomes, simulated
 
 
-class Scheduler:
-    def map(self, tasks: Iterable) -> Iterator:
-        raise NotImplementedError
+class Scheduler(abc.ABC):
+    """Runs batches of injections somewhere (this process, a local pool, a Dask cluster) and yields results."""
 
-    def close(self):
-        pass
+    @abc.abstractmethod
+    def map(self, tasks: Iterable) -> Iterator:
+        """Results of ``run_task`` for every task, in any order."""
+
+    def close(self) -> None:
+        """Release workers or cluster connections (nothing by default)."""
+        return None
 
     def __enter__(self):
         return self

@@ -185,7 +185,7 @@ def graph_macs(model) -> list[tuple[str, str, int]]:
     shapes = {t["index"]: tuple(int(s) for s in t["shape"]) for t in it.get_tensor_details()}
     names = {t["index"]: t["name"] for t in it.get_tensor_details()}
     out = []
-    for op in it._get_ops_details():  # noqa: SLF001  (LiteRT has no public op listing)
+    for op in it._get_ops_details():  # private, but LiteRT has no public op listing
         name = op["op_name"]
         if name not in MAC_OPS:
             continue
@@ -276,7 +276,6 @@ def run_on_npu(model, config: str = "u55-128", input: np.ndarray | None = None, 
     from rtl.npu.compute import ComputeError
     from rtl.npu.config import PRESETS
     from rtl.npu.controller import ErrorCode
-    from rtl.npu.top import Npu  # noqa: F401  (registers design "npu")
     from sim.build import build
     from sim.harness import NativeSim
 

@@ -26,6 +26,7 @@ from models.snn.params import (
     StdpParams,
     SynapseParams,
     TraceMode,
+    check_learnable,
     int_range,
 )
 
@@ -173,10 +174,7 @@ class GoldenCore:
             self.set_stdp_params(params)
         if mask is not None:
             self.set_plastic(mask)
-        if not self._mask.any():
-            raise ValueError("STDP enabled but the plasticity mask is all zero: pass mask= or call set_plastic()")
-        if self._stdp.a_plus == 0 and self._stdp.a_minus == 0:
-            raise ValueError("STDP enabled but a_plus and a_minus are both 0: nothing would change")
+        check_learnable(self._mask, self._stdp)
         self._learn = True
 
     def disable_stdp(self) -> None:

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from models.snn.params import NeuronParams, ResetMode, StdpParams, SynapseParams
+from models.snn.params import NeuronParams, ResetMode, StdpParams, SynapseParams, check_learnable
 from rtl.neurocore.config import GlobalReg, NeuroCoreConfig, NeuronField, Region
 from rtl.neurocore.protocol import (
     ID_BYTES,
@@ -420,10 +420,7 @@ class NeuroCore:
             self.set_stdp_params(params)
         if mask is not None:
             self.set_plastic(mask)
-        if not self._mask.any():
-            raise ValueError("STDP enabled but the plasticity mask is all zero: pass mask= or call set_plastic()")
-        if self._stdp.a_plus == 0 and self._stdp.a_minus == 0:
-            raise ValueError("STDP enabled but a_plus and a_minus are both 0: nothing would change")
+        check_learnable(self._mask, self._stdp)
         self.command(Op.LEARN, b"\x01")
         self._learn = True
 

@@ -545,3 +545,11 @@ def decode_stdp(params: StdpParams, scale: FixedScale, trace_bits: int = 8) -> P
         post_cap=tmax / params.a_post if params.a_post else math.inf,
         trace_mode=params.trace_mode,
     )
+
+
+def check_learnable(mask, stdp: StdpParams) -> None:
+    """Refuse to enable STDP when nothing could be learned (an all-zero plasticity mask, or both gains zero)."""
+    if not mask.any():
+        raise ValueError("STDP enabled but the plasticity mask is all zero: pass mask= or call set_plastic()")
+    if stdp.a_plus == 0 and stdp.a_minus == 0:
+        raise ValueError("STDP enabled but a_plus and a_minus are both 0: nothing would change")

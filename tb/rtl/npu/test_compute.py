@@ -25,7 +25,6 @@ from models.npu.runner import load_bytes, read_bytes
 from rtl.npu.compute import ComputeError
 from rtl.npu.config import PRESETS
 from rtl.npu.controller import ErrorCode
-from rtl.npu.top import Npu  # noqa: F401  (registers design "npu")
 from sim.build import build
 from sim.harness import NativeSim
 

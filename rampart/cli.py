@@ -189,11 +189,13 @@ def demo_cmd(out_dir, synth):
 def _register_commands():
     from rampart.cmd_fi import fi
     from rampart.cmd_run import run
+    from rampart.cmd_snn import snn
     from rampart.cmd_synth import synth
 
     main.add_command(synth)
     main.add_command(fi)
     main.add_command(run)
+    main.add_command(snn)
 
 
 _register_commands()

@@ -1,0 +1,66 @@
+"""Small, fast versions of the SNN demos (models/snn/demos.py) and the RTL-vs-golden check of their spikes."""
+import numpy as np
+import pytest
+
+from models.snn import demos
+
+SMALL_PATTERN = demos.PatternConfig(train_steps=12000, test_steps=3000)
+
+
+def test_pattern_stdp_potentiates_pattern_inputs(tmp_path):
+    res = demos.pattern_demo("golden", seed=0, out=tmp_path, cfg=SMALL_PATTERN)
+    m = res.metrics
+    gap_before = m["w pattern inputs before"] - m["w other inputs before"]
+    gap_after = m["w pattern inputs after"] - m["w other inputs after"]
+    assert gap_after > gap_before + 10, m
+    assert m["false alarms after (Hz)"] < m["false alarms before (Hz)"], m
+    assert len(res.plots) == 3
+    for p in res.plots:
+        assert p.exists() and p.stat().st_size > 10_000
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_digits_supervised_int8():
+    """64 -> 10 softmax trained offline, int8 on the core, spiking inference on a held-out stratified split."""
+    cfg = demos.DigitsConfig(n_train=None, n_test=200, n_core=16, sup_steps=50)
+    r = demos.digits_supervised("golden", seed=0, cfg=cfg)
+    assert r["n_test"] == 200
+    assert r["accuracy"] >= 0.85, r["accuracy"]
+    assert np.abs(r["wq"]).max() <= 127
+
+
+def test_digits_unsupervised_runs_small():
+    cfg = demos.DigitsConfig(n_train=60, n_test=30, n_core=16, steps=30, theta_plus=500, w_exp=2, w_sum=600,
+                             theta=5000, inhibit=-128, max_prob=0.2)
+    r = demos.digits_unsupervised("golden", seed=0, cfg=cfg)
+    assert not np.array_equal(r["w_init"], r["w_learned"]), "STDP must change the input weights"
+    assert 0 <= r["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("which", ["pattern", "supervised", "unsupervised"])
+def test_rtl_backend_matches_golden(which):
+    """A short run of each demo on the Verilated RTL (16x16 core behind the UART) gives the golden spikes."""
+    pytest.importorskip("amaranth")
+
+    def run(backend):
+        if which == "pattern":
+            cfg = demos.PatternConfig(n_inputs=16, n_core=16, n_active=2, n_pat=8, theta=2000, w0=60,
+                                      train_steps=600, test_steps=300, chunk=300)
+            return demos.pattern_demo(backend, seed=3, cfg=cfg).spikes
+        cfg = demos.DigitsConfig(pool=2, n_core=16, n_train=6, n_test=4, steps=20, w_sum=300, theta=1500,
+                                 theta_plus=200, max_prob=0.5, sup_steps=20)
+        if which == "supervised":
+            return demos.digits_supervised(backend, seed=0, cfg=cfg)["spikes"]
+        return demos.digits_unsupervised(backend, seed=0, cfg=cfg)["spikes"]
+
+    gold = run("golden")
+    assert sum(int(np.asarray(s).sum()) for s in _flat(gold)) > 0, "the golden run should spike"
+    assert demos.same_spikes(run("rtl"), gold)
+
+
+def _flat(x):
+    if isinstance(x, np.ndarray):
+        yield x
+    else:
+        for item in x:
+            yield from _flat(item)

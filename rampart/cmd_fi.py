@@ -246,12 +246,14 @@ def run_cmd(design, config, workload, db, samples, margin, confidence, iterative
 @fi.command("resume")
 @click.argument("db", type=click.Path(dir_okay=False))
 @click.option("--workers", type=click.IntRange(1), default=None, help="Local worker processes (default: one per core).")
-def resume_cmd(db, workers):
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Continue on a Dask cluster (e.g. tcp://host:8786) instead of local processes.")
+def resume_cmd(db, workers, scheduler):
     """Continue the campaign in DB with its stored parameters; nothing is lost or injected twice."""
     from faultinj.campaign import resume_campaign
 
     with _Progress(Path(db)) as progress:
-        status = resume_campaign(db, workers, progress)
+        status = resume_campaign(db, workers, progress, scheduler=scheduler)
     _print_status(status)
 
 

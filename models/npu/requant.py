@@ -35,6 +35,18 @@ Vela encoding (ethos-u-vela 5.2.0 wheel, package paths):
 
 A record as a little-endian 80-bit integer therefore has bias in bits [39:0], scale in [71:40], shift in [77:72];
 ``rtl/npu/output_unit.py`` takes exactly that integer on its parameter write port.
+
+Known gap, FULLY_CONNECTED (``SPEC.md`` §4): LiteRT's reference FULLY_CONNECTED kernel (ai-edge-litert wheel,
+``OpResolverType.BUILTIN_REF``) requantises with a *single* rounding, :func:`litert_fc_requantize_scalar`, while its
+CONV_2D / DEPTHWISE_CONV_2D use the double rounding above (measured: FC matches single rounding and not double,
+conv the reverse). Vela gives the NPU no way to tell: ``get_rounding_mode`` in
+``ethosu/vela/high_level_command_to_npu_op.py`` returns ``NpuRoundingMode.TFL`` for every int8 conv / depthwise /
+FC op, written to ``OFM_PRECISION[15:14] = 0`` (``generate_ofm_precision`` in
+``register_command_stream_generator.py``; regor's U55 register header names value 0 ``ROUND_MODE_DBL``), and the FC
+record differs from a conv record only in how the real scale is computed (see above), not in its format. The NPU
+therefore implements the round mode the stream asks for (double rounding) for FC too, exactly as an Ethos-U55
+would, and differs from LiteRT's FC by ``sign(acc + bias)`` (before the clamp) wherever
+:func:`double_rounding_differs` is true: about 0.1-0.2% of FC outputs of random models.
 """
 
 from __future__ import annotations
@@ -48,6 +60,7 @@ __all__ = [
     "RECORD_BYTES", "ChannelParams", "encode_record", "decode_record", "decode_records", "record_word",
     "quantise_scale", "saturating_rounding_doubling_high_mul", "rounding_divide_by_pot",
     "multiply_by_quantized_multiplier", "requantize_scalar", "requantize", "layer_accumulators",
+    "litert_fc_requantize_scalar", "litert_fc_requantize", "double_rounding_differs",
 ]
 
 #: Bytes per channel record (``encode_bias``).
@@ -189,6 +202,47 @@ def requantize(acc, bias, scale, shift, ofm_zp=0, act_min=-128, act_max=127) -> 
     """Vectorised :func:`requantize_scalar` (numpy broadcasting; exact, via Python ints) -> int8 array."""
     args = [np.asarray(a, dtype=np.int64).astype(object) for a in (acc, bias, scale, shift, ofm_zp, act_min, act_max)]
     return np.asarray(_requantize_v(*args), dtype=np.int64).astype(np.int8)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# LiteRT's FULLY_CONNECTED (not what the NPU does; see the module docstring)
+
+
+def litert_fc_requantize_scalar(acc: int, bias: int, scale: int, shift: int, ofm_zp: int, act_min: int,
+                                act_max: int) -> int:
+    """LiteRT's reference int8 FULLY_CONNECTED output stage: one rounding, half up (any ``shift``)."""
+    p = (acc + bias) * scale
+    y = (p + (1 << (shift - 1))) >> shift if shift > 0 else p
+    lo = min(max(act_min, -128), 127)
+    hi = min(max(act_max, -128), 127)
+    return min(max(y + ofm_zp, lo), hi)
+
+
+_litert_fc_v = np.frompyfunc(litert_fc_requantize_scalar, 7, 1)
+
+
+def litert_fc_requantize(acc, bias, scale, shift, ofm_zp=0, act_min=-128, act_max=127) -> np.ndarray:
+    """Vectorised :func:`litert_fc_requantize_scalar` -> int8 array."""
+    args = [np.asarray(a, dtype=np.int64).astype(object) for a in (acc, bias, scale, shift, ofm_zp, act_min, act_max)]
+    return np.asarray(_litert_fc_v(*args), dtype=np.int64).astype(np.int8)
+
+
+def double_rounding_differs(v: int, scale: int, shift: int) -> bool:
+    """Whether the NPU's (double-rounded) ``y`` for ``v = acc + bias`` differs from the single-rounded one.
+
+    Only for ``shift > 31``, and then by exactly ``sign(v)`` (before the clamp), iff ``|p| = |v * scale|`` lies
+    within ``2**30`` (half an LSB of the first rounding) below a half-integer multiple ``h`` of ``2**shift``: the first
+    rounding lands exactly on ``h`` and the second rounds it away from zero. Positive ``v``: ``h - 2**30 <= |p| < h``
+    (an exact tie rounds up in both); negative ``v``: ``h - 2**30 < |p| <= h`` (an exact tie rounds toward +inf in
+    the single rounding, away from zero in the double).
+    """
+    if shift <= 31 or v == 0:
+        return False
+    a = abs(v * scale)
+    h = ((a >> (shift - 1)) | 1) << (shift - 1)  # the smallest odd multiple of 2**(shift-1) that is >= a
+    if v > 0:
+        return a < h and h - a <= 1 << 30
+    return a <= h and h - a < 1 << 30
 
 
 # ---------------------------------------------------------------------------------------------------------------

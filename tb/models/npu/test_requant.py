@@ -172,6 +172,67 @@ def test_golden_output_stage_is_bit_exact_vs_litert(vela_cache, name, accelerato
             got = _apply_identity_pool(pool, got)
         want = run_reference(m, x).reshape(got.shape)
         assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {got.size} elements differ"
+        if name.startswith("fully_connected"):  # these seeds/inputs do not hit the FC single-rounding gap
+            assert np.array_equal(requant.litert_fc_requantize(acc, bias, scale, shift, ofm_zp, act_min, act_max),
+                                  want)
         doubles += int(np.all(shift > 31))
     assert doubles == 4, "every channel of these layers takes the double-rounding path"
     assert bool(pools) == (name == "conv_s2_valid")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Known gap: LiteRT's FULLY_CONNECTED rounds once; the NPU (round mode TFL, as Vela emits for FC) rounds twice
+
+
+def test_double_vs_single_rounding_difference_pattern():
+    """``requantize_scalar`` - ``litert_fc_requantize_scalar`` is ``sign(v)`` exactly where
+    ``double_rounding_differs`` says so, else 0 (unclamped range; random and near-tie values)."""
+    rng = np.random.default_rng(11)
+    cases = []
+    for _ in range(4000):
+        shift, scale = int(rng.integers(20, 48)), int(rng.integers(1 << 30, 1 << 31))
+        cases.append((int(rng.integers(-(1 << 20), 1 << 20)), scale, shift))
+        tie = (2 * int(rng.integers(-200, 200)) + 1) << (shift - 1)  # a half-integer output value
+        cases += [(tie // scale + d, scale, shift) for d in range(-2, 3)]
+    cases += [(v, s, sh) for sh in (32, 33, 35) for s in (1 << 31, 1 << 30, 3 << 29) for v in (-6, -5, -3, 3, 5, 6)]
+    hits = {1: 0, -1: 0}
+    for v, scale, shift in cases:
+        if abs(v * scale) >> shift > 120:
+            continue  # keep clear of the int8 clamp
+        npu = requant.requantize_scalar(v, 0, scale, shift, 0, -128, 127)
+        fc = requant.litert_fc_requantize_scalar(v, 0, scale, shift, 0, -128, 127)
+        if requant.double_rounding_differs(v, scale, shift):
+            assert npu - fc == (1 if v > 0 else -1), (v, scale, shift)
+            hits[npu - fc] += 1
+        else:
+            assert npu == fc, (v, scale, shift)
+    assert min(hits.values()) > 100
+
+
+def test_fully_connected_known_difference_vs_litert(vela_cache):
+    """FC 40->24 (ReLU), seed 0: Vela emits the same OFM_PRECISION round mode (TFL = double rounding) as for conv;
+    LiteRT's FC equals the single rounding of the same records on every input, and the golden model (= the NPU)
+    differs from it by sign(acc + bias) on exactly the predicted elements (input 3 of ``default_rng(5)``: one)."""
+    m = single_layer(FullyConnected(24, "RELU"), (40,), seed=0, input_zero_point=-11)
+    layer = m.layers[0]
+    art = compile_model(m, "ethos-u55-256", cache_dir=vela_cache)
+    kick, stream, pools = _kick_records(art)
+    assert not pools and (kick.reg("OFM_PRECISION") >> 14) & 3 == 0, "round mode TFL, as for CONV_2D"
+    bias, scale, shift = requant.decode_records(stream, layer.output_shape[-1])
+    assert bool(np.all(shift > 31))
+    ofm_zp = cs.signed16(kick.reg("OFM_ZERO_POINT"))
+    act = cs.signed16(kick.reg("ACTIVATION_MIN")), cs.signed16(kick.reg("ACTIVATION_MAX"))
+    rng = np.random.default_rng(5)
+    diffs = []
+    for trial in range(4):
+        x = rng.integers(-128, 128, size=m.input_shape, dtype=np.int8)
+        acc = requant.layer_accumulators(layer, x)
+        want = run_reference(m, x).reshape(acc.shape)
+        assert np.array_equal(requant.litert_fc_requantize(acc, bias, scale, shift, ofm_zp, *act), want)
+        got = requant.requantize(acc, bias, scale, shift, ofm_zp, *act)
+        v = (acc + bias).reshape(-1)
+        for i in np.flatnonzero(got.reshape(-1) != want.reshape(-1)):
+            assert requant.double_rounding_differs(int(v[i]), int(scale[i]), int(shift[i]))
+            assert int(got.reshape(-1)[i]) - int(want.reshape(-1)[i]) == np.sign(v[i])
+            diffs.append((trial, int(i), int(got.reshape(-1)[i]), int(want.reshape(-1)[i])))
+    assert diffs == [(3, 15, -63, -64)]

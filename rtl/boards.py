@@ -22,7 +22,11 @@ resources and add logic to ``m``, and returns the signature paths (as yielded by
 ``design.signature.flatten(design)``, e.g. ``("uart", "rx")`` or ``("a_in", 0)``) of the ports it connected itself.
 The harness LFSR-drives / XOR-observes only the remaining ports. The harness uses ``led`` 0 and ``button`` 0, so an
 adapter must use other resources.
+
+A design's default adapter is registered by design name in :data:`ADAPTERS` (as ``"module:function"``, imported only
+when needed); :func:`get_adapter` looks it up and ``rampart synth`` uses it unless the caller passes its own.
 """
+import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -72,6 +76,21 @@ def get_board(name: str) -> Board:
         return BOARDS[name]
     except KeyError:
         raise RampartError(f"unknown board {name!r} (known: {', '.join(BOARDS)})") from None
+
+
+#: Design name -> ``"module:function"`` of the board adapter ``rampart synth`` uses for it by default.
+ADAPTERS: dict[str, str] = {
+    "neurocore_uart": "rtl.neurocore.board:uart_adapter",
+}
+
+
+def get_adapter(design_name: str) -> BoardAdapter | None:
+    """The default board adapter registered for ``design_name`` in :data:`ADAPTERS`, or None."""
+    ref = ADAPTERS.get(design_name)
+    if ref is None:
+        return None
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 # Fibonacci LFSR feedback taps (1-based bit positions) of maximal-length polynomials, checked primitive over GF(2).

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rtl.boards import Board, BoardAdapter, SynthHarness, get_board
+from rtl.boards import Board, BoardAdapter, SynthHarness, get_adapter, get_board
 from rtl.designs import get_design
 from sim.errors import RampartError
 
@@ -108,7 +108,8 @@ def synth(design_name: str, config_spec: str | Path | None, board_name: str, out
           adapter: BoardAdapter | None = None) -> SynthResult:
     """Build ``design_name`` (config: preset name, ``.toml`` file or None for the default) for ``board_name``.
 
-    ``adapter`` lets the design connect some of its ports to board resources itself (see :mod:`rtl.boards`).
+    ``adapter`` lets the design connect some of its ports to board resources itself (see :mod:`rtl.boards`);
+    by default the one registered for ``design_name`` (:func:`rtl.boards.get_adapter`) is used, if any.
     Raises :class:`RampartError` for an unknown design, config or board, a missing tool, or a failed build (the
     message names the log to read).
     """
@@ -120,6 +121,8 @@ def synth(design_name: str, config_spec: str | Path | None, board_name: str, out
     out = Path(out_dir)
     _clear(out)
 
+    if adapter is None:
+        adapter = get_adapter(design_name)
     harness = SynthHarness(entry.make(config), adapter=adapter)
     plan = board.platform().build(harness, name=TOP, do_build=False, nextpnr_opts=NEXTPNR_OPTS)
     plan.extract(str(out))

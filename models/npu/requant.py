@@ -190,18 +190,29 @@ def requantize_scalar(acc: int, bias: int, scale: int, shift: int, ofm_zp: int, 
         y = (p + (1 << (shift - 1))) >> shift
     else:
         y = p
+    return _zero_point_and_clamp(y, ofm_zp, act_min, act_max)
+
+
+def _zero_point_and_clamp(y: int, ofm_zp: int, act_min: int, act_max: int) -> int:
     lo = min(max(act_min, -128), 127)
     hi = min(max(act_max, -128), 127)
     return min(max(y + ofm_zp, lo), hi)
 
 
-_requantize_v = np.frompyfunc(requantize_scalar, 7, 1)
+def _vectorised(scalar):
+    """numpy-broadcasting, exact (Python-int) version of a 7-argument scalar output stage -> int8 array."""
+    ufunc = np.frompyfunc(scalar, 7, 1)
+
+    def vectorised(acc, bias, scale, shift, ofm_zp=0, act_min=-128, act_max=127) -> np.ndarray:
+        args = [np.asarray(a, dtype=np.int64).astype(object)
+                for a in (acc, bias, scale, shift, ofm_zp, act_min, act_max)]
+        return np.asarray(ufunc(*args), dtype=np.int64).astype(np.int8)
+
+    vectorised.__doc__ = f"Vectorised :func:`{scalar.__name__}` (numpy broadcasting; exact, via Python ints)."
+    return vectorised
 
 
-def requantize(acc, bias, scale, shift, ofm_zp=0, act_min=-128, act_max=127) -> np.ndarray:
-    """Vectorised :func:`requantize_scalar` (numpy broadcasting; exact, via Python ints) -> int8 array."""
-    args = [np.asarray(a, dtype=np.int64).astype(object) for a in (acc, bias, scale, shift, ofm_zp, act_min, act_max)]
-    return np.asarray(_requantize_v(*args), dtype=np.int64).astype(np.int8)
+requantize = _vectorised(requantize_scalar)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -213,18 +224,10 @@ def litert_fc_requantize_scalar(acc: int, bias: int, scale: int, shift: int, ofm
     """LiteRT's reference int8 FULLY_CONNECTED output stage: one rounding, half up (any ``shift``)."""
     p = (acc + bias) * scale
     y = (p + (1 << (shift - 1))) >> shift if shift > 0 else p
-    lo = min(max(act_min, -128), 127)
-    hi = min(max(act_max, -128), 127)
-    return min(max(y + ofm_zp, lo), hi)
+    return _zero_point_and_clamp(y, ofm_zp, act_min, act_max)
 
 
-_litert_fc_v = np.frompyfunc(litert_fc_requantize_scalar, 7, 1)
-
-
-def litert_fc_requantize(acc, bias, scale, shift, ofm_zp=0, act_min=-128, act_max=127) -> np.ndarray:
-    """Vectorised :func:`litert_fc_requantize_scalar` -> int8 array."""
-    args = [np.asarray(a, dtype=np.int64).astype(object) for a in (acc, bias, scale, shift, ofm_zp, act_min, act_max)]
-    return np.asarray(_litert_fc_v(*args), dtype=np.int64).astype(np.int8)
+litert_fc_requantize = _vectorised(litert_fc_requantize_scalar)
 
 
 def double_rounding_differs(v: int, scale: int, shift: int) -> bool:

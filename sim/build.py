@@ -1,9 +1,12 @@
 """build(design, config): Amaranth component -> Verilog -> state map -> Verilated shared library, cached.
 
-Everything a build produces lives in one cache folder named after a content hash of the design sources (every file of
-the ``rtl`` package), the configuration, the native harness source and the tool versions. The cache root is
-``$RAMPART_CACHE`` or ``~/.cache/rampart``. A hit only reads ``build.json``. Concurrent builders of the same key (pytest
-workers, FI processes) serialise on a lock file and the finished folder appears atomically by rename.
+The cache has two levels. A build lives in a folder named after a hash of its *netlist* (the RTLIL text), the native
+harness source and the tool versions, so Verilator only runs when the hardware itself changed. A second name, a
+hash of the design sources (every file of the ``rtl`` package) and the configuration, is a symbolic link to that
+folder: a hit on it only reads ``build.json`` without elaborating anything; a miss elaborates the design (seconds)
+and reuses the netlist folder when an edit elsewhere in ``rtl`` left this design's netlist unchanged. The cache
+root is ``$RAMPART_CACHE`` or ``~/.cache/rampart``. Concurrent builders of the same key (pytest workers, FI
+processes) serialise on a lock file and finished folders and links appear atomically by rename.
 """
 import dataclasses
 import fcntl
@@ -93,6 +96,15 @@ def build_key(design: str, config: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def netlist_key(rtlil_text: str) -> str:
+    """Hash of what the Verilated library is made of: the netlist, the harness and build code, the tools."""
+    digest = hashlib.sha256(rtlil_text.encode())
+    for path in (HARNESS_SOURCE, Path(netlist.__file__), Path(__file__)):
+        digest.update(path.read_bytes())
+    digest.update(json.dumps({"tools": tool_versions(), "format": BUILD_FORMAT}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
 def build(design: str, config: Any = None, *, trace: bool = False) -> Build:
     """Build (or fetch from the cache) ``design`` with ``config`` (a config object, preset name, TOML path or None)."""
     entry = get_design(design)
@@ -104,12 +116,30 @@ def build(design: str, config: Any = None, *, trace: bool = False) -> Build:
     if result is None:
         cache_root().mkdir(parents=True, exist_ok=True)
         with _locked(cache_root() / f".{design}-{key[:20]}.lock"):
-            result = _load(directory, config) or _build_fresh(entry, config, key, directory)
+            result = _load(directory, config) or _build_by_netlist(entry, config, directory)
     if trace and not result.trace_library.exists():
-        with _locked(cache_root() / f".{design}-{key[:20]}.lock"):
+        with _locked(cache_root() / f".{result.directory.resolve().name}.lock"):
             if not result.trace_library.exists():
                 _verilate(result.directory, trace=True)
     return result
+
+
+def _build_by_netlist(entry, config, link: Path) -> Build:
+    """Elaborate, then build into (or reuse) the netlist-keyed folder and point ``link`` at it."""
+    component = entry.make(config)
+    rtlil_text = rtlil.convert(component, name=TOP)
+    key = netlist_key(rtlil_text)
+    directory = cache_root() / f"{entry.name}-n{key[:20]}"
+    with _locked(cache_root() / f".{directory.name}.lock"):
+        if _load(directory, config) is None:
+            _build_fresh(entry, config, key, directory, component, rtlil_text)
+    staging = link.with_name(link.name + f".tmp{os.getpid()}")
+    staging.unlink(missing_ok=True)
+    staging.symlink_to(directory.name)
+    if link.is_dir() and not link.is_symlink():   # a folder left by an older cache layout
+        shutil.rmtree(link, ignore_errors=True)
+    os.replace(staging, link)
+    return _load(link, config)
 
 
 class _locked:
@@ -164,13 +194,11 @@ def verilog_of(rtlil_text: str) -> str:
     return yosys.run(["-q", "-"], script, ignore_warnings=True)
 
 
-def _build_fresh(entry, config, key: str, directory: Path) -> Build:
+def _build_fresh(entry, config, key: str, directory: Path, component, rtlil_text: str) -> None:
     start = time.monotonic()
     staging = directory.with_name(directory.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    component = entry.make(config)
-    rtlil_text = rtlil.convert(component, name=TOP)
     (staging / f"{TOP}.il").write_text(rtlil_text)
     (staging / f"{TOP}.v").write_text(verilog_of(rtlil_text))
     hierarchical, flat = netlist.netlist_of(rtlil_text)
@@ -191,7 +219,6 @@ def _build_fresh(entry, config, key: str, directory: Path) -> Build:
     (staging / "build.json").write_text(json.dumps(manifest, indent=1))
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
-    return _load(directory, config)
 
 
 def _vlt_quote(name: str) -> str:

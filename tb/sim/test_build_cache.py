@@ -1,0 +1,34 @@
+"""The two-level build cache: a sources-key miss whose netlist is unchanged reuses the Verilated library."""
+import pytest
+
+from sim import build as build_module
+from sim.build import build
+
+DESIGN, CONFIG = "mac_array", "4x4"
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAMPART_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_unchanged_netlist_is_not_verilated_again(private_cache, monkeypatch):
+    first = build(DESIGN, CONFIG)
+    assert first.directory.is_symlink() and first.library.exists()
+    monkeypatch.setattr(build_module, "_source_digest", lambda: "an edit elsewhere in rtl/")
+
+    def no_verilator(*_args, **_kwargs):
+        raise AssertionError("Verilator ran although the netlist did not change")
+
+    monkeypatch.setattr(build_module, "_verilate", no_verilator)
+    again = build(DESIGN, CONFIG)
+    assert again.directory != first.directory
+    assert again.directory.resolve() == first.directory.resolve()
+    assert again.key == first.key and again.state == first.state
+
+
+def test_changed_netlist_builds_its_own_folder(private_cache):
+    small, large = build(DESIGN, "4x4"), build(DESIGN, "8x8")
+    assert small.directory.resolve() != large.directory.resolve()
+    assert small.state_bits < large.state_bits

@@ -19,7 +19,11 @@ def snn():
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of stimuli, initial weights, split.")
 @click.option("--check", is_flag=True,
               help="Also rerun the demo on the other backend and assert identical output spikes (bit-exactness).")
-def demo_cmd(name, backend, out, seed, check):
+@click.option("--learning", type=click.Choice(["onchip", "host-assisted"]), default="onchip", show_default=True,
+              help="digits, unsupervised variant: onchip = the core's own STDP + homeostasis (golden model only "
+                   "until the RTL implements it); host-assisted = STDP with host-side weight normalisation and "
+                   "threshold adaptation after every training image.")
+def demo_cmd(name, backend, out, seed, check, learning):
     """Run demo NAME and write its plots.
 
     \b
@@ -29,14 +33,16 @@ def demo_cmd(name, backend, out, seed, check):
              Plots: pattern_weights.png, pattern_raster.png, pattern_selectivity.png.
     digits   sklearn 8x8 digits rate-coded on 64 inputs (stratified 70/30 split):
              supervised: softmax 64->10 trained offline in numpy, int8 weights, spiking inference;
-             unsupervised: 64 hidden LIF neurons, on-chip STDP, lateral inhibition (negative recurrent weights),
-             host-side weight normalisation and threshold adaptation, class-vote readout.
-             Plots: digits_int8.png, digits_stdp_weights.png, digits_stdp_confusion.png.
+             unsupervised: 64 hidden LIF neurons, STDP, lateral inhibition (negative recurrent weights),
+             class-vote readout; --learning onchip (default): weight-dependent depression and adaptive
+             thresholds run in the core, the host only presents images; --learning host-assisted: the host
+             renormalises the weights and raises thresholds after every training image.
+             Plots: digits_int8.png, digits_onchip_*.png or digits_stdp_*.png (weights, confusion).
 
     With --backend rtl the pattern demo is the full one (64x64 core, 40k training steps, about a minute); the
-    digits demo shrinks to 60 training images (1 epoch) and 40 test images, because the host reads and rewrites
-    the weights after every training image.  --check reruns the same sizes on the other backend and compares
-    every output spike.
+    digits demo needs --learning host-assisted (the RTL lacks the homeostasis registers so far) and shrinks to
+    60 training images (1 epoch) and 40 test images, because the host reads and rewrites the weights after
+    every training image.  --check reruns the same sizes on the other backend and compares every output spike.
     """
     import time
 
@@ -48,7 +54,10 @@ def demo_cmd(name, backend, out, seed, check):
         run = lambda b, o: demos.pattern_demo(b, seed, o, cfg)  # noqa: E731
     else:
         cfg = demos.DigitsConfig() if backend == "golden" else demos.RTL_DIGITS
-        run = lambda b, o: demos.digits_demo(b, seed, o, cfg)  # noqa: E731
+        variants = ("supervised", "onchip" if learning == "onchip" else "unsupervised")
+        if learning == "onchip" and (backend == "rtl" or check):
+            _refuse_rtl_onchip(cfg)
+        run = lambda b, o: demos.digits_demo(b, seed, o, cfg, variants)  # noqa: E731
     result = run(backend, out)
     click.echo(result.summary())
     if check:
@@ -60,3 +69,13 @@ def demo_cmd(name, backend, out, seed, check):
         if not same:
             raise SystemExit(1)
     click.echo(f"total {time.monotonic() - start:.1f} s")
+
+
+def _refuse_rtl_onchip(cfg) -> None:
+    from models.snn.host import check_rtl_supported
+    from sim.errors import RampartError
+
+    try:
+        check_rtl_supported(cfg.onchip.stdp())
+    except RampartError as e:
+        raise RampartError(f"{e}; use --learning host-assisted with --backend rtl or --check") from None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.snn.params import (
+    ADAPT_BITS,
     DECAY_ONE,
     DECAY_SHIFT,
     STATE_BITS,
@@ -35,6 +36,7 @@ __all__ = ["GoldenCore", "Probe", "Status", "decay"]
 _S_LO, _S_HI = int_range(STATE_BITS)
 _W_LO, _W_HI = int_range(8)
 COUNTER_MAX = (1 << 16) - 1
+ADAPT_MAX = (1 << ADAPT_BITS) - 1
 MAX_PROBES = 4
 
 
@@ -60,6 +62,11 @@ class Probe:
     v: np.ndarray
     i: np.ndarray
     y: np.ndarray
+
+
+def _leak(w: np.ndarray, shift: int):
+    """Weight-dependent depression ``ceil(w / 2^shift)`` (0 when ``shift`` is 0: off)."""
+    return -((-w) >> shift) if shift else 0
 
 
 class GoldenCore:
@@ -93,12 +100,16 @@ class GoldenCore:
         self._synapses = SynapseParams()
         self._stdp = StdpParams()
         self._learn = False
+        self._a = np.zeros(c.n_neurons, dtype=np.int64)
+        self._tick = 0
         self._probe: tuple[int, ...] = ()
         self.last_probe: Probe | None = None
         self.reset_state()
 
     def reset_state(self) -> None:
-        """Soft reset: ``v = v_rest``; current, refractory counters, traces, pending spikes, counters, status 0."""
+        """Soft reset: ``v = v_rest``; current, refractory counters, traces, pending spikes, counters, status 0.
+
+        The adaptive thresholds and their decay tick are learned state and survive (like the weights)."""
         c = self.config
         self._v = self._neurons.v_rest.copy()
         self._i = np.zeros(c.n_neurons, dtype=np.int64)
@@ -209,6 +220,15 @@ class GoldenCore:
         """(pre traces per source, post traces per neuron)."""
         return self._x.copy(), self._y.copy()
 
+    def adaptation(self) -> np.ndarray:
+        """Adaptive threshold ``a`` per neuron (the effective threshold is ``theta + a``)."""
+        return self._a.copy()
+
+    @property
+    def tick(self) -> int:
+        """Learning steps modulo ``2^theta_period``: ``a`` decays in the steps that start with ``tick == 0``."""
+        return self._tick
+
     def counts(self, clear: bool = False) -> np.ndarray:
         """Spike counters (16-bit, saturating); ``clear`` resets them after reading."""
         out = self._counts.copy()
@@ -272,12 +292,13 @@ class GoldenCore:
                                where=~held)
         v = np.where(held, self._v, v_int)
         self._ref = np.where(held, self._ref - 1, self._ref)
-        spike = ~held & (v >= p.theta)
+        theta = p.theta + self._a
+        spike = ~held & (v >= theta)
         if spike.any():
             if p.reset_mode == ResetMode.ABSOLUTE:
                 v_after = p.v_reset
             else:
-                v_after = self._saturate(v - (p.theta - p.v_reset), Status.OVF_V, where=spike)
+                v_after = self._saturate(v - (theta - p.v_reset), Status.OVF_V, where=spike)
             v = np.where(spike, v_after, v)
             self._ref = np.where(spike, p.t_ref, self._ref)
         self._v = v
@@ -293,9 +314,9 @@ class GoldenCore:
         if self._learn:
             post = np.flatnonzero(spike)
             if post.size:
-                dw = (s.a_plus * xd) >> s.s_plus
+                dw = (s.a_plus * (xd - s.x_tar)) >> s.s_plus
                 cols = self._w[:, post]
-                new = np.clip(cols + dw[:, None], s.w_min, s.w_max)
+                new = np.clip(cols + dw[:, None] - _leak(cols, s.w_decay), s.w_min, s.w_max)
                 self._w[:, post] = np.where(self._mask[:, post], new, cols)
             pre = np.flatnonzero(now)
             if pre.size:
@@ -311,11 +332,20 @@ class GoldenCore:
         else:
             self._x = np.where(now, s.a_pre, xd)
             self._y = np.where(spike, s.a_post, yd)
+        if self._learn:
+            self._adapt(spike)
 
         # 7. this step's sources are integrated by the next step
         self._pending = now
         self.step += 1
         return spike
+
+    def _adapt(self, spike: np.ndarray) -> None:
+        """Adaptive threshold: decay once every 2^theta_period learning steps, then add theta_plus per spike."""
+        s = self._stdp
+        a = decay(self._a, s.d_theta) if self._tick == 0 else self._a
+        self._a = np.minimum(a + s.theta_plus * spike, ADAPT_MAX)
+        self._tick = (self._tick + 1) & ((1 << s.theta_period) - 1)
 
     def _saturate(self, x: np.ndarray, flag: Status, where=None) -> np.ndarray:
         out = np.clip(x, _S_LO, _S_HI)

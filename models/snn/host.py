@@ -29,11 +29,21 @@ from rtl.neurocore.protocol import (
     encode_frame,
     word_bytes,
 )
+from sim.errors import RampartError
 
 __all__ = ["NakError", "NeuroCore", "ProtocolError", "SerialTransport", "SimTransport", "Transport",
-           "decode_words", "global_values", "neuron_field_values", "signed", "weight_words"]
+           "check_rtl_supported", "decode_words", "global_values", "neuron_field_values", "signed", "weight_words"]
 
 # -- register-map encoders -----------------------------------------------------------------------------------------
+
+
+def check_rtl_supported(stdp: StdpParams) -> None:
+    """Raise :class:`RampartError` if ``stdp`` switches on on-chip homeostasis, which the RTL lacks so far."""
+    used = stdp.onchip_homeostasis()
+    if used:
+        regs = ", ".join(f"{k}={v}" for k, v in used.items())
+        raise RampartError(f"the NeuroCore RTL does not implement on-chip homeostasis yet ({regs}); "
+                           "only the golden model runs it")
 
 
 def signed(value, bits: int):
@@ -403,6 +413,7 @@ class NeuroCore:
         return self._synapses
 
     def set_stdp_params(self, params: StdpParams) -> None:
+        check_rtl_supported(params)
         params.check_trace_bits(self.config.trace_bits)
         regs = global_values(params, self._synapses, self._neurons.reset_mode, self._learn)
         for r in (GlobalReg.W_EXP, GlobalReg.RESET_MODE, GlobalReg.LEARN):

@@ -34,6 +34,13 @@ quantity           format                            meaning
 ``A+``, ``A-``     uint8 global                      STDP gains
 ``s+``, ``s-``     uint4 global                      STDP right shifts
 ``w_min/w_max``    int8 global, ``w_min <= w_max``   clamp of plastic weights
+``x_tar``          uint(T) global                    potentiation target trace (0: off)
+``w_decay``        uint4 global                      weight-dependent depression on a post spike (0: off)
+``a[i]``           uint16, saturating                adaptive threshold of neuron ``i`` (learning state)
+``theta_plus``     uint16 global                     raise of ``a`` on a post spike (0: off)
+``d_theta``        uint13 global (0..4096)           decay of ``a``, applied once every ``2^theta_period`` steps
+``theta_period``   uint4 global                      ``k``: the decay period is ``2^k`` learning steps
+``tick``           uint15 global                     learning-step counter modulo ``2^theta_period``
 =================  ================================  ==========================================================
 
 Decay operator (the only rounding in the neuron datapath)::
@@ -72,8 +79,9 @@ later (uniform one-step synaptic delay).
 
    * if ``ref > 0``: ``ref <- ref - 1``; ``v`` is held and the neuron cannot spike;
    * else ``v <- sat24(v_rest + decay(v - v_rest, d_v) + I + bias)`` (exact 27-bit sum, saturated once;
-     ``v - v_rest`` is a 25-bit difference); ``spike = v >= theta``; on a spike
-     ``v <- v_reset`` (``ResetMode.ABSOLUTE``) or ``v <- sat24(v - (theta - v_reset))`` (``ResetMode.SUBTRACT``)
+     ``v - v_rest`` is a 25-bit difference); ``spike = v >= theta + a`` (exact 25-bit effective threshold
+     ``theta_eff``, the adaptation ``a`` as it was at the start of the step); on a spike ``v <- v_reset``
+     (``ResetMode.ABSOLUTE``) or ``v <- sat24(v - (theta_eff - v_reset))`` (``ResetMode.SUBTRACT``)
      and ``ref <- t_ref``.  So ``t_ref`` steps after the spike step are held, integration resumes at
      ``t_spike + t_ref + 1``.
 
@@ -81,7 +89,10 @@ later (uniform one-step synaptic delay).
 5. **STDP** (phase D, only when learning is enabled), on the weights *after* step 1 read them:
 
    a. potentiation, column pass: for every neuron ``i`` with ``spike[t][i]`` and every source ``s`` with
-      ``mask[s, i]``: ``W[s, i] <- clamp(W[s, i] + ((A+ * xd[s]) >> s+), w_min, w_max)``;
+      ``mask[s, i]``: ``W[s, i] <- clamp(W[s, i] + ((A+ * (xd[s] - x_tar)) >> s+) - leak(W[s, i]), w_min,
+      w_max)``, where ``>>`` is an arithmetic (floor) shift of the signed product (a (T+1)-bit signed
+      difference times uint8) and ``leak(w) = 0`` if ``w_decay == 0`` else ``ceil(w / 2^w_decay) =
+      -((-w) >> w_decay)``; the sum is exact before the clamp;
    b. depression, row pass, after (a): for every source ``s`` with ``S[t][s]`` and every neuron ``i`` with
       ``mask[s, i]``: ``W[s, i] <- clamp(W[s, i] - ((A- * yd[i]) >> s-), w_min, w_max)``.
 
@@ -90,14 +101,38 @@ later (uniform one-step synaptic delay).
    no change).  A pre spike at ``t0`` and a post spike at ``t0 + k`` (k >= 1) pair with a trace decayed k times.
 6. **Trace update** (phase C, always, learning on or off): ADD mode ``x <- min(xd + a_pre * S[t], 2^T - 1)``;
    NEAREST mode ``x <- a_pre where S[t] else xd``; likewise ``y`` from ``yd``, ``spike[t]`` and ``a_post``.
+   **Adaptation** (phase C, only when learning is enabled; with learning off ``a`` and ``tick`` are frozen but
+   ``a`` still raises the threshold): ``ad = decay(a, d_theta)`` if ``tick == 0`` else ``a``;
+   ``a <- min(ad + theta_plus * spike[t], 2^16 - 1)``; ``tick <- (tick + 1) & (2^theta_period - 1)``.
 7. ``S[t]`` becomes the pending bitmap integrated by step ``t + 1`` (it survives between ``run`` calls).
 
 Sticky status flags record any saturation of ``I`` (bit 0) or ``v`` (bit 1).  A soft reset sets ``v <- v_rest``,
-``I, ref, x, y, pending S, counters, status <- 0`` and leaves weights, mask and parameters alone.
+``I, ref, x, y, pending S, counters, status <- 0`` and leaves weights, mask, parameters, ``a`` and ``tick`` alone
+(they are learned state, like the weights); power-on (``clear_all``) zeroes them.
 
 Why this order: with ``I_hw = I * dt / v_lsb`` (current in volts per second) it is exactly Brian2's default
 schedule (state update, thresholds, synapses, resets) with forward Euler, see :mod:`models.snn.brian2_ref`, so the
 golden model and the float model differ only by the truncations inside ``decay``.
+
+On-chip homeostasis (issue 6): why these two mechanisms
+-------------------------------------------------------
+Unsupervised STDP with winner-take-all needs (1) every neuron to get a turn and (2) bounded input weights; the
+usual recipes (Diehl & Cook 2015) are an adaptive threshold and a host-side division renormalising each neuron's
+weights to a fixed sum.  Both are replaced by rules the core runs on its own each step, with adders, shifts and
+the existing decay multiplier only (no division, no host round trip):
+
+* **adaptive threshold** ``a``: ``theta_plus`` per post spike, decaying with ``tau = 2^theta_period * 4096 /
+  d_theta`` learning steps (each application removes ``ceil(a * d_theta / 4096) >= 1`` LSB, so with
+  ``d_theta = 1`` the decay is linear, 1 LSB per period, below ``a = 4096``).  A neuron that wins often gets
+  harder to fire, so others win.
+* **weight-dependent depression** on a post spike (``w_decay = k``): ``dw = ((A+ * (xd - x_tar)) >> s+) -
+  ceil(w / 2^k)``.  Every weight of a firing neuron relaxes towards ``2^k`` times its average potentiation,
+  i.e. towards the neuron's mean presynaptic trace while it fires (competitive learning, Oja-like soft bound);
+  inputs that are silent when the neuron fires decay to 0.  The input weight sum of a neuron is thus bounded by
+  ``2^k * max potentiation * M`` without a normalisation step.  ``x_tar`` (Diehl & Cook's "pre-trace target"
+  rule) is available as well: inputs whose trace is below ``x_tar`` at a post spike are depressed.
+
+All five registers are 0 by default, which is bit-for-bit the behaviour above without them.
 
 Physical meaning (``FixedScale`` and the ``encode_*``/``decode_*`` functions)
 ------------------------------------------------------------------------------
@@ -109,7 +144,10 @@ adds ``w/dt`` to ``I``.  Encodings: ``d = round(4096 dt / tau)`` (so ``tau = 409
 spike step).  STDP: normalised traces (one spike adds 1.0, ``tau_pre = 4096 dt / d_x``) and
 ``dw = a_plus * x_pre`` on a post spike, ``-a_minus * y_post`` on a pre spike;
 ``a_plus = A+ * a_pre / 2^s+`` weight LSBs.  Traces saturate at ``pre_cap = (2^T - 1) / a_pre`` spikes
-(likewise ``post_cap``).
+(likewise ``post_cap``).  Homeostasis: ``x_tar = round(x_tar_phys * a_pre)`` (a trace target in spikes),
+``w_decay = k`` for ``w_leak = 2^-k``, ``theta_plus = round(V / v_lsb)``, and ``tau_theta`` becomes the shortest
+decay period ``2^theta_period`` steps whose code ``d_theta = round(4096 2^theta_period dt / tau_theta)`` is at
+least 256.
 """
 
 from __future__ import annotations
@@ -122,6 +160,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "ADAPT_BITS",
     "DECAY_ONE",
     "DECAY_SHIFT",
     "STATE_BITS",
@@ -153,6 +192,7 @@ W_EXP_MAX = 7
 T_REF_MAX = 255
 GAIN_MAX = 255  #: A+ and A-
 SHIFT_MAX = 15  #: s+ and s-
+ADAPT_BITS = 16  #: width of the adaptive threshold ``a`` and of ``theta_plus``
 MAX_NEURONS = 4096
 MAX_INPUTS = 4096
 
@@ -317,6 +357,13 @@ class StdpParams:
     w_min: int = -128
     w_max: int = 127
     trace_mode: TraceMode = TraceMode.ADD
+    x_tar: int = 0
+    w_decay: int = 0
+    theta_plus: int = 0
+    d_theta: int = 0
+    theta_period: int = 0
+
+    ONCHIP_FIELDS = ("x_tar", "w_decay", "theta_plus", "d_theta", "theta_period")  #: 0 = off, homeostasis
 
     def __post_init__(self):
         w_lo, w_hi = int_range(WEIGHT_BITS)
@@ -331,6 +378,11 @@ class StdpParams:
             ("s_minus", 0, SHIFT_MAX),
             ("w_min", w_lo, w_hi),
             ("w_max", w_lo, w_hi),
+            ("x_tar", 0, (1 << 16) - 1),
+            ("w_decay", 0, SHIFT_MAX),
+            ("theta_plus", 0, (1 << ADAPT_BITS) - 1),
+            ("d_theta", 0, DECAY_ONE),
+            ("theta_period", 0, SHIFT_MAX),
         ):
             object.__setattr__(self, name, _check_int(name, getattr(self, name), lo, hi))
         if self.w_min > self.w_max:
@@ -340,9 +392,13 @@ class StdpParams:
     def check_trace_bits(self, trace_bits: int) -> None:
         """Raise unless ``a_pre`` and ``a_post`` fit the core's trace width."""
         hi = (1 << trace_bits) - 1
-        for name in ("a_pre", "a_post"):
+        for name in ("a_pre", "a_post", "x_tar"):
             if getattr(self, name) > hi:
                 raise ValueError(f"{name} must be in 0..{hi} for {trace_bits}-bit traces, not {getattr(self, name)!r}")
+
+    def onchip_homeostasis(self) -> dict:
+        """The homeostasis registers (:attr:`ONCHIP_FIELDS`) that are switched on, by name."""
+        return {name: getattr(self, name) for name in self.ONCHIP_FIELDS if getattr(self, name)}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -474,7 +530,10 @@ class PhysStdp:
     """Physical additive trace STDP (Song/Abbott form with normalised traces, see the module docstring).
 
     ``tau_pre``/``tau_post`` in s; ``a_plus``, ``a_minus``, ``w_min``, ``w_max`` in V (weight units);
-    ``pre_cap``/``post_cap``: saturation of a trace in units of one spike's increment (ADD mode).
+    ``pre_cap``/``post_cap``: saturation of a trace in units of one spike's increment (ADD mode).  The
+    homeostasis fields are off at their defaults; with them, a post spike changes a plastic weight by
+    ``a_plus * (x_pre - x_tar) - w_leak * w`` and raises the neuron's threshold by ``theta_plus``, which relaxes
+    to 0 with ``tau_theta`` while learning.
     """
 
     tau_pre: float = 16e-3
@@ -486,6 +545,10 @@ class PhysStdp:
     pre_cap: float = 2.0
     post_cap: float = 2.0
     trace_mode: TraceMode = TraceMode.ADD
+    x_tar: float = 0.0          #: potentiation target trace (one spike = 1.0): dw = a_plus * (x_pre - x_tar)
+    w_leak: float = 0.0         #: fraction of each plastic weight removed on a post spike (2^-w_decay)
+    theta_plus: float = 0.0     #: V, adaptive-threshold raise per post spike
+    tau_theta: float = math.inf  #: s, decay time constant of the adaptive threshold
 
 
 def _gain_shift(target: float, name: str) -> tuple[int, int]:
@@ -516,7 +579,13 @@ def encode_stdp(phys: PhysStdp, scale: FixedScale, trace_bits: int = 8) -> StdpP
     a_plus, s_plus = _gain_shift(phys.a_plus / scale.w_lsb / a_pre, "a_plus")
     a_minus, s_minus = _gain_shift(phys.a_minus / scale.w_lsb / a_post, "a_minus")
     lo, hi = int_range(WEIGHT_BITS)
+    d_theta, theta_period = _period_decay(phys.tau_theta, scale.dt)
     return StdpParams(
+        x_tar=_round_int("x_tar", phys.x_tar * a_pre, 0, tmax),
+        w_decay=_leak_shift(phys.w_leak),
+        theta_plus=_round_int("theta_plus", phys.theta_plus / scale.v_lsb, 0, (1 << ADAPT_BITS) - 1),
+        d_theta=d_theta,
+        theta_period=theta_period,
         d_x=decay_code(phys.tau_pre, scale.dt),
         d_y=decay_code(phys.tau_post, scale.dt),
         a_pre=a_pre,
@@ -544,7 +613,35 @@ def decode_stdp(params: StdpParams, scale: FixedScale, trace_bits: int = 8) -> P
         pre_cap=tmax / params.a_pre if params.a_pre else math.inf,
         post_cap=tmax / params.a_post if params.a_post else math.inf,
         trace_mode=params.trace_mode,
+        x_tar=params.x_tar / params.a_pre if params.a_pre else 0.0,
+        w_leak=2.0 ** -params.w_decay if params.w_decay else 0.0,
+        theta_plus=params.theta_plus * scale.v_lsb,
+        tau_theta=float(tau_from_decay(params.d_theta, scale.dt * (1 << params.theta_period))),
     )
+
+
+def _leak_shift(w_leak: float) -> int:
+    """``w_decay`` register for a leak fraction: 0 for none, else ``k`` with ``2^-k == w_leak`` (1..15)."""
+    if w_leak == 0:
+        return 0
+    k = -math.log2(w_leak) if w_leak > 0 else math.nan
+    if not (math.isfinite(k) and k == round(k) and 1 <= k <= SHIFT_MAX):
+        raise ValueError(f"w_leak must be 0 or 2^-k with k in 1..{SHIFT_MAX}, not {w_leak!r}")
+    return int(k)
+
+
+def _period_decay(tau: float, dt: float) -> tuple[int, int]:
+    """(d_theta, theta_period) for a decay time constant: the shortest period 2^k steps whose code is at least
+    256 (under 0.2 % quantisation error), or the longest period; ``tau = inf`` gives (0, 0)."""
+    if tau == math.inf:
+        return 0, 0
+    for k in range(SHIFT_MAX + 1):
+        code = decay_code(tau, dt * (1 << k))
+        if code >= 256 or k == SHIFT_MAX:
+            if code == 0:
+                raise ValueError(f"tau_theta={tau!r} is too long to encode (more than 2^27 steps)")
+            return code, k
+    raise AssertionError("unreachable")
 
 
 def check_learnable(mask, stdp: StdpParams) -> None:

@@ -64,3 +64,45 @@ def _flat(x):
     else:
         for item in x:
             yield from _flat(item)
+
+
+def test_digits_onchip_learns_without_the_host():
+    """Small on-chip run: only images are presented, yet weights change, thresholds adapt, the weight leak keeps
+    every neuron's input weights bounded, and the class vote beats the same network before learning."""
+    cfg = demos.DigitsConfig(n_train=200, n_test=150, n_core=32, epochs=1, infer_steps=60)
+    r = demos.digits_onchip("golden", seed=0, cfg=cfg)
+    untrained = demos.digits_onchip("golden", seed=0, cfg=demos.DigitsConfig(
+        n_train=200, n_test=150, n_core=32, epochs=0, infer_steps=60))
+    assert not np.array_equal(r["w_init"], r["w_learned"])
+    assert (r["adaptation"] > 0).mean() >= 0.9, r["adaptation"]
+    oc = cfg.onchip
+    # steady state: ceil(w / 2^k) = potentiation <= (A+ * 128) >> s+  =>  w <= 2^k * that
+    w_bound = (1 << oc.w_decay) * ((oc.a_plus * 128) >> oc.s_plus)
+    assert r["w_learned"].max() <= max(w_bound, oc.w0), r["w_learned"].max()
+    assert r["accuracy"] >= untrained["accuracy"] + 0.15, (r["accuracy"], untrained["accuracy"])
+    assert r["accuracy"] >= 0.5, r["accuracy"]
+
+
+def test_cli_refuses_onchip_digits_on_the_rtl():
+    from click.testing import CliRunner
+
+    from rampart.cli import main
+
+    pytest.importorskip("amaranth")
+    result = CliRunner().invoke(main, ["snn", "demo", "digits", "--backend", "rtl"])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("rampart: error:"), result.output
+    assert "on-chip homeostasis" in lines[0] and "--learning host-assisted" in lines[0]
+
+
+def test_digits_demo_plots_every_variant(tmp_path):
+    cfg = demos.DigitsConfig(n_train=40, n_test=20, n_core=16, epochs=1, infer_steps=30, sup_steps=20)
+    res = demos.digits_demo("golden", 0, tmp_path, cfg, variants=demos.DIGIT_VARIANTS)
+    names = sorted(p.name for p in res.plots)
+    assert names == ["digits_int8.png", "digits_onchip_confusion.png", "digits_onchip_weights.png",
+                     "digits_stdp_confusion.png", "digits_stdp_weights.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in res.plots)
+    assert "on-chip: STDP acc (class vote)" in res.metrics and "host-assisted: STDP acc (class vote)" in res.metrics
+    with pytest.raises(ValueError, match="bogus"):
+        demos.digits_demo("golden", 0, None, cfg, variants=("bogus",))

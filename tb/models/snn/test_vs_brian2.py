@@ -202,3 +202,90 @@ def test_stdp_window_matches_brian2():
                                                                                np.sign(deltas))
     print({"max |dw_g - dw_b|": float(np.abs(dw_g - dw_b).max()), "rms": float(np.sqrt(((dw_g - dw_b) ** 2).mean())),
            "max tol": float(tol.max())})
+
+
+# -- on-chip homeostasis -------------------------------------------------------------------------------------------
+# Binary scales (dt = 2^-10 s, v_lsb = 2^-20 V) make every non-leaky update exact in double precision, so without
+# a decay the two models must agree bit for bit; with a decay, the golden truncation (< 1 LSB per application,
+# factor 1 - d/4096) bounds |a_g - a_b| < 4096 / d_theta, the argument used for I above.
+EXACT = FixedScale(dt=2.0**-10, v_lsb=2.0**-20)
+
+
+def adaptive_layer(biases, stdp: StdpParams, t_ref: int = 0) -> GoldenCore:
+    """Non-leaky neurons driven by their bias only, learning on through one silent plastic input (no weight can
+    change: its trace stays 0), so only the adaptive threshold acts."""
+    n = len(biases)
+    core = GoldenCore(CoreConfig(n_neurons=n, n_inputs=1, lanes=1),
+                      neurons=NeuronParams(theta=1000, bias=np.asarray(biases), t_ref=t_ref))
+    mask = np.zeros((n + 1, n), dtype=bool)
+    mask[n] = True
+    core.enable_stdp(stdp, mask)
+    return core
+
+
+def brian2_theta(core: GoldenCore, steps: int):
+    return simulate_core(core, EXACT, steps, np.zeros((steps, 1), dtype=bool), record=False)
+
+
+def test_adaptive_threshold_matches_brian2_exactly():
+    biases = [37, 53, 71, 90, 113, 130, 151, 177]
+    stdp = StdpParams(a_plus=1, theta_plus=97)
+    core = adaptive_layer(biases, stdp)
+    res = brian2_theta(core, 400)       # Brian2 decodes the fresh core (a = 0) before the golden run
+    raster = core.run(400)
+    assert raster.sum() > 100
+    assert np.array_equal(res.raster, raster)
+    spikes = raster.sum(0)
+    assert np.array_equal(core.adaptation(), 97 * spikes)
+
+
+def test_adaptive_threshold_decay_matches_brian2():
+    # one spike per neuron (t_ref 255 holds it for the rest of the run), at every phase of the 4-step decay
+    # period; a = 40000 then x 0.875 per period
+    biases = [37, 53, 71, 90, 113, 130, 151, 177]
+    stdp = StdpParams(a_plus=1, theta_plus=40000, d_theta=512, theta_period=2)
+    core = adaptive_layer(biases, stdp, t_ref=255)
+    res = brian2_theta(core, 120)
+    raster = core.run(120)
+    assert np.array_equal(raster.sum(0), np.ones(8))
+    assert set(first_spike(raster) % 4) == {0, 1, 2, 3}
+    assert np.array_equal(res.raster, raster)
+    a_g = core.adaptation()
+    theta_b = np.asarray(res.theta) / EXACT.v_lsb
+    assert np.all(a_g > 500)
+    assert np.abs(a_g - theta_b).max() < 4096 / 512 + MARGIN, (a_g, theta_b)
+
+
+def test_homeostatic_stdp_matches_brian2():
+    # The STDP window test's pairs (pre at 30, post 1..20 steps later), now with w = 60 at the start, x_tar and
+    # the weight-dependent depression.  Golden dw = floor(A (x_g - x_tar) / 2^s) - ceil(w / 2^k), float
+    # dw = A (x_b - x_tar) / 2^s - w / 2^k: the trace bound of that test plus < 1 for the floor and < 1 for the ceil.
+    deltas = np.arange(1, 21)
+    n = deltas.size
+    t_pre, steps = 30, 60
+    scale = FixedScale(dt=DT, w_exp=3)
+    stdp = StdpParams(d_x=256, a_pre=128, a_post=128, a_plus=40, s_plus=6, x_tar=50, w_decay=3)
+    core = GoldenCore(CoreConfig(n_neurons=n, n_inputs=2 * n, lanes=1),
+                      neurons=NeuronParams(theta=1000, d_v=4096, d_i=4096, t_ref=200),
+                      synapses=SynapseParams(w_exp=3), stdp=stdp)
+    w = np.zeros((3 * n, n), dtype=np.int64)
+    w[2 * n + np.arange(n), np.arange(n)] = 127
+    w[n + np.arange(n), np.arange(n)] = 60
+    mask = np.zeros_like(w, dtype=bool)
+    mask[n + np.arange(n), np.arange(n)] = True
+    core.set_weights(w)
+    core.enable_stdp(mask=mask)
+    inputs = np.zeros((steps, 2 * n), dtype=bool)
+    inputs[t_pre, np.arange(n)] = True
+    inputs[t_pre + deltas - 1, n + np.arange(n)] = True
+    res = simulate_core(core, scale, steps, inputs, record=False)
+    raster = core.run(steps, inputs)
+    assert np.array_equal(first_spike(raster), t_pre + deltas)
+    assert np.array_equal(res.raster, raster)
+    dw_g = core.weights()[n + np.arange(n), np.arange(n)] - 60.0
+    dw_b = res.weights[n + np.arange(n), np.arange(n)] / scale.w_lsb - 60.0
+    a = stdp.d_x / 4096
+    tol = stdp.a_plus / 2**stdp.s_plus * (1 - (1 - a) ** deltas) / a + 2
+    assert np.all(np.abs(dw_g - dw_b) < tol + MARGIN), (dw_g, dw_b)
+    assert dw_g[0] > 0 > dw_g[-1]        # recent pre spike potentiates, stale one (trace < x_tar) depresses
+    print({"max |dw_g - dw_b|": float(np.abs(dw_g - dw_b).max()), "max tol": float(tol.max())})

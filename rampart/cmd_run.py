@@ -1,9 +1,13 @@
-"""`rampart run`: run a workload on a simulated accelerator (`run npu`: a .tflite model on the Ethos-U55-class NPU)."""
+"""`rampart run`: run a workload on a simulated accelerator (`run npu`: a .tflite model, or the built-in digits CNN,
+on the Ethos-U55-class NPU)."""
 from pathlib import Path
 
 import click
 
 from sim.errors import RampartError
+
+#: Built-in models that `rampart run npu` accepts instead of a .tflite path.
+BUILTIN_MODELS = ("digits",)
 
 
 @click.group("run")
@@ -20,58 +24,21 @@ def _load_input(path: str):
         raise RampartError(f"cannot read --input {path}: {str(e).splitlines()[0] if str(e) else 'not a .npy'}") from e
 
 
-@run.command("npu")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--config", "-c", "config", default="u55-128", show_default=True, metavar="PRESET",
-              help="NPU preset: u55-32, u55-64, u55-128 or u55-256 (Vela compiles for the same MACs/cycle).")
-@click.option("--input", "-i", "input_path", type=click.Path(dir_okay=False), default=None,
-              help="Input tensor as an int8 .npy of the model's input shape (batch axis optional); default: "
-                   "uniformly random from --seed.")
-@click.option("--output", "-o", "output_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the NPU's output tensor (int8, LiteRT's output shape) to this .npy file.")
-@click.option("--trace", type=click.Path(dir_okay=False), default=None,
-              help="Write an FST waveform of the whole run to this file (builds the tracing variant).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random input.")
-@click.option("--max-cycles", type=click.IntRange(1), default=None,
-              help="Watchdog: fail if the NPU is not done after this many cycles (default: 50x Vela's estimate, "
-                   "at least 200,000).")
-def npu_cmd(model, config, input_path, output_path, trace, seed, max_cycles):
-    """Compile MODEL (.tflite, int8) with Vela, run it on the simulated NPU and compare with LiteRT.
-
-    Vela's command stream, weights and the input are loaded into the NPU's external memory; the Verilated NPU runs
-    to `done` (with a watchdog) and the output tensor is read back. Prints, per layer (or per kernel op), the
-    measured cycles, useful MACs, MAC utilisation (useful MACs / (cycles x MACs per cycle)) and Vela's own estimate
-    side by side, and whether the output is bit-exact with LiteRT's reference kernels. Models with operators that
-    Vela leaves on the CPU are refused (the operators are named).
-    """
-    import numpy as np
+def _console():
     from rich.console import Console
-    from rich.table import Table
-
-    from models.npu.reference import ReferenceModel, ReferenceModelError
-    from models.npu.runner import DEFAULT_CHUNK, run_on_npu
-
-    path = Path(model)
-    if not path.is_file():
-        raise RampartError(f"no such model file: {model}")
-    if trace and not trace.endswith(".fst"):
-        raise RampartError(f"--trace writes FST; give a file name ending in .fst, not {trace!r}")
-    x = _load_input(input_path) if input_path else None
-    data = path.read_bytes()
-    result = run_on_npu(data, config, x, trace=trace, seed=seed, max_cycles=max_cycles)
-    try:
-        want = ReferenceModel(data).run(result.input)
-    except ReferenceModelError as e:
-        raise RampartError(str(e).splitlines()[0]) from e
-    exact = want.shape == result.output.shape and np.array_equal(want, result.output)
-    if output_path:
-        np.save(output_path, result.output)
 
     console = Console()
-    if not console.is_terminal:
-        console = Console(width=120)
+    return console if console.is_terminal else Console(width=120)
+
+
+def _print_cycles(console, title: str, config: str, result) -> None:
+    """The per-layer (or per-kernel-op) cycle table of one NPU run, Vela's estimate beside it."""
+    from rich.table import Table
+
+    from models.npu.runner import DEFAULT_CHUNK
+
     vela = result.vela
-    console.print(f"[bold]{path.name}[/] on npu {config} ({result.macs_per_cycle} MACs/cycle): "
+    console.print(f"[bold]{title}[/] on npu {config} ({result.macs_per_cycle} MACs/cycle): "
                   f"{len(result.kicks)} kernel op(s), output {tuple(result.output.shape)}")
     per_layer = bool(result.layers)
     table = Table("layer" if per_layer else "kernel op", "op", "NPU cycles", "MACs", "MAC util.", "Vela cycles",
@@ -96,8 +63,173 @@ def npu_cmd(model, config, input_path, output_path, trace, seed, max_cycles):
     console.print(table)
     console.print(f"DMA busy {result.dma_cycles:,} cycles; per-layer cycles run from one kick to the next "
                   f"(resolution {DEFAULT_CHUNK} cycles; up to two kernel ops overlap)")
+
+
+def _reference_output(data: bytes, x):
+    from models.npu.reference import ReferenceModel, ReferenceModelError
+
+    try:
+        return ReferenceModel(data).run(x)
+    except ReferenceModelError as e:
+        raise RampartError(str(e).splitlines()[0]) from e
+
+
+def _check_model_options(builtin: bool, image, images, export) -> None:
+    if builtin:
+        return
+    for name, value in (("--image", image), ("--images", images), ("--export", export)):
+        if value is not None:
+            raise RampartError(f"{name} only applies to a built-in model ({', '.join(BUILTIN_MODELS)})")
+
+
+def _digits_input(model, image: int | None, input_path: str | None):
+    """(int8 input, true label or None, description) for a single digits run."""
+    if input_path is not None:
+        return _load_input(input_path), None, input_path
+    index = 0 if image is None else image
+    if not 0 <= index < len(model.split.y_test):
+        raise RampartError(f"--image must be a held-out image index in 0..{len(model.split.y_test) - 1}, got {index}")
+    x, label = model.held_out_input(index)
+    return x, label, f"held-out image {index}"
+
+
+def _export_digits(console, model, path: str) -> None:
+    out = Path(path)
+    if out.suffix != ".tflite":
+        raise RampartError(f"--export writes a .tflite model; give a file name ending in .tflite, not {path!r}")
+    try:
+        model.tflite.write(out)
+    except OSError as e:
+        raise RampartError(f"cannot write --export {path}: {e.strerror or e}") from e
+    console.print(f"digits CNN written to {out} ({len(model.data):,} bytes; int8 input 1x8x8x1 = pixel - 128, "
+                  f"output 1x1x1x10 logits)")
+    console.print(f"held-out accuracy ({len(model.split.y_test)} images): float {model.float_accuracy():.2%}, "
+                  f"int8 (LiteRT) {model.int8_accuracy():.2%}")
+
+
+def _digits_accuracy(console, model, config: str, n: int, max_cycles) -> None:
+    """Run the first ``n`` held-out digits on the NPU; compare its accuracy with LiteRT int8 and the float model."""
+    import numpy as np
+
+    from models.npu.reference import ReferenceModel
+    from models.npu.runner import run_on_npu
+
+    total = len(model.split.y_test)
+    if not 1 <= n <= total:
+        raise RampartError(f"--images must be in 1..{total} (the held-out digits), got {n}")
+    ref = ReferenceModel(model.data)
+    labels = model.split.y_test[:n]
+    npu_pred, ref_pred, exact, cycles = [], [], 0, []
+    with console.status(f"running {n} held-out digits on npu {config}") as status:
+        for i in range(n):
+            x, _ = model.held_out_input(i)
+            result = run_on_npu(model.data, config, x, max_cycles=max_cycles)
+            want = ref.run(x)
+            exact += int(np.array_equal(want, result.output))
+            npu_pred.append(int(np.argmax(result.output)))
+            ref_pred.append(int(np.argmax(want)))
+            cycles.append(result.cycles)
+            status.update(f"running held-out digits on npu {config}: {i + 1}/{n}")
+    float_pred = model.float_predictions(model.split.x_test[:n])
+    console.print(f"[bold]digits CNN[/] on npu {config}: {n} held-out digit(s), "
+                  f"{np.mean(cycles):,.0f} NPU cycles per image (min {min(cycles):,}, max {max(cycles):,})")
+    for name, pred in (("NPU", npu_pred), ("LiteRT int8", ref_pred), ("float", float_pred)):
+        acc = float(np.mean(np.asarray(pred) == labels))
+        console.print(f"  accuracy {name:<12} {acc:7.2%}  ({int(round(acc * n))}/{n})")
+    console.print(f"  all {total} held-out digits: float {model.float_accuracy():.2%}, "
+                  f"int8 (LiteRT) {model.int8_accuracy():.2%}")
+    console.print(f"bit-exact: {exact}/{n} outputs equal LiteRT's reference kernels; "
+                  f"{sum(a == b for a, b in zip(npu_pred, ref_pred, strict=True))}/{n} same class")
+
+
+def _run_one(console, data: bytes, title: str, config: str, x, *, trace, seed, max_cycles, output_path):
+    """One NPU run with the cycle table; returns (NPU output, LiteRT output)."""
+    import numpy as np
+
+    from models.npu.runner import run_on_npu
+
+    result = run_on_npu(data, config, x, trace=trace, seed=seed, max_cycles=max_cycles)
+    want = _reference_output(data, result.input)
+    if output_path:
+        np.save(output_path, result.output)
+    _print_cycles(console, title, config, result)
     if output_path:
         console.print(f"output: {output_path}")
     if trace:
         console.print(f"waveform: {trace}")
+    exact = want.shape == result.output.shape and np.array_equal(want, result.output)
     console.print(f"bit-exact: {'yes' if exact else 'no'} (vs LiteRT reference kernels)")
+    return result.output, want
+
+
+@run.command("npu")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--config", "-c", "config", default="u55-128", show_default=True, metavar="PRESET",
+              help="NPU preset: u55-32, u55-64, u55-128 or u55-256 (Vela compiles for the same MACs/cycle).")
+@click.option("--input", "-i", "input_path", type=click.Path(dir_okay=False), default=None,
+              help="Input tensor as an int8 .npy of the model's input shape (batch axis optional); default: "
+                   "uniformly random from --seed (digits: held-out image --image).")
+@click.option("--output", "-o", "output_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the NPU's output tensor (int8, LiteRT's output shape) to this .npy file.")
+@click.option("--trace", type=click.Path(dir_okay=False), default=None,
+              help="Write an FST waveform of the whole run to this file (builds the tracing variant).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random input.")
+@click.option("--max-cycles", type=click.IntRange(1), default=None,
+              help="Watchdog: fail if the NPU is not done after this many cycles (default: 50x Vela's estimate, "
+                   "at least 200,000).")
+@click.option("--image", type=int, default=None,
+              help="digits: run this held-out image (default 0) and print the predicted class and true label.")
+@click.option("--images", type=int, default=None,
+              help="digits: run the first N held-out images and report NPU accuracy vs LiteRT int8 vs float.")
+@click.option("--export", type=click.Path(dir_okay=False), default=None,
+              help="digits: write the trained int8 model to this .tflite file (and its held-out accuracy) and stop.")
+def npu_cmd(model, config, input_path, output_path, trace, seed, max_cycles, image, images, export):
+    """Compile MODEL (.tflite, int8) with Vela, run it on the simulated NPU and compare with LiteRT.
+
+    MODEL is a .tflite path or the built-in name `digits`: a 6-layer all-convolutional int8 CNN (strided
+    convolutions, ReLU) for scikit-learn's 8x8 digits, trained in numpy on a fixed split and quantised post-training
+    (trained once, then cached; a file called `digits` is reached as ./digits).
+
+    Vela's command stream, weights and the input are loaded into the NPU's external memory; the Verilated NPU runs
+    to `done` (with a watchdog) and the output tensor is read back. Prints, per layer (or per kernel op), the
+    measured cycles, useful MACs, MAC utilisation (useful MACs / (cycles x MACs per cycle)) and Vela's own estimate
+    side by side, and whether the output is bit-exact with LiteRT's reference kernels. Models with operators that
+    Vela leaves on the CPU are refused (the operators are named).
+    """
+    import numpy as np
+
+    builtin = model in BUILTIN_MODELS
+    _check_model_options(builtin, image, images, export)
+    if trace and not trace.endswith(".fst"):
+        raise RampartError(f"--trace writes FST; give a file name ending in .fst, not {trace!r}")
+    if images is not None and (image is not None or input_path or output_path or trace):
+        raise RampartError("--images runs many held-out digits; it cannot be combined with --image, --input, "
+                           "--output or --trace")
+    console = _console()
+    if not builtin:
+        path = Path(model)
+        if not path.is_file():
+            raise RampartError(f"no such model file: {model}")
+        x = _load_input(input_path) if input_path else None
+        _run_one(console, path.read_bytes(), path.name, config, x, trace=trace, seed=seed, max_cycles=max_cycles,
+                 output_path=output_path)
+        return
+
+    from models.npu.digits import digits_model
+
+    digits = digits_model()
+    if export is not None:
+        _export_digits(console, digits, export)
+        return
+    if images is not None:
+        _digits_accuracy(console, digits, config, images, max_cycles)
+        return
+    x, label, what = _digits_input(digits, image, input_path)
+    out, want = _run_one(console, digits.data, f"digits CNN ({what})", config, x, trace=trace, seed=seed,
+                         max_cycles=max_cycles, output_path=output_path)
+    from models.npu.digits import dequantize_input
+
+    float_class = int(digits.float_predictions(dequantize_input(np.asarray(x).reshape(1, 8, 8, 1)))[0])
+    truth = "" if label is None else f", true label {label}"
+    console.print(f"predicted class: {int(np.argmax(out))} (NPU){truth}; LiteRT int8 {int(np.argmax(want))}, "
+                  f"float {float_class}")

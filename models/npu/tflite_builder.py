@@ -14,6 +14,9 @@ OI, axis 3 for DEPTHWISE_CONV_2D weights in 1HWC), int32 bias with scale ``input
 A model is described by a frozen :class:`ModelSpec` (input shape, a tuple of layer specs, a seed). All weights,
 biases and quantisation parameters that the spec leaves open are drawn from ``numpy.random.default_rng(seed)``, so a
 spec fully determines the model bytes. :func:`random_model_spec` draws random valid specs from a caller's Generator.
+Trained models instead pass their own numbers: :func:`quantize_parameters` turns trained float weights and biases
+plus calibrated activation ranges into :class:`LayerParams` (post-training quantisation), and
+``build_model(spec, params)`` serialises them.
 """
 
 from __future__ import annotations
@@ -299,6 +302,90 @@ def draw_parameters(spec: ModelSpec) -> tuple[LayerParams, ...]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Post-training quantisation of trained float parameters
+
+
+@dataclass(frozen=True, eq=False)
+class FloatLayer:
+    """Trained float parameters of one layer: ``weights`` in the layer's TFLite layout (OHWI conv, 1HWC depthwise,
+    OI fully connected) and one ``bias`` per output channel."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+
+
+def activation_quantisation(lo: float, hi: float) -> tuple[float, int]:
+    """(scale, zero point) of an int8 tensor whose real values span ``lo..hi`` (the range is widened to hold 0, so
+    that 0 is exact, as TFLite requires)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi < lo:
+        raise SpecError(f"activation range must be finite with lo <= hi, got ({lo}, {hi})")
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if hi - lo <= 0.0:
+        hi = lo + 1e-6
+    scale = float(np.float32((hi - lo) / 255.0))
+    zero_point = int(np.clip(np.rint(-128.0 - lo / scale), -128, 127))
+    return scale, zero_point
+
+
+def _weight_shape(layer: LayerSpec, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    if isinstance(layer, Conv2D):
+        return (layer.out_channels, *layer.kernel, in_shape[-1])
+    if isinstance(layer, DepthwiseConv2D):
+        return (1, *layer.kernel, in_shape[-1])
+    return (layer.units, int(np.prod(in_shape[1:])))
+
+
+def _quantize_weights(w: np.ndarray, depthwise: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-output-channel int8 weights (zero point 0, -127..127) and their float32 scales."""
+    per_channel = w.reshape(-1, w.shape[-1]).T if depthwise else w.reshape(w.shape[0], -1)
+    scales = (np.maximum(np.abs(per_channel).max(axis=1), 1e-12) / 127.0).astype(np.float32)
+    axis_shape = (1,) * (w.ndim - 1) + (-1,) if depthwise else (-1,) + (1,) * (w.ndim - 1)
+    q = np.clip(np.rint(w / scales.astype(np.float64).reshape(axis_shape)), -127, 127)
+    return q.astype(np.int8), scales
+
+
+def quantize_parameters(spec: ModelSpec, layers: tuple[FloatLayer, ...] | list[FloatLayer],
+                        output_ranges: tuple[tuple[float, float], ...] | list[tuple[float, float]]
+                        ) -> tuple[LayerParams, ...]:
+    """Post-training int8 quantisation of trained float parameters (the TFLite scheme of the module docstring).
+
+    Weights are quantised per output channel (symmetric), activations per tensor from the calibrated real range
+    ``output_ranges[i]`` of layer ``i``'s output (:func:`activation_quantisation`); the input uses
+    ``spec.input_scale`` / ``spec.input_zero_point``; biases become int32 at scale ``input_scale * weight_scale[c]``.
+    """
+    shapes = layer_shapes(spec)
+    if len(layers) != len(spec.layers) or len(output_ranges) != len(spec.layers):
+        raise SpecError(f"need {len(spec.layers)} float layers and output ranges, got {len(layers)} and "
+                        f"{len(output_ranges)}")
+    in_shape: tuple[int, ...] = (1, *spec.input_shape)
+    in_scale, in_zp = float(np.float32(spec.input_scale)), spec.input_zero_point
+    out = []
+    for i, (layer, fl, rng, shp) in enumerate(zip(spec.layers, layers, output_ranges, shapes, strict=True)):
+        w = np.asarray(fl.weights, dtype=np.float64)
+        b = np.asarray(fl.bias, dtype=np.float64)
+        want = _weight_shape(layer, in_shape)
+        if w.shape != want or b.shape != (want[-1] if isinstance(layer, DepthwiseConv2D) else want[0],):
+            raise SpecError(f"layer {i}: weights {w.shape} / bias {b.shape} do not fit the spec (weights {want})")
+        if not (np.isfinite(w).all() and np.isfinite(b).all()):
+            raise SpecError(f"layer {i}: weights and bias must be finite")
+        qw, w_scale = _quantize_weights(w, isinstance(layer, DepthwiseConv2D))
+        bias_scale = np.float64(in_scale) * w_scale.astype(np.float64)
+        bias = np.clip(np.rint(b / bias_scale), -(2**31) + 1, 2**31 - 1).astype(np.int32)
+        out_scale, out_zp = activation_quantisation(*map(float, rng))
+        out_shape = (1, *shp)
+        out.append(LayerParams(layer, in_shape, out_shape, qw, w_scale, bias, in_scale, in_zp, out_scale, out_zp))
+        in_shape, in_scale, in_zp = out_shape, out_scale, out_zp
+    return tuple(out)
+
+
+def _check_params(spec: ModelSpec, params: tuple[LayerParams, ...]) -> tuple[LayerParams, ...]:
+    params = tuple(params)
+    if len(params) != len(spec.layers) or any(p.spec != layer for p, layer in zip(params, spec.layers, strict=False)):
+        raise SpecError("params do not belong to this spec (one LayerParams per layer, in order)")
+    return params
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Flatbuffer serialisation (schema classes from ethosu/vela/tflite/, generated from TFLite's schema.fbs)
 
 
@@ -461,9 +548,13 @@ def _reshape_options(shape: tuple[int, ...]):
     return build
 
 
-def build_model(spec: ModelSpec) -> TfliteModel:
-    """Serialise ``spec`` into .tflite bytes (one subgraph, one input, one output)."""
-    params = draw_parameters(spec)
+def build_model(spec: ModelSpec, params: tuple[LayerParams, ...] | None = None) -> TfliteModel:
+    """Serialise ``spec`` into .tflite bytes (one subgraph, one input, one output).
+
+    ``params``: the per-layer numbers to write (e.g. from :func:`quantize_parameters`); None: drawn from
+    ``spec.seed`` with :func:`draw_parameters`.
+    """
+    params = draw_parameters(spec) if params is None else _check_params(spec, params)
     wr = _Writer()
     p0 = params[0]
     cur = wr.tensor("input", p0.input_shape, TensorType.INT8, scale=[p0.input_scale],
@@ -561,9 +652,9 @@ def random_model_spec(rng: np.random.Generator, *, n_layers: int | None = None, 
 
 
 __all__ = [
-    "Activation", "Conv2D", "DepthwiseConv2D", "FullyConnected", "LayerParams", "LayerSpec", "ModelSpec", "Padding",
-    "SpecError", "TfliteModel", "build_model", "draw_parameters", "layer_shapes", "random_layer_spec",
-    "random_model_spec", "single_layer",
+    "Activation", "Conv2D", "DepthwiseConv2D", "FloatLayer", "FullyConnected", "LayerParams", "LayerSpec", "ModelSpec",
+    "Padding", "SpecError", "TfliteModel", "activation_quantisation", "build_model", "draw_parameters",
+    "layer_shapes", "quantize_parameters", "random_layer_spec", "random_model_spec", "single_layer",
 ]
 
 

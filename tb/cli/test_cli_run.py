@@ -64,3 +64,63 @@ def test_run_npu_help():
     result = CliRunner().invoke(main, ["run", "npu", "--help"])
     assert result.exit_code == 0
     assert "Vela" in result.output and "--trace" in result.output and "bit-exact" in result.output
+    assert "digits" in result.output and "--images" in result.output and "--export" in result.output
+
+
+# --- the built-in digits CNN -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits():
+    from models.npu.digits import digits_model
+
+    return digits_model()
+
+
+def test_run_npu_digits_held_out_image(digits, tmp_path):
+    out = tmp_path / "logits.npy"
+    result = CliRunner().invoke(main, ["run", "npu", "digits", "--image", "5", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    x, label = digits.held_out_input(5)
+    want = run_reference(digits.data, x)
+    np.testing.assert_array_equal(np.load(out), want)
+    text = result.output
+    assert "digits CNN (held-out image 5)" in text and "cycles per layer" in text and "bit-exact: yes" in text
+    assert f"predicted class: {int(np.argmax(want))} (NPU), true label {label}; LiteRT int8 {int(np.argmax(want))}" \
+        in text
+
+
+def test_run_npu_digits_export_and_run_file(digits, tmp_path):
+    path = tmp_path / "digits.tflite"
+    result = CliRunner().invoke(main, ["run", "npu", "digits", "--export", str(path)])
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes() == digits.data and "held-out accuracy" in result.output
+    x, _ = digits.held_out_input(7)
+    np.save(tmp_path / "x.npy", x)
+    result = CliRunner().invoke(main, ["run", "npu", "-c", "u55-128", str(path), "--input", str(tmp_path / "x.npy")])
+    assert result.exit_code == 0 and "bit-exact: yes" in result.output, result.output
+
+
+def test_run_npu_digits_accuracy_mode(digits):
+    result = CliRunner().invoke(main, ["run", "npu", "digits", "--images", "3"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "3 held-out digit(s)" in text and "bit-exact: 3/3" in text
+    want = sum(int(np.argmax(run_reference(digits.data, digits.held_out_input(i)[0]))) == digits.split.y_test[i]
+               for i in range(3))
+    assert f"accuracy NPU          {want / 3:7.2%}  ({want}/3)" in text
+    assert f"accuracy LiteRT int8  {want / 3:7.2%}  ({want}/3)" in text
+    assert "accuracy float" in text
+
+
+def test_run_npu_digits_bad_input_is_one_line(digits, tiny, tmp_path):
+    runner = CliRunner()
+    n = len(digits.split.y_test)
+    _one_line_error(runner.invoke(main, ["run", "npu", "digits", "--image", str(n)]), "--image", str(n - 1))
+    _one_line_error(runner.invoke(main, ["run", "npu", "digits", "--images", "0"]), "--images")
+    _one_line_error(runner.invoke(main, ["run", "npu", "digits", "--images", "2", "--image", "1"]), "--images")
+    _one_line_error(runner.invoke(main, ["run", "npu", "digits", "--export", str(tmp_path / "d.bin")]), ".tflite")
+    _one_line_error(runner.invoke(main, ["run", "npu", str(tiny), "--images", "2"]), "built-in model")
+    _one_line_error(runner.invoke(main, ["run", "npu", str(tiny), "--export", str(tmp_path / "x.tflite")]),
+                    "built-in model")
+    np.save(tmp_path / "f.npy", np.zeros((8, 8, 1), dtype=np.float32))
+    _one_line_error(runner.invoke(main, ["run", "npu", "digits", "--input", str(tmp_path / "f.npy")]), "int8")

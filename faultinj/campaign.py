@@ -15,14 +15,20 @@ uninterrupted one, nothing lost or duplicated; each batch of results is committe
   (table ``rounds``) in one transaction before it runs; rounds are planned only once the previous round is fully
   stored, so a resumed campaign reruns the stored plan's missing ids and then makes the same decisions.
 
-Strata (see :mod:`faultinj.plan`): ``none``, ``block``, ``cycle``, ``block,cycle`` (``cycle_windows`` windows).
+Strata (see :mod:`faultinj.plan`): ``none``, ``block``, ``element``, ``cycle``, ``block,cycle``, ``element,cycle``
+(``cycle_windows`` windows). The fault model is a single-event upset, or with ``mbu=K`` a K-bit upset of adjacent
+bits of one word (see :mod:`faultinj.engine`: wrapping at the word's edge); the sampled fault space is the same.
 
 Workers (see :mod:`faultinj.scheduler`): this process (``workers=1``), a local fork pool, or a Dask cluster
 (``scheduler=ADDRESS``); results are always committed by this process, so resume semantics do not depend on them.
 
-Tables: ``meta(key, value)`` (design, config, workload, seeds, sampling parameters, build key, schema version),
+Tables: ``meta(key, value)`` (design, config, workload, seeds, sampling parameters, ``mbu``, the strata as
+:meth:`faultinj.plan.FaultSpace.describe` under ``space``, build key, schema version),
 ``injections(id, site, cycle, block, outcome, cycles)`` with ``id`` the fault's id, and for iterative campaigns
 ``planned(id, round, stratum, local, site, cycle)`` and ``rounds(round, injections, worst_half_width, done)``.
+
+Schema version 2 (this one) added ``mbu`` and ``space``; a version-1 database is refused with one line (its strata
+cannot be rebuilt without guessing): rerun that campaign into a new database.
 """
 import dataclasses
 import json
@@ -34,8 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from faultinj.engine import check_upset
 from faultinj.outcomes import DEFAULT_RATES, Outcome
-from faultinj.plan import STRATA, FaultPlan, FaultSpace, draw_round, fault_plan, fault_space
+from faultinj.plan import STRATA, FaultPlan, FaultSpace, draw_round, fault_plan, fault_space, space_from_description
 from faultinj.scheduler import InitSpec, InlineScheduler, make_scheduler
 from faultinj.stats import Interval, StoppingRule, StratifiedEstimate, proportion_interval, stratified_proportion
 from faultinj.workload import Workload, get_workload, make_workload
@@ -44,9 +51,9 @@ from sim.build import build
 from sim.errors import RampartError
 
 __all__ = ["SCHEMA_VERSION", "STRATA", "FaultPlan", "fault_plan", "run_campaign", "resume_campaign",
-           "campaign_status", "CampaignStatus", "BlockStatus", "campaign_meta", "RoundRecord"]
+           "campaign_status", "campaign_counts", "CampaignStatus", "BlockStatus", "campaign_meta", "RoundRecord"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APP = "rampart-fi"
 
 _SCHEMA = """
@@ -76,7 +83,7 @@ CREATE TABLE IF NOT EXISTS rounds (
 """
 
 #: Meta keys added after the first campaigns, with the value an older database implicitly has.
-_META_DEFAULTS = {"mode": "fixed", "cycle_windows": 1}
+_META_DEFAULTS = {"mode": "fixed", "cycle_windows": 1, "mbu": 1}
 
 # --------------------------------------------------------------------------------------------------------------------
 # The database
@@ -106,8 +113,12 @@ def _connect(path: Path, create: bool) -> sqlite3.Connection:
                 raise RampartError(f"{path}: not a rampart campaign database (no rampart metadata)")
             if meta.get("schema_version") != SCHEMA_VERSION:
                 db.close()
-                raise RampartError(f"{path}: campaign schema version {meta.get('schema_version')}, "
-                                   f"this rampart reads {SCHEMA_VERSION}")
+                old = meta.get("schema_version")
+                hint = ("written by an older rampart, before multi-bit upsets and element strata; rerun the "
+                        "campaign into a new database" if isinstance(old, int) and old < SCHEMA_VERSION
+                        else "written by a newer rampart")
+                raise RampartError(f"{path}: campaign schema version {old}, this rampart reads {SCHEMA_VERSION} "
+                                   f"({hint})")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         db.executescript(_SCHEMA)
@@ -157,23 +168,27 @@ def _ids(db: sqlite3.Connection) -> np.ndarray:
     return np.fromiter((row[0] for row in db.execute("SELECT id FROM injections")), dtype=np.int64)
 
 
+def _stored(db: sqlite3.Connection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sites, cycles, outcomes) of every stored injection."""
+    rows = np.array(db.execute("SELECT site, cycle, outcome FROM injections").fetchall(), dtype=np.int64)
+    rows = rows.reshape(-1, 3)
+    return rows[:, 0], rows[:, 1], rows[:, 2]
+
+
+def _event_matrix(outcomes: np.ndarray, rates: Sequence[str]) -> np.ndarray:
+    """(injections, rates) 0/1: is each outcome an event of each rate (names of DEFAULT_RATES)."""
+    table = np.array([[Outcome(o) in DEFAULT_RATES[r] for r in rates] for o in range(len(Outcome))], dtype=np.int64)
+    return table[outcomes].reshape(len(outcomes), len(rates))
+
+
 def _space_counts(db: sqlite3.Connection, space: FaultSpace, rates: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(events per stratum and rate, injections per stratum) of the stored injections."""
+    sites, cycles, outcomes = _stored(db)
+    strata = space.stratum_of(sites, cycles)
+    events = _event_matrix(outcomes, rates)
     k = np.zeros((len(space.sizes), len(rates)), dtype=np.int64)
-    n = np.zeros(len(space.sizes), dtype=np.int64)
-    index = {b: i for i, b in enumerate(space.blocks)}
-    rows = db.execute("SELECT block, cycle * ? / ?, outcome, COUNT(*) FROM injections GROUP BY 1, 2, 3",
-                      (space.windows, space.cycles)).fetchall()
-    for block, window, outcome, count in rows:
-        if block not in index:
-            continue
-        # stratum_of takes cycles; the window's first cycle lies in the window
-        h = int(space.stratum_of([index[block]], [int(space.bounds[window])])[0])
-        n[h] += count
-        for j, rate in enumerate(rates):
-            if Outcome(outcome) in DEFAULT_RATES[rate]:
-                k[h, j] += count
-    return k, n
+    np.add.at(k, strata, events)
+    return k, np.bincount(strata, minlength=len(space.sizes)).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -195,13 +210,16 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
                  workload_cycles: int | None = None, interval: int | None = None,
                  batch_size: int | None = None, cycle_windows: int = 1, iterative: bool = False,
                  margin: float | None = None, confidence: float = 0.99, per_block: bool = False,
-                 rates: Sequence[str] = ("unmasked",), pilot: int = 30, scheduler=None) -> "CampaignStatus":
+                 rates: Sequence[str] = ("unmasked",), pilot: int = 30, scheduler=None,
+                 mbu: int = 1) -> "CampaignStatus":
     """Run (or resume) a campaign into ``db_path`` and return its status.
 
     ``workload`` is a registered workload name, instantiated with ``(config, workload_seed, workload_cycles)``.
     An existing database must hold the same campaign (same parameters and build); its stored ids are skipped.
-    ``strata``: ``"none"``, ``"block"``, ``"cycle"``, ``"block,cycle"`` (``cycle_windows`` windows) or
-    ``"exhaustive"`` (every fault once; ``samples`` is ignored).
+    ``strata``: ``"none"``, ``"block"``, ``"element"``, ``"cycle"``, ``"block,cycle"``, ``"element,cycle"``
+    (``cycle_windows`` windows) or ``"exhaustive"`` (every fault once; ``samples`` is ignored).
+    ``mbu``: bits flipped per fault (1: single-event upsets; K: K adjacent bits of one word, see
+    :mod:`faultinj.engine`).
     ``iterative=True``: ignore ``samples`` and inject in rounds until the ``rates`` (names of
     :data:`faultinj.outcomes.DEFAULT_RATES`) meet ``margin`` at ``confidence`` overall (stratified interval) and,
     with ``per_block``, in every stratum; ``pilot`` injections per stratum first (see
@@ -221,6 +239,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
         raise RampartError(f"strata must be one of {', '.join(STRATA)}, not {strata!r}")
     if iterative and strata == "exhaustive":
         raise RampartError("an exhaustive campaign cannot also be iterative")
+    mbu = check_upset(mbu)
     if iterative:
         if margin is None:
             raise RampartError("the iterative mode needs a margin")
@@ -247,6 +266,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
         "workload_cycles": wl.cycles, "workload_key": wl.key, "seed": seed, "samples": samples, "strata": strata,
         "interval": interval, "build_key": result.key, "mode": mode, "cycle_windows": space.windows,
         "block_bits": {b: int(n) for b, n in zip(space.blocks, space.block_bits, strict=True)},
+        "mbu": mbu, "space": space.describe(),
     }
     if iterative:
         meta.update(margin=margin, confidence=confidence, per_block=per_block, rates=list(rates), pilot=pilot)
@@ -257,7 +277,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
         if stored:
             want = {k: json.dumps(v) for k, v in meta.items()}
             stored = {**{k: json.dumps(v) for k, v in _META_DEFAULTS.items()}, **stored}
-            diff = [k for k in want if k not in ("app", "block_bits") and stored.get(k) != want[k]]
+            diff = [k for k in want if k not in ("app", "block_bits", "space") and stored.get(k) != want[k]]
             if diff == ["build_key"]:
                 raise RampartError(f"{path}: the build of {design} changed since this campaign started (RTL, harness "
                                    "or tools edited); start a new campaign database")
@@ -268,7 +288,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
                 db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                                [(k, json.dumps(v)) for k, v in meta.items()])
         workers = max(1, workers or os.cpu_count() or 1)
-        spec = InitSpec(result, config, workload, workload_seed, workload_cycles, interval)
+        spec = _UpsetSpec(result, config, workload, workload_seed, workload_cycles, interval, mbu)
         runner = make_scheduler(spec, workers, scheduler)
         inline = InlineScheduler(spec)
 
@@ -302,6 +322,26 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
             runner.close()
         db.close()
     return campaign_status(path)
+
+
+@dataclass(frozen=True)
+class _UpsetSpec(InitSpec):
+    """An :class:`~faultinj.scheduler.InitSpec` whose golden run injects ``upset``-bit upsets (the scheduler calls
+    ``spec.golden().inject(sites, cycles)``)."""
+
+    upset: int = 1
+
+    def golden(self):
+        return _UpsetInjector(super().golden(), self.upset)
+
+
+@dataclass(frozen=True)
+class _UpsetInjector:
+    golden: object
+    upset: int
+
+    def inject(self, sites, cycles):
+        return self.golden.inject(sites, cycles, upset=self.upset)
 
 
 def _run_rounds(db, space: FaultSpace, rule: StoppingRule, rates: list[str], seed: int, execute):
@@ -348,7 +388,8 @@ def resume_campaign(db_path, workers: int | None = None,
     return run_campaign(db_path, meta["design"], config, meta["workload"], meta["samples"], meta["seed"],
                         meta["strata"], workers, progress_callback, workload_seed=meta["workload_seed"],
                         workload_cycles=meta["workload_cycles"], interval=meta["interval"],
-                        cycle_windows=meta.get("cycle_windows", 1), scheduler=scheduler, **extra)
+                        cycle_windows=meta.get("cycle_windows", 1), scheduler=scheduler, mbu=meta.get("mbu", 1),
+                        **extra)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -361,6 +402,11 @@ class BlockStatus:
     counts: dict[Outcome, int]
     rates: dict[str, Interval]       # DEFAULT_RATES name -> Wilson interval (None-free only when injections > 0)
     cycles_simulated: int
+    #: The block's rates estimated over its cells (stratum x block, weighted by their populations): unbiased also
+    #: when the allocation is not proportional. Empty when a cell has no injection yet (or the campaign is uniform).
+    stratified: dict[str, StratifiedEstimate] = dataclasses.field(default_factory=dict)
+    #: Per cell of the block: (population, {outcome: count}); what :class:`faultinj.safety.BlockResult` takes.
+    cells: tuple[tuple[int, dict[Outcome, int]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -372,7 +418,7 @@ class CampaignStatus:
     overall: BlockStatus
     #: Overall rates estimated over the campaign's strata (:func:`faultinj.stats.stratified_proportion`): unbiased
     #: also when the allocation is not proportional (iterative mode); exact for a complete exhaustive campaign.
-    #: Empty when a stratum has no injection yet or the database predates this field.
+    #: Empty when a stratum has no injection yet.
     stratified: dict[str, StratifiedEstimate] = dataclasses.field(default_factory=dict)
     #: Iterative campaigns: the decision of every round so far (empty otherwise).
     rounds: tuple[RoundRecord, ...] = ()
@@ -383,45 +429,72 @@ class CampaignStatus:
             return bool(self.rounds) and self.rounds[-1].done and self.done >= self.planned
         return self.done >= self.planned
 
+    @property
+    def is_stratified(self) -> bool:
+        """More than one stratum (the stratified estimates then differ from the pooled counts' rates)."""
+        return self.meta.get("strata") not in ("none", "exhaustive") or int(self.meta.get("cycle_windows", 1)) > 1
+
     def counts(self) -> dict[Outcome, int]:
         return dict(self.overall.counts)
 
 
-def _block_status(name: str, counts: dict[Outcome, int], cycles: int, confidence: float) -> BlockStatus:
+def _block_status(name: str, counts: dict[Outcome, int], cycles: int, confidence: float,
+                  cells: tuple = ()) -> BlockStatus:
     n = sum(counts.values())
-    rates = {}
+    rates, stratified = {}, {}
     if n:
         for rate, outcomes in DEFAULT_RATES.items():
             rates[rate] = proportion_interval(sum(counts[o] for o in outcomes), n, confidence, "wilson")
-    return BlockStatus(name, n, counts, rates, cycles)
+    if cells and all(sum(c.values()) for _, c in cells):
+        sizes = [size for size, _ in cells]
+        samples = [sum(c.values()) for _, c in cells]
+        for rate, outcomes in DEFAULT_RATES.items():
+            k = [sum(c[o] for o in outcomes) for _, c in cells]
+            stratified[rate] = stratified_proportion(k, samples, sizes, confidence)
+    return BlockStatus(name, n, counts, rates, cycles, stratified, cells)
 
 
-def _meta_space(meta: dict) -> FaultSpace | None:
-    """The campaign's strata rebuilt from its metadata (block sizes only; enough for sizes and stratum_of)."""
-    bits = meta.get("block_bits")
-    if not isinstance(bits, dict) or not bits:
-        return None
-    strata = meta.get("strata", "block")
-    windows = int(meta.get("cycle_windows", 1) or 1)
-    cycles = int(meta["workload_cycles"])
-    blocks = tuple(bits)
-    widths = np.array([bits[b] for b in blocks], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(widths)]).astype(np.int64)
-    nb = len(blocks)
-    if strata in ("none", "exhaustive"):
-        sb, sw = [-1], [-1]
-    elif strata == "block":
-        sb, sw = list(range(nb)), [-1] * nb
-    elif strata == "cycle":
-        sb, sw = [-1] * windows, list(range(windows))
-    else:
-        sb, sw = [b for b in range(nb) for _ in range(windows)], [w for _ in range(nb) for w in range(windows)]
-    return FaultSpace(strata, cycles, windows, blocks, widths, offsets, np.arange(nb), widths,
-                      np.array(sb, dtype=np.int64), np.array(sw, dtype=np.int64))
+def _cells(space: FaultSpace, sites: np.ndarray, cycles: np.ndarray, outcomes: np.ndarray):
+    """Per block index: its cells (stratum x block) as (population, {outcome: count}), every non-empty cell."""
+    nb, windows = len(space.blocks), space.windows
+    active = space.active
+    cell_bits = np.bincount(space.element_group[active] * nb + space.element_block[active],
+                            weights=space.widths[active], minlength=len(space.groups) * nb).astype(np.int64)
+    lengths = np.diff(space.bounds)
+    per_cell = np.zeros((len(space.sizes) * nb, len(Outcome)), dtype=np.int64)
+    if len(sites):
+        cell = space.stratum_of(sites, cycles) * nb + space.block_of(sites)
+        np.add.at(per_cell, (cell, outcomes), 1)
+    out: dict[int, list] = {b: [] for b in range(nb)}
+    for g in range(len(space.groups)):
+        for b in range(nb):
+            if cell_bits[g * nb + b] == 0:
+                continue
+            for w in range(windows):
+                h = g * windows + w
+                counts = {o: int(per_cell[h * nb + b, o]) for o in Outcome}
+                out[b].append((int(cell_bits[g * nb + b] * lengths[w]), counts))
+    return {b: tuple(cells) for b, cells in out.items()}
+
+
+def campaign_counts(db_path) -> dict[Outcome, int]:
+    """Injections per outcome so far (cheap: for progress displays; :func:`campaign_status` has everything)."""
+    path = Path(db_path)
+    db = _connect(path, create=False)
+    try:
+        counts = dict.fromkeys(Outcome, 0)
+        for outcome, n in db.execute("SELECT outcome, COUNT(*) FROM injections GROUP BY outcome"):
+            counts[Outcome(outcome)] = n
+        return counts
+    except sqlite3.DatabaseError as e:
+        raise RampartError(f"{path}: unreadable campaign database ({e})") from None
+    finally:
+        db.close()
 
 
 def campaign_status(db_path, confidence: float | None = None) -> CampaignStatus:
-    """Per-block and overall outcome counts with Wilson intervals for every default rate, and stratified rates.
+    """Per-block and overall outcome counts with Wilson intervals for every default rate, and stratified rates
+    (overall and per block).
 
     ``confidence`` defaults to the campaign's own (iterative mode) or 0.95.
     """
@@ -442,22 +515,28 @@ def campaign_status(db_path, confidence: float | None = None) -> CampaignStatus:
         if meta.get("mode") == "iterative":
             planned = db.execute("SELECT COUNT(*) FROM planned").fetchone()[0]
             rounds = tuple(_rounds(db))
-        stratified = {}
-        space = _meta_space(meta)
-        if space is not None:
-            names = list(DEFAULT_RATES)
-            k, n = _space_counts(db, space, names)
-            if np.all(n >= 1):
-                stratified = {name: stratified_proportion(k[:, j], n, space.sizes, confidence)
-                              for j, name in enumerate(names)}
+        space = space_from_description(meta["space"])
+        sites, fault_cycles, outcomes = _stored(db)
     except sqlite3.DatabaseError as e:
         raise RampartError(f"{path}: unreadable campaign database ({e})") from None
     finally:
         db.close()
-    blocks = {b: _block_status(b, per_block[b], cycles[b], confidence) for b in sorted(per_block)}
+    names = list(DEFAULT_RATES)
+    strata = space.stratum_of(sites, fault_cycles)
+    k = np.zeros((len(space.sizes), len(names)), dtype=np.int64)
+    np.add.at(k, strata, _event_matrix(outcomes, names))
+    n = np.bincount(strata, minlength=len(space.sizes))
+    stratified = {}
+    if np.all(n >= 1):
+        stratified = {name: stratified_proportion(k[:, j], n, space.sizes, confidence)
+                      for j, name in enumerate(names)}
+    cells = _cells(space, sites, fault_cycles, outcomes) if meta.get("strata") != "exhaustive" else {}
+    index = {b: i for i, b in enumerate(space.blocks)}
+    blocks = {b: _block_status(b, per_block[b], cycles[b], confidence, cells.get(index.get(b), ()))
+              for b in sorted(per_block)}
     total = dict.fromkeys(Outcome, 0)
     for status in blocks.values():
-        for o, k in status.counts.items():
-            total[o] += k
+        for o, count in status.counts.items():
+            total[o] += count
     overall = _block_status("all", total, sum(cycles.values()), confidence)
     return CampaignStatus(meta, planned, overall.injections, blocks, overall, stratified, rounds)

@@ -1,8 +1,11 @@
-"""The injection engine: one golden run with checkpoints, then batches of single-bit flips run in C.
+"""The injection engine: one golden run with checkpoints, then batches of bit flips run in C.
 
 A fault is ``(site, cycle)``: ``site`` a global state-bit index of the build's state map (see
 :class:`sim.harness.NativeSim`), ``cycle`` in ``[0, workload.cycles)``: the bit is flipped in the state after ``cycle``
-rising edges, i.e. just before the inputs of cycle ``cycle`` are applied.
+rising edges, i.e. just before the inputs of cycle ``cycle`` are applied. A multi-bit upset of ``upset`` bits
+(``upset=1``: a single-event upset) flips the site's bit and the ``upset - 1`` bits above it in the same word of the
+same state element, wrapping at the word's edge (bit ``width - 1`` is followed by bit 0), so every fault flips
+exactly ``min(upset, width)`` distinct bits and the fault space (sites x cycles) is the same for every ``upset``.
 
 * :class:`GoldenRun` replays the workload once (cached per process) recording the observed outputs of every cycle,
   a snapshot of the model and a state digest every ``interval`` cycles, and the final digest.
@@ -14,6 +17,8 @@ rising edges, i.e. just before the inputs of cycle ``cycle`` are applied.
   :mod:`faultinj.workload`): the image is loaded into the fresh model before the golden run, so every snapshot
   carries it; the regions are compared with ``memcmp`` at the end; the early stop on an equal state digest still
   applies (equal full state means equal memory and equal future).
+* Correction ports (a workload's optional ``correct`` attribute, e.g. an ECC's ``corrected``): a run that would end
+  MASKED or LATENT but raised one of them on any cycle is DETECTED_RECOVERABLE; they must stay low in the golden run.
 * :func:`reference_outcome` is the independent, slow path used to validate the fast one: a fresh model, a full
   replay with :meth:`~sim.harness.NativeSim.run_stimulus` up to the cycle, the flip, a replay to the end, and a
   comparison of the full output traces and the final state bytes. No snapshots, digests or early stop.
@@ -27,7 +32,7 @@ from sim.errors import RampartError
 from sim.harness import NativeSim
 
 __all__ = ["GoldenRun", "golden_run", "default_interval", "reference_outcome", "ReferenceRun",
-           "cocotb_reference_outcomes"]
+           "cocotb_reference_outcomes", "MAX_UPSET", "check_upset", "correction_ports"]
 
 #: Snapshot memory a golden run may use (snapshots are ``rp_snapshot_size`` bytes each).
 SNAPSHOT_BUDGET = 256 << 20
@@ -62,10 +67,13 @@ class GoldenRun:
         load_image(self.sim, workload)
         self._mem = self.sim.mem_regions(workload.regions)
         self._detect_ids, _ = self.sim.output_ids(list(workload.detect))
+        self._correct_ids, _ = self.sim.output_ids(list(correction_ports(workload)))
         self._complete_id = -1 if workload.complete is None else int(self.sim.output_ids([workload.complete])[0][0])
         self.watchdog = workload.watchdog_cycles
+        # the golden run's "detection" check covers the correction ports too: both must stay low fault-free
         trace = self.sim.golden_run_ex(self._in_ids, self._in_buf, self._out_ids, out_words, self.interval,
-                                       self._mem, self._detect_ids, self._complete_id)
+                                       self._mem, np.concatenate([self._detect_ids, self._correct_ids]),
+                                       self._complete_id)
         if trace.first_detect is not None:
             raise RampartError(f"workload {workload.name}: detection port high at cycle {trace.first_detect} of the "
                                "fault-free run")
@@ -90,8 +98,10 @@ class GoldenRun:
         words, bits = np.divmod(sites - offsets[elements], widths[elements])
         return elements, words, bits
 
-    def inject(self, sites, cycles) -> tuple[np.ndarray, np.ndarray]:
-        """Inject one single-bit flip per (site, cycle); returns (outcome codes as uint8, cycles simulated)."""
+    def inject(self, sites, cycles, upset: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Inject one ``upset``-bit upset per (site, cycle) (module docstring); returns (outcome codes as uint8,
+        cycles simulated)."""
+        check_upset(upset)
         cycles = np.asarray(cycles, dtype=np.int64)
         if cycles.size and (cycles.min() < 0 or cycles.max() >= self.cycles):
             raise RampartError(f"injection cycle out of range (0..{self.cycles - 1})")
@@ -99,8 +109,24 @@ class GoldenRun:
         return self.sim.inject_batch(self._in_ids, self._in_buf, self._out_ids, self.outputs, self.observe,
                                      self.interval, self.snapshots, self.digests, self.final_digest,
                                      elements, words, bits, cycles, mem=self._mem, golden_mem=self.memory,
-                                     detect_ids=self._detect_ids, complete_id=self._complete_id,
-                                     watchdog=self.watchdog)
+                                     detect_ids=self._detect_ids, correct_ids=self._correct_ids,
+                                     complete_id=self._complete_id, watchdog=self.watchdog, upset=upset)
+
+
+#: Largest multi-bit upset (bits of one word) the engine takes.
+MAX_UPSET = 64
+
+
+def check_upset(upset) -> int:
+    """``upset`` as an int in [1, :data:`MAX_UPSET`], else a RampartError."""
+    if isinstance(upset, bool) or not isinstance(upset, int | np.integer) or not 1 <= upset <= MAX_UPSET:
+        raise RampartError(f"a multi-bit upset flips 1 to {MAX_UPSET} adjacent bits, not {upset!r}")
+    return int(upset)
+
+
+def correction_ports(workload: Workload) -> tuple[str, ...]:
+    """The workload's correction ports (``correct``; none for workloads without the attribute)."""
+    return tuple(getattr(workload, "correct", ()) or ())
 
 
 def load_image(sim: NativeSim, workload: Workload):
@@ -131,13 +157,14 @@ class ReferenceRun:
     def __init__(self, build_: Build, workload: Workload):
         self.build = build_
         self.workload = workload
-        self._ports = list(workload.outputs) + list(workload.detect)
+        self._correct = correction_ports(workload)
+        self._ports = list(dict.fromkeys([*workload.outputs, *workload.detect, *self._correct]))
         with NativeSim(build_) as sim:
             load_image(sim, workload)
             self.outputs = sim.run_stimulus(workload.inputs, self._ports)
             self.state = sim.state_bytes()
             self.memory = self._regions(sim)
-            if any(self.outputs[d].any() for d in workload.detect):
+            if any(self.outputs[d].any() for d in (*workload.detect, *self._correct)):
                 raise RampartError(f"workload {workload.name}: a detection port is high in the fault-free run")
             if any(sim.peek(d) for d in workload.detect):
                 raise RampartError(f"workload {workload.name}: a detection port is high at the end of the fault-free "
@@ -148,16 +175,19 @@ class ReferenceRun:
     def _regions(self, sim: NativeSim) -> list[np.ndarray]:
         return [sim.read_memory(sim.element_index(name), first, count) for name, first, count in self.workload.regions]
 
-    def outcome(self, site: int, cycle: int) -> Outcome:
-        """Outcome of one flip, by full replay on a fresh model (no snapshots, digests or early stop)."""
+    def outcome(self, site: int, cycle: int, upset: int = 1) -> Outcome:
+        """Outcome of one ``upset``-bit upset, by full replay on a fresh model (no snapshots, digests or early
+        stop); the bits are flipped one by one with :meth:`~sim.harness.NativeSim.flip_upset`."""
         wl = self.workload
+        check_upset(upset)
         if not 0 <= cycle < wl.cycles:
             raise RampartError(f"injection cycle out of range (0..{wl.cycles - 1})")
         with NativeSim(self.build) as sim:
             load_image(sim, wl)
             before = sim.run_stimulus({k: v[:cycle] for k, v in wl.inputs.items()}, self._ports)
-            sim.flip(int(site))
+            sim.flip_upset(int(site), upset)
             after = sim.run_stimulus({k: v[cycle:] for k, v in wl.inputs.items()}, self._ports)
+            corrected = any(np.concatenate([before[p], after[p]]).any() for p in self._correct)
             observe = np.ones(wl.cycles, dtype=bool) if wl.observe is None else np.asarray(wl.observe, dtype=bool)
             first_sdc = first_det = wl.cycles
             for name in wl.outputs:
@@ -181,6 +211,7 @@ class ReferenceRun:
                         return Outcome.HANG
                     if any(sim.peek(d) for d in wl.detect):
                         return Outcome.DETECTED_UNRECOVERABLE
+                    corrected = corrected or any(sim.peek(p) for p in self._correct)
                     if sim.peek(wl.complete):
                         break
                     sim.step(1)
@@ -189,12 +220,14 @@ class ReferenceRun:
             state = sim.state_bytes()
         if any(not np.array_equal(a, b) for a, b in zip(memory, self.memory, strict=True)):
             return Outcome.SDC
+        if corrected:
+            return Outcome.DETECTED_RECOVERABLE
         return Outcome.MASKED if state == self.state else Outcome.LATENT
 
 
-def reference_outcome(build_: Build, workload: Workload, site: int, cycle: int) -> Outcome:
+def reference_outcome(build_: Build, workload: Workload, site: int, cycle: int, upset: int = 1) -> Outcome:
     """One-off :meth:`ReferenceRun.outcome` (recomputes the golden traces; use :class:`ReferenceRun` for many)."""
-    return ReferenceRun(build_, workload).outcome(site, cycle)
+    return ReferenceRun(build_, workload).outcome(site, cycle, upset)
 
 
 def cocotb_reference_outcomes(build_: Build, workload: Workload, sites, cycles, *,

@@ -15,8 +15,11 @@ conservative end of each block's confidence interval: the upper bounds of ``f_re
 (``f_latent`` capped at ``1 - f_residual_upper``). Each block's bound holds at the stated confidence on its own;
 they are not adjusted for simultaneity. rampart's verdicts use the conservative metrics and say so.
 
-A block's counts are assumed to come from injections spread uniformly over its bits. If its flip-flops and
-memories have different raw FIT (and different masking), give them as two blocks (e.g. ``pe0.ff`` and ``pe0.mem``).
+A block's counts are assumed to come from injections spread uniformly over its bits, unless its ``strata`` are
+given: then every fraction is the block's stratified estimate (each stratum's fraction weighted by its population,
+:func:`faultinj.stats.stratified_proportion`) and its upper bound the stratified Agresti-Coull interval's, which is
+right also when the strata were sampled unevenly (iterative Neyman rounds). If its flip-flops and memories have
+different raw FIT (and different masking), give them as two blocks (e.g. ``pe0.ff`` and ``pe0.mem``).
 """
 import enum
 import math
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from faultinj.outcomes import FaultClass, Outcome, normalize_counts, outcomes_of
-from faultinj.stats import IntervalMethod, proportion_interval
+from faultinj.stats import IntervalMethod, proportion_interval, stratified_proportion
 
 __all__ = [
     "DEFAULT_MEM_FIT_PER_BIT", "DEFAULT_FF_FIT_PER_BIT", "BitKind", "FitModel", "BlockResult", "BlockRates",
@@ -84,12 +87,16 @@ class BlockResult:
         Injections per outcome; missing outcomes count 0.
     protection_fit_scale : float
         Multiplies the raw FIT (e.g. 0.1 for hardened flip-flops); 1.0 when unprotected.
+    strata : sequence of (population, counts)
+        Optional: the block's strata (e.g. its cells of a stratified campaign), each its population (faults) and
+        its outcome counts; they must add up to ``counts``, and each needs an injection. Empty: pooled counts.
     """
 
     name: str
     bits: Mapping[BitKind, int]
     counts: Mapping[Outcome, int]
     protection_fit_scale: float = 1.0
+    strata: tuple = ()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -107,6 +114,21 @@ class BlockResult:
             raise ValueError(f"protection_fit_scale must be a finite number >= 0, not {scale!r}")
         object.__setattr__(self, "bits", MappingProxyType(bits))
         object.__setattr__(self, "counts", MappingProxyType(normalize_counts(self.counts)))
+        object.__setattr__(self, "strata", self._check_strata(self.strata))
+
+    def _check_strata(self, strata) -> tuple:
+        out = []
+        for size, counts in strata:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ValueError(f"block {self.name!r}: a stratum population must be an int >= 1, not {size!r}")
+            counts = normalize_counts(counts)
+            if not 1 <= sum(counts.values()) <= size:
+                raise ValueError(f"block {self.name!r}: every stratum needs 1 to {size} injections, "
+                                 f"not {sum(counts.values())}")
+            out.append((size, MappingProxyType(counts)))
+        if out and any(sum(c[o] for _, c in out) != self.counts[o] for o in Outcome):
+            raise ValueError(f"block {self.name!r}: the strata's counts do not add up to the block's counts")
+        return tuple(out)
 
     @property
     def injections(self) -> int:
@@ -120,10 +142,17 @@ class BlockResult:
     def count_of(self, outcomes) -> int:
         return sum(self.counts[o] for o in outcomes)
 
+    def unmasked_fraction(self) -> float:
+        """Point estimate of the unmasked fraction (stratified when the block has strata)."""
+        n = self._require_injections()
+        if not self.strata:
+            return (n - self.counts[Outcome.MASKED]) / n
+        total = sum(size for size, _ in self.strata)
+        return sum(size * (1 - c[Outcome.MASKED] / sum(c.values())) for size, c in self.strata) / total
+
     def fit(self, fit_model: FitModel | None = None) -> float:
         """Block FIT = bits x raw FIT x unmasked fraction (point estimate)."""
-        n = self._require_injections()
-        return self.raw_fit(fit_model) * (n - self.counts[Outcome.MASKED]) / n
+        return self.raw_fit(fit_model) * self.unmasked_fraction()
 
     def _require_injections(self) -> int:
         n = self.injections
@@ -184,20 +213,42 @@ class BlockRates:
         return self.total * (1 - self.safe_fraction)
 
 
+def _class_fractions(block: BlockResult, confidence: float, method: IntervalMethod,
+                     watchdog_detects_hang: bool) -> dict[FaultClass, tuple[float, float]]:
+    """(estimate, upper bound) of each fault class's fraction of the block: stratified when it has strata."""
+    sets = {c: outcomes_of(c, watchdog_detects_hang=watchdog_detects_hang) for c in FaultClass}
+    if block.strata:
+        sizes = [size for size, _ in block.strata]
+        samples = [sum(c.values()) for _, c in block.strata]
+        out = {}
+        for cls, outcomes in sets.items():
+            k = [sum(c[o] for o in outcomes) for _, c in block.strata]
+            est = stratified_proportion(k, samples, sizes, confidence)
+            out[cls] = (est.estimate, est.high)
+        return out
+    n = block._require_injections()
+    return {cls: (block.count_of(outcomes) / n,
+                  proportion_interval(block.count_of(outcomes), n, confidence, method).high)
+            for cls, outcomes in sets.items()}
+
+
 def block_rates(block: BlockResult, fit_model: FitModel | None = None, *, confidence: float = 0.95,
                 method: IntervalMethod | str = IntervalMethod.CLOPPER_PEARSON,
                 watchdog_detects_hang: bool = False) -> BlockRates:
-    """Split ``block``'s raw FIT into fault classes, with upper bounds for the residual and latent parts."""
+    """Split ``block``'s raw FIT into fault classes, with upper bounds for the residual and latent parts.
+
+    With ``block.strata`` the fractions are stratified estimates and the bounds stratified Agresti-Coull ones
+    (``method`` then does not apply)."""
     n = block._require_injections()
-    cls = {c: block.count_of(outcomes_of(c, watchdog_detects_hang=watchdog_detects_hang)) for c in FaultClass}
-    res_hi = proportion_interval(cls[FaultClass.RESIDUAL], n, confidence, method).high
-    lat_hi = min(proportion_interval(cls[FaultClass.LATENT], n, confidence, method).high, 1 - res_hi)
+    frac = _class_fractions(block, confidence, IntervalMethod(method), watchdog_detects_hang)
+    res_hi = frac[FaultClass.RESIDUAL][1]
+    lat_hi = min(frac[FaultClass.LATENT][1], 1 - res_hi)
     return BlockRates(
         name=block.name, injections=n, total=block.raw_fit(fit_model),
-        safe_fraction=cls[FaultClass.SAFE] / n,
-        residual_fraction=cls[FaultClass.RESIDUAL] / n, residual_upper_fraction=res_hi,
-        detected_fraction=cls[FaultClass.DETECTED] / n,
-        latent_fraction=cls[FaultClass.LATENT] / n, latent_upper_fraction=lat_hi,
+        safe_fraction=frac[FaultClass.SAFE][0],
+        residual_fraction=frac[FaultClass.RESIDUAL][0], residual_upper_fraction=res_hi,
+        detected_fraction=frac[FaultClass.DETECTED][0],
+        latent_fraction=frac[FaultClass.LATENT][0], latent_upper_fraction=lat_hi,
     )
 
 
@@ -389,7 +440,7 @@ def fmeda_rows(blocks: Sequence[BlockResult], fit_model: FitModel | None = None,
             "dc_residual": 1 - r.residual_fraction / unsafe if unsafe > 0 else None,
             "dc_latent": 1 - r.latent_fraction / mpf if mpf > 0 else None,
             "confidence": confidence,
-            "interval_method": method.value,
+            "interval_method": "stratified agresti-coull" if block.strata else method.value,
             "hang_counts_as": (FaultClass.DETECTED if watchdog_detects_hang else FaultClass.RESIDUAL).value,
         })
     return rows

@@ -93,14 +93,14 @@ class _Progress:
         self.progress.__exit__(*exc)
 
     def __call__(self, done: int, total: int):
-        from faultinj.campaign import campaign_status
+        from faultinj.campaign import campaign_counts
 
         if self.task is None:
             self.task = self.progress.add_task("fi", total=total, completed=done, rate="", mix="")
             self.first_done, self.start = done, time.monotonic()
             return
         rate = (done - self.first_done) / max(time.monotonic() - self.start, 1e-9)
-        counts = campaign_status(self.db).counts()
+        counts = campaign_counts(self.db)
         mix = " ".join(f"{o.name.lower()} {n}" for o, n in counts.items() if n)
         self.progress.update(self.task, completed=done, total=total, rate=f"{rate:,.0f} inj/s", mix=mix)
 
@@ -113,29 +113,43 @@ def _print_status(status):
 
     meta = status.meta
     console = Console()
-    console.print(f"{meta['design']} {meta['config_repr']}, workload {meta['workload']}, seed {meta['seed']}: "
-                  f"{status.done:,} of {status.planned:,} injections"
+    console.print(f"{meta['design']} {meta['config_repr']}, workload {meta['workload']}, seed {meta['seed']}, "
+                  f"{_upset_text(meta.get('mbu', 1))}: {status.done:,} of {status.planned:,} injections"
                   + ("" if status.complete else " [yellow](incomplete: `rampart fi resume`)[/]"))
     short = {Outcome.MASKED: "masked", Outcome.SDC: "SDC", Outcome.DETECTED_RECOVERABLE: "det-rec",
              Outcome.DETECTED_UNRECOVERABLE: "det-unrec", Outcome.HANG: "hang", Outcome.LATENT: "latent"}
-    table = Table("block", "inj.", *(short[o] for o in Outcome), "unmasked, 95% CI")
+    stratified = status.is_stratified and status.stratified
+    table = Table("block", "inj.", *(short[o] for o in Outcome),
+                  "unmasked (stratified), 95% CI" if stratified else "unmasked, 95% CI")
     for block in [*status.blocks.values(), status.overall]:
         unmasked = block.rates.get("unmasked")
+        if stratified:
+            est = status.stratified if block is status.overall else block.stratified
+            unmasked = est["unmasked"].interval if "unmasked" in est else None
         interval = (f"{unmasked.estimate:.1%} [{unmasked.low:.1%},{unmasked.high:.1%}]"
                     if unmasked is not None and block.injections else "-")
         name = "[bold]all" if block is status.overall else block.block
         table.add_row(name, f"{block.injections:,}", *(f"{block.counts[o]:,}" for o in Outcome), interval)
     console.print(table)
-    strat = status.stratified.get("unmasked")
-    if strat is not None and meta.get("strata") != "none":
-        level = strat.interval.confidence
-        console.print(f"overall unmasked rate over the strata ({_sampling_text(meta)}): {strat.estimate:.2%} "
-                      f"[{strat.low:.2%}, {strat.high:.2%}] at {level:.0%} (half-width {strat.half_width:.2%})")
+    if status.stratified and meta.get("strata") != "none":
+        level = next(iter(status.stratified.values())).interval.confidence
+        strata = len(meta["space"]["groups"]) * meta.get("cycle_windows", 1)
+        console.print(f"overall rates over the strata ({_sampling_text(meta)}; {strata} strata weighted by their "
+                      f"populations), {level:.0%} intervals:")
+        for name, est in status.stratified.items():
+            console.print(f"  {name} {est.estimate:.2%} [{est.low:.2%}, {est.high:.2%}] "
+                          f"(half-width {est.half_width:.2%})")
+    elif status.is_stratified and status.done:
+        console.print("overall stratified rates: not yet (a stratum has no injection)")
     if status.rounds:
         last = status.rounds[-1]
         state = "margin met" if last.done else "in progress"
         console.print(f"iterative: {len(status.rounds)} rounds, {status.done:,} injections, {state} "
                       f"(target +/-{meta['margin']:g} at {meta['confidence']:.0%})")
+
+
+def _upset_text(mbu: int) -> str:
+    return "single-bit upsets" if mbu == 1 else f"{mbu}-bit upsets (adjacent bits of one word, wrapping)"
 
 
 def _sampling_text(meta) -> str:
@@ -145,8 +159,11 @@ def _sampling_text(meta) -> str:
     if strata == "none":
         how = "uniform"
     else:
-        how = {"block": "stratified by block", "cycle": f"stratified by {meta.get('cycle_windows', 1)} cycle windows",
-               "block,cycle": f"stratified by block x {meta.get('cycle_windows', 1)} cycle windows"}[strata]
+        k = meta.get("cycle_windows", 1)
+        how = {"block": "stratified by block", "element": "stratified by state element",
+               "cycle": f"stratified by {k} cycle windows",
+               "block,cycle": f"stratified by block x {k} cycle windows",
+               "element,cycle": f"stratified by state element x {k} cycle windows"}[strata]
     if meta.get("mode") == "iterative":
         return f"{how}, iterative (Neyman rounds to +/-{meta['margin']:g} at {meta['confidence']:.0%})"
     return how + ("" if strata == "none" else ", proportional")
@@ -159,12 +176,15 @@ def _reproduce(meta, db: Path) -> str:
     else:
         if meta.get("mode") == "iterative":
             args.append(f"--iterative --margin {meta['margin']:g} --confidence {meta['confidence']:g}"
+                        f" --pilot {meta.get('pilot', 30)} --rates {','.join(meta.get('rates', ['unmasked']))}"
                         + (" --per-block" if meta.get("per_block") else ""))
         else:
             args.append(f"--samples {meta['samples']}")
         args.append(f"--seed {meta['seed']} --strata {meta['strata']}")
         if "cycle" in meta["strata"]:
             args.append(f"--cycle-windows {meta.get('cycle_windows', 1)}")
+    if meta.get("mbu", 1) != 1:
+        args.append(f"--mbu {meta['mbu']}")
     args.append(f"--db {db.name}")
     return " ".join(args)
 
@@ -180,16 +200,27 @@ def _reproduce(meta, db: Path) -> str:
 @click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.99, show_default=True,
               help="Confidence for --margin.")
 @click.option("--iterative", is_flag=True,
-              help="With --margin: inject in rounds (a pilot of 30 per stratum, then Neyman-allocated rounds) until "
-                   "the overall unmasked rate's stratified interval is within --margin; fewer injections than "
+              help="With --margin: inject in rounds (a pilot per stratum, then Neyman-allocated rounds) until "
+                   "the overall stratified interval of every --rates rate is within --margin; fewer injections than "
                    "Leveugle's size when the strata's rates differ. Rounds are stored, so `fi resume` continues "
                    "exactly.")
+@click.option("--pilot", type=click.IntRange(2), default=30, show_default=True,
+              help="With --iterative: injections per stratum before the first Neyman round.")
+@click.option("--rates", default=None, metavar="RATE[,RATE...]",
+              help="With --iterative: the outcome rates that must meet --margin (unmasked, sdc, detected, hang, "
+                   "latent; default unmasked).")
 @click.option("--per-block", is_flag=True, help="With --iterative: also require each stratum's (block's, or "
               "block x window's) own unmasked rate to meet --margin (many more injections).")
 @click.option("--exhaustive", is_flag=True, help="Inject every (site, cycle) of the fault space once (small designs "
               "and short workloads only; see `rampart fi sites` for the size).")
-@click.option("--strata", type=click.Choice(["block", "none", "cycle", "block,cycle"]), default="block",
-              show_default=True, help="Stratify the sample by block, by cycle window, by both, or draw uniformly.")
+@click.option("--strata", type=click.Choice(["block", "element", "none", "cycle", "block,cycle", "element,cycle"]),
+              default="block", show_default=True,
+              help="Stratify the sample by block, by state element (small elements pooled per block), by cycle "
+                   "window, by block or element x cycle window, or draw uniformly.")
+@click.option("--mbu", type=click.IntRange(1, 64), default=1, show_default=True, metavar="K",
+              help="Bits flipped per injection: K adjacent bits of one word of one state element (a register or a "
+                   "memory row), from the sampled bit upwards, wrapping at the word's edge (so always min(K, width) "
+                   "bits); 1 = single-event upsets.")
 @click.option("--cycle-windows", type=click.IntRange(1), default=None, metavar="K",
               help="Number of equal cycle windows for --strata cycle or block,cycle (default 8).")
 @click.option("--cycles", "workload_cycles", type=click.IntRange(1), default=None,
@@ -200,8 +231,8 @@ def _reproduce(meta, db: Path) -> str:
               help="Run the batches on a Dask cluster (e.g. tcp://host:8786) instead of local processes; results "
                    "are still committed here, failed batches are retried.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), help="Also write the ASIL report here.")
-def run_cmd(design, config, workload, db, samples, margin, confidence, iterative, per_block, exhaustive, strata,
-            cycle_windows, workload_cycles, seed, workers, scheduler, report_dir):
+def run_cmd(design, config, workload, db, samples, margin, confidence, iterative, pilot, rates, per_block, exhaustive,
+            strata, mbu, cycle_windows, workload_cycles, seed, workers, scheduler, report_dir):
     """Run a fault-injection campaign on DESIGN into --db (resumes it if the same campaign is already there).
 
     Give exactly one of --samples N (fixed size), --margin M (Leveugle's size for M, or with --iterative: rounds
@@ -218,6 +249,9 @@ def run_cmd(design, config, workload, db, samples, margin, confidence, iterative
         raise RampartError("--iterative needs --margin")
     if per_block and not iterative:
         raise RampartError("--per-block only applies to --iterative")
+    if rates is not None and not iterative:
+        raise RampartError("--rates only applies to --iterative")
+    rates = tuple(r.strip() for r in (rates or "unmasked").split(","))
     if cycle_windows is not None and "cycle" not in strata:
         raise RampartError("--cycle-windows needs --strata cycle or block,cycle")
     if Path(db).exists() and not Path(db).is_file():
@@ -233,9 +267,10 @@ def run_cmd(design, config, workload, db, samples, margin, confidence, iterative
         samples = leveugle_sample_size(population, margin, confidence)
         click.echo(f"Leveugle sample size for +/-{margin:g} at {confidence:.0%} over {population:,} faults: "
                    f"{samples:,}")
-    options = dict(cycle_windows=cycle_windows or 1, scheduler=scheduler, workload_cycles=workload_cycles)
+    options = dict(cycle_windows=cycle_windows or 1, scheduler=scheduler, workload_cycles=workload_cycles, mbu=mbu)
     if iterative:
-        options.update(iterative=True, margin=margin, confidence=confidence, per_block=per_block)
+        options.update(iterative=True, margin=margin, confidence=confidence, per_block=per_block, pilot=pilot,
+                       rates=rates)
     with _Progress(Path(db)) as progress:
         status = run_campaign(db, design, config, workload, samples, seed, strata, workers, progress, **options)
     _print_status(status)
@@ -279,14 +314,24 @@ def _write_report(db: Path, out: Path):
     for element in result.state:
         kinds = bits.setdefault(element.block, {"ff": 0, "mem": 0})
         kinds[element.kind] += element.bits
-    blocks = tuple(BlockResult(name, bits[name], block.counts) for name, block in status.blocks.items()
-                   if block.injections)
+    # per-block fractions over the block's cells when every cell has an injection (else its pooled counts)
+    blocks = tuple(BlockResult(name, bits[name], block.counts,
+                               strata=block.cells if status.is_stratified and block.stratified else ())
+                   for name, block in status.blocks.items() if block.injections)
+    if status.stratified and status.is_stratified:
+        rates = {name: est.interval for name, est in status.stratified.items()}
+        strata = len(meta["space"]["groups"]) * meta.get("cycle_windows", 1)
+        method = (f"Stratified estimates over the campaign's {strata} strata, each stratum's rate weighted by its "
+                  "population (stratified Agresti-Coull interval); not the pooled counts, which over-weight "
+                  "strata sampled more than their share.")
+    else:
+        rates, method = dict(status.overall.rates), "Pooled counts (uniform or exhaustive sample), Wilson interval."
     summary = CampaignSummary(
         design=meta["design"], config=meta["config_repr"], workload=meta["workload"], seed=meta["seed"],
         sampling=f"{_sampling_text(meta)}, {status.done:,} of {status.planned:,} planned",
         blocks=blocks, cycles_simulated=status.overall.cycles_simulated,
         fault_space=_sampled_bits(result) * meta["workload_cycles"],
-        reproduce=_reproduce(meta, db),
+        reproduce=_reproduce(meta, db), rates=rates, rates_method=method, mbu=meta.get("mbu", 1),
         notes=() if status.complete else ("This campaign is incomplete; figures cover the injections done so far.",))
     paths = render(summary, out, name=db.stem)
     click.echo(f"report: {paths['html']}  (JSON {paths['json'].name}, FMEDA CSV {paths['csv'].name})")
@@ -329,15 +374,19 @@ def replay_cmd(db, injection_id, trace):
     result = build(meta["design"], config, trace=bool(trace))
     wl = make_workload(meta["workload"], config, seed=meta["workload_seed"], cycles=meta["workload_cycles"])
     observe = np.ones(wl.cycles, dtype=bool) if wl.observe is None else np.asarray(wl.observe, dtype=bool)
+    upset = int(meta.get("mbu", 1))
     with NativeSim(result) as golden, NativeSim(result, trace=trace) as faulty:
         element, word, bit = faulty.site(site)
+        width = result.state[element].width
         name = result.state[element].hier_name + (f"[{word}]" if result.state[element].depth > 1 else "")
-        click.echo(f"injection {injection_id}: flip {name} bit {bit} (block {block}) after cycle {cycle}; "
+        bits = sorted({(bit + j) % width for j in range(upset)})
+        what = f"bit {bit}" if len(bits) == 1 else f"{len(bits)} adjacent bits {', '.join(map(str, bits))}"
+        click.echo(f"injection {injection_id}: flip {name} {what} (block {block}) after cycle {cycle}; "
                    f"stored outcome {Outcome(stored).name}")
         head = {k: v[:cycle] for k, v in wl.inputs.items()}
         golden.run_stimulus(head, [])
         faulty.run_stimulus(head, [])
-        faulty.flip(site)
+        faulty.flip_upset(site, upset)
         first_output = converged = None
         for c in range(cycle, wl.cycles):
             one = {k: v[c:c + 1] for k, v in wl.inputs.items()}

@@ -26,7 +26,7 @@ from faultinj.safety import (
     fmeda_rows,
     safety_metrics,
 )
-from faultinj.stats import proportion_interval
+from faultinj.stats import Interval, proportion_interval, stratified_proportion
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,13 @@ class CampaignSummary:
     reproduce: str = ""            # the command that reruns the campaign
     notes: tuple[str, ...] = ()
     worst: tuple[dict, ...] = field(default_factory=tuple)  # e.g. SDC injections: site, cycle, block, detail
+    #: Overall rate of each outcome class (DEFAULT_RATES names) over the whole fault space, with its interval: for
+    #: a stratified campaign the stratified estimate (strata weighted by their populations), not pooled counts.
+    rates: dict[str, Interval] = field(default_factory=dict)
+    #: How ``rates`` were estimated, e.g. "stratified over 12 strata (stratified Agresti-Coull)".
+    rates_method: str = ""
+    #: Bits flipped per injection (1: single-event upsets; K: K adjacent bits of one word).
+    mbu: int = 1
 
     @property
     def injections(self) -> int:
@@ -56,10 +63,23 @@ def _figure_png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _unmasked(block: BlockResult, confidence: float) -> Interval:
+    """The block's unmasked fraction: stratified over its strata when it has them, else Wilson on its counts."""
+    if block.strata:
+        k = [sum(c.values()) - c[Outcome.MASKED] for _, c in block.strata]
+        n = [sum(c.values()) for _, c in block.strata]
+        return stratified_proportion(k, n, [size for size, _ in block.strata], confidence).interval
+    return proportion_interval(block.injections - block.counts[Outcome.MASKED], block.injections, confidence,
+                               "wilson")
+
+
+def _interval_label(summary: CampaignSummary) -> str:
+    return "stratified" if any(b.strata for b in summary.blocks) else "Wilson"
+
+
 def _unmasked_figure(summary: CampaignSummary, confidence: float) -> str:
     names = [b.name for b in summary.blocks]
-    intervals = [proportion_interval(b.injections - b.counts[Outcome.MASKED], b.injections, confidence, "wilson")
-                 for b in summary.blocks]
+    intervals = [_unmasked(b, confidence) for b in summary.blocks]
     fig = Figure(figsize=(7, 0.35 * len(names) + 1.2))
     ax = fig.subplots()
     y = range(len(names))
@@ -67,7 +87,7 @@ def _unmasked_figure(summary: CampaignSummary, confidence: float) -> str:
             xerr=[[i.estimate - i.low for i in intervals], [i.high - i.estimate for i in intervals]], capsize=3)
     ax.set_yticks(list(y), names)
     ax.invert_yaxis()
-    ax.set_xlabel(f"unmasked fraction ({confidence:.0%} Wilson interval)")
+    ax.set_xlabel(f"unmasked fraction ({confidence:.0%} {_interval_label(summary)} interval)")
     ax.set_xlim(0, 1)
     ax.grid(axis="x", alpha=0.3)
     return _figure_png(fig)
@@ -129,7 +149,10 @@ def render(summary: CampaignSummary, out_dir: str | Path, *, fit_model: FitModel
                     "conservative": dataclasses.asdict(metrics.conservative)},
         "asil": {"point": verdict_point.highest.name if verdict_point.highest else None,
                  "conservative": verdict_cons.highest.name if verdict_cons.highest else None},
-        "blocks": rows, "worst": list(summary.worst), "notes": list(summary.notes),
+        "blocks": rows, "worst": list(summary.worst), "notes": list(summary.notes), "mbu": summary.mbu,
+        "overall_rates": {name: {"estimate": i.estimate, "low": i.low, "high": i.high, "confidence": i.confidence}
+                          for name, i in summary.rates.items()},
+        "overall_rates_method": summary.rates_method,
     }
     paths["json"].write_text(json.dumps(document, indent=1, default=str))
 
@@ -147,13 +170,17 @@ def render(summary: CampaignSummary, out_dir: str | Path, *, fit_model: FitModel
     ]
     block_rows = []
     for block in blocks:
-        unmasked = proportion_interval(block.injections - block.counts[Outcome.MASKED], block.injections,
-                                       confidence, "wilson")
+        unmasked = _unmasked(block, confidence)
         block_rows.append((
             html.escape(block.name), block.bits.get(BitKind.FF, 0), block.bits.get(BitKind.MEM, 0),
             block.injections, *(block.counts[o] for o in Outcome),
             f"{_pct(unmasked.estimate)} [{_pct(unmasked.low)}, {_pct(unmasked.high)}]",
             f"{block.fit(fit_model):.4g}"))
+    rate_rows = [(html.escape(name), _pct(i.estimate), f"[{_pct(i.low)}, {_pct(i.high)}]", f"{i.confidence:.0%}")
+                 for name, i in summary.rates.items()]
+    rates = (f"<h2>Overall outcome rates</h2><p>{html.escape(summary.rates_method)}</p>"
+             + _table(("rate", "estimate", "interval", "confidence"), rate_rows)) if rate_rows else ""
+    upsets = "single-bit upsets" if summary.mbu == 1 else f"{summary.mbu}-bit upsets (adjacent bits of one word)"
     worst = _table(list(summary.worst[0].keys()), [tuple(html.escape(str(v)) for v in w.values())
                                                     for w in summary.worst]) if summary.worst else "<p>none</p>"
     page = f"""<!doctype html><html><head><meta charset="utf-8">
@@ -164,11 +191,12 @@ th{{background:#f0f0f0}}td:first-child{{text-align:left}}.pass{{color:#1a7f37;fo
 .fail{{color:#c0392b;font-weight:bold}}code{{background:#f4f4f4;padding:2px 4px}}</style></head><body>
 <h1>Soft-error fault-injection report</h1>
 <p><b>{html.escape(summary.design)}</b> ({html.escape(summary.config)}), workload <b>{html.escape(summary.workload)}
-</b>; {summary.injections:,} single-bit upsets injected ({html.escape(summary.sampling)}), seed {summary.seed},
+</b>; {summary.injections:,} {upsets} injected ({html.escape(summary.sampling)}), seed {summary.seed},
 fault space {summary.fault_space:,} (state bits &times; cycles); {summary.cycles_simulated:,} cycles simulated in
 {summary.seconds:.1f} s.</p>
+{rates}
 <h2>ISO 26262-5 hardware metrics</h2>
-<p>Verdicts are taken on the <b>conservative</b> end of each block's {confidence:.0%} Clopper-Pearson interval
+<p>Verdicts are taken on the <b>conservative</b> end of each block's {confidence:.0%} {_metric_interval(summary)}
 (upper bound of the residual and latent fractions); point estimates beside them. Outcome mapping: masked &rarr; safe,
 SDC and hang &rarr; single-point/residual, detected &rarr; multi-point detected, latent &rarr; multi-point latent.
 Raw FIT per bit: flip-flops {fit_model.ff_fit_per_bit:g}, memory {fit_model.mem_fit_per_bit:g} (overridable).</p>
@@ -176,7 +204,7 @@ Raw FIT per bit: flip-flops {fit_model.ff_fit_per_bit:g}, memory {fit_model.mem_
 {_table(("level", "targets", "point estimate", "conservative"), asil_rows)}
 <h2>Per block</h2>
 {_table(("block", "FF bits", "memory bits", "injections", *(o.name.lower() for o in Outcome),
-         f"unmasked ({confidence:.0%} Wilson)", "block FIT"), block_rows)}
+         f"unmasked ({confidence:.0%} {_interval_label(summary)})", "block FIT"), block_rows)}
 <img alt="unmasked fraction per block" src="data:image/png;base64,{_unmasked_figure(summary, confidence)}">
 <img alt="outcomes per block" src="data:image/png;base64,{_outcome_figure(summary)}">
 <h2>Worst injections</h2>{worst}
@@ -186,6 +214,13 @@ Raw FIT per bit: flip-flops {fit_model.ff_fit_per_bit:g}, memory {fit_model.mem_
 </body></html>"""
     paths["html"].write_text(page)
     return paths
+
+
+def _metric_interval(summary: CampaignSummary) -> str:
+    if any(b.strata for b in summary.blocks):
+        return ("stratified interval (fractions estimated over the block's strata, weighted by their populations; "
+                "stratified Agresti-Coull)")
+    return "Clopper-Pearson interval"
 
 
 def _verdict(passed: bool) -> str:

@@ -57,8 +57,9 @@ _SIGNATURES = {
                             ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
                             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p,
                             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
-                            ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
-                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
+                            ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64,
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
     "rp_trace_open": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
     "rp_trace_close": ([ctypes.c_void_p], None),
 }
@@ -261,6 +262,14 @@ class NativeSim:
     def flip_bit(self, element: int, word: int, bit: int) -> int:
         return self._lib.rp_flip(self._h, element, word, bit)
 
+    def flip_upset(self, index: int, upset: int = 1):
+        """Flip ``upset`` adjacent bits of the word holding global site ``index``: its bit and the ones above it,
+        wrapping at the word's edge (``min(upset, width)`` distinct bits), one :meth:`flip_bit` each."""
+        element, word, bit = self.site(index)
+        width = self.build.state[element].width
+        for b in sorted({(bit + j) % width for j in range(upset)}):
+            self.flip_bit(element, word, b)
+
     def get_bit(self, element: int, word: int, bit: int) -> int:
         return self._lib.rp_get_bit(self._h, element, word, bit)
 
@@ -376,13 +385,17 @@ class NativeSim:
                      observe: np.ndarray | None, interval: int, snapshots: np.ndarray, digests: np.ndarray,
                      final_digest: int, elements, words, bits, cycles, *, mem: "MemRegions | None" = None,
                      golden_mem: np.ndarray | None = None, detect_ids: np.ndarray | None = None,
-                     complete_id: int = -1, watchdog: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Inject single bit flips (state element, word, bit, cycle); returns (outcome codes uint8, cycles run).
+                     correct_ids: np.ndarray | None = None, complete_id: int = -1, watchdog: int = 0,
+                     upset=1) -> tuple[np.ndarray, np.ndarray]:
+        """Inject bit flips (state element, word, bit, cycle); returns (outcome codes uint8, cycles run).
 
-        Optional (see ``rp_inject_batch_ex``): observed memory regions ``mem`` compared with ``golden_mem`` at the
-        end (SDC), detection ports ``detect_ids`` (non-zero on any cycle: DETECTED_UNRECOVERABLE), and a completion
-        port ``complete_id``: the run then ends once it is high at or after the workload's last cycle, HANG if not
-        by ``watchdog`` cycles.
+        ``upset`` (an int, or one per fault, 1..255) is the number of adjacent bits of the word flipped per fault,
+        from ``bit`` upwards, wrapping at the word's edge (``rp_inject_batch_ex``): ``min(upset, width)`` distinct
+        bits. Optional: observed memory regions ``mem`` compared with ``golden_mem`` at the end (SDC), detection
+        ports ``detect_ids`` (non-zero on any cycle: DETECTED_UNRECOVERABLE), correction ports ``correct_ids``
+        (non-zero on any cycle of a run that ends MASKED or LATENT: DETECTED_RECOVERABLE), and a completion port
+        ``complete_id``: the run then ends once it is high at or after the workload's last cycle, HANG if not by
+        ``watchdog`` cycles.
         """
         elements = np.ascontiguousarray(elements, dtype=np.int32)
         words = np.ascontiguousarray(words, dtype=np.uint32)
@@ -391,6 +404,10 @@ class NativeSim:
         n = len(elements)
         if not len(words) == len(bits) == len(cycles) == n:
             raise RampartError("fault arrays differ in length")
+        upset = np.broadcast_to(np.asarray(upset, dtype=np.int64), (n,))
+        if n and (upset.min() < 1 or upset.max() > 255):
+            raise RampartError(f"a multi-bit upset flips 1 to 255 bits, not {int(upset.min())}..{int(upset.max())}")
+        upset = np.ascontiguousarray(upset, dtype=np.uint8)
         outcomes = np.zeros(n, dtype=np.uint8)
         simulated = np.zeros(n, dtype=np.uint64)
         if observe is not None:
@@ -403,13 +420,16 @@ class NativeSim:
         else:
             golden_mem = np.zeros(1, dtype=np.uint8)
         detect_ids = np.zeros(0, dtype=np.int32) if detect_ids is None else np.asarray(detect_ids, dtype=np.int32)
+        correct_ids = (np.zeros(0, dtype=np.int32) if correct_ids is None
+                       else np.ascontiguousarray(correct_ids, dtype=np.int32))
         rc = self._lib.rp_inject_batch_ex(
             self._h, in_buf.shape[0], len(in_ids), in_ids.ctypes.data, in_buf.ctypes.data, len(out_ids),
             out_ids.ctypes.data, golden_out.ctypes.data, None if observe is None else observe.ctypes.data, interval,
             snapshots.ctypes.data, digests.ctypes.data, final_digest, len(mem.elems), mem.elems.ctypes.data,
             mem.first.ctypes.data, mem.count.ctypes.data, golden_mem.ctypes.data, len(detect_ids),
-            detect_ids.ctypes.data, int(complete_id), int(watchdog), n, elements.ctypes.data, words.ctypes.data,
-            bits.ctypes.data, cycles.ctypes.data, outcomes.ctypes.data, simulated.ctypes.data)
+            detect_ids.ctypes.data, len(correct_ids), correct_ids.ctypes.data, int(complete_id), int(watchdog), n,
+            elements.ctypes.data, words.ctypes.data, bits.ctypes.data, upset.ctypes.data, cycles.ctypes.data,
+            outcomes.ctypes.data, simulated.ctypes.data)
         if rc < 0:
             i = -rc - 1
             raise RampartError(f"fault {i} (element {elements[i]}, word {words[i]}, bit {bits[i]}, cycle {cycles[i]}) "

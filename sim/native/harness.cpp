@@ -520,26 +520,32 @@ int rp_golden_run(void* h, uint64_t cycles, int n_in, const int* in_vars, const 
 }
 
 // Injects n faults, one after the other, each (state element elems[i], word words[i], bit bits[i]) at fault_cycles[i]:
-// restore the checkpoint at or before the cycle, replay to it, flip, then run on. Every cycle c (inputs applied,
-// settled): a non-zero detection var is DETECTED_UNRECOVERABLE (stop); for c < cycles on observed cycles, observed
-// outputs differing from golden_out are SDC (stop); after the edge, a state digest equal to the golden one at a
-// checkpoint is MASKED (stop). Without a completion var the run ends at `cycles`. With one, the run ends at the
-// first c >= cycles where it is non-zero (inputs of the last cycle held from `cycles` on); not by `watchdog` is
-// HANG. At the end: an observed memory region differing from golden_mem is SDC, else an unchanged final digest is
-// MASKED, a changed one LATENT. Writes outcome codes (faultinj.outcomes.Outcome) and cycles simulated per fault.
-// Returns 0, or -(i+1) if fault i is out of range (nothing after it is run).
+// restore the checkpoint at or before the cycle, replay to it, flip, then run on. A fault flips upset[i] adjacent
+// bits of that one word (upset == nullptr: 1 each): bits[i], bits[i]+1, ... modulo the element's width, i.e.
+// wrapping at the word's edge, so every fault flips exactly min(upset[i], width) distinct bits. Every cycle c
+// (inputs applied, settled): a non-zero detection var is DETECTED_UNRECOVERABLE (stop); a non-zero correction var
+// (corr_vars: e.g. an ECC's "corrected") is remembered; for c < cycles on observed cycles, observed outputs
+// differing from golden_out are SDC (stop); after the edge, a state digest equal to the golden one at a checkpoint
+// is MASKED (stop). Without a completion var the run ends at `cycles`. With one, the run ends at the first
+// c >= cycles where it is non-zero (inputs of the last cycle held from `cycles` on); not by `watchdog` is HANG. At
+// the end: an observed memory region differing from golden_mem is SDC, else an unchanged final digest is MASKED, a
+// changed one LATENT; a MASKED or LATENT run during which a correction var was non-zero is DETECTED_RECOVERABLE.
+// Writes outcome codes (faultinj.outcomes.Outcome) and cycles simulated per fault. Returns 0, or -(i+1) if fault i
+// is out of range or flips no bit (nothing after it is run).
 int rp_inject_batch_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
                        const int* out_vars, const uint32_t* golden_out, const uint8_t* observe, uint64_t interval,
                        const uint8_t* snapshots, const uint64_t* digests, uint64_t final_digest, int n_mem,
                        const int32_t* mem_elems, const uint32_t* mem_first, const uint32_t* mem_count,
-                       const uint8_t* golden_mem, int n_det, const int* det_vars, int complete_var, uint64_t watchdog,
-                       uint64_t n, const int32_t* elems, const uint32_t* words, const uint32_t* bits,
+                       const uint8_t* golden_mem, int n_det, const int* det_vars, int n_corr,
+                       const int* corr_vars, int complete_var, uint64_t watchdog, uint64_t n, const int32_t* elems,
+                       const uint32_t* words, const uint32_t* bits, const uint8_t* upset,
                        const uint64_t* fault_cycles, uint8_t* outcomes, uint64_t* simulated) {
-    enum { MASKED = 0, SDC = 1, DETECTED_UNRECOVERABLE = 3, HANG = 4, LATENT = 5 };
+    enum { MASKED = 0, SDC = 1, DETECTED_RECOVERABLE = 2, DETECTED_UNRECOVERABLE = 3, HANG = 4, LATENT = 5 };
     if (interval == 0) return -1;
     auto* s = static_cast<Sim*>(h);
     Ports p = resolve_ports(s, n_in, in_vars, n_out, out_vars);
     std::vector<const Var*> det = resolve_vars(s, n_det, det_vars);
+    std::vector<const Var*> corr = resolve_vars(s, n_corr, corr_vars);
     const Var* done = complete_var >= 0 ? &s->vars.at(complete_var) : nullptr;
     if (done && watchdog < cycles) watchdog = cycles;
     std::vector<uint32_t> sample(p.out_stride ? p.out_stride : 1);
@@ -551,7 +557,9 @@ int rp_inject_batch_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, c
         uint64_t t = fault_cycles[i];
         if (elems[i] < 0 || static_cast<size_t>(elems[i]) >= s->state.size() || t >= cycles) return -static_cast<int>(i + 1);
         const StateVar& sv = s->state[elems[i]];
-        if (words[i] >= sv.depth || bits[i] >= sv.width) return -static_cast<int>(i + 1);
+        uint32_t k = upset ? upset[i] : 1;
+        if (words[i] >= sv.depth || bits[i] >= sv.width || k == 0) return -static_cast<int>(i + 1);
+        if (k > sv.width) k = sv.width;
         uint64_t start = t / interval * interval;
         std::memcpy(static_cast<void*>(s->model->rootp), snapshots + (t / interval) * sizeof(Root), sizeof(Root));
         s->settled = true;
@@ -559,8 +567,9 @@ int rp_inject_batch_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, c
             apply_inputs(s, p, in_words, c);
             cycle(s);
         }
-        rp_flip(h, elems[i], words[i], bits[i]);
+        for (uint32_t j = 0; j < k; ++j) rp_flip(h, elems[i], words[i], (bits[i] + j) % sv.width);
         uint8_t outcome = 255;
+        bool corrected = false;
         uint64_t c = t;
         for (;;) {
             if (c >= cycles && !done) break;
@@ -574,6 +583,7 @@ int rp_inject_batch_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, c
                 ++c;
                 break;
             }
+            if (n_corr && !corrected) corrected = any_high(corr);
             if (c < cycles && p.out_stride && (!observe || observe[c])) {
                 sample_outputs(p, sample.data());
                 if (std::memcmp(sample.data(), golden_out + c * p.out_stride, p.out_stride * 4) != 0) {
@@ -600,6 +610,7 @@ int rp_inject_batch_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, c
             }
         }
         if (outcome == 255) outcome = rp_state_digest(h) == final_digest ? MASKED : LATENT;
+        if (corrected && (outcome == MASKED || outcome == LATENT)) outcome = DETECTED_RECOVERABLE;
         outcomes[i] = outcome;
         simulated[i] = c - start;
     }
@@ -612,8 +623,8 @@ int rp_inject_batch(void* h, uint64_t cycles, int n_in, const int* in_vars, cons
                     const int32_t* elems, const uint32_t* words, const uint32_t* bits, const uint64_t* fault_cycles,
                     uint8_t* outcomes, uint64_t* simulated) {
     return rp_inject_batch_ex(h, cycles, n_in, in_vars, in_words, n_out, out_vars, golden_out, observe, interval,
-                              snapshots, digests, final_digest, 0, nullptr, nullptr, nullptr, nullptr, 0, nullptr, -1,
-                              cycles, n, elems, words, bits, fault_cycles, outcomes, simulated);
+                              snapshots, digests, final_digest, 0, nullptr, nullptr, nullptr, nullptr, 0, nullptr, 0,
+                              nullptr, -1, cycles, n, elems, words, bits, nullptr, fault_cycles, outcomes, simulated);
 }
 
 // --- tracing ---------------------------------------------------------------------------------------------------

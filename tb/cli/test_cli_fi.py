@@ -53,7 +53,7 @@ def test_exhaustive_and_iterative_campaigns(tmp_path):
                                   "--workers", "1", "--db", str(db), "--report", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "51,200 of 51,200 injections" in text and "over the strata (exhaustive)" in text
+    assert "51,200 of 51,200 injections" in text and "over the strata (exhaustive;" in text
     assert "--exhaustive" in (tmp_path / "rep" / "exh.html").read_text()
     db = tmp_path / "it.db"
     args = ["fi", "run", "mac_array", "-c", str(config), "--cycles", "300", "--iterative", "--margin", "0.04",
@@ -81,3 +81,33 @@ def test_bad_sampling_options_are_one_line(tmp_path):
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert result.exit_code == 2, (extra, result.output)
         assert len(lines) == 1 and lines[0].startswith("rampart: error:"), (extra, result.output)
+
+
+def test_element_strata_multi_bit_upsets_and_stratified_rates(tmp_path):
+    """`--strata element --mbu 2 --iterative`: status shows the upsets and the stratified overall rate of every
+    outcome class (the strata's rates weighted by their populations), the report too; --rates needs --iterative."""
+    runner = CliRunner()
+    config = tmp_path / "small.toml"
+    config.write_text('base = "4x4"\nrows = 2\ncols = 2\n')
+    db = tmp_path / "el.db"
+    args = ["fi", "run", "mac_array", "-c", str(config), "--cycles", "300", "--iterative", "--margin", "0.05",
+            "--confidence", "0.95", "--strata", "element", "--mbu", "2", "--pilot", "10", "--rates", "unmasked,sdc",
+            "--workers", "1", "--db", str(db), "--report", str(tmp_path / "rep")]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    from faultinj.campaign import campaign_status
+
+    status = campaign_status(db)
+    text = " ".join(runner.invoke(main, ["fi", "status", str(db)]).output.split())
+    assert "2-bit upsets" in text and "13 strata weighted by their populations" in text
+    for rate in ("unmasked", "sdc", "latent"):
+        est = status.stratified[rate]
+        assert f"{rate} {est.estimate:.2%} [{est.low:.2%}, {est.high:.2%}]" in text
+    assert abs(status.stratified["unmasked"].estimate - status.overall.rates["unmasked"].estimate) > 1e-3
+    page = (tmp_path / "rep" / "el.html").read_text()
+    assert "Overall outcome rates" in page and "2-bit upsets" in page
+    assert "--strata element" in page and "--mbu 2" in page and "--pilot 10 --rates unmasked,sdc" in page
+    replay = runner.invoke(main, ["fi", "replay", str(db), "0"])
+    assert replay.exit_code == 0 and "2 adjacent bits" in replay.output, replay.output
+    bad = runner.invoke(main, ["fi", "run", "mac_array", "--samples", "10", "--rates", "sdc", "--db", str(db)])
+    assert bad.exit_code == 2 and bad.output.strip() == "rampart: error: --rates only applies to --iterative"

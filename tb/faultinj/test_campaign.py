@@ -140,3 +140,76 @@ def test_foreign_and_garbage_files_are_refused(tmp_path):
     assert garbage.stat().st_size == 4096
     with pytest.raises(RampartError, match="no such campaign"):
         campaign_status(tmp_path / "missing.db")
+
+
+def test_old_schema_is_refused_in_one_line(reference_db, tmp_path):
+    path, _ = reference_db
+    old = tmp_path / "v1.db"
+    old.write_bytes(Path(path).read_bytes())
+    with sqlite3.connect(old) as db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    for call in (campaign_status, lambda p: resume_campaign(p, workers=1)):
+        with pytest.raises(RampartError, match=r"schema version 1, this rampart reads 2 \(written by an older") as e:
+            call(old)
+        assert "\n" not in str(e.value)
+
+
+def test_multi_bit_campaign_stores_and_resumes_its_upsets(tmp_path, monkeypatch):
+    """--mbu 2: stored in the metadata, every batch injected as 2-bit upsets, outcomes those of the engine's 2-bit
+    upsets, resumable, a different campaign from the single-bit one."""
+    from faultinj.engine import GoldenRun, golden_run
+    from faultinj.workload import make_workload
+
+    upsets = set()
+    inject = GoldenRun.inject
+
+    def spy(self, sites, cycles, upset=1):
+        upsets.add(upset)
+        return inject(self, sites, cycles, upset)
+
+    monkeypatch.setattr(GoldenRun, "inject", spy)
+    args = {**ARGS, "samples": 300}
+    path = tmp_path / "mbu.db"
+    status = run_campaign(path, **args, workers=1, mbu=2, **KW)
+    assert upsets == {2}
+    assert status.complete and status.meta["mbu"] == 2 and campaign_meta(path)["mbu"] == 2
+    rows = _rows(path)
+    golden = golden_run(build("mac_array", "4x4"), make_workload("mac_array_matmul", "4x4", cycles=1500))
+    sites, cycles = [r[1] for r in rows], [r[2] for r in rows]
+    outcomes, simulated = golden.inject(sites, cycles, upset=2)
+    assert [(r[4], r[5]) for r in rows] == list(zip(outcomes.tolist(), simulated.tolist(), strict=True))
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM injections WHERE id >= 150")
+    assert resume_campaign(path, workers=1).counts() == status.counts()
+    assert _rows(path) == rows
+    with pytest.raises(RampartError, match="different campaign.*mbu"):
+        run_campaign(path, **args, workers=1, mbu=1, **KW)
+    with pytest.raises(RampartError, match="multi-bit upset"):
+        run_campaign(tmp_path / "bad.db", **args, workers=1, mbu=0, **KW)
+
+
+def test_status_gives_stratified_overall_and_block_rates(tmp_path):
+    """A Neyman-allocated (iterative) element campaign: the overall and per-block rates are the strata's rates
+    weighted by their populations, recomputed here by hand from the stored rows."""
+    from faultinj.plan import fault_space
+    from faultinj.stats import stratified_proportion
+
+    path = tmp_path / "el.db"
+    status = run_campaign(path, "mac_array", "4x4", "mac_array_matmul", None, seed=5, strata="element", workers=1,
+                          iterative=True, margin=0.03, confidence=0.95, pilot=10, **KW)
+    space = fault_space(build("mac_array", "4x4"), 1500, "element")
+    rows = np.array([(r[1], r[2], r[4]) for r in _rows(path)], dtype=np.int64)      # site, cycle, outcome
+    h = space.stratum_of(rows[:, 0], rows[:, 1])
+    unmasked = rows[:, 2] != Outcome.MASKED
+    k = np.bincount(h, weights=unmasked, minlength=len(space.sizes)).astype(np.int64)
+    n = np.bincount(h, minlength=len(space.sizes))
+    want = stratified_proportion(k, n, space.sizes, 0.95)
+    got = status.stratified["unmasked"]
+    assert got.estimate == pytest.approx(want.estimate) and got.low == pytest.approx(want.low)
+    pooled = status.overall.rates["unmasked"].estimate
+    assert abs(pooled - got.estimate) > 1e-4            # Neyman rounds: pooled counts are not the estimate
+    acc = status.blocks["pe_1_2"]
+    assert len(acc.cells) == 2 and sum(size for size, _ in acc.cells) == space.populations["pe_1_2"]
+    cells = [(size, sum(c.values()) - c[Outcome.MASKED], sum(c.values())) for size, c in acc.cells]
+    by_hand = sum(size * e / m for size, e, m in cells) / sum(size for size, _, _ in cells)
+    assert acc.stratified["unmasked"].estimate == pytest.approx(by_hand)

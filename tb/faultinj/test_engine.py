@@ -1,4 +1,6 @@
 """faultinj.engine: the fast C injector (checkpoints, digests, early stop) against the plain full-replay reference."""
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ from faultinj.workload import Workload, make_workload
 from sim.build import build
 from sim.crosscheck import words_to_ints
 from sim.errors import RampartError
+from sim.harness import NativeSim
 
 ROWS = COLS = 4
 
@@ -116,3 +119,82 @@ def test_bad_faults_are_rejected(mac, matmul):
         golden.inject([0], [matmul.cycles])
     with pytest.raises(RampartError, match="workload .* is for"):
         GoldenRun(build("mac_array", "4x4"), Workload("x", "other", None, {"a": np.zeros(3)}, ("out",)))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Multi-bit upsets
+
+def test_multi_bit_upsets_fast_equals_reference(mac, matmul):
+    """2- and 3-bit upsets (wrapping at the word's edge) through the C loop == the reference's bit-by-bit flips."""
+    golden = golden_run(mac, matmul)
+    reference = ReferenceRun(mac, matmul)
+    rng = np.random.default_rng(21)
+    acc = golden.sim.element_index("top.pe_2_1.acc")
+    top_bit = int(golden.sim.site_offsets[acc]) + mac.state[acc].width - 1   # wraps to bit 0
+    for upset in (2, 3):
+        sites = np.concatenate([rng.integers(0, golden.num_sites, 50), [top_bit] * 4])
+        cycles = np.concatenate([rng.integers(0, matmul.cycles, 50), [0, 700, 1500, matmul.cycles - 1]])
+        outcomes, _ = golden.inject(sites, cycles, upset=upset)
+        expected = [reference.outcome(int(s), int(c), upset) for s, c in zip(sites, cycles, strict=True)]
+        assert outcomes.tolist() == [int(o) for o in expected]
+        assert (outcomes == Outcome.SDC).sum() >= 5
+    with pytest.raises(RampartError, match="multi-bit upset"):
+        golden.inject([0], [0], upset=0)
+
+
+def test_upset_wraps_within_one_word(mac):
+    with NativeSim(mac) as sim:
+        acc = sim.element_index("top.pe_0_0.acc")
+        width = mac.state[acc].width
+        before = np.frombuffer(sim.state_bytes(), dtype=np.uint8)
+        sim.flip_upset(int(sim.site_offsets[acc]) + width - 2, 4)
+        after = np.frombuffer(sim.state_bytes(), dtype=np.uint8)
+        changed = np.flatnonzero(np.unpackbits(before ^ after, bitorder="little"))
+        base = sim.digest_bit_offset(int(sim.site_offsets[acc]))
+        assert (changed - base).tolist() == [0, 1, width - 2, width - 1]
+
+
+@dataclass(frozen=True, eq=False)
+class _EccWorkload(Workload):
+    """A Workload with correction ports (the engine reads ``correct`` when a workload has it)."""
+
+    correct: tuple[str, ...] = ()
+
+
+def _secded_reads(result, config, cycles=600, seed=3) -> _EccWorkload:
+    """Every word of a SECDED SRAM loaded with random data, then read in address order, twice over."""
+    memory = next(e for e in result.state if e.kind == "mem")
+    data = np.random.default_rng(seed).integers(0, 1 << config.width, config.depth)
+    addr = np.arange(cycles, dtype=np.uint64) % config.depth
+    inputs = {"addr": addr, "re": np.ones(cycles, dtype=np.uint64), "we": np.zeros(cycles, dtype=np.uint64),
+              "wdata": np.zeros(cycles, dtype=np.uint64)}
+    image = ((memory.hier_name, 0, [config.encode_int(int(d)) for d in data]),)
+    return _EccWorkload("secded_reads", "sram", result.config, inputs, ("rdata",), memory=image,
+                        detect=("error",), correct=("corrected",))
+
+
+def test_secded_corrects_single_and_flags_double_upsets():
+    """One flipped bit of a stored SECDED word is corrected on its next read (DETECTED_RECOVERABLE: rdata right,
+    ``corrected`` pulsed); two adjacent flipped bits of the same word are flagged (DETECTED_UNRECOVERABLE). Fast
+    engine and reference agree on every case."""
+    from rtl.common.sram import SramConfig
+
+    result = build("sram", "256x16-secded")
+    config = SramConfig(256, 16, result.config.protection)
+    workload = _secded_reads(result, config)
+    golden = GoldenRun(result, workload, interval=64)
+    reference = ReferenceRun(result, workload)
+    memory = next(i for i, e in enumerate(result.state) if e.kind == "mem")
+    stored = result.state[memory].width
+    rng = np.random.default_rng(4)
+    words = rng.integers(0, 256, 12)
+    bits = rng.integers(0, stored, 12)
+    sites = int(golden.sim.site_offsets[memory]) + words * stored + bits
+    cycles = words - 5 + 256 * (words < 5)          # a few cycles before the word's next read
+    want = {1: Outcome.DETECTED_RECOVERABLE, 2: Outcome.DETECTED_UNRECOVERABLE}
+    for upset, outcome in want.items():
+        outcomes, _ = golden.inject(sites, cycles, upset=upset)
+        assert outcomes.tolist() == [outcome] * len(sites)
+        assert [reference.outcome(int(s), int(c), upset) for s, c in zip(sites, cycles, strict=True)] == \
+            [outcome] * len(sites)
+    golden.close()

@@ -226,3 +226,31 @@ def test_fmeda_rows():
     writer.writerows(rows)
     back = list(csv.DictReader(io.StringIO(buf.getvalue())))
     assert len(back) == 3 and float(back[1]["lambda_fit"]) == pytest.approx(40.0)
+
+
+def test_stratified_block_fractions():
+    """A block sampled unevenly over two strata: its fractions are the strata's fractions weighted by their
+    populations (by hand), not the pooled counts; bounds from the stratified interval; FMEDA says so."""
+    small = {O.MASKED: 10, O.SDC: 90}          # population 1,000: 90 % residual
+    big = {O.MASKED: 95, O.LATENT: 5}          # population 9,000: 0 % residual, 5 % latent
+    pooled = {O.MASKED: 105, O.SDC: 90, O.LATENT: 5}
+    block = BlockResult("b", {"ff": 100}, pooled, strata=((1000, small), (9000, big)))
+    flat = BlockResult("b", {"ff": 100}, pooled)
+    m = safety_metrics([block], MODEL)
+    r = m.blocks[0]
+    assert r.residual_fraction == pytest.approx(0.1 * 0.9)
+    assert r.latent_fraction == pytest.approx(0.9 * 0.05)
+    assert r.safe_fraction == pytest.approx(0.1 * 0.1 + 0.9 * 0.95)
+    assert r.safe_fraction + r.residual_fraction + r.detected_fraction + r.latent_fraction == pytest.approx(1)
+    assert block.fit(MODEL) == pytest.approx(r.total * (1 - r.safe_fraction))
+    assert safety_metrics([flat], MODEL).blocks[0].residual_fraction == pytest.approx(0.45)
+    from faultinj.stats import stratified_proportion
+
+    upper = stratified_proportion([90, 0], [100, 100], [1000, 9000], 0.95).high
+    assert r.residual_upper_fraction == pytest.approx(upper)
+    assert r.residual_fraction < r.residual_upper_fraction < 0.45
+    assert fmeda_rows([block], MODEL)[0]["interval_method"] == "stratified agresti-coull"
+    with pytest.raises(ValueError, match="do not add up"):
+        BlockResult("b", {"ff": 1}, pooled, strata=((1000, small),))
+    with pytest.raises(ValueError, match="every stratum needs"):
+        BlockResult("b", {"ff": 1}, {}, strata=((1000, {}),))

@@ -38,6 +38,7 @@ demo: install
 
 bench: install
 	$(PY) benchmarks/sim_speed.py --write BENCHMARKS.md
+	$(PY) benchmarks/sim_speed.py --design npu --write BENCHMARKS.md
 	$(PY) benchmarks/fi_speed.py --write BENCHMARKS.md
 
 clean:

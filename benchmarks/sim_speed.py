@@ -1,26 +1,40 @@
-"""Simulation speed of the MAC array under every harness, measured in one run (ratios are what count).
+"""Simulation speed of the MAC array under every harness, measured in one run (ratios are what count); and of the
+NPU in the native harness.
 
     .venv/bin/python benchmarks/sim_speed.py [--config 8x8] [--cycles 1000000] [--write BENCHMARKS.md]
+    .venv/bin/python benchmarks/sim_speed.py --design npu [--config u55-128] [--write BENCHMARKS.md]
 
-Rows: Amaranth's Python simulator, cocotb+Verilator (one await per cycle, inputs set and output read every cycle),
-the native harness (rp_run_stimulus: the loop in C++, stimulus from a buffer), and a hand-written Verilator C++ main
-replaying the same buffer, built twice: plain, and with the state elements public (the harness's build) -- that
-ratio is the cost of state access for fault injection. Also: snapshot + restore of the whole state, in cycles.
+MAC array rows: Amaranth's Python simulator, cocotb+Verilator (one await per cycle, inputs set and output read every
+cycle), the native harness (rp_run_stimulus: the loop in C++, stimulus from a buffer), and a hand-written Verilator
+C++ main replaying the same buffer, built twice: plain, and with the state elements public (the harness's build) --
+that ratio is the cost of state access for fault injection. Also: snapshot + restore of the whole state, in cycles.
+
+NPU rows (section ``npu_sim_speed``, next to the MAC array's): a real Vela-compiled conv on the full NPU (native
+stepping in large chunks, and the whole ``models.npu.runner.run_on_npu`` flow with its counter sampling), the
+stub-compute build idle and streaming DMA copies, and the MAC array's native rate measured in the same run.
 """
 import argparse
+import dataclasses
+import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from report import write_section
 
+from models.npu import runner, tflite_builder
+from models.npu.reference import run_reference
 from rtl.designs import get_design
+from rtl.npu.config import PRESETS as NPU_PRESETS
+from rtl.npu.controller import CMD0, CMD1
 from sim.build import build, verilator_command
 from sim.cocotb_glue import run_cocotb
 from sim.crosscheck import pysim_trace
+from sim.errors import RampartError
 from sim.harness import NativeSim
 from sim.toolchain import verilator_env
 
@@ -55,13 +69,27 @@ def run_handwritten(binary: Path, buffer: Path, cycles: int) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="8x8")
-    parser.add_argument("--cycles", type=int, default=1_000_000, help="cycles for the native and C++ rows")
+    parser.add_argument("--design", choices=("mac_array", "npu"), default="mac_array")
+    parser.add_argument("--config", help="preset (default: 8x8 for mac_array, u55-128 for npu)")
+    parser.add_argument("--cycles", type=int, default=1_000_000,
+                        help="cycles for the native and C++ rows (npu: for the idle and MAC-array reference rows)")
     parser.add_argument("--cocotb-cycles", type=int, default=20_000)
     parser.add_argument("--pysim-cycles", type=int, default=2_000)
-    parser.add_argument("--write", metavar="BENCHMARKS.md", help="replace the sim_speed section of this file")
+    parser.add_argument("--repeats", type=int, default=3, help="npu: runs per row, the best one counts")
+    parser.add_argument("--write", metavar="BENCHMARKS.md", help="replace this design's section of that file")
     args = parser.parse_args()
+    if args.design == "npu":
+        args.config = args.config or "u55-128"
+        report, section = measure_npu(args), NPU_SECTION
+    else:
+        args.config = args.config or "8x8"
+        report, section = measure_mac_array(args), "sim_speed"
+    print(report)
+    if args.write:
+        write_section_after(args.write, section, report, after="sim_speed")
 
+
+def measure_mac_array(args) -> str:
     entry = get_design("mac_array")
     config = entry.config(args.config)
     result = build("mac_array", config)
@@ -108,10 +136,7 @@ def main():
     rows["pysim"] = args.pysim_cycles / (time.perf_counter() - start)
 
     cycle_seconds = 1 / rows["native"]
-    report = render(args, config, result, rows, snapshot_seconds, cycle_seconds)
-    print(report)
-    if args.write:
-        write_section(args.write, "sim_speed", report)
+    return render(args, config, result, rows, snapshot_seconds, cycle_seconds)
 
 
 def render(args, config, result, rows, snapshot_seconds, cycle_seconds) -> str:
@@ -143,5 +168,212 @@ def render(args, config, result, rows, snapshot_seconds, cycle_seconds) -> str:
     return "\n".join(lines)
 
 
+
+
+# --- NPU -----------------------------------------------------------------------------------------------------------
+
+NPU_SECTION = "npu_sim_speed"
+NPU_MODEL_NAME = "conv 3x3, 16x16x16 -> 16, ReLU"
+NPU_CHUNK = 256             # cycles per native step call while polling ``done`` (overshoot < 4% of the conv)
+CONV_RUNS = 20              # conv runs per stepping measurement (one run is only ~7,000 cycles)
+DMA_COPY_BYTES = 16 * 1024
+DMA_COPIES = 8
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured row: ``cycles`` simulated in ``seconds`` of wall time (the best of the repeats)."""
+
+    label: str
+    build: str
+    cycles: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.cycles / self.seconds
+
+
+def best_of(repeats: int, measure) -> tuple[int, float]:
+    """Run ``measure() -> (cycles, seconds)`` ``repeats`` times; the run with the highest cycles/s."""
+    return max((measure() for _ in range(repeats)), key=lambda r: r[0] / r[1])
+
+
+def npu_model():
+    return tflite_builder.single_layer(tflite_builder.Conv2D(16, activation="RELU"), (16, 16, 16), seed=1)
+
+
+def step_until_done(sim) -> tuple[int, float]:
+    """Step in NPU_CHUNK pieces until ``done``: (cycles stepped, seconds)."""
+    begin = time.perf_counter()
+    stepped = runner.wait_done(sim, 50_000_000, NPU_CHUNK)
+    seconds = time.perf_counter() - begin
+    if stepped is None or sim.peek("error"):
+        raise RampartError(f"the NPU run failed (error code {sim.peek('error_code'):#x})")
+    return stepped, seconds
+
+
+def measure_conv_stepping(result, art, x, repeats: int) -> Row:
+    """Run the conv CONV_RUNS times, the host stepping the model natively in chunks (loading the image untimed)."""
+    with NativeSim(result) as sim:
+        def once():
+            total = seconds = 0
+            for _ in range(CONV_RUNS):
+                cmd_addr, basep = runner.load_image(sim, art, x, result.config.ext_mem_bytes)
+                runner.start(sim, cmd_addr + art.header.stream_offset, 4 * len(art.command_stream), basep)
+                cycles, dt = step_until_done(sim)
+                total, seconds = total + cycles, seconds + dt
+            return total, seconds
+
+        cycles, seconds = best_of(repeats, once)
+    return Row(f"{NPU_MODEL_NAME} (Vela), {CONV_RUNS} runs, native stepping in {NPU_CHUNK}-cycle chunks", "full",
+               cycles, seconds)
+
+
+def measure_conv_flow(model, config: str, x, repeats: int) -> tuple[Row, bool]:
+    """The whole ``run_on_npu`` flow; also whether its output equals LiteRT's reference kernels."""
+    runs = []
+
+    def once():
+        begin = time.perf_counter()
+        runs.append(runner.run_on_npu(model, config, x))
+        return runs[-1].cycles, time.perf_counter() - begin
+
+    once()   # warm the Vela cache and the imports
+    cycles, seconds = best_of(repeats, once)
+    bit_exact = all(np.array_equal(run.output, run_reference(model, x)) for run in runs[-1:])
+    return Row("same, whole `run_on_npu` flow (image load, 32-cycle chunks sampling the counters, LiteRT graph "
+               "analysis; NPU busy cycles / wall time)", "full", cycles, seconds), bit_exact
+
+
+def dma_stream() -> bytes:
+    """DMA_COPIES copies of DMA_COPY_BYTES, alternately external -> SHRAM and external -> external, then STOP."""
+    words = []
+    for i in range(DMA_COPIES):
+        dst_region, dst = (0x100, 0) if i % 2 == 0 else (1, 0)
+        words += [CMD0.NPU_SET_DMA0_SRC_REGION, CMD0.NPU_SET_DMA0_DST_REGION | dst_region << 16,
+                  CMD1.NPU_SET_DMA0_SRC | 0x4000, 0, CMD1.NPU_SET_DMA0_DST | 0x4000, dst,
+                  CMD1.NPU_SET_DMA0_LEN | 0x4000, DMA_COPY_BYTES, CMD0.NPU_OP_DMA_START]
+    words += [CMD0.NPU_OP_DMA_WAIT, 0xFFFF0000]
+    return np.asarray(words, dtype="<u4").tobytes()
+
+
+def measure_stub(result, idle_cycles: int, repeats: int) -> tuple[Row, Row]:
+    """The stub-compute build: idle stepping, and a DMA-bound command stream."""
+    stream = dma_stream()
+    basep = [0x10000, 0x20000] + [0] * 6
+    with NativeSim(result) as sim:
+        def idle():
+            sim.reset()
+            begin = time.perf_counter()
+            sim.step(idle_cycles)
+            return idle_cycles, time.perf_counter() - begin
+
+        def streaming():
+            sim.reset()
+            runner.load_bytes(sim, 0x100, stream)
+            runner.start(sim, 0x100, len(stream), basep)
+            return step_until_done(sim)
+
+        idle_row = Row("stub compute, idle (nothing started)", "stub", *best_of(repeats, idle))
+        dma_row = Row(f"stub compute, {DMA_COPIES} DMA copies of {DMA_COPY_BYTES // 1024} KiB (to SHRAM / to "
+                      f"external memory)", "stub", *best_of(repeats, streaming))
+    return idle_row, dma_row
+
+
+def measure_mac_reference(cycles: int, repeats: int) -> tuple[Row, object]:
+    """The MAC array 8x8 native row of the sim_speed section, re-measured in this run (the same stimulus)."""
+    config = get_design("mac_array").config("8x8")
+    result = build("mac_array", config)
+    stim = stimulus_for(config, cycles)
+    with NativeSim(result) as sim:
+        def once():
+            begin = time.perf_counter()
+            sim.run_stimulus(stim, ["out"])
+            return cycles, time.perf_counter() - begin
+
+        row = Row("MAC array 8x8, native `run_stimulus` (the sim_speed section's native row)", "mac",
+                  *best_of(repeats, once))
+    return row, result
+
+
+def measure_npu(args) -> str:
+    if args.config not in NPU_PRESETS:
+        raise RampartError(f"unknown NPU config {args.config!r}; one of: {', '.join(NPU_PRESETS)}")
+    full = build("npu", args.config)
+    stub = build("npu", dataclasses.replace(NPU_PRESETS[args.config], stub_compute=True))
+    model = npu_model()
+    art = runner.compile_cached(model, args.config)
+    x = np.random.default_rng(0).integers(-128, 128, size=(1, 16, 16, 16), dtype=np.int8)
+    stepping = measure_conv_stepping(full, art, x, args.repeats)
+    flow, bit_exact = measure_conv_flow(model, args.config, x, args.repeats)
+    idle, streaming = measure_stub(stub, args.cycles, args.repeats)
+    mac, mac_build = measure_mac_reference(args.cycles, args.repeats)
+    builds = {"full": full, "stub": stub, "mac": mac_build}
+    facts = NpuFacts(npu_cycles=flow.cycles, vela_cycles=art.perf.total_cycles if art.perf else None,
+                     bit_exact=bit_exact)
+    return render_npu(args, [stepping, flow, idle, streaming, mac], builds, facts)
+
+
+@dataclass(frozen=True)
+class NpuFacts:
+    npu_cycles: int
+    vela_cycles: int | None
+    bit_exact: bool
+
+
+def build_label(kind: str, result, config: str) -> str:
+    name = {"full": f"npu {config}", "stub": f"npu {config} + stub_compute", "mac": "mac_array 8x8"}[kind]
+    return f"{name} ({ff_bits(result):,} FF + {sum(result.stats.mem_bits.values()):,} memory bits)"
+
+
+def ff_bits(result) -> int:
+    return sum(result.stats.ff_bits.values())
+
+
+def render_npu(args, rows: list[Row], builds: dict, facts: NpuFacts) -> str:
+    conv, mac = rows[0], rows[-1]
+    lines = [
+        f"## NPU simulation speed: {args.config} in the native harness",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {sys.platform}, one core, best of {args.repeats}, in one run of "
+        f"`.venv/bin/python benchmarks/sim_speed.py --design npu --config {args.config}` (load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end; the MAC-array row is re-measured here so the "
+        f"ratio below is same-run).",
+        "",
+        "| workload | build | cycles | cycles/s |",
+        "|---|---|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(f"| {row.label} | {build_label(row.build, builds[row.build], args.config)} | {row.cycles:,} | "
+                     f"{row.rate:,.0f} |")
+    vela = f"{facts.vela_cycles:,}" if facts.vela_cycles else "n/a"
+    lines += [
+        "",
+        f"* The conv takes {facts.npu_cycles:,} NPU cycles (Vela's estimate: {vela}); its output is "
+        f"{'bit-exact' if facts.bit_exact else 'NOT bit-exact'} against LiteRT's reference kernels.",
+        f"* Per simulated cycle the full {args.config} NPU running the conv costs {mac.rate / conv.rate:.1f}x the "
+        f"8x8 MAC array ({ff_bits(builds['full']) / ff_bits(builds['mac']):.0f}x its flip-flop bits).",
+        f"* Verilator builds (first time, cached afterwards): full NPU {builds['full'].seconds:.0f} s, stub "
+        f"{builds['stub'].seconds:.0f} s.",
+    ]
+    return "\n".join(lines)
+
+
+def write_section_after(path: str, name: str, body: str, after: str) -> None:
+    """write_section, but a new section is placed right after section ``after`` rather than at the end."""
+    target = Path(path)
+    text = target.read_text() if target.exists() else ""
+    begin, anchor = f"<!-- {name}:begin -->", f"<!-- {after}:end -->"
+    if begin not in text and anchor in text and name != after:
+        head, tail = text.split(anchor, 1)
+        target.write_text(f"{head}{anchor}\n\n{begin}\n<!-- {name}:end -->{tail}")
+    write_section(path, name, body)
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RampartError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

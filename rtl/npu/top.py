@@ -7,24 +7,26 @@ Block diagram::
                  +------v-------+  compute.kick (KernelOp stream)  +--------------------+
                  |  Controller  |--------------------------------->|  Compute           |
                  | fetch+decode |<---------------------------------|  (rtl.npu.compute) |
-                 |  reg file    |  compute.done / compute.error    +---------+----------+
-                 +--+--------+--+                                            |
-            fetch   |        | DMA descriptor (DMA0_* registers)             | records, weights, IFM reads;
-                    |    +---v---+  SHRAM write port   +-----------------+   | OFM writes
-                    |    |  Dma  |-------------------->|  SHRAM (Memory) |   |
-                    |    +---+---+                     +-----------------+   |
-                    |        | reads + writes                                |
-                 +--v--------v----------------------------------------------v--+
-                 |   arbiter: fixed priority DMA > compute > fetch; an owner FIFO  |
-                 |   (one entry per accepted read) routes the in-order responses   |
+                 |  reg file    |  compute.done / compute.error    +--+------+------+---+
+                 +--+--------+--+                                   |      |      |
+            fetch   |        | DMA descriptor (DMA0_* registers)    | OFM  | rec. | IFM
+                    |    +---v---+  SHRAM write port   +---------+  |writes| +wts | stager
+                    |    |  Dma  |-------------------->|  SHRAM  |  |      | reads| reads
+                    |    +---+---+                     +---------+  |      |      |
+                    |        | reads + writes                       |      |      |
+                 +--v--------v------------------------------------v------v------v--+
+                 |   arbiter: fixed priority DMA > OFM > records/weights > IFM >   |
+                 |   fetch; an owner FIFO (one entry per accepted read) routes the |
+                 |   in-order responses                                            |
                  +------+----------------------------------------------------------+
                         |
                  +------v-------+
                  |    ExtMem    |  64-bit words, latency / bandwidth from NpuConfig (simulation model)
                  +--------------+
 
-The compute unit (:class:`rtl.npu.compute.Compute`: weight decoder -> brick RAM -> MAC block -> output unit)
-executes CONV / DEPTHWISE kicks from external memory; ``compute_error`` holds its
+The compute unit (:class:`rtl.npu.compute.Compute`: weight decoder -> brick RAM, IFM stager -> line buffer, MAC
+block -> output unit -> OFM writer, on three memory ports; two kernel ops in flight, the next one's weights loading
+while the current one computes) executes CONV / DEPTHWISE kicks from external memory; ``compute_error`` holds its
 :class:`~rtl.npu.compute.ComputeError` cause after a ``COMPUTE_FAULT``. With ``NpuConfig.stub_compute`` the NPU is
 built with ``StubCompute`` instead, a documented test double (used by the controller tests): it accepts one kick at
 a time, pulses ``compute.done`` ``stub_compute_cycles`` cycles later, writes nothing and latches the kick on
@@ -35,7 +37,7 @@ command stream (the driver payload without its 32-byte COP1 header), ``weight_da
 memory via ``load_memory`` on ``top.extmem.storage``; set ``basep[n]`` to each region's byte address, ``cmd_base``
 to the stream's address and ``cmd_len`` to its length in bytes; pulse ``start``; run until ``done``.
 """
-from amaranth import Module, Mux, Signal
+from amaranth import Array, Module, Mux, Signal
 from amaranth.hdl import MemoryData
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -166,12 +168,17 @@ class Npu(wiring.Component):
 
         m.d.sync += self.shram_rdata.eq(shram_r.data)
 
-        # Arbiter: fixed priority DMA > compute > command fetch. ExtMem answers reads in order, so the owner of
-        # every accepted read is queued here (its 1-bit ``id`` is not enough for three requesters) and the head of
-        # that queue routes each response. A read is only accepted while the queue has room.
+        # Arbiter: fixed priority DMA > compute (OFM writes > records/weights > IFM stager) > command fetch.
+        # ExtMem answers reads in order, so the owner of every accepted read is queued here (its 1-bit ``id`` is
+        # not enough for several requesters) and the head of that queue routes each response. A read is only
+        # accepted while the queue has room.
         ext = extmem.bus
-        requesters = [dma.bus, ctrl.bus] if cfg.stub_compute else [dma.bus, compute.bus, ctrl.bus]
-        m.submodules.owners = owners = SyncFIFO(width=2, depth=extmem.queue_depth + 1)
+        if cfg.stub_compute:
+            requesters = [dma.bus, ctrl.bus]
+        else:
+            requesters = [dma.bus, compute.ofm_bus, compute.bus, compute.ifm_bus, ctrl.bus]
+        owner_bits = (len(requesters) - 1).bit_length()
+        m.submodules.owners = owners = SyncFIFO(width=owner_bits, depth=extmem.queue_depth + 1)
         grant = [Signal(name=f"grant_{n}") for n in range(len(requesters))]
         taken = 0
         for n, bus in enumerate(requesters):
@@ -190,15 +197,13 @@ class Npu(wiring.Component):
             owners.w_en.eq(ext.req.valid & ext.req.ready & ~sel_write),
             owners.w_data.eq(sum(n * grant[n] for n in range(len(requesters)))),
         ]
+        head_ready = Array(bus.resp.ready for bus in requesters)[owners.r_data]
         for n, bus in enumerate(requesters):
             m.d.comb += [
                 bus.req.ready.eq(can_go & grant[n]),
                 bus.resp.payload.eq(ext.resp.payload),
                 bus.resp.valid.eq(ext.resp.valid & owners.r_rdy & (owners.r_data == n)),
             ]
-        head_ready = Mux(owners.r_data == 0, requesters[0].resp.ready, requesters[1].resp.ready)
-        if len(requesters) == 3:
-            head_ready = Mux(owners.r_data == 2, requesters[2].resp.ready, head_ready)
         m.d.comb += [
             ext.resp.ready.eq(owners.r_rdy & head_ready),
             owners.r_en.eq(ext.resp.valid & ext.resp.ready),
@@ -214,5 +219,6 @@ register(DesignEntry(
     default="u55-128",
     make=Npu,
     blocks_doc="controller: fetch/decode/register file; dma: copy engine; extmem: memory model; "
-               "compute: weight decoder, brick RAM, MAC block, output unit; top: SHRAM, arbiter, counters",
+               "compute: weight decoder (dec), brick RAM (wbuf), IFM stager and line buffer (stager), MAC block "
+               "(mac), output unit (out), FIFOs; top: SHRAM, arbiter, counters",
 ))

@@ -2,8 +2,11 @@
 under Verilator; the OFM read back from external memory must equal the LiteRT reference kernels' output exactly.
 
 One build of design ``npu`` (preset ``u55-128``, the same build as ``test_dma.py``) serves the default tests; the
-``slow`` test repeats every model on u55-32/64/256 (one build each, ``make test-all``). Each model: 2 seeds x 2 random
-inputs; the printed lines give the NPU's busy cycles next to Vela's own estimate (``VelaArtifact.perf``).
+``slow`` tests repeat every model on u55-32/64/256 (one build each, ``make test-all``) and run single-layer models on
+a u55-128 with a starved memory system (latency 40, 1 byte/cycle) and a 1 KiB IFM line buffer, so every stall path
+of the compute unit (weights late, IFM rows late, OFM writes back-pressured, ring-mode line buffer) is exercised.
+Each model: 2 seeds x 2 random inputs; the printed lines give the NPU's busy cycles next to Vela's own estimate
+(``VelaArtifact.perf``).
 
 Known gap (FULLY_CONNECTED only; SPEC.md section 4): LiteRT's reference FULLY_CONNECTED requantises with a *single*
 rounding (``models.npu.requant.litert_fc_requantize``), CONV_2D / DEPTHWISE with the double rounding of
@@ -22,7 +25,7 @@ from models.npu.reference import ReferenceModel
 from models.npu.runner import EXT_MEMORY as EXT
 from models.npu.runner import load_bytes, read_bytes
 from rtl.npu.compute import ComputeError
-from rtl.npu.config import PRESETS
+from rtl.npu.config import PRESETS, NpuConfig
 from rtl.npu.controller import ErrorCode
 from sim.build import build
 from sim.harness import NativeSim
@@ -33,6 +36,7 @@ CFG = PRESETS[CONFIG]
 MODELS = {
     "fc16x8": lambda s: tb.single_layer(tb.FullyConnected(8), (16,), seed=s, input_zero_point=-3),
     "fc64x10_relu": lambda s: tb.single_layer(tb.FullyConnected(10, activation="RELU"), (64,), seed=s),
+    "fc600x8": lambda s: tb.single_layer(tb.FullyConnected(8), (600,), seed=s),   # 75 IFM ublocks per pixel
     "conv1x1_4x4x16_16": lambda s: tb.single_layer(tb.Conv2D(16, kernel=(1, 1)), (4, 4, 16), seed=s,
                                                    input_zero_point=5),
     "conv1x1_5x3x3_12": lambda s: tb.single_layer(tb.Conv2D(12, kernel=(1, 1)), (5, 3, 3), seed=s),  # PK order
@@ -88,7 +92,17 @@ def test_other_configs_bit_exact(config, tmp_path_factory):
     check_models(build("npu", config), PRESETS[config], list(MODELS), tmp_path_factory)
 
 
-def check_models(npu, cfg, names, tmp_path_factory):
+#: Starved memory and a tiny line buffer: most IFMs go through the ring (row slots reused), every beat waits.
+SLOW_MEMORY = NpuConfig(**{**PRESETS["u55-128"].__dict__, "shram_kib": 1, "ext_latency": 40, "ext_bandwidth": 1})
+
+
+@pytest.mark.slow
+def test_starved_memory_bit_exact(tmp_path_factory):
+    names = [n for n in MODELS if n != "chain3_12x12x8"]   # the chain DMAs weights into a (here 1 KiB) SHRAM
+    check_models(build("npu", SLOW_MEMORY), SLOW_MEMORY, names, tmp_path_factory, max_cycles=2_000_000)
+
+
+def check_models(npu, cfg, names, tmp_path_factory, max_cycles=400_000):
     """Compile each model (both seeds) for ``cfg``, run two random inputs each and compare with LiteRT exactly."""
     rng = np.random.default_rng(1234)
     with NativeSim(npu) as sim:
@@ -104,7 +118,7 @@ def check_models(npu, cfg, names, tmp_path_factory):
                 for trial in range(2):
                     x = ref.random_input(rng)
                     want = ref.run(x).reshape(-1)
-                    status, got, cycles = run_model(sim, art, x)
+                    status, got, cycles = run_model(sim, art, x, max_cycles)
                     assert status == (0, ErrorCode.OK, 0, 0), (name, seed, status)
                     np.testing.assert_array_equal(got, want, err_msg=f"{name} seed {seed} trial {trial}")
                     report.append((seed, cycles, art.perf.npu_cycles, art.perf.total_cycles))
@@ -197,3 +211,32 @@ def test_fc_single_rounding_gap(npu, tmp_path_factory):
     assert status == (0, ErrorCode.OK, 0, 0)
     np.testing.assert_array_equal(got, chain(requant.requantize))
     assert np.flatnonzero(got != want).tolist() == [4] and (int(got[4]), int(want[4])) == (-9, -8)
+
+
+def test_bad_second_op_after_good_first(npu, tmp_path_factory):
+    """Two kernel ops in flight: Vela splits this conv into two 16-channel kicks, each with its own DMA'd weight
+    stream. With the second stream overwritten by 0xFF, the first op (computing while the second one's weights
+    load) still completes bit-exact, the second answers COMPUTE_FAULT / WEIGHT_COUNT, and a good run follows."""
+    model = tb.single_layer(tb.Conv2D(32), (12, 12, 32), seed=0)
+    art = vela.compile_model(model, f"ethos-u55-{CFG.macs}", out_dir=tmp_path_factory.mktemp("two"))
+    ops = [k for k in cs.kicks(art.commands()) if k.name in ("NPU_OP_DMA_START", "NPU_OP_CONV")]
+    assert [k.name for k in ops] == ["NPU_OP_DMA_START", "NPU_OP_CONV"] * 2
+    dma, conv = ops[2], ops[3]
+    assert conv.reg("WEIGHT_REGION") == art.scratch_region and conv.reg("OFM_DEPTH_M1") == 15
+    src = dma.reg("DMA0_SRC") + conv.reg("WEIGHT_BASE") - dma.reg("DMA0_DST")
+    wd = bytearray(art.weight_data)
+    wd[src:src + conv.reg("WEIGHT_LENGTH")] = b"\xff" * conv.reg("WEIGHT_LENGTH")
+    broken = vela.VelaArtifact(**{**art.__dict__, "weight_data": bytes(wd)})
+    ref = ReferenceModel(model)
+    x = ref.random_input(np.random.default_rng(5))
+    want = ref.run(x).reshape(12, 12, 32)
+    _, basep = layout(art)
+    out = art.outputs[0]
+    with NativeSim(npu) as sim:
+        err, code, cause = run_words(sim, broken, [int(w) for w in art.command_stream], basep, x, 200_000)
+        assert (err, code, cause) == (1, ErrorCode.COMPUTE_FAULT, ComputeError.WEIGHT_COUNT.value)
+        got = np.frombuffer(read_bytes(sim, basep[out.region] + out.offset, out.nbytes), dtype=np.int8)
+        np.testing.assert_array_equal(got.reshape(12, 12, 32)[..., :16], want[..., :16])
+        status, got, _ = run_model(sim, art, x)
+        assert status == (0, ErrorCode.OK, 0, 0)
+        np.testing.assert_array_equal(got, want.reshape(-1))

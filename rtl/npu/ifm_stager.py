@@ -1,0 +1,207 @@
+"""NPU IFM stager: copies the IFM of a kernel op from external memory into an on-chip line buffer ahead of compute.
+
+The buffer (``depth`` 64-bit words, the configuration's SHRAM budget) holds one word per IFM pixel and IFM ublock
+(8 channels): word ``slot(row) * row_words + x * ublocks + u`` holds channels ``c0 + 8u .. c0 + 8u + 7`` of pixel
+``(row, x)``, with ``row_words = width * ublocks``. The eight bytes are read from external memory at the byte
+address SPEC.md section 4 gives for that pixel and channel (NHWC or NHCWB16), one or two word reads (unaligned),
+and re-aligned, so the compute unit reads a whole MAC-beat operand per position per cycle.
+
+Rows are numbered globally: pass ``k`` (the IFM is swept once per *pass*) has rows ``k * height .. (k+1) * height
+- 1``. ``rows`` counts the global rows written so far (a consumer may read a row once ``rows`` exceeds its number);
+``low`` is the lowest global row the consumer still needs. Two modes:
+
+* **resident** (``ring`` low and the whole IFM fits): one pass, ``slot(row) = row``.
+* **ring**: ``passes`` passes (channel offset ``c0`` grows by ``chan_step`` per pass), ``2**k`` row slots (the
+  largest power of two that fits), ``slot(row) = row mod 2**k``; row ``g`` is only written once ``g < low +
+  2**k``, so the stager never overwrites a row still needed. ``fits`` says whether ``span`` rows (what one consumer
+  step needs at once) fit the ring; a consumer must not start otherwise.
+
+Responses are always accepted (the buffer write never stalls), so the stager never blocks the shared response path;
+at most ``outstanding`` reads are in flight. ``abort`` stops issuing; ``busy`` stays high until every issued read has
+been answered. A response with ``err`` sets ``mem_err`` (sticky until ``start``).
+
+Read ports (``positions`` of them, asynchronous): ``rd_row`` (global row), ``rd_x``, ``rd_u`` -> ``rd_data``.
+Throughput: one read request per cycle (aligned pixels: one word per buffer word).
+"""
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from rtl.common.fifo import SyncFIFO
+from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, MemPortSignature
+
+__all__ = ["IfmStager", "fm_addr", "line_buffer_geometry"]
+
+ROW_BITS = 32
+
+
+def fm_addr(base, y, x, c, stride_y, stride_x, stride_c, nhcwb16):
+    """Byte address of channel ``c`` of pixel ``(y, x)`` (SPEC.md section 4: NHWC or NHCWB16)."""
+    nhwc = base + y * stride_y + x * stride_x + c
+    nhcwb = base + y * stride_y + (x << 4) + (c >> 4) * stride_c + c[:4]
+    return Mux(nhcwb16, nhcwb, nhwc)[:ADDR_WIDTH]
+
+
+def line_buffer_geometry(m, depth: int, width, ublocks, height, ring, span, prefix: str = ""):
+    """(row_words, slots, resident, fits) of an IFM in a ``depth``-word line buffer (see the module docstring);
+    also used by the compute unit to refuse an op before it starts."""
+    row_words = Signal(31, name=f"{prefix}row_words")
+    m.d.comb += row_words.eq(width * ublocks)
+    kmax = depth.bit_length() - 1
+    k = Signal(range(kmax + 1), name=f"{prefix}slots_log2")   # the largest k with row_words << k <= depth
+    for j in range(kmax + 1):
+        with m.If((row_words << j) <= depth):
+            m.d.comb += k.eq(j)
+    slots = Signal(range(depth + 2), name=f"{prefix}slots")
+    resident = Signal(name=f"{prefix}resident")
+    fits = Signal(name=f"{prefix}fits")
+    m.d.comb += [
+        slots.eq(1 << k),
+        resident.eq(~ring & (height * row_words <= depth)),
+        fits.eq((row_words != 0) & (row_words <= depth) & (resident | (span <= slots))),
+    ]
+    return row_words, slots, resident, fits
+
+
+class _Pending(data.Struct):
+    waddr: 16
+    shift: 3
+    two: 1       # the entry needs two words
+    second: 1    # this read is the entry's second word
+    row_end: 1   # the entry completes a row
+
+
+class IfmStager(wiring.Component):
+    """See the module docstring.
+
+    Parameters
+    ----------
+    depth : int
+        Buffer words (64 bits each).
+    positions : int
+        Read ports.
+    outstanding : int
+        Reads in flight at most.
+    """
+
+    def __init__(self, *, depth: int, positions: int, outstanding: int = 16):
+        if not isinstance(depth, int) or not 16 <= depth <= 1 << 16:
+            raise ValueError(f"depth must be an integer in 16..65536, not {depth!r}")
+        if not isinstance(positions, int) or not 1 <= positions <= 4:
+            raise ValueError(f"positions must be an integer in 1..4, not {positions!r}")
+        self.depth, self.positions, self.outstanding = depth, positions, outstanding
+        super().__init__({
+            "bus": Out(MemPortSignature),
+            "start": In(1), "abort": In(1),
+            "base": In(ADDR_WIDTH), "height": In(17), "width": In(17), "ublocks": In(14),
+            "stride_y": In(ADDR_WIDTH), "stride_x": In(ADDR_WIDTH), "stride_c": In(ADDR_WIDTH), "nhcwb16": In(1),
+            "ring": In(1), "passes": In(16), "chan_step": In(5),
+            "span": In(17), "fits": Out(1), "resident": Out(1),
+            "low": In(ROW_BITS), "rows": Out(ROW_BITS),
+            "rd_row": In(ROW_BITS).array(positions), "rd_x": In(17).array(positions), "rd_u": In(14).array(positions),
+            "rd_data": Out(WORD_BITS).array(positions),
+            "busy": Out(1), "mem_err": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        D = self.depth
+        m.submodules.buf = buf = Memory(shape=WORD_BITS, depth=D, init=[])
+        wr = buf.write_port()
+        m.submodules.pending = pend = SyncFIFO(width=_Pending.as_shape().size, depth=self.outstanding)
+
+        row_words, slots, resident, fits = line_buffer_geometry(m, D, self.width, self.ublocks, self.height,
+                                                                self.ring, self.span)
+        m.d.comb += [self.resident.eq(resident), self.fits.eq(fits)]
+
+        def word_addr(row, x, u):
+            slot = Mux(self.resident, row, row & (slots - 1))[:16]
+            return (slot * row_words + x * self.ublocks + u)[:16]
+
+        for p in range(self.positions):
+            rd = buf.read_port(domain="comb")
+            m.d.comb += [rd.addr.eq(word_addr(self.rd_row[p], self.rd_x[p], self.rd_u[p])),
+                         self.rd_data[p].eq(rd.data)]
+
+        # ---- issue side: passes x rows x pixels x ublocks -----------------------------------------------------
+        active = Signal()
+        pass_i = Signal(16)
+        gbase = Signal(ROW_BITS)
+        c0 = Signal(17)
+        r = Signal(17)
+        x = Signal(17)
+        u = Signal(14)
+        second = Signal()
+        inflight = Signal(range(self.outstanding + 1))
+        addr = Signal(ADDR_WIDTH)
+        m.d.comb += addr.eq(fm_addr(self.base, r, x, c0 + (u << 3), self.stride_y, self.stride_x, self.stride_c,
+                                    self.nhcwb16))
+        two = addr[:3] != 0
+        grow = gbase + r
+        room = self.resident | (grow < self.low + slots)
+        last_pass = pass_i + 1 >= Mux(self.resident, 1, self.passes)
+        entry_done = ~two | second
+        row_end = (x == self.width - 1) & (u == self.ublocks - 1)
+
+        issue = Signal()
+        m.d.comb += [
+            issue.eq(active & ~self.abort & room & (inflight != self.outstanding) & pend.w_stream.ready),
+            self.bus.req.valid.eq(issue),
+            self.bus.req.payload.addr.eq((addr & ~7) + Mux(second, 8, 0)),
+            pend.w_stream.valid.eq(self.bus.req.valid & self.bus.req.ready),
+        ]
+        entry = Signal(_Pending)
+        m.d.comb += [entry.waddr.eq(word_addr(grow, x, u)), entry.shift.eq(addr[:3]), entry.two.eq(two),
+                     entry.second.eq(second), entry.row_end.eq(row_end), pend.w_stream.payload.eq(entry)]
+
+        with m.If(self.bus.req.valid & self.bus.req.ready):
+            m.d.sync += second.eq(~entry_done)
+            with m.If(entry_done):
+                with m.If(u != self.ublocks - 1):
+                    m.d.sync += u.eq(u + 1)
+                with m.Else():
+                    m.d.sync += u.eq(0)
+                    with m.If(x != self.width - 1):
+                        m.d.sync += x.eq(x + 1)
+                    with m.Else():
+                        m.d.sync += x.eq(0)
+                        with m.If(r != self.height - 1):
+                            m.d.sync += r.eq(r + 1)
+                        with m.Else():
+                            m.d.sync += [r.eq(0), pass_i.eq(pass_i + 1), gbase.eq(gbase + self.height),
+                                         c0.eq(c0 + self.chan_step)]
+                            with m.If(last_pass):
+                                m.d.sync += active.eq(0)
+
+        # ---- response side -------------------------------------------------------------------------------------
+        head = Signal(_Pending)
+        lo_word = Signal(WORD_BITS)
+        m.d.comb += [head.eq(pend.r_stream.payload), self.bus.resp.ready.eq(1),
+                     pend.r_stream.ready.eq(self.bus.resp.valid)]
+        rdata = self.bus.resp.payload.rdata
+        wide = Cat(lo_word, rdata) >> (head.shift * 8)
+        m.d.comb += [wr.addr.eq(head.waddr), wr.data.eq(Mux(head.two, wide[:WORD_BITS], rdata))]
+        with m.If(self.bus.resp.valid):
+            with m.If(self.bus.resp.payload.err):
+                m.d.sync += self.mem_err.eq(1)
+            with m.If(head.two & ~head.second):
+                m.d.sync += lo_word.eq(rdata)
+            with m.Else():
+                m.d.comb += wr.en.eq(1)
+                with m.If(head.row_end):
+                    m.d.sync += self.rows.eq(self.rows + 1)
+
+        req_go = self.bus.req.valid & self.bus.req.ready
+        with m.If(req_go & ~self.bus.resp.valid):
+            m.d.sync += inflight.eq(inflight + 1)
+        with m.Elif(~req_go & self.bus.resp.valid):
+            m.d.sync += inflight.eq(inflight - 1)
+        m.d.comb += self.busy.eq(active | (inflight != 0))
+
+        with m.If(self.start):
+            m.d.sync += [active.eq(1), pass_i.eq(0), gbase.eq(0), c0.eq(0), r.eq(0), x.eq(0), u.eq(0), second.eq(0),
+                         self.rows.eq(0), self.mem_err.eq(0)]
+        with m.Elif(self.abort):
+            m.d.sync += active.eq(0)
+        return m

@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 from models.snn.params import STATE_BITS, CoreConfig
 
-__all__ = ["Command", "GlobalReg", "NeuronField", "NeuroCoreConfig", "PRESETS", "Region", "step_cycles"]
+__all__ = ["CHUNK", "Command", "GlobalReg", "NeuronField", "NeuroCoreConfig", "PRESETS", "Region", "step_cycles"]
+
+CHUNK = 32  #: sources examined per cycle when a row walk looks for the next spiking source
+NEURON_STAGES = 3  #: depth of the neuron pipeline (read + products, sums, threshold + write-back)
 
 
 class Region(enum.IntEnum):
@@ -76,7 +79,8 @@ class NeuronField(enum.IntEnum):
 class NeuroCoreConfig:
     """``n_neurons`` (N) LIF neurons, ``n_inputs`` (M >= 1) input lines, ``lanes`` (P), ``trace_bits`` (T).
 
-    P must be a power of two dividing N (checked by :class:`models.snn.params.CoreConfig`).
+    P must be a power of two dividing N (checked by :class:`models.snn.params.CoreConfig`); with P > 1 the
+    RTL also needs K = N / P to be a power of two (its weight banks split the host's word index by wiring).
     """
 
     n_neurons: int = 256
@@ -88,6 +92,10 @@ class NeuroCoreConfig:
         CoreConfig(self.n_neurons, self.n_inputs, self.lanes, self.trace_bits)
         if self.n_inputs < 1:
             raise ValueError(f"n_inputs must be at least 1, not {self.n_inputs!r}")
+        k = self.n_neurons // self.lanes
+        if self.lanes > 1 and k & (k - 1):
+            raise ValueError(f"n_neurons / lanes must be a power of two when lanes > 1, not {self.n_neurons!r} / "
+                             f"{self.lanes!r} = {k}")
 
     @property
     def core_config(self) -> CoreConfig:
@@ -108,6 +116,11 @@ class NeuroCoreConfig:
     def src_groups(self) -> int:
         """ceil(S / P): depth of the per-lane pre-trace memories."""
         return -(-self.n_sources // self.lanes)
+
+    @property
+    def chunks(self) -> int:
+        """ceil(S / 32): 32-source chunks of a spike bitmap (one cycle each in a row walk)."""
+        return -(-self.n_sources // CHUNK)
 
     @property
     def acc_bits(self) -> int:
@@ -158,32 +171,40 @@ class NeuroCoreConfig:
             return 16, False
         return self.acc_bits, True
 
-    def step_cycles(self, n_pending: int, n_now: int, n_post_groups: int, learn: bool) -> int:
+    def step_cycles(self, n_pending: int, n_now: int, n_post_groups: int, learn: bool, *,
+                    integrated: bool = False) -> int:
         """See :func:`step_cycles`."""
-        return step_cycles(self, n_pending, n_now, n_post_groups, learn)
+        return step_cycles(self, n_pending, n_now, n_post_groups, learn, integrated=integrated)
 
 
-def step_cycles(config: NeuroCoreConfig, n_pending: int, n_now: int, n_post_groups: int, learn: bool) -> int:
+def step_cycles(config: NeuroCoreConfig, n_pending: int, n_now: int, n_post_groups: int, learn: bool, *,
+                integrated: bool = False) -> int:
     """Clock cycles of one step (from its first cycle to its last, excluding raster back-pressure stalls).
 
     ``n_pending``: sources that spiked in the previous step; ``n_now``: sources (neurons + inputs) spiking in this
-    step; ``n_post_groups``: groups of P neurons ``k*P .. k*P+P-1`` with at least one spike in this step.
-    With S = N + M and K = N / P::
+    step; ``n_post_groups``: groups of P neurons ``k*P .. k*P+P-1`` with at least one spike in this step;
+    ``integrated``: the previous step ran with learning on and the host wrote nothing since but input words and
+    the RUN command, so its depression pass already summed this step's input (INTEGRATE is skipped).
+    With S = N + M, K = N / P, R = ceil(S / P) and C = ceil(S / 32)::
 
         1                                    start (latch the input bitmap)
-        + (S - n_pending) + K*n_pending + 1  integrate: 1 cycle per silent source, K per spiking one
-        + K                                  neurons, P per cycle
-        + (K - g) + S*g + 1                  potentiation (learning only): a column pass per spiking group
-        + (S - n_now) + K*n_now + 1          depression (learning only): a row pass per spiking source
-        + ceil(S / P)                        trace update, P sources per cycle
+        + C + K*n_pending + 1                integrate (unless integrated): a cycle per 32-source chunk, K per
+                                             spiking source
+        + K + 2                              neurons, P per cycle through a three-stage pipeline
+        + (K - g) + R*g + 1                  potentiation (learning only): a column pass of R cycles (P sources per
+                                             cycle, one per weight bank) per spiking group
+        + C + K*n_now + 1                    depression (learning only): like integrate, over this step's sources
+        + R                                  trace update, P sources per cycle
         + 1                                  end (raster out)
 
-    Worst case at N = M = 256, P = 4 with every source spiking and learning on: 98,501 cycles.
+    At N = M = 256, P = 4, with every source spiking and learning on: 73,959 cycles (41,174 when integrated).
     """
-    s, k = config.n_sources, config.groups
-    cycles = 1 + (s - n_pending) + k * n_pending + 1 + k + config.src_groups + 1
+    k, r, ch = config.groups, config.src_groups, config.chunks
+    cycles = 1 + k + NEURON_STAGES - 1 + r + 1
+    if not integrated:
+        cycles += ch + k * n_pending + 1
     if learn:
-        cycles += (k - n_post_groups) + s * n_post_groups + 1 + (s - n_now) + k * n_now + 1
+        cycles += (k - n_post_groups) + r * n_post_groups + 1 + ch + k * n_now + 1
     return cycles
 
 

@@ -5,36 +5,47 @@ Bit-exact with :class:`models.snn.golden.GoldenCore`; the per-step semantics are
 
 Memories
 --------
-* ``w_mem``: (N+M)*K words of 9P bits (K = N/P), word ``s*K + k`` = weights ``W[s, k*P + l]`` (int8, lane ``l``
-  at bits ``8l..8l+7``) then their P plasticity-mask bits. One synchronous read port and one write port (simple
-  dual port block RAM; the read register is ``w_word``), so a read-modify-write of P synapses completes every cycle.
-* per lane ``l`` (neuron ``i = k*P + l`` at address ``k``), asynchronous-read (LUT RAM) memories of depth K:
-  parameters ``theta``, ``v_reset``, ``v_rest``, ``bias``, ``d_v``, ``d_i``, ``t_ref`` and state ``i_syn``, ``v``,
-  ``ref``, ``y`` (post trace), ``acc`` (exact per-step input sum), ``count`` (16-bit saturating spike counter).
+* ``w_mem_<b>`` (P banks, ``b = s mod P``): the weights of source ``s`` live in bank ``s mod P``, row ``s div P``;
+  word ``row*K + k`` of a bank = weights ``W[s, k*P + l]`` (int8, lane ``l`` at bits ``8l..8l+7``) then their P
+  plasticity-mask bits (K = N/P). Each bank has one synchronous read port (all banks share the read address; the
+  read register is ``w_word_<b>``) and one write port, so a read-modify-write of P synapses per bank completes
+  every cycle. Banking by source lets a potentiation column pass rewrite P sources (P words) per cycle; with P > 1,
+  K must be a power of two so that the host's word index ``s*K + k`` splits into bank and row by wiring alone.
+* per lane ``l`` (neuron ``i = k*P + l`` at address ``k``), LUT RAMs of depth K with separate read and write
+  addresses: parameters ``theta``, ``v_reset``, ``v_rest``, ``bias``, ``d_v``, ``d_i``, ``t_ref`` and state
+  ``i_syn``, ``v``, ``ref``, ``y`` (post trace), ``acc`` (exact per-step input sum; own addresses), ``count``
+  (16-bit saturating spike counter).
 * per lane ``l``: ``x`` (pre trace of source ``s = j*P + l`` at address ``j``), depth ceil((N+M)/P).
 * registers: the global learning/synapse registers, ``pending`` (sources that spiked in the previous step),
   ``now`` (this step's source spikes), ``next_in`` (host-written inputs of the next step), status flags, counters.
 
 Step sequencer (one FSM; :func:`rtl.neurocore.config.step_cycles` gives the exact cycle count)
 -------------------------------------------------------------------------------------------------
-START latches ``next_in`` into the input part of ``now``. INTEGRATE walks ``pending`` (1 cycle per silent source,
-K cycles per spiking one) reading P weights per cycle; one cycle later (pipeline stage 1) ``acc += w << w_exp``
-per lane. NEURON visits P neurons per cycle: current decay + ``acc``, membrane, threshold, reset, refractory,
-``acc <- 0``, the spike bit into ``now``. With learning on, POTENTIATE walks every group of P neurons that has a
-spike and, for every source ``s``, rewrites word ``(s, k)`` with ``clamp(w + (A+ * decay(x[s])) >> s+)`` in the
-spiking, plastic lanes; DEPRESS walks ``now`` and rewrites the rows of spiking sources with
-``clamp(w - (A- * decay(y[i])) >> s-)`` in the plastic lanes. TRACE updates x and y, P of each per cycle.
-END moves ``now`` to ``pending`` and presents the raster. Each read-modify-write pass is pipelined (read at
-cycle c, write at c+1) and touches every word at most once, and the cycle that detects the end of a pass is the
-one in which its last write happens, so passes follow each other without hazards or extra drain cycles.
+START latches ``next_in`` into the input part of ``now``. INTEGRATE walks ``pending`` 32 sources at a time: one
+cycle loads a 32-bit chunk, a priority encoder picks its lowest spiking source, whose row is read in K cycles,
+P weights per cycle; one cycle later ``acc += w << w_exp`` per lane. NEURON is a three-stage pipeline over the
+groups of P neurons (read + decay products, current/membrane sums with saturation, threshold/reset/write-back).
+With learning on, POTENTIATE makes one column pass per group of P neurons that has a spike, reading word
+``(row, k)`` of every bank at once (P sources per cycle) and rewriting it with ``clamp(w + dw)`` in the spiking,
+plastic lanes, ``dw = min((A+ * decay(x[s])) >> s+, 255)`` (the cap changes nothing: any step of 255 or more
+clamps an int8 weight to the bound). DEPRESS walks ``now`` like INTEGRATE and rewrites the rows of spiking sources
+with ``clamp(w - dw)``, ``dw = min((A- * decay(y[i])) >> s-, 255)``, in the plastic lanes; both STDP passes are
+pipelined read (stage 0, with the trace decay) / ``dw`` (stage 1) / write (stage 2). The rows DEPRESS rewrites
+are exactly the sources the next step integrates, so stage 3 of DEPRESS adds the new weights into ``acc``: the
+next step then skips INTEGRATE (flag ``acc_ok``, cleared by any host write other than an input word or a RUN
+command; INTEGRATE's first row overwrites ``acc`` rather than adding to it, which discards such a stale sum, and
+with nothing pending that sum was empty, i.e. zero). TRACE updates x and y, P of each per cycle. END moves
+``now`` to ``pending`` and presents the raster.
+Every pass touches each weight word at most once, and a pass's last write lands before the next pass reads.
 
 Host interface (parallel; the UART front end wraps it)
 ------------------------------------------------------
 ``bus``: ``addr`` (:class:`~rtl.neurocore.config.Region` in the top 3 bits), ``wdata``, ``we``, ``re``;
 ``rdata``/``rvalid`` one cycle after ``re``. Every read is answered; writes and memory-region reads are only
 meaningful while ``busy`` is low (writes while busy are ignored). Signed fields are written as their two's
-complement low bits and read back zero-extended. ``raster`` is a stream of the N spike bits of every step; the
-core does not start a step while a raster is pending (``raster.ready`` low), so the host can pace a run.
+complement low bits and read back zero-extended; the ACC field between steps of a learning run holds the next
+step's input sum. ``raster`` is a stream of the N spike bits of every step; the core does not start a step while a
+raster is pending (``raster.ready`` low), so the host can pace a run.
 """
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
@@ -43,11 +54,13 @@ from amaranth.lib.wiring import In, Out
 
 from models.snn.params import DECAY_ONE, DECAY_SHIFT, STATE_BITS, StdpParams
 from rtl.designs import DesignEntry, register
-from rtl.neurocore.config import PRESETS, Command, GlobalReg, NeuroCoreConfig, NeuronField, Region
+from rtl.neurocore.config import CHUNK, PRESETS, Command, GlobalReg, NeuroCoreConfig, NeuronField, Region
 
 __all__ = ["HostBusSignature", "NeuroCore"]
 
 _S_LO, _S_HI = -(1 << (STATE_BITS - 1)), (1 << (STATE_BITS - 1)) - 1
+_DW_MAX = 255
+MODE_INT, MODE_POT, MODE_DEP = 0, 1, 2
 
 
 class HostBusSignature(wiring.Signature):
@@ -60,16 +73,18 @@ class HostBusSignature(wiring.Signature):
         })
 
 
-def _decay_signed(m, x, d, name):
-    """``trunc(x * (4096 - d) / 4096)`` toward zero, for a signed ``x``."""
+def _decay_product(m, x, d, name):
+    """``x * (4096 - d)`` for a signed ``x``: the multiplier half of ``decay``."""
     mul = Signal(range(DECAY_ONE + 1), name=f"{name}_m")
     prod = Signal(signed(len(x) + 14), name=f"{name}_p")
-    out = Signal(signed(len(x)), name=name)
-    m.d.comb += [
-        mul.eq(DECAY_ONE - d),
-        prod.eq(x * mul),
-        out.eq((prod + Mux(prod[-1], DECAY_ONE - 1, 0)) >> DECAY_SHIFT),
-    ]
+    m.d.comb += [mul.eq(DECAY_ONE - d), prod.eq(x * mul)]
+    return prod
+
+
+def _decay_round(m, prod, width, name):
+    """``prod / 4096`` truncated toward zero, ``width`` bits: the second half of ``decay``."""
+    out = Signal(signed(width), name=name)
+    m.d.comb += out.eq((prod + Mux(prod[-1], DECAY_ONE - 1, 0)) >> DECAY_SHIFT)
     return out
 
 
@@ -77,6 +92,14 @@ def _decay_unsigned(m, x, d, name):
     mul = Signal(range(DECAY_ONE + 1), name=f"{name}_m")
     out = Signal(len(x), name=name)
     m.d.comb += [mul.eq(DECAY_ONE - d), out.eq((x * mul) >> DECAY_SHIFT)]
+    return out
+
+
+def _stdp_step(m, gain, trace, shift, name):
+    """``min((gain * trace) >> shift, 255)``."""
+    prod = Signal(len(gain) + len(trace), name=f"{name}_p")
+    out = Signal(8, name=name)
+    m.d.comb += [prod.eq((gain * trace) >> shift), out.eq(Mux(prod > _DW_MAX, _DW_MAX, prod))]
     return out
 
 
@@ -93,6 +116,28 @@ def _saturate(m, x, name):
 
 def _clamp(x, lo, hi):
     return Mux(x < lo, lo, Mux(x > hi, hi, x))
+
+
+def _select(m, values, index, name):
+    """``values[index]`` as a named signal (a plain value when there is only one)."""
+    if len(values) == 1:
+        return values[0]
+    out = Signal(len(values[0]), name=name)
+    with m.Switch(index):
+        for i, v in enumerate(values):
+            with m.Case(i):
+                m.d.comb += out.eq(v)
+    return out
+
+
+def _lowest_bit(m, bits, name):
+    """(index of the lowest set bit of ``bits``, that bit alone)."""
+    low = Signal(len(bits), name=f"{name}_onehot")
+    idx = Signal(max(1, (len(bits) - 1).bit_length()), name=name)
+    m.d.comb += low.eq(bits & (~bits + 1))
+    m.d.comb += idx.eq(Cat(*(Cat(*(low[i] for i in range(len(bits)) if i >> t & 1)).any()
+                             for t in range(len(idx)))))
+    return idx, low
 
 
 class NeuroCore(wiring.Component):
@@ -130,6 +175,8 @@ class NeuroCore(wiring.Component):
         m = Module()
         n, p, k_n, s_n, ks = c.n_neurons, c.lanes, c.groups, c.n_sources, c.src_groups
         lp, tb = c.lane_bits, c.trace_bits
+        kb = (k_n - 1).bit_length()        # K = 2**kb whenever P > 1
+        n_chunks = c.chunks
         tmax = (1 << tb) - 1
         bus = self.bus
         d0 = StdpParams()
@@ -164,11 +211,13 @@ class NeuroCore(wiring.Component):
         step_cyc = Signal(32, name="step_cyc")
         last_cycles = Signal(32, name="last_cycles")
         remaining = Signal(24, name="remaining")
+        acc_ok = Signal(name="acc_ok")     # acc already holds the sum over `pending` (see the module docstring)
 
         n_pad = -(-n // 32) * 32
         m_pad = -(-c.n_inputs // 32) * 32
-        pending = Signal(ks * p, name="pending")   # S[t-1] (padded with zero sources)
-        now = Signal(ks * p, name="now")           # S[t]
+        sw = max(n_chunks * CHUNK, ks * p)
+        pending = Signal(sw, name="pending")   # S[t-1] (padded with zero sources)
+        now = Signal(sw, name="now")           # S[t]
         next_in = Signal(m_pad, name="next_in")
         last_spikes = Signal(n_pad, name="last_spikes")
         raster_valid = Signal(name="raster_valid")
@@ -177,13 +226,25 @@ class NeuroCore(wiring.Component):
             m.d.sync += raster_valid.eq(0)
 
         # -- memories --------------------------------------------------------------------------------------------
-        m.submodules.w_mem = w_mem = Memory(shape=c.weight_word_bits, depth=s_n * k_n, init=[])
-        # An asynchronous read port plus an explicit register (a named fault site, merged into the block RAM by
-        # synthesis), as in rtl/common/sram.py: together a synchronous read with one cycle of latency.
-        w_rd_comb = w_mem.read_port(domain="comb")
-        w_wr = w_mem.write_port()
-        w_word = Signal(c.weight_word_bits, name="w_word")
-        m.d.sync += w_word.eq(w_rd_comb.data)
+        bank_depth = ks * k_n
+        w_raddr = Signal(range(bank_depth), name="w_raddr")
+        w_waddr = Signal(range(bank_depth), name="w_waddr")
+        w_word, w_wen, w_wdata = [], [], []
+        for b in range(p):
+            mem = Memory(shape=c.weight_word_bits, depth=bank_depth, init=[])
+            m.submodules[f"w_mem_{b}"] = mem
+            # An asynchronous read port plus an explicit register (a named fault site, merged into the block RAM by
+            # synthesis), as in rtl/common/sram.py: together a synchronous read with one cycle of latency.
+            rp, wp = mem.read_port(domain="comb"), mem.write_port()
+            word = Signal(c.weight_word_bits, name=f"w_word_{b}")
+            m.d.comb += [rp.addr.eq(w_raddr), wp.addr.eq(w_waddr)]
+            m.d.sync += word.eq(rp.data)
+            w_word.append(word)
+            w_wen.append(wp.en)
+            w_wdata.append(wp.data)
+
+        def bank_addr(row, k):
+            return row * k_n + k if p == 1 else Cat(k[:kb], row)
 
         field_shapes = {
             NeuronField.THETA: (signed(STATE_BITS), 1 << 10), NeuronField.V_RESET: (signed(STATE_BITS), 0),
@@ -194,7 +255,10 @@ class NeuroCore(wiring.Component):
             NeuronField.Y: (unsigned(tb), 0), NeuronField.ACC: (signed(c.acc_bits), 0),
             NeuronField.COUNT: (unsigned(16), 0),
         }
-        naddr = Signal(range(max(k_n, ks)), name="naddr")   # address of every neuron memory this cycle
+        n_raddr = Signal(range(k_n), name="n_raddr")   # read address of every neuron memory but acc
+        n_waddr = Signal(range(k_n), name="n_waddr")
+        acc_raddr = Signal(range(k_n), name="acc_raddr")
+        acc_waddr = Signal(range(k_n), name="acc_waddr")
         xaddr = Signal(range(ks), name="xaddr")
         nrd, nwr = {}, {}
         for f, (shape, init) in field_shapes.items():
@@ -203,7 +267,10 @@ class NeuroCore(wiring.Component):
                 mem = Memory(shape=shape, depth=k_n, init=[init] * k_n)
                 m.submodules[f"{f.name.lower()}_{lane}"] = mem
                 rp, wp = mem.read_port(domain="comb"), mem.write_port()
-                m.d.comb += [rp.addr.eq(naddr), wp.addr.eq(naddr)]
+                if f == NeuronField.ACC:
+                    m.d.comb += [rp.addr.eq(acc_raddr), wp.addr.eq(acc_waddr)]
+                else:
+                    m.d.comb += [rp.addr.eq(n_raddr), wp.addr.eq(n_waddr)]
                 nrd[f].append(rp)
                 nwr[f].append(wp)
         xrd, xwr = [], []
@@ -231,112 +298,180 @@ class NeuroCore(wiring.Component):
         h_field = index[nb:nb + 4]
         h_neuron = index[:nb]
         h_lane = h_neuron[:lp] if lp else Const(0, 1)
+        h_bank = index[kb:kb + lp] if lp else Const(0, 1)
+        h_waddr = Cat(index[:kb], index[kb + lp:]) if lp else index
 
-        # -- sequencer iterators and the stage-1 (write-back) pipeline registers -------------------------------
-        src = Signal(range(s_n + 1), name="src")
+        # -- sequencer iterators ---------------------------------------------------------------------------------
         grp = Signal(range(k_n + 1), name="grp")
-        row_base = Signal(range(s_n * k_n + k_n + 1), name="row_base")
-        j = Signal(range(max(k_n, ks) + 1), name="j")
-        MODE_INT, MODE_POT, MODE_DEP = 0, 1, 2
+        j = Signal(range(max(k_n, ks) + 2), name="j")
+        chunk = Signal(range(n_chunks + 1), name="chunk")        # next chunk of the bitmap to load
+        cbase = Signal(range(max(n_chunks, 2)), name="cbase")     # chunk held in cb
+        cb = Signal(CHUNK, name="cb")                            # its spiking sources not yet walked
+        wk = Signal(range(k_n), name="wk")                       # word of the row being walked
+        low_idx, low = _lowest_bit(m, cb, "low_idx")
+        walk_src = Signal(range(n_chunks * CHUNK), name="walk_src")
+        m.d.comb += walk_src.eq(Cat(low_idx, cbase))
+        walk_bank = walk_src[:lp] if lp else Const(0, 1)
+        walk_addr = bank_addr(walk_src[lp:], wk)
+
+        # -- weight pipeline: stage 0 reads (and decays the trace), 1 computes dw, 2 writes, 3 accumulates --------
+        bank_bits = max(1, lp)
         p_valid = Signal(name="p_valid")
         p_mode = Signal(2, name="p_mode")
-        p_addr = Signal(range(s_n * k_n), name="p_addr")
+        p_bank = Signal(bank_bits, name="p_bank")
+        p_waddr = Signal(range(bank_depth), name="p_waddr")
         p_k = Signal(range(k_n), name="p_k")
+        p_first = Signal(name="p_first")      # INT: the first walked row, which overwrites acc instead of adding
+        int_first = Signal(name="int_first")
         p_lanes = Signal(p, name="p_lanes")
-        p_dw_pot = Signal(24, name="p_dw_pot")
-        p_dw_dep = [Signal(24, name=f"p_dw_dep_{lane}") for lane in range(p)]
-        m.d.sync += p_valid.eq(0)
-        rd_addr = Signal(range(s_n * k_n), name="rd_addr")
-        m.d.comb += w_rd_comb.addr.eq(rd_addr)
+        p_bvalid = Signal(p, name="p_bvalid")
+        p_t = [Signal(tb, name=f"p_t_{i}") for i in range(p)]   # decayed x of bank i (POT) or y of lane i (DEP)
+        q_valid = Signal(name="q_valid")
+        q_mode = Signal(2, name="q_mode")
+        q_bank = Signal(bank_bits, name="q_bank")
+        q_waddr = Signal(range(bank_depth), name="q_waddr")
+        q_k = Signal(range(k_n), name="q_k")
+        q_lanes = Signal(p, name="q_lanes")
+        q_bvalid = Signal(p, name="q_bvalid")
+        q_word = [Signal(c.weight_word_bits, name=f"q_word_{b}") for b in range(p)]
+        q_dw = [Signal(8, name=f"q_dw_{i}") for i in range(p)]
+        r_valid = Signal(name="r_valid")
+        r_k = Signal(range(k_n), name="r_k")
+        r_new = Signal(8 * p, name="r_new")
+        m.d.sync += [p_valid.eq(0), r_valid.eq(0)]
 
-        # STDP increments computed at stage 0 from the traces read this cycle
-        x_sel = Signal(tb, name="x_sel")
-        m.d.comb += x_sel.eq(Cat(*(xrd[lane].data for lane in range(p))).word_select(src[:lp], tb) if lp
-                             else xrd[0].data)
-        xd_sel = _decay_unsigned(m, x_sel, d_x, "xd_sel")
-        dw_pot = Signal(24, name="dw_pot")
-        m.d.comb += dw_pot.eq((a_plus * xd_sel) >> s_plus)
-        dw_dep = []
-        for lane in range(p):
-            yd = _decay_unsigned(m, rd(NeuronField.Y, lane), d_y, f"yd_{lane}")
-            dw = Signal(24, name=f"dw_dep_{lane}")
-            m.d.comb += dw.eq((a_minus * yd) >> s_minus)
-            dw_dep.append(dw)
+        xd = [_decay_unsigned(m, xrd[lane].data, d_x, f"xd_{lane}") for lane in range(p)]
+        yd = [_decay_unsigned(m, rd(NeuronField.Y, lane), d_y, f"yd_{lane}") for lane in range(p)]
+        last_row_banks = Const(sum(1 << b for b in range(p) if (ks - 1) * p + b < s_n), p)
 
-        def issue(mode, addr, k_val, lanes=None):
-            m.d.comb += rd_addr.eq(addr)
-            m.d.sync += [p_valid.eq(1), p_mode.eq(mode), p_addr.eq(addr), p_k.eq(k_val)]
-            if lanes is not None:
-                m.d.sync += p_lanes.eq(lanes)
+        def issue(mode, addr, k_val, bank=None, lanes=None, row=None):
+            m.d.comb += w_raddr.eq(addr)
+            m.d.sync += [p_valid.eq(1), p_mode.eq(mode), p_waddr.eq(addr), p_k.eq(k_val)]
+            if bank is not None:
+                m.d.sync += p_bank.eq(bank)
+            if mode == MODE_INT:
+                m.d.sync += p_first.eq(int_first)
             if mode == MODE_POT:
-                m.d.sync += p_dw_pot.eq(dw_pot)
+                m.d.sync += [p_lanes.eq(lanes), p_bvalid.eq(Mux(row == ks - 1, last_row_banks, (1 << p) - 1))]
+                m.d.sync += [p_t[b].eq(xd[b]) for b in range(p)]
             if mode == MODE_DEP:
-                m.d.sync += [p_dw_dep[lane].eq(dw_dep[lane]) for lane in range(p)]
+                m.d.sync += [p_t[lane].eq(yd[lane]) for lane in range(p)]
 
-        def row_walk(bitmap, mode, k_reg, done_state):
-            """One row per set bit of ``bitmap``: K words each; one cycle per clear bit."""
-            with m.If(src == s_n):
-                m.d.sync += [src.eq(0), row_base.eq(0), k_reg.eq(0)]
-                m.next = done_state
-            with m.Elif(bitmap.bit_select(src, 1)):
-                issue(mode, row_base + k_reg, k_reg)
-                with m.If(k_reg == k_n - 1):
-                    m.d.sync += [k_reg.eq(0), src.eq(src + 1), row_base.eq(row_base + k_n)]
+        def row_walk(bitmap, mode, done_state):
+            """Every set bit of ``bitmap``, lowest first: its row, K words; one cycle per 32-bit chunk loaded."""
+            with m.If(cb == 0):
+                with m.If(chunk == n_chunks):
+                    m.d.sync += chunk.eq(0)
+                    m.next = done_state
                 with m.Else():
-                    m.d.sync += k_reg.eq(k_reg + 1)
+                    m.d.sync += [cb.eq(bitmap.word_select(chunk, CHUNK)), cbase.eq(chunk), chunk.eq(chunk + 1)]
             with m.Else():
-                m.d.sync += [src.eq(src + 1), row_base.eq(row_base + k_n)]
+                issue(mode, walk_addr, wk, bank=walk_bank)
+                with m.If(wk == k_n - 1):
+                    m.d.sync += [wk.eq(0), cb.eq(cb & ~low)]
+                with m.Else():
+                    m.d.sync += wk.eq(wk + 1)
 
-        # stage 1: read-modify-write of the word read in the previous cycle
-        word = w_word
-        w_lane = [word[8 * lane:8 * lane + 8].as_signed() for lane in range(p)]
-        mask = word[8 * p:9 * p]
-        with m.If(p_valid):
-            with m.Switch(p_mode):
-                with m.Case(MODE_INT):
-                    for lane in range(p):
-                        wr(NeuronField.ACC, lane, rd(NeuronField.ACC, lane) + (w_lane[lane] << w_exp))
-                with m.Case(MODE_POT):
-                    new = [Mux(p_lanes[lane] & mask[lane], _clamp(w_lane[lane] + p_dw_pot, w_min, w_max)[:8],
-                               w_lane[lane][:8]) for lane in range(p)]
-                    m.d.comb += [w_wr.en.eq(1), w_wr.addr.eq(p_addr), w_wr.data.eq(Cat(*new, mask))]
-                with m.Case(MODE_DEP):
-                    new = [Mux(mask[lane], _clamp(w_lane[lane] - p_dw_dep[lane], w_min, w_max)[:8],
-                               w_lane[lane][:8]) for lane in range(p)]
-                    m.d.comb += [w_wr.en.eq(1), w_wr.addr.eq(p_addr), w_wr.data.eq(Cat(*new, mask))]
+        # stage 1: INT adds the word read in the previous cycle; POT/DEP compute their weight step
+        word1 = _select(m, w_word, p_bank, "word1")
+        with m.If(p_valid & (p_mode == MODE_INT)):
+            for lane in range(p):
+                w = word1[8 * lane:8 * lane + 8].as_signed()
+                wr(NeuronField.ACC, lane, Mux(p_first, 0, rd(NeuronField.ACC, lane)) + (w << w_exp))
+        gain = Mux(p_mode == MODE_POT, a_plus, a_minus)
+        shift = Mux(p_mode == MODE_POT, s_plus, s_minus)
+        dw = [_stdp_step(m, gain, p_t[i], shift, f"dw_{i}") for i in range(p)]
+        m.d.sync += [q_valid.eq(p_valid & (p_mode != MODE_INT)), q_mode.eq(p_mode), q_bank.eq(p_bank),
+                     q_waddr.eq(p_waddr), q_k.eq(p_k), q_lanes.eq(p_lanes), q_bvalid.eq(p_bvalid)]
+        m.d.sync += [q_word[b].eq(w_word[b]) for b in range(p)]
+        m.d.sync += [q_dw[i].eq(dw[i]) for i in range(p)]
 
-        # -- neuron datapath (P lanes, state of neurons naddr*P + lane) ------------------------------------------
+        # stage 2: write back (POT: every bank; DEP: the walked source's bank, and pass its new weights on)
+        def lanes_of(word):
+            return [word[8 * lane:8 * lane + 8].as_signed() for lane in range(p)], word[8 * p:9 * p]
+
+        word2 = _select(m, q_word, q_bank, "word2")
+        with m.If(q_valid):
+            m.d.comb += w_waddr.eq(q_waddr)
+            with m.If(q_mode == MODE_POT):
+                for b in range(p):
+                    w, mask = lanes_of(q_word[b])
+                    new = [Mux(q_lanes[lane] & mask[lane], _clamp(w[lane] + q_dw[b], w_min, w_max)[:8],
+                               w[lane][:8]) for lane in range(p)]
+                    m.d.comb += [w_wen[b].eq(q_bvalid[b]), w_wdata[b].eq(Cat(*new, mask))]
+            with m.Else():
+                w, mask = lanes_of(word2)
+                new = [Mux(mask[lane], _clamp(w[lane] - q_dw[lane], w_min, w_max)[:8], w[lane][:8])
+                       for lane in range(p)]
+                for b in range(p):
+                    m.d.comb += [w_wen[b].eq(q_bank == b), w_wdata[b].eq(Cat(*new, mask))]
+                m.d.sync += [r_valid.eq(1), r_k.eq(q_k), r_new.eq(Cat(*new))]
+
+        # stage 3 (DEP): the rewritten row is a source of the next step, so its weights go into acc now
+        m.d.comb += [acc_raddr.eq(r_k), acc_waddr.eq(r_k)]
+        with m.If(r_valid):
+            for lane in range(p):
+                w = r_new[8 * lane:8 * lane + 8].as_signed()
+                wr(NeuronField.ACC, lane, rd(NeuronField.ACC, lane) + (w << w_exp))
+
+        # -- neuron pipeline: A reads and multiplies, B sums and saturates, C thresholds and writes back ----------
+        na_valid = Signal(name="na_valid")
+        nb_valid = Signal(name="nb_valid")
+        na_j = Signal(range(k_n), name="na_j")
+        nb_j = Signal(range(k_n), name="nb_j")
+        m.d.sync += [na_valid.eq(0), nb_valid.eq(na_valid), na_j.eq(j), nb_j.eq(na_j)]
         spikes = Signal(p, name="spikes")
-        lane_ovf_i = []
-        lane_ovf_v = []
-        neuron_writes = []
+        neuron_writes, lane_ovf_i, lane_ovf_v = [], [], []
+
+        def pipe(name, shape, value):
+            r = Signal(shape, name=name)
+            m.d.sync += r.eq(value)
+            return r
+
         for lane in range(p):
-            cur, v, ref = rd(NeuronField.I_SYN, lane), rd(NeuronField.V, lane), rd(NeuronField.REF, lane)
-            theta, v_reset = rd(NeuronField.THETA, lane), rd(NeuronField.V_RESET, lane)
-            v_rest, bias = rd(NeuronField.V_REST, lane), rd(NeuronField.BIAS, lane)
-            i_dec = _decay_signed(m, cur, rd(NeuronField.D_I, lane), f"i_dec_{lane}")
-            i_new, i_ovf = _saturate(m, i_dec + rd(NeuronField.ACC, lane), f"i_new_{lane}")
+            def reg(name, shape, value, stage="na", lane=lane):
+                return pipe(f"{stage}_{name}_{lane}", shape, value)
+
             v_diff = Signal(signed(STATE_BITS + 1), name=f"v_diff_{lane}")
-            m.d.comb += v_diff.eq(v - v_rest)
-            v_dec = _decay_signed(m, v_diff, rd(NeuronField.D_V, lane), f"v_dec_{lane}")
-            v_int, v_int_ovf = _saturate(m, v_rest + v_dec + i_new + bias, f"v_int_{lane}")
+            m.d.comb += v_diff.eq(rd(NeuronField.V, lane) - rd(NeuronField.V_REST, lane))
+            i_prod = _decay_product(m, rd(NeuronField.I_SYN, lane), rd(NeuronField.D_I, lane), f"i_dec_{lane}")
+            v_prod = _decay_product(m, v_diff, rd(NeuronField.D_V, lane), f"v_dec_{lane}")
+            a_iprod = reg("iprod", i_prod.shape(), i_prod)
+            a_vprod = reg("vprod", v_prod.shape(), v_prod)
+            a_acc = reg("acc", signed(c.acc_bits), rd(NeuronField.ACC, lane))
+            a_rb = reg("rb", signed(STATE_BITS + 1), rd(NeuronField.V_REST, lane) + rd(NeuronField.BIAS, lane))
+            a_tr = reg("tr", signed(STATE_BITS + 1), rd(NeuronField.THETA, lane) - rd(NeuronField.V_RESET, lane))
+            a_fields = {f: reg(f.name.lower(), field_shapes[f][0], rd(f, lane))
+                        for f in (NeuronField.V, NeuronField.REF, NeuronField.THETA, NeuronField.V_RESET,
+                                  NeuronField.T_REF, NeuronField.COUNT)}
+
+            i_dec = _decay_round(m, a_iprod, STATE_BITS, f"i_dec_{lane}")
+            i_new, i_ovf = _saturate(m, i_dec + a_acc, f"i_new_{lane}")
+            v_dec = _decay_round(m, a_vprod, STATE_BITS + 1, f"v_dec_{lane}")
+            v_int, v_int_ovf = _saturate(m, a_rb + v_dec + i_new, f"v_int_{lane}")
+            b_inew = reg("inew", signed(STATE_BITS), i_new, "nb")
+            b_iovf = reg("iovf", 1, i_ovf, "nb")
+            b_vint = reg("vint", signed(STATE_BITS), v_int, "nb")
+            b_vovf = reg("vovf", 1, v_int_ovf, "nb")
+            b_tr = reg("tr", signed(STATE_BITS + 1), a_tr, "nb")
+            b = {f: reg(f.name.lower(), field_shapes[f][0], r, "nb") for f, r in a_fields.items()}
+
             held = Signal(name=f"held_{lane}")
             v1 = Signal(signed(STATE_BITS), name=f"v1_{lane}")
             spike = spikes[lane]
-            m.d.comb += [held.eq(ref != 0), v1.eq(Mux(held, v, v_int)), spike.eq(~held & (v1 >= theta))]
-            v_sub, v_sub_ovf = _saturate(m, v1 - (theta - v_reset), f"v_sub_{lane}")
-            v_after = Mux(spike, Mux(reset_mode, v_sub, v_reset), v1)
-            ref_after = Mux(spike, rd(NeuronField.T_REF, lane), Mux(held, ref - 1, ref))
-            lane_ovf_i.append(i_ovf)
-            lane_ovf_v.append((~held & v_int_ovf) | (spike & reset_mode & v_sub_ovf))
-            neuron_writes.append((i_new, v_after, ref_after))
+            v, ref = b[NeuronField.V], b[NeuronField.REF]
+            m.d.comb += [held.eq(ref != 0), v1.eq(Mux(held, v, b_vint)), spike.eq(~held & (v1 >= b[NeuronField.THETA]))]
+            v_sub, v_sub_ovf = _saturate(m, v1 - b_tr, f"v_sub_{lane}")
+            v_after = Mux(spike, Mux(reset_mode, v_sub, b[NeuronField.V_RESET]), v1)
+            ref_after = Mux(spike, b[NeuronField.T_REF], Mux(held, ref - 1, ref))
+            lane_ovf_i.append(b_iovf)
+            lane_ovf_v.append((~held & b_vovf) | (spike & reset_mode & v_sub_ovf))
+            neuron_writes.append((b_inew, v_after, ref_after, b[NeuronField.COUNT]))
 
         # -- trace datapath (x of sources j*P + lane, y of neurons j*P + lane) -----------------------------------
         trace_writes = []
         for lane in range(p):
             bit_x = now.bit_select(j * p + lane, 1)
-            xd = _decay_unsigned(m, xrd[lane].data, d_x, f"xd_{lane}")
-            yd = _decay_unsigned(m, rd(NeuronField.Y, lane), d_y, f"ydt_{lane}")
             bit_y = Signal(name=f"bit_y_{lane}")
             m.d.comb += bit_y.eq(bit_x & (j < k_n))
 
@@ -345,7 +480,7 @@ class NeuroCore(wiring.Component):
                 add_mode = Mux(added > tmax, tmax, added)
                 return Mux(trace_mode, Mux(bit, amount, dec), add_mode)
 
-            trace_writes.append((upd(xd, bit_x, a_pre), upd(yd, bit_y, a_post)))
+            trace_writes.append((upd(xd[lane], bit_x, a_pre), upd(yd[lane], bit_y, a_post)))
 
         # -- the step sequencer ----------------------------------------------------------------------------------
         cmd_write = host_we & (region == Region.CTRL) & (index == 0)
@@ -356,8 +491,9 @@ class NeuroCore(wiring.Component):
             m.d.sync += step_cyc.eq(step_cyc + 1)
         with m.FSM(name="seq"):
             with m.State("IDLE"):
-                m.d.comb += [idle.eq(1), naddr.eq(h_neuron >> lp), xaddr.eq(index >> lp),
-                             rd_addr.eq(index)]
+                m.d.comb += [idle.eq(1), n_raddr.eq(h_neuron >> lp), n_waddr.eq(h_neuron >> lp),
+                             acc_raddr.eq(h_neuron >> lp), acc_waddr.eq(h_neuron >> lp), xaddr.eq(index >> lp),
+                             w_raddr.eq(h_waddr), w_waddr.eq(h_waddr)]
                 with m.If(cmd_write & (cmd_op == Command.RUN) & (cmd_steps != 0)):
                     m.d.sync += remaining.eq(cmd_steps)
                     m.next = "START"
@@ -366,29 +502,35 @@ class NeuroCore(wiring.Component):
                     m.next = "CLEAR"
             with m.State("START"):
                 with m.If(~raster_valid | self.raster.ready):
-                    m.d.sync += [now.eq(next_in[:c.n_inputs] << n), next_in.eq(0),
-                                 src.eq(0), row_base.eq(0), j.eq(0), grp.eq(0), step_cyc.eq(1)]
-                    m.next = "INTEGRATE"
+                    m.d.sync += [now.eq(next_in[:c.n_inputs] << n), next_in.eq(0), j.eq(0), grp.eq(0),
+                                 step_cyc.eq(1), int_first.eq(1)]
+                    with m.If(acc_ok):
+                        m.next = "NEURON"
+                    with m.Else():
+                        m.next = "INTEGRATE"
             with m.State("INTEGRATE"):
-                m.d.comb += naddr.eq(p_k)
-                row_walk(pending, MODE_INT, j, "NEURON")
+                m.d.comb += [acc_raddr.eq(p_k), acc_waddr.eq(p_k)]
+                row_walk(pending, MODE_INT, "NEURON")
+                with m.If((cb != 0) & (wk == k_n - 1)):
+                    m.d.sync += int_first.eq(0)
             with m.State("NEURON"):
-                m.d.comb += naddr.eq(j)
-                for lane in range(p):
-                    i_new, v_after, ref_after = neuron_writes[lane]
-                    wr(NeuronField.I_SYN, lane, i_new)
-                    wr(NeuronField.V, lane, v_after)
-                    wr(NeuronField.REF, lane, ref_after)
-                    wr(NeuronField.ACC, lane, 0)
-                    count = rd(NeuronField.COUNT, lane)
-                    with m.If(spikes[lane] & (count != 0xFFFF)):
-                        wr(NeuronField.COUNT, lane, count + 1)
-                m.d.sync += now.word_select(j, p).eq(spikes)
-                with m.If(Cat(*lane_ovf_i).any()):
-                    m.d.sync += ovf_i.eq(1)
-                with m.If(Cat(*lane_ovf_v).any()):
-                    m.d.sync += ovf_v.eq(1)
-                with m.If(j == k_n - 1):
+                m.d.comb += [n_raddr.eq(j), acc_raddr.eq(j), n_waddr.eq(nb_j), acc_waddr.eq(nb_j)]
+                m.d.sync += na_valid.eq(j < k_n)
+                with m.If(nb_valid):
+                    for lane in range(p):
+                        i_new, v_after, ref_after, count = neuron_writes[lane]
+                        wr(NeuronField.I_SYN, lane, i_new)
+                        wr(NeuronField.V, lane, v_after)
+                        wr(NeuronField.REF, lane, ref_after)
+                        wr(NeuronField.ACC, lane, 0)
+                        with m.If(spikes[lane] & (count != 0xFFFF)):
+                            wr(NeuronField.COUNT, lane, count + 1)
+                    m.d.sync += now.word_select(nb_j, p).eq(spikes)
+                    with m.If(Cat(*lane_ovf_i).any()):
+                        m.d.sync += ovf_i.eq(1)
+                    with m.If(Cat(*lane_ovf_v).any()):
+                        m.d.sync += ovf_v.eq(1)
+                with m.If(j == k_n + 1):
                     m.d.sync += j.eq(0)
                     with m.If(learn):
                         m.next = "POTENTIATE"
@@ -397,24 +539,24 @@ class NeuroCore(wiring.Component):
                 with m.Else():
                     m.d.sync += j.eq(j + 1)
             with m.State("POTENTIATE"):
-                m.d.comb += xaddr.eq(src >> lp)
-                group_spikes = now.word_select(grp[:max(1, (k_n - 1).bit_length())], p)
+                m.d.comb += xaddr.eq(j)
+                group_spikes = now.word_select(grp[:max(1, kb)], p)
                 with m.If(grp == k_n):
-                    m.d.sync += [grp.eq(0), src.eq(0), row_base.eq(0)]
+                    m.d.sync += [grp.eq(0), j.eq(0)]
                     m.next = "DEPRESS"
                 with m.Elif(group_spikes.any()):
-                    issue(MODE_POT, row_base + grp, 0, group_spikes)
-                    with m.If(src == s_n - 1):
-                        m.d.sync += [src.eq(0), row_base.eq(0), grp.eq(grp + 1)]
+                    issue(MODE_POT, bank_addr(j, grp), 0, lanes=group_spikes, row=j)
+                    with m.If(j == ks - 1):
+                        m.d.sync += [j.eq(0), grp.eq(grp + 1)]
                     with m.Else():
-                        m.d.sync += [src.eq(src + 1), row_base.eq(row_base + k_n)]
+                        m.d.sync += j.eq(j + 1)
                 with m.Else():
                     m.d.sync += grp.eq(grp + 1)
             with m.State("DEPRESS"):
-                m.d.comb += naddr.eq(j)
-                row_walk(now, MODE_DEP, j, "TRACE")
+                m.d.comb += n_raddr.eq(wk)
+                row_walk(now, MODE_DEP, "TRACE")
             with m.State("TRACE"):
-                m.d.comb += [naddr.eq(j), xaddr.eq(j)]
+                m.d.comb += [n_raddr.eq(j), n_waddr.eq(j), xaddr.eq(j)]
                 for lane in range(p):
                     x_new, y_new = trace_writes[lane]
                     m.d.comb += [xwr[lane].en.eq(1), xwr[lane].data.eq(x_new)]
@@ -426,7 +568,7 @@ class NeuroCore(wiring.Component):
                 with m.Else():
                     m.d.sync += j.eq(j + 1)
             with m.State("END"):
-                m.d.sync += [pending.eq(now), last_spikes.eq(now[:n]), raster_valid.eq(1),
+                m.d.sync += [pending.eq(now), last_spikes.eq(now[:n]), raster_valid.eq(1), acc_ok.eq(learn),
                              step_count.eq(step_count + 1), last_cycles.eq(step_cyc + 1),
                              remaining.eq(remaining - 1)]
                 with m.If(remaining == 1):
@@ -434,7 +576,7 @@ class NeuroCore(wiring.Component):
                 with m.Else():
                     m.next = "START"
             with m.State("CLEAR"):
-                m.d.comb += [naddr.eq(j), xaddr.eq(j)]
+                m.d.comb += [n_raddr.eq(j), n_waddr.eq(j), acc_raddr.eq(j), acc_waddr.eq(j), xaddr.eq(j)]
                 for lane in range(p):
                     m.d.comb += [xwr[lane].en.eq(j < ks), xwr[lane].data.eq(0)]
                     with m.If(j < k_n):
@@ -449,6 +591,8 @@ class NeuroCore(wiring.Component):
                 with m.Else():
                     m.d.sync += j.eq(j + 1)
         # -- host writes (idle only) -----------------------------------------------------------------------------
+        with m.If(host_we & (region != Region.INPUT) & ~(cmd_write & (cmd_op == Command.RUN))):
+            m.d.sync += acc_ok.eq(0)
         with m.If(host_we):
             with m.Switch(region):
                 with m.Case(Region.GLOBAL):
@@ -457,7 +601,8 @@ class NeuroCore(wiring.Component):
                             with m.Case(reg_id):
                                 m.d.sync += reg.eq(bus.wdata[:len(reg)])
                 with m.Case(Region.WEIGHT):
-                    m.d.comb += [w_wr.en.eq(1), w_wr.addr.eq(index), w_wr.data.eq(bus.wdata)]
+                    for b in range(p):
+                        m.d.comb += [w_wen[b].eq(h_bank == b), w_wdata[b].eq(bus.wdata)]
                 with m.Case(Region.NEURON):
                     with m.Switch(h_field):
                         for f in NeuronField:
@@ -476,8 +621,9 @@ class NeuroCore(wiring.Component):
         # -- host reads: registered, answered one cycle after re -------------------------------------------------
         rdata_reg = Signal(c.data_width, name="rdata_reg")
         rd_weight = Signal(name="rd_weight")
-        m.d.sync += [bus.rvalid.eq(bus.re), rd_weight.eq(region == Region.WEIGHT)]
-        m.d.comb += bus.rdata.eq(Mux(rd_weight, w_word, rdata_reg))
+        rd_bank = Signal(bank_bits, name="rd_bank")
+        m.d.sync += [bus.rvalid.eq(bus.re), rd_weight.eq(region == Region.WEIGHT), rd_bank.eq(h_bank)]
+        m.d.comb += bus.rdata.eq(Mux(rd_weight, _select(m, w_word, rd_bank, "rd_word"), rdata_reg))
         value = Signal(c.data_width, name="read_value")
         with m.Switch(region):
             with m.Case(Region.CTRL):
@@ -520,6 +666,7 @@ register(DesignEntry(
     presets=PRESETS,
     default="16x16",
     make=NeuroCore,
-    blocks_doc="w_mem: weights + plasticity mask; <field>_<lane>: per-lane neuron memories; x_<lane>: pre traces; "
-               "top: sequencer, global registers, spike bitmaps",
+    blocks_doc="w_mem_<b>: weight banks (weights + plasticity mask of sources s = b mod P); <field>_<lane>: "
+               "per-lane neuron memories; x_<lane>: pre traces; top: sequencer, pipelines, global registers, "
+               "spike bitmaps",
 ))

@@ -10,8 +10,9 @@ a response is being sent are discarded, and an inter-byte timeout (``timeout_cyc
 the parser resynchronises after any byte sequence and never hangs.
 
 Timing: a command costs its bytes on the line plus a few cycles per word on the bus; a RUN step costs the engine's
-:func:`~rtl.neurocore.config.step_cycles` plus ``ceil(M/8) + ceil(M/32) + 2`` cycles (input load, RUN write), then
-``ceil(N/8)`` raster bytes on the line (``10 * divisor`` cycles each; the next step starts after the last one).
+:func:`~rtl.neurocore.config.step_cycles` plus ``ceil(M/8) + ceil(M/32) + 3`` cycles (input load, RUN write
+through the registered bus request), then ``ceil(N/8)`` raster bytes on the line (``10 * divisor`` cycles each;
+the next step starts after the last one).
 """
 from dataclasses import dataclass, field
 
@@ -181,6 +182,14 @@ class NeuroCoreUart(wiring.Component):
         id_bytes = Const(VERSION | c.n_neurons << 8 | c.n_inputs << 24 | c.lanes << 40 | c.trace_bits << 48
                          | cfg.max_payload << 56, 72)
 
+        # The bus request is registered: it cuts the path from the link FSM into the engine's memories.
+        req_addr = Signal.like(bus.addr, name="req_addr")
+        req_wdata = Signal.like(bus.wdata, name="req_wdata")
+        req_we = Signal(name="req_we")
+        req_re = Signal(name="req_re")
+        m.d.sync += [req_we.eq(0), req_re.eq(0)]
+        m.d.comb += [bus.addr.eq(req_addr), bus.wdata.eq(req_wdata), bus.we.eq(req_we), bus.re.eq(req_re)]
+
         def bus_addr(r, index):
             r = Const(int(r), 3) if isinstance(r, Region) else r
             return (r.as_unsigned() << c.index_bits) | index[:c.index_bits]
@@ -331,15 +340,17 @@ class NeuroCoreUart(wiring.Component):
                 with m.Else():
                     m.d.sync += k.eq(k + 1)
             with m.State("W_BUS"):
-                m.d.comb += [bus.addr.eq(bus_addr(region, hdr_a)), bus.wdata.eq(word), bus.we.eq(1)]
+                m.d.sync += [req_addr.eq(bus_addr(region, hdr_a)), req_wdata.eq(word), req_we.eq(1)]
                 m.d.sync += [hdr_a.eq(hdr_a + 1), k.eq(0), word.eq(0)]
                 with m.If(ptr == length):
                     m.next = "H_SYNC"
                 with m.Else():
                     m.next = "W_BYTE"
             with m.State("X_RESET"):
-                m.d.comb += [bus.addr.eq(bus_addr(Region.CTRL, Const(0, 16))), bus.wdata.eq(Command.SOFT_RESET),
-                             bus.we.eq(1)]
+                m.d.sync += [req_addr.eq(bus_addr(Region.CTRL, Const(0, 16))), req_wdata.eq(Command.SOFT_RESET),
+                             req_we.eq(1)]
+                m.next = "X_GAP"
+            with m.State("X_GAP"):       # the core sees the registered command now; busy rises next cycle
                 m.next = "X_WAIT"
             with m.State("X_WAIT"):
                 with m.If(~core.busy):
@@ -392,11 +403,12 @@ class NeuroCoreUart(wiring.Component):
                 m.d.sync += [hdr_a[8:].eq(buf_rd.data), ptr.eq(ptr + 1)]
                 m.next = "R_ISSUE"
             with m.State("R_ISSUE"):
-                m.d.comb += [bus.addr.eq(bus_addr(region, hdr_a)), bus.re.eq(1)]
+                m.d.sync += [req_addr.eq(bus_addr(region, hdr_a)), req_re.eq(1)]
                 m.next = "R_CAP"
             with m.State("R_CAP"):
-                m.d.sync += [word.eq(bus.rdata), k.eq(0)]
-                m.next = "R_SEND"
+                with m.If(bus.rvalid):
+                    m.d.sync += [word.eq(bus.rdata), k.eq(0)]
+                    m.next = "R_SEND"
             with m.State("R_SEND"):
                 with m.If(send(word.word_select(k, 8))):
                     m.d.sync += k.eq(k + 1)
@@ -418,14 +430,14 @@ class NeuroCoreUart(wiring.Component):
                 with m.If(k == in_bytes - 1):
                     m.next = "U_WIN"
             with m.State("U_WIN"):
-                m.d.comb += [bus.addr.eq(bus_addr(Region.INPUT, chunk)),
-                             bus.wdata.eq(inbits.word_select(chunk, 32)), bus.we.eq(1)]
+                m.d.sync += [req_addr.eq(bus_addr(Region.INPUT, chunk)),
+                             req_wdata.eq(inbits.word_select(chunk, 32)), req_we.eq(1)]
                 m.d.sync += chunk.eq(chunk + 1)
                 with m.If(chunk == n_chunks - 1):
                     m.next = "U_RUN"
             with m.State("U_RUN"):
-                m.d.comb += [bus.addr.eq(bus_addr(Region.CTRL, Const(0, 16))),
-                             bus.wdata.eq(Command.RUN | 1 << 8), bus.we.eq(1)]
+                m.d.sync += [req_addr.eq(bus_addr(Region.CTRL, Const(0, 16))),
+                             req_wdata.eq(Command.RUN | 1 << 8), req_we.eq(1)]
                 m.next = "U_WAIT"
             with m.State("U_WAIT"):
                 m.d.comb += core.raster.ready.eq(1)

@@ -92,7 +92,7 @@ class NativeCore:
         self.y_mems = [sim.element_index(f"top.y_{lane}") for lane in range(cfg.lanes)]
         self.x_mems = [sim.element_index(f"top.x_{lane}") for lane in range(cfg.lanes)]
         self.count_mems = [sim.element_index(f"top.count_{lane}") for lane in range(cfg.lanes)]
-        self.w_mem = sim.element_index("top.w_mem")
+        self.w_banks = [sim.element_index(f"top.w_mem_{b}") for b in range(cfg.lanes)]
 
     def cycles(self, ops: list[tuple[str, int, int]], idle_after: int = 0):
         """Apply ``(kind, addr, data)`` bus operations ('w', 'r' or '-' idle), one per cycle; returns outputs."""
@@ -156,23 +156,32 @@ class NativeCore:
         return np.stack([self.sim.read_memory(e) for e in self.count_mems], axis=1).reshape(-1).astype(np.int64)
 
     def weights(self):
-        return decode_words(self.cfg, self.sim.read_memory(self.w_mem))
+        """Weights and mask from the banks: source s is row s // P of bank s % P."""
+        cfg, k = self.cfg, self.cfg.groups
+        banks = [self.sim.read_memory(e) for e in self.w_banks]
+        words = [int(banks[s % cfg.lanes][(s // cfg.lanes) * k + i]) for s in range(cfg.n_sources) for i in range(k)]
+        return decode_words(cfg, words)
 
 
-def predicted_cycles(cfg, pending: np.ndarray, now: np.ndarray, learn: bool) -> int:
+def predicted_cycles(cfg, pending: np.ndarray, now: np.ndarray, learn: bool, integrated: bool) -> int:
     groups = int(now[:cfg.n_neurons].reshape(cfg.groups, cfg.lanes).any(axis=1).sum())
-    return step_cycles(cfg, int(pending.sum()), int(now.sum()), groups, learn)
+    return step_cycles(cfg, int(pending.sum()), int(now.sum()), groups, learn, integrated=integrated)
 
 
 def lockstep(core: NativeCore, golden: GoldenCore, inputs: np.ndarray, pending: np.ndarray, *,
-             check_state_every: int = 1, check_weights_every: int = 50) -> tuple[np.ndarray, list[int]]:
-    """Run ``len(inputs)`` steps on both, comparing everything; returns the final pending bitmap and cycles."""
+             check_state_every: int = 1, check_weights_every: int = 50,
+             integrated: bool = False) -> tuple[np.ndarray, list[int]]:
+    """Run ``len(inputs)`` steps on both, comparing everything; returns the final pending bitmap and cycles.
+
+    ``integrated``: the step before ran with learning on and only inputs were written since (see step_cycles).
+    """
     cfg = core.cfg
     cycles = []
     for t, inp in enumerate(inputs):
         spikes_gold = golden.run(1, inp[None, :])[0]
         now = np.concatenate([spikes_gold, inp])
-        predicted = predicted_cycles(cfg, pending, now, golden.learning)
+        predicted = predicted_cycles(cfg, pending, now, golden.learning, integrated)
+        integrated = golden.learning
         spikes, status, measured = core.step(inp, predicted)
         assert measured == predicted
         cycles.append(measured)
@@ -199,9 +208,21 @@ def lockstep(core: NativeCore, golden: GoldenCore, inputs: np.ndarray, pending: 
 def test_config():
     cfg = PRESETS["256x256"]
     assert (cfg.groups, cfg.src_groups, cfg.weight_word_bits) == (64, 128, 36)
+    # S = 512 sources, K = 64 words per row, R = 128 trace/column cycles, C = 16 chunks of 32 sources
+    start_end, neurons, trace = 2, 64 + 2, 128
+    walk_all = 16 + 64 * 512 + 1
     worst = step_cycles(cfg, 512, 512, 64, True)
-    assert worst == 98_501 and worst <= 100_000
-    assert step_cycles(cfg, 0, 0, 0, False) == 1 + 513 + 64 + 128 + 1
+    assert worst == start_end + walk_all + neurons + (128 * 64 + 1) + walk_all + trace == 73_959
+    assert worst <= 100_000
+    assert step_cycles(cfg, 512, 512, 64, True, integrated=True) == worst - walk_all
+    assert step_cycles(cfg, 0, 0, 0, False) == start_end + 17 + neurons + trace
+    # 10% activity: 51 sources spiked in the previous step and 51 in this one, 26 neuron spikes in 22 groups
+    ten = (16 + 64 * 51 + 1)
+    assert step_cycles(cfg, 51, 51, 22, False) == start_end + ten + neurons + trace
+    assert step_cycles(cfg, 51, 51, 22, True, integrated=True) == \
+        start_end + neurons + (42 + 128 * 22 + 1) + ten + trace
+    with pytest.raises(ValueError, match="n_neurons / lanes must be a power of two"):
+        NeuroCoreConfig(12, 4, 4)
     with pytest.raises(ValueError, match="lanes must be a power of two"):
         NeuroCoreConfig(12, 4, 3)
     with pytest.raises(ValueError, match="n_inputs must be at least 1"):
@@ -259,6 +280,29 @@ def test_native_16_stdp_1000_steps(native16):
         print(f"16x16 cycles per step: min {min(cycles + more)}, max {max(cycles + more)}")
 
 
+def test_native_16_host_writes_between_learning_steps(native16):
+    """A learning step sums the next step's input in its depression pass; a host write to the weights of the
+    pending sources (or an input-only write) in between must leave the RTL bit-exact, with the cycles predicted."""
+    cfg = PRESETS["16x16"]
+    golden = random_golden(cfg, seed=7)
+    rng = np.random.default_rng(8)
+    with NativeSim(native16) as sim:
+        core = NativeCore(cfg, sim)
+        core.write(setup_writes(cfg, golden))
+        pending, _ = lockstep(core, golden, rng.random((20, cfg.n_inputs)) < 0.4,
+                              np.zeros(cfg.n_sources, dtype=bool), check_weights_every=1)
+        assert pending.any()
+        w = golden.weights().astype(np.int64)
+        w[pending] = rng.integers(-128, 128, size=(int(pending.sum()), cfg.n_neurons))
+        golden.set_weights(w)
+        words = weight_words(cfg, golden.weights(), golden.plastic())
+        rows = np.flatnonzero(pending)
+        core.write([(cfg.address(Region.WEIGHT, s * cfg.groups + k), int(words[s * cfg.groups + k]))
+                    for s in rows for k in range(cfg.groups)])
+        # lockstep asserts the cycles: the first step after the write integrates again (integrated=False)
+        lockstep(core, golden, rng.random((20, cfg.n_inputs)) < 0.4, pending, check_weights_every=1)
+
+
 def test_native_16_saturation_and_soft_reset(native16):
     """Huge weights drive I and v into saturation (status flags); a soft reset clears state but not weights."""
     cfg = PRESETS["16x16"]
@@ -295,7 +339,7 @@ def test_native_64_stdp(native64):
         golden.set_neuron_params(theta=np.full(cfg.n_neurons, -(1 << 23)), t_ref=0)
         core.write(param_writes(cfg, golden))
         _, worst = lockstep(core, golden, np.ones((6, cfg.n_inputs), dtype=bool), pending, check_weights_every=1)
-        assert worst[-1] == step_cycles(cfg, cfg.n_sources, cfg.n_sources, cfg.groups, True)
+        assert worst[-1] == step_cycles(cfg, cfg.n_sources, cfg.n_sources, cfg.groups, True, integrated=True)
         print(f"64x64 cycles per step: min {min(cycles)}, max {max(cycles)}, worst case {worst[-1]}")
 
 

@@ -288,7 +288,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
                 db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                                [(k, json.dumps(v)) for k, v in meta.items()])
         workers = max(1, workers or os.cpu_count() or 1)
-        spec = _UpsetSpec(result, config, workload, workload_seed, workload_cycles, interval, mbu)
+        spec = InitSpec(result, config, workload, workload_seed, workload_cycles, interval, mbu)
         runner = make_scheduler(spec, workers, scheduler)
         inline = InlineScheduler(spec)
 
@@ -322,26 +322,6 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
             runner.close()
         db.close()
     return campaign_status(path)
-
-
-@dataclass(frozen=True)
-class _UpsetSpec(InitSpec):
-    """An :class:`~faultinj.scheduler.InitSpec` whose golden run injects ``upset``-bit upsets (the scheduler calls
-    ``spec.golden().inject(sites, cycles)``)."""
-
-    upset: int = 1
-
-    def golden(self):
-        return _UpsetInjector(super().golden(), self.upset)
-
-
-@dataclass(frozen=True)
-class _UpsetInjector:
-    golden: object
-    upset: int
-
-    def inject(self, sites, cycles):
-        return self.golden.inject(sites, cycles, upset=self.upset)
 
 
 def _run_rounds(db, space: FaultSpace, rule: StoppingRule, rates: list[str], seed: int, execute):

@@ -125,8 +125,8 @@ def check_upset(upset) -> int:
 
 
 def correction_ports(workload: Workload) -> tuple[str, ...]:
-    """The workload's correction ports (``correct``; none for workloads without the attribute)."""
-    return tuple(getattr(workload, "correct", ()) or ())
+    """The workload's correction ports (``correct``)."""
+    return tuple(workload.correct)
 
 
 def load_image(sim: NativeSim, workload: Workload):
@@ -234,33 +234,12 @@ def cocotb_reference_outcomes(build_: Build, workload: Workload, sites, cycles, 
                               simulator: str = "icarus") -> tuple[np.ndarray, float]:
     """Outcomes of faults from the cocotb reference path (:mod:`faultinj.cocotb_reference`) and its wall time.
 
-    Independent of the native harness: cocotb drives the same Verilog, resets and replays from cycle 0 per fault,
-    flips through the simulator's handles and compares outputs and the final state itself. Icarus by default:
-    through cocotb's VPI, Verilator silently drops a deposit into a register that is also a top-level output port
-    (e.g. the MAC array's ``out``), so that path cannot flip every site; Icarus can, and is a second simulator.
+    Independent of the native harness: cocotb drives the same Verilog, restores the power-on state and the memory
+    image and replays from cycle 0 per fault, flips through the simulator's handles and compares outputs, memory
+    regions and the final state itself. Icarus by default: through cocotb's VPI, Verilator silently drops a deposit
+    into a register that is also a top-level output port (e.g. the MAC array's ``out``), so that path cannot flip
+    every site; Icarus can, and is a second simulator.
     """
-    import tempfile
-    from pathlib import Path
+    from faultinj.cocotb_reference import reference_outcomes
 
-    from sim.cocotb_glue import run_cocotb
-
-    if workload.memory or workload.regions or workload.complete or workload.detect:
-        raise RampartError(f"workload {workload.name}: the cocotb reference path supports per-cycle outputs only (no "
-                           "memory image, memory regions, completion or detection ports); use ReferenceRun")
-    sites = np.asarray(sites, dtype=np.int64)
-    with NativeSim(build_) as sim:
-        decoded = [sim.site(int(s)) for s in sites]
-    names = np.array([build_.state[e].var for e, _, _ in decoded], dtype=object)
-    with tempfile.TemporaryDirectory() as tmp:
-        case, result = Path(tmp) / "case.npz", Path(tmp) / "result.npz"
-        np.savez(case, inputs=np.array(workload.inputs, dtype=object),
-                 observe=np.ones(workload.cycles, bool) if workload.observe is None else workload.observe,
-                 outputs=np.array(workload.outputs, dtype=object),
-                 state_names=np.array([e.var for e in build_.state], dtype=object),
-                 state_depths=np.array([e.depth for e in build_.state]), names=names,
-                 words=np.array([w for _, w, _ in decoded]), bits=np.array([b for _, _, b in decoded]),
-                 cycles=np.asarray(cycles, dtype=np.int64))
-        run_cocotb(build_.design, build_.config, "faultinj.cocotb_reference", test_dir=Path(tmp),
-                   simulator=simulator, extra_env={"RAMPART_FI_CASE": str(case), "RAMPART_FI_RESULT": str(result)})
-        data = np.load(result)
-        return data["outcomes"], float(data["seconds"])
+    return reference_outcomes(build_, workload, sites, cycles, simulator=simulator)

@@ -11,10 +11,13 @@ import signal
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from sim.build import Build
 from sim.errors import RampartError
 
-__all__ = ["InitSpec", "Scheduler", "InlineScheduler", "PoolScheduler", "DaskScheduler", "make_scheduler"]
+__all__ = ["InitSpec", "Scheduler", "InlineScheduler", "PoolScheduler", "DaskScheduler", "make_scheduler",
+           "split_tasks", "merge_results"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class InitSpec:
     workload_seed: int
     workload_cycles: int | None
     interval: int | None
+    upset: int = 1          # bits flipped per fault (multi-bit upsets: adjacent bits of one word)
 
     def golden(self):
         from faultinj.engine import golden_run
@@ -58,7 +62,7 @@ _GOLDEN: dict = {}
 def run_task(spec: InitSpec, task):
     """Run one batch (in whatever process this is); the golden run is built once per process and spec."""
     ids, sites, cycles = task
-    outcomes, simulated = spec.golden().inject(sites, cycles)
+    outcomes, simulated = spec.golden().inject(sites, cycles, upset=spec.upset)
     return ids, outcomes, simulated
 
 
@@ -115,11 +119,40 @@ def _pool_run(task):
     return run_task(_POOL_SPEC[0], task)
 
 
+def split_tasks(tasks: Iterable, pieces: int, minimum: int = 16) -> Iterator:
+    """Each task ``(ids, sites, cycles)`` as up to ``pieces`` consecutive sub-tasks of at least ``minimum`` faults.
+
+    Injections differ widely in cost (an early-stopped masked fault vs. a latent one run to the end), so a few
+    large batches leave workers idle at the end of a round; smaller pieces keep them busy until the last one."""
+    for ids, sites, cycles in tasks:
+        n = len(ids)
+        size = max(minimum, -(-n // pieces))
+        for start in range(0, n, size):
+            yield ids[start:start + size], sites[start:start + size], cycles[start:start + size]
+
+
+def merge_results(results: list):
+    """Several ``(ids, outcomes, cycles simulated)`` results as one."""
+    if len(results) == 1:
+        return results[0]
+    return tuple(np.concatenate(parts) for parts in zip(*results, strict=True))
+
+
 class PoolScheduler(Scheduler):
-    """``workers`` forked local processes (created on first use, kept across rounds)."""
+    """``workers`` forked local processes (created on first use, kept across rounds).
+
+    Each batch runs as ``2 x workers`` pieces (see :func:`split_tasks`) for load balance, and finished pieces are
+    handed back merged into results of at least the batch size, so the client commits no more often than it would
+    without the split (a commit costs the client, which shares the cores with the workers)."""
 
     def __init__(self, spec: InitSpec, workers: int):
         self.spec, self.workers, self.pool = spec, workers, None
+        self._batch = 1
+
+    def _sized(self, tasks):
+        for task in tasks:
+            self._batch = max(self._batch, len(task[0]))
+            yield task
 
     def map(self, tasks):
         if self.pool is None:
@@ -127,7 +160,16 @@ class PoolScheduler(Scheduler):
 
             ctx = multiprocessing.get_context("fork")
             self.pool = ctx.Pool(self.workers, initializer=_pool_init, initargs=(self.spec,))
-        yield from self.pool.imap_unordered(_pool_run, tasks)
+        pieces = split_tasks(self._sized(tasks), 2 * self.workers)
+        done, count = [], 0
+        for result in self.pool.imap_unordered(_pool_run, pieces):
+            done.append(result)
+            count += len(result[0])
+            if count >= self._batch:
+                yield merge_results(done)
+                done, count = [], 0
+        if done:
+            yield merge_results(done)
 
     def close(self):
         if self.pool is not None:

@@ -34,7 +34,7 @@ import numpy as np
 from sim.errors import RampartError
 
 __all__ = ["Workload", "WORKLOADS", "register_workload", "get_workload", "make_workload", "scaffolding_blocks",
-           "mac_array_matmul", "npu_conv"]
+           "mac_array_matmul", "npu_conv", "npu_cnn", "npu_network"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,6 +52,7 @@ class Workload:
     regions: tuple = ()                    # (state element hier name, first word, count) compared at the end
     complete: str | None = None            # completion output port; None: the run ends at ``cycles``
     detect: tuple[str, ...] = ()           # detection output ports (non-zero: DETECTED_UNRECOVERABLE)
+    correct: tuple[str, ...] = ()          # correction ports (an ECC's ``corrected``: DETECTED_RECOVERABLE)
     watchdog: int | None = None            # with ``complete``: HANG if not complete by then (None: 2 * cycles)
     exclude_blocks: tuple[str, ...] = ()   # simulation scaffolding, never sampled
 
@@ -198,7 +199,7 @@ register_workload("mac_array_matmul", "mac_array", mac_array_matmul,
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# NPU: one Vela-compiled convolution from external memory
+# NPU: Vela-compiled networks from external memory
 
 NPU_EXTMEM = "top.extmem.storage"
 #: Cycles the golden run goes on after ``done`` rises (the end state then has ``done`` high).
@@ -212,14 +213,20 @@ def _npu_conv_model(seed: int):
     return tb.single_layer(tb.Conv2D(8), (8, 8, 8), seed=seed)
 
 
-def _npu_artifact(config, seed: int):
-    """(TfliteModel, Vela artifact) of the npu_conv network for ``config``'s accelerator (Vela output cached)."""
+def _npu_cnn_model(seed: int):
+    from models.npu import tflite_builder as tb
+
+    layers = (tb.Conv2D(16, (3, 3), (2, 2), activation="RELU"), tb.DepthwiseConv2D((3, 3), activation="RELU"),
+              tb.Conv2D(8, (1, 1)))
+    return tb.build_model(tb.ModelSpec((16, 16, 8), layers, seed))
+
+
+def _npu_artifact(config, model):
+    """The Vela artifact of ``model`` for ``config``'s accelerator (Vela output cached)."""
     from models.npu import vela
     from sim.build import cache_root
 
-    model = _npu_conv_model(seed)
-    art = vela.compile_model(model, f"ethos-u55-{config.macs}", cache_dir=cache_root() / "vela")
-    return model, art
+    return vela.compile_model(model, f"ethos-u55-{config.macs}", cache_dir=cache_root() / "vela")
 
 
 def _bytes_to_words(payload: bytes) -> np.ndarray:
@@ -238,16 +245,29 @@ def npu_conv(config, seed: int = 0, cycles: int | None = None) -> Workload:
     a plain run of the build, cached per process). ``params``: ``model``, ``artifact``, ``input`` (int8 NHWC),
     ``ofm`` (byte address, bytes), ``done_cycle``.
     """
+    return npu_network("npu_conv", config, _npu_conv_model(seed), seed, cycles)
+
+
+def npu_cnn(config, seed: int = 0, cycles: int | None = None) -> Workload:
+    """A Vela-compiled 3-layer int8 CNN on a 16x16x8 input: 3x3 stride-2 conv to 16 channels + ReLU, 3x3 depthwise
+    + ReLU, 1x1 conv to 8 channels (weights from ``seed``); memory image, stimulus and observation as
+    :func:`npu_conv` (the OFM is the 8x8x8 output; the intermediate tensors live in the scratch region)."""
+    return npu_network("npu_cnn", config, _npu_cnn_model(seed), seed, cycles)
+
+
+def npu_network(name: str, config, model, seed: int = 0, cycles: int | None = None) -> Workload:
+    """The NPU running the Vela-compiled ``model`` (a ``tflite_builder.TfliteModel``) once from external memory, on
+    a seeded random input; see :func:`npu_conv` for the memory image, stimulus, observation and ``params``."""
     if cycles is not None and cycles < 3:
         raise RampartError(f"cycles must be >= 3, not {cycles}")
-    model, art = _npu_artifact(config, seed)
+    art = _npu_artifact(config, model)
     (inp,), (out,) = art.inputs, art.outputs
     if not inp.region == out.region == art.scratch_region:
-        raise RampartError("npu_conv: the network's input and output are not in the scratch region")
+        raise RampartError(f"{name}: the network's input and output are not in the scratch region")
     weight_addr = -(-len(art.cmd_data) // 4096) * 4096
     scratch_addr = weight_addr + -(-len(art.weight_data) // 4096) * 4096
     if scratch_addr + art.scratch_size > config.ext_mem_bytes:
-        raise RampartError("npu_conv: the network does not fit the configured external memory")
+        raise RampartError(f"{name}: the network does not fit the configured external memory")
     basep = [0] * 8
     basep[art.weight_region] = weight_addr
     basep[art.scratch_region] = scratch_addr
@@ -255,7 +275,7 @@ def npu_conv(config, seed: int = 0, cycles: int | None = None) -> Workload:
     x = rng.integers(-128, 128, size=inp.numel, dtype=np.int8)
     in_addr, ofm_addr = scratch_addr + inp.offset, scratch_addr + out.offset
     if in_addr % 8:
-        raise RampartError("npu_conv: the input is not 8-byte aligned")
+        raise RampartError(f"{name}: the input is not 8-byte aligned")
     memory = ((NPU_EXTMEM, 0, _bytes_to_words(art.cmd_data)),
               (NPU_EXTMEM, weight_addr // 8, _bytes_to_words(art.weight_data)),
               (NPU_EXTMEM, in_addr // 8, _bytes_to_words(x.tobytes())))
@@ -271,21 +291,21 @@ def npu_conv(config, seed: int = 0, cycles: int | None = None) -> Workload:
         inputs["start"] = start
         return inputs
 
-    key = (repr(config), seed)
+    key = (name, repr(config), seed)
     if key not in _NPU_CACHE:
-        _NPU_CACHE[key] = _npu_done_cycle(config, memory, stimulus)
+        _NPU_CACHE[key] = _npu_done_cycle(name, config, memory, stimulus)
     done_cycle = _NPU_CACHE[key]
     if cycles is None:
         cycles = done_cycle + NPU_DONE_MARGIN
     elif cycles <= done_cycle:
-        raise RampartError(f"npu_conv needs more than {done_cycle} cycles (done rises at {done_cycle}), not {cycles}")
+        raise RampartError(f"{name} needs more than {done_cycle} cycles (done rises at {done_cycle}), not {cycles}")
     params = {"seed": seed, "model": model, "artifact": art, "input": x.reshape(inp.shape[-3:]),
               "ofm": (ofm_addr, out.numel), "done_cycle": done_cycle, "basep": basep}
-    return Workload("npu_conv", "npu", config, stimulus(cycles), (), None, params, memory=memory, regions=regions,
+    return Workload(name, "npu", config, stimulus(cycles), (), None, params, memory=memory, regions=regions,
                     complete="done", detect=("error",), exclude_blocks=("extmem",))
 
 
-def _npu_done_cycle(config, memory, stimulus, limit: int = 1 << 20) -> int:
+def _npu_done_cycle(name: str, config, memory, stimulus, limit: int = 1 << 20) -> int:
     """First cycle at which ``done`` is high (sampled before that cycle's edge) in a plain run of the workload."""
     from rtl.designs import get_design
     from sim.build import build
@@ -293,21 +313,25 @@ def _npu_done_cycle(config, memory, stimulus, limit: int = 1 << 20) -> int:
 
     get_design("npu")
     with NativeSim(build("npu", config)) as sim:
-        for name, first, values in memory:
-            sim.load_memory(sim.element_index(name), values, first)
+        for element, first, values in memory:
+            sim.load_memory(sim.element_index(element), values, first)
         n, chunk = 0, 4096
         while n < limit:
             inputs = stimulus(n + chunk)
             trace = sim.run_stimulus({k: v[n:] for k, v in inputs.items()}, ["done", "error"])
             if trace["error"].any():
-                raise RampartError("npu_conv: the NPU reported an error in the fault-free run")
+                code = sim.peek("error_code")
+                raise RampartError(f"{name}: the NPU reported an error (code {code}) in the fault-free run")
             high = np.flatnonzero(trace["done"][:, 0])
             if len(high):
                 return n + int(high[0])
             n += chunk
-    raise RampartError(f"npu_conv: the NPU did not finish within {limit} cycles")
+    raise RampartError(f"{name}: the NPU did not finish within {limit} cycles")
 
 
 register_workload("npu_conv", "npu", npu_conv,
                   "Vela-compiled 3x3 conv 8x8x8 -> 8 from external memory; OFM compared at done, error detected",
                   exclude_blocks=("extmem",))
+register_workload("npu_cnn", "npu", npu_cnn,
+                  "Vela-compiled 3-layer CNN 16x16x8 (3x3 conv s2 -> 3x3 depthwise -> 1x1 conv) from external "
+                  "memory; OFM compared at done, error detected", exclude_blocks=("extmem",))

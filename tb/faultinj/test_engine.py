@@ -1,5 +1,4 @@
 """faultinj.engine: the fast C injector (checkpoints, digests, early stop) against the plain full-replay reference."""
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -154,14 +153,7 @@ def test_upset_wraps_within_one_word(mac):
         assert (changed - base).tolist() == [0, 1, width - 2, width - 1]
 
 
-@dataclass(frozen=True, eq=False)
-class _EccWorkload(Workload):
-    """A Workload with correction ports (the engine reads ``correct`` when a workload has it)."""
-
-    correct: tuple[str, ...] = ()
-
-
-def _secded_reads(result, config, cycles=600, seed=3) -> _EccWorkload:
+def _secded_reads(result, config, cycles=600, seed=3) -> Workload:
     """Every word of a SECDED SRAM loaded with random data, then read in address order, twice over."""
     memory = next(e for e in result.state if e.kind == "mem")
     data = np.random.default_rng(seed).integers(0, 1 << config.width, config.depth)
@@ -169,7 +161,7 @@ def _secded_reads(result, config, cycles=600, seed=3) -> _EccWorkload:
     inputs = {"addr": addr, "re": np.ones(cycles, dtype=np.uint64), "we": np.zeros(cycles, dtype=np.uint64),
               "wdata": np.zeros(cycles, dtype=np.uint64)}
     image = ((memory.hier_name, 0, [config.encode_int(int(d)) for d in data]),)
-    return _EccWorkload("secded_reads", "sram", result.config, inputs, ("rdata",), memory=image,
+    return Workload("secded_reads", "sram", result.config, inputs, ("rdata",), memory=image,
                         detect=("error",), correct=("corrected",))
 
 

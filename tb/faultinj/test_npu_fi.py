@@ -5,6 +5,8 @@ The workload loads a memory image (command stream, weights, input) into the exte
 watchdog = 2 x golden length). Checked here: the golden run is bit-exact against LiteRT; the fast engine
 (snapshots, digests, early stop, ``rp_inject_batch_ex``) agrees with the plain :class:`ReferenceRun` on every
 fault; the ``extmem`` scaffolding is never sampled by a campaign. One build of ``npu`` u55-32 (~40-60 s cold).
+The independent reference (cocotb + Icarus, no shared code with the native harness) is checked against the fast
+engine on this workload in test_cocotb_reference.py.
 """
 import sqlite3
 

@@ -4,7 +4,10 @@ The cache has two levels. A build lives in a folder named after a hash of its *n
 harness source and the tool versions, so Verilator only runs when the hardware itself changed. A second name, a
 hash of the design sources (every file of the ``rtl`` package) and the configuration, is a symbolic link to that
 folder: a hit on it only reads ``build.json`` without elaborating anything; a miss elaborates the design (seconds)
-and reuses the netlist folder when an edit elsewhere in ``rtl`` left this design's netlist unchanged. The cache
+and reuses the netlist folder when an edit elsewhere in ``rtl`` left this design's netlist unchanged. The sources
+key is the digest taken when ``rtl`` was imported (``rtl.SOURCES_AT_IMPORT``); a process whose ``rtl`` files changed
+on disk since then cannot know which version it loaded, so it skips the link and names the build by its netlist
+only (otherwise a stale netlist could be filed under the new sources' key). The cache
 root is ``$RAMPART_CACHE`` or ``~/.cache/rampart``. Concurrent builders of the same key (pytest workers, FI
 processes) serialise on a lock file and finished folders and links appear atomically by rename.
 """
@@ -80,11 +83,7 @@ def cache_root() -> Path:
 
 
 def _source_digest() -> str:
-    digest = hashlib.sha256()
-    rtl_root = Path(rtl.__file__).parent
-    for path in sorted(rtl_root.rglob("*.py")):
-        digest.update(str(path.relative_to(rtl_root)).encode())
-        digest.update(path.read_bytes())
+    digest = hashlib.sha256(rtl.SOURCES_AT_IMPORT.encode())
     for path in (HARNESS_SOURCE, Path(netlist.__file__), Path(__file__)):
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -110,13 +109,18 @@ def build(design: str, config: Any = None, *, trace: bool = False) -> Build:
     entry = get_design(design)
     if not isinstance(config, entry.config_type):
         config = entry.config(config)
-    key = build_key(design, config)
-    directory = cache_root() / f"{design}-{key[:20]}"
-    result = _load(directory, config)
-    if result is None:
-        cache_root().mkdir(parents=True, exist_ok=True)
-        with _locked(cache_root() / f".{design}-{key[:20]}.lock"):
-            result = _load(directory, config) or _build_by_netlist(entry, config, directory)
+    cache_root().mkdir(parents=True, exist_ok=True)
+    if rtl.source_digest() != rtl.SOURCES_AT_IMPORT:
+        # rtl/ was edited after this process imported it: the loaded modules may be of either version, so only
+        # the netlist (what was actually elaborated) can name the build
+        result = _build_by_netlist(entry, config, None)
+    else:
+        key = build_key(design, config)
+        link = cache_root() / f"{design}-{key[:20]}"
+        result = _load(link, config)
+        if result is None:
+            with _locked(cache_root() / f".{design}-{key[:20]}.lock"):
+                result = _load(link, config) or _build_by_netlist(entry, config, link)
     if trace and not result.trace_library.exists():
         with _locked(cache_root() / f".{result.directory.resolve().name}.lock"):
             if not result.trace_library.exists():
@@ -124,8 +128,8 @@ def build(design: str, config: Any = None, *, trace: bool = False) -> Build:
     return result
 
 
-def _build_by_netlist(entry, config, link: Path) -> Build:
-    """Elaborate, then build into (or reuse) the netlist-keyed folder and point ``link`` at it."""
+def _build_by_netlist(entry, config, link: Path | None) -> Build:
+    """Elaborate, then build into (or reuse) the netlist-keyed folder and point ``link`` (if any) at it."""
     component = entry.make(config)
     rtlil_text = rtlil.convert(component, name=TOP)
     key = netlist_key(rtlil_text)
@@ -133,6 +137,8 @@ def _build_by_netlist(entry, config, link: Path) -> Build:
     with _locked(cache_root() / f".{directory.name}.lock"):
         if _load(directory, config) is None:
             _build_fresh(entry, config, key, directory, component, rtlil_text)
+    if link is None:
+        return _load(directory, config)
     staging = link.with_name(link.name + f".tmp{os.getpid()}")
     staging.unlink(missing_ok=True)
     staging.symlink_to(directory.name)

@@ -32,3 +32,14 @@ def test_changed_netlist_builds_its_own_folder(private_cache):
     small, large = build(DESIGN, "4x4"), build(DESIGN, "8x8")
     assert small.directory.resolve() != large.directory.resolve()
     assert small.state_bits < large.state_bits
+
+
+def test_rtl_edited_after_import_bypasses_the_sources_key(private_cache, monkeypatch):
+    import rtl
+
+    first = build(DESIGN, CONFIG)
+    links_before = sorted(p.name for p in private_cache.iterdir() if p.is_symlink())
+    monkeypatch.setattr(rtl, "SOURCES_AT_IMPORT", "digest of an older checkout")
+    again = build(DESIGN, CONFIG)
+    assert again.directory == first.directory.resolve()
+    assert sorted(p.name for p in private_cache.iterdir() if p.is_symlink()) == links_before

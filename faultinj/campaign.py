@@ -291,6 +291,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
         spec = InitSpec(result, config, workload, workload_seed, workload_cycles, interval, mbu)
         runner = make_scheduler(spec, workers, scheduler)
         inline = InlineScheduler(spec)
+        block_names = np.array(space.blocks, dtype=object)
 
         def execute(sites, cycles, blocks, total):
             """Run every id in [0, total) not yet stored."""
@@ -303,8 +304,10 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
                 return
             use = inline if scheduler is None and (workers == 1 or len(pending) <= size) else runner
             for ids, outcomes, simulated in use.map(_batches(pending, sites, cycles, size)):
-                rows = [(int(i), int(sites[i]), int(cycles[i]), space.blocks[blocks[i]], int(o), int(s))
-                        for i, o, s in zip(ids, outcomes, simulated, strict=True)]
+                ids = np.asarray(ids, dtype=np.int64)
+                rows = list(zip(ids.tolist(), sites[ids].tolist(), cycles[ids].tolist(),
+                                block_names[blocks[ids]].tolist(), np.asarray(outcomes).tolist(),
+                                np.asarray(simulated).tolist(), strict=True))
                 with db:
                     db.executemany("INSERT INTO injections (id, site, cycle, block, outcome, cycles) "
                                    "VALUES (?, ?, ?, ?, ?, ?)", rows)

@@ -1,5 +1,6 @@
-"""NPU compute unit: executes NPU_OP_CONV (CONV_2D, FULLY_CONNECTED) and NPU_OP_DEPTHWISE kicks (int8) from
-external memory, pipelined so that the MAC block takes one beat per cycle whenever its operands are on chip.
+"""NPU compute unit: executes NPU_OP_CONV (CONV_2D, FULLY_CONNECTED), NPU_OP_DEPTHWISE and the identity
+NPU_OP_POOL kicks (int8) from external memory, pipelined so that the MAC block takes one beat per cycle whenever its
+operands are on chip.
 
 Implements ``In(ComputeSignature)`` (:mod:`rtl.npu.controller`) and owns three external-memory ports
 (:data:`rtl.npu.extmem.MemPortSignature`; the top arbitrates them): ``bus`` (scale/bias records and the compressed
@@ -7,8 +8,8 @@ weight stream), ``ifm_bus`` (the :class:`~rtl.npu.ifm_stager.IfmStager`) and ``o
 Nothing is computed outside the hardware.
 
 Two kernel ops can be in the unit at once (``max_outstanding_kernels``): the **loader** takes a kick, checks it and
-loads its records and weights into one of two banks (output-unit parameters and brick RAM), while the **engine**
-computes the previous op from the other bank; the engine takes the ops in kick order and answers each with ``done``
+loads its records into one of two banks of the output unit's parameter memory and its weights into the brick RAM,
+while the **engine** computes the previous op; the engine takes the ops in kick order and answers each with ``done``
 or ``error``. So the weights of the next op decode while the current one computes. Per op:
 
 1. **CHECK** (loader) the register snapshot against what this unit supports (listed below); an op that is not
@@ -22,9 +23,14 @@ or ``error``. So the weights of the next op decode while the current one compute
    * **weights**: the ``WEIGHT_LENGTH`` bytes at ``WEIGHT_BASE`` go through the byte serialiser (a 4-word prefetch
      FIFO, so its responses never block the shared response path) into the
      :class:`~rtl.npu.weight_decoder.WeightDecoder`; its output (``mlw_codec.decode`` order) is written one weight
-     per cycle into the op's bank of the *brick* RAM: one row = one ``OUB x 8`` brick (``weight[o][i]`` of one OFM
-     ublock and one IFM ublock for one kernel element). Depthwise streams carry ``OUB`` weights per kernel element,
-     written on the diagonal (``weight[o][o]``). The decoded count must equal the loop nest's (SPEC.md section 5).
+     per cycle into the *brick* RAM: one row = one ``OUB x 8`` brick (``weight[o][i]`` of one OFM ublock and one
+     IFM ublock for one kernel element). Depthwise streams carry ``OUB`` weights per kernel element, written on the
+     diagonal (``weight[o][o]``). The decoded count must equal the loop nest's (SPEC.md section 5). The brick RAM
+     (``2 x`` :data:`WEIGHT_BUFFER_BYTES`) is one ring shared by the ops in flight: bricks are numbered globally in
+     stream order, and the decoder is held while the brick it would write is a whole ring ahead of the first brick
+     of the engine's current OFM block (every brick of an OFM block is reused by all its micro-blocks, so the block
+     must be resident; an op whose largest OFM block does not fit the ring is refused). So a stream may be longer
+     than the RAM, and the next op's weights load into whatever the current op no longer needs.
    * **issue**: for every OFM block, OFM ublock, OFM micro-block (``ublock_h x ublock_w`` positions), IFM block (32
      deep depth-first / 16 deep part-kernel-first), IFM ublock and kernel element, one beat: the brick (index from
      the loop nest, so the stream order is honoured) and each position's 8 IFM bytes from the stager's line buffer
@@ -38,11 +44,25 @@ or ``error``. So the weights of the next op decode while the current one compute
      (channels beyond the OFM depth and positions beyond the OFM masked). A small FIFO carries each position's
      address alongside the output unit's pipeline.
 
+**Identity POOL.** When Vela cannot fuse an activation (RELU/RELU6) into the conv/depthwise/FC before it, it emits an
+NPU_OP_POOL that only requantises and clamps (SPEC.md section 3): AVERAGE (param 1), 1x1 kernel, stride 1, no
+padding, ``OFM_PRECISION[8]`` = 1 (global scale; ``generate_ofm_precision`` in Vela's
+``register_command_stream_generator.py``), ``OFM_SCALE`` = 1 with shift 0 (``generate_ofm_scaling_for_pooling``,
+its last branch), often in place (IFM base = OFM base) over a reshaped ``H x 1 x C`` view of the tensor. Its
+result ``clamp((x - IFM_ZP) * 1 + OFM_ZP, ACT_MIN, ACT_MAX)`` is exactly a 1x1 depthwise with weight 1, bias 0,
+scale 1, shift 0, and it runs as one: the loader skips both streams and writes that record into channels
+``0 .. OUB-1`` of the op's bank (IDENTITY), the engine feeds the MAC block a constant diagonal brick and points every
+output-unit read at that record, so its channel count is not limited by :data:`MAX_CHANNELS`. In place is safe: every
+OFM byte is written only after the same IFM byte was read (and the IFM stager never re-reads it). Other pools (real
+kernels, MAX, other scales) are refused.
+
 Supported (anything else is refused with ``UNSUPPORTED``): S8 IFM/OFM, NHWC or NHCWB16, per-channel scale stream with
-TFL rounding, ``ACTIVATION`` = 0 (clamp only), kernels up to 8x8 (no sub-kernel decomposition), any stride, no
-dilation, up to :data:`MAX_CHANNELS` OFM channels, decoded weights up to :data:`WEIGHT_BUFFER_BYTES`, IFM tile 0
-covering the whole IFM, and the IFM rows one micro-block row needs fitting the line buffer (``shram_kib``; see
-:mod:`rtl.npu.ifm_stager`). Not implemented: NPU_OP_POOL / ELEMENTWISE, LUT activations, IFM tiles 1-3.
+TFL rounding (the identity POOL: as above), ``ACTIVATION`` = 0 (clamp only), kernels up to 8x8 (no sub-kernel
+decomposition), any stride, no dilation, up to :data:`MAX_CHANNELS` OFM channels, one OFM block's decoded weights
+up to ``2 x`` :data:`WEIGHT_BUFFER_BYTES` (Vela makes a FULLY_CONNECTED's block its whole OFM depth, so there it is
+the whole weight matrix, padded to 32 inputs), IFM tile 0 covering the whole IFM, and the IFM rows one micro-block
+row needs fitting the line buffer (``shram_kib``; see :mod:`rtl.npu.ifm_stager`). Not implemented: pooling with real
+kernels, ELEMENTWISE, LUT activations, IFM tiles 1-3.
 
 Failures never hang: a memory response with ``err`` is recorded and reported once the op has finished; a decoder
 error or a decoded-length mismatch stops the op at once (it could otherwise wait for bricks that never come): the
@@ -86,11 +106,15 @@ class ComputeError(enum.Enum, shape=3):
 
 #: OFM channels whose records one bank of the output unit holds (an op with more channels is refused).
 MAX_CHANNELS = 256
-#: Brick RAM bank size in bytes (an op whose decoded weight stream is longer is refused).
+#: Half the brick RAM in bytes (the RAM is a ring of twice this; an op whose largest OFM block's decoded weights do
+#: not fit it is refused).
 WEIGHT_BUFFER_BYTES = 32768
 IUB = 8   # IFM ublock depth (every U55 config)
 _PREFETCH = 4    # weight-stream words requested ahead of the byte serialiser
 _OUT_QUEUE = 8   # OFM positions between the output unit's input and the writer (>= its pipeline depth + 1)
+_POOL_AVERAGE = 1    # NPU_OP_POOL param (``pooling_mode.AVERAGE`` in ethos_u55_regs.py)
+#: Output-unit record of the identity POOL: bias 0, scale 1, shift 0 (little-endian 80-bit, SPEC.md section 5).
+_IDENTITY_RECORD = 1 << 40
 
 
 class _Block(data.Struct):
@@ -110,7 +134,8 @@ class _Pos(data.Struct):
 class _Op:
     """Signals derived from one register snapshot (quasi-static for the op)."""
     regs: Value
-    dw: Value
+    dw: Value       # depthwise, or the identity POOL that runs like a 1x1 depthwise
+    pool: Value
     pk: Value
     O: Value
     I: Value
@@ -140,10 +165,11 @@ def _derive(m, regs, opcode, oub: int, prefix: str) -> _Op:
     def sig(name, shape=17):
         return Signal(shape, name=f"{prefix}{name}")
     v = {name: sig(name) for name in ("O", "I", "KH", "KW", "OB", "OH", "OW", "IH", "IW")}
-    sx, sy, pk, dw = sig("sx", 3), sig("sy", 3), sig("pk", 1), sig("dw", 1)
+    sx, sy, pk, dw, pool = sig("sx", 3), sig("sy", 3), sig("pk", 1), sig("dw", 1), sig("pool", 1)
     ks = regs.KERNEL_STRIDE
     m.d.comb += [
-        dw.eq(opcode == CMD0.NPU_OP_DEPTHWISE),
+        pool.eq(opcode == CMD0.NPU_OP_POOL),
+        dw.eq((opcode == CMD0.NPU_OP_DEPTHWISE) | pool),
         v["O"].eq(regs.OFM_DEPTH_M1 + 1), v["I"].eq(regs.IFM_DEPTH_M1 + 1),
         v["KH"].eq(regs.KERNEL_HEIGHT_M1 + 1), v["KW"].eq(regs.KERNEL_WIDTH_M1 + 1),
         v["OB"].eq(regs.OFM_BLK_DEPTH_M1 + 1), v["OH"].eq(regs.OFM_HEIGHT_M1 + 1), v["OW"].eq(regs.OFM_WIDTH_M1 + 1),
@@ -169,7 +195,7 @@ def _derive(m, regs, opcode, oub: int, prefix: str) -> _Op:
     ublocks = sig("ublocks", 14)     # line-buffer words per IFM pixel
     m.d.comb += ublocks.eq(Mux(dw, 1, (I + 7) >> 3))
     span = sig("span")               # IFM rows one micro-block row reads
-    return _Op(regs=regs, dw=dw, pk=pk, sx=sx, sy=sy, ne=ne, ib_step=ib_step, n_oub_total=n_oub_total,
+    return _Op(regs=regs, dw=dw, pool=pool, pk=pk, sx=sx, sy=sy, ne=ne, ib_step=ib_step, n_oub_total=n_oub_total,
                per_ou=per_ou, expected=expected, expected_bytes=expected_bytes, ublocks=ublocks, span=span,
                ifm_fmt=regs.IFM_PRECISION[6:8], ofm_fmt=regs.OFM_PRECISION[6:8], **v)
 
@@ -214,14 +240,22 @@ class Compute(wiring.Component):
         m.submodules.dec = dec = WeightDecoder(config=WeightDecoderConfig(in_width=8))
         m.submodules.stager = stg = IfmStager(depth=self.line_buffer_words, positions=P)
         wiring.connect(m, wiring.flipped(self.ifm_bus), stg.bus)
-        m.submodules.wbuf = wmem = Memory(shape=8 * BB, depth=2 * self.wb_depth, init=[])
+        ring = 2 * self.wb_depth   # brick RAM rows: one ring shared by the ops in flight
+        m.submodules.wbuf = wmem = Memory(shape=8 * BB, depth=ring, init=[])
         w_wr = wmem.write_port(granularity=8)
         w_rd = wmem.read_port(domain="comb")
-        wb_bits = (self.wb_depth - 1).bit_length()
+        ring_bits = (ring - 1).bit_length()
+        # Bricks are numbered globally (32-bit, in write order). ``w_start[b]``: number of the first brick of the op
+        # in slot b; ``w_end``: one past the last brick loaded so far; ``w_low``: the engine's oldest brick still
+        # needed (the first of its current OFM block). The loader writes brick n only while n < w_low + ring.
+        w_start = Array(Signal(32, name=f"w_start_{b}") for b in range(2))
+        w_end = Signal(32)
+        w_low = Signal(32)
 
         kick, bus = self.port.kick, self.bus
 
-        # ---- per-bank status: bank b holds one op's records and weights from its kick until the engine ends it ----
+        # ---- per-slot status: slot b holds one op (its records bank, its place in the brick ring) from its kick
+        # until the engine ends it ----
         bank_busy = Array(Signal(name=f"bank_busy_{b}") for b in range(2))
         w_done = Array(Signal(name=f"w_done_{b}") for b in range(2))      # its weight stream is decoded
         w_bad = Array(Signal(name=f"w_bad_{b}") for b in range(2))        # ... and unusable (abort the op)
@@ -231,6 +265,7 @@ class Compute(wiring.Component):
         # ================================ loader: CHECK, RECORDS, WEIGHTS ========================================
         lregs = Signal(Registers)
         lopcode = Signal(10)
+        lparam = Signal(16)
         lbank = Signal()         # bank of the op being loaded
         lbank_next = Signal()
         lcode = Signal(ComputeError)   # verdict of CHECK, handed to the engine
@@ -245,16 +280,32 @@ class Compute(wiring.Component):
         m.d.comb += [need_h.eq((lop.OH - 1) * lop.sy + lop.KH - lregs.IFM_PAD_TOP - lregs.IFM_PAD_BOTTOM),
                      need_w.eq((lop.OW - 1) * lop.sx + lop.KW - lregs.IFM_PAD_LEFT - lregs.IFM_PAD_RIGHT)]
         ks = lregs.KERNEL_STRIDE
+        # Bricks of the first (largest) OFM block: all of them must fit the ring at once.
+        l_block_bricks = Signal(32)
+        l_cob = Mux(lop.O < lop.OB, lop.O, lop.OB)
+        m.d.comb += l_block_bricks.eq(((l_cob + OUB - 1) >> (OUB.bit_length() - 1)) * lop.per_ou)
+        # Kernel ops with a weight stream and per-channel records (OFM_PRECISION[8] = 0: scale stream).
+        weighted_bad = Signal()
+        m.d.comb += weighted_bad.eq(
+            lregs.OFM_PRECISION[8] | (lop.O > MAX_CHANNELS) | (l_block_bricks > ring)
+            | (lregs.WEIGHT_LENGTH == 0) | (lregs.SCALE_LENGTH < lop.O * 10))
+        # The identity POOL (module docstring): AVERAGE, 1x1, stride 1, no padding, global scale 1 / shift 0.
+        pool_bad = Signal()
+        m.d.comb += pool_bad.eq(
+            (lparam != _POOL_AVERAGE) | (lop.KH != 1) | (lop.KW != 1) | ks[0] | ks[1] | ks[6] | ks[9]
+            | (lregs.IFM_PAD_TOP != 0) | (lregs.IFM_PAD_LEFT != 0) | (lregs.IFM_PAD_BOTTOM != 0)
+            | (lregs.IFM_PAD_RIGHT != 0) | ~lregs.OFM_PRECISION[8] | (lregs.OFM_SCALE != 1)
+            | (lregs.OFM_SCALE_SHIFT != 0))
         unsupported = Signal()
         m.d.comb += unsupported.eq(
             ((lopcode != CMD0.NPU_OP_CONV) & ~lop.dw)
+            | Mux(lop.pool, pool_bad, weighted_bad)
             | (lregs.IFM_PRECISION[0:4] != 1) | (lop.ifm_fmt > 1) | (lregs.IFM_PRECISION[8:10] != 0)
-            | (lregs.OFM_PRECISION[0:3] != 1) | (lop.ofm_fmt > 1) | lregs.OFM_PRECISION[8]
+            | (lregs.OFM_PRECISION[0:3] != 1) | (lop.ofm_fmt > 1)
             | (lregs.OFM_PRECISION[14:16] != 0)
             | (lregs.IFM_UPSCALE != 0) | (lregs.ACC_FORMAT != 0) | (lregs.ACTIVATION[0:12] != 0)
             | (lop.KH > 8) | (lop.KW > 8) | ks[3] | ks[4] | ks[5]
-            | (lop.O > MAX_CHANNELS) | (lop.expected > self.wb_depth) | (lregs.WEIGHT_LENGTH == 0)
-            | (lregs.SCALE_LENGTH < lop.O * 10) | (lop.IH < need_h) | (lop.IW < need_w)
+            | (lop.IH < need_h) | (lop.IW < need_w)
             | (lop.OB[:3 if OUB == 8 else 2] != 0) | ~l_fits
         )
 
@@ -275,13 +326,17 @@ class Compute(wiring.Component):
         lmem_err = Signal()   # a record/weight read came back with err (sticky for the op)
         fail = Signal()       # more weights decoded than the loop nest has
 
-        # Weight path: decoder output -> brick RAM bank ``lbank``.
+        # Weight path: decoder output -> brick ring.
         w_cnt = Signal(32)      # decoded weights so far
         w8 = dec.o_stream.payload[:8]
         diag = Cat(*[w8 if b // IUB == b % IUB else Const(0, 8) for b in range(BB)])
         oz = w_cnt[:OUB.bit_length() - 1]
         row = Mux(lop.dw, w_cnt >> (OUB.bit_length() - 1), w_cnt >> (BB.bit_length() - 1))
-        m.d.comb += [w_wr.addr.eq(Cat(row[:wb_bits], lbank)), w_wr.data.eq(Mux(lop.dw, diag, Cat(*[w8] * BB)))]
+        w_abs = Signal(32)      # global number of the brick being written
+        w_room = Signal()
+        w_ahead = Signal(signed(34))
+        m.d.comb += [w_abs.eq(w_start[lbank] + row), w_ahead.eq(w_abs - w_low), w_room.eq(w_ahead < ring),
+                     w_wr.addr.eq(w_abs[:ring_bits]), w_wr.data.eq(Mux(lop.dw, diag, Cat(*[w8] * BB)))]
         w_en = Mux(lop.dw, Const(0xFF, BB) << (oz * IUB), Const(1, BB) << w_cnt[:BB.bit_length() - 1])
         bricks_done = Signal(32)
         m.d.comb += bricks_done.eq(row)
@@ -298,9 +353,11 @@ class Compute(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += kick.ready.eq(~pend & ~bank_busy[lbank_next])
                 with m.If(kick.valid & kick.ready):
-                    m.d.sync += [lregs.eq(kick.payload.regs), lopcode.eq(kick.payload.opcode), fail.eq(0),
+                    m.d.sync += [lregs.eq(kick.payload.regs), lopcode.eq(kick.payload.opcode),
+                                 lparam.eq(kick.payload.param), fail.eq(0),
                                  lmem_err.eq(0), lbank.eq(lbank_next), lbank_next.eq(~lbank_next),
                                  bank_busy[lbank_next].eq(1), w_done[lbank_next].eq(0), w_bad[lbank_next].eq(0),
+                                 w_start[lbank_next].eq(w_end),
                                  w_memerr[lbank_next].eq(0)]
                     m.next = "CHECK"
             with m.State("CHECK"):
@@ -314,9 +371,20 @@ class Compute(wiring.Component):
                     m.d.sync += [lcode.eq(ComputeError.UNSUPPORTED), pend.eq(1), bs_words.eq(0), bs_left.eq(0),
                                  w_done[lbank].eq(1)]
                     m.next = "IDLE"
+                with m.Elif(lop.pool):
+                    m.d.sync += [lcode.eq(ComputeError.NONE), bs_words.eq(0), bs_left.eq(0)]
+                    m.next = "IDENTITY"
                 with m.Else():
                     m.d.sync += lcode.eq(ComputeError.NONE)
                     m.next = "RECORDS"
+            with m.State("IDENTITY"):
+                # POOL: no streams; channels 0..OUB-1 of the bank get the record {bias 0, scale 1, shift 0}.
+                m.d.comb += [ou.param_we.eq(1), ou.param_channel.eq(Cat(rec_ch[:8], lbank)),
+                             ou.param_record.eq(_IDENTITY_RECORD)]
+                m.d.sync += rec_ch.eq(rec_ch + 1)
+                with m.If(rec_ch == OUB - 1):
+                    m.d.sync += [pend.eq(1), w_done[lbank].eq(1)]
+                    m.next = "IDLE"
             with m.State("RECORDS"):
                 m.d.comb += bs_take.eq(bs_have)
                 with m.If(bs_take):
@@ -336,8 +404,8 @@ class Compute(wiring.Component):
                     m.next = "WEIGHTS"
             with m.State("WEIGHTS"):
                 m.d.comb += [dec.i_stream.valid.eq(bs_have), bs_take.eq(bs_have & dec.i_stream.ready),
-                             dec.o_stream.ready.eq(1)]
-                with m.If(dec.o_stream.valid):
+                             dec.o_stream.ready.eq(w_room | (w_cnt >= lop.expected_bytes))]
+                with m.If(dec.o_stream.valid & dec.o_stream.ready):
                     with m.If(w_cnt < lop.expected_bytes):
                         m.d.comb += w_wr.en.eq(w_en)
                     with m.Else():
@@ -345,6 +413,7 @@ class Compute(wiring.Component):
                     m.d.sync += w_cnt.eq(w_cnt + 1)
                 with m.If((bs_left == 0) & (bs_words == 0) & (dec.done | dec.error)):
                     bad = dec.error | (w_cnt != lop.expected_bytes) | fail
+                    m.d.sync += w_end.eq(w_start[lbank] + lop.expected)
                     m.d.sync += [w_done[lbank].eq(1), w_bad[lbank].eq(bad), w_memerr[lbank].eq(lmem_err),
                                  w_code[lbank].eq(Mux(lmem_err, ComputeError.MEMORY, Mux(
                                      dec.error, ComputeError.DECODE, ComputeError.WEIGHT_COUNT)))]
@@ -460,6 +529,7 @@ class Compute(wiring.Component):
         # The brick is there once the loader has decoded past it (the loader is decoding this op unless done).
         brick_ok = Signal()
         m.d.comb += brick_ok.eq(w_done[ebank] | (brick < bricks_done))
+        identity = Const(sum(1 << (8 * b) for b in range(BB) if b // IUB == b % IUB), 8 * BB)   # weight[o][o] = 1
 
         # The registered beat (MAC input).
         s1_valid = Signal()
@@ -467,7 +537,7 @@ class Compute(wiring.Component):
         s1_pad = Signal(P)
         s1_last = Signal()
         s1_brick = Signal(8 * BB)
-        m.d.comb += w_rd.addr.eq(Cat(brick[:wb_bits], ebank))
+        m.d.comb += w_rd.addr.eq((w_start[ebank] + brick)[:ring_bits])
         for p in range(P):
             m.d.comb += mac.act_stream.payload.data[p].eq(s1_act.word_select(p, WORD_BITS))
         m.d.comb += [
@@ -489,7 +559,8 @@ class Compute(wiring.Component):
                      blocks.w_stream.payload.eq(new_block), blocks.w_stream.valid.eq(issue & last_beat)]
         with m.If(issue):
             m.d.sync += [s1_valid.eq(1), s1_act.eq(Cat(*stg.rd_data)), s1_pad.eq(Cat(*pos_pad)),
-                         s1_last.eq(last_beat), s1_brick.eq(w_rd.data)]
+                         s1_last.eq(last_beat),
+                         s1_brick.eq(Mux(op.pool, identity, w_rd.data))]
             with m.If(~last_beat):
                 with m.If(kx != KW - 1):
                     m.d.sync += kx.eq(kx + 1)
@@ -521,6 +592,7 @@ class Compute(wiring.Component):
                             m.d.sync += ou_idx.eq(ou_idx + 1)
                         with m.Else():
                             m.d.sync += [ou_idx.eq(0), blk_base.eq(blk_base + n_ou * op.per_ou),
+                                         w_low.eq(w_start[ebank] + blk_base + n_ou * op.per_ou),
                                          blk_ob.eq(blk_ob + OB)]
                             with m.If(last_blk):
                                 m.d.sync += all_issued.eq(1)
@@ -541,7 +613,7 @@ class Compute(wiring.Component):
             pos.addr.eq(fm_addr(ofm_base, f_oy, f_ox, blk.ch0, regs.OFM_STRIDE_Y, regs.OFM_STRIDE_X,
                                 regs.OFM_STRIDE_C, op.ofm_fmt == 1)),
             pos.mask.eq(Mux((f_oy < OH) & (f_ox < OW), lane_mask, 0)),
-            ou.i_stream.payload.channel.eq(Cat(blk.ch0[:8], ebank)),
+            ou.i_stream.payload.channel.eq(Cat(Mux(op.pool, 0, blk.ch0[:8]), ebank)),   # POOL: one global record
             ou.i_stream.payload.acc.eq(Array(mac.acc_stream.payload.as_value()[p * OUB * 32:(p + 1) * OUB * 32]
                                              for p in range(P))[feed_p]),
             ou.i_stream.valid.eq(mac.acc_stream.valid & blocks.r_stream.valid & outq.w_stream.ready),
@@ -594,7 +666,8 @@ class Compute(wiring.Component):
             with m.State("IDLE"):
                 with m.If(pend):
                     m.d.comb += [engine_takes.eq(1), clear.eq(1)]
-                    m.d.sync += [regs.eq(lregs), opcode.eq(lopcode), ebank.eq(lbank), self.error_code.eq(lcode)]
+                    m.d.sync += [regs.eq(lregs), opcode.eq(lopcode), ebank.eq(lbank), self.error_code.eq(lcode),
+                                 w_low.eq(w_start[lbank])]
                     with m.If(lcode != ComputeError.NONE):
                         m.next = "ERROR"
                     with m.Else():

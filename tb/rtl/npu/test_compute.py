@@ -55,6 +55,11 @@ MODELS = {
         (12, 12, 8), (tb.Conv2D(16), tb.DepthwiseConv2D(), tb.Conv2D(8, kernel=(1, 1))), s, 0.05, 2)),
     "conv2x3_s1x2_6x7x40_24": lambda s: tb.single_layer(tb.Conv2D(24, kernel=(2, 3), stride=(1, 2)), (6, 7, 40),
                                                          seed=s, input_zero_point=-1),
+    # RELU6, 7x7; and an activation Vela applies as a separate identity NPU_OP_POOL (SPEC.md section 3).
+    "conv7x7_9x9x3_8_relu6": lambda s: tb.single_layer(tb.Conv2D(8, kernel=(7, 7), activation="RELU6"), (9, 9, 3),
+                                                        seed=s, input_zero_point=2),
+    "conv2x3_valid_10x8x12_1_relu_pool": lambda s: tb.single_layer(
+        tb.Conv2D(1, kernel=(2, 3), padding="VALID", activation="RELU"), (10, 8, 12), seed=s + 3, input_zero_point=5),
 }
 SEEDS = (0, 1)
 
@@ -113,7 +118,7 @@ def check_models(npu, cfg, names, tmp_path_factory, max_cycles=400_000):
                 art = vela.compile_model(model, f"ethos-u55-{cfg.macs}",
                                          out_dir=tmp_path_factory.mktemp(f"{name}{seed}"))
                 kernels = [k for k in cs.kicks(art.commands()) if k.name in cs.KERNEL_OPS]
-                assert all(k.name in ("NPU_OP_CONV", "NPU_OP_DEPTHWISE") for k in kernels)
+                assert all(k.name in ("NPU_OP_CONV", "NPU_OP_DEPTHWISE", "NPU_OP_POOL") for k in kernels)
                 ref = ReferenceModel(model)
                 for trial in range(2):
                     x = ref.random_input(rng)
@@ -240,3 +245,32 @@ def test_bad_second_op_after_good_first(npu, tmp_path_factory):
         status, got, _ = run_model(sim, art, x)
         assert status == (0, ErrorCode.OK, 0, 0)
         np.testing.assert_array_equal(got, want.reshape(-1))
+
+
+def test_pool_variants_refused(npu, tmp_path_factory):
+    """The identity POOL runs (CONV then POOL, bit-exact); any other pool the unit does not implement (MAX, a real
+    kernel, a non-identity global scale) answers COMPUTE_FAULT / UNSUPPORTED instead of computing something else."""
+    model = MODELS["conv2x3_valid_10x8x12_1_relu_pool"](0)
+    art = vela.compile_model(model, f"ethos-u55-{CFG.macs}", out_dir=tmp_path_factory.mktemp("pool"))
+    pool = next(c for c in art.commands() if c.name == "NPU_OP_POOL")
+    assert [k.name for k in cs.kicks(art.commands()) if k.name in cs.KERNEL_OPS] == ["NPU_OP_CONV", "NPU_OP_POOL"]
+    words = [int(w) for w in art.command_stream]
+    at = pool.offset // 4
+    assert words[at] == 0x005 | 1 << 16   # NPU_OP_POOL, AVERAGE
+    _, basep = layout(art)
+    ref = ReferenceModel(model)
+    x = ref.random_input(np.random.default_rng(3))
+    cases = {
+        "max": words[:at] + [0x005] + words[at + 1:],
+        "kernel_3x3": words[:at] + [0x121 | 2 << 16, 0x120 | 2 << 16] + words[at:],
+        "scale_shift_1": words[:at] + [0x024 | 1 << 14 | 1 << 16, 1] + words[at:],
+        "scale_2": words[:at] + [0x024 | 1 << 14, 2] + words[at:],
+    }
+    with NativeSim(npu) as sim:
+        for name, w in cases.items():
+            assert run_words(sim, art, w, basep, x) == (1, ErrorCode.COMPUTE_FAULT, ComputeError.UNSUPPORTED.value), \
+                name
+        status, got, _ = run_model(sim, art, x)
+    assert status == (0, ErrorCode.OK, 0, 0)
+    np.testing.assert_array_equal(got, ref.run(x).reshape(-1))
+

@@ -477,10 +477,6 @@ def digits_onchip(backend: str = "golden", seed: int = 0, cfg: DigitsConfig | No
     cfg = cfg if cfg is not None else DigitsConfig()
     oc = cfg.onchip
     stdp = oc.stdp()
-    if backend == "rtl":
-        from models.snn.host import check_rtl_supported
-
-        check_rtl_supported(stdp)
     xtr, ytr, xte, yte = data if data is not None else load_digits_split(seed, pool=cfg.pool)
     xtr, ytr = xtr[:cfg.n_train], ytr[:cfg.n_train]
     xte, yte = xte[:cfg.n_test], yte[:cfg.n_test]
@@ -599,16 +595,11 @@ def _unsupervised_metrics(label: str, r: dict, seconds: float) -> dict:
 def digits_demo(backend: str = "golden", seed: int = 0, out=None, cfg: DigitsConfig | None = None,
                 variants=("supervised", "onchip")) -> DemoResult:
     """Digit variants on one split (:data:`DIGIT_VARIANTS`); plots the learned receptive fields, confusion
-    matrices, int8 weights.  ``onchip`` on the RTL backend raises :class:`~sim.errors.RampartError` at once (the
-    RTL does not implement the homeostasis registers yet)."""
+    matrices, int8 weights."""
     cfg = cfg if cfg is not None else DigitsConfig()
     unknown = set(variants) - set(DIGIT_VARIANTS)
     if unknown:
         raise ValueError(f"unknown digit variants {sorted(unknown)}; choose from {DIGIT_VARIANTS}")
-    if backend == "rtl" and "onchip" in variants:
-        from models.snn.host import check_rtl_supported
-
-        check_rtl_supported(cfg.onchip.stdp())
     start = time.monotonic()
     data = load_digits_split(seed, pool=cfg.pool)
     res = DemoResult("digits", backend)

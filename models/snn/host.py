@@ -23,6 +23,7 @@ from rtl.neurocore.protocol import (
     ID_BYTES,
     RSP_HEADER_BYTES,
     SYNC_RSP,
+    VERSION,
     Op,
     Status,
     crc16,
@@ -38,12 +39,10 @@ __all__ = ["NakError", "NeuroCore", "ProtocolError", "SerialTransport", "SimTran
 
 
 def check_rtl_supported(stdp: StdpParams) -> None:
-    """Raise :class:`RampartError` if ``stdp`` switches on on-chip homeostasis, which the RTL lacks so far."""
-    used = stdp.onchip_homeostasis()
-    if used:
-        regs = ", ".join(f"{k}={v}" for k, v in used.items())
-        raise RampartError(f"the NeuroCore RTL does not implement on-chip homeostasis yet ({regs}); "
-                           "only the golden model runs it")
+    """Kept for callers written before the RTL implemented on-chip homeostasis: every :class:`StdpParams` the
+    golden model accepts now runs on the RTL too, so this only checks the type."""
+    if not isinstance(stdp, StdpParams):
+        raise RampartError(f"expected StdpParams, not {stdp!r}")
 
 
 def signed(value, bits: int):
@@ -91,7 +90,9 @@ def global_values(stdp: StdpParams, synapses: SynapseParams, reset_mode: ResetMo
             GlobalReg.A_MINUS: stdp.a_minus, GlobalReg.S_PLUS: stdp.s_plus, GlobalReg.S_MINUS: stdp.s_minus,
             GlobalReg.W_MIN: stdp.w_min & 0xFF, GlobalReg.W_MAX: stdp.w_max & 0xFF,
             GlobalReg.TRACE_MODE: int(stdp.trace_mode), GlobalReg.RESET_MODE: int(reset_mode),
-            GlobalReg.LEARN: int(learn)}
+            GlobalReg.LEARN: int(learn), GlobalReg.X_TAR: stdp.x_tar, GlobalReg.W_DECAY: stdp.w_decay,
+            GlobalReg.THETA_PLUS: stdp.theta_plus, GlobalReg.D_THETA: stdp.d_theta,
+            GlobalReg.THETA_PERIOD: stdp.theta_period}
 
 
 # -- transports ------------------------------------------------------------------------------------------------------
@@ -281,6 +282,9 @@ class NeuroCore:
         if len(ident) != ID_BYTES:
             raise ProtocolError(f"ID response of {len(ident)} bytes, expected {ID_BYTES}")
         self.version = ident[0]
+        if self.version != VERSION:
+            raise RampartError(f"the core speaks protocol version {self.version}, this host version {VERSION}: "
+                               "rebuild the bitstream or the host")
         n, m = int.from_bytes(ident[1:3], "little"), int.from_bytes(ident[3:5], "little")
         self.config = NeuroCoreConfig(n, m, ident[5], ident[6])
         self.max_payload = int.from_bytes(ident[7:9], "little")
@@ -413,12 +417,10 @@ class NeuroCore:
         return self._synapses
 
     def set_stdp_params(self, params: StdpParams) -> None:
-        check_rtl_supported(params)
         params.check_trace_bits(self.config.trace_bits)
         regs = global_values(params, self._synapses, self._neurons.reset_mode, self._learn)
-        for r in (GlobalReg.W_EXP, GlobalReg.RESET_MODE, GlobalReg.LEARN):
-            del regs[r]
-        self._write(Op.WR_GLOBAL, Region.GLOBAL, int(GlobalReg.D_X), [regs[r] for r in sorted(regs)])
+        for first, last in ((GlobalReg.D_X, GlobalReg.TRACE_MODE), (GlobalReg.X_TAR, GlobalReg.THETA_PERIOD)):
+            self._write(Op.WR_GLOBAL, Region.GLOBAL, int(first), [regs[GlobalReg(r)] for r in range(first, last + 1)])
         self._stdp = params
 
     def stdp_params(self) -> StdpParams:
@@ -444,7 +446,8 @@ class NeuroCore:
         return self._learn
 
     def reset_state(self) -> None:
-        """Soft reset: v <- v_rest; current, refractory, traces, pending spikes, counters, status <- 0."""
+        """Soft reset: v <- v_rest; current, refractory, traces, pending spikes, counters, status <- 0 (the weights,
+        the adaptive thresholds and the tick are learned state and survive, as in GoldenCore)."""
         self.command(Op.SOFT_RESET)
 
     # -- readback ------------------------------------------------------------------------------------------------
@@ -463,6 +466,15 @@ class NeuroCore:
 
     def counts(self) -> np.ndarray:
         return self.read_neuron_field(NeuronField.COUNT)
+
+    def adaptation(self, neurons=None) -> np.ndarray:
+        """Adaptive threshold ``a`` per neuron (the effective threshold is ``theta + a``)."""
+        return self.read_neuron_field(NeuronField.A, neurons)
+
+    @property
+    def tick(self) -> int:
+        """Learning steps modulo ``2^theta_period`` (``a`` decays in the steps that start with ``tick == 0``)."""
+        return self._read(Op.RD_GLOBAL, Region.GLOBAL, int(GlobalReg.TICK), 1)[0]
 
     def traces(self) -> tuple[np.ndarray, np.ndarray]:
         """(pre traces per source, post traces per neuron)."""

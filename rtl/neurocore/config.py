@@ -36,6 +36,7 @@ class Command(enum.IntEnum):
     NOP = 0
     RUN = 1          #: run ``wdata[8:32]`` steps (0: nothing)
     SOFT_RESET = 2   #: ``v <- v_rest``; I, ref, acc, traces, pending/next input spikes, counters, status <- 0
+    #: (weights, parameters, the adaptive thresholds ``a`` and ``tick`` are kept)
 
 
 class GlobalReg(enum.IntEnum):
@@ -55,10 +56,16 @@ class GlobalReg(enum.IntEnum):
     TRACE_MODE = 11
     RESET_MODE = 12
     LEARN = 13
+    X_TAR = 14         #: potentiation target trace (T bits)
+    W_DECAY = 15       #: weight leak shift on a post spike (0: off)
+    THETA_PLUS = 16    #: raise of the adaptive threshold ``a`` per post spike
+    D_THETA = 17       #: decay code of ``a`` (0..4096)
+    THETA_PERIOD = 18  #: ``a`` decays in learning steps that start with ``TICK == 0``, TICK counts mod 2^this
+    TICK = 19          #: learning-step counter (state, 15 bits; kept by a soft reset)
 
 
 class NeuronField(enum.IntEnum):
-    """Per-neuron quantities addressable in :attr:`Region.NEURON` (parameters 0-6, state 7-12)."""
+    """Per-neuron quantities addressable in :attr:`Region.NEURON` (parameters 0-6, state 7-13)."""
 
     THETA = 0
     V_RESET = 1
@@ -73,6 +80,7 @@ class NeuronField(enum.IntEnum):
     Y = 10
     ACC = 11
     COUNT = 12  #: spike counter, 16-bit saturating (write 0 to clear)
+    A = 13      #: adaptive threshold, 16-bit saturating (learned state: kept by a soft reset)
 
 
 @dataclass(frozen=True)
@@ -167,7 +175,7 @@ class NeuroCoreConfig:
             return 8, False
         if field == NeuronField.Y:
             return self.trace_bits, False
-        if field == NeuronField.COUNT:
+        if field in (NeuronField.COUNT, NeuronField.A):
             return 16, False
         return self.acc_bits, True
 

@@ -14,28 +14,34 @@ Memories
 * per lane ``l`` (neuron ``i = k*P + l`` at address ``k``), LUT RAMs of depth K with separate read and write
   addresses: parameters ``theta``, ``v_reset``, ``v_rest``, ``bias``, ``d_v``, ``d_i``, ``t_ref`` and state
   ``i_syn``, ``v``, ``ref``, ``y`` (post trace), ``acc`` (exact per-step input sum; own addresses), ``count``
-  (16-bit saturating spike counter).
+  (16-bit saturating spike counter), ``a`` (16-bit saturating adaptive threshold; kept by a soft reset).
 * per lane ``l``: ``x`` (pre trace of source ``s = j*P + l`` at address ``j``), depth ceil((N+M)/P).
-* registers: the global learning/synapse registers, ``pending`` (sources that spiked in the previous step),
-  ``now`` (this step's source spikes), ``next_in`` (host-written inputs of the next step), status flags, counters.
+* registers: the global learning/synapse registers (including the homeostasis registers and ``tick``, the
+  learning-step counter modulo ``2^theta_period``, kept by a soft reset), ``pending`` (sources that spiked in the
+  previous step), ``now`` (this step's source spikes), ``next_in`` (host-written inputs of the next step), status
+  flags, counters.
 
 Step sequencer (one FSM; :func:`rtl.neurocore.config.step_cycles` gives the exact cycle count)
 -------------------------------------------------------------------------------------------------
 START latches ``next_in`` into the input part of ``now``. INTEGRATE walks ``pending`` 32 sources at a time: one
 cycle loads a 32-bit chunk, a priority encoder picks its lowest spiking source, whose row is read in K cycles,
 P weights per cycle; one cycle later ``acc += w << w_exp`` per lane. NEURON is a three-stage pipeline over the
-groups of P neurons (read + decay products, current/membrane sums with saturation, threshold/reset/write-back).
+groups of P neurons (read + decay products + ``theta_eff = theta + a``, current/membrane sums with saturation and
+``theta_eff - v_reset``, threshold/reset/write-back).
 With learning on, POTENTIATE makes one column pass per group of P neurons that has a spike, reading word
-``(row, k)`` of every bank at once (P sources per cycle) and rewriting it with ``clamp(w + dw)`` in the spiking,
-plastic lanes, ``dw = min((A+ * decay(x[s])) >> s+, 255)`` (the cap changes nothing: any step of 255 or more
-clamps an int8 weight to the bound). DEPRESS walks ``now`` like INTEGRATE and rewrites the rows of spiking sources
+``(row, k)`` of every bank at once (P sources per cycle) and rewriting it with ``clamp(w - ceil(w / 2^w_decay) +
+dw)`` in the spiking, plastic lanes (no leak term when ``w_decay`` is 0), ``dw = clamp((A+ * (decay(x[s]) -
+x_tar)) >>> s+, -255, 255)`` (the cap changes nothing: ``w`` minus its leak is an int8, so any step of 255 or more
+either way clamps it to a bound). DEPRESS walks ``now`` like INTEGRATE and rewrites the rows of spiking sources
 with ``clamp(w - dw)``, ``dw = min((A- * decay(y[i])) >> s-, 255)``, in the plastic lanes; both STDP passes are
-pipelined read (stage 0, with the trace decay) / ``dw`` (stage 1) / write (stage 2). The rows DEPRESS rewrites
-are exactly the sources the next step integrates, so stage 3 of DEPRESS adds the new weights into ``acc``: the
-next step then skips INTEGRATE (flag ``acc_ok``, cleared by any host write other than an input word or a RUN
-command; INTEGRATE's first row overwrites ``acc`` rather than adding to it, which discards such a stale sum, and
-with nothing pending that sum was empty, i.e. zero). TRACE updates x and y, P of each per cycle. END moves
-``now`` to ``pending`` and presents the raster.
+pipelined read (stage 0, with the trace decay and ``- x_tar``) / ``dw`` and the leaked weights (stage 1) / write
+(stage 2). The rows DEPRESS rewrites are exactly the sources the next step integrates, so stage 3 of DEPRESS adds
+the new weights into ``acc``: the next step then skips INTEGRATE (flag ``acc_ok``, cleared by any host write other
+than an input word or a RUN command; INTEGRATE's first row overwrites ``acc`` rather than adding to it, which
+discards such a stale sum, and with nothing pending that sum was empty, i.e. zero). TRACE updates x and y, P of each
+per cycle, and with learning on also ``a <- min(ad + theta_plus * spike, 65535)``, ``ad = decay(a, d_theta)`` in
+steps that start with ``tick == 0``.
+END moves ``now`` to ``pending``, advances ``tick`` (learning on) and presents the raster.
 Every pass touches each weight word at most once, and a pass's last write lands before the next pass reads.
 
 Host interface (parallel; the UART front end wraps it)
@@ -52,7 +58,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from models.snn.params import DECAY_ONE, DECAY_SHIFT, STATE_BITS, StdpParams
+from models.snn.params import ADAPT_BITS, DECAY_ONE, DECAY_SHIFT, STATE_BITS, StdpParams
 from rtl.designs import DesignEntry, register
 from rtl.neurocore.config import CHUNK, PRESETS, Command, GlobalReg, NeuroCoreConfig, NeuronField, Region
 
@@ -96,10 +102,17 @@ def _decay_unsigned(m, x, d, name):
 
 
 def _stdp_step(m, gain, trace, shift, name):
-    """``min((gain * trace) >> shift, 255)``."""
-    prod = Signal(len(gain) + len(trace), name=f"{name}_p")
-    out = Signal(8, name=name)
-    m.d.comb += [prod.eq((gain * trace) >> shift), out.eq(Mux(prod > _DW_MAX, _DW_MAX, prod))]
+    """``clamp((gain * trace) >>> shift, -255, 255)`` for a signed ``trace`` (floor shift)."""
+    prod = Signal(signed(len(gain) + len(trace) + 1), name=f"{name}_p")
+    out = Signal(signed(9), name=name)
+    m.d.comb += [prod.eq((gain * trace) >> shift), out.eq(_clamp(prod, -_DW_MAX, _DW_MAX))]
+    return out
+
+
+def _leaked(m, w, k, name):
+    """``w - ceil(w / 2^k)`` (``w`` when ``k`` is 0): a weight after the weight-dependent leak."""
+    out = Signal(signed(9), name=name)
+    m.d.comb += out.eq(Mux(k == 0, w, w + ((-w) >> k)))
     return out
 
 
@@ -197,6 +210,12 @@ class NeuroCore(wiring.Component):
             GlobalReg.TRACE_MODE: Signal(1, name="trace_mode"),
             GlobalReg.RESET_MODE: Signal(1, name="reset_mode"),
             GlobalReg.LEARN: Signal(1, name="learn"),
+            GlobalReg.X_TAR: Signal(tb, name="x_tar"),
+            GlobalReg.W_DECAY: Signal(4, name="w_decay"),
+            GlobalReg.THETA_PLUS: Signal(ADAPT_BITS, name="theta_plus"),
+            GlobalReg.D_THETA: Signal(range(DECAY_ONE + 1), name="d_theta"),
+            GlobalReg.THETA_PERIOD: Signal(4, name="theta_period"),
+            GlobalReg.TICK: Signal(15, name="tick"),
         }
         w_exp, d_x, d_y = regs[GlobalReg.W_EXP], regs[GlobalReg.D_X], regs[GlobalReg.D_Y]
         a_pre, a_post = regs[GlobalReg.A_PRE], regs[GlobalReg.A_POST]
@@ -204,6 +223,9 @@ class NeuroCore(wiring.Component):
         s_plus, s_minus = regs[GlobalReg.S_PLUS], regs[GlobalReg.S_MINUS]
         w_min, w_max = regs[GlobalReg.W_MIN], regs[GlobalReg.W_MAX]
         trace_mode, reset_mode, learn = regs[GlobalReg.TRACE_MODE], regs[GlobalReg.RESET_MODE], regs[GlobalReg.LEARN]
+        x_tar, w_decay, tick = regs[GlobalReg.X_TAR], regs[GlobalReg.W_DECAY], regs[GlobalReg.TICK]
+        theta_plus, d_theta = regs[GlobalReg.THETA_PLUS], regs[GlobalReg.D_THETA]
+        theta_period = regs[GlobalReg.THETA_PERIOD]
 
         ovf_i = Signal(name="ovf_i")
         ovf_v = Signal(name="ovf_v")
@@ -253,7 +275,7 @@ class NeuroCore(wiring.Component):
             NeuronField.T_REF: (unsigned(8), 0), NeuronField.I_SYN: (signed(STATE_BITS), 0),
             NeuronField.V: (signed(STATE_BITS), 0), NeuronField.REF: (unsigned(8), 0),
             NeuronField.Y: (unsigned(tb), 0), NeuronField.ACC: (signed(c.acc_bits), 0),
-            NeuronField.COUNT: (unsigned(16), 0),
+            NeuronField.COUNT: (unsigned(16), 0), NeuronField.A: (unsigned(ADAPT_BITS), 0),
         }
         n_raddr = Signal(range(k_n), name="n_raddr")   # read address of every neuron memory but acc
         n_waddr = Signal(range(k_n), name="n_waddr")
@@ -325,7 +347,8 @@ class NeuroCore(wiring.Component):
         int_first = Signal(name="int_first")
         p_lanes = Signal(p, name="p_lanes")
         p_bvalid = Signal(p, name="p_bvalid")
-        p_t = [Signal(tb, name=f"p_t_{i}") for i in range(p)]   # decayed x of bank i (POT) or y of lane i (DEP)
+        # decayed x of bank i minus x_tar (POT) or decayed y of lane i (DEP)
+        p_t = [Signal(signed(tb + 1), name=f"p_t_{i}") for i in range(p)]
         q_valid = Signal(name="q_valid")
         q_mode = Signal(2, name="q_mode")
         q_bank = Signal(bank_bits, name="q_bank")
@@ -334,7 +357,8 @@ class NeuroCore(wiring.Component):
         q_lanes = Signal(p, name="q_lanes")
         q_bvalid = Signal(p, name="q_bvalid")
         q_word = [Signal(c.weight_word_bits, name=f"q_word_{b}") for b in range(p)]
-        q_dw = [Signal(8, name=f"q_dw_{i}") for i in range(p)]
+        q_dw = [Signal(signed(9), name=f"q_dw_{i}") for i in range(p)]
+        q_wl = [[Signal(signed(9), name=f"q_wl_{b}_{lane}") for lane in range(p)] for b in range(p)]
         r_valid = Signal(name="r_valid")
         r_k = Signal(range(k_n), name="r_k")
         r_new = Signal(8 * p, name="r_new")
@@ -353,7 +377,7 @@ class NeuroCore(wiring.Component):
                 m.d.sync += p_first.eq(int_first)
             if mode == MODE_POT:
                 m.d.sync += [p_lanes.eq(lanes), p_bvalid.eq(Mux(row == ks - 1, last_row_banks, (1 << p) - 1))]
-                m.d.sync += [p_t[b].eq(xd[b]) for b in range(p)]
+                m.d.sync += [p_t[b].eq(xd[b] - x_tar) for b in range(p)]
             if mode == MODE_DEP:
                 m.d.sync += [p_t[lane].eq(yd[lane]) for lane in range(p)]
 
@@ -385,6 +409,10 @@ class NeuroCore(wiring.Component):
                      q_waddr.eq(p_waddr), q_k.eq(p_k), q_lanes.eq(p_lanes), q_bvalid.eq(p_bvalid)]
         m.d.sync += [q_word[b].eq(w_word[b]) for b in range(p)]
         m.d.sync += [q_dw[i].eq(dw[i]) for i in range(p)]
+        for b in range(p):
+            for lane in range(p):
+                w = w_word[b][8 * lane:8 * lane + 8].as_signed()
+                m.d.sync += q_wl[b][lane].eq(_leaked(m, w, w_decay, f"wl_{b}_{lane}"))
 
         # stage 2: write back (POT: every bank; DEP: the walked source's bank, and pass its new weights on)
         def lanes_of(word):
@@ -396,7 +424,7 @@ class NeuroCore(wiring.Component):
             with m.If(q_mode == MODE_POT):
                 for b in range(p):
                     w, mask = lanes_of(q_word[b])
-                    new = [Mux(q_lanes[lane] & mask[lane], _clamp(w[lane] + q_dw[b], w_min, w_max)[:8],
+                    new = [Mux(q_lanes[lane] & mask[lane], _clamp(q_wl[b][lane] + q_dw[b], w_min, w_max)[:8],
                                w[lane][:8]) for lane in range(p)]
                     m.d.comb += [w_wen[b].eq(q_bvalid[b]), w_wdata[b].eq(Cat(*new, mask))]
             with m.Else():
@@ -440,10 +468,10 @@ class NeuroCore(wiring.Component):
             a_vprod = reg("vprod", v_prod.shape(), v_prod)
             a_acc = reg("acc", signed(c.acc_bits), rd(NeuronField.ACC, lane))
             a_rb = reg("rb", signed(STATE_BITS + 1), rd(NeuronField.V_REST, lane) + rd(NeuronField.BIAS, lane))
-            a_tr = reg("tr", signed(STATE_BITS + 1), rd(NeuronField.THETA, lane) - rd(NeuronField.V_RESET, lane))
+            a_theff = reg("theff", signed(STATE_BITS + 1), rd(NeuronField.THETA, lane) + rd(NeuronField.A, lane))
             a_fields = {f: reg(f.name.lower(), field_shapes[f][0], rd(f, lane))
-                        for f in (NeuronField.V, NeuronField.REF, NeuronField.THETA, NeuronField.V_RESET,
-                                  NeuronField.T_REF, NeuronField.COUNT)}
+                        for f in (NeuronField.V, NeuronField.REF, NeuronField.V_RESET, NeuronField.T_REF,
+                                  NeuronField.COUNT)}
 
             i_dec = _decay_round(m, a_iprod, STATE_BITS, f"i_dec_{lane}")
             i_new, i_ovf = _saturate(m, i_dec + a_acc, f"i_new_{lane}")
@@ -453,14 +481,15 @@ class NeuroCore(wiring.Component):
             b_iovf = reg("iovf", 1, i_ovf, "nb")
             b_vint = reg("vint", signed(STATE_BITS), v_int, "nb")
             b_vovf = reg("vovf", 1, v_int_ovf, "nb")
-            b_tr = reg("tr", signed(STATE_BITS + 1), a_tr, "nb")
+            b_theff = reg("theff", signed(STATE_BITS + 1), a_theff, "nb")
+            b_tr = reg("tr", signed(STATE_BITS + 2), a_theff - a_fields[NeuronField.V_RESET], "nb")
             b = {f: reg(f.name.lower(), field_shapes[f][0], r, "nb") for f, r in a_fields.items()}
 
             held = Signal(name=f"held_{lane}")
             v1 = Signal(signed(STATE_BITS), name=f"v1_{lane}")
             spike = spikes[lane]
             v, ref = b[NeuronField.V], b[NeuronField.REF]
-            m.d.comb += [held.eq(ref != 0), v1.eq(Mux(held, v, b_vint)), spike.eq(~held & (v1 >= b[NeuronField.THETA]))]
+            m.d.comb += [held.eq(ref != 0), v1.eq(Mux(held, v, b_vint)), spike.eq(~held & (v1 >= b_theff))]
             v_sub, v_sub_ovf = _saturate(m, v1 - b_tr, f"v_sub_{lane}")
             v_after = Mux(spike, Mux(reset_mode, v_sub, b[NeuronField.V_RESET]), v1)
             ref_after = Mux(spike, b[NeuronField.T_REF], Mux(held, ref - 1, ref))
@@ -480,7 +509,15 @@ class NeuroCore(wiring.Component):
                 add_mode = Mux(added > tmax, tmax, added)
                 return Mux(trace_mode, Mux(bit, amount, dec), add_mode)
 
-            trace_writes.append((upd(xd[lane], bit_x, a_pre), upd(yd[lane], bit_y, a_post)))
+            a_old = rd(NeuronField.A, lane)
+            a_dec = Mux(tick == 0, _decay_unsigned(m, a_old, d_theta, f"ad_{lane}"), a_old)
+            a_sum = Signal(ADAPT_BITS + 1, name=f"a_sum_{lane}")
+            m.d.comb += a_sum.eq(a_dec + Mux(bit_y, theta_plus, 0))
+            a_new = Mux(a_sum[-1], (1 << ADAPT_BITS) - 1, a_sum[:ADAPT_BITS])
+            trace_writes.append((upd(xd[lane], bit_x, a_pre), upd(yd[lane], bit_y, a_post), a_new))
+
+        tick_mask = Signal(15, name="tick_mask")
+        m.d.comb += tick_mask.eq((Const(1, 16) << theta_period) - 1)
 
         # -- the step sequencer ----------------------------------------------------------------------------------
         cmd_write = host_we & (region == Region.CTRL) & (index == 0)
@@ -558,10 +595,12 @@ class NeuroCore(wiring.Component):
             with m.State("TRACE"):
                 m.d.comb += [n_raddr.eq(j), n_waddr.eq(j), xaddr.eq(j)]
                 for lane in range(p):
-                    x_new, y_new = trace_writes[lane]
+                    x_new, y_new, a_new = trace_writes[lane]
                     m.d.comb += [xwr[lane].en.eq(1), xwr[lane].data.eq(x_new)]
                     with m.If(j < k_n):
                         wr(NeuronField.Y, lane, y_new)
+                        with m.If(learn):
+                            wr(NeuronField.A, lane, a_new)
                 with m.If(j == ks - 1):
                     m.d.sync += j.eq(0)
                     m.next = "END"
@@ -571,6 +610,8 @@ class NeuroCore(wiring.Component):
                 m.d.sync += [pending.eq(now), last_spikes.eq(now[:n]), raster_valid.eq(1), acc_ok.eq(learn),
                              step_count.eq(step_count + 1), last_cycles.eq(step_cyc + 1),
                              remaining.eq(remaining - 1)]
+                with m.If(learn):
+                    m.d.sync += tick.eq((tick + 1) & tick_mask)
                 with m.If(remaining == 1):
                     m.next = "IDLE"
                 with m.Else():

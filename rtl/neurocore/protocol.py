@@ -46,14 +46,14 @@ gathered index) must lie inside the region (:func:`region_size`), else :data:`St
 """
 import enum
 
-from rtl.neurocore.config import GlobalReg, NeuroCoreConfig, Region
+from rtl.neurocore.config import GlobalReg, NeuroCoreConfig, NeuronField, Region
 
 __all__ = ["SYNC_CMD", "SYNC_RSP", "VERSION", "Kind", "Op", "OpInfo", "Status", "crc16", "decode_frames",
            "encode_frame", "encode_response", "op_info", "region_size", "word_bytes"]
 
 SYNC_CMD = 0xA5
 SYNC_RSP = 0x5A
-VERSION = 1
+VERSION = 2  #: 2: on-chip homeostasis registers, neuron field A, global TICK
 NO_OP = 0x7F  #: op of a NAK sent before an opcode was received
 CRC_INIT = 0xFFFF
 CRC_POLY = 0x1021
@@ -126,12 +126,12 @@ def word_bytes(config: NeuroCoreConfig, region: Region) -> int:
 
 
 def region_size(config: NeuroCoreConfig, region: Region) -> int:
-    """Number of valid indices of ``region`` (NEURON: 13 fields of ``2**neuron_bits`` entries)."""
+    """Number of valid indices of ``region`` (NEURON: 14 fields of ``2**neuron_bits`` entries)."""
     return {
         Region.CTRL: 3,
         Region.GLOBAL: len(GlobalReg),
         Region.WEIGHT: config.n_sources * config.groups,
-        Region.NEURON: 13 << config.neuron_bits,
+        Region.NEURON: len(NeuronField) << config.neuron_bits,
         Region.TRACE_X: config.n_sources,
         Region.INPUT: -(-config.n_inputs // 32),
         Region.SPIKES: -(-config.n_neurons // 32),

@@ -83,17 +83,20 @@ def test_digits_onchip_learns_without_the_host():
     assert r["accuracy"] >= 0.5, r["accuracy"]
 
 
-def test_cli_refuses_onchip_digits_on_the_rtl():
-    from click.testing import CliRunner
-
-    from rampart.cli import main
-
+def test_digits_onchip_rtl_matches_golden():
+    """The on-chip learning variant on the Verilated RTL (16 neurons, 16 inputs, 10 training images): every spike,
+    the learned weights and the adaptive thresholds equal the golden model's."""
     pytest.importorskip("amaranth")
-    result = CliRunner().invoke(main, ["snn", "demo", "digits", "--backend", "rtl"])
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("rampart: error:"), result.output
-    assert "on-chip homeostasis" in lines[0] and "--learning host-assisted" in lines[0]
+    # the 16-neuron, 16-input core of the other RTL demo tests (one cached build), a lower threshold for 4x4 images
+    cfg = demos.DigitsConfig(pool=2, n_core=16, n_train=10, n_test=5, epochs=1, steps=40, infer_steps=30,
+                             max_prob=0.5, onchip=demos.OnChipConfig(theta=1500, w0=60))
+    gold = demos.digits_onchip("golden", seed=0, cfg=cfg)
+    assert (gold["adaptation"] > 0).any(), "the thresholds should adapt"
+    assert not np.array_equal(gold["w_init"], gold["w_learned"]), "STDP must change the input weights"
+    rtl = demos.digits_onchip("rtl", seed=0, cfg=cfg)
+    assert demos.same_spikes(rtl["spikes"], gold["spikes"])
+    np.testing.assert_array_equal(rtl["w_learned"], gold["w_learned"])
+    np.testing.assert_array_equal(rtl["adaptation"], gold["adaptation"])
 
 
 def test_digits_demo_plots_every_variant(tmp_path):

@@ -116,3 +116,32 @@ def test_host_vs_golden_4x4():
     assert golden.counts().sum() > 200
     assert (golden.weights() != w).sum() > 10, "STDP must have learned"
     t.close()
+
+
+def test_host_vs_golden_homeostasis():
+    """On-chip homeostasis over the UART: 200 learning steps with every homeostasis register on, then learning
+    off and a soft reset (both keep ``a`` and ``tick``): spikes, weights, adaptive thresholds and the tick."""
+    t = SimTransport(CFG)
+    core = NeuroCore(t)
+    golden = GoldenCore(CFG.core.core_config)
+    stdp = StdpParams(d_x=300, d_y=500, a_pre=100, a_post=90, a_plus=60, a_minus=30, s_plus=6, s_minus=7,
+                      w_min=-50, w_max=110, x_tar=30, w_decay=2, theta_plus=400, d_theta=700, theta_period=3)
+    for dev in (core, golden):
+        configure(dev, np.random.default_rng(5))
+        dev.enable_stdp(stdp)
+    rng = np.random.default_rng(6)
+    inputs = rng.random((200, CFG.core.n_inputs)) < 0.3
+    np.testing.assert_array_equal(core.run(200, inputs), golden.run(200, inputs))
+    np.testing.assert_array_equal(core.weights(), golden.weights())
+    np.testing.assert_array_equal(core.adaptation(), golden.adaptation())
+    np.testing.assert_array_equal(core.adaptation([2, 5]), golden.adaptation()[[2, 5]])
+    assert core.tick == golden.tick
+    assert golden.adaptation().max() > 0, "thresholds should have adapted"
+    for dev in (core, golden):
+        dev.disable_stdp()
+        dev.reset_state()
+    inputs = rng.random((50, CFG.core.n_inputs)) < 0.3
+    np.testing.assert_array_equal(core.run(50, inputs), golden.run(50, inputs))
+    np.testing.assert_array_equal(core.adaptation(), golden.adaptation())
+    assert core.tick == golden.tick
+    t.close()

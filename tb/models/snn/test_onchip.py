@@ -8,7 +8,6 @@ import pytest
 
 from models.snn.golden import GoldenCore
 from models.snn.params import CoreConfig, NeuronParams, StdpParams
-from sim.errors import RampartError
 
 
 def bias_neuron(stdp: StdpParams, *, theta=100, bias=30) -> GoldenCore:
@@ -141,14 +140,30 @@ def test_bad_homeostasis_registers_fail_clearly(field, value):
         StdpParams(**{field: value}).check_trace_bits(8)
 
 
-def test_rtl_refuses_homeostasis_in_one_line():
+def test_adaptive_threshold_by_hand_on_the_rtl():
+    """The hand-worked adaptive-threshold example above on the Verilated RTL behind the UART: neuron 0 of a 4x4
+    core is the bias-driven neuron, the others never fire."""
     pytest.importorskip("amaranth")
-    from models.snn.host import check_rtl_supported
+    from models.snn.host import NeuroCore, SimTransport
+    from rtl.neurocore.uart_top import PRESETS
 
-    check_rtl_supported(StdpParams(a_plus=3))
-    with pytest.raises(RampartError, match=r"w_decay=2, theta_plus=5") as err:
-        check_rtl_supported(StdpParams(w_decay=2, theta_plus=5))
-    assert "\n" not in str(err.value)
+    core = NeuroCore(SimTransport(PRESETS["4x4-sim"]))
+    try:
+        silent = (1 << 23) - 1
+        core.set_neuron_params(NeuronParams(theta=[100, silent, silent, silent], bias=[30, 0, 0, 0], t_ref=0))
+        mask = np.zeros((8, 4), dtype=bool)
+        mask[4, 0] = True   # the silent input 0 -> neuron 0: learning on, nothing learned
+        core.enable_stdp(StdpParams(a_plus=1, theta_plus=50, d_theta=4096, theta_period=4), mask)
+        assert spike_steps(core.run(16)) == [3, 8, 15]
+        # theta_period 4: tick 0 at the start of step 16, so a = 150 decays fully (d_theta 4096) to 0 there
+        assert core.adaptation().tolist() == [150, 0, 0, 0] and core.tick == 0
+        core.run(1)
+        assert core.adaptation().tolist() == [0, 0, 0, 0] and core.tick == 1
+        core.disable_stdp()
+        core.reset_state()
+        assert core.tick == 1
+    finally:
+        core.transport.close()
 
 
 def test_homeostasis_encodings_by_hand():

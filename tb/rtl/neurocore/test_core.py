@@ -44,7 +44,9 @@ def param_writes(cfg: NeuroCoreConfig, golden: GoldenCore) -> list[tuple[int, in
             GlobalReg.A_PRE: s.a_pre, GlobalReg.A_POST: s.a_post, GlobalReg.A_PLUS: s.a_plus,
             GlobalReg.A_MINUS: s.a_minus, GlobalReg.S_PLUS: s.s_plus, GlobalReg.S_MINUS: s.s_minus,
             GlobalReg.W_MIN: s.w_min & 0xFF, GlobalReg.W_MAX: s.w_max & 0xFF, GlobalReg.TRACE_MODE: s.trace_mode,
-            GlobalReg.RESET_MODE: p.reset_mode, GlobalReg.LEARN: int(golden.learning)}
+            GlobalReg.RESET_MODE: p.reset_mode, GlobalReg.LEARN: int(golden.learning), GlobalReg.X_TAR: s.x_tar,
+            GlobalReg.W_DECAY: s.w_decay, GlobalReg.THETA_PLUS: s.theta_plus, GlobalReg.D_THETA: s.d_theta,
+            GlobalReg.THETA_PERIOD: s.theta_period}
     writes += [(cfg.address(Region.GLOBAL, r), int(v)) for r, v in regs.items()]
     return writes
 
@@ -63,8 +65,11 @@ def run_command(cfg: NeuroCoreConfig, steps: int) -> tuple[int, int]:
 # -- random networks -----------------------------------------------------------------------------------------------
 
 
+HOMEOSTASIS = {"x_tar": 40, "w_decay": 3, "theta_plus": 700, "d_theta": 900, "theta_period": 2}
+
+
 def random_golden(cfg: NeuroCoreConfig, seed: int, *, reset_mode=ResetMode.ABSOLUTE,
-                  trace_mode=TraceMode.ADD) -> GoldenCore:
+                  trace_mode=TraceMode.ADD, **homeostasis) -> GoldenCore:
     rng = np.random.default_rng(seed)
     n, s = cfg.n_neurons, cfg.n_sources
     golden = GoldenCore(cfg.core_config)
@@ -76,7 +81,7 @@ def random_golden(cfg: NeuroCoreConfig, seed: int, *, reset_mode=ResetMode.ABSOL
         t_ref=rng.integers(0, 4, n), reset_mode=reset_mode))
     golden.set_synapse_params(SynapseParams(w_exp=int(rng.integers(2, 5))))
     golden.enable_stdp(StdpParams(d_x=300, d_y=500, a_pre=100, a_post=90, a_plus=60, a_minus=30, s_plus=6,
-                                  s_minus=7, w_min=-50, w_max=110, trace_mode=trace_mode))
+                                  s_minus=7, w_min=-50, w_max=110, trace_mode=trace_mode, **homeostasis))
     return golden
 
 
@@ -92,6 +97,7 @@ class NativeCore:
         self.y_mems = [sim.element_index(f"top.y_{lane}") for lane in range(cfg.lanes)]
         self.x_mems = [sim.element_index(f"top.x_{lane}") for lane in range(cfg.lanes)]
         self.count_mems = [sim.element_index(f"top.count_{lane}") for lane in range(cfg.lanes)]
+        self.a_mems = [sim.element_index(f"top.a_{lane}") for lane in range(cfg.lanes)]
         self.w_banks = [sim.element_index(f"top.w_mem_{b}") for b in range(cfg.lanes)]
 
     def cycles(self, ops: list[tuple[str, int, int]], idle_after: int = 0):
@@ -155,6 +161,12 @@ class NativeCore:
     def counts(self):
         return np.stack([self.sim.read_memory(e) for e in self.count_mems], axis=1).reshape(-1).astype(np.int64)
 
+    def adaptation(self):
+        return np.stack([self.sim.read_memory(e) for e in self.a_mems], axis=1).reshape(-1).astype(np.int64)
+
+    def tick(self) -> int:
+        return self.read([self.cfg.address(Region.GLOBAL, GlobalReg.TICK)])[0]
+
     def weights(self):
         """Weights and mask from the banks: source s is row s // P of bank s % P."""
         cfg, k = self.cfg, self.cfg.groups
@@ -198,6 +210,9 @@ def lockstep(core: NativeCore, golden: GoldenCore, inputs: np.ndarray, pending: 
             w, _ = core.weights()
             np.testing.assert_array_equal(w, golden.weights(), err_msg=f"weights at step {golden.step - 1}")
             np.testing.assert_array_equal(core.counts(), golden.counts(), err_msg=f"counts at step {golden.step - 1}")
+            np.testing.assert_array_equal(core.adaptation(), golden.adaptation(),
+                                          err_msg=f"a at step {golden.step - 1}")
+            assert core.tick() == golden.tick, f"tick at step {golden.step - 1}"
         pending = now
     return pending, cycles
 
@@ -343,14 +358,70 @@ def test_native_64_stdp(native64):
         print(f"64x64 cycles per step: min {min(cycles)}, max {max(cycles)}, worst case {worst[-1]}")
 
 
+def test_native_16_homeostasis_1000_steps(native16):
+    """N = M = 16, P = 4, every homeostasis register on: 1,000 steps (learning, then frozen adaptation, a soft
+    reset that keeps ``a`` and ``tick``, SUBTRACT/NEAREST with other registers), every state compared."""
+    cfg = PRESETS["16x16"]
+    golden = random_golden(cfg, seed=21, **HOMEOSTASIS)
+    rng = np.random.default_rng(22)
+    with NativeSim(native16) as sim:
+        core = NativeCore(cfg, sim)
+        core.write(setup_writes(cfg, golden))
+        pending, _ = lockstep(core, golden, rng.random((400, cfg.n_inputs)) < 0.3,
+                              np.zeros(cfg.n_sources, dtype=bool), check_weights_every=10)
+        assert golden.adaptation().max() > 0, "the threshold should have adapted"
+        a_learned = golden.adaptation()
+        # learning off: a and tick frozen, a still raises the threshold
+        golden.disable_stdp()
+        core.write(param_writes(cfg, golden))
+        pending, _ = lockstep(core, golden, rng.random((150, cfg.n_inputs)) < 0.4, pending)
+        np.testing.assert_array_equal(golden.adaptation(), a_learned)
+        # soft reset leaves the learned state alone
+        core.write([(cfg.address(Region.CTRL, 0), Command.SOFT_RESET)])
+        core.cycles([], idle_after=max(cfg.groups, cfg.src_groups) + 2)
+        golden.reset_state()
+        np.testing.assert_array_equal(core.adaptation(), golden.adaptation())
+        assert core.tick() == golden.tick
+        # neurons 0-3 fire every step (lowest threshold, no refractory period): a saturates, v_sub overflows
+        p = golden.neuron_params()
+        golden.set_neuron_params(reset_mode=ResetMode.SUBTRACT, theta=np.where(np.arange(16) < 4, -(1 << 23), p.theta),
+                                 t_ref=np.where(np.arange(16) < 4, 0, p.t_ref))
+        golden.enable_stdp(StdpParams(d_x=900, d_y=100, a_pre=200, a_post=255, a_plus=200, a_minus=30, s_plus=5,
+                                      s_minus=9, w_min=-128, w_max=127, trace_mode=TraceMode.NEAREST, x_tar=150,
+                                      w_decay=1, theta_plus=30000, d_theta=4096, theta_period=15))
+        core.write(param_writes(cfg, golden))
+        lockstep(core, golden, rng.random((450, cfg.n_inputs)) < 0.5, np.zeros(cfg.n_sources, dtype=bool),
+                 check_weights_every=10)
+        assert golden.step == 450   # the soft reset restarted the step counter after 550 steps
+        assert golden.adaptation().max() == (1 << 16) - 1, "theta_plus 30000 should saturate a"
+        assert not np.array_equal(golden.weights(), random_golden(cfg, seed=21).weights())
+        nb = cfg.neuron_bits
+        got = core.read([cfg.address(Region.NEURON, (NeuronField.A << nb) | i) for i in range(cfg.n_neurons)])
+        assert got == golden.adaptation().tolist()
+
+
+def test_native_64_homeostasis(native64):
+    """N = M = 64, P = 4: 300 steps with every homeostasis register on."""
+    cfg = PRESETS["64x64"]
+    golden = random_golden(cfg, seed=23, **HOMEOSTASIS)
+    rng = np.random.default_rng(24)
+    with NativeSim(native64) as sim:
+        core = NativeCore(cfg, sim)
+        core.write(setup_writes(cfg, golden))
+        lockstep(core, golden, rng.random((300, cfg.n_inputs)) < 0.2, np.zeros(cfg.n_sources, dtype=bool),
+                 check_state_every=5)
+        assert golden.adaptation().max() > 0
+
+
 # -- Amaranth simulator ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cfg", [PRESETS["4x4"], NeuroCoreConfig(3, 5, 1), NeuroCoreConfig(8, 3, 8)],
-                         ids=["4x4-p2", "3x5-p1", "8x3-p8"])
-def test_pysim(cfg):
+@pytest.mark.parametrize("cfg, homeostasis", [
+    (PRESETS["4x4"], {}), (NeuroCoreConfig(3, 5, 1), {}), (NeuroCoreConfig(8, 3, 8), {}),
+    (PRESETS["4x4"], HOMEOSTASIS)], ids=["4x4-p2", "3x5-p1", "8x3-p8", "4x4-p2-homeostasis"])
+def test_pysim(cfg, homeostasis):
     """Tiny cores in the Amaranth simulator (P = 1, 2 and P = N): 12 steps with STDP, every spike and membrane."""
-    golden = random_golden(cfg, seed=9)
+    golden = random_golden(cfg, seed=9, **homeostasis)
     golden.set_neuron_params(theta=np.full(cfg.n_neurons, 700), t_ref=1, d_i=4096)
     rng = np.random.default_rng(10)
     inputs = rng.random((12, cfg.n_inputs)) < 0.6

@@ -13,6 +13,7 @@ from models.snn.params import NeuronParams, StdpParams, SynapseParams
 from rtl.neurocore.config import GlobalReg, NeuronField, Region
 from rtl.neurocore.protocol import (
     ID_BYTES,
+    VERSION,
     Op,
     Status,
     crc16,
@@ -29,9 +30,11 @@ CORE = CFG.core
 GLOBAL_BITS = {GlobalReg.W_EXP: 3, GlobalReg.D_X: 13, GlobalReg.D_Y: 13, GlobalReg.A_PRE: CORE.trace_bits,
                GlobalReg.A_POST: CORE.trace_bits, GlobalReg.A_PLUS: 8, GlobalReg.A_MINUS: 8, GlobalReg.S_PLUS: 4,
                GlobalReg.S_MINUS: 4, GlobalReg.W_MIN: 8, GlobalReg.W_MAX: 8, GlobalReg.TRACE_MODE: 1,
-               GlobalReg.RESET_MODE: 1, GlobalReg.LEARN: 1}
+               GlobalReg.RESET_MODE: 1, GlobalReg.LEARN: 1, GlobalReg.X_TAR: CORE.trace_bits, GlobalReg.W_DECAY: 4,
+               GlobalReg.THETA_PLUS: 16, GlobalReg.D_THETA: 13, GlobalReg.THETA_PERIOD: 4, GlobalReg.TICK: 15}
+# the parameters and the adaptive threshold: host-written, untouched while the core is idle
 PARAM_FIELDS = [NeuronField.THETA, NeuronField.V_RESET, NeuronField.V_REST, NeuronField.BIAS, NeuronField.D_V,
-                NeuronField.D_I, NeuronField.T_REF]
+                NeuronField.D_I, NeuronField.T_REF, NeuronField.A]
 
 
 def test_config_checks():
@@ -109,7 +112,8 @@ def random_valid(rng, model: Model):
         expected = b"".join(w.to_bytes(5, "little") for w in model.weights[start:start + n])
         return encode_frame(Op.RD_WEIGHT, start.to_bytes(2, "little") + n.to_bytes(2, "little")), expected, None
     if choice == 5:
-        idx = [int((rng.integers(0, 7) << nb) | rng.integers(0, 16)) for _ in range(rng.integers(1, 12))]
+        idx = [int((PARAM_FIELDS[rng.integers(len(PARAM_FIELDS))] << nb) | rng.integers(0, 16))
+               for _ in range(rng.integers(1, 12))]
         expected = b"".join(model.neuron_value(i).to_bytes(4, "little") for i in idx)
         return encode_frame(Op.GATHER_NEURON, b"".join(i.to_bytes(2, "little") for i in idx)), expected, None
     if choice == 6:
@@ -174,7 +178,7 @@ def test_id_and_status(transport):
     assert len(frames) == 1
     op, status, payload = frames[0]
     assert (op, status, len(payload)) == (Op.ID, Status.ACK, ID_BYTES)
-    assert payload[0] == 1 and int.from_bytes(payload[1:3], "little") == 16 and payload[5] == 4
+    assert payload[0] == VERSION and int.from_bytes(payload[1:3], "little") == 16 and payload[5] == 4
     info = op_info(CORE)
     assert info[Op.RD_WEIGHT].wb == word_bytes(CORE, Region.WEIGHT) == 5
 
@@ -235,6 +239,9 @@ def test_fuzz(transport):
                           d_i=rng.integers(200, 4097, 16), t_ref=1, bias=20)
     stdp = StdpParams(d_x=300, d_y=500, a_pre=100, a_post=90, a_plus=60, a_minus=30, s_plus=6, s_minus=7,
                       w_min=-50, w_max=110)
+    # the fuzz wrote random adaptive thresholds and a random tick: back to the golden model's power-on values
+    core._write(Op.WR_NEURON, Region.NEURON, NeuronField.A << CORE.neuron_bits, [0] * CORE.n_neurons)
+    core.write_globals({GlobalReg.TICK: 0})
     for dev in (core, golden):
         dev.set_weights(w)
         dev.set_plastic(mask)

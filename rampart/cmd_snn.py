@@ -20,8 +20,8 @@ def snn():
 @click.option("--check", is_flag=True,
               help="Also rerun the demo on the other backend and assert identical output spikes (bit-exactness).")
 @click.option("--learning", type=click.Choice(["onchip", "host-assisted"]), default="onchip", show_default=True,
-              help="digits, unsupervised variant: onchip = the core's own STDP + homeostasis (golden model only "
-                   "until the RTL implements it); host-assisted = STDP with host-side weight normalisation and "
+              help="digits, unsupervised variant: onchip = the core's own STDP + homeostasis (adaptive "
+                   "thresholds, weight leak); host-assisted = STDP with host-side weight normalisation and "
                    "threshold adaptation after every training image.")
 def demo_cmd(name, backend, out, seed, check, learning):
     """Run demo NAME and write its plots.
@@ -40,9 +40,8 @@ def demo_cmd(name, backend, out, seed, check, learning):
              Plots: digits_int8.png, digits_onchip_*.png or digits_stdp_*.png (weights, confusion).
 
     With --backend rtl the pattern demo is the full one (64x64 core, 40k training steps, about a minute); the
-    digits demo needs --learning host-assisted (the RTL lacks the homeostasis registers so far) and shrinks to
-    60 training images (1 epoch) and 40 test images, because the host reads and rewrites the weights after
-    every training image.  --check reruns the same sizes on the other backend and compares every output spike.
+    digits demo shrinks to 60 training images (1 epoch) and 40 test images (every image crosses the simulated
+    UART).  --check reruns the same sizes on the other backend and compares every output spike.
     """
     import time
 
@@ -55,8 +54,6 @@ def demo_cmd(name, backend, out, seed, check, learning):
     else:
         cfg = demos.DigitsConfig() if backend == "golden" else demos.RTL_DIGITS
         variants = ("supervised", "onchip" if learning == "onchip" else "unsupervised")
-        if learning == "onchip" and (backend == "rtl" or check):
-            _refuse_rtl_onchip(cfg)
         run = lambda b, o: demos.digits_demo(b, seed, o, cfg, variants)  # noqa: E731
     result = run(backend, out)
     click.echo(result.summary())
@@ -69,13 +66,3 @@ def demo_cmd(name, backend, out, seed, check, learning):
         if not same:
             raise SystemExit(1)
     click.echo(f"total {time.monotonic() - start:.1f} s")
-
-
-def _refuse_rtl_onchip(cfg) -> None:
-    from models.snn.host import check_rtl_supported
-    from sim.errors import RampartError
-
-    try:
-        check_rtl_supported(cfg.onchip.stdp())
-    except RampartError as e:
-        raise RampartError(f"{e}; use --learning host-assisted with --backend rtl or --check") from None

@@ -33,16 +33,9 @@ from rtl.neurocore.protocol import (
 from sim.errors import RampartError
 
 __all__ = ["NakError", "NeuroCore", "ProtocolError", "SerialTransport", "SimTransport", "Transport",
-           "check_rtl_supported", "decode_words", "global_values", "neuron_field_values", "signed", "weight_words"]
+           "decode_words", "global_values", "neuron_field_values", "signed", "weight_words"]
 
 # -- register-map encoders -----------------------------------------------------------------------------------------
-
-
-def check_rtl_supported(stdp: StdpParams) -> None:
-    """Kept for callers written before the RTL implemented on-chip homeostasis: every :class:`StdpParams` the
-    golden model accepts now runs on the RTL too, so this only checks the type."""
-    if not isinstance(stdp, StdpParams):
-        raise RampartError(f"expected StdpParams, not {stdp!r}")
 
 
 def signed(value, bits: int):

@@ -396,21 +396,33 @@ def _normalise(w_in: np.ndarray, total: int) -> np.ndarray:
     return np.clip(np.rint(w_in * (total / np.maximum(s, 1))), 0, 127).astype(np.int64)
 
 
+def _digits_data(cfg: DigitsConfig, seed: int, data=None):
+    """The demo's train/test split (``data`` or :func:`load_digits_split`), cut to ``n_train`` / ``n_test``."""
+    xtr, ytr, xte, yte = data if data is not None else load_digits_split(seed, pool=cfg.pool)
+    return xtr[:cfg.n_train], ytr[:cfg.n_train], xte[:cfg.n_test], yte[:cfg.n_test]
+
+
+def _hidden_layer(cfg: DigitsConfig, w_in: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Initial weights of the unsupervised layer (``cfg.inhibit`` between different hidden neurons, ``w_in`` from
+    the inputs) and its plasticity mask (the input rows only)."""
+    n = cfg.n_core
+    w = np.zeros((n + len(w_in), n), dtype=np.int64)
+    w[:n] = np.where(np.eye(n, dtype=bool), 0, cfg.inhibit)
+    w[n:] = w_in
+    mask = np.zeros(w.shape, dtype=bool)
+    mask[n:] = True
+    return w, mask
+
+
 def digits_unsupervised(backend: str = "golden", seed: int = 0, cfg: DigitsConfig | None = None,
                         data=None) -> dict:
     """Host-assisted variant: STDP-trained hidden layer with lateral inhibition, the host renormalising weights and
     adapting thresholds after every training image, then class-assignment readout.  Returns a dict."""
     cfg = cfg if cfg is not None else DigitsConfig()
-    xtr, ytr, xte, yte = data if data is not None else load_digits_split(seed, pool=cfg.pool)
-    xtr, ytr = xtr[:cfg.n_train], ytr[:cfg.n_train]
-    xte, yte = xte[:cfg.n_test], yte[:cfg.n_test]
+    xtr, ytr, xte, yte = _digits_data(cfg, seed, data)
     rng = np.random.default_rng(seed + 1)
     n, m = cfg.n_core, xtr.shape[1]
-    w = np.zeros((n + m, n), dtype=np.int64)
-    w[:n] = np.where(np.eye(n, dtype=bool), 0, cfg.inhibit)
-    w[n:] = _normalise(rng.uniform(0.5, 1.5, (m, n)), cfg.w_sum)
-    mask = np.zeros((n + m, n), dtype=bool)
-    mask[n:] = True
+    w, mask = _hidden_layer(cfg, _normalise(rng.uniform(0.5, 1.5, (m, n)), cfg.w_sum))
     core = make_core(backend, n, m)
     spikes_log = []
     try:
@@ -477,16 +489,10 @@ def digits_onchip(backend: str = "golden", seed: int = 0, cfg: DigitsConfig | No
     cfg = cfg if cfg is not None else DigitsConfig()
     oc = cfg.onchip
     stdp = oc.stdp()
-    xtr, ytr, xte, yte = data if data is not None else load_digits_split(seed, pool=cfg.pool)
-    xtr, ytr = xtr[:cfg.n_train], ytr[:cfg.n_train]
-    xte, yte = xte[:cfg.n_test], yte[:cfg.n_test]
+    xtr, ytr, xte, yte = _digits_data(cfg, seed, data)
     rng = np.random.default_rng(seed + 1)
     n, m = cfg.n_core, xtr.shape[1]
-    w = np.zeros((n + m, n), dtype=np.int64)
-    w[:n] = np.where(np.eye(n, dtype=bool), 0, cfg.inhibit)
-    w[n:] = rng.integers(0, oc.w0, (m, n), endpoint=True)
-    mask = np.zeros((n + m, n), dtype=bool)
-    mask[n:] = True
+    w, mask = _hidden_layer(cfg, rng.integers(0, oc.w0, (m, n), endpoint=True))
     core = make_core(backend, n, m)
     spikes_log = []
     try:
@@ -532,9 +538,7 @@ def train_softmax(x: np.ndarray, y: np.ndarray, epochs: int = 1000, lr: float = 
 def digits_supervised(backend: str = "golden", seed: int = 0, cfg: DigitsConfig | None = None, data=None) -> dict:
     """Offline softmax regression -> int8 weights -> spiking inference on the core.  Returns a dict."""
     cfg = cfg if cfg is not None else DigitsConfig()
-    xtr, ytr, xte, yte = data if data is not None else load_digits_split(seed, pool=cfg.pool)
-    xtr, ytr = xtr[:cfg.n_train], ytr[:cfg.n_train]
-    xte, yte = xte[:cfg.n_test], yte[:cfg.n_test]
+    xtr, ytr, xte, yte = _digits_data(cfg, seed, data)
     rate = cfg.sup_max_prob / 16.0                      # expected spikes per step per intensity unit
     wf, bf = train_softmax(xtr * rate, ytr, seed=seed)
     float_acc = float(((xte * rate @ wf + bf).argmax(axis=1) == yte).mean())

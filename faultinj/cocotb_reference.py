@@ -361,6 +361,7 @@ def _forget_stale_simulator_build(build_, simulator: str):
     """Remove the cached cocotb simulator build of ``build_`` unless it is stamped as made from its Verilog (a
     simulator build made from other Verilog was seen under a build folder; the runner's timestamps do not catch it).
     Returns the function that stamps the (re)made simulator build."""
+    import fcntl
     import hashlib
     import shutil
 
@@ -372,8 +373,11 @@ def _forget_stale_simulator_build(build_, simulator: str):
     folder = current.directory / f"cocotb_{simulator}"
     stamp = folder / "rampart_verilog.sha256"
     digest = hashlib.sha256(build_.verilog.read_bytes()).hexdigest()
-    if not stamp.exists() or stamp.read_text() != digest:
-        shutil.rmtree(folder, ignore_errors=True)
+    # under run_cocotb's lock, so a simulator build another process is running is never removed
+    with open(current.directory / f".cocotb_{simulator}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists() or stamp.read_text() != digest:
+            shutil.rmtree(folder, ignore_errors=True)
     return lambda: stamp.write_text(digest)
 
 

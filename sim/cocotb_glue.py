@@ -1,9 +1,12 @@
 """Run a cocotb test module on any rtl design from pytest, under Verilator (default) or Icarus Verilog.
 
 The Verilog comes from :func:`sim.build.build` (so cocotb sees exactly the RTL the native harness runs); each
-(design build, simulator) pair keeps its own cocotb build folder inside the build's cache folder.
+(design build, simulator) pair keeps its own cocotb build folder inside the build's cache folder; runs on the same
+folder (pytest-xdist workers, FI processes) take turns on a lock file beside it, since the simulator build and the
+results file are shared.
 """
 import contextlib
+import fcntl
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -51,13 +54,14 @@ def run_cocotb(design: str, config, test_module: str, *, test_dir: Path, simulat
     elif iverilog_executable() is None:
         raise RampartError("Icarus Verilog (iverilog) is not installed; run `make install`")
     results_xml = build_dir / f"results_{test_module}.xml"
-    with _environment(env):
+    with open(result.directory / f".cocotb_{simulator}.lock", "w") as lock, _environment(env):
+        fcntl.flock(lock, fcntl.LOCK_EX)
         runner = get_runner(simulator)
         runner.build(sources=[result.verilog], hdl_toplevel=TOP, build_dir=build_dir, build_args=build_args,
                      waves=waves, timescale=("1ns", "1ps"))
         runner.test(hdl_toplevel=TOP, test_module=test_module, test_dir=test_dir, build_dir=build_dir,
                     extra_env=extra_env or {}, results_xml=str(results_xml), waves=waves)
-    _check_results(results_xml)
+        _check_results(results_xml)
     return results_xml
 
 

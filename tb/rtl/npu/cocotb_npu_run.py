@@ -2,16 +2,13 @@
 
 Verilator, not Icarus: measured on the stub-compute U55-128 build, cocotb + Verilator idles at ~145,000 cycles/s
 against ~50,000 for Icarus, and its one-off build (~10 s) is cached with the design build. All runs of these modules
-share one cocotb build folder and one results file per module, so they are serialised by a lock (pytest-xdist
-workers would otherwise run two builds into the same folder).
+share one cocotb build folder; ``run_cocotb`` serialises them.
 """
 import dataclasses
-import fcntl
 import json
 from pathlib import Path
 
 from rtl.npu.config import PRESETS, NpuConfig
-from sim.build import cache_root
 from sim.cocotb_glue import run_cocotb
 
 HERE = Path(__file__).parent
@@ -26,7 +23,4 @@ def run_bench(module: str, config: NpuConfig = STUB_CONFIG, *, tests: tuple[str,
            "RAMPART_SWEEP": str(sweep), **(env or {})}
     if tests:
         env["COCOTB_TEST_FILTER"] = r"\.(" + "|".join(tests) + ")$"
-    cache_root().mkdir(parents=True, exist_ok=True)
-    with open(cache_root() / ".npu-cocotb.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return run_cocotb("npu", config, module, test_dir=HERE, extra_env=env)
+    return run_cocotb("npu", config, module, test_dir=HERE, extra_env=env)

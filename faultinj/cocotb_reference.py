@@ -186,7 +186,7 @@ class Replayer:
             try:
                 value = handle.value
             except (TypeError, NotImplementedError):
-                continue
+                continue   # no single value to repair (memories, scopes: cocotb refuses to read them whole)
             if not isinstance(value, (Logic, LogicArray)) or value.is_resolvable:
                 continue
             handle.set(Immediate(int("".join(b if b in "01" else "0" for b in str(value)), 2)))

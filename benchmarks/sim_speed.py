@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from report import write_section
 
+from base import RampartError
 from models.npu import runner, tflite_builder
 from models.npu.reference import run_reference
 from rtl.designs import get_design
@@ -34,7 +35,6 @@ from rtl.npu.controller import CMD0, CMD1
 from sim.build import build, verilator_command
 from sim.cocotb_glue import run_cocotb
 from sim.crosscheck import pysim_trace
-from sim.errors import RampartError
 from sim.harness import NativeSim
 from sim.toolchain import verilator_env
 

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from base import RampartError
 from faultinj.engine import check_upset
 from faultinj.outcomes import DEFAULT_RATES, Outcome
 from faultinj.plan import STRATA, FaultPlan, FaultSpace, draw_round, fault_plan, fault_space, space_from_description
@@ -48,7 +49,6 @@ from faultinj.stats import Interval, StoppingRule, StratifiedEstimate, proportio
 from faultinj.workload import Workload, get_workload, make_workload
 from rtl.designs import get_design
 from sim.build import build
-from sim.errors import RampartError
 
 __all__ = ["SCHEMA_VERSION", "STRATA", "FaultPlan", "fault_plan", "run_campaign", "resume_campaign",
            "campaign_status", "campaign_counts", "CampaignStatus", "BlockStatus", "campaign_meta", "RoundRecord"]

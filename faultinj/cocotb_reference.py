@@ -43,7 +43,7 @@ from cocotb.simtime import get_sim_time
 from cocotb.triggers import First, ReadOnly, RisingEdge, Timer, ValueChange
 from cocotb.types import Logic, LogicArray
 
-from sim.errors import RampartError
+from base import RampartError
 
 # faultinj.outcomes.Outcome values (kept literal: this module also runs inside the simulator process)
 MASKED, SDC, DETECTED_UNRECOVERABLE, HANG, LATENT = 0, 1, 3, 4, 5

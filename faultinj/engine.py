@@ -25,10 +25,10 @@ exactly ``min(upset, width)`` distinct bits and the fault space (sites x cycles)
 """
 import numpy as np
 
+from base import RampartError
 from faultinj.outcomes import Outcome
 from faultinj.workload import Workload
 from sim.build import Build
-from sim.errors import RampartError
 from sim.harness import NativeSim
 
 __all__ = ["GoldenRun", "golden_run", "default_interval", "reference_outcome", "ReferenceRun",

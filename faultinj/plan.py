@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from base import RampartError
 from faultinj.stats import allocate, sample_faults
 from sim.build import Build
-from sim.errors import RampartError
 
 __all__ = ["STRATA", "ELEMENT_SHARE", "MEMORY_RANGES", "FaultSpace", "FaultPlan", "fault_space", "fault_plan",
            "draw_round", "space_from_description"]

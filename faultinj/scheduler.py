@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from base import RampartError
 from sim.build import Build
-from sim.errors import RampartError
 
 __all__ = ["InitSpec", "Scheduler", "InlineScheduler", "PoolScheduler", "DaskScheduler", "make_scheduler",
            "split_tasks", "merge_results"]

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.errors import RampartError
+from base import RampartError
 
 __all__ = ["Workload", "WORKLOADS", "register_workload", "get_workload", "make_workload", "scaffolding_blocks",
            "mac_array_matmul", "npu_conv", "npu_cnn", "npu_network"]
@@ -223,8 +223,8 @@ def _npu_cnn_model(seed: int):
 
 def _npu_artifact(config, model):
     """The Vela artifact of ``model`` for ``config``'s accelerator (Vela output cached)."""
+    from base import cache_root
     from models.npu import vela
-    from sim.build import cache_root
 
     return vela.compile_model(model, f"ethos-u55-{config.macs}", cache_dir=cache_root() / "vela")
 

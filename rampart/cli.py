@@ -3,7 +3,7 @@ import sys
 
 import click
 
-from sim.errors import RampartError
+from base import RampartError
 
 
 class RampartGroup(click.Group):

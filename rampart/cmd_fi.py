@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from sim.errors import RampartError
+from base import RampartError
 
 
 @click.group("fi")

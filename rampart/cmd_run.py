@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from sim.errors import RampartError
+from base import RampartError
 
 #: Built-in models that `rampart run npu` accepts instead of a .tflite path.
 BUILTIN_MODELS = ("digits",)

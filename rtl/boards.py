@@ -38,7 +38,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from sim.errors import RampartError
+from base import RampartError
 
 #: ``adapter(m, platform, design)`` -> the signature paths of the design ports it connected (see module docstring).
 BoardAdapter = Callable[[Module, Platform, wiring.Component], Iterable[tuple]]

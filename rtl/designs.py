@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.errors import RampartError
+from base import RampartError
 
 
 @dataclass(frozen=True)

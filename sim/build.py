@@ -28,9 +28,9 @@ from amaranth.back import rtlil
 from amaranth.lib import wiring
 
 import rtl
+from base import RampartError, cache_root
 from rtl.designs import get_design
 from sim import netlist
-from sim.errors import RampartError
 from sim.toolchain import VERILATED_MK_FIXES, tool_versions, verilator_env, verilator_executable
 
 HARNESS_SOURCE = Path(__file__).parent / "native" / "harness.cpp"
@@ -76,10 +76,6 @@ class Build:
 
     def blocks(self) -> list[str]:
         return sorted({e.block for e in self.state})
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("RAMPART_CACHE", Path.home() / ".cache" / "rampart"))
 
 
 def _source_digest() -> str:

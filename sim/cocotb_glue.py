@@ -13,8 +13,8 @@ from pathlib import Path
 
 from cocotb_tools.runner import get_runner
 
+from base import RampartError
 from sim.build import TOP, build
-from sim.errors import RampartError
 from sim.toolchain import VERILATED_MK_FIXES, iverilog_executable, verilator_env
 
 SIMULATORS = ("verilator", "icarus")

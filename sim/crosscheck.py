@@ -8,8 +8,8 @@ import numpy as np
 from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
+from base import RampartError
 from sim.build import Port
-from sim.errors import RampartError
 
 
 def random_stimulus(ports: tuple[Port, ...], cycles: int, seed: int) -> dict[str, np.ndarray]:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from base import RampartError
 from sim.build import Build
-from sim.errors import RampartError
 
 _u32p = ctypes.POINTER(ctypes.c_uint32)
 _SIGNATURES = {

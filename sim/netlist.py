@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from amaranth._toolchain.yosys import find_yosys
 
-from sim.errors import RampartError
+from base import RampartError
 
 FF_CELLS = frozenset({"$dff", "$adff", "$dffe", "$adffe", "$sdff", "$sdffe", "$sdffce", "$aldff", "$aldffe",
                       "$dffsr", "$dffsre"})

@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from base import RampartError
 from rtl.boards import Board, BoardAdapter, SynthHarness, get_adapter, get_board
 from rtl.designs import get_design
-from sim.errors import RampartError
 
 TOP = "top"
 NEXTPNR_OPTS = "--report report.json --timing-allow-fail"

@@ -11,7 +11,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from sim.errors import RampartError
+from base import RampartError
 
 
 @functools.cache

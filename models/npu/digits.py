@@ -332,7 +332,7 @@ def _cache_key(config: TrainConfig) -> str:
 
 
 def _cache_dir() -> Path:
-    from sim.build import cache_root
+    from base import cache_root
 
     return cache_root() / "models"
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.errors import RampartError
+from base import RampartError
 
 from . import cmdstream as cs
 from . import vela
@@ -232,7 +232,7 @@ def _vela_layers(perf: vela.PerfEstimate | None) -> list[vela.LayerPerf]:
 # --- the flow ------------------------------------------------------------------------------------------------------
 
 def _vela_cache() -> Path:
-    from sim.build import cache_root
+    from base import cache_root
 
     return cache_root() / "vela"
 

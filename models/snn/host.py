@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from base import RampartError
 from models.snn.params import NeuronParams, ResetMode, StdpParams, SynapseParams, check_learnable
 from rtl.neurocore.config import GlobalReg, NeuroCoreConfig, NeuronField, Region
 from rtl.neurocore.protocol import (
@@ -30,7 +31,6 @@ from rtl.neurocore.protocol import (
     encode_frame,
     word_bytes,
 )
-from sim.errors import RampartError
 
 __all__ = ["NakError", "NeuroCore", "ProtocolError", "SerialTransport", "SimTransport", "Transport",
            "decode_words", "global_values", "neuron_field_values", "signed", "weight_words"]

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from base import RampartError
 from faultinj.campaign import campaign_meta, campaign_status, fault_plan, resume_campaign, run_campaign
 from faultinj.outcomes import Outcome
 from sim.build import build
-from sim.errors import RampartError
 
 ARGS = dict(design="mac_array", config="4x4", workload="mac_array_matmul", samples=2000, seed=42, strata="block")
 KW = dict(workload_cycles=1500)

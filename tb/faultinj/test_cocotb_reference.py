@@ -5,13 +5,13 @@ external memory (memory image, OFM region at the end, error = detection, done = 
 import numpy as np
 import pytest
 
+from base import RampartError
 from faultinj.cocotb_reference import reference_outcomes
 from faultinj.engine import GoldenRun, golden_run
 from faultinj.outcomes import Outcome
 from faultinj.plan import fault_plan, fault_space
 from faultinj.workload import make_workload
 from sim.build import build
-from sim.errors import RampartError
 
 NPU_CONFIG = "u55-32"
 

@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
+from base import RampartError
 from faultinj.campaign import campaign_status, resume_campaign, run_campaign
 from rtl.common.mac_array import MacArrayConfig
-from sim.errors import RampartError
 
 distributed = pytest.importorskip("distributed")
 

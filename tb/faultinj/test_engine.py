@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
+from base import RampartError
 from faultinj.engine import GoldenRun, ReferenceRun, golden_run
 from faultinj.outcomes import Outcome
 from faultinj.workload import Workload, make_workload
 from sim.build import build
 from sim.crosscheck import words_to_ints
-from sim.errors import RampartError
 from sim.harness import NativeSim
 
 ROWS = COLS = 4

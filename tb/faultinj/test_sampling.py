@@ -9,6 +9,7 @@ import sqlite3
 import numpy as np
 import pytest
 
+from base import RampartError
 from faultinj.campaign import campaign_status, resume_campaign, run_campaign
 from faultinj.engine import ReferenceRun
 from faultinj.outcomes import Outcome
@@ -17,7 +18,6 @@ from faultinj.stats import StoppingRule, leveugle_sample_size, proportion_interv
 from faultinj.workload import make_workload
 from rtl.common.mac_array import MacArrayConfig
 from sim.build import build
-from sim.errors import RampartError
 
 SMALL = MacArrayConfig(rows=2, cols=2)
 CYCLES = 200

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
+from base import RampartError
 from sim.build import _verilate, build
 from sim.crosscheck import native_trace, random_stimulus
-from sim.errors import RampartError
 from sim.harness import NativeSim
 
 DESIGN, CONFIG = "mac_array", "4x4"

@@ -7,11 +7,11 @@ from amaranth.lib.wiring import In
 from click.testing import CliRunner
 
 import sim.synth
+from base import RampartError
 from rampart.cli import RampartGroup
 from rampart.cmd_synth import synth as synth_cmd
 from rtl.boards import BOARDS, SynthHarness, get_board, lfsr_layout, xor_stage_widths
 from rtl.designs import get_design
-from sim.errors import RampartError
 from sim.synth import SynthResult, parse_nextpnr, synth
 
 

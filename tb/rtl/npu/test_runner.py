@@ -3,10 +3,10 @@ accounting; unsupported models are one-line RampartErrors. Shares the cached u55
 import numpy as np
 import pytest
 
+from base import RampartError
 from models.npu import tflite_builder as tb
 from models.npu.reference import ReferenceModel
 from models.npu.runner import graph_macs, run_on_npu
-from sim.errors import RampartError
 
 
 def test_small_conv_equals_litert():

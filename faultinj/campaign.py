@@ -232,7 +232,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
     entry = get_design(design)
     if not isinstance(config, entry.config_type):
         config = entry.config(config)
-    wl_design, _, _ = get_workload(workload)
+    wl_design, _ = get_workload(workload)
     if wl_design != design:
         raise RampartError(f"workload {workload} is for {wl_design}, not {design}")
     if strata not in STRATA:

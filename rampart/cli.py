@@ -28,17 +28,23 @@ def main():
 
 @main.command("designs")
 def designs_cmd():
-    """List the designs and their configuration presets."""
-    from rich.console import Console
+    """List the designs: accelerators first, then reference designs, then units and test fixtures; presets with the
+    default first, and the fault-injection workloads of each."""
     from rich.table import Table
 
-    from rtl.designs import designs
+    from rampart.console import console
+    from rtl.designs import Kind, designs
 
-    table = Table("design", "presets (default first)", "what it is")
-    for entry in designs().values():
-        presets = [entry.default] + [p for p in entry.presets if p != entry.default]
-        table.add_row(entry.name, ", ".join(presets), entry.summary)
-    Console().print(table)
+    groups = {Kind.ACCELERATOR: "accelerators", Kind.REFERENCE: "reference designs",
+              Kind.UNIT: "functional units and test fixtures", Kind.FIXTURE: "functional units and test fixtures"}
+    out = console()
+    for title in dict.fromkeys(groups.values()):
+        table = Table("design", "presets (default first)", "workloads", "what it is", title=title, title_justify="left")
+        for entry in designs().values():
+            if groups[entry.kind] == title:
+                table.add_row(entry.name, ", ".join(entry.preset_names), ", ".join(entry.workloads) or "-",
+                              entry.summary)
+        out.print(table)
 
 
 def _config_option(func):
@@ -52,8 +58,8 @@ def _config_option(func):
 def build_cmd(design, config):
     """Build DESIGN: Verilog, state map and Verilated library (cached; a second call is instant).
 
-    Prints the build's files and, per block (first-level submodule), its Yosys cells, flip-flop bits and memory
-    bits: the fault sites a campaign samples from.
+    Prints the build's files and, per functional block (the design descriptor's block map), its Yosys cells,
+    flip-flop bits and memory bits: the fault sites a campaign samples from.
     """
     import time
 

@@ -34,12 +34,9 @@ def _sampled_bits(result) -> int:
 
 
 def _default_workload(design: str) -> str:
-    from faultinj.workload import WORKLOADS
+    from faultinj.workload import default_workload
 
-    for name, (wl_design, _, _) in WORKLOADS.items():
-        if wl_design == design:
-            return name
-    raise RampartError(f"no fault-injection workload is registered for design {design!r}")
+    return default_workload(design)
 
 
 @fi.command("sites")

@@ -23,10 +23,9 @@ resources and add logic to ``m``, and returns the signature paths (as yielded by
 The harness LFSR-drives / XOR-observes only the remaining ports. The harness uses ``led`` 0 and ``button`` 0, so an
 adapter must use other resources.
 
-A design's default adapter is registered by design name in :data:`ADAPTERS` (as ``"module:function"``, imported only
+A design's default adapter is named by its descriptor's ``board_adapter`` (``"module:function"``, imported only
 when needed); :func:`get_adapter` looks it up and ``rampart synth`` uses it unless the caller passes its own.
 """
-import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -78,19 +77,12 @@ def get_board(name: str) -> Board:
         raise RampartError(f"unknown board {name!r} (known: {', '.join(BOARDS)})") from None
 
 
-#: Design name -> ``"module:function"`` of the board adapter ``rampart synth`` uses for it by default.
-ADAPTERS: dict[str, str] = {
-    "neurocore_uart": "rtl.neurocore.board:uart_adapter",
-}
-
-
 def get_adapter(design_name: str) -> BoardAdapter | None:
-    """The default board adapter registered for ``design_name`` in :data:`ADAPTERS`, or None."""
-    ref = ADAPTERS.get(design_name)
-    if ref is None:
-        return None
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    """The default board adapter of ``design_name`` (its descriptor's ``board_adapter``), or None."""
+    from rtl.designs import get_design, resolve
+
+    ref = get_design(design_name).board_adapter
+    return None if ref is None else resolve(ref)
 
 
 # Fibonacci LFSR feedback taps (1-based bit positions) of maximal-length polynomials, checked primitive over GF(2).

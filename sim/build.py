@@ -36,7 +36,7 @@ from sim.toolchain import VERILATED_MK_FIXES, tool_versions, verilator_env, veri
 HARNESS_SOURCE = Path(__file__).parent / "native" / "harness.cpp"
 TOP = "top"
 PREFIX = "Vtop"
-BUILD_FORMAT = 2
+BUILD_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,8 @@ class Build:
     key: str
     directory: Path
     ports: tuple[Port, ...]
-    state: tuple[netlist.StateElement, ...]
-    stats: netlist.NetlistStats
+    state: tuple[netlist.StateElement, ...]   # every element's ``block`` from the design's block map
+    stats: netlist.NetlistStats               # per functional block
     seconds: float          # how long the build took when it was made
 
     @property
@@ -158,18 +158,22 @@ class _locked:
 
 
 def _load(directory: Path, config: Any) -> Build | None:
+    """The build in ``directory``, its state elements assigned to blocks by the design's current block map (so an
+    edit of the map never needs a rebuild)."""
     manifest = directory / "build.json"
     if not manifest.exists():
         return None
     data = json.loads(manifest.read_text())
+    entry = get_design(data["design"])
+    state = []
+    for e in data["state"]:
+        var = ".".join((*e["path"], e["name"]))
+        state.append(netlist.StateElement(tuple(e["path"]), e["module"], e["name"], e["width"], e["depth"], e["kind"],
+                                          entry.block_of(var)))
     return Build(
         design=data["design"], config=config, key=data["key"], directory=directory,
-        ports=tuple(Port(**p) for p in data["ports"]),
-        state=tuple(netlist.StateElement(tuple(e["path"]), e["module"], e["name"], e["width"], e["depth"], e["kind"])
-                    for e in data["state"]),
-        stats=netlist.NetlistStats(
-            cells={block: dict(counts) for block, counts in data["stats"]["cells"].items()},
-            ff_bits=data["stats"]["ff_bits"], mem_bits=data["stats"]["mem_bits"]),
+        ports=tuple(Port(**p) for p in data["ports"]), state=tuple(state),
+        stats=netlist.block_stats(state, data["instance_cells"], entry.block_of),
         seconds=data["seconds"],
     )
 
@@ -204,7 +208,7 @@ def _build_fresh(entry, config, key: str, directory: Path, component, rtlil_text
     (staging / f"{TOP}.il").write_text(rtlil_text)
     (staging / f"{TOP}.v").write_text(verilog_of(rtlil_text))
     hierarchical, flat = netlist.netlist_of(rtlil_text)
-    state, stats = netlist.state_map(hierarchical, TOP)
+    state, instance_cells = netlist.state_map(hierarchical, TOP)
     missing = sorted({e.var for e in state} - netlist.flat_names(flat, TOP))
     if missing:
         raise RampartError(f"state elements not found in the flattened netlist: {', '.join(missing[:5])}")
@@ -214,8 +218,8 @@ def _build_fresh(entry, config, key: str, directory: Path, component, rtlil_text
     manifest = {
         "design": entry.name, "config": repr(config), "key": key, "tools": tool_versions(),
         "ports": [dataclasses.asdict(p) for p in ports],
-        "state": [dataclasses.asdict(e) for e in state],
-        "stats": {"cells": stats.cells, "ff_bits": stats.ff_bits, "mem_bits": stats.mem_bits},
+        "state": [{k: v for k, v in dataclasses.asdict(e).items() if k != "block"} for e in state],
+        "instance_cells": instance_cells,
         "seconds": round(time.monotonic() - start, 2),
     }
     (staging / "build.json").write_text(json.dumps(manifest, indent=1))

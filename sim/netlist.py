@@ -4,8 +4,9 @@ We read the RTLIL that Yosys produces after ``proc`` from the same RTLIL from wh
 Verilog is *flattened* (see sim/build.py), and Yosys's ``flatten`` names an inner wire ``<instance>.<wire>``, so a
 flip-flop whose Q wire is ``acc`` in instance ``pe_0_0`` is the ``reg`` ``\pe_0_0.acc`` of the flat Verilog (and of
 the Verilated model): :attr:`StateElement.var`. ``flat_names`` checks that against the flattened netlist itself.
-A site's *block* is the first-level submodule instance of the top module it lives in (``top`` for state of the top
-module itself): the unit of fault-injection analysis.
+A site's *block* (the unit of fault-injection analysis) is assigned by the design's descriptor from the element's
+dotted name (:meth:`rtl.designs.Design.block_of`): a functional unit at any depth of the hierarchy; by default the
+first-level submodule instance it lives in (``top`` for state of the top module itself).
 """
 import re
 from collections import Counter
@@ -29,15 +30,16 @@ class StateElement:
     width: int
     depth: int
     kind: str                # "ff" or "mem"
+    block: str = ""          # functional block (the descriptor's block map); default: first-level instance or top
+
+    def __post_init__(self):
+        if not self.block:
+            object.__setattr__(self, "block", self.path[0] if self.path else "top")
 
     @property
     def var(self) -> str:
         """The variable's name in the flattened Verilog."""
         return ".".join((*self.path, self.name))
-
-    @property
-    def block(self) -> str:
-        return self.path[0] if self.path else "top"
 
     @property
     def hier_name(self) -> str:
@@ -127,18 +129,30 @@ class NetlistStats:
     mem_bits: dict[str, int]
 
 
-def state_map(modules: dict[str, Module], top: str = "top") -> tuple[list[StateElement], NetlistStats]:
+def block_stats(state, instance_cells: dict[str, dict[str, int]], block_of) -> NetlistStats:
+    """Per-block statistics of a state map whose elements carry their block, and of the Yosys cell counts per
+    dotted instance path (``""``: the top module), grouped by ``block_of(dotted name)``."""
+    cells: dict[str, Counter] = {}
+    for path, counts in instance_cells.items():
+        cells.setdefault(block_of(f"{path}.$cells") if path else "top", Counter()).update(counts)
+    ff_bits: Counter = Counter()
+    mem_bits: Counter = Counter()
+    for element in state:
+        (ff_bits if element.kind == "ff" else mem_bits)[element.block] += element.bits
+    return NetlistStats(cells, dict(ff_bits), dict(mem_bits))
+
+
+def state_map(modules: dict[str, Module], top: str = "top") -> tuple[list[StateElement], dict[str, Counter]]:
+    """Every flip-flop and memory below ``top`` (blocks by the default rule), and the Yosys cell counts by type per
+    dotted instance path (``""`` for the top module)."""
     if top not in modules:
         raise RampartError(f"no module {top!r} in the netlist")
     elements: list[StateElement] = []
     cells: dict[str, Counter] = {}
-    ff_bits: Counter = Counter()
-    mem_bits: Counter = Counter()
 
     def walk(module_name: str, path: tuple[str, ...]):
         module = modules[module_name]
-        block = path[0] if path else "top"
-        counts = cells.setdefault(block, Counter())
+        counts = cells.setdefault(".".join(path), Counter())
         for cell_type, cell_name, params, conns in module.cells:
             if not cell_type.startswith("$"):
                 walk(_unescape(cell_type), (*path, cell_name))
@@ -158,11 +172,9 @@ def state_map(modules: dict[str, Module], top: str = "top") -> tuple[list[StateE
             else:
                 continue
             elements.append(element)
-            (ff_bits if element.kind == "ff" else mem_bits)[block] += element.bits
 
     walk(top, ())
-    stats = NetlistStats(cells, dict(ff_bits), dict(mem_bits))
-    return elements, stats
+    return elements, cells
 
 
 def flat_names(modules: dict[str, Module], top: str = "top") -> set[str]:

@@ -14,8 +14,6 @@ from amaranth import Cat, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.designs import DesignEntry, register
-
 
 @dataclass(frozen=True)
 class MacArrayConfig:
@@ -89,14 +87,3 @@ class MacArray(wiring.Component):
                     m.d.sync += readout.eq(Cat(*(pes[r][c].acc for c in range(cfg.cols))))
         m.d.comb += self.out.eq(readout)
         return m
-
-
-register(DesignEntry(
-    name="mac_array",
-    summary="int8 output-stationary systolic MAC array (simulation-layer reference design)",
-    config_type=MacArrayConfig,
-    presets={"4x4": MacArrayConfig(4, 4), "8x8": MacArrayConfig(8, 8)},
-    default="8x8",
-    make=MacArray,
-    blocks_doc="pe_R_C: one processing element each; top: the readout register",
-))

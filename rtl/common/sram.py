@@ -26,7 +26,6 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from rtl.common.stream import _check_positive_int
-from rtl.designs import DesignEntry, register
 
 __all__ = [
     "Protection", "SramConfig", "Sram", "Decoded",
@@ -308,15 +307,3 @@ class Sram(wiring.Component):
         ]
         m.d.sync += self.rvalid.eq(self.re)
         return m
-
-
-register(DesignEntry(
-    name="sram",
-    summary="single-port SRAM with optional parity or SECDED (rtl/common building block)",
-    config_type=SramConfig,
-    presets={"256x16": SramConfig(256, 16), "256x16-parity": SramConfig(256, 16, Protection.PARITY),
-             "256x16-secded": SramConfig(256, 16, Protection.SECDED)},
-    default="256x16-secded",
-    make=lambda config: Sram(depth=config.depth, width=config.width, protection=config.protection),
-    blocks_doc="top: storage memory, read register, codec",
-))

@@ -1,6 +1,6 @@
 """Board adapter for ``neurocore_uart``: the design's ``rx``/``tx`` on the board's serial pins.
 
-Used automatically by ``rampart synth neurocore_uart`` (registered in :data:`rtl.boards.ADAPTERS`). The board's
+Used automatically by ``rampart synth neurocore_uart`` (named by its descriptor, rtl/neurocore/__init__.py). The board's
 ``uart`` resource 0 (on the ULX3S the FT231X USB-serial bridge, pins M1 = rx / L4 = tx; on the iCEBreaker the
 FT2232H's second channel) is requested with ``dir="-"`` and wired through I/O buffers; ``rx`` already passes a
 two-flop synchroniser inside :class:`~rtl.common.uart.UartRx`. The UART divisor is part of the design's config

@@ -59,8 +59,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from models.snn.params import ADAPT_BITS, DECAY_ONE, DECAY_SHIFT, STATE_BITS, StdpParams
-from rtl.designs import DesignEntry, register
-from rtl.neurocore.config import CHUNK, PRESETS, Command, GlobalReg, NeuroCoreConfig, NeuronField, Region
+from rtl.neurocore.config import CHUNK, Command, GlobalReg, NeuroCoreConfig, NeuronField, Region
 
 __all__ = ["HostBusSignature", "NeuroCore"]
 
@@ -698,16 +697,3 @@ class NeuroCore(wiring.Component):
         with m.If(bus.re):
             m.d.sync += rdata_reg.eq(value)
         return m
-
-
-register(DesignEntry(
-    name="neurocore",
-    summary="NeuroCoreX-like SNN core engine: LIF neurons, int8 all-to-all weights, trace STDP, P lanes",
-    config_type=NeuroCoreConfig,
-    presets=PRESETS,
-    default="16x16",
-    make=NeuroCore,
-    blocks_doc="w_mem_<b>: weight banks (weights + plasticity mask of sources s = b mod P); <field>_<lane>: "
-               "per-lane neuron memories; x_<lane>: pre traces; top: sequencer, pipelines, global registers, "
-               "spike bitmaps",
-))

@@ -22,7 +22,6 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from rtl.common.uart import UartRx, UartTx
-from rtl.designs import DesignEntry, register
 from rtl.neurocore.config import PRESETS as CORE_PRESETS
 from rtl.neurocore.config import Command, NeuroCoreConfig, Region
 from rtl.neurocore.core import NeuroCore
@@ -470,14 +469,3 @@ PRESETS = {
     "4x4-sim": _sim_config("4x4"),
     "16x16-sim": _sim_config("16x16"),
 }
-
-register(DesignEntry(
-    name="neurocore_uart",
-    summary="NeuroCore engine behind a framed, CRC-checked 8N1 UART command protocol (ACK/NAK, streamed rasters)",
-    config_type=NeuroCoreUartConfig,
-    presets=PRESETS,
-    default="16x16",
-    make=NeuroCoreUart,
-    blocks_doc="core: the NeuroCore engine; uart_rx/uart_tx: 8N1 UART; buf: command payload buffer; "
-               "top: frame parser/executor",
-))

@@ -26,8 +26,6 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.designs import DesignEntry, register
-
 __all__ = ["MacBlockConfig", "MacBlock", "U55_PRESETS"]
 
 
@@ -144,14 +142,3 @@ class MacBlock(wiring.Component):
                     with m.Else():
                         m.d.sync += acc.eq(acc + dot)
         return m
-
-
-register(DesignEntry(
-    name="npu_mac",
-    summary="NPU MAC block: one OFM micro-block of int8 dot products (IFM zero point, padding) per cycle",
-    config_type=MacBlockConfig,
-    presets=dict(U55_PRESETS),
-    default="u55-256",
-    make=MacBlock,
-    blocks_doc="top: accumulators acc_K (K = position * ublock_d + channel) and the result register",
-))

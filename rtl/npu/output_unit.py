@@ -30,8 +30,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from rtl.designs import DesignEntry, register
-
 __all__ = ["OutputUnitConfig", "OutputUnit", "RECORD_WIDTH"]
 
 #: Width of a channel record as written on ``param_record`` (10 bytes).
@@ -185,15 +183,3 @@ class OutputUnit(wiring.Component):
                 ]
             m.d.comb += self.o_stream.payload.data[lane].eq(out4)
         return m
-
-
-register(DesignEntry(
-    name="npu_output_unit",
-    summary="NPU output stage: per-channel bias/scale/shift (TFLite double rounding), OFM zero point, clamp",
-    config_type=OutputUnitConfig,
-    presets={"u55-32": OutputUnitConfig(lanes=4), "u55-64": OutputUnitConfig(lanes=8),
-             "u55-128": OutputUnitConfig(lanes=8), "u55-256": OutputUnitConfig(lanes=8)},
-    default="u55-128",
-    make=OutputUnit,
-    blocks_doc="top: the 5-stage pipeline; params_L: lane L's bank of channel records",
-))

@@ -44,9 +44,8 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect
 
-from rtl.designs import DesignEntry, register
 from rtl.npu.compute import Compute
-from rtl.npu.config import EXT_WORD_BYTES, PRESETS, NpuConfig
+from rtl.npu.config import EXT_WORD_BYTES, NpuConfig
 from rtl.npu.controller import ComputeSignature, Controller, KernelOp
 from rtl.npu.dma import NUM_REGIONS, Dma
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, ExtMem
@@ -209,16 +208,3 @@ class Npu(wiring.Component):
             owners.r_en.eq(ext.resp.valid & ext.resp.ready),
         ]
         return m
-
-
-register(DesignEntry(
-    name="npu",
-    summary="Ethos-U55-compatible NPU: command-stream controller, DMA, SHRAM, external memory model",
-    config_type=NpuConfig,
-    presets=dict(PRESETS),
-    default="u55-128",
-    make=Npu,
-    blocks_doc="controller: fetch/decode/register file; dma: copy engine; extmem: memory model; "
-               "compute: weight decoder (dec), brick RAM (wbuf), IFM stager and line buffer (stager), MAC block "
-               "(mac), output unit (out), FIFOs; top: SHRAM, arbiter, counters",
-))

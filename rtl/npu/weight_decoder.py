@@ -36,8 +36,6 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from rtl.designs import DesignEntry, register
-
 __all__ = ["DecodeError", "WeightDecoderConfig", "WeightDecoder", "WeightDecoderTestbench",
            "WeightDecoderTestbenchConfig"]
 
@@ -658,28 +656,8 @@ class WeightDecoderTestbench(wiring.Component):
         return m
 
 
-_PRESETS = {
+DECODER_PRESETS = {
     "byte": WeightDecoderConfig(in_width=8, rem_lanes=2),
     "word": WeightDecoderConfig(in_width=32, rem_lanes=4),
     "word9": WeightDecoderConfig(in_width=32, weight_width=9, rem_lanes=4),
 }
-
-register(DesignEntry(
-    name="npu_weight_decoder",
-    summary="Vela compressed weight stream (mlw) decoder: byte/word stream in, int8 weights out",
-    config_type=WeightDecoderConfig,
-    presets=_PRESETS,
-    default="byte",
-    make=lambda config: WeightDecoder(config=config),
-    blocks_doc="top: bit buffer + parser FSM + palette; wasm/zasm: GRC symbol assemblers; wval/zval: value FIFOs",
-))
-
-register(DesignEntry(
-    name="npu_weight_decoder_tb",
-    summary="test wrapper: stream memory feeding npu_weight_decoder (for the native harness)",
-    config_type=WeightDecoderTestbenchConfig,
-    presets={name: WeightDecoderTestbenchConfig(decoder=config) for name, config in _PRESETS.items()},
-    default="byte",
-    make=lambda config: WeightDecoderTestbench(config=config),
-    blocks_doc="stream: input memory; decoder: the WeightDecoder",
-))

@@ -210,9 +210,9 @@ def test_run_npu_refuses_other_dtypes_and_empty_models(tiny, tmp_path):
 def test_run_npu_config_is_a_preset_or_a_toml(tiny, tmp_path):
     runner = CliRunner()
     same = tmp_path / "same.toml"
-    same.write_text('base = "u55-64"\n')
+    same.write_text('base = "u55-32"\n')
     result = runner.invoke(main, ["run", "npu", str(tiny), "-c", str(same)])
-    assert result.exit_code == 0 and "on npu u55-64" in result.output and "bit-exact: yes" in result.output, \
+    assert result.exit_code == 0 and "on npu u55-32" in result.output and "bit-exact: yes" in result.output, \
         result.output
     other = tmp_path / "slow.toml"
     other.write_text('base = "u55-64"\next_latency = 20\n')

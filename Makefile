@@ -34,7 +34,7 @@ test-all: install lint
 	$(PY) -m pytest -q -n $(JOBS)
 
 demo: install
-	$(VENV)/bin/rampart demo --out demo-out
+	$(VENV)/bin/rampart demo -o demo-out
 
 bench: install
 	$(PY) benchmarks/sim_speed.py --write BENCHMARKS.md

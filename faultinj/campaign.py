@@ -22,6 +22,10 @@ bits of one word (see :mod:`faultinj.engine`: wrapping at the word's edge); the 
 Workers (see :mod:`faultinj.scheduler`): this process (``workers=1``), a local fork pool, or a Dask cluster
 (``scheduler=ADDRESS``); results are always committed by this process, so resume semantics do not depend on them.
 
+One campaign runs on a database at a time (:class:`CampaignLock`, a lock file beside it): a second ``run`` or
+``resume`` is refused with one line. Everything that can be checked (options, sample size against the fault space)
+is checked before the database is created, and a database that cannot be set up is removed again.
+
 Tables: ``meta(key, value)`` (design, config, workload, seeds, sampling parameters, ``mbu``, the strata as
 :meth:`faultinj.plan.FaultSpace.describe` under ``space``, build key, schema version),
 ``injections(id, site, cycle, block, outcome, cycles)`` with ``id`` the fault's id, and for iterative campaigns
@@ -31,6 +35,7 @@ Schema version 2 (this one) added ``mbu`` and ``space``; a version-1 database is
 cannot be rebuilt without guessing): rerun that campaign into a new database.
 """
 import dataclasses
+import fcntl
 import json
 import os
 import sqlite3
@@ -41,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from base import RampartError
+from base.paths import writable_file
 from faultinj.engine import check_upset
 from faultinj.outcomes import DEFAULT_RATES, Outcome
 from faultinj.plan import STRATA, FaultPlan, FaultSpace, draw_round, fault_plan, fault_space, space_from_description
@@ -51,7 +57,8 @@ from rtl.designs import get_design
 from sim.build import build
 
 __all__ = ["SCHEMA_VERSION", "STRATA", "FaultPlan", "fault_plan", "run_campaign", "resume_campaign",
-           "campaign_status", "campaign_counts", "CampaignStatus", "BlockStatus", "campaign_meta", "RoundRecord"]
+           "campaign_status", "campaign_counts", "CampaignStatus", "BlockStatus", "campaign_meta", "campaign_config",
+           "CampaignLock", "RoundRecord"]
 
 SCHEMA_VERSION = 2
 APP = "rampart-fi"
@@ -144,6 +151,11 @@ def _config_json(config) -> str:
     if dataclasses.is_dataclass(config):
         return json.dumps(dataclasses.asdict(config), sort_keys=True)
     return json.dumps(repr(config))
+
+
+def campaign_config(meta: dict):
+    """The design config object a campaign ran with (from its ``meta``)."""
+    return _config_from_json(meta["design"], meta["config"])
 
 
 def _config_from_json(design: str, text: str):
@@ -270,23 +282,18 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
     }
     if iterative:
         meta.update(margin=margin, confidence=confidence, per_block=per_block, rates=list(rates), pilot=pilot)
-    db = _connect(path, create=True)
+    # drawn before the database is opened, so a sample size the space cannot give leaves no file behind
+    plan = None if iterative else fault_plan(result, wl.cycles, samples, seed, strata, space.windows)
+    if not path.exists():
+        writable_file(path, "campaign database")
+    lock = CampaignLock(path)
+    try:
+        db = _open_campaign(path, meta, design)
+    except BaseException:
+        lock.release()
+        raise
     runner = None
     try:
-        stored = _read_meta(db)
-        if stored:
-            want = {k: json.dumps(v) for k, v in meta.items()}
-            stored = {**{k: json.dumps(v) for k, v in _META_DEFAULTS.items()}, **stored}
-            diff = [k for k in want if k not in ("app", "block_bits", "space") and stored.get(k) != want[k]]
-            if diff == ["build_key"]:
-                raise RampartError(f"{path}: the build of {design} changed since this campaign started (RTL, harness "
-                                   "or tools edited); start a new campaign database")
-            if diff:
-                raise RampartError(f"{path} holds a different campaign (differs in: {', '.join(diff)})")
-        else:
-            with db:
-                db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                               [(k, json.dumps(v)) for k, v in meta.items()])
         workers = max(1, workers or os.cpu_count() or 1)
         spec = InitSpec(result, config, workload, workload_seed, workload_cycles, interval, mbu)
         runner = make_scheduler(spec, workers, scheduler)
@@ -315,8 +322,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
                 if progress_callback:
                     progress_callback(done, total)
 
-        if not iterative:
-            plan = fault_plan(result, wl.cycles, samples, seed, strata, space.windows)
+        if plan is not None:
             execute(plan.sites, plan.cycles, plan.block_ids, len(plan))
         else:
             _run_rounds(db, space, rule, list(rates), seed, execute)
@@ -324,7 +330,83 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
         if runner is not None:
             runner.close()
         db.close()
+        lock.release()
     return campaign_status(path)
+
+
+def _open_campaign(path: Path, meta: dict, design: str) -> sqlite3.Connection:
+    """The campaign database at ``path``: created holding ``meta``, or checked to hold the same campaign.
+
+    A database this call creates is removed again if it cannot be set up, so no half-created file is left."""
+    created = not path.exists()
+    db = None
+    try:
+        db = _connect(path, create=True)
+        stored = _read_meta(db)
+        if stored:
+            want = {k: json.dumps(v) for k, v in meta.items()}
+            stored = {**{k: json.dumps(v) for k, v in _META_DEFAULTS.items()}, **stored}
+            diff = [k for k in want if k not in ("app", "block_bits", "space") and stored.get(k) != want[k]]
+            if diff == ["build_key"]:
+                raise RampartError(f"{path}: the build of {design} changed since this campaign started (RTL, harness "
+                                   "or tools edited); start a new campaign database")
+            if diff:
+                raise RampartError(f"{path} holds a different campaign (differs in: {', '.join(diff)})")
+        else:
+            with db:
+                db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                               [(k, json.dumps(v)) for k, v in meta.items()])
+        return db
+    except BaseException:
+        if db is not None:
+            db.close()
+        if created:
+            for name in (path.name, path.name + "-wal", path.name + "-shm", path.name + "-journal"):
+                path.with_name(name).unlink(missing_ok=True)
+        raise
+
+
+class CampaignLock:
+    """An exclusive lock on a campaign database for one running campaign (``run`` or ``resume``), held from before
+    the database is opened until the campaign stops; a second campaign on the same database is refused with one
+    line instead of racing it for the same fault ids.
+
+    The lock is ``flock`` on ``<db>.lock`` beside the database; it is released when the process ends, however it
+    ends, and the file is removed on release (a process that locked a removed file notices and locks the new one).
+    Readers (``status``, ``report``) do not take it: SQLite's WAL lets them read while a campaign writes."""
+
+    def __init__(self, db_path):
+        self.path = Path(db_path).with_name(Path(db_path).name + ".lock")
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise RampartError(f"cannot lock campaign database {db_path}: {e.strerror or e} ({self.path})") \
+                    from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+                os.close(fd)
+                raise RampartError(f"{db_path} is in use by another running campaign (process {holder}); wait for "
+                                   "it to finish, or use another --db") from None
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)    # the holder removed the file as we locked it: lock the current one
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+        self.fd = None
 
 
 def _run_rounds(db, space: FaultSpace, rule: StoppingRule, rates: list[str], seed: int, execute):
@@ -419,6 +501,27 @@ class CampaignStatus:
 
     def counts(self) -> dict[Outcome, int]:
         return dict(self.overall.counts)
+
+    @property
+    def strata(self) -> int:
+        """Number of strata of the sample (stratum groups x cycle windows)."""
+        return len(self.meta["space"]["groups"]) * int(self.meta.get("cycle_windows", 1))
+
+    @property
+    def rates_stratified(self) -> bool:
+        """Whether the rates to show are the stratified estimates (a stratified campaign with every stratum hit)."""
+        return bool(self.is_stratified and self.stratified)
+
+    def unmasked(self, block: BlockStatus) -> Interval | None:
+        """The unmasked-rate interval to show for ``block`` (one of :attr:`blocks`, or :attr:`overall`): the
+        stratified estimate when :attr:`rates_stratified` (None while a cell of the block has no injection), else
+        the pooled counts' Wilson interval; None without injections."""
+        if not block.injections:
+            return None
+        if self.rates_stratified:
+            estimates = self.stratified if block is self.overall else block.stratified
+            return estimates["unmasked"].interval if "unmasked" in estimates else None
+        return block.rates.get("unmasked")
 
 
 def _block_status(name: str, counts: dict[Outcome, int], cycles: int, confidence: float,

@@ -1,28 +1,74 @@
-"""The `rampart` command line. Subcommands only parse arguments and call into rtl/, sim/, faultinj/, reports/."""
+"""The `rampart` command line. Subcommands only parse arguments and call into rtl/, sim/, faultinj/, reports/, and
+print; the options shared by several commands are spelled one way (rampart/options.py)."""
+import importlib.metadata
 import sys
 
 import click
 
 from base import RampartError
+from rampart.options import config_option, output_folder, output_folder_option, seed_option, trace_option
+
+
+def _fail(message: str):
+    click.echo(f"rampart: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _usage_message(e: click.ClickException) -> str:
+    message = e.format_message()
+    ctx = getattr(e, "ctx", None)
+    return message if ctx is None else f"{message.rstrip('.')} (see `{ctx.command_path} --help`)"
 
 
 class RampartGroup(click.Group):
-    """Turns any RampartError raised by a subcommand into one clear line on stderr and exit code 2."""
+    """Turns every error into one clear line on stderr and exit code 2: a RampartError raised by a subcommand, a
+    command line click cannot parse, and a file the operating system refuses."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as e:
+            _fail(_usage_message(e))
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except RampartError as e:
-            click.echo(f"rampart: error: {e}", err=True)
-            sys.exit(2)
+            _fail(str(e))
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as e:
+            _fail(_usage_message(e))
+        except OSError as e:
+            if e.strerror is None:
+                raise
+            _fail(f"{e.filename}: {e.strerror}" if e.filename else e.strerror)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("rampart")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 @click.group(cls=RampartGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), "--version", "-V", prog_name="rampart", message="%(prog)s %(version)s")
 def main():
     """rampart: cycle-accurate accelerator simulation with soft-error fault injection and ISO 26262 reports.
 
     Designs are Amaranth components; they are turned into Verilog, Verilated into a cached shared library and driven
     by a native harness (fast, for workloads and fault injection) or cocotb (testbenches).
+
+    \b
+    Common options: -c/--config NAME|FILE.toml  a preset of the design or a TOML file
+                    -o/--output DIR             the folder a command writes into (created if missing)
+                    --trace FILE.fst            a waveform; other single files have their own long option
+                    --cycles N / --samples N    cycles to simulate / injections (-n is only --samples)
+                    --seed N                    a non-negative seed
+    Every error is one `rampart: error: ...` line on stderr, exit code 2.
     """
 
 
@@ -47,14 +93,9 @@ def designs_cmd():
         out.print(table)
 
 
-def _config_option(func):
-    return click.option("--config", "-c", "config", metavar="NAME|FILE.toml",
-                        help="A preset (see `rampart designs`) or a TOML file; default: the design's default.")(func)
-
-
 @main.command("build")
 @click.argument("design")
-@_config_option
+@config_option()
 def build_cmd(design, config):
     """Build DESIGN: Verilog, state map and Verilated library (cached; a second call is instant).
 
@@ -63,15 +104,15 @@ def build_cmd(design, config):
     """
     import time
 
-    from rich.console import Console
     from rich.table import Table
 
+    from rampart.console import console as make_console
     from sim.build import build
 
     start = time.monotonic()
     result = build(design, config)
     elapsed = time.monotonic() - start
-    console = Console()
+    console = make_console()
     console.print(f"[bold]{design}[/] {result.config}")
     console.print(f"  cache      {result.directory}  ({elapsed:.2f} s now; {result.seconds:.1f} s when built)")
     console.print(f"  verilog    {result.verilog}")
@@ -88,12 +129,12 @@ def build_cmd(design, config):
 
 @main.command("sim")
 @click.argument("design")
-@_config_option
-@click.option("--cycles", "-n", type=click.IntRange(1), default=10000, show_default=True, help="Cycles to simulate.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random input stimulus.")
-@click.option("--trace", type=click.Path(dir_okay=False), help="Write an FST waveform of the run to this file.")
+@config_option()
+@click.option("--cycles", type=click.IntRange(1), default=10000, show_default=True, help="Cycles to simulate.")
+@seed_option("Seed of the random input stimulus.")
+@trace_option()
 def sim_cmd(design, config, cycles, seed, trace):
-    """Simulate DESIGN for N cycles of random input stimulus in the native harness.
+    """Simulate DESIGN for --cycles cycles of random input stimulus in the native harness.
 
     Every input port gets a uniformly random value each cycle (reproducible from --seed); prints the simulation
     speed, a digest of the final state, and the final output values.
@@ -104,8 +145,6 @@ def sim_cmd(design, config, cycles, seed, trace):
     from sim.crosscheck import random_stimulus
     from sim.harness import NativeSim
 
-    if trace and not trace.endswith(".fst"):
-        raise RampartError(f"--trace writes FST; give a file name ending in .fst, not {trace!r}")
     result = build(design, config, trace=bool(trace))
     stimulus = random_stimulus(result.ports, cycles, seed)
     outputs = [p.name for p in result.ports if p.direction == "out"]
@@ -123,8 +162,7 @@ def sim_cmd(design, config, cycles, seed, trace):
 
 
 @main.command("demo")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="demo-out", show_default=True,
-              help="Folder for the demo's waveform and results.")
+@output_folder_option("Folder for the demo's waveform, campaign database, report and bitstream.", default="demo-out")
 @click.option("--synth/--no-synth", default=True, show_default=True,
               help="Also build an iCEBreaker bitstream (about a minute).")
 def demo_cmd(out_dir, synth):
@@ -136,15 +174,13 @@ def demo_cmd(out_dir, synth):
     convolution and writes its ASIL report (HTML, JSON, FMEDA CSV), and builds an iCEBreaker bitstream.
     """
     import time
-    from pathlib import Path
 
     from rtl.designs import get_design
     from sim.build import build
     from sim.crosscheck import native_trace, pysim_trace, random_stimulus
     from sim.harness import NativeSim
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir, "--output")
     design, preset = "mac_array", "4x4"
     entry = get_design(design)
     click.echo(f"[1/5] build {design} {preset}")
@@ -171,7 +207,8 @@ def demo_cmd(out_dir, synth):
                    f"{sim.digest():016x}")
 
     from faultinj.campaign import run_campaign
-    from rampart.cmd_fi import _print_status, _write_report
+    from rampart.cmd_fi import print_report_paths, print_status
+    from reports.campaign import campaign_report
 
     db = out / "campaign.db"
     db.unlink(missing_ok=True)
@@ -180,8 +217,8 @@ def demo_cmd(out_dir, synth):
     start = time.perf_counter()
     status = run_campaign(db, "npu", "u55-32", "npu_conv", 300, seed=1)
     click.echo(f"      {status.done:,} injections in {time.perf_counter() - start:.1f} s")
-    _print_status(status)
-    _write_report(db, out)
+    print_status(status)
+    print_report_paths(campaign_report(db, out))
 
     if synth:
         from sim.synth import synth as run_synth
@@ -207,4 +244,4 @@ def _register_commands():
 _register_commands()
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="rampart")

@@ -5,6 +5,8 @@ from pathlib import Path
 import click
 
 from base import RampartError
+from rampart.console import console as make_console
+from rampart.options import config_option, output_file_option, seed_option, trace_option
 
 #: Built-in models that `rampart run npu` accepts instead of a .tflite path.
 BUILTIN_MODELS = ("digits",)
@@ -16,19 +18,45 @@ def run():
 
 
 def _load_input(path: str):
+    """The int8 array in the .npy file ``path`` (the NPU runs int8 models only: another dtype is refused, not cast)."""
     import numpy as np
 
     try:
-        return np.load(path, allow_pickle=False)
+        x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise RampartError(f"cannot read --input {path}: {str(e).splitlines()[0] if str(e) else 'not a .npy'}") from e
+    if not isinstance(x, np.ndarray):
+        raise RampartError(f"--input {path} holds several arrays (.npz); give one int8 array in a .npy file")
+    if x.dtype != np.int8:
+        raise RampartError(f"--input {path} holds {x.dtype} values; the model's input is int8")
+    return x
 
 
-def _console():
-    from rich.console import Console
+def _read_model(model: str) -> bytes:
+    """The bytes of the .tflite file ``model``: a missing, unreadable or empty file is one line."""
+    path = Path(model)
+    if not path.is_file():
+        raise RampartError(f"no such model file: {model}")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise RampartError(f"cannot read model {model}: {e.strerror or e}") from None
+    if not data:
+        raise RampartError(f"model file {model} is empty, not a .tflite model")
+    return data
 
-    console = Console()
-    return console if console.is_terminal else Console(width=120)
+
+def _npu_preset(config) -> str:
+    """The NPU preset named, or held by a TOML file: the driver and Vela run presets (Vela compiles for one)."""
+    from rtl.designs import get_design
+
+    entry = get_design("npu")
+    cfg = entry.config(config)
+    for name, preset in entry.presets.items():
+        if preset == cfg:
+            return name
+    raise RampartError(f"{config}: `run npu` runs the NPU presets only ({', '.join(entry.presets)}), as Vela compiles "
+                       "for one of them; this config differs from every preset")
 
 
 def _print_cycles(console, title: str, config: str, result) -> None:
@@ -95,8 +123,6 @@ def _digits_input(model, image: int | None, input_path: str | None):
 
 def _export_digits(console, model, path: str) -> None:
     out = Path(path)
-    if out.suffix != ".tflite":
-        raise RampartError(f"--export writes a .tflite model; give a file name ending in .tflite, not {path!r}")
     try:
         model.tflite.write(out)
     except OSError as e:
@@ -164,16 +190,15 @@ def _run_one(console, data: bytes, title: str, config: str, x, *, trace, seed, m
 
 @run.command("npu")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--config", "-c", "config", default="u55-128", show_default=True, metavar="PRESET",
-              help="NPU preset: u55-32, u55-64, u55-128 or u55-256 (Vela compiles for the same MACs/cycle).")
+@config_option("An NPU preset (u55-32, u55-64, u55-128, u55-256; Vela compiles for the same MACs/cycle) or a TOML "
+               "file holding one (`base = \"u55-64\"`); default: u55-128.")
 @click.option("--input", "-i", "input_path", type=click.Path(dir_okay=False), default=None,
               help="Input tensor as an int8 .npy of the model's input shape (batch axis optional); default: "
                    "uniformly random from --seed (digits: held-out image --image).")
-@click.option("--output", "-o", "output_path", type=click.Path(dir_okay=False), default=None,
-              help="Write the NPU's output tensor (int8, LiteRT's output shape) to this .npy file.")
-@click.option("--trace", type=click.Path(dir_okay=False), default=None,
-              help="Write an FST waveform of the whole run to this file (builds the tracing variant).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random input.")
+@output_file_option("--save-output", "output_path", "Write the NPU's output tensor (int8, LiteRT's output shape) "
+                    "to this .npy file.", ".npy", "a NumPy array")
+@trace_option("Write an FST waveform of the whole run to this file (builds the tracing variant).")
+@seed_option("Seed of the random input.")
 @click.option("--max-cycles", type=click.IntRange(1), default=None,
               help="Watchdog: fail if the NPU is not done after this many cycles (default: 50x Vela's estimate, "
                    "at least 200,000).")
@@ -181,8 +206,8 @@ def _run_one(console, data: bytes, title: str, config: str, x, *, trace, seed, m
               help="digits: run this held-out image (default 0) and print the predicted class and true label.")
 @click.option("--images", type=int, default=None,
               help="digits: run the first N held-out images and report NPU accuracy vs LiteRT int8 vs float.")
-@click.option("--export", type=click.Path(dir_okay=False), default=None,
-              help="digits: write the trained int8 model to this .tflite file (and its held-out accuracy) and stop.")
+@output_file_option("--export", "export", "digits: write the trained int8 model to this .tflite file (and its "
+                    "held-out accuracy) and stop.", ".tflite", "a .tflite model")
 def npu_cmd(model, config, input_path, output_path, trace, seed, max_cycles, image, images, export):
     """Compile MODEL (.tflite, int8) with Vela, run it on the simulated NPU and compare with LiteRT.
 
@@ -200,18 +225,15 @@ def npu_cmd(model, config, input_path, output_path, trace, seed, max_cycles, ima
 
     builtin = model in BUILTIN_MODELS
     _check_model_options(builtin, image, images, export)
-    if trace and not trace.endswith(".fst"):
-        raise RampartError(f"--trace writes FST; give a file name ending in .fst, not {trace!r}")
     if images is not None and (image is not None or input_path or output_path or trace):
         raise RampartError("--images runs many held-out digits; it cannot be combined with --image, --input, "
-                           "--output or --trace")
-    console = _console()
+                           "--save-output or --trace")
+    config = _npu_preset(config)
+    console = make_console()
     if not builtin:
-        path = Path(model)
-        if not path.is_file():
-            raise RampartError(f"no such model file: {model}")
+        data = _read_model(model)
         x = _load_input(input_path) if input_path else None
-        _run_one(console, path.read_bytes(), path.name, config, x, trace=trace, seed=seed, max_cycles=max_cycles,
+        _run_one(console, data, Path(model).name, config, x, trace=trace, seed=seed, max_cycles=max_cycles,
                  output_path=output_path)
         return
 

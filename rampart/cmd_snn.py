@@ -1,7 +1,13 @@
 """`rampart snn`: application demos of the NeuroCoreX-like SNN core (golden model or RTL through the host API)."""
-from pathlib import Path
+import dataclasses
 
 import click
+
+from base import RampartError
+from rampart.options import config_option, output_folder, output_folder_option, seed_option
+
+#: Input lines each demo drives (pattern: at least the pattern's; digits: one per pixel of the 8x8 images).
+_DIGITS_INPUTS = 64
 
 
 @click.group("snn")
@@ -10,20 +16,47 @@ def snn():
     `neurocore_uart` RTL through its UART pins (`--backend rtl`, same host API, much slower, smaller sizes)."""
 
 
+def _demo_config(name: str, cfg, config):
+    """The demo's sizes ``cfg`` with the core shape of the NeuroCore config ``config`` (a preset of design
+    `neurocore` or a TOML file); ``None`` keeps the demo's own 64 x 64 core."""
+    if config is None:
+        return cfg
+    from rtl.designs import get_design
+    from rtl.neurocore.config import NeuroCoreConfig
+
+    core = get_design("neurocore").config(config)
+    n, m = core.n_neurons, core.n_inputs
+    built = {f.name: f.default for f in dataclasses.fields(NeuroCoreConfig) if f.name in ("lanes", "trace_bits")}
+    if {k: getattr(core, k) for k in built} != built:
+        raise RampartError(f"-c {config}: the demos build the core with lanes={built['lanes']} and "
+                           f"trace_bits={built['trace_bits']}, not lanes={core.lanes}, trace_bits={core.trace_bits}")
+    if name == "pattern":
+        if m < cfg.n_pat or n < cfg.n_active:
+            raise RampartError(f"-c {config}: the pattern demo needs at least {cfg.n_pat} inputs and {cfg.n_active} "
+                               f"neuron(s); this core has {n} neurons x {m} inputs")
+        return dataclasses.replace(cfg, n_core=n, n_inputs=m)
+    if m != _DIGITS_INPUTS or n < 10:
+        raise RampartError(f"-c {config}: the digits demo needs {_DIGITS_INPUTS} inputs (one per pixel) and at least "
+                           f"10 neurons; this core has {n} neurons x {m} inputs")
+    return dataclasses.replace(cfg, n_core=n)
+
+
 @snn.command("demo")
 @click.argument("name", type=click.Choice(["pattern", "digits"]))
+@config_option("The core's shape: a preset of design `neurocore` (e.g. 64x64, 256x256) or a TOML file; the pattern "
+               "demo uses its neurons and inputs, the digits demo its neurons (it needs 64 inputs); default: the "
+               "demos' 64x64.")
 @click.option("--backend", type=click.Choice(["golden", "rtl"]), default="golden", show_default=True,
               help="golden: numpy bit-exact model; rtl: Verilated design over the simulated UART (cached build).")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("snn_demo"),
-              show_default=True, help="Directory for the PNG plots.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of stimuli, initial weights, split.")
+@output_folder_option("Folder for the PNG plots (created if missing).", default="snn_demo")
+@seed_option("Seed of stimuli, initial weights, split.")
 @click.option("--check", is_flag=True,
               help="Also rerun the demo on the other backend and assert identical output spikes (bit-exactness).")
 @click.option("--learning", type=click.Choice(["onchip", "host-assisted"]), default="onchip", show_default=True,
               help="digits, unsupervised variant: onchip = the core's own STDP + homeostasis (adaptive "
                    "thresholds, weight leak); host-assisted = STDP with host-side weight normalisation and "
                    "threshold adaptation after every training image.")
-def demo_cmd(name, backend, out, seed, check, learning):
+def demo_cmd(name, config, backend, out_dir, seed, check, learning):
     """Run demo NAME and write its plots.
 
     \b
@@ -49,12 +82,13 @@ def demo_cmd(name, backend, out, seed, check, learning):
 
     start = time.monotonic()
     if name == "pattern":
-        cfg = demos.PatternConfig() if backend == "golden" else demos.RTL_PATTERN
+        cfg = _demo_config(name, demos.PatternConfig() if backend == "golden" else demos.RTL_PATTERN, config)
         run = lambda b, o: demos.pattern_demo(b, seed, o, cfg)  # noqa: E731
     else:
-        cfg = demos.DigitsConfig() if backend == "golden" else demos.RTL_DIGITS
+        cfg = _demo_config(name, demos.DigitsConfig() if backend == "golden" else demos.RTL_DIGITS, config)
         variants = ("supervised", "onchip" if learning == "onchip" else "unsupervised")
         run = lambda b, o: demos.digits_demo(b, seed, o, cfg, variants)  # noqa: E731
+    out = output_folder(out_dir, "--output")
     result = run(backend, out)
     click.echo(result.summary())
     if check:

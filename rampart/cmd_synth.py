@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from rampart.options import config_option, output_folder, output_folder_option
 from rtl.boards import BOARDS
 
 _HELP = """Synthesise, place and route DESIGN for an FPGA board and report its resource use and fmax.
@@ -15,7 +16,7 @@ is optimised away; the numbers include that harness (its flip-flops are shown). 
 ecppack/icepack from the YoWASP wheels; expect 30 s to a few minutes. Nothing is programmed. fmax is nextpnr's
 post-route estimate; the board clock stays the timing target.
 
-Example: rampart synth mac_array --board ulx3s-85f --config 4x4
+Example: rampart synth mac_array --board ulx3s-85f -c 4x4 -o build/mac-ulx3s
 
 \b
 Boards:
@@ -26,23 +27,25 @@ Boards:
 @click.argument("design")
 @click.option("--board", "-b", "board_name", required=True, metavar="BOARD",
               help=f"Target board ({' | '.join(BOARDS)}).")
-@click.option("--config", "-c", "config_spec", metavar="NAME|FILE.toml",
-              help="A preset of the design or a TOML file (`base = \"<preset>\"` plus overrides); "
-                   "default: the design's default preset.")
-@click.option("--out", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Build folder (default: build/synth/DESIGN-CONFIG-BOARD); earlier products there are replaced.")
-def synth(design, board_name, config_spec, out_dir):
-    from rich.console import Console
+@config_option()
+@output_folder_option("Build folder (default: build/synth/DESIGN-CONFIG-BOARD); earlier products there are replaced.")
+def synth(design, board_name, config, out_dir):
     from rich.table import Table
 
+    from rampart.console import console as make_console
+    from rtl.boards import get_board
+    from rtl.designs import get_design
     from sim.synth import synth as run_synth
 
+    get_design(design).config(config)   # an unknown design, preset or board is refused before a folder is made
+    get_board(board_name)
     if out_dir is None:
-        config_name = Path(config_spec).stem if config_spec else "default"
+        config_name = Path(config).stem if config else "default"
         out_dir = Path("build") / "synth" / f"{design}-{config_name}-{board_name}"
-    console = Console()
+    output_folder(out_dir, "--output")
+    console = make_console()
     with console.status(f"building {design} for {board_name} in {out_dir} ..."):
-        result = run_synth(design, config_spec, board_name, out_dir)
+        result = run_synth(design, config, board_name, out_dir)
 
     table = Table("resource", "used", "available", "%", title=f"{design} on {result.board}")
     for r in result.resources:
@@ -53,4 +56,3 @@ def synth(design, board_name, config_spec, out_dir):
     console.print(f"harness adds {result.harness_ff} FFs (LFSR, XOR tree, LED, reset sync)")
     console.print(f"bitstream: {result.bitstream}", soft_wrap=True)
     console.print(f"log: {result.log}  ({result.seconds:.0f} s)", soft_wrap=True)
-

@@ -225,3 +225,44 @@ def _metric_interval(summary: CampaignSummary) -> str:
 
 def _verdict(passed: bool) -> str:
     return '<span class="pass">pass</span>' if passed else '<span class="fail">fail</span>'
+
+
+def campaign_summary(db: str | Path) -> CampaignSummary:
+    """The report's view of the campaign stored in ``db`` (complete or not): per-block results over the build's
+    flip-flop and memory bits, overall rates (stratified when the campaign is), and the command that reruns it."""
+    from faultinj.campaign import campaign_config, campaign_status
+    from faultinj.sites import sampled_bits
+    from faultinj.spec import describe_sampling, reproduce_command
+    from sim.build import build
+
+    status = campaign_status(db)
+    meta = status.meta
+    result = build(meta["design"], campaign_config(meta))
+    bits: dict[str, dict[str, int]] = {}
+    for element in result.state:
+        kinds = bits.setdefault(element.block, {"ff": 0, "mem": 0})
+        kinds[element.kind] += element.bits
+    # per-block fractions over the block's cells when every cell has an injection (else its pooled counts)
+    blocks = tuple(BlockResult(name, bits[name], block.counts,
+                               strata=block.cells if status.is_stratified and block.stratified else ())
+                   for name, block in status.blocks.items() if block.injections)
+    if status.rates_stratified:
+        rates = {name: est.interval for name, est in status.stratified.items()}
+        method = (f"Stratified estimates over the campaign's {status.strata} strata, each stratum's rate weighted by "
+                  "its population (stratified Agresti-Coull interval); not the pooled counts, which over-weight "
+                  "strata sampled more than their share.")
+    else:
+        rates, method = dict(status.overall.rates), "Pooled counts (uniform or exhaustive sample), Wilson interval."
+    return CampaignSummary(
+        design=meta["design"], config=meta["config_repr"], workload=meta["workload"], seed=meta["seed"],
+        sampling=f"{describe_sampling(meta)}, {status.done:,} of {status.planned:,} planned",
+        blocks=blocks, cycles_simulated=status.overall.cycles_simulated,
+        fault_space=sampled_bits(result) * meta["workload_cycles"],
+        reproduce=reproduce_command(meta, db), rates=rates, rates_method=method, mbu=meta.get("mbu", 1),
+        notes=() if status.complete else ("This campaign is incomplete; figures cover the injections done so far.",))
+
+
+def campaign_report(db: str | Path, out_dir: str | Path) -> dict[str, Path]:
+    """Write the ASIL report of the campaign in ``db`` into ``out_dir`` (named after the database); return the
+    paths of its HTML, JSON and FMEDA CSV (keys ``html``, ``json``, ``csv``)."""
+    return render(campaign_summary(db), out_dir, name=Path(db).stem)

@@ -57,13 +57,14 @@ def test_toml_config_builds_and_simulates(tmp_path):
     # 2x3 PEs of 8+8+32 bits plus a 3x32-bit readout register
     assert str(2 * 3 * 48 + 3 * 32) in result.output
     trace = tmp_path / "run.fst"
-    result = CliRunner().invoke(main, ["sim", "mac_array", "-c", str(config), "-n", "500", "--trace", str(trace)])
+    result = CliRunner().invoke(main, ["sim", "mac_array", "-c", str(config), "--cycles", "500", "--trace",
+                                       str(trace)])
     assert result.exit_code == 0, result.output
     assert "cycles/s" in result.output and trace.stat().st_size > 0
 
 
 def test_demo_runs_without_synthesis(tmp_path):
-    result = CliRunner().invoke(main, ["demo", "--no-synth", "--out", str(tmp_path)])
+    result = CliRunner().invoke(main, ["demo", "--no-synth", "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "traces identical" in result.output
     assert (tmp_path / "mac_array.fst").stat().st_size > 0

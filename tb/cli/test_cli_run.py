@@ -32,7 +32,7 @@ def test_run_npu_writes_bit_exact_output(tiny, tmp_path):
     np.save(tmp_path / "x.npy", x[0])  # the batch axis may be left out
     out = tmp_path / "out.npy"
     result = CliRunner().invoke(main, ["run", "npu", "--config", "u55-128", str(tiny), "--input",
-                                       str(tmp_path / "x.npy"), "--output", str(out)])
+                                       str(tmp_path / "x.npy"), "--save-output", str(out)])
     assert result.exit_code == 0, result.output
     got = np.load(out)
     assert got.dtype == np.int8 and got.shape == (1, 6, 6, 8)
@@ -57,7 +57,7 @@ def test_run_npu_bad_input_is_one_line(tiny, tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros((5, 5, 4), dtype=np.int8))
     _one_line_error(runner.invoke(main, ["run", "npu", str(tiny), "--input", str(tmp_path / "bad.npy")]),
                     "input shape")
-    _one_line_error(runner.invoke(main, ["run", "npu", str(tiny), "-c", "u55-99"]), "unknown NPU config")
+    _one_line_error(runner.invoke(main, ["run", "npu", str(tiny), "-c", "u55-99"]), "unknown config 'u55-99'")
 
 
 def test_run_npu_help():
@@ -78,7 +78,7 @@ def digits():
 
 def test_run_npu_digits_held_out_image(digits, tmp_path):
     out = tmp_path / "logits.npy"
-    result = CliRunner().invoke(main, ["run", "npu", "digits", "--image", "5", "--output", str(out)])
+    result = CliRunner().invoke(main, ["run", "npu", "digits", "--image", "5", "--save-output", str(out)])
     assert result.exit_code == 0, result.output
     x, label = digits.held_out_input(5)
     want = run_reference(digits.data, x)

@@ -145,7 +145,8 @@ def test_icebreaker_build(icebreaker_build):
 
 def test_cli_prints_table(icebreaker_build, small_config, tmp_path, monkeypatch):
     monkeypatch.setattr(sim.synth, "synth", lambda *args, **kwargs: icebreaker_build)
-    result = CliRunner().invoke(_cli(), ["synth", "mac_array", "-b", "icebreaker", "-c", str(small_config)])
+    result = CliRunner().invoke(_cli(), ["synth", "mac_array", "-b", "icebreaker", "-c", str(small_config),
+                                         "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
     for text in ("LUT", "5280", "fmax", "12 MHz board clock", str(icebreaker_build.bitstream.name)):
         assert text in result.output

@@ -1,0 +1,150 @@
+"""A campaign as a user asks for it (the options of `rampart fi run`), checked and turned into the arguments of
+:func:`faultinj.campaign.run_campaign`; and back: the command that reproduces a stored campaign and plain-text
+descriptions of its fault model and sampling (for status displays and reports).
+
+Errors name the options as `rampart fi run` spells them (``--samples``, ``--margin``, ...); the keyword arguments
+of :func:`campaign_spec` have the same names.
+"""
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from base import RampartError
+
+__all__ = ["CampaignSpec", "campaign_spec", "describe_sampling", "describe_upsets", "reproduce_command"]
+
+#: Cycle windows of ``--strata cycle`` (and ``block,cycle``, ``element,cycle``) unless given.
+DEFAULT_CYCLE_WINDOWS = 8
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """A checked campaign request; :meth:`run` runs (or resumes) it into a database."""
+
+    design: str
+    config: Any
+    workload: str
+    samples: int | None
+    seed: int
+    strata: str                       # "exhaustive" for an exhaustive campaign
+    options: dict = field(default_factory=dict)   # further keyword arguments of run_campaign
+    #: (population, sample size) when the size comes from Leveugle et al.'s formula for ``--margin``.
+    leveugle: tuple[int, int] | None = None
+
+    def run(self, db, workers: int | None = None, progress: Callable[[int, int], None] | None = None,
+            scheduler: str | None = None):
+        """Run (or resume) the campaign into ``db``; returns its :class:`faultinj.campaign.CampaignStatus`."""
+        from faultinj.campaign import run_campaign
+
+        return run_campaign(db, self.design, self.config, self.workload, self.samples, self.seed, self.strata,
+                            workers, progress, scheduler=scheduler, **self.options)
+
+
+def campaign_spec(design: str, config=None, workload: str | None = None, *, samples: int | None = None,
+                  margin: float | None = None, confidence: float = 0.99, iterative: bool = False, pilot: int = 30,
+                  rates: str | None = None, per_block: bool = False, exhaustive: bool = False,
+                  strata: str = "block", cycle_windows: int | None = None, workload_cycles: int | None = None,
+                  mbu: int = 1, seed: int = 0) -> CampaignSpec:
+    """Check a campaign request and resolve its defaults (config, workload, cycle windows, a Leveugle size).
+
+    Exactly one of ``samples`` (fixed size), ``margin`` (Leveugle's size for it, or with ``iterative`` rounds until
+    it is met) and ``exhaustive``; ``rates`` is a comma-separated list of rate names (``--iterative`` only).
+    Building the design happens only for a Leveugle size (it needs the fault space)."""
+    from faultinj.workload import default_workload, get_workload
+    from rtl.designs import get_design
+
+    if sum((samples is not None, margin is not None, exhaustive)) != 1:
+        raise RampartError("give exactly one of --samples, --margin and --exhaustive")
+    if iterative and margin is None:
+        raise RampartError("--iterative needs --margin")
+    if per_block and not iterative:
+        raise RampartError("--per-block only applies to --iterative")
+    if rates is not None and not iterative:
+        raise RampartError("--rates only applies to --iterative")
+    if cycle_windows is not None and "cycle" not in strata:
+        raise RampartError("--cycle-windows needs --strata cycle or block,cycle")
+    if seed < 0:
+        raise RampartError(f"--seed must be a non-negative integer, not {seed}")
+    entry = get_design(design)
+    config = entry.config(config)
+    workload = workload or default_workload(design)
+    if get_workload(workload)[0] != design:
+        raise RampartError(f"workload {workload} is for {get_workload(workload)[0]}, not {design}")
+    if "cycle" in strata and cycle_windows is None:
+        cycle_windows = DEFAULT_CYCLE_WINDOWS
+    if exhaustive:
+        strata = "exhaustive"
+    options = dict(cycle_windows=cycle_windows or 1, workload_cycles=workload_cycles, mbu=mbu)
+    if iterative:
+        options.update(iterative=True, margin=margin, confidence=confidence, per_block=per_block, pilot=pilot,
+                       rates=tuple(r.strip() for r in (rates or "unmasked").split(",")))
+    leveugle = None
+    if margin is not None and not iterative:
+        samples, population = _leveugle(design, config, workload, workload_cycles, margin, confidence)
+        leveugle = (population, samples)
+    return CampaignSpec(design, config, workload, samples, seed, strata, options, leveugle)
+
+
+def _leveugle(design: str, config, workload: str, cycles: int | None, margin: float,
+              confidence: float) -> tuple[int, int]:
+    """(sample size, population) of Leveugle et al. (DATE 2009) for ``margin`` at ``confidence``."""
+    from faultinj.sites import sampled_bits
+    from faultinj.stats import leveugle_sample_size
+    from faultinj.workload import make_workload
+    from sim.build import build
+
+    result = build(design, config)
+    population = sampled_bits(result) * make_workload(workload, result.config, cycles=cycles).cycles
+    return leveugle_sample_size(population, margin, confidence), population
+
+
+def describe_upsets(mbu: int) -> str:
+    """The fault model in words."""
+    return "single-bit upsets" if mbu == 1 else f"{mbu}-bit upsets (adjacent bits of one word, wrapping)"
+
+
+def describe_sampling(meta: dict) -> str:
+    """How a stored campaign (its ``meta``) drew its faults, in words."""
+    strata = meta.get("strata", "block")
+    if strata == "exhaustive":
+        return "exhaustive"
+    if strata == "none":
+        how = "uniform"
+    else:
+        k = meta.get("cycle_windows", 1)
+        how = {"block": "stratified by block", "element": "stratified by state element",
+               "cycle": f"stratified by {k} cycle windows",
+               "block,cycle": f"stratified by block x {k} cycle windows",
+               "element,cycle": f"stratified by state element x {k} cycle windows"}[strata]
+    if meta.get("mode") == "iterative":
+        return f"{how}, iterative (Neyman rounds to +/-{meta['margin']:g} at {meta['confidence']:.0%})"
+    return how + ("" if strata == "none" else ", proportional")
+
+
+def reproduce_command(meta: dict, db: str | Path) -> str:
+    """The `rampart fi run` command line that reruns a stored campaign (its ``meta``) into a database named like
+    ``db``; a config that is not a preset of the design appears as ``-c CONFIG.toml`` (a TOML file holding it)."""
+    from faultinj.campaign import campaign_config
+    from rtl.designs import get_design
+
+    config = campaign_config(meta)
+    preset = next((name for name, c in get_design(meta["design"]).presets.items() if c == config), None)
+    args = [f"rampart fi run {meta['design']} -c {preset or 'CONFIG.toml'} --workload {meta['workload']} "
+            f"--cycles {meta['workload_cycles']}"]
+    if meta.get("strata") == "exhaustive":
+        args.append("--exhaustive")
+    else:
+        if meta.get("mode") == "iterative":
+            args.append(f"--iterative --margin {meta['margin']:g} --confidence {meta['confidence']:g}"
+                        f" --pilot {meta.get('pilot', 30)} --rates {','.join(meta.get('rates', ['unmasked']))}"
+                        + (" --per-block" if meta.get("per_block") else ""))
+        else:
+            args.append(f"--samples {meta['samples']}")
+        args.append(f"--seed {meta['seed']} --strata {meta['strata']}")
+        if "cycle" in meta["strata"]:
+            args.append(f"--cycle-windows {meta.get('cycle_windows', 1)}")
+    if meta.get("mbu", 1) != 1:
+        args.append(f"--mbu {meta['mbu']}")
+    args.append(f"--db {Path(db).name}")
+    return " ".join(args)

@@ -25,9 +25,18 @@ class BlockSites:
 class SiteTable:
     design: str
     config: Any
-    workload: str
-    cycles: int             # the workload's length: the fault space is sampled bits x cycles
+    workload: str | None    # None: the design has no fault-injection workload
+    cycles: int | None      # the workload's length: the fault space is sampled bits x cycles
     blocks: tuple[BlockSites, ...]
+
+    def ff_share(self, block: BlockSites) -> float:
+        """``block``'s share of the sampled flip-flop bits (0 for scaffolding)."""
+        return block.ff_bits / self.sampled_ff_bits if block.sampled and self.sampled_ff_bits else 0.0
+
+    def bit_share(self, block: BlockSites) -> float:
+        """``block``'s share of all sampled bits (flip-flops and memories; 0 for scaffolding)."""
+        total = self.sampled_ff_bits + self.sampled_mem_bits
+        return (block.ff_bits + block.mem_bits) / total if block.sampled and total else 0.0
 
     @property
     def sampled_ff_bits(self) -> int:
@@ -38,7 +47,9 @@ class SiteTable:
         return sum(b.mem_bits for b in self.blocks if b.sampled)
 
     @property
-    def fault_space(self) -> int:
+    def fault_space(self) -> int | None:
+        if self.cycles is None:
+            return None
         return (self.sampled_ff_bits + self.sampled_mem_bits) * self.cycles
 
 
@@ -50,14 +61,16 @@ def sampled_bits(build_) -> int:
 
 def fault_sites(design: str, config=None, workload: str | None = None) -> SiteTable:
     """Flip-flop and memory bits per block of ``design`` (built if needed) and the length of ``workload`` (default:
-    the design's first workload)."""
+    the design's first workload; none if the design has no workload: then no fault space is given)."""
+    from rtl.designs import get_design
     from sim.build import build
 
-    workload = workload or default_workload(design)
-    if get_workload(workload)[0] != design:
+    if workload is None and get_design(design).workloads:
+        workload = default_workload(design)
+    if workload is not None and get_workload(workload)[0] != design:
         raise RampartError(f"workload {workload} is for {get_workload(workload)[0]}, not {design}")
     result = build(design, config)
-    cycles = make_workload(workload, result.config).cycles
+    cycles = None if workload is None else make_workload(workload, result.config).cycles
     skip = set(scaffolding_blocks(design))
     per_block: dict[str, list[int]] = {}
     for element in result.state:

@@ -53,21 +53,30 @@ def workloads_cmd():
 @click.argument("design")
 @_design_options
 def sites_cmd(design, config, workload):
-    """Count DESIGN's fault sites per block and the size of the fault space (sites x workload cycles)."""
+    """Count DESIGN's fault sites per functional block (the design descriptor's block map), each block's share of
+    the sampled flip-flop bits and of all sampled bits, and the size of the fault space (sites x workload cycles)."""
     from rich.table import Table
 
     from faultinj.sites import fault_sites
 
     sites = fault_sites(design, config, workload)
-    table = Table("block", "flip-flop bits", "memory bits", f"fault space (x {sites.cycles:,} cycles)")
+    cycles = "no workload" if sites.cycles is None else f"x {sites.cycles:,} cycles"
+    table = Table("block", "flip-flop bits", "% of sampled FF", "memory bits", "% of sampled bits",
+                  f"fault space ({cycles})")
     for block in sites.blocks:
-        space = (f"{(block.ff_bits + block.mem_bits) * sites.cycles:,}" if block.sampled
-                 else "simulation scaffolding, not sampled")
-        table.add_row(block.block, f"{block.ff_bits:,}", f"{block.mem_bits:,}", space)
-    table.add_row("[bold]total sampled", f"{sites.sampled_ff_bits:,}", f"{sites.sampled_mem_bits:,}",
-                  f"{sites.fault_space:,}")
+        if not block.sampled:
+            space = "simulation scaffolding, not sampled"
+        else:
+            space = "-" if sites.cycles is None else f"{(block.ff_bits + block.mem_bits) * sites.cycles:,}"
+        ff_share = f"{100 * sites.ff_share(block):.1f}" if block.sampled else "-"
+        bit_share = f"{100 * sites.bit_share(block):.1f}" if block.sampled else "-"
+        table.add_row(block.block, f"{block.ff_bits:,}", ff_share, f"{block.mem_bits:,}", bit_share, space)
+    table.add_row("[bold]total sampled", f"{sites.sampled_ff_bits:,}", "100", f"{sites.sampled_mem_bits:,}", "100",
+                  "-" if sites.fault_space is None else f"{sites.fault_space:,}")
     out = console()
-    out.print(f"{design} {sites.config}, workload {sites.workload} ({sites.cycles:,} cycles)")
+    workload_text = "no fault-injection workload" if sites.workload is None else \
+        f"workload {sites.workload} ({sites.cycles:,} cycles)"
+    out.print(f"{design} {sites.config}, {workload_text}")
     out.print(table)
 
 

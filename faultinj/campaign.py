@@ -56,7 +56,7 @@ from faultinj.workload import Workload, get_workload, make_workload
 from rtl.designs import get_design
 from sim.build import build
 
-__all__ = ["SCHEMA_VERSION", "STRATA", "FaultPlan", "fault_plan", "run_campaign", "resume_campaign",
+__all__ = ["SCHEMA_VERSION", "STRATA", "Campaign", "FaultPlan", "fault_plan", "run_campaign", "resume_campaign",
            "campaign_status", "campaign_counts", "CampaignStatus", "BlockStatus", "campaign_meta", "campaign_config",
            "CampaignLock", "RoundRecord"]
 
@@ -626,3 +626,37 @@ def campaign_status(db_path, confidence: float | None = None) -> CampaignStatus:
             total[o] += count
     overall = _block_status("all", total, sum(cycles.values()), confidence)
     return CampaignStatus(meta, planned, overall.injections, blocks, overall, stratified, rounds)
+
+
+class Campaign:
+    """A campaign database, the object form of this module's functions::
+
+        campaign = Campaign.run("c.db", "npu", "u55-32", "npu_conv", samples=300)   # or Campaign("c.db")
+        campaign.resume(); print(campaign.status().done, campaign.counts())
+    """
+
+    def __init__(self, db_path):
+        self.path = Path(db_path)
+        self.meta = campaign_meta(self.path)     # refuses a missing, foreign or corrupt file with one line
+
+    @classmethod
+    def run(cls, db_path, design: str, config=None, workload: str | None = None, samples: int | None = 1000,
+            **options) -> "Campaign":
+        """Run a new campaign (or continue the one in ``db_path``); ``options`` as :func:`run_campaign`."""
+        from faultinj.workload import default_workload
+
+        run_campaign(db_path, design, config, workload or default_workload(design), samples, **options)
+        return cls(db_path)
+
+    @property
+    def config(self):
+        return campaign_config(self.meta)
+
+    def resume(self, workers: int | None = None, progress_callback=None, *, scheduler=None) -> "CampaignStatus":
+        return resume_campaign(self.path, workers, progress_callback, scheduler=scheduler)
+
+    def status(self, confidence: float | None = None) -> "CampaignStatus":
+        return campaign_status(self.path, confidence)
+
+    def counts(self) -> dict[Outcome, int]:
+        return campaign_counts(self.path)

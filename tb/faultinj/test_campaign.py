@@ -213,3 +213,16 @@ def test_status_gives_stratified_overall_and_block_rates(tmp_path):
     cells = [(size, sum(c.values()) - c[Outcome.MASKED], sum(c.values())) for size, c in acc.cells]
     by_hand = sum(size * e / m for size, e, m in cells) / sum(size for size, _, _ in cells)
     assert acc.stratified["unmasked"].estimate == pytest.approx(by_hand)
+
+
+def test_campaign_object_reads_and_continues_a_stored_campaign(reference_db, tmp_path):
+    from faultinj.campaign import Campaign
+
+    path, status = reference_db
+    campaign = Campaign(path)
+    assert campaign.meta["design"] == "mac_array" and campaign.config == build("mac_array", "4x4").config
+    assert campaign.counts() == status.counts() and campaign.status().done == ARGS["samples"]
+    fresh = Campaign.run(tmp_path / "small.db", "mac_array", "4x4", samples=50, seed=3, workers=1, **KW)
+    assert fresh.status().done == 50 and fresh.resume(workers=1).done == 50
+    with pytest.raises(RampartError):
+        Campaign(tmp_path / "missing.db")

@@ -1,14 +1,12 @@
 """`rampart fi`: statistical soft-error fault-injection campaigns (workloads, sites, run, resume, status, report,
 replay). Campaign assembly lives in faultinj.spec, report assembly in reports.campaign; this module parses and
 prints."""
-import os
 import re
 import time
 from pathlib import Path
 
 import click
 
-from base import RampartError
 from rampart.console import console
 from rampart.options import (
     config_option,
@@ -267,58 +265,29 @@ def report_cmd(db, out_dir):
 @click.argument("injection_id", type=int)
 @trace_option("FST waveform of the faulty run.")
 def replay_cmd(db, injection_id, trace):
-    """Re-run one stored injection from scratch (optionally with a waveform) and show where it diverges."""
-    import sqlite3
+    """Re-run one stored injection from scratch through the reference injection path (optionally with a
+    waveform): its outcome again, whether it agrees with the stored one, and where the run diverges."""
+    from faultinj.replay import replay_injection
 
-    import numpy as np
-
-    from faultinj.campaign import _config_from_json, campaign_meta
-    from faultinj.outcomes import Outcome
-    from faultinj.workload import make_workload
-    from sim.build import build
-    from sim.harness import NativeSim
-
-    if trace and not trace.endswith(".fst"):
-        raise RampartError(f"--trace writes FST; give a file name ending in .fst, not {trace!r}")
-    meta = campaign_meta(db)
-    with sqlite3.connect(f"file:{os.path.abspath(db)}?mode=ro", uri=True) as con:
-        row = con.execute("SELECT site, cycle, block, outcome FROM injections WHERE id = ?",
-                          (injection_id,)).fetchone()
-    if row is None:
-        raise RampartError(f"{db} has no injection {injection_id}")
-    site, cycle, block, stored = row
-    config = _config_from_json(meta["design"], meta["config"])
-    result = build(meta["design"], config, trace=bool(trace))
-    wl = make_workload(meta["workload"], config, seed=meta["workload_seed"], cycles=meta["workload_cycles"])
-    observe = np.ones(wl.cycles, dtype=bool) if wl.observe is None else np.asarray(wl.observe, dtype=bool)
-    upset = int(meta.get("mbu", 1))
-    with NativeSim(result) as golden, NativeSim(result, trace=trace) as faulty:
-        element, word, bit = faulty.site(site)
-        width = result.state[element].width
-        name = result.state[element].hier_name + (f"[{word}]" if result.state[element].depth > 1 else "")
-        bits = sorted({(bit + j) % width for j in range(upset)})
-        what = f"bit {bit}" if len(bits) == 1 else f"{len(bits)} adjacent bits {', '.join(map(str, bits))}"
-        click.echo(f"injection {injection_id}: flip {name} {what} (block {block}) after cycle {cycle}; "
-                   f"stored outcome {Outcome(stored).name}")
-        head = {k: v[:cycle] for k, v in wl.inputs.items()}
-        golden.run_stimulus(head, [])
-        faulty.run_stimulus(head, [])
-        faulty.flip_upset(site, upset)
-        first_output = converged = None
-        for c in range(cycle, wl.cycles):
-            one = {k: v[c:c + 1] for k, v in wl.inputs.items()}
-            g, f = golden.run_stimulus(one, list(wl.outputs)), faulty.run_stimulus(one, list(wl.outputs))
-            if first_output is None and observe[c] and any((g[o] != f[o]).any() for o in wl.outputs):
-                first_output = c
-            if converged is None and golden.state_bytes() == faulty.state_bytes():
-                converged = c
-                if not trace:
-                    break
-        final_equal = golden.state_bytes() == faulty.state_bytes()
-    differs = f"cycle {first_output}" if first_output is not None else "none"
-    again = f"after cycle {converged}" if converged is not None else "never"
+    r = replay_injection(db, injection_id, trace)
+    click.echo(f"injection {r.injection}: flip {r.flipped} (block {r.block}) after cycle {r.cycle}; "
+               f"stored outcome {r.stored.name}")
+    verdict = "agrees with the stored outcome" if r.agrees else f"DIFFERS from the stored outcome {r.stored.name}"
+    click.echo(f"  replayed outcome {r.outcome.name} (reference path): {verdict}")
+    differs = f"cycle {r.first_difference}" if r.first_difference is not None else "none"
     click.echo(f"  first observed output difference: {differs}")
-    click.echo(f"  state equal to the golden run again: {again}"
-               + ("" if converged is not None or final_equal else " (latent at the end)"))
-    if trace:
-        click.echo(f"waveform: {trace}")
+    if r.regions_differ is not None:
+        click.echo(f"  observed memory regions at the end: {'differ' if r.regions_differ else 'equal'}")
+    if r.first_detection is not None:
+        click.echo(f"  first detection: cycle {r.first_detection}")
+    if r.ended_by is not None:
+        click.echo(f"  run ended at cycle {r.end} by {r.ended_by}")
+    if r.converged is not None:
+        again = f"after cycle {r.converged}"
+    elif r.final_equal:
+        again = f"at the end (cycle {r.end})"
+    else:
+        again = f"never (the state still differs at the end, cycle {r.end})"
+    click.echo(f"  state equal to the golden run again: {again}")
+    if r.trace is not None:
+        click.echo(f"waveform: {r.trace}")

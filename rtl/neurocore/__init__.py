@@ -38,6 +38,7 @@ DESCRIPTOR = Design(
     default="16x16",
     make=NeuroCore,
     blocks=BLOCK_MAP,
+    workloads={"snn_pattern": "faultinj.workloads.neurocore:snn_pattern"},
     golden="models.snn.golden:GoldenCore",
     driver="models.snn.host:NeuroCore",
     fixtures=(UART_TOP,),

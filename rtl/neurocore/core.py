@@ -10,9 +10,9 @@ Units (sub-components; fault injection groups their state by :data:`BLOCK_MAP`)
   homeostasis registers and ``tick``, the learning-step counter modulo ``2^theta_period``, kept by a soft reset).
 * ``seq`` (:class:`~rtl.neurocore.sequencer.StepSequencer`): the step FSM, its iterators and row walker, status
   flags and counters.
-* ``spikes`` (:class:`~rtl.neurocore.sequencer.SpikeBitmaps`): ``pending`` (sources that spiked in the previous
+* ``bitmaps`` (:class:`~rtl.neurocore.sequencer.SpikeBitmaps`): ``pending`` (sources that spiked in the previous
   step) and ``now`` (this step's source spikes).
-* ``inputs`` (:class:`~rtl.neurocore.host.InputBuffer`): ``next_in``, the host-written inputs of the next step.
+* ``input_buffer`` (:class:`~rtl.neurocore.host.InputBuffer`): ``next_in``, the host-written inputs of the next step.
 * ``raster_out`` (:class:`~rtl.neurocore.host.RasterOutput`): the spikes of the last step, on ``raster``.
 * ``synapse`` (:class:`~rtl.neurocore.synapse.SynapseMemory`): ``w_mem_<b>`` (P banks, ``b = s mod P``): the
   weights of source ``s`` live in bank ``s mod P``, row ``s div P``; word ``row*K + k`` of a bank = weights
@@ -85,8 +85,8 @@ BLOCK_MAP: dict[str, str] = {
     "host": "host_interface",       # bus decoder, registered read data
     "regs": "global_registers",     # learning / synapse / homeostasis registers, tick
     "seq": "sequencer",             # step FSM, iterators, row walker, status flags and counters
-    "spikes": "spike_bitmaps",      # pending (S[t-1]) and now (S[t])
-    "inputs": "input_buffer",       # next_in
+    "bitmaps": "spike_bitmaps",     # pending (S[t-1]) and now (S[t])
+    "input_buffer": "input_buffer",  # next_in
     "raster_out": "raster_output",  # last step's spikes, raster stream valid
     "synapse": "synapse_memory",    # weight banks w_mem_<b> and their read registers
     "stdp": "stdp",                 # weight read-modify-write pipeline (INTEGRATE reads, POTENTIATE, DEPRESS)
@@ -133,8 +133,8 @@ class NeuroCore(wiring.Component):
         m.submodules.host = host = HostInterface(c)
         m.submodules.regs = regs = GlobalRegisters(c)
         m.submodules.seq = seq = StepSequencer(c)
-        m.submodules.spikes = spikes = SpikeBitmaps(c)
-        m.submodules.inputs = inputs = InputBuffer(c)
+        m.submodules.bitmaps = spikes = SpikeBitmaps(c)
+        m.submodules.input_buffer = inputs = InputBuffer(c)
         m.submodules.raster_out = raster_out = RasterOutput(c)
         m.submodules.synapse = synapse = SynapseMemory(c)
         m.submodules.stdp = stdp = StdpUnit(c)

@@ -1,6 +1,12 @@
 """Host side of the NeuroCore engine: the bus decoder, the global register file, the input buffer and the raster
 output (the register map is :class:`~rtl.neurocore.config.Region`; its meaning is described in
-:mod:`rtl.neurocore.core`)."""
+:mod:`rtl.neurocore.core`).
+
+Naming note for all NeuroCore units: when a register drives an output port unchanged, the netlist names the
+flip-flop after whichever of the two Amaranth meets first, and it walks a module's ``sync`` statements first if
+the module's first statement is synchronous. The units therefore start with a register assignment, so that their
+fault sites keep the registers' own names (``next_in``, ``w_word_<b>``, ...), not the ports'.
+"""
 from amaranth import Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -171,11 +177,11 @@ class InputBuffer(wiring.Component):
         m_pad = -(-c.n_inputs // 32) * 32
         next_in = Signal(m_pad, name="next_in")
         word = next_in.word_select(_word_index(self.host.index, m_pad // 32), 32)
-        m.d.comb += [self.bits.eq(next_in[:c.n_inputs]), self.host.rdata.eq(word)]
         with m.If(self.take | self.clear):
             m.d.sync += next_in.eq(0)
         with m.If(self.host.we):
             m.d.sync += word.eq(self.host.wdata[:32])
+        m.d.comb += [self.bits.eq(next_in[:c.n_inputs]), self.host.rdata.eq(word)]
         return m
 
 
@@ -201,15 +207,15 @@ class RasterOutput(wiring.Component):
         n_pad = -(-c.n_neurons // 32) * 32
         last_spikes = Signal(n_pad, name="last_spikes")
         raster_valid = Signal(name="raster_valid")
-        m.d.comb += [
-            self.raster.payload.eq(last_spikes[:c.n_neurons]), self.raster.valid.eq(raster_valid),
-            self.blocked.eq(raster_valid & ~self.raster.ready),
-            self.host.rdata.eq(last_spikes.word_select(_word_index(self.host.index, n_pad // 32), 32)),
-        ]
         with m.If(self.raster.ready):
             m.d.sync += raster_valid.eq(0)
         with m.If(self.step_end):
             m.d.sync += [last_spikes.eq(self.spikes), raster_valid.eq(1)]
         with m.If(self.clear):
             m.d.sync += [last_spikes.eq(0), raster_valid.eq(0)]
+        m.d.comb += [
+            self.raster.payload.eq(last_spikes[:c.n_neurons]), self.raster.valid.eq(raster_valid),
+            self.blocked.eq(raster_valid & ~self.raster.ready),
+            self.host.rdata.eq(last_spikes.word_select(_word_index(self.host.index, n_pad // 32), 32)),
+        ]
         return m

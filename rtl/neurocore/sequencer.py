@@ -118,11 +118,10 @@ class StepSequencer(wiring.Component):
         cmd_write = self.ctrl.we & (self.ctrl.index == 0)
         cmd_op = self.ctrl.wdata[:4]
         cmd_steps = self.ctrl.wdata[8:32]
-        walk, row_done = self._row_walker(m)
-
-        m.d.comb += self.issue.first.eq(int_first)
         with m.If(~self.idle):
             m.d.sync += step_cyc.eq(step_cyc + 1)
+        walk, row_done = self._row_walker(m)
+        m.d.comb += self.issue.first.eq(int_first)
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 m.d.comb += [self.phase.eq(Phase.IDLE), self.idle.eq(1)]

@@ -93,6 +93,8 @@ class SynapseMemory(wiring.Component):
         # the host's word index s*K + k: bank s mod P, row s div P (K is a power of two when P > 1)
         h_bank = host.index[kb:kb + lp] if lp else Const(0, 1)
         h_waddr = Cat(host.index[:kb], host.index[kb + lp:]) if lp else host.index
+        rd_bank = Signal(_bank_bits(c), name="rd_bank")   # bank of the word the registers hold for the host
+        m.d.sync += rd_bank.eq(h_bank)
         raddr = Signal(range(_bank_depth(c)), name="w_raddr")
         waddr = Signal(range(_bank_depth(c)), name="w_waddr")
         with m.If(self.idle):
@@ -117,8 +119,6 @@ class SynapseMemory(wiring.Component):
                 m.d.comb += [wp.en.eq(self.write.en[b]), wp.data.eq(self.write.data[b])]
             words.append(word)
 
-        rd_bank = Signal(_bank_bits(c), name="rd_bank")   # bank of the word the registers hold for the host
-        m.d.sync += rd_bank.eq(h_bank)
         m.d.comb += host.rdata.eq(select(m, words, rd_bank, "rd_word"))
         return m
 

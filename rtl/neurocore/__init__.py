@@ -6,15 +6,12 @@ engine behind its host bus (``neurocore``: what fault injection and the golden m
 """
 from rtl.designs import Design, Kind
 from rtl.neurocore.config import PRESETS, NeuroCoreConfig
-from rtl.neurocore.core import NeuroCore
+from rtl.neurocore.core import BLOCK_MAP, NeuroCore
+from rtl.neurocore.uart_top import BLOCK_MAP as UART_BLOCK_MAP
 from rtl.neurocore.uart_top import PRESETS as UART_PRESETS
 from rtl.neurocore.uart_top import NeuroCoreUart, NeuroCoreUartConfig
 
 __all__ = ["DESCRIPTOR", "NeuroCore", "NeuroCoreConfig", "NeuroCoreUart", "NeuroCoreUartConfig", "PRESETS"]
-
-#: Functional blocks for fault injection (dotted instance path -> block; see :meth:`rtl.designs.Design.block_of`).
-BLOCK_MAP: dict[str, str] = {}
-UART_BLOCK_MAP: dict[str, str] = {}
 
 UART_TOP = Design(
     name="neurocore_uart",

@@ -92,13 +92,13 @@ class NativeCore:
         self.cfg, self.sim = cfg, sim
         self.dwords = (cfg.data_width + 31) // 32
         sim.poke("raster__ready", 1)
-        self.v_mems = [sim.element_index(f"top.v_{lane}") for lane in range(cfg.lanes)]
-        self.i_mems = [sim.element_index(f"top.i_syn_{lane}") for lane in range(cfg.lanes)]
-        self.y_mems = [sim.element_index(f"top.y_{lane}") for lane in range(cfg.lanes)]
-        self.x_mems = [sim.element_index(f"top.x_{lane}") for lane in range(cfg.lanes)]
-        self.count_mems = [sim.element_index(f"top.count_{lane}") for lane in range(cfg.lanes)]
-        self.a_mems = [sim.element_index(f"top.a_{lane}") for lane in range(cfg.lanes)]
-        self.w_banks = [sim.element_index(f"top.w_mem_{b}") for b in range(cfg.lanes)]
+        self.v_mems = [sim.element_index(f"top.neuron.v_{lane}") for lane in range(cfg.lanes)]
+        self.i_mems = [sim.element_index(f"top.neuron.i_syn_{lane}") for lane in range(cfg.lanes)]
+        self.y_mems = [sim.element_index(f"top.traces.y_{lane}") for lane in range(cfg.lanes)]
+        self.x_mems = [sim.element_index(f"top.traces.x_{lane}") for lane in range(cfg.lanes)]
+        self.count_mems = [sim.element_index(f"top.neuron.count_{lane}") for lane in range(cfg.lanes)]
+        self.a_mems = [sim.element_index(f"top.neuron.a_{lane}") for lane in range(cfg.lanes)]
+        self.w_banks = [sim.element_index(f"top.synapse.w_mem_{b}") for b in range(cfg.lanes)]
 
     def cycles(self, ops: list[tuple[str, int, int]], idle_after: int = 0):
         """Apply ``(kind, addr, data)`` bus operations ('w', 'r' or '-' idle), one per cycle; returns outputs."""

@@ -45,7 +45,7 @@ def demo_cmd(name, backend, out, seed, check, learning):
     """
     import time
 
-    from models.snn import demos
+    from drivers import snn_demos as demos
 
     start = time.monotonic()
     if name == "pattern":

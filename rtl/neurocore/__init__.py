@@ -27,7 +27,7 @@ UART_TOP = Design(
     blocks=UART_BLOCK_MAP,
     board_adapter="rtl.neurocore.board:uart_adapter",
     golden="models.snn.golden:GoldenCore",
-    driver="models.snn.host:NeuroCore",
+    driver="drivers.neurocore:NeuroCoreHost",
 )
 
 DESCRIPTOR = Design(
@@ -39,6 +39,6 @@ DESCRIPTOR = Design(
     make=NeuroCore,
     blocks=BLOCK_MAP,
     golden="models.snn.golden:GoldenCore",
-    driver="models.snn.host:NeuroCore",
+    driver="drivers.neurocore:NeuroCoreHost",
     fixtures=(UART_TOP,),
 )

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/npu_perf.py [--quick] [--write BENCHMARKS.md]
 
 Each row is one layer: useful MACs (from the LiteRT graph), NPU cycles from kick to done
-(``models.npu.runner.run_on_npu``, ``LayerCycles``), utilisation = MACs / (cycles x MACs per cycle), Vela's own
+(``drivers.npu.run_on_npu``, ``LayerCycles``), utilisation = MACs / (cycles x MACs per cycle), Vela's own
 cycle estimate for the layer and the ratio NPU / Vela. Every run is also checked bit-exact against LiteRT, so a
 fast wrong answer cannot pass as a result. ``--quick``: only the U55-128 3x3 conv rows.
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from report import write_section
 
+from drivers.npu import run_on_npu
 from models.npu import tflite_builder as tb
 from models.npu.reference import ReferenceModel
-from models.npu.runner import run_on_npu
 
 #: What bounds the rows that stay below 80% (the structure of the design, not fitted to the numbers above).
 LIMITS = """Where the cycles go (rtl/npu/compute.py): the MAC block takes one beat per cycle while its brick is decoded

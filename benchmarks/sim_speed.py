@@ -10,7 +10,7 @@ C++ main replaying the same buffer, built twice: plain, and with the state eleme
 that ratio is the cost of state access for fault injection. Also: snapshot + restore of the whole state, in cycles.
 
 NPU rows (section ``npu_sim_speed``, next to the MAC array's): a real Vela-compiled conv on the full NPU (native
-stepping in large chunks, and the whole ``models.npu.runner.run_on_npu`` flow with its counter sampling), the
+stepping in large chunks, and the whole ``drivers.npu.run_on_npu`` flow with its counter sampling), the
 stub-compute build idle and streaming DMA copies, and the MAC array's native rate measured in the same run.
 """
 import argparse
@@ -27,8 +27,11 @@ import numpy as np
 from report import write_section
 
 from base import RampartError
-from models.npu import runner, tflite_builder
+from drivers import npu as npu_driver
+from drivers.transport import SimDevice
+from models.npu import tflite_builder
 from models.npu.reference import run_reference
+from models.npu.vela import compile_cached
 from rtl.designs import get_design
 from rtl.npu.config import PRESETS as NPU_PRESETS
 from rtl.npu.controller import CMD0, CMD1
@@ -206,7 +209,7 @@ def npu_model():
 def step_until_done(sim) -> tuple[int, float]:
     """Step in NPU_CHUNK pieces until ``done``: (cycles stepped, seconds)."""
     begin = time.perf_counter()
-    stepped = runner.wait_done(sim, 50_000_000, NPU_CHUNK)
+    stepped = npu_driver.wait_done(sim, 50_000_000, NPU_CHUNK)
     seconds = time.perf_counter() - begin
     if stepped is None or sim.peek("error"):
         raise RampartError(f"the NPU run failed (error code {sim.peek('error_code'):#x})")
@@ -215,12 +218,12 @@ def step_until_done(sim) -> tuple[int, float]:
 
 def measure_conv_stepping(result, art, x, repeats: int) -> Row:
     """Run the conv CONV_RUNS times, the host stepping the model natively in chunks (loading the image untimed)."""
-    with NativeSim(result) as sim:
+    with SimDevice(NativeSim(result)) as sim:
         def once():
             total = seconds = 0
             for _ in range(CONV_RUNS):
-                cmd_addr, basep = runner.load_image(sim, art, x, result.config.ext_mem_bytes)
-                runner.start(sim, cmd_addr + art.header.stream_offset, 4 * len(art.command_stream), basep)
+                lay = npu_driver.load_network(sim, art, x, result.config.ext_mem_bytes)
+                npu_driver.start(sim, lay.cmd_base, lay.cmd_len, lay.basep)
                 cycles, dt = step_until_done(sim)
                 total, seconds = total + cycles, seconds + dt
             return total, seconds
@@ -236,7 +239,7 @@ def measure_conv_flow(model, config: str, x, repeats: int) -> tuple[Row, bool]:
 
     def once():
         begin = time.perf_counter()
-        runs.append(runner.run_on_npu(model, config, x))
+        runs.append(npu_driver.run_on_npu(model, config, x))
         return runs[-1].cycles, time.perf_counter() - begin
 
     once()   # warm the Vela cache and the imports
@@ -262,7 +265,7 @@ def measure_stub(result, idle_cycles: int, repeats: int) -> tuple[Row, Row]:
     """The stub-compute build: idle stepping, and a DMA-bound command stream."""
     stream = dma_stream()
     basep = [0x10000, 0x20000] + [0] * 6
-    with NativeSim(result) as sim:
+    with SimDevice(NativeSim(result)) as sim:
         def idle():
             sim.reset()
             begin = time.perf_counter()
@@ -271,8 +274,8 @@ def measure_stub(result, idle_cycles: int, repeats: int) -> tuple[Row, Row]:
 
         def streaming():
             sim.reset()
-            runner.load_bytes(sim, 0x100, stream)
-            runner.start(sim, 0x100, len(stream), basep)
+            npu_driver.load_bytes(sim, 0x100, stream)
+            npu_driver.start(sim, 0x100, len(stream), basep)
             return step_until_done(sim)
 
         idle_row = Row("stub compute, idle (nothing started)", "stub", *best_of(repeats, idle))
@@ -303,7 +306,7 @@ def measure_npu(args) -> str:
     full = build("npu", args.config)
     stub = build("npu", dataclasses.replace(NPU_PRESETS[args.config], stub_compute=True))
     model = npu_model()
-    art = runner.compile_cached(model, args.config)
+    art = compile_cached(model, args.config)
     x = np.random.default_rng(0).integers(-128, 128, size=(1, 16, 16, 16), dtype=np.int8)
     stepping = measure_conv_stepping(full, art, x, args.repeats)
     flow, bit_exact = measure_conv_flow(model, args.config, x, args.repeats)

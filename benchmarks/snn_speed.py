@@ -20,8 +20,8 @@ import time
 import numpy as np
 from report import write_section
 
+from drivers.neurocore import global_values, neuron_field_values, weight_words
 from models.snn.golden import GoldenCore
-from models.snn.host import global_values, neuron_field_values, weight_words
 from models.snn.params import NeuronParams, StdpParams, SynapseParams
 from rtl.designs import get_design
 from rtl.neurocore.config import Command, GlobalReg, NeuroCoreConfig, Region, step_cycles

@@ -63,7 +63,7 @@ def _print_cycles(console, title: str, config: str, result) -> None:
     """The per-layer (or per-kernel-op) cycle table of one NPU run, Vela's estimate beside it."""
     from rich.table import Table
 
-    from models.npu.runner import DEFAULT_CHUNK
+    from drivers.npu import DEFAULT_CHUNK
 
     vela = result.vela
     console.print(f"[bold]{title}[/] on npu {config} ({result.macs_per_cycle} MACs/cycle): "
@@ -137,8 +137,8 @@ def _digits_accuracy(console, model, config: str, n: int, max_cycles) -> None:
     """Run the first ``n`` held-out digits on the NPU; compare its accuracy with LiteRT int8 and the float model."""
     import numpy as np
 
+    from drivers.npu import run_on_npu
     from models.npu.reference import ReferenceModel
-    from models.npu.runner import run_on_npu
 
     total = len(model.split.y_test)
     if not 1 <= n <= total:
@@ -172,7 +172,7 @@ def _run_one(console, data: bytes, title: str, config: str, x, *, trace, seed, m
     """One NPU run with the cycle table; returns (NPU output, LiteRT output)."""
     import numpy as np
 
-    from models.npu.runner import run_on_npu
+    from drivers.npu import run_on_npu
 
     result = run_on_npu(data, config, x, trace=trace, seed=seed, max_cycles=max_cycles)
     want = _reference_output(data, result.input)

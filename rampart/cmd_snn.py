@@ -78,7 +78,7 @@ def demo_cmd(name, config, backend, out_dir, seed, check, learning):
     """
     import time
 
-    from models.snn import demos
+    from drivers import snn_demos as demos
 
     start = time.monotonic()
     if name == "pattern":

@@ -2,11 +2,12 @@
 import numpy as np
 
 from base import RampartError, cache_root
+from drivers.npu import EXT_MEMORY as NPU_EXTMEM
+from drivers.npu import layout
 from faultinj.workload import Workload
 
 __all__ = ["NPU_EXTMEM", "NPU_DONE_MARGIN", "npu_conv", "npu_cnn", "npu_network"]
 
-NPU_EXTMEM = "top.extmem.storage"
 #: Cycles the golden run goes on after ``done`` rises (the end state then has ``done`` high).
 NPU_DONE_MARGIN = 4
 _NPU_CACHE: dict = {}
@@ -42,12 +43,12 @@ def npu_conv(config, seed: int = 0, cycles: int | None = None) -> Workload:
     """A Vela-compiled 3x3 int8 convolution 8x8x8 -> 8 (``tflite_builder.single_layer(Conv2D(8), (8, 8, 8))``,
     weights from ``seed``) on a seeded random input, run once by the NPU from external memory.
 
-    Memory image (``top.extmem.storage``, 64-bit words): the COP1 payload at 0, the weights and the scratch region
-    (input and OFM) each at the next 4 KiB boundary. Stimulus: ``basep__0..7``, ``cmd_base`` and ``cmd_len`` held
-    constant, ``start`` pulsed at cycle 1. Observed: the OFM words at the end; ``error`` is a detection port, ``done``
-    the completion port. ``cycles`` defaults to the cycle ``done`` first rises plus :data:`NPU_DONE_MARGIN` (found by
-    a plain run of the build, cached per process). ``params``: ``model``, ``artifact``, ``input`` (int8 NHWC),
-    ``ofm`` (byte address, bytes), ``done_cycle``.
+    Memory image (``top.extmem.storage``, 64-bit words) and stimulus come from :class:`drivers.npu.ExtMemLayout`: the
+    COP1 payload at 0, the weights and the scratch region (input and OFM) each at the next 4 KiB boundary;
+    ``basep__0..7``, ``cmd_base`` and ``cmd_len`` held constant, ``start`` pulsed at cycle 1. Observed: the OFM words
+    at the end; ``error`` is a detection port, ``done`` the completion port. ``cycles`` defaults to the cycle ``done``
+    first rises plus :data:`NPU_DONE_MARGIN` (found by a plain run of the build, cached per process). ``params``:
+    ``model``, ``artifact``, ``input`` (int8 NHWC), ``ofm`` (byte address, bytes), ``done_cycle``, ``basep``.
     """
     return npu_network("npu_conv", config, _npu_conv_model(seed), seed, cycles)
 
@@ -68,44 +69,29 @@ def npu_network(name: str, config, model, seed: int = 0, cycles: int | None = No
     (inp,), (out,) = art.inputs, art.outputs
     if not inp.region == out.region == art.scratch_region:
         raise RampartError(f"{name}: the network's input and output are not in the scratch region")
-    weight_addr = -(-len(art.cmd_data) // 4096) * 4096
-    scratch_addr = weight_addr + -(-len(art.weight_data) // 4096) * 4096
-    if scratch_addr + art.scratch_size > config.ext_mem_bytes:
-        raise RampartError(f"{name}: the network does not fit the configured external memory")
-    basep = [0] * 8
-    basep[art.weight_region] = weight_addr
-    basep[art.scratch_region] = scratch_addr
     rng = np.random.default_rng(seed)
     x = rng.integers(-128, 128, size=inp.numel, dtype=np.int8)
-    in_addr, ofm_addr = scratch_addr + inp.offset, scratch_addr + out.offset
-    if in_addr % 8:
-        raise RampartError(f"{name}: the input is not 8-byte aligned")
-    memory = ((NPU_EXTMEM, 0, _bytes_to_words(art.cmd_data)),
-              (NPU_EXTMEM, weight_addr // 8, _bytes_to_words(art.weight_data)),
-              (NPU_EXTMEM, in_addr // 8, _bytes_to_words(x.tobytes())))
+    try:
+        lay = layout(art, config.ext_mem_bytes)
+        image = lay.image(x)
+    except RampartError as e:
+        raise RampartError(f"{name}: {e}") from None
+    memory = tuple((NPU_EXTMEM, addr // 8, _bytes_to_words(payload)) for addr, payload in image)
+    ofm_addr = lay.address(out)
     first, last = ofm_addr // 8, (ofm_addr + out.numel + 7) // 8
     regions = ((NPU_EXTMEM, first, last - first),)
 
-    def stimulus(n: int) -> dict[str, np.ndarray]:
-        inputs = {f"basep__{i}": np.full(n, basep[i], dtype=np.uint64) for i in range(8)}
-        inputs["cmd_base"] = np.full(n, art.header.stream_offset, dtype=np.uint64)
-        inputs["cmd_len"] = np.full(n, 4 * len(art.command_stream), dtype=np.uint64)
-        start = np.zeros(n, dtype=np.uint64)
-        start[1] = 1
-        inputs["start"] = start
-        return inputs
-
     key = (name, repr(config), seed)
     if key not in _NPU_CACHE:
-        _NPU_CACHE[key] = _npu_done_cycle(name, config, memory, stimulus)
+        _NPU_CACHE[key] = _npu_done_cycle(name, config, memory, lay.stimulus)
     done_cycle = _NPU_CACHE[key]
     if cycles is None:
         cycles = done_cycle + NPU_DONE_MARGIN
     elif cycles <= done_cycle:
         raise RampartError(f"{name} needs more than {done_cycle} cycles (done rises at {done_cycle}), not {cycles}")
     params = {"seed": seed, "model": model, "artifact": art, "input": x.reshape(inp.shape[-3:]),
-              "ofm": (ofm_addr, out.numel), "done_cycle": done_cycle, "basep": basep}
-    return Workload(name, "npu", config, stimulus(cycles), (), None, params, memory=memory, regions=regions,
+              "ofm": (ofm_addr, out.numel), "done_cycle": done_cycle, "basep": list(lay.basep)}
+    return Workload(name, "npu", config, lay.stimulus(cycles), (), None, params, memory=memory, regions=regions,
                     complete="done", detect=("error",), exclude_blocks=("extmem",))
 
 

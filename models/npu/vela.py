@@ -58,6 +58,8 @@ from pathlib import Path
 
 import numpy as np
 
+from base import RampartError, cache_root
+
 from .cmdstream import Command, Cop1Header, decode_stream, parse_driver_payload
 from .tflite_builder import model_bytes
 
@@ -469,8 +471,31 @@ def compile_model(model, accelerator: str = "ethos-u55-128", *, out_dir: str | P
         return load_artifact(npz, accelerator, keep_path=False)
 
 
+def compile_cached(model, config: str = "u55-128") -> VelaArtifact:
+    """Vela-compile ``model`` for preset ``config`` (e.g. ``"u55-128"``) into the cache under
+    :func:`base.cache_root`; every failure is a one-line RampartError."""
+    accelerator = f"ethos-{config}"
+    if accelerator not in ACCELERATORS:
+        raise RampartError(f"unknown NPU config {config!r}; one of: "
+                           + ", ".join(a.removeprefix("ethos-") for a in ACCELERATORS))
+    try:
+        return compile_model(model_bytes(model), accelerator, cache_dir=cache_root() / "vela")
+    except CpuFallbackError as e:
+        ops = ", ".join(f"{o.op} ('{o.output}'" + (f": {o.reasons[0]}" if o.reasons else "") + ")"
+                        for o in e.cpu_ops)
+        raise RampartError(f"Vela leaves {len(e.cpu_ops)} operator(s) on the CPU for {accelerator}: {ops}") from e
+    except VelaCompileError as e:
+        raise RampartError(str(e).splitlines()[0]) from e
+
+
+def model_digest(model) -> str:
+    """Short content hash of a model (what the Vela cache is keyed by, with the compile options)."""
+    return hashlib.sha256(model_bytes(model)).hexdigest()[:16]
+
+
 __all__ = [
     "ACCELERATORS", "MACS", "SCRATCH_FAST_REGION", "SCRATCH_REGION", "WEIGHT_REGION", "CpuFallbackError", "CpuOp",
-    "LayerPerf", "PerfEstimate", "TensorInfo", "VelaArtifact", "VelaCompileError", "VelaError", "compile_model",
-    "cpu_operators", "extract_listing", "listing_commands", "load_artifact", "parse_per_layer_csv",
+    "LayerPerf", "PerfEstimate", "TensorInfo", "VelaArtifact", "VelaCompileError", "VelaError", "compile_cached",
+    "compile_model", "cpu_operators", "extract_listing", "listing_commands", "load_artifact", "model_digest",
+    "parse_per_layer_csv",
 ]

@@ -1,6 +1,6 @@
 """Synchronous first-in first-out queue whose entries live in a :class:`~amaranth.lib.memory.Memory`.
 
-Unlike :class:`amaranth.lib.fifo.SyncFIFO`, every stored bit is in one memory (exposed as :attr:`SyncFIFO.storage`
+Unlike :class:`amaranth.lib.fifo.SyncFIFO`, every stored bit is in one memory (exposed as :attr:`MemoryFIFO.storage`
 for fault injection) and the read side uses a synchronous read port, so the design maps onto block RAM.
 """
 from amaranth import Module, Mux, Signal
@@ -11,10 +11,10 @@ from amaranth.lib.wiring import In, Out
 
 from rtl.common.stream import _check_positive_int, transfer
 
-__all__ = ["SyncFIFO"]
+__all__ = ["MemoryFIFO"]
 
 
-class SyncFIFO(wiring.Component):
+class MemoryFIFO(wiring.Component):
     """First-word-fall-through FIFO of ``depth`` entries of ``width`` bits.
 
     Timing: a payload written into an empty FIFO is valid on ``r_stream`` :attr:`latency` (1) cycle later. When

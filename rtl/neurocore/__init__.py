@@ -24,7 +24,7 @@ UART_TOP = Design(
     blocks=UART_BLOCK_MAP,
     board_adapter="rtl.neurocore.board:uart_adapter",
     golden="models.snn.golden:GoldenCore",
-    driver="models.snn.host:NeuroCore",
+    driver="drivers.neurocore:NeuroCoreHost",
 )
 
 DESCRIPTOR = Design(
@@ -37,6 +37,6 @@ DESCRIPTOR = Design(
     blocks=BLOCK_MAP,
     workloads={"snn_pattern": "faultinj.workloads.neurocore:snn_pattern"},
     golden="models.snn.golden:GoldenCore",
-    driver="models.snn.host:NeuroCore",
+    driver="drivers.neurocore:NeuroCoreHost",
     fixtures=(UART_TOP,),
 )

@@ -58,6 +58,6 @@ DESCRIPTOR = Design(
     scaffolding=("extmem",),
     workloads={"npu_conv": "faultinj.workloads.npu:npu_conv", "npu_cnn": "faultinj.workloads.npu:npu_cnn"},
     golden="models.npu.reference:run_reference",
-    driver="models.npu.runner:run_on_npu",
+    driver="drivers.npu:run_on_npu",
     fixtures=_UNITS,
 )

@@ -83,7 +83,7 @@ from amaranth.lib import data, enum, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from rtl.common.fifo import SyncFIFO
+from rtl.common.fifo import MemoryFIFO
 from rtl.npu.config import NpuConfig
 from rtl.npu.controller import CMD0, ComputeSignature, KernelOp, Registers
 from rtl.npu.dma import NUM_REGIONS
@@ -230,13 +230,13 @@ class Compute(wiring.Component):
         clear = Signal()   # pulsed when the engine starts an op: its blocks start clean even after an abort
         mac = MacBlock(MacBlockConfig(UH, UW, OUB, IUB, 32))
         ou = OutputUnit(OutputUnitConfig(lanes=OUB, channels=2 * MAX_CHANNELS, acc_width=32))
-        blocks = SyncFIFO(width=_Block.as_shape().size, depth=4)
-        outq = SyncFIFO(width=_Pos.as_shape().size, depth=_OUT_QUEUE)
+        blocks = MemoryFIFO(width=_Block.as_shape().size, depth=4)
+        outq = MemoryFIFO(width=_Pos.as_shape().size, depth=_OUT_QUEUE)
         m.submodules.mac = ResetInserter(clear)(mac)
         m.submodules.out = ResetInserter(clear)(ou)
         m.submodules.blocks = ResetInserter(clear)(blocks)
         m.submodules.outq = ResetInserter(clear)(outq)
-        m.submodules.wfifo = wfifo = SyncFIFO(width=WORD_BITS, depth=_PREFETCH)
+        m.submodules.wfifo = wfifo = MemoryFIFO(width=WORD_BITS, depth=_PREFETCH)
         m.submodules.dec = dec = WeightDecoder(config=WeightDecoderConfig(in_width=8))
         m.submodules.stager = stg = IfmStager(depth=self.line_buffer_words, positions=P)
         wiring.connect(m, wiring.flipped(self.ifm_bus), stg.bus)

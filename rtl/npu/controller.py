@@ -35,7 +35,7 @@ from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.common.fifo import SyncFIFO
+from rtl.common.fifo import MemoryFIFO
 from rtl.npu.dma import DmaDesc
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, MemPortSignature
 
@@ -266,7 +266,7 @@ class Controller(wiring.Component):
         m.d.sync += kernels.eq(kernels + (kick.valid & kick.ready) - (finished & (kernels != 0)))
 
         # --- fetcher: 8-byte words into a queue -----------------------------------------------------------------
-        m.submodules.fetchq = fetchq = SyncFIFO(width=WORD_BITS, depth=self.queue_depth)
+        m.submodules.fetchq = fetchq = MemoryFIFO(width=WORD_BITS, depth=self.queue_depth)
         running = Signal()
         fetch_word = Signal(ADDR_WIDTH - 3)
         fetch_left = Signal(ADDR_WIDTH - 2)

@@ -30,7 +30,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.common.fifo import SyncFIFO
+from rtl.common.fifo import MemoryFIFO
 from rtl.npu.config import EXT_WORD_BYTES
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, MemPortSignature
 
@@ -140,7 +140,7 @@ class Dma(wiring.Component):
         start = self.desc.valid & self.desc.ready
 
         # --- reader ---------------------------------------------------------------------------------------------
-        m.submodules.rdq = rdq = SyncFIFO(width=WORD_BITS, depth=self.queue_depth)
+        m.submodules.rdq = rdq = MemoryFIFO(width=WORD_BITS, depth=self.queue_depth)
         rd_word = Signal(ADDR_WIDTH - 3)                 # next source word to request
         rd_left = Signal(ADDR_WIDTH - 2)                 # source words still to request
         inflight = Signal(range(self.queue_depth + 1))   # requested and not yet taken from the queue

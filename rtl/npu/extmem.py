@@ -27,7 +27,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from rtl.common.fifo import SyncFIFO
+from rtl.common.fifo import MemoryFIFO
 from rtl.npu.config import EXT_WORD_BYTES
 
 __all__ = ["MemRequest", "MemResponse", "MemPortSignature", "ExtMem"]
@@ -103,7 +103,7 @@ class ExtMem(wiring.Component):
         m.submodules.storage = memory = Memory(data=self.storage)
         r_port = memory.read_port(domain="comb")  # registered below (a fault site)
         w_port = memory.write_port(granularity=8)
-        m.submodules.queue = queue = SyncFIFO(width=len(self.bus.resp.payload.as_value()), depth=self.queue_depth)
+        m.submodules.queue = queue = MemoryFIFO(width=len(self.bus.resp.payload.as_value()), depth=self.queue_depth)
 
         req = self.bus.req.payload
         word = req.addr[3:]

@@ -28,7 +28,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from rtl.common.fifo import SyncFIFO
+from rtl.common.fifo import MemoryFIFO
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, MemPortSignature
 
 __all__ = ["IfmStager", "fm_addr", "line_buffer_geometry"]
@@ -109,7 +109,7 @@ class IfmStager(wiring.Component):
         D = self.depth
         m.submodules.buf = buf = Memory(shape=WORD_BITS, depth=D, init=[])
         wr = buf.write_port()
-        m.submodules.pending = pend = SyncFIFO(width=_Pending.as_shape().size, depth=self.outstanding)
+        m.submodules.pending = pend = MemoryFIFO(width=_Pending.as_shape().size, depth=self.outstanding)
 
         row_words, slots, resident, fits = line_buffer_geometry(m, D, self.width, self.ublocks, self.height,
                                                                 self.ring, self.span)

@@ -197,7 +197,7 @@ def test_every_layer_maps_to_the_npu(model, config):
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_digits_on_npu_bit_exact(model, reference, config):
-    from models.npu.runner import run_on_npu
+    from drivers.npu import run_on_npu
 
     x, label = model.held_out_input(1)
     result = run_on_npu(model.data, config, x)
@@ -211,7 +211,7 @@ def test_digits_on_npu_bit_exact(model, reference, config):
 @pytest.mark.slow
 @pytest.mark.parametrize("config", CONFIGS)
 def test_digits_on_npu_many_images(model, reference, config):
-    from models.npu.runner import run_on_npu
+    from drivers.npu import run_on_npu
 
     classes = []
     for i in range(24):

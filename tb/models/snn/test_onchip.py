@@ -144,10 +144,11 @@ def test_adaptive_threshold_by_hand_on_the_rtl():
     """The hand-worked adaptive-threshold example above on the Verilated RTL behind the UART: neuron 0 of a 4x4
     core is the bias-driven neuron, the others never fire."""
     pytest.importorskip("amaranth")
-    from models.snn.host import NeuroCore, SimTransport
+    from drivers.neurocore import NeuroCoreHost
+    from drivers.transport import SimTransport
     from rtl.neurocore.uart_top import PRESETS
 
-    core = NeuroCore(SimTransport(PRESETS["4x4-sim"]))
+    core = NeuroCoreHost(SimTransport(PRESETS["4x4-sim"]))
     try:
         silent = (1 << 23) - 1
         core.set_neuron_params(NeuronParams(theta=[100, silent, silent, silent], bias=[30, 0, 0, 0], t_ref=0))

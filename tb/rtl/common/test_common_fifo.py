@@ -6,12 +6,12 @@ import pytest
 from amaranth import Shape, unsigned
 from amaranth.hdl import Fragment
 
-from rtl.common.fifo import SyncFIFO
+from rtl.common.fifo import MemoryFIFO
 from rtl.common.stream import simulate, stream_get, stream_put
 
 
 def test_init():
-    fifo = SyncFIFO(width=12, depth=5)
+    fifo = MemoryFIFO(width=12, depth=5)
     assert (fifo.width, fifo.depth, fifo.latency) == (12, 5, 1)
     assert (Shape.cast(fifo.storage.shape), fifo.storage.depth) == (unsigned(12), 5)
     Fragment.get(fifo, None)  # elaborates (and marks it used)
@@ -25,7 +25,7 @@ def test_init():
 ])
 def test_init_wrong(kwargs, exc, message):
     with pytest.raises(exc) as info:
-        SyncFIFO(**kwargs)
+        MemoryFIFO(**kwargs)
     assert str(info.value) == message
 
 
@@ -34,7 +34,7 @@ def test_init_wrong(kwargs, exc, message):
 def test_matches_deque_model(width, depth, p_valid, p_ready):
     rng_w = random.Random(f"fifo-w-{width}-{depth}-{p_valid}-{p_ready}")
     rng_r = random.Random(f"fifo-r-{width}-{depth}-{p_valid}-{p_ready}")
-    fifo = SyncFIFO(width=width, depth=depth)
+    fifo = MemoryFIFO(width=width, depth=depth)
     sent = [rng_w.getrandbits(width) for _ in range(150)]
     received = []
     seen_full = []
@@ -78,7 +78,7 @@ def test_matches_deque_model(width, depth, p_valid, p_ready):
 
 @pytest.mark.parametrize("depth", [2, 3, 8])
 def test_full_throughput(depth):
-    fifo = SyncFIFO(width=8, depth=depth)
+    fifo = MemoryFIFO(width=8, depth=depth)
     received = []
     valid_trace = []
 
@@ -101,7 +101,7 @@ def test_full_throughput(depth):
 
 def test_depth_one_alternates():
     # Full means not ready, even while the entry is being read, so one entry gives half throughput.
-    fifo = SyncFIFO(width=8, depth=1)
+    fifo = MemoryFIFO(width=8, depth=1)
     valid_trace = []
 
     async def producer(ctx):
@@ -121,7 +121,7 @@ def test_depth_one_alternates():
 def test_storage_holds_the_entries():
     # Fault injection flips bits in `storage`; a flip must reach the read side, within a cycle even for the head
     # entry (pysim has the head latched in the read port's data register; Verilog registers the address instead).
-    fifo = SyncFIFO(width=8, depth=4)
+    fifo = MemoryFIFO(width=8, depth=4)
     got = []
 
     async def testbench(ctx):

@@ -10,8 +10,8 @@ import pytest
 from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
+from drivers.neurocore import decode_words, signed, weight_words
 from models.snn.golden import GoldenCore
-from models.snn.host import decode_words, signed, weight_words
 from models.snn.params import NeuronParams, ResetMode, StdpParams, SynapseParams, TraceMode
 from rtl.neurocore.config import PRESETS, Command, GlobalReg, NeuroCoreConfig, NeuronField, Region, step_cycles
 from rtl.neurocore.core import NeuroCore

@@ -7,8 +7,9 @@ nothing; the core must still run bit-exactly against the golden model afterwards
 import numpy as np
 import pytest
 
+from drivers.neurocore import NakError, NeuroCoreHost, decode_words, weight_words
+from drivers.transport import SimTransport
 from models.snn.golden import GoldenCore
-from models.snn.host import NakError, NeuroCore, SimTransport, decode_words, weight_words
 from models.snn.params import NeuronParams, StdpParams, SynapseParams
 from rtl.neurocore.config import GlobalReg, NeuronField, Region
 from rtl.neurocore.protocol import (
@@ -185,7 +186,7 @@ def test_id_and_status(transport):
 
 def check_state(t: SimTransport, model: Model):
     """Read back every host-written memory through the protocol and compare with the model."""
-    core = NeuroCore(t, timeout=0.01)
+    core = NeuroCoreHost(t, timeout=0.01)
     words = core._read(Op.RD_WEIGHT, Region.WEIGHT, 0, len(model.weights))
     assert words == model.weights
     nb = CORE.neuron_bits
@@ -230,7 +231,7 @@ def test_fuzz(transport):
     assert {"NAK_CRC", "NAK_LENGTH", "NAK_OPCODE", "NAK_TIMEOUT", "NAK_RANGE"} <= set(naks)
 
     # the core still works: a fresh network through the host API, 40 steps with STDP, bit-exact
-    core = NeuroCore(t)
+    core = NeuroCoreHost(t)
     golden = GoldenCore(CORE.core_config)
     rng = np.random.default_rng(5)
     w = rng.integers(-60, 100, size=(CORE.n_sources, CORE.n_neurons))
@@ -256,7 +257,7 @@ def test_fuzz(transport):
 
 
 def test_host_errors(transport):
-    core = NeuroCore(transport)
+    core = NeuroCoreHost(transport)
     with pytest.raises(NakError, match="NAK_RANGE"):
         core.command(Op.RD_WEIGHT, region_size(CORE, Region.WEIGHT).to_bytes(2, "little") + b"\x01\x00")
     with pytest.raises(NakError, match="NAK_LENGTH"):

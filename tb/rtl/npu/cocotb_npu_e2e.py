@@ -1,7 +1,7 @@
 """cocotb end to end on the full NPU (real compute unit): a Vela-compiled conv, output against LiteRT.
 
 The host side is a driver's: the Vela payload, weights and input go into external memory through the simulator's
-handles (laid out by ``models.npu.runner.layout``), ``start`` is pulsed, and the OFM is read back through the handles.
+handles (laid out by ``drivers.npu.layout``), ``start`` is pulsed, and the OFM is read back through the handles.
 The expected output comes from LiteRT's reference kernels, not from the RTL. Run from ``test_cocotb_controller.py``
 (slow tier: it needs a cocotb build of the whole NPU).
 """
@@ -13,9 +13,10 @@ import cocotb
 import numpy as np
 from cocotb_npu_tb import NpuBench, config_from_env
 
+from drivers.npu import layout
 from models.npu import cmdstream, tflite_builder
 from models.npu.reference import run_reference
-from models.npu.runner import compile_cached, layout
+from models.npu.vela import compile_cached
 from rtl.npu.controller import ErrorCode
 
 
@@ -31,23 +32,21 @@ async def vela_conv_matches_litert(dut):
     await bench.start()
     model = tflite_builder.single_layer(tflite_builder.Conv2D(8, activation="RELU"), (8, 8, 4), seed=2)
     art = compile_cached(model, preset)
-    (inp,), (out,) = art.inputs, art.outputs
+    (out,) = art.outputs
     x = np.random.default_rng(3).integers(-128, 128, size=(1, 8, 8, 4), dtype=np.int8)
     expected = run_reference(model, x)
 
-    cmd_addr, basep = layout(art, cfg.ext_mem_bytes)
+    lay = layout(art, cfg.ext_mem_bytes)
     image = bytearray(cfg.ext_mem_bytes)
-    place(image, cmd_addr, art.cmd_data)
-    place(image, basep[art.weight_region], art.weight_data)
-    place(image, basep[inp.region] + inp.offset, x.tobytes())
+    for addr, payload in lay.image(x):      # the payload, the weights and the input
+        place(image, addr, payload)
     await bench.sync_memory(bytes(image), bytes(cfg.shram_bytes))
     kernels = sum(k.name in cmdstream.KERNEL_OPS for k in cmdstream.kicks(art.commands()))
 
-    hw = await bench.run(cmd_addr + art.header.stream_offset, 4 * len(art.command_stream), basep,
-                         max_edges=2_000_000)
+    hw = await bench.run(lay.cmd_base, lay.cmd_len, lay.basep, max_edges=2_000_000)
     assert (hw.code, hw.ext_fault) == (ErrorCode.OK, 0)
     assert hw.kernel_count == kernels
-    ofm_addr = basep[out.region] + out.offset
+    ofm_addr = lay.address(out)
     ofm = np.frombuffer((await bench.read_ext())[ofm_addr:ofm_addr + out.nbytes], dtype=np.int8)
     assert np.array_equal(ofm, expected.reshape(-1)), (ofm, expected.reshape(-1))
     assert len(set(ofm.tolist())) > 8   # a non-trivial output (not all clamped)

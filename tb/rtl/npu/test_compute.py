@@ -18,12 +18,14 @@ LiteRT's FC in the same way. About 0.15% of FC outputs differ, by ``sign(acc + b
 import numpy as np
 import pytest
 
+from drivers import npu as npu_driver
+from drivers.npu import EXT_MEMORY as EXT
+from drivers.npu import load_bytes, read_bytes
+from drivers.transport import SimDevice
 from models.npu import cmdstream as cs
-from models.npu import requant, runner, vela
+from models.npu import requant, vela
 from models.npu import tflite_builder as tb
 from models.npu.reference import ReferenceModel
-from models.npu.runner import EXT_MEMORY as EXT
-from models.npu.runner import load_bytes, read_bytes
 from rtl.npu.compute import ComputeError
 from rtl.npu.config import PRESETS, NpuConfig
 from rtl.npu.controller import ErrorCode
@@ -65,18 +67,19 @@ SEEDS = (0, 1)
 
 
 def layout(art):
-    return runner.layout(art, CFG.ext_mem_bytes)
+    lay = npu_driver.layout(art, CFG.ext_mem_bytes)
+    return lay.cmd_addr, list(lay.basep)
 
 
 def run_model(sim, art, x, max_cycles=400_000):
     """Load the stream, weights and input ``x`` (int8), run to done; returns (status, ofm bytes, cycles)."""
-    cmd_addr, basep = runner.load_image(sim, art, x, CFG.ext_mem_bytes)
+    lay = npu_driver.load_network(sim, art, x, CFG.ext_mem_bytes)
     (inp,), (out,) = art.inputs, art.outputs
     assert inp.region == out.region == art.scratch_region
-    runner.start(sim, cmd_addr + art.header.stream_offset, 4 * len(art.command_stream), basep)
-    assert runner.wait_done(sim, max_cycles, chunk=64) is not None, "NPU did not finish"
+    npu_driver.start(sim, lay.cmd_addr + art.header.stream_offset, 4 * len(art.command_stream), lay.basep)
+    assert npu_driver.wait_done(sim, max_cycles, chunk=64) is not None, "NPU did not finish"
     status = (sim.peek("error"), sim.peek("error_code"), sim.peek("ext_fault"), sim.peek("compute_error"))
-    ofm = np.frombuffer(read_bytes(sim, basep[out.region] + out.offset, out.nbytes), dtype=np.int8)
+    ofm = np.frombuffer(read_bytes(sim, lay.basep[out.region] + out.offset, out.nbytes), dtype=np.int8)
     return status, ofm, sim.peek("cycles")
 
 
@@ -110,7 +113,7 @@ def test_starved_memory_bit_exact(tmp_path_factory):
 def check_models(npu, cfg, names, tmp_path_factory, max_cycles=400_000):
     """Compile each model (both seeds) for ``cfg``, run two random inputs each and compare with LiteRT exactly."""
     rng = np.random.default_rng(1234)
-    with NativeSim(npu) as sim:
+    with SimDevice(NativeSim(npu)) as sim:
         for name in names:
             report = []
             for seed in SEEDS:
@@ -134,13 +137,13 @@ def check_models(npu, cfg, names, tmp_path_factory, max_cycles=400_000):
 def run_words(sim, art, words, basep, x, max_cycles=20_000):
     """Run a (patched) command stream placed at 0x100 with the artifact's weights and input."""
     sim.reset()
-    sim.load_memory(sim.element_index(EXT), np.zeros(CFG.ext_mem_bytes // 8, dtype=np.uint64))
+    sim.clear(EXT)
     load_bytes(sim, 0x100, np.asarray(words, dtype="<u4").tobytes())
     if basep[art.weight_region] < CFG.ext_mem_bytes:
         load_bytes(sim, basep[art.weight_region], art.weight_data)
     load_bytes(sim, basep[art.scratch_region] + art.inputs[0].offset, x.astype(np.int8).tobytes())
-    runner.start(sim, 0x100, 4 * len(words), basep)
-    assert runner.wait_done(sim, max_cycles, chunk=16) is not None, "NPU did not finish"
+    npu_driver.start(sim, 0x100, 4 * len(words), basep)
+    assert npu_driver.wait_done(sim, max_cycles, chunk=16) is not None, "NPU did not finish"
     return sim.peek("error"), sim.peek("error_code"), sim.peek("compute_error")
 
 
@@ -156,7 +159,7 @@ def test_error_paths_answer_every_kick(npu, tmp_path_factory):
     at = kick.offset // 4
     _, basep = layout(art)
     x = ReferenceModel(model).random_input(np.random.default_rng(7))
-    with NativeSim(npu) as sim:
+    with SimDevice(NativeSim(npu)) as sim:
         cases = {
             # an activation LUT (ACTIVATION = 16) is not implemented
             "unsupported": (words[:at] + [0x125 | 16 << 16] + words[at:], basep, None),
@@ -211,7 +214,7 @@ def test_fc_single_rounding_gap(npu, tmp_path_factory):
         return y.reshape(-1)
 
     assert np.array_equal(chain(requant.litert_fc_requantize), want)
-    with NativeSim(npu) as sim:
+    with SimDevice(NativeSim(npu)) as sim:
         status, got, _ = run_model(sim, art, x)
     assert status == (0, ErrorCode.OK, 0, 0)
     np.testing.assert_array_equal(got, chain(requant.requantize))
@@ -237,7 +240,7 @@ def test_bad_second_op_after_good_first(npu, tmp_path_factory):
     want = ref.run(x).reshape(12, 12, 32)
     _, basep = layout(art)
     out = art.outputs[0]
-    with NativeSim(npu) as sim:
+    with SimDevice(NativeSim(npu)) as sim:
         err, code, cause = run_words(sim, broken, [int(w) for w in art.command_stream], basep, x, 200_000)
         assert (err, code, cause) == (1, ErrorCode.COMPUTE_FAULT, ComputeError.WEIGHT_COUNT.value)
         got = np.frombuffer(read_bytes(sim, basep[out.region] + out.offset, out.nbytes), dtype=np.int8)
@@ -266,7 +269,7 @@ def test_pool_variants_refused(npu, tmp_path_factory):
         "scale_shift_1": words[:at] + [0x024 | 1 << 14 | 1 << 16, 1] + words[at:],
         "scale_2": words[:at] + [0x024 | 1 << 14, 2] + words[at:],
     }
-    with NativeSim(npu) as sim:
+    with SimDevice(NativeSim(npu)) as sim:
         for name, w in cases.items():
             assert run_words(sim, art, w, basep, x) == (1, ErrorCode.COMPUTE_FAULT, ComputeError.UNSUPPORTED.value), \
                 name

@@ -12,12 +12,13 @@ from amaranth import Shape
 from amaranth.lib import data
 from ethosu.vela.ethos_u55_regs.ethos_u55_regs import cmd0, cmd1
 
+from drivers.npu import EXT_MEMORY as EXT
+from drivers.npu import layout as driver_layout
+from drivers.npu import load_bytes, read_bytes, start, wait_done
+from drivers.transport import SimDevice
 from models.npu import cmdstream as cs
 from models.npu import tflite_builder as tb
 from models.npu import vela
-from models.npu.runner import EXT_MEMORY as EXT
-from models.npu.runner import layout as runner_layout
-from models.npu.runner import load_bytes, read_bytes, start, wait_done
 from rtl.designs import get_design
 from rtl.npu.config import PRESETS, NpuConfig
 from rtl.npu.controller import CMD0, CMD1, STORED_CMD0, STORED_CMD1, ErrorCode, KernelOp
@@ -33,9 +34,9 @@ DECODE_ERRORS = {ErrorCode.RESERVED_BITS, ErrorCode.UNKNOWN_CMD0, ErrorCode.UNKN
                  ErrorCode.BAD_MODE, ErrorCode.NO_STOP}
 
 
-# --- host helpers (a driver's view of the NPU through NativeSim) -------------------------------------------------
+# --- host helpers (a driver's view of the NPU) ---------------------------------------------------------------------
 
-def run(sim: NativeSim, cmd_base: int, cmd_len: int, basep=(), max_cycles: int = MAX_CYCLES, chunk: int = 16) -> int:
+def run(sim: SimDevice, cmd_base: int, cmd_len: int, basep=(), max_cycles: int = MAX_CYCLES, chunk: int = 16) -> int:
     """Start a run and step until ``done``; returns the cycles stepped (fails past ``max_cycles``)."""
     start(sim, cmd_base, cmd_len, basep)
     stepped = wait_done(sim, max_cycles, chunk)
@@ -102,7 +103,8 @@ def artifact(tmp_path_factory):
 
 def layout(art):
     """Place the driver payload, region 0 (weights) and region 1 (arena) in external memory."""
-    return runner_layout(art, CFG.ext_mem_bytes)
+    lay = driver_layout(art, CFG.ext_mem_bytes)
+    return lay.cmd_addr, list(lay.basep)
 
 
 def kick_registers(value: int) -> dict[str, int]:
@@ -124,9 +126,9 @@ def test_real_stream_end_to_end(npu, model, tmp_path_factory):
     cmd_addr, basep = layout(art)
     assert art.header.stream_offset == 32
     scratch = basep[art.scratch_region]
-    with NativeSim(npu) as sim:
+    with SimDevice(NativeSim(npu)) as sim:
         sim.reset()
-        sim.load_memory(sim.element_index(EXT), np.zeros(CFG.ext_mem_bytes // 8, dtype=np.uint64))
+        sim.clear(EXT)
         load_bytes(sim, cmd_addr, art.cmd_data)
         load_bytes(sim, basep[art.weight_region], art.weight_data)
         for i in range(8):
@@ -294,7 +296,7 @@ def test_fuzz_streams_always_finish(npu, artifact):
     outcomes = {}
     worst = executed_dmas = 0
     runs = 300
-    with NativeSim(npu) as sim:
+    with SimDevice(NativeSim(npu)) as sim:
         load_bytes(sim, basep[0], art.weight_data)
         for _ in range(runs):
             words = random_stream(rng, real_words)
@@ -348,7 +350,7 @@ def test_error_while_dma_runs_then_restart_without_reset(npu):
     first = dma_words(0, 0, 0x103, 0, 8192) + [0x0000_03FF]          # unknown cmd0 right behind a long DMA
     second = dma_words(0, 8, 1, 0, 100) + [CMD0.NPU_OP_DMA_WAIT, 0xFFFF0000]
     source = np.random.default_rng(5).integers(0, 256, 8192, dtype=np.uint8).tobytes()
-    with NativeSim(npu) as sim:
+    with SimDevice(NativeSim(npu)) as sim:
         sim.reset()
         load_bytes(sim, basep[0], source)
         load_bytes(sim, 0x100, words_bytes(first))

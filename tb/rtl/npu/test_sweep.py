@@ -11,7 +11,7 @@ Fast tier: :data:`FAST_CASES` models per op per config (the first conv case is 7
 case RELU6; 30% of the cases take any output zero point), plus, on every config, the identity-POOL models
 (activations Vela does not fuse) and weight streams longer than the brick RAM. ``slow``: :data:`SLOW_CASES` per op
 per config, and the long streams and POOL models on a starved memory system. Vela compiles are cached
-(``runner.compile_cached``), NPU builds by the build cache.
+(``vela.compile_cached``), NPU builds by the build cache.
 """
 import math
 from dataclasses import dataclass
@@ -19,15 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from drivers.npu import load_network, read_bytes, start, wait_done
+from drivers.transport import SimDevice
 from models.npu import cmdstream as cs
-from models.npu import requant, runner
+from models.npu import requant, vela
 from models.npu import tflite_builder as tb
 from models.npu.reference import ReferenceModel
 from rtl.npu.compute import WEIGHT_BUFFER_BYTES, ComputeError
 from rtl.npu.config import PRESETS, NpuConfig
 from rtl.npu.controller import ErrorCode
-from sim.build import build
-from sim.harness import NativeSim
 
 CONFIGS = ("u55-32", "u55-64", "u55-128", "u55-256")
 OPS = ("conv", "dw", "fc")
@@ -125,19 +125,19 @@ def run_case(sim, config: str, case: Case, rng: np.random.Generator, cfg: NpuCon
     the preset) and check them; returns the kernel op names of the stream."""
     cfg = cfg or PRESETS[config]
     model = case.model()
-    art = runner.compile_cached(model, config)
+    art = vela.compile_cached(model, config)
     ops = [k.name.removeprefix("NPU_OP_") for k in cs.kicks(art.commands()) if k.name in cs.KERNEL_OPS]
     ref = ReferenceModel(model)
     for trial in range(TRIALS):
         x = ref.random_input(rng)
         want = ref.run(x).reshape(-1)
-        cmd_addr, basep = runner.load_image(sim, art, x, cfg.ext_mem_bytes)
-        runner.start(sim, cmd_addr + art.header.stream_offset, 4 * len(art.command_stream), basep)
-        assert runner.wait_done(sim, 400_000, chunk=64) is not None, f"{case} did not finish"
+        lay = load_network(sim, art, x, cfg.ext_mem_bytes)
+        start(sim, lay.cmd_addr + art.header.stream_offset, 4 * len(art.command_stream), lay.basep)
+        assert wait_done(sim, 400_000, chunk=64) is not None, f"{case} did not finish"
         status = (sim.peek("error"), sim.peek("error_code"), sim.peek("ext_fault"), sim.peek("compute_error"))
         assert status == (0, 0, 0, 0), (config, case, ops, status)
         (out,) = art.outputs
-        got = np.frombuffer(runner.read_bytes(sim, basep[out.region] + out.offset, out.nbytes), dtype=np.int8)
+        got = np.frombuffer(read_bytes(sim, lay.basep[out.region] + out.offset, out.nbytes), dtype=np.int8)
         what = f"{config} {model.spec.name} {ops} trial {trial}"
         if isinstance(case.layer, tb.FullyConnected):
             double, single, differs = fc_expectations(model, x)
@@ -151,7 +151,7 @@ def run_case(sim, config: str, case: Case, rng: np.random.Generator, cfg: NpuCon
 
 def sweep(config: str, n: int, salt: int) -> None:
     rng = np.random.default_rng([salt, CONFIGS.index(config)])
-    with NativeSim(build("npu", config)) as sim:
+    with SimDevice.open("npu", config) as sim:
         for op in OPS:
             for case in draw_cases(config, op, n, salt):
                 ops = run_case(sim, config, case, rng)
@@ -181,7 +181,7 @@ POOL_CASES = (
 def test_identity_pool_activation(config):
     """Regression: the compute unit used to refuse every POOL with UNSUPPORTED, so these models failed."""
     rng = np.random.default_rng(11)
-    with NativeSim(build("npu", config)) as sim:
+    with SimDevice.open("npu", config) as sim:
         for case in POOL_CASES:
             ops = run_case(sim, config, case, rng)
             assert ops[-1] == "POOL", ops
@@ -203,15 +203,14 @@ def test_weight_stream_longer_than_buffer(config):
     """Regression: such ops used to be refused with UNSUPPORTED (the whole stream had to fit one bank). The limit
     now is one OFM block's bricks: on u55-256 Vela makes the 96-channel conv one 110 KB block, which stays refused."""
     rng = np.random.default_rng(9)
-    with NativeSim(build("npu", config)) as sim:
+    with SimDevice.open("npu", config) as sim:
         for case in LONG_STREAMS:
             assert case.model().layers[0].weights.size > WEIGHT_BUFFER_BYTES
             if config == "u55-256" and case is LONG_STREAMS[2]:
-                art = runner.compile_cached(case.model(), config)
-                cmd_addr, basep = runner.load_image(sim, art, np.zeros(case.input_shape, np.int8),
-                                                    PRESETS[config].ext_mem_bytes)
-                runner.start(sim, cmd_addr + art.header.stream_offset, 4 * len(art.command_stream), basep)
-                assert runner.wait_done(sim, 100_000) is not None
+                art = vela.compile_cached(case.model(), config)
+                lay = load_network(sim, art, np.zeros(case.input_shape, np.int8), PRESETS[config].ext_mem_bytes)
+                start(sim, lay.cmd_addr + art.header.stream_offset, 4 * len(art.command_stream), lay.basep)
+                assert wait_done(sim, 100_000) is not None
                 assert (sim.peek("error_code"), sim.peek("compute_error")) == (ErrorCode.COMPUTE_FAULT,
                                                                                ComputeError.UNSUPPORTED.value)
             else:
@@ -226,6 +225,6 @@ STARVED = NpuConfig(**{**PRESETS["u55-128"].__dict__, "shram_kib": 4, "ext_laten
 @pytest.mark.slow
 def test_starved_memory_long_streams_and_pool():
     rng = np.random.default_rng(2)
-    with NativeSim(build("npu", STARVED)) as sim:
+    with SimDevice.open("npu", STARVED) as sim:
         for case in (*LONG_STREAMS, *POOL_CASES):
             run_case(sim, "u55-128", case, rng, STARVED)

@@ -1,12 +1,13 @@
-"""``models.npu.runner.run_on_npu``: the whole flow (Vela -> NPU under Verilator -> OFM) equals LiteRT, with cycle
+"""``drivers.npu.run_on_npu``: the whole flow (Vela -> NPU under Verilator -> OFM) equals LiteRT, with cycle
 accounting; unsupported models are one-line RampartErrors. Shares the cached u55-128 build of design ``npu``."""
 import numpy as np
 import pytest
 
 from base import RampartError
+from drivers.npu import run_on_npu
 from models.npu import tflite_builder as tb
+from models.npu.graph import graph_macs
 from models.npu.reference import ReferenceModel
-from models.npu.runner import graph_macs, run_on_npu
 
 
 def test_small_conv_equals_litert():

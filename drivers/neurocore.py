@@ -1,9 +1,10 @@
 """Host driver of the UART-attached NeuroCore (:mod:`rtl.neurocore.uart_top`): numpy in, numpy out.
 
-Three layers: :class:`Transport` (bytes; :class:`SimTransport` drives the Verilated design's ``rx``/``tx`` pins
-through the native harness, :class:`SerialTransport` a real port via pyserial), the protocol
-(:mod:`rtl.neurocore.protocol`: frames, CRC, ACK/NAK), and :class:`NeuroCore`, whose API mirrors
-:class:`models.snn.golden.GoldenCore` (set_weights, set_neuron_params, enable_stdp, run, weights, membrane, ...).
+Three layers: a :class:`~drivers.transport.ByteTransport` (:class:`~drivers.transport.SimTransport` drives the
+Verilated design's ``rx``/``tx`` pins through the native harness, :class:`~drivers.transport.SerialTransport` a real
+port via pyserial), the protocol (:mod:`rtl.neurocore.protocol`: frames, CRC, ACK/NAK), and :class:`NeuroCoreHost`,
+whose API mirrors :class:`models.snn.golden.GoldenCore` (set_weights, set_neuron_params, enable_stdp, run, weights,
+membrane, ...).
 
 Every command waits for its response, so no sleep pacing is ever needed; a NAK raises :class:`NakError`.
 
@@ -12,12 +13,10 @@ Also here: the encoders from the engine's register map to bus words (:func:`weig
 """
 from __future__ import annotations
 
-import abc
-import time
-
 import numpy as np
 
 from base import RampartError
+from drivers.transport import ByteTransport, ProtocolError
 from models.snn.params import NeuronParams, ResetMode, StdpParams, SynapseParams, check_learnable
 from rtl.neurocore.config import GlobalReg, NeuroCoreConfig, NeuronField, Region
 from rtl.neurocore.protocol import (
@@ -32,8 +31,8 @@ from rtl.neurocore.protocol import (
     word_bytes,
 )
 
-__all__ = ["NakError", "NeuroCore", "ProtocolError", "SerialTransport", "SimTransport", "Transport",
-           "decode_words", "global_values", "neuron_field_values", "signed", "weight_words"]
+__all__ = ["NakError", "NeuroCoreHost", "ProtocolError", "decode_words", "global_values", "neuron_field_values",
+           "signed", "weight_words"]
 
 # -- register-map encoders -----------------------------------------------------------------------------------------
 
@@ -88,11 +87,7 @@ def global_values(stdp: StdpParams, synapses: SynapseParams, reset_mode: ResetMo
             GlobalReg.THETA_PERIOD: stdp.theta_period}
 
 
-# -- transports ------------------------------------------------------------------------------------------------------
-
-
-class ProtocolError(Exception):
-    """A malformed, missing or unexpected response."""
+# -- the core --------------------------------------------------------------------------------------------------------
 
 
 class NakError(ProtocolError):
@@ -107,151 +102,7 @@ class NakError(ProtocolError):
         super().__init__(f"command {op:#04x} NAKed: {name}")
 
 
-class Transport(abc.ABC):
-    """A byte pipe to the core."""
-
-    @abc.abstractmethod
-    def write(self, data: bytes) -> None:
-        """Send ``data``."""
-
-    @abc.abstractmethod
-    def read(self, n: int, timeout: float) -> bytes:
-        """Up to ``n`` bytes; fewer only if ``timeout`` seconds passed first."""
-
-    def close(self) -> None:
-        """Release the link (nothing to do by default)."""
-        self.closed = True
-
-
-class SimTransport(Transport):
-    """The Verilated ``neurocore_uart`` design, driven through its ``rx``/``tx`` pins by the native harness.
-
-    ``write`` turns bytes into per-cycle ``rx`` levels and runs them in one ``run_stimulus`` call, recording ``tx``;
-    ``read`` decodes ``tx`` (vectorised per byte, never per cycle), running idle cycles while bytes are missing.
-    Time is simulated: ``timeout`` seconds are ``timeout * clock_hz`` cycles.
-
-    Parameters
-    ----------
-    config : NeuroCoreUartConfig
-    clock_hz : float
-        Only converts timeouts to cycles.
-    trace : path, optional
-        FST waveform of the whole session.
-    """
-
-    def __init__(self, config, *, clock_hz: float = 25e6, trace=None):
-        from rtl.neurocore.uart_top import NeuroCoreUartConfig
-        from sim.build import build
-        from sim.harness import NativeSim
-
-        if not isinstance(config, NeuroCoreUartConfig):
-            raise TypeError(f"config must be a NeuroCoreUartConfig, not {config!r}")
-        self.config = config
-        self.divisor = config.divisor
-        self.clock_hz = clock_hz
-        self.sim = NativeSim(build("neurocore_uart", config, trace=trace is not None), trace=trace)
-        self.cycles = 0
-        self._line = np.ones(1, dtype=np.uint8)   # undecoded tx levels; [0] is the level before them
-        self._rx = bytearray()
-        self.sim.poke("rx", 1)
-        self.run_idle(4)
-
-    def drive(self, rx_levels) -> None:
-        """Apply raw per-cycle ``rx`` levels (idle lines, breaks, glitches), recording and decoding ``tx``."""
-        rx_levels = np.asarray(rx_levels)
-        if rx_levels.size == 0:
-            return
-        out = self.sim.run_stimulus({"rx": rx_levels.astype(np.uint32)}, ["tx"])
-        self.cycles += len(rx_levels)
-        self._line = np.concatenate([self._line, out["tx"][:, 0].astype(np.uint8)])
-        self._decode()
-
-    def run_idle(self, cycles: int) -> None:
-        self.drive(np.ones(int(cycles), dtype=np.uint8))
-
-    def write(self, data: bytes) -> None:
-        if not data:
-            return
-        raw = np.frombuffer(bytes(data), dtype=np.uint8)
-        bits = np.ones((raw.size, 10), dtype=np.uint8)
-        bits[:, 0] = 0
-        bits[:, 1:9] = np.unpackbits(raw[:, None], axis=1, bitorder="little")
-        self.drive(np.repeat(bits, self.divisor, axis=1).reshape(-1))
-
-    def _decode(self) -> None:
-        d = self.divisor
-        line = self._line
-        falls = np.flatnonzero((line[1:] == 0) & (line[:-1] == 1)) + 1
-        pos, i = 1, 0
-        offsets = d * np.arange(1, 10) + d // 2
-        while i < falls.size:
-            start = falls[i]
-            if start < pos:
-                i += 1
-                continue
-            if start + offsets[-1] >= line.size:
-                break
-            samples = line[start + offsets]
-            if samples[-1] != 1:
-                raise ProtocolError(f"tx framing error at cycle {self.cycles - line.size + start}")
-            self._rx.append(int(np.packbits(samples[:8], bitorder="little")[0]))
-            pos = start + offsets[-1] + 1
-            i += 1
-        else:
-            pos = line.size   # no start bit pending: keep only the last level
-        self._line = line[pos - 1:]
-
-    def read(self, n: int, timeout: float) -> bytes:
-        budget = int(timeout * self.clock_hz)
-        spent = 0
-        while len(self._rx) < n and spent < budget:
-            chunk = min(budget - spent, max(256, (n - len(self._rx)) * 10 * self.divisor + 64))
-            self.run_idle(chunk)
-            spent += chunk
-        out = bytes(self._rx[:n])
-        del self._rx[:n]
-        return out
-
-    def pending(self) -> bytes:
-        """Everything received and not yet read (does not run the simulation)."""
-        out = bytes(self._rx)
-        self._rx.clear()
-        return out
-
-    def close(self) -> None:
-        self.sim.close()
-
-
-class SerialTransport(Transport):
-    """A serial port through pyserial (imported on construction; a clear error if it is not installed)."""
-
-    def __init__(self, port: str, baudrate: int = 115_200):
-        try:
-            import serial
-        except ImportError:
-            raise ImportError("SerialTransport needs pyserial: pip install pyserial") from None
-        self.port = serial.Serial(port, baudrate=baudrate, timeout=0.1)
-
-    def write(self, data: bytes) -> None:
-        self.port.write(bytes(data))
-        self.port.flush()
-
-    def read(self, n: int, timeout: float) -> bytes:
-        out = bytearray()
-        deadline = time.monotonic() + timeout
-        while len(out) < n and time.monotonic() < deadline:
-            self.port.timeout = max(0.0, min(0.1, deadline - time.monotonic()))
-            out += self.port.read(n - len(out))
-        return bytes(out)
-
-    def close(self) -> None:
-        self.port.close()
-
-
-# -- the core --------------------------------------------------------------------------------------------------------
-
-
-class NeuroCore:
+class NeuroCoreHost:
     """The UART-attached core with :class:`~models.snn.golden.GoldenCore`'s host API.
 
     On construction it asks the core for its shape (``ID``). The host keeps copies of what only it writes
@@ -259,16 +110,16 @@ class NeuroCore:
 
     Parameters
     ----------
-    transport : Transport
+    transport : ByteTransport
     timeout : float
         Seconds to wait for a response (a run allows ``timeout`` per ``steps_per_timeout`` steps more).
     """
 
     steps_per_timeout = 100
 
-    def __init__(self, transport: Transport, *, timeout: float = 1.0):
-        if not isinstance(transport, Transport):
-            raise TypeError(f"transport must be a Transport, not {transport!r}")
+    def __init__(self, transport: ByteTransport, *, timeout: float = 1.0):
+        if not isinstance(transport, ByteTransport):
+            raise TypeError(f"transport must be a ByteTransport, not {transport!r}")
         self.transport = transport
         self.timeout = timeout
         ident = self.command(Op.ID)

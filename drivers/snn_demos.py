@@ -1,8 +1,8 @@
 """Application demos of the SNN core: STDP pattern detection and 8x8 digit classification, with plots.
 
 Both demos drive the core only through the host API shared by :class:`~models.snn.golden.GoldenCore` and the
-UART-attached RTL (:class:`~models.snn.host.NeuroCore` over :class:`~models.snn.host.SimTransport`), so the same
-code runs on either backend (:func:`make_core`) and, the golden model being bit-exact, gives identical spikes.
+UART-attached RTL (:class:`~drivers.neurocore.NeuroCoreHost` over :class:`~drivers.transport.SimTransport`), so the
+same code runs on either backend (:func:`make_core`) and, the golden model being bit-exact, gives identical spikes.
 
 * :func:`pattern_demo` (Masquelier-style): ``M`` inputs fire Poisson noise; a frozen spatio-temporal pattern (each of
   ``n_pat`` inputs fires once at a fixed offset inside an ``L``-step window) is pasted in at random times.  One LIF
@@ -71,13 +71,14 @@ def make_core(backend: str, n_neurons: int, n_inputs: int, lanes: int = 4):
     if backend == "golden":
         return GoldenCore(CoreConfig(n_neurons, n_inputs, lanes))
     if backend == "rtl":
-        from models.snn.host import NeuroCore, SimTransport
+        from drivers.neurocore import NeuroCoreHost
+        from drivers.transport import SimTransport
         from rtl.neurocore.config import NeuroCoreConfig
         from rtl.neurocore.uart_top import NeuroCoreUartConfig
 
         cfg = NeuroCoreUartConfig(NeuroCoreConfig(n_neurons, n_inputs, lanes), divisor=4, timeout_cycles=1500,
                                   max_payload=512)
-        return NeuroCore(SimTransport(cfg))
+        return NeuroCoreHost(SimTransport(cfg))
     raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
 
 

@@ -1,4 +1,4 @@
-"""The host API over the simulated UART (NeuroCore + SimTransport) against GoldenCore, bit for bit.
+"""The host API over the simulated UART (NeuroCoreHost + SimTransport) against GoldenCore, bit for bit.
 
 Only the public host API is used on both sides: the same calls go to the golden model and to the Verilated
 ``neurocore_uart`` design through its serial pins.
@@ -6,8 +6,9 @@ Only the public host API is used on both sides: the same calls go to the golden 
 import numpy as np
 import pytest
 
+from drivers.neurocore import NeuroCoreHost
+from drivers.transport import SerialTransport, SimTransport
 from models.snn.golden import GoldenCore
-from models.snn.host import NeuroCore, SerialTransport, SimTransport
 from models.snn.params import NeuronParams, ResetMode, StdpParams, SynapseParams, TraceMode
 from rtl.neurocore.uart_top import PRESETS
 
@@ -32,7 +33,7 @@ def test_host_vs_golden_stdp():
     """Random 16x16 network, 250 steps with STDP (two runs, parameters changed between them), every spike of
     every step, then weights, membranes, currents, traces and counters."""
     t = SimTransport(CFG)
-    core = NeuroCore(t)
+    core = NeuroCoreHost(t)
     golden = GoldenCore(CFG.core.core_config)
     for dev in (core, golden):
         configure(dev, np.random.default_rng(1))
@@ -97,7 +98,7 @@ def test_host_vs_golden_4x4():
     """P = 2, 3-byte weight words, 1-byte inputs and rasters: 120 steps with STDP, runs longer than one frame."""
     cfg = PRESETS["4x4-sim"]
     t = SimTransport(cfg)
-    core = NeuroCore(t)
+    core = NeuroCoreHost(t)
     core.max_payload = 64   # force RUN and weight writes to span several frames
     golden = GoldenCore(cfg.core.core_config)
     rng = np.random.default_rng(3)
@@ -122,7 +123,7 @@ def test_host_vs_golden_homeostasis():
     """On-chip homeostasis over the UART: 200 learning steps with every homeostasis register on, then learning
     off and a soft reset (both keep ``a`` and ``tick``): spikes, weights, adaptive thresholds and the tick."""
     t = SimTransport(CFG)
-    core = NeuroCore(t)
+    core = NeuroCoreHost(t)
     golden = GoldenCore(CFG.core.core_config)
     stdp = StdpParams(d_x=300, d_y=500, a_pre=100, a_post=90, a_plus=60, a_minus=30, s_plus=6, s_minus=7,
                       w_min=-50, w_max=110, x_tar=30, w_decay=2, theta_plus=400, d_theta=700, theta_period=3)

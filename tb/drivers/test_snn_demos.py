@@ -1,8 +1,8 @@
-"""Small, fast versions of the SNN demos (models/snn/demos.py) and the RTL-vs-golden check of their spikes."""
+"""Small, fast versions of the SNN demos (drivers/snn_demos.py) and the RTL-vs-golden check of their spikes."""
 import numpy as np
 import pytest
 
-from models.snn import demos
+from drivers import snn_demos as demos
 
 SMALL_PATTERN = demos.PatternConfig(train_steps=12000, test_steps=3000)
 

@@ -1,0 +1,336 @@
+"""Host driver of the Ethos-U55-class NPU (:mod:`rtl.npu`): Vela output in external memory, start, wait, read back.
+
+The NPU's one external-memory layout lives here (:class:`ExtMemLayout`, :func:`layout`) and serves every user:
+``rampart run npu`` (:func:`run_on_npu`), the fault-injection workloads (:mod:`faultinj.workloads.npu` takes its
+memory image and stimulus from it) and the testbenches. The host helpers (:func:`load_network`, :func:`start`,
+:func:`wait_done`, :func:`load_bytes`, :func:`read_bytes`) talk to the NPU through a
+:class:`~drivers.transport.SimDevice`, the only transport the NPU has.
+
+Cycle accounting of :func:`run_on_npu`. The ``cycles`` counter (busy cycles of the run) is sampled every ``chunk``
+cycles while the model is stepped natively; whenever ``kernel_count`` (kernel kicks issued) has advanced, the kicks
+issued in that chunk are stamped with the sampled counter. A kick's cycles are the interval to the next kick (the
+last one: to ``done``), so per-kick and per-layer figures have a resolution of ``chunk`` cycles, and up to two kernel
+ops overlap in the hardware (``max_outstanding_kernels``); the total is exact. Kicks are grouped into layers and
+paired with Vela's per-layer estimate by :mod:`models.npu.graph`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from base import RampartError
+from drivers.transport import SimDevice
+from models.npu import cmdstream as cs
+from models.npu import vela
+from models.npu.graph import graph_macs, group_kicks, interpreter, vela_layers
+from models.npu.tflite_builder import model_bytes
+
+#: The external-memory model's storage (64-bit words) in the ``npu`` design's state map.
+EXT_MEMORY = "top.extmem.storage"
+#: Cycles stepped between samples of the counters (the resolution of per-kick / per-layer cycles).
+DEFAULT_CHUNK = 32
+#: Alignment of the weights and of the scratch arena in external memory.
+REGION_ALIGN = 4096
+
+__all__ = ["DEFAULT_CHUNK", "EXT_MEMORY", "REGION_ALIGN", "ExtMemLayout", "KickCycles", "LayerCycles", "NpuRun",
+           "layout", "load_bytes", "load_network", "read_bytes", "run_on_npu", "start", "wait_done"]
+
+
+# --- the external-memory layout ------------------------------------------------------------------------------------
+
+def _align(n: int) -> int:
+    return -(-n // REGION_ALIGN) * REGION_ALIGN
+
+
+@dataclass(frozen=True)
+class ExtMemLayout:
+    """Where a Vela artifact lives in the NPU's external memory, and the host registers that point at it.
+
+    The COP1 driver payload at ``cmd_addr`` (0), the weights at the next 4 KiB boundary, the scratch arena (input,
+    intermediate tensors, output) at the next; ``basep[r]`` is the base address of the command stream's memory
+    region ``r`` (the weight and scratch regions; the others 0). Made by :func:`layout`.
+    """
+
+    art: vela.VelaArtifact
+    weight_addr: int
+    scratch_addr: int
+    basep: tuple[int, ...]
+    cmd_addr: int = 0
+
+    @property
+    def cmd_base(self) -> int:
+        """Byte address of the command stream (inside the payload)."""
+        return self.cmd_addr + self.art.header.stream_offset
+
+    @property
+    def cmd_len(self) -> int:
+        """Length of the command stream in bytes."""
+        return 4 * len(self.art.command_stream)
+
+    def address(self, tensor: vela.TensorInfo) -> int:
+        """Byte address of one of the artifact's input or output tensors."""
+        return self.basep[tensor.region] + tensor.offset
+
+    def registers(self) -> dict[str, int]:
+        """The host registers (input ports) a run of the stream needs: ``basep__0..7``, ``cmd_base``, ``cmd_len``."""
+        regs = {f"basep__{i}": self.basep[i] for i in range(8)}
+        regs["cmd_base"] = self.cmd_base
+        regs["cmd_len"] = self.cmd_len
+        return regs
+
+    def image(self, x: np.ndarray) -> tuple[tuple[int, bytes], ...]:
+        """(byte address, bytes) of the payload, the weights and the (single) input ``x`` as int8; every address
+        is 8-byte aligned (the memory has 64-bit words), else a RampartError."""
+        (inp,) = self.art.inputs
+        segments = ((self.cmd_addr, self.art.cmd_data), (self.weight_addr, self.art.weight_data),
+                    (self.address(inp), np.asarray(x).astype(np.int8).tobytes()))
+        for (addr, _), what in zip(segments, ("command payload", "weights", "input"), strict=True):
+            if addr % 8:
+                raise RampartError(f"the {what} at {addr:#x} is not 8-byte aligned")
+        return segments
+
+    def stimulus(self, cycles: int, start_at: int = 1) -> dict[str, np.ndarray]:
+        """Per-cycle inputs of one run from reset: :meth:`registers` held for ``cycles`` cycles, ``start`` high in
+        cycle ``start_at`` only."""
+        inputs = {port: np.full(cycles, value, dtype=np.uint64) for port, value in self.registers().items()}
+        pulse = np.zeros(cycles, dtype=np.uint64)
+        pulse[start_at] = 1
+        inputs["start"] = pulse
+        return inputs
+
+
+def layout(art: vela.VelaArtifact, ext_mem_bytes: int) -> ExtMemLayout:
+    """The :class:`ExtMemLayout` of ``art``; a RampartError if it does not fit ``ext_mem_bytes``."""
+    weight_addr = _align(len(art.cmd_data))
+    scratch_addr = weight_addr + _align(len(art.weight_data))
+    if scratch_addr + art.scratch_size > ext_mem_bytes:
+        raise RampartError(f"the model needs {scratch_addr + art.scratch_size:,} bytes of external memory; the NPU "
+                           f"model has {ext_mem_bytes:,}")
+    basep = [0] * 8
+    basep[art.weight_region] = weight_addr
+    basep[art.scratch_region] = scratch_addr
+    return ExtMemLayout(art, weight_addr, scratch_addr, tuple(basep))
+
+
+# --- host helpers --------------------------------------------------------------------------------------------------
+
+def load_bytes(dev: SimDevice, addr: int, payload: bytes, element: str = EXT_MEMORY) -> None:
+    """Write ``payload`` at byte address ``addr`` (8-aligned) of external memory (or of memory ``element``)."""
+    dev.load_bytes(element, addr, payload)
+
+
+def read_bytes(dev: SimDevice, addr: int, n: int, element: str = EXT_MEMORY) -> bytes:
+    """``n`` bytes at byte address ``addr`` of external memory (or of memory ``element``)."""
+    return dev.read_bytes(element, addr, n)
+
+
+def load_network(dev: SimDevice, art: vela.VelaArtifact, x: np.ndarray, ext_mem_bytes: int) -> ExtMemLayout:
+    """Reset the NPU, clear external memory and load ``art`` and its (single) input ``x``; returns the layout."""
+    lay = layout(art, ext_mem_bytes)
+    dev.reset()
+    dev.clear(EXT_MEMORY)
+    for addr, payload in lay.image(x):
+        dev.load_bytes(EXT_MEMORY, addr, payload)
+    return lay
+
+
+def start(dev: SimDevice, cmd_base: int, cmd_len: int, basep=()) -> None:
+    """Set the host registers and pulse ``start`` (one cycle is stepped)."""
+    for i in range(8):
+        dev.poke(f"basep__{i}", basep[i] if i < len(basep) else 0)
+    dev.poke("cmd_base", cmd_base)
+    dev.poke("cmd_len", cmd_len)
+    dev.poke("start", 1)
+    dev.step(1)
+    dev.poke("start", 0)
+
+
+def wait_done(dev: SimDevice, max_cycles: int, chunk: int = 16, on_chunk=None) -> int | None:
+    """Step in ``chunk``-cycle pieces until ``done``; returns the cycles stepped, or None past ``max_cycles``.
+    ``on_chunk()`` is called after every chunk (e.g. to sample counters)."""
+    stepped = 1
+    while not dev.peek("done"):
+        if stepped >= max_cycles:
+            return None
+        dev.step(chunk)
+        stepped += chunk
+        if on_chunk is not None:
+            on_chunk()
+    return stepped
+
+
+# --- results -------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KickCycles:
+    """One kernel op of the command stream."""
+
+    index: int          # 0-based kick number
+    op: str             # "CONV", "DEPTHWISE", ...
+    issued_at: int      # value of the ``cycles`` counter when the kick was seen (resolution: ``chunk``)
+    cycles: int         # issued_at of the next kick (or the run's total) minus this one's
+
+
+@dataclass(frozen=True)
+class LayerCycles:
+    """One NPU layer: its kicks, measured cycles, useful MACs and Vela's estimate (None when not paired)."""
+
+    name: str
+    op: str
+    kicks: tuple[int, ...]
+    cycles: int
+    macs: int | None
+    vela_cycles: int | None
+    vela_mac_util: float | None   # percent, Vela's own
+
+    def mac_utilisation(self, macs_per_cycle: int) -> float | None:
+        if self.macs is None or self.cycles <= 0:
+            return None
+        return self.macs / (self.cycles * macs_per_cycle)
+
+
+@dataclass(frozen=True, eq=False)
+class NpuRun:
+    """The result of :func:`run_on_npu`."""
+
+    config: str
+    output: np.ndarray                  # int8, LiteRT's output shape
+    input: np.ndarray                   # the input that was run (int8, LiteRT's input shape)
+    cycles: int                         # NPU busy cycles (the ``cycles`` counter at ``done``)
+    dma_cycles: int
+    kicks: tuple[KickCycles, ...]
+    layers: tuple[LayerCycles, ...]     # empty when kicks could not be grouped into Vela's layers
+    macs: int                           # useful MACs of the whole graph
+    macs_per_cycle: int
+    vela: vela.PerfEstimate | None      # Vela's own estimate (``VelaArtifact.perf``)
+    error: int                          # controller ``error`` (0 unless run with check=False)
+    error_code: int                     # rtl.npu.controller.ErrorCode value
+    compute_error: int                  # rtl.npu.compute.ComputeError value
+    ext_fault: int
+    timed_out: bool
+
+    @property
+    def mac_utilisation(self) -> float:
+        return self.macs / (self.cycles * self.macs_per_cycle) if self.cycles else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.error or self.ext_fault or self.timed_out)
+
+
+# --- the flow ------------------------------------------------------------------------------------------------------
+
+def _check_input(x, shape: tuple[int, ...]) -> np.ndarray:
+    x = np.asarray(x)
+    if x.shape != shape and (len(shape) < 1 or shape[0] != 1 or x.shape != shape[1:]):
+        raise RampartError(f"input shape {x.shape} does not match the model's input {shape}")
+    if x.dtype.kind not in "iu":
+        raise RampartError(f"input must be an int8 array, got dtype {x.dtype}")
+    if x.size and (x.min() < -128 or x.max() > 127):
+        raise RampartError("input values must be in the int8 range -128..127")
+    return x.astype(np.int8).reshape(shape)
+
+
+def run_on_npu(model, config: str = "u55-128", input: np.ndarray | None = None, *, trace: str | Path | None = None,
+               seed: int = 0, chunk: int = DEFAULT_CHUNK, max_cycles: int | None = None, check: bool = True) -> NpuRun:
+    """Compile ``model`` (.tflite bytes, path or TfliteModel) with Vela for ``config`` and run it on the simulated NPU.
+
+    ``input``: an int8 array of the model's input shape (the batch axis may be left out); None: uniformly random,
+    from ``seed``. ``trace``: write an FST waveform there (builds the tracing variant). ``max_cycles``: watchdog
+    (default: 50x Vela's estimate, at least 200,000). ``check``: raise RampartError when the NPU reports an error
+    or the watchdog fires (else the NpuRun carries the status). Raises RampartError for unsupported models.
+    """
+    from rtl.npu.compute import ComputeError
+    from rtl.npu.config import PRESETS
+    from rtl.npu.controller import ErrorCode
+
+    if config not in PRESETS:
+        raise RampartError(f"unknown NPU config {config!r}; one of: {', '.join(PRESETS)}")
+    cfg = PRESETS[config]
+    try:
+        data = model_bytes(model)
+    except OSError as e:
+        raise RampartError(f"cannot read the model: {e}") from e
+    it = interpreter(data)
+    ins, outs = it.get_input_details(), it.get_output_details()
+    if len(ins) != 1 or len(outs) != 1:
+        raise RampartError(f"only single-input, single-output models are supported ({len(ins)} inputs, "
+                           f"{len(outs)} outputs)")
+    in_shape = tuple(int(s) for s in ins[0]["shape"])
+    out_shape = tuple(int(s) for s in outs[0]["shape"])
+    if ins[0]["dtype"] != np.int8 or outs[0]["dtype"] != np.int8:
+        raise RampartError("only int8 inputs and outputs are supported")
+    if input is None:
+        x = np.random.default_rng(seed).integers(-128, 128, size=in_shape, dtype=np.int8)
+    else:
+        x = _check_input(input, in_shape)
+    mac_layers = graph_macs(data)
+
+    art = vela.compile_cached(data, config)
+    (inp,), (out,) = art.inputs, art.outputs
+    if inp.nbytes != x.size or out.nbytes != int(np.prod(out_shape)):
+        raise RampartError("Vela's input/output tensors do not match the model's (only int8 tensors are supported)")
+    kernel_kicks = [k for k in cs.kicks(art.commands()) if k.name in cs.KERNEL_OPS]
+    if max_cycles is None:
+        estimate = art.perf.total_cycles if art.perf is not None else 0
+        max_cycles = max(200_000, 50 * estimate)
+
+    stamps: list[int] = []
+    with SimDevice.open("npu", config, trace=trace or None) as dev:
+        lay = load_network(dev, art, x, cfg.ext_mem_bytes)
+        start(dev, lay.cmd_base, lay.cmd_len, lay.basep)
+
+        def sample():
+            issued = dev.peek("kernel_count")
+            if issued > len(stamps):
+                now = dev.peek("cycles")
+                stamps.extend([now] * (issued - len(stamps)))
+
+        sample()
+        stepped = wait_done(dev, max_cycles, chunk, sample)
+        timed_out = stepped is None
+        status = dict(error=dev.peek("error"), error_code=dev.peek("error_code"),
+                      compute_error=dev.peek("compute_error"), ext_fault=dev.peek("ext_fault"))
+        total, dma_cycles = dev.peek("cycles"), dev.peek("dma_cycles")
+        error_offset = dev.peek("error_offset")
+        ofm = np.frombuffer(dev.read_bytes(EXT_MEMORY, lay.address(out), out.nbytes), dtype=np.int8)
+
+    if check:
+        if timed_out:
+            raise RampartError(f"watchdog: the NPU did not finish within {max_cycles:,} cycles "
+                               f"({len(stamps)} of {len(kernel_kicks)} kernel ops issued)")
+        if status["error"] or status["ext_fault"]:
+            code = status["error_code"]
+            name = ErrorCode(code).name if code in ErrorCode._value2member_map_ else f"{code:#x}"
+            cause = ""
+            if code == ErrorCode.COMPUTE_FAULT:
+                cause = f" (compute: {ComputeError(status['compute_error']).name})"
+            raise RampartError(f"the NPU stopped with error {name}{cause} at command-stream offset "
+                               f"{error_offset:#x}" + (" and an external-memory fault" if status["ext_fault"] else ""))
+
+    kicks = []
+    for i, k in enumerate(kernel_kicks[:len(stamps)]):
+        nxt = stamps[i + 1] if i + 1 < len(stamps) else total
+        kicks.append(KickCycles(i, k.name.removeprefix("NPU_OP_"), stamps[i], max(nxt - stamps[i], 0)))
+
+    layers: list[LayerCycles] = []
+    npu_layers = vela_layers(art.perf)
+    groups = group_kicks(kernel_kicks)
+    if len(kicks) == len(kernel_kicks) and groups:
+        paired = len(groups) == len(npu_layers)
+        macs_paired = len(groups) == len(mac_layers)
+        for g, idx in enumerate(groups):
+            cycles = sum(kicks[i].cycles for i in idx)
+            vl = npu_layers[g] if paired else None
+            name = vl.name if vl else (mac_layers[g][1] if macs_paired else f"layer {g}")
+            layers.append(LayerCycles(
+                name=name, op=kicks[idx[0]].op, kicks=tuple(idx), cycles=cycles,
+                macs=mac_layers[g][2] if macs_paired else None,
+                vela_cycles=vl.npu_cycles if vl else None, vela_mac_util=vl.mac_util_percent if vl else None))
+
+    return NpuRun(config=config, output=ofm.reshape(out_shape).copy(), input=x, cycles=int(total),
+                  dma_cycles=int(dma_cycles), kicks=tuple(kicks), layers=tuple(layers),
+                  macs=sum(m for _, _, m in mac_layers), macs_per_cycle=cfg.macs, vela=art.perf,
+                  timed_out=timed_out, **{k: int(v) for k, v in status.items()})

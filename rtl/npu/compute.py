@@ -71,6 +71,15 @@ always complete by then: a failed stream is still consumed to its end). The MAC 
 are reset when the engine starts an op. Error causes are held on ``error_code`` (:class:`ComputeError`) until the
 engine starts the next op.
 
+Structure (sub-units, by instance name): ``loader`` (:class:`~rtl.npu.op_loader.OpLoader`: CHECK, RECORDS,
+WEIGHTS, the op hand-over and the slot status; with its ``reader``, the byte serialiser of
+:class:`~rtl.npu.byte_reader.ByteReader`, and ``decoder``, the weight decoder), ``wbuf``
+(:class:`~rtl.npu.weight_buffer.WeightBuffer`, the brick ring), ``stager`` (the IFM stager and its line buffer),
+``issue`` (:class:`~rtl.npu.issue.IssueSequencer`, the loop nest), ``operands`` (the MAC array's operand registers),
+``mac`` (:class:`~rtl.npu.mac.MacBlock`: multipliers ``array``, accumulators ``acc``), ``feed`` and ``ofm_writer``
+(:mod:`rtl.npu.ofm_writer`: positions into the output unit, OFM addresses, the write path) and ``out`` (the
+output unit). The engine FSM and the running op's register snapshot are this unit's own.
+
 Timing: RECORDS ~10 cycles per OFM channel (hidden behind the previous op when there is one); then one MAC beat per
 cycle unless the weight decoder (about one weight per cycle; a beat needs its brick, and the stream order puts the
 last IFM block's bricks of the first OFM ublock late) or the IFM stager (one external read per cycle) falls behind;

@@ -19,6 +19,9 @@ is the other's ``valid`` and the block's readiness) and ``acc_stream`` holds no 
 ``act_stream.payload.last`` set ends the block: the next cycle ``acc_stream`` presents ``positions * ublock_d``
 accumulators (index ``p * ublock_d + o``) and the accumulators restart from zero. Throughput one beat per cycle;
 :attr:`MacBlock.latency` = 1 cycle from the last beat's accepting edge to ``acc_stream.valid``.
+
+Structure: ``array`` (:class:`MacArray`, the multipliers: combinational dot products of one beat) and ``acc``
+(:class:`Accumulators`: the accumulators, the result register and the stream handshake).
 """
 from dataclasses import dataclass
 

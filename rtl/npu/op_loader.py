@@ -8,8 +8,9 @@ op to the engine (``pend`` until ``take``), then streams the compressed weights 
 weights into the :class:`~rtl.npu.weight_buffer.WeightBuffer` (WEIGHTS), held while the ring has no room.
 
 It also keeps the status of the two op *slots* (a slot holds one op, its records bank and its place in the brick
-ring, from its kick until the engine ``release``\\ s it): busy, weights decoded (``done``), unusable (``bad`` with its
-``code``), and whether a record/weight read failed (``memerr``); ``status_*`` show slot ``status_slot``'s.
+ring, from its kick until the engine releases it with ``release``): busy, weights decoded (``done``), unusable
+(``bad`` with its ``code``), and whether a record/weight read failed (``memerr``); ``status_*`` show slot
+``status_slot``'s.
 """
 from amaranth import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring

@@ -15,9 +15,9 @@ Block diagram::
                     |    +---+---+                     +---------+  |      |      |
                     |        | reads + writes                       |      |      |
                  +--v--------v------------------------------------v------v------v--+
-                 |   arbiter: fixed priority DMA > OFM > records/weights > IFM >   |
-                 |   fetch; an owner FIFO (one entry per accepted read) routes the |
-                 |   in-order responses                                            |
+                 |   Arbiter: fixed priority DMA > OFM > records/weights > IFM >   |
+                 |   fetch; its owner FIFO (one entry per accepted read) routes    |
+                 |   the in-order responses (rtl.npu.arbiter)                      |
                  +------+----------------------------------------------------------+
                         |
                  +------v-------+

@@ -3,14 +3,17 @@
 Bitstream facts (LSB-first fields, slice headers, palette/direct mapping, the interleaved W/Z Golomb-Rice chunk loop)
 are in ``/work/shared/research/npu-weights.md`` section 2; the golden decoder is ``ethosu.mlw_codec.decode``.
 
-Structure (all in ``sync``, decoupled by small FIFOs):
+Structure (all in ``sync``, decoupled by small FIFOs; sub-units of ``core``, the decoder with its ``start`` reset):
 
-* **parser**: a bit buffer refilled from ``i_stream`` and an FSM that consumes one *field group* per cycle: a slice
-  header, the palette header, one palette entry, all unary fields of one chunk-loop pass (WUNARY0 + ZUNARY + WUNARY1
-  in one cycle), or up to ``rem_lanes`` remainders. It pushes per-chunk unary descriptors and remainder groups.
-* **assemblers** (one for W, one for Z): combine a chunk descriptor with the remainders into one symbol per cycle
-  (``q << div | r``); the W side maps the index through the palette / direct offset to a weight.
-* **output stage**: interleaves weights and zero runs, one weight per cycle.
+* **bits** (bit reader): a bit buffer refilled from ``i_stream``; the parser consumes ``need`` bits per ``take``.
+* **parser**: an FSM that consumes one *field group* per cycle: a slice header, the palette header, one palette
+  entry, all unary fields of one chunk-loop pass (WUNARY0 + ZUNARY + WUNARY1 in one cycle), or up to ``rem_lanes``
+  remainders. It holds the slice parameters and the palette, pushes per-chunk unary descriptors and remainder
+  groups, and holds the error state.
+* **wasm** / **zasm** (assemblers, one for W, one for Z): combine a chunk descriptor with the remainders into one
+  symbol per cycle (``q << div | r``); the W side maps the index through the palette / direct offset to a weight,
+  into the **wval** / **zval** value FIFOs.
+* **output** (output stage): interleaves weights and zero runs, one weight per cycle.
 
 The parser waits for the pipeline to drain at every slice boundary (slice parameters and the palette are shared),
 which costs a few cycles per slice; Vela streams have 1-7 slices.

@@ -7,7 +7,7 @@ from rtl.designs import Design, Kind
 from rtl.npu.config import PRESETS, NpuConfig
 from rtl.npu.mac import U55_PRESETS, MacBlock, MacBlockConfig
 from rtl.npu.output_unit import OutputUnit, OutputUnitConfig
-from rtl.npu.top import Npu
+from rtl.npu.top import BLOCK_MAP, Npu
 from rtl.npu.weight_decoder import (
                                     DECODER_PRESETS,
                                     WeightDecoder,
@@ -17,9 +17,6 @@ from rtl.npu.weight_decoder import (
 )
 
 __all__ = ["DESCRIPTOR", "Npu", "NpuConfig", "PRESETS"]
-
-#: Functional blocks for fault injection (dotted instance path -> block; see :meth:`rtl.designs.Design.block_of`).
-BLOCK_MAP = {"owners": "arbiter"}
 
 _UNITS = (
     Design(

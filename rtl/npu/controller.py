@@ -11,8 +11,9 @@ i.e. the driver payload + 32) and ``cmd_len`` (bytes) and pulses ``start``.
 
 Execution (in stream order; a wait blocks parsing):
 
-* register writes (``NPU_SET_*``) update the register file (:class:`Registers`); known registers the datapath does
-  not use (IFM2_*, OPA/OPB_SCALE, PARALLEL_MODE, DMA0_SIZE*/SKIP*, WEIGHT1/SCALE1) are accepted and dropped;
+* register writes (``NPU_SET_*``) update the configuration registers (:class:`RegisterFile`, :data:`Registers`);
+  known registers the datapath does not use (IFM2_*, OPA/OPB_SCALE, PARALLEL_MODE, DMA0_SIZE*/SKIP*,
+  WEIGHT1/SCALE1) are accepted and dropped;
 * ``NPU_OP_CONV`` / ``DEPTHWISE`` / ``POOL`` / ``ELEMENTWISE``: wait until fewer than ``max_kernels`` kernel ops are
   outstanding, then offer a :class:`KernelOp` (opcode, param, register snapshot) on ``compute.kick``; a kernel op is
   outstanding from its kick until the compute unit pulses ``compute.done`` (in kick order);
@@ -30,6 +31,7 @@ STOP`` aside: the hardware ignores them, like ``allow_trailing=True``). Every wa
 (it must pulse ``done`` or ``error`` for every kick). A new ``start`` is held until all of those have drained.
 """
 import enum
+from types import SimpleNamespace
 
 from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
@@ -40,7 +42,7 @@ from rtl.npu.dma import DmaDesc
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, MemPortSignature
 
 __all__ = ["CMD0", "CMD1", "ErrorCode", "Registers", "KernelOp", "ComputeSignature", "DmaControlSignature",
-           "Controller"]
+           "Controller", "RegisterFile"]
 
 
 class CMD0(enum.IntEnum):
@@ -219,6 +221,43 @@ DmaControlSignature = wiring.Signature({
 })
 
 
+class RegisterFile(wiring.Component):
+    """The configuration registers (:data:`Registers`), written by the controller's decoder.
+
+    Members
+    -------
+    cmd0_we, cmd0_opcode, cmd0_param : ``In``   a cmd0 register write (``NPU_SET_*`` of :data:`STORED_CMD0`;
+        the register takes the param)
+    cmd1_we, cmd1_opcode, cmd1_param, cmd1_data : ``In``   a cmd1 register write (:data:`STORED_CMD1`; the
+        register takes the payload word, and OFM_SCALE's param[5:0] goes to ``OFM_SCALE_SHIFT``)
+    regs : ``Out(Registers)``
+    """
+
+    def __init__(self):
+        super().__init__({
+            "cmd0_we": In(1), "cmd0_opcode": In(10), "cmd0_param": In(16),
+            "cmd1_we": In(1), "cmd1_opcode": In(10), "cmd1_param": In(16), "cmd1_data": In(32),
+            "regs": Out(Registers),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        regs = self.regs
+        with m.If(self.cmd0_we):
+            with m.Switch(self.cmd0_opcode):
+                for name in STORED_CMD0:
+                    with m.Case(CMD0[f"NPU_SET_{name}"]):
+                        m.d.sync += getattr(regs, name).eq(self.cmd0_param)
+        with m.If(self.cmd1_we):
+            with m.Switch(self.cmd1_opcode):
+                for name in STORED_CMD1:
+                    with m.Case(CMD1[f"NPU_SET_{name}"]):
+                        m.d.sync += getattr(regs, name).eq(self.cmd1_data)
+                        if name == "OFM_SCALE":
+                            m.d.sync += regs.OFM_SCALE_SHIFT.eq(self.cmd1_param[:6])
+        return m
+
+
 class Controller(wiring.Component):
     """See the module docstring.
 
@@ -265,47 +304,23 @@ class Controller(wiring.Component):
         finished = self.compute.done | self.compute.error
         m.d.sync += kernels.eq(kernels + (kick.valid & kick.ready) - (finished & (kernels != 0)))
 
-        # --- fetcher: 8-byte words into a queue -----------------------------------------------------------------
-        m.submodules.fetchq = fetchq = MemoryFIFO(width=WORD_BITS, depth=self.queue_depth)
         running = Signal()
-        fetch_word = Signal(ADDR_WIDTH - 3)
-        fetch_left = Signal(ADDR_WIDTH - 2)
-        inflight = Signal(range(self.queue_depth + 1))   # requested and not yet popped
-        m.d.comb += [
-            self.bus.req.valid.eq(running & (fetch_left != 0) & (inflight != self.queue_depth)),
-            self.bus.req.payload.addr.eq(fetch_word << 3),
-            self.bus.req.payload.write.eq(0),
-            self.bus.resp.ready.eq(1),                    # always room: inflight <= queue depth
-            fetchq.w_stream.valid.eq(self.bus.resp.valid),
-            fetchq.w_stream.payload.eq(self.bus.resp.payload.rdata),
-        ]
-        issued = self.bus.req.valid & self.bus.req.ready
-        with m.If(issued):
-            m.d.sync += [fetch_word.eq(fetch_word + 1), fetch_left.eq(fetch_left - 1)]
+        f = self._fetcher(m, running)
+        fetch_word, fetch_left, inflight, half = f.fetch_word, f.fetch_left, f.inflight, f.half
+        words_left, offset, have, word, consume = f.words_left, f.offset, f.have, f.word, f.consume
         fetch_fault = self.bus.resp.valid & self.bus.resp.payload.err
 
-        # --- 32-bit word view of the queue head -----------------------------------------------------------------
-        half = Signal()                                   # which half of the head word is next
-        words_left = Signal(ADDR_WIDTH - 2)               # command words not yet consumed
-        offset = Signal(ADDR_WIDTH)                       # byte offset of the next command word
-        have = fetchq.r_stream.valid
-        word = Signal(32)
-        m.d.comb += word.eq(fetchq.r_stream.payload.word_select(half, 32))
-        consume = Signal()
-        m.d.comb += fetchq.r_stream.ready.eq((consume & half) | ~running)   # drain when not running
-        popped = fetchq.r_stream.valid & fetchq.r_stream.ready
-        m.d.sync += inflight.eq(inflight + issued - popped)
-        with m.If(consume):
-            m.d.sync += [half.eq(~half), words_left.eq(words_left - 1), offset.eq(offset + 4)]
-
         # --- register file and decode ---------------------------------------------------------------------------
-        regs = Signal(Registers)
+        m.submodules.registers = rf = RegisterFile()
+        regs = rf.regs
         opcode, reserved, mode, param = word[0:10], word[10:14], word[14:16], word[16:32]
         cur_opcode = Signal(10)
         cur_param = Signal(16)
         cmd_offset = Signal(ADDR_WIDTH)
         wait_limit = Signal(16)
         m.d.comb += [
+            rf.cmd0_opcode.eq(opcode), rf.cmd0_param.eq(param),
+            rf.cmd1_opcode.eq(cur_opcode), rf.cmd1_param.eq(cur_param), rf.cmd1_data.eq(word),
             kick.payload.opcode.eq(cur_opcode),
             kick.payload.param.eq(cur_param),
             kick.payload.regs.eq(regs),
@@ -365,7 +380,7 @@ class Controller(wiring.Component):
                         with m.If(reserved != 0):
                             fail(ErrorCode.RESERVED_BITS)
                         with m.Elif(mode == 0):
-                            self._decode_cmd0(m, opcode, param, regs, fail)
+                            self._decode_cmd0(m, opcode, rf, fail)
                         with m.Elif(mode == 1):
                             with m.Switch(opcode):
                                 with m.Case(*CMD1):
@@ -381,52 +396,9 @@ class Controller(wiring.Component):
                     with m.If(words_left == 0):
                         fail(ErrorCode.TRUNCATED)
                     with m.Elif(have):
-                        m.d.comb += consume.eq(1)
-                        with m.Switch(cur_opcode):
-                            for name in STORED_CMD1:
-                                with m.Case(CMD1[f"NPU_SET_{name}"]):
-                                    m.d.sync += getattr(regs, name).eq(word)
-                                    if name == "OFM_SCALE":
-                                        m.d.sync += regs.OFM_SCALE_SHIFT.eq(cur_param[:6])
+                        m.d.comb += [consume.eq(1), rf.cmd1_we.eq(1)]
                         m.next = "DECODE"
-            with m.State("KICK"):
-                with m.If(fault != 0):
-                    fail(fault)
-                with m.Else():
-                    m.d.comb += kick.valid.eq(kernels < self.max_kernels)
-                    with m.If(kick.valid & kick.ready):
-                        m.d.sync += self.kernel_count.eq(self.kernel_count + 1)
-                        m.next = "DECODE"
-            with m.State("DMA_START"):
-                with m.If(fault != 0):
-                    fail(fault)
-                with m.Else():
-                    with m.If(self.dma.desc_error != 0):
-                        fail(ErrorCode.DMA_DESCRIPTOR | self.dma.desc_error)
-                    with m.Else():
-                        m.d.comb += self.dma.desc.valid.eq(1)
-                        with m.If(self.dma.desc.ready):
-                            m.d.sync += self.dma_count.eq(self.dma_count + 1)
-                            m.next = "DECODE"
-            with m.State("DMA_WAIT"):
-                with m.If(fault != 0):
-                    fail(fault)
-                with m.Else():
-                    with m.If(~self.dma.busy | (wait_limit != 0)):
-                        m.next = "DECODE"
-            with m.State("KERNEL_WAIT"):
-                with m.If(fault != 0):
-                    fail(fault)
-                with m.Else():
-                    with m.If(kernels <= wait_limit):
-                        m.next = "DECODE"
-            with m.State("STOP"):
-                with m.If(fault != 0):
-                    fail(fault)
-                with m.Else():
-                    with m.If(~self.dma.busy & (kernels == 0)):
-                        m.d.sync += [running.eq(0), self.done.eq(1), fetch_left.eq(0)]
-                        m.next = "IDLE"
+            self._wait_states(m, fault, fail, kernels, wait_limit, running, fetch_left)
 
         # A start request (rising edge of ``start``) clears ``done`` at once (it wins over a run ending in the same
         # cycle) and is remembered until everything from the previous run has drained.
@@ -437,7 +409,84 @@ class Controller(wiring.Component):
 
         return m
 
-    def _decode_cmd0(self, m, opcode, param, regs, fail):
+    def _fetcher(self, m, running):
+        """The command fetcher (8-byte words into a queue while ``running``) and a 32-bit word view of its head."""
+        # --- fetcher: 8-byte words into a queue -----------------------------------------------------------------
+        m.submodules.fetchq = fetchq = MemoryFIFO(width=WORD_BITS, depth=self.queue_depth)
+        fetch_word = Signal(ADDR_WIDTH - 3)
+        fetch_left = Signal(ADDR_WIDTH - 2)
+        inflight = Signal(range(self.queue_depth + 1))   # requested and not yet popped
+        m.d.comb += [
+            self.bus.req.valid.eq(running & (fetch_left != 0) & (inflight != self.queue_depth)),
+            self.bus.req.payload.addr.eq(fetch_word << 3),
+            self.bus.req.payload.write.eq(0),
+            self.bus.resp.ready.eq(1),                    # always room: inflight <= queue depth
+            fetchq.w_stream.valid.eq(self.bus.resp.valid),
+            fetchq.w_stream.payload.eq(self.bus.resp.payload.rdata),
+        ]
+        issued = self.bus.req.valid & self.bus.req.ready
+        with m.If(issued):
+            m.d.sync += [fetch_word.eq(fetch_word + 1), fetch_left.eq(fetch_left - 1)]
+
+        # --- 32-bit word view of the queue head -----------------------------------------------------------------
+        half = Signal()                                   # which half of the head word is next
+        words_left = Signal(ADDR_WIDTH - 2)               # command words not yet consumed
+        offset = Signal(ADDR_WIDTH)                       # byte offset of the next command word
+        have = fetchq.r_stream.valid
+        word = Signal(32)
+        m.d.comb += word.eq(fetchq.r_stream.payload.word_select(half, 32))
+        consume = Signal()
+        m.d.comb += fetchq.r_stream.ready.eq((consume & half) | ~running)   # drain when not running
+        popped = fetchq.r_stream.valid & fetchq.r_stream.ready
+        m.d.sync += inflight.eq(inflight + issued - popped)
+        with m.If(consume):
+            m.d.sync += [half.eq(~half), words_left.eq(words_left - 1), offset.eq(offset + 4)]
+        return SimpleNamespace(fetch_word=fetch_word, fetch_left=fetch_left, inflight=inflight, half=half,
+                               words_left=words_left, offset=offset, have=have, word=word, consume=consume)
+
+    def _wait_states(self, m, fault, fail, kernels, wait_limit, running, fetch_left):
+        """KICK, DMA_START, DMA_WAIT, KERNEL_WAIT, STOP: the commands that wait for the DMA or the compute unit."""
+        kick = self.compute.kick
+        with m.State("KICK"):
+            with m.If(fault != 0):
+                fail(fault)
+            with m.Else():
+                m.d.comb += kick.valid.eq(kernels < self.max_kernels)
+                with m.If(kick.valid & kick.ready):
+                    m.d.sync += self.kernel_count.eq(self.kernel_count + 1)
+                    m.next = "DECODE"
+        with m.State("DMA_START"):
+            with m.If(fault != 0):
+                fail(fault)
+            with m.Else():
+                with m.If(self.dma.desc_error != 0):
+                    fail(ErrorCode.DMA_DESCRIPTOR | self.dma.desc_error)
+                with m.Else():
+                    m.d.comb += self.dma.desc.valid.eq(1)
+                    with m.If(self.dma.desc.ready):
+                        m.d.sync += self.dma_count.eq(self.dma_count + 1)
+                        m.next = "DECODE"
+        with m.State("DMA_WAIT"):
+            with m.If(fault != 0):
+                fail(fault)
+            with m.Else():
+                with m.If(~self.dma.busy | (wait_limit != 0)):
+                    m.next = "DECODE"
+        with m.State("KERNEL_WAIT"):
+            with m.If(fault != 0):
+                fail(fault)
+            with m.Else():
+                with m.If(kernels <= wait_limit):
+                    m.next = "DECODE"
+        with m.State("STOP"):
+            with m.If(fault != 0):
+                fail(fault)
+            with m.Else():
+                with m.If(~self.dma.busy & (kernels == 0)):
+                    m.d.sync += [running.eq(0), self.done.eq(1), fetch_left.eq(0)]
+                    m.next = "IDLE"
+
+    def _decode_cmd0(self, m, opcode, rf, fail):
         with m.Switch(opcode):
             with m.Case(CMD0.NPU_OP_STOP):
                 m.next = "STOP"
@@ -449,9 +498,8 @@ class Controller(wiring.Component):
                 m.next = "DMA_WAIT"
             with m.Case(CMD0.NPU_OP_KERNEL_WAIT):
                 m.next = "KERNEL_WAIT"
-            for name in STORED_CMD0:
-                with m.Case(CMD0[f"NPU_SET_{name}"]):
-                    m.d.sync += getattr(regs, name).eq(param)
+            with m.Case(*(CMD0[f"NPU_SET_{name}"] for name in STORED_CMD0)):
+                m.d.comb += rf.cmd0_we.eq(1)
             with m.Case(*(op for op in CMD0 if op not in KERNEL_OPS and op.name.removeprefix("NPU_SET_")
                           not in STORED_CMD0 and op not in (CMD0.NPU_OP_STOP, CMD0.NPU_OP_DMA_START,
                                                             CMD0.NPU_OP_DMA_WAIT, CMD0.NPU_OP_KERNEL_WAIT))):

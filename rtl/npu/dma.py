@@ -108,32 +108,7 @@ class Dma(wiring.Component):
         d = self.desc.payload
         W = EXT_WORD_BYTES
 
-        # --- descriptor check (combinational) ------------------------------------------------------------------
-        src_idx, dst_idx = d.src_region[:8], d.dst_region[:8]
-        src_internal, dst_internal = d.src_region[8], d.dst_region[8]
-        stride_mode = d.src_region[9:11] | d.dst_region[9:11]
-        src_base = Signal(ADDR_WIDTH)
-        dst_base = Signal(ADDR_WIDTH)
-        basep = Array(self.basep)
-        m.d.comb += [src_base.eq(basep[src_idx[:3]]), dst_base.eq(basep[dst_idx[:3]])]
-        src_abs = Signal(ADDR_WIDTH + 2)
-        dst_abs = Signal(ADDR_WIDTH + 2)
-        m.d.comb += [src_abs.eq(src_base + d.src),
-                     dst_abs.eq(Mux(dst_internal, d.dst, dst_base + d.dst))]
-        error = Signal(4)
-        with m.If(d.length == 0):
-            m.d.comb += error.eq(DmaError.LENGTH_ZERO)
-        with m.Elif(src_internal | (src_idx >= NUM_REGIONS)):
-            m.d.comb += error.eq(DmaError.SRC_REGION)
-        with m.Elif(~dst_internal & (dst_idx >= NUM_REGIONS)):
-            m.d.comb += error.eq(DmaError.DST_REGION)
-        with m.Elif(stride_mode != 0):
-            m.d.comb += error.eq(DmaError.STRIDE_MODE)
-        with m.Elif(src_abs + d.length > self.ext_size):
-            m.d.comb += error.eq(DmaError.SRC_RANGE)
-        with m.Elif(dst_abs + d.length > Mux(dst_internal, self.shram_size, self.ext_size)):
-            m.d.comb += error.eq(DmaError.DST_RANGE)
-        m.d.comb += self.desc_error.eq(error)
+        error, src_abs, dst_abs, dst_internal = self._check(m, d)
 
         busy = Signal()
         m.d.comb += [self.busy.eq(busy), self.desc.ready.eq(~busy & (error == 0))]
@@ -236,3 +211,33 @@ class Dma(wiring.Component):
                 cnt.eq(0),
             ]
         return m
+
+    def _check(self, m, d):
+        """The descriptor check (combinational): (error, source and destination byte addresses, to SHRAM)."""
+        src_idx, dst_idx = d.src_region[:8], d.dst_region[:8]
+        src_internal, dst_internal = d.src_region[8], d.dst_region[8]
+        stride_mode = d.src_region[9:11] | d.dst_region[9:11]
+        src_base = Signal(ADDR_WIDTH)
+        dst_base = Signal(ADDR_WIDTH)
+        basep = Array(self.basep)
+        m.d.comb += [src_base.eq(basep[src_idx[:3]]), dst_base.eq(basep[dst_idx[:3]])]
+        src_abs = Signal(ADDR_WIDTH + 2)
+        dst_abs = Signal(ADDR_WIDTH + 2)
+        m.d.comb += [src_abs.eq(src_base + d.src),
+                     dst_abs.eq(Mux(dst_internal, d.dst, dst_base + d.dst))]
+        error = Signal(4)
+        with m.If(d.length == 0):
+            m.d.comb += error.eq(DmaError.LENGTH_ZERO)
+        with m.Elif(src_internal | (src_idx >= NUM_REGIONS)):
+            m.d.comb += error.eq(DmaError.SRC_REGION)
+        with m.Elif(~dst_internal & (dst_idx >= NUM_REGIONS)):
+            m.d.comb += error.eq(DmaError.DST_REGION)
+        with m.Elif(stride_mode != 0):
+            m.d.comb += error.eq(DmaError.STRIDE_MODE)
+        with m.Elif(src_abs + d.length > self.ext_size):
+            m.d.comb += error.eq(DmaError.SRC_RANGE)
+        with m.Elif(dst_abs + d.length > Mux(dst_internal, self.shram_size, self.ext_size)):
+            m.d.comb += error.eq(DmaError.DST_RANGE)
+        m.d.comb += self.desc_error.eq(error)
+        return error, src_abs, dst_abs, dst_internal
+

@@ -19,6 +19,9 @@ is the other's ``valid`` and the block's readiness) and ``acc_stream`` holds no 
 ``act_stream.payload.last`` set ends the block: the next cycle ``acc_stream`` presents ``positions * ublock_d``
 accumulators (index ``p * ublock_d + o``) and the accumulators restart from zero. Throughput one beat per cycle;
 :attr:`MacBlock.latency` = 1 cycle from the last beat's accepting edge to ``acc_stream.valid``.
+
+Structure: ``array`` (:class:`MacArray`, the multipliers: combinational dot products of one beat) and ``acc``
+(:class:`Accumulators`: the accumulators, the result register and the stream handshake).
 """
 from dataclasses import dataclass
 
@@ -26,7 +29,7 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MacBlockConfig", "MacBlock", "U55_PRESETS"]
+__all__ = ["MacBlockConfig", "MacBlock", "MacArray", "Accumulators", "U55_PRESETS"]
 
 
 @dataclass(frozen=True)
@@ -105,40 +108,97 @@ class MacBlock(wiring.Component):
         })
 
     def elaborate(self, platform):
+        m = Module()
+        act, weight = self.act_stream, self.weight_stream
+        m.submodules.array = array = MacArray(self.config)
+        m.submodules.acc = acc = Accumulators(self.config)
+        wiring.connect(m, acc.acc_stream, wiring.flipped(self.acc_stream))
+        m.d.comb += [
+            array.act.eq(act.payload), array.weights.eq(weight.payload), array.ifm_zero_point.eq(self.ifm_zero_point),
+            acc.dots.eq(array.dots), acc.last.eq(act.payload.last),
+            act.ready.eq(weight.valid & acc.room),
+            weight.ready.eq(act.valid & acc.room),
+            acc.fire.eq(act.valid & weight.valid & acc.room),
+        ]
+        return m
+
+
+def _dot_shape(config: MacBlockConfig):
+    return signed(25 + config.ifm_depth.bit_length())
+
+
+class MacArray(wiring.Component):
+    """The multipliers: ``positions x ublock_d`` dot products of one beat (combinational).
+
+    Members
+    -------
+    act : ``In(act_layout)``; weights : ``In(weight_layout)``; ifm_zero_point : ``In(signed(16))``
+    dots : ``Out(ArrayLayout(signed(25 + bits(ifm_depth)), positions * ublock_d))``   index ``p * ublock_d + o``
+    """
+
+    def __init__(self, config: MacBlockConfig):
+        self.config = config
+        vec = data.ArrayLayout(signed(8), config.ifm_depth)
+        super().__init__({
+            "act": In(data.StructLayout({"data": data.ArrayLayout(vec, config.positions),
+                                         "pad": unsigned(config.positions), "last": 1})),
+            "weights": In(data.ArrayLayout(vec, config.ublock_d)),
+            "ifm_zero_point": In(signed(16)),
+            "dots": Out(data.ArrayLayout(_dot_shape(config), config.accumulators)),
+        })
+
+    def elaborate(self, platform):
         cfg = self.config
         m = Module()
-        act, weight, out = self.act_stream, self.weight_stream, self.acc_stream
-
-        out_valid = Signal()
-        result = Signal(self.acc_layout)
-        m.d.comb += [out.valid.eq(out_valid), out.payload.eq(result)]
-        room = ~out_valid | out.ready
-        fire = Signal()
-        m.d.comb += [
-            act.ready.eq(weight.valid & room),
-            weight.ready.eq(act.valid & room),
-            fire.eq(act.valid & weight.valid & room),
-        ]
-        with m.If(out.ready):
-            m.d.sync += out_valid.eq(0)
-        with m.If(fire & act.payload.last):
-            m.d.sync += out_valid.eq(1)
-
         # (act - zp), or 0 on a padded position: 17-bit signed.
         centred = [[Signal(signed(17), name=f"x_{p}_{i}") for i in range(cfg.ifm_depth)] for p in range(cfg.positions)]
         for p in range(cfg.positions):
             for i in range(cfg.ifm_depth):
-                m.d.comb += centred[p][i].eq(Mux(act.payload.pad[p], 0, act.payload.data[p][i] - self.ifm_zero_point))
-
+                m.d.comb += centred[p][i].eq(Mux(self.act.pad[p], 0, self.act.data[p][i] - self.ifm_zero_point))
         for p in range(cfg.positions):
             for o in range(cfg.ublock_d):
                 k = p * cfg.ublock_d + o
-                acc = Signal(signed(cfg.acc_width), name=f"acc_{k}")
-                dot = Signal(signed(25 + cfg.ifm_depth.bit_length()), name=f"dot_{k}")
-                m.d.comb += dot.eq(sum(centred[p][i] * weight.payload[o][i] for i in range(cfg.ifm_depth)))
-                with m.If(fire):
-                    with m.If(act.payload.last):
-                        m.d.sync += [result[k].eq(acc + dot), acc.eq(0)]
-                    with m.Else():
-                        m.d.sync += acc.eq(acc + dot)
+                dot = Signal(_dot_shape(cfg), name=f"dot_{k}")
+                m.d.comb += [dot.eq(sum(centred[p][i] * self.weights[o][i] for i in range(cfg.ifm_depth))),
+                             self.dots[k].eq(dot)]
+        return m
+
+
+class Accumulators(wiring.Component):
+    """The accumulators ``acc_K`` and the result register (see the module docstring for the protocol).
+
+    Members
+    -------
+    dots : ``In(...)`` (:class:`MacArray` ``dots``); fire, last : ``In(1)``   add ``dots`` (and end the block)
+    room : ``Out(1)``   a beat may fire (the result register is empty or being read)
+    acc_stream : ``Out(stream.Signature(positions * ublock_d x signed(acc_width)))``
+    """
+
+    def __init__(self, config: MacBlockConfig):
+        self.config = config
+        self.acc_layout = data.ArrayLayout(signed(config.acc_width), config.accumulators)
+        super().__init__({
+            "dots": In(data.ArrayLayout(_dot_shape(config), config.accumulators)),
+            "fire": In(1), "last": In(1), "room": Out(1),
+            "acc_stream": Out(stream.Signature(self.acc_layout)),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        out = self.acc_stream
+        out_valid = Signal()
+        result = Signal(self.acc_layout)
+        m.d.comb += [out.valid.eq(out_valid), out.payload.eq(result), self.room.eq(~out_valid | out.ready)]
+        with m.If(out.ready):
+            m.d.sync += out_valid.eq(0)
+        with m.If(self.fire & self.last):
+            m.d.sync += out_valid.eq(1)
+        for k in range(cfg.accumulators):
+            acc = Signal(signed(cfg.acc_width), name=f"acc_{k}")
+            with m.If(self.fire):
+                with m.If(self.last):
+                    m.d.sync += [result[k].eq(acc + self.dots[k]), acc.eq(0)]
+                with m.Else():
+                    m.d.sync += acc.eq(acc + self.dots[k])
         return m

@@ -15,9 +15,9 @@ Block diagram::
                     |    +---+---+                     +---------+  |      |      |
                     |        | reads + writes                       |      |      |
                  +--v--------v------------------------------------v------v------v--+
-                 |   arbiter: fixed priority DMA > OFM > records/weights > IFM >   |
-                 |   fetch; an owner FIFO (one entry per accepted read) routes the |
-                 |   in-order responses                                            |
+                 |   Arbiter: fixed priority DMA > OFM > records/weights > IFM >   |
+                 |   fetch; its owner FIFO (one entry per accepted read) routes    |
+                 |   the in-order responses (rtl.npu.arbiter)                      |
                  +------+----------------------------------------------------------+
                         |
                  +------v-------+
@@ -37,20 +37,47 @@ command stream (the driver payload without its 32-byte COP1 header), ``weight_da
 memory via ``load_memory`` on ``top.extmem.storage``; set ``basep[n]`` to each region's byte address, ``cmd_base``
 to the stream's address and ``cmd_len`` to its length in bytes; pulse ``start``; run until ``done``.
 """
-from amaranth import Array, Module, Mux, Signal
-from amaranth.hdl import MemoryData
+from amaranth import Module, Signal
 from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFO
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect
 
+from rtl.npu.arbiter import Arbiter
 from rtl.npu.compute import Compute
 from rtl.npu.config import EXT_WORD_BYTES, NpuConfig
 from rtl.npu.controller import ComputeSignature, Controller, KernelOp
 from rtl.npu.dma import NUM_REGIONS, Dma
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, ExtMem
+from rtl.npu.shram import Shram
 
-__all__ = ["StubCompute", "Npu"]
+__all__ = ["BLOCK_MAP", "StubCompute", "Npu"]
+
+#: The NPU's functional blocks for fault injection: a dotted hierarchical prefix of a state element's flat name
+#: (``sim.netlist.StateElement.var``, e.g. ``compute.mac.acc.acc_3``, or ``shram.storage``) -> block name. An element
+#: belongs to the block of the longest key ``k`` with ``var == k`` or ``var.startswith(k + ".")``; one no key
+#: matches belongs to its first-level instance (or ``top``: the ``cycles`` / ``dma_cycles`` counters). ``extmem`` is
+#: simulation scaffolding (the memory model), never sampled. The MAC array's multipliers are combinational, so the
+#: ``mac`` block's state is its operand registers (``compute.operands``); the accumulators and the result register
+#: they hand over are ``accumulators``.
+BLOCK_MAP: dict[str, str] = {
+    "controller": "controller",                     # command fetch queue, decode FSM, wait/kick bookkeeping
+    "controller.registers": "config_regs",          # the register file written by NPU_SET_* commands
+    "dma": "dma",
+    "shram": "shram",                               # shared buffer (DMA destination) and its debug read register
+    "arbiter": "arbiter",                           # external-memory arbiter with its owner FIFO
+    "extmem": "extmem",
+    "compute": "engine",                            # the running op's register snapshot and the engine FSM
+    "compute.loader": "op_loader",                  # kick check, records, op hand-over, slot status, byte reader
+    "compute.loader.decoder": "weight_decoder",
+    "compute.wbuf": "weight_buffer",                # brick ring RAM and its pointers
+    "compute.stager": "ifm_stager",                 # IFM line buffer and its fetcher
+    "compute.issue": "issue",                       # loop-nest sequencer
+    "compute.operands": "mac",
+    "compute.mac": "mac",
+    "compute.mac.acc": "accumulators",
+    "compute.out": "output_unit",
+    "compute.feed": "ofm_writer",                   # micro-block queue, position stepping, OFM addresses
+    "compute.ofm_writer": "ofm_writer",             # address FIFO and the write path to external memory
+}
 
 
 class StubCompute(wiring.Component):
@@ -128,10 +155,8 @@ class Npu(wiring.Component):
             for i in range(NUM_REGIONS):
                 m.d.comb += compute.basep[i].eq(self.basep[i])
             m.d.comb += self.compute_error.eq(compute.error_code)
-        self.shram_data = MemoryData(shape=WORD_BITS, depth=self.shram_depth, init=[])
-        m.submodules.shram = shram = Memory(data=self.shram_data)
-        shram_w = shram.write_port(granularity=8)
-        shram_r = shram.read_port(domain="comb")
+        m.submodules.shram = shram = Shram(depth=self.shram_depth)
+        self.shram_data = shram.data
 
         # Host side.
         m.d.comb += [
@@ -160,51 +185,16 @@ class Npu(wiring.Component):
         ]
 
         # DMA -> SHRAM; debug read port.
-        m.d.comb += [
-            shram_w.addr.eq(dma.shram.addr), shram_w.data.eq(dma.shram.data), shram_w.en.eq(dma.shram.en),
-            shram_r.addr.eq(self.shram_raddr),
-        ]
-
-        m.d.sync += self.shram_rdata.eq(shram_r.data)
+        connect(m, dma.shram, shram.write)
+        m.d.comb += [shram.raddr.eq(self.shram_raddr), self.shram_rdata.eq(shram.rdata)]
 
         # Arbiter: fixed priority DMA > compute (OFM writes > records/weights > IFM stager) > command fetch.
-        # ExtMem answers reads in order, so the owner of every accepted read is queued here (its 1-bit ``id`` is
-        # not enough for several requesters) and the head of that queue routes each response. A read is only
-        # accepted while the queue has room.
-        ext = extmem.bus
         if cfg.stub_compute:
             requesters = [dma.bus, ctrl.bus]
         else:
             requesters = [dma.bus, compute.ofm_bus, compute.bus, compute.ifm_bus, ctrl.bus]
-        owner_bits = (len(requesters) - 1).bit_length()
-        m.submodules.owners = owners = SyncFIFO(width=owner_bits, depth=extmem.queue_depth + 1)
-        grant = [Signal(name=f"grant_{n}") for n in range(len(requesters))]
-        taken = 0
+        m.submodules.arbiter = arbiter = Arbiter(requesters=len(requesters), queue_depth=extmem.queue_depth + 1)
         for n, bus in enumerate(requesters):
-            m.d.comb += grant[n].eq(bus.req.valid & ~taken)
-            taken = taken | bus.req.valid
-        sel_payload = requesters[-1].req.payload.as_value()
-        for n in reversed(range(len(requesters) - 1)):
-            sel_payload = Mux(grant[n], requesters[n].req.payload.as_value(), sel_payload)
-        sel_write = Signal()
-        m.d.comb += sel_write.eq(ext.req.payload.write)
-        can_go = ext.req.ready & (sel_write | owners.w_rdy)
-        m.d.comb += [
-            ext.req.valid.eq(taken & (sel_write | owners.w_rdy)),
-            ext.req.payload.eq(sel_payload),
-            ext.req.payload.id.eq(0),
-            owners.w_en.eq(ext.req.valid & ext.req.ready & ~sel_write),
-            owners.w_data.eq(sum(n * grant[n] for n in range(len(requesters)))),
-        ]
-        head_ready = Array(bus.resp.ready for bus in requesters)[owners.r_data]
-        for n, bus in enumerate(requesters):
-            m.d.comb += [
-                bus.req.ready.eq(can_go & grant[n]),
-                bus.resp.payload.eq(ext.resp.payload),
-                bus.resp.valid.eq(ext.resp.valid & owners.r_rdy & (owners.r_data == n)),
-            ]
-        m.d.comb += [
-            ext.resp.ready.eq(owners.r_rdy & head_ready),
-            owners.r_en.eq(ext.resp.valid & ext.resp.ready),
-        ]
+            connect(m, bus, getattr(arbiter, f"req_{n}"))
+        connect(m, arbiter.mem, extmem.bus)
         return m

@@ -3,14 +3,17 @@
 Bitstream facts (LSB-first fields, slice headers, palette/direct mapping, the interleaved W/Z Golomb-Rice chunk loop)
 are in ``/work/shared/research/npu-weights.md`` section 2; the golden decoder is ``ethosu.mlw_codec.decode``.
 
-Structure (all in ``sync``, decoupled by small FIFOs):
+Structure (all in ``sync``, decoupled by small FIFOs; sub-units of ``core``, the decoder with its ``start`` reset):
 
-* **parser**: a bit buffer refilled from ``i_stream`` and an FSM that consumes one *field group* per cycle: a slice
-  header, the palette header, one palette entry, all unary fields of one chunk-loop pass (WUNARY0 + ZUNARY + WUNARY1
-  in one cycle), or up to ``rem_lanes`` remainders. It pushes per-chunk unary descriptors and remainder groups.
-* **assemblers** (one for W, one for Z): combine a chunk descriptor with the remainders into one symbol per cycle
-  (``q << div | r``); the W side maps the index through the palette / direct offset to a weight.
-* **output stage**: interleaves weights and zero runs, one weight per cycle.
+* **bits** (bit reader): a bit buffer refilled from ``i_stream``; the parser consumes ``need`` bits per ``take``.
+* **parser**: an FSM that consumes one *field group* per cycle: a slice header, the palette header, one palette
+  entry, all unary fields of one chunk-loop pass (WUNARY0 + ZUNARY + WUNARY1 in one cycle), or up to ``rem_lanes``
+  remainders. It holds the slice parameters and the palette, pushes per-chunk unary descriptors and remainder
+  groups, and holds the error state.
+* **wasm** / **zasm** (assemblers, one for W, one for Z): combine a chunk descriptor with the remainders into one
+  symbol per cycle (``q << div | r``); the W side maps the index through the palette / direct offset to a weight,
+  into the **wval** / **zval** value FIFOs.
+* **output** (output stage): interleaves weights and zero runs, one weight per cycle.
 
 The parser waits for the pipeline to drain at every slice boundary (slice parameters and the palette are shared),
 which costs a few cycles per slice; Vela streams have 1-7 slices.
@@ -198,35 +201,34 @@ class _Assembler(Elaboratable):
         return m
 
 
-class _Core(Elaboratable):
-    def __init__(self, config: WeightDecoderConfig):
+class _BitReader(Elaboratable):
+    """The bit buffer: refilled from ``i_stream`` one beat at a time, ``need`` bits consumed when ``take``.
+
+    ``have``: at least ``need`` bits are buffered. ``bitpos``: stream bit position mod 8 (for the byte alignment of
+    an end-of-stream marker). ``drain``: swallow the input up to ``last`` (after ``done`` or ``error``).
+    """
+
+    def __init__(self, config: WeightDecoderConfig, i_stream):
         self.config = config
-        cfg = config
-        self.i_stream = stream.Signature(input_layout(cfg.in_width)).flip().create()
-        self.o_stream = stream.Signature(signed(cfg.weight_width)).create()
-        self.done = Signal()
-        self.error = Signal()
-        self.error_code = Signal(DecodeError)
+        self.i_stream = i_stream
+        self.buf = Signal(config.buffer_bits)
+        self.cnt = Signal(range(config.buffer_bits + 1))
+        self.bitpos = Signal(3)
+        self.got_last = Signal()
+        self.need = Signal(range(config.max_need + 1))
+        self.take = Signal()
+        self.have = Signal()
+        self.drain = Signal()
 
     def elaborate(self, platform):
         cfg = self.config
         m = Module()
         buf_bits = cfg.buffer_bits
-        lanes = cfg.rem_lanes
-
-        # --- bit buffer ---------------------------------------------------------------------------------------
-        buf = Signal(buf_bits)
-        cnt = Signal(range(buf_bits + 1))
-        bitpos = Signal(3)          # stream bit position mod 8 (for EOS byte alignment)
-        got_last = Signal()
-        need = Signal(range(cfg.max_need + 1))
-        take = Signal()
-        have = Signal()
-        m.d.comb += have.eq(cnt >= need)
-        n = Signal.like(need)
-        m.d.comb += n.eq(Mux(take, need, 0))
+        buf, cnt, got_last, drain = self.buf, self.cnt, self.got_last, self.drain
+        m.d.comb += self.have.eq(cnt >= self.need)
+        n = Signal.like(self.need)
+        m.d.comb += n.eq(Mux(self.take, self.need, 0))
         accept = Signal()
-        drain = Signal()
         m.d.comb += [
             self.i_stream.ready.eq(((cnt <= buf_bits - cfg.in_width) & ~got_last) | (drain & ~got_last)),
             accept.eq(self.i_stream.valid & self.i_stream.ready & ~drain),
@@ -241,85 +243,71 @@ class _Core(Elaboratable):
             m.d.sync += [buf.eq(shifted), cnt.eq(cnt - n)]
         with m.If(self.i_stream.valid & self.i_stream.ready & self.i_stream.payload.last):
             m.d.sync += got_last.eq(1)
-        m.d.sync += bitpos.eq(bitpos + n)
+        m.d.sync += self.bitpos.eq(self.bitpos + n)
+        return m
 
-        # --- slice parameters -------------------------------------------------------------------------------
-        zdiv = Signal(3)
-        nw = Signal(16)
-        wdiv = Signal(3)
-        trunc = Signal()
-        newpal = Signal()
-        dirofs = Signal(5)
-        palsize = Signal(6)
-        palbits = Signal(4)
-        pal = Array(Signal(9, name=f"pal{i}") for i in range(32))
-        pal_idx = Signal(5)
-        zrun = Signal()
-        unc = Signal()
-        uw = Signal(4)
-        wlen_valid = Signal(_CHUNK)
-        zlen = Signal(4)
-        zlen_valid = Signal(_CHUNK)
-        nz = Signal(17)
-        wrw = Signal(4)
-        m.d.comb += [zrun.eq(zdiv != 6), unc.eq(wdiv == 7)]
-        with m.If(palsize == 0):
-            m.d.comb += uw.eq(palbits)
+
+class _SliceParams:
+    """The current slice's parameters and palette (registers written by the parser) and what follows from them."""
+
+    def __init__(self):
+        self.zdiv = Signal(3)
+        self.nw = Signal(16)
+        self.wdiv = Signal(3)
+        self.trunc = Signal()
+        self.newpal = Signal()
+        self.dirofs = Signal(5)
+        self.palsize = Signal(6)
+        self.palbits = Signal(4)
+        self.pal = Array(Signal(9, name=f"pal{i}") for i in range(32))
+        self.pal_idx = Signal(5)
+        self.zrun = Signal()           # the slice has zero runs
+        self.unc = Signal()            # uncompressed weights
+        self.uw = Signal(4)            # palette index width
+        self.wlen_valid = Signal(_CHUNK)
+        self.zlen = Signal(4)
+        self.zlen_valid = Signal(_CHUNK)
+        self.nz = Signal(17)           # zero runs in the slice
+        self.wrw = Signal(4)           # W remainder width
+
+    def derive(self, m):
+        m.d.comb += [self.zrun.eq(self.zdiv != 6), self.unc.eq(self.wdiv == 7)]
+        with m.If(self.palsize == 0):
+            m.d.comb += self.uw.eq(self.palbits)
         with m.Else():
             for size in range(2, 33):
-                with m.If(palsize == size):
-                    m.d.comb += uw.eq((size - 1).bit_length())
+                with m.If(self.palsize == size):
+                    m.d.comb += self.uw.eq((size - 1).bit_length())
         m.d.comb += [
-            wlen_valid.eq(Mux(unc & (uw > 5), 0xFF, 0xFFF)),
-            zlen.eq(Mux(zdiv < 3, 12, 8)),
-            zlen_valid.eq(Mux(zdiv < 3, 0xFFF, 0xFF)),
-            nz.eq(Mux(zrun, nw + newpal, 0)),
-            wrw.eq(Mux(unc, uw, wdiv)),
+            self.wlen_valid.eq(Mux(self.unc & (self.uw > 5), 0xFF, 0xFFF)),
+            self.zlen.eq(Mux(self.zdiv < 3, 12, 8)),
+            self.zlen_valid.eq(Mux(self.zdiv < 3, 0xFFF, 0xFF)),
+            self.nz.eq(Mux(self.zrun, self.nw + self.newpal, 0)),
+            self.wrw.eq(Mux(self.unc, self.uw, self.wdiv)),
         ]
 
-        # --- assemblers and value FIFOs ---------------------------------------------------------------------
-        m.submodules.wasm = wasm = _Assembler(cont_weight=2, lanes=lanes, div_bits=3)
-        m.submodules.zasm = zasm = _Assembler(cont_weight=1, lanes=lanes, div_bits=3)
-        m.submodules.wval = wval = SyncFIFO(width=cfg.weight_width, depth=cfg.fifo_depth)
-        m.submodules.zval = zval = SyncFIFO(width=_RUN_BITS, depth=cfg.fifo_depth)
-        slice_start = Signal()
-        err = Signal()
-        err_code = Signal(DecodeError)
-        m.d.comb += [
-            wasm.div.eq(Mux(unc, 0, wdiv)), wasm.has_rem.eq(wrw != 0), wasm.n_sym.eq(nw),
-            zasm.div.eq(zdiv), zasm.has_rem.eq(zrun & (zdiv != 0)), zasm.n_sym.eq(nz),
-            wasm.slice_start.eq(slice_start), zasm.slice_start.eq(slice_start),
-            wasm.halt.eq(err), zasm.halt.eq(err),
-        ]
-        # W index -> 9-bit code u -> weight
-        v = wasm.sym
-        u = Signal(_QBITS + _REM_MAX + 1)
-        with m.If(v < palsize):
-            m.d.comb += u.eq(pal[v[:5]])
-        with m.Else():
-            m.d.comb += u.eq(v - palsize + dirofs)
-        mag = u[1:]
-        neg = u[0]
-        limit = (1 << (cfg.weight_width - 1))
-        bad_index = Signal()
-        m.d.comb += bad_index.eq((u >= 512) | Mux(neg, mag > limit, mag > limit - 1))
-        weight = Mux(neg, -mag, mag)[:cfg.weight_width]
-        m.d.comb += [wval.w_data.eq(weight), wval.w_en.eq(wasm.sym_valid & ~bad_index & ~err),
-                     wasm.sym_ready.eq(wval.w_rdy & ~bad_index & ~err)]
-        run_overflow = Signal()
-        m.d.comb += [zval.w_data.eq(zasm.sym), zval.w_en.eq(zasm.sym_valid & ~err),
-                     zasm.sym_ready.eq(zval.w_rdy & ~err),
-                     run_overflow.eq(zasm.sym_valid & zasm.sym[_RUN_BITS:].any())]
 
-        # --- output stage -----------------------------------------------------------------------------------
+class _OutputStage(Elaboratable):
+    """Interleaves weights (``wval``) and zero runs (``zval``) into ``o_stream``, one weight per cycle."""
+
+    def __init__(self, params: _SliceParams, wval, zval, o_stream):
+        self.params, self.wval, self.zval, self.o_stream = params, wval, zval, o_stream
+        self.err = Signal()
+        self.slice_start = Signal()
+        self.idle = Signal()          # no zero run in progress
+
+    def elaborate(self, platform):
+        m = Module()
+        wval, zval, o = self.wval, self.zval, self.o_stream
+        zrun = self.params.zrun
         zeros_left = Signal(_RUN_BITS)
         phase_z = Signal()
-        o = self.o_stream
         zv = zval.r_data
-        with m.If(err):
+        m.d.comb += self.idle.eq(zeros_left == 0)
+        with m.If(self.err):
             pass
-        with m.Elif(slice_start):
-            m.d.sync += phase_z.eq(newpal & zrun)
+        with m.Elif(self.slice_start):
+            m.d.sync += phase_z.eq(self.params.newpal & zrun)
         with m.Elif(zeros_left != 0):
             m.d.comb += [o.valid.eq(1), o.payload.eq(0)]
             with m.If(o.ready):
@@ -340,199 +328,299 @@ class _Core(Elaboratable):
                 with m.If(o.valid & o.ready):
                     m.d.comb += wval.r_en.eq(1)
                     m.d.sync += phase_z.eq(1)
-        drained = Signal()
-        m.d.comb += drained.eq(wasm.idle & zasm.idle & ~wval.r_rdy & ~zval.r_rdy & (zeros_left == 0))
+        return m
 
-        # --- parser -----------------------------------------------------------------------------------------
-        wpos = Signal(17)
-        zpos = Signal(17)
-        w_asg = Signal(16)      # W symbols that have been given a remainder slot (min(wpos, nw))
-        z_asg = Signal(17)
-        wrem_cur = Signal(4)    # remainders to read in this pass
-        zrem_cur = Signal(4)
-        wrem_nxt = Signal(4)    # remainders of the chunk just read, read in the next pass
-        zrem_nxt = Signal(4)
-        need_newpal = Signal(init=1)
-        eos_seen = Signal()
 
-        def fail(code):
-            m.d.sync += [err.eq(1), err_code.eq(code)]
+class _Parser(Elaboratable):
+    """The parser FSM: consumes one field group per cycle from the bit reader (slice header, palette header, one
+    palette entry, the unary fields of one chunk-loop pass, or up to ``rem_lanes`` remainders), sets the slice
+    parameters and pushes chunk descriptors and remainder groups to the assemblers. Holds the error state:
+    ``overflow`` and ``bad_index`` (from the assemblers' side) and its own checks set ``err`` / ``err_code``."""
 
-        with m.If(run_overflow | (wasm.overflow & ~err) | zasm.overflow):
-            fail(DecodeError.OVERFLOW)
-        with m.Elif(wasm.sym_valid & bad_index & ~err):
-            fail(DecodeError.BAD_INDEX)
+    def __init__(self, config: WeightDecoderConfig, bits: _BitReader, params: _SliceParams, wasm, zasm):
+        self.config, self.bits, self.params, self.wasm, self.zasm = config, bits, params, wasm, zasm
+        self.drained = Signal()       # the previous slice has left the pipeline
+        self.overflow = Signal()
+        self.bad_index = Signal()
+        self.slice_start = Signal()
+        self.err = Signal()
+        self.err_code = Signal(DecodeError)
+        self.done = Signal()
 
-        m.d.comb += [self.error.eq(err), self.error_code.eq(err_code), drain.eq(0)]
+    def elaborate(self, platform):
+        m = Module()
+        bits = self.bits
+        c = self._counters = {
+            "wpos": Signal(17), "zpos": Signal(17),
+            "w_asg": Signal(16),      # W symbols that have been given a remainder slot (min(wpos, nw))
+            "z_asg": Signal(17),
+            "wrem_cur": Signal(4),    # remainders to read in this pass
+            "zrem_cur": Signal(4),
+            "wrem_nxt": Signal(4),    # remainders of the chunk just read, read in the next pass
+            "zrem_nxt": Signal(4),
+        }
+        self._need_newpal = Signal(init=1)
+        self._eos_seen = Signal()
+
+        with m.If(self.overflow):
+            self._fail(m, DecodeError.OVERFLOW)
+        with m.Elif(self.bad_index):
+            self._fail(m, DecodeError.BAD_INDEX)
+
+        m.d.comb += bits.drain.eq(0)
         with m.FSM(name="parser"):
             with m.State("HDR"):
-                # wait for the previous slice to leave the pipeline (shared parameters and palette)
-                is_eos = Signal()
-                align = Signal(3)
-                m.d.comb += [is_eos.eq(buf[:3] == 7), align.eq(-(bitpos + 3))]
-                with m.If(err):
-                    m.next = "ERROR"
-                with m.Elif(drained):
-                    with m.If(cnt == 0):
-                        with m.If(got_last):
-                            with m.If(eos_seen):
-                                m.next = "DONE"
-                            with m.Else():
-                                fail(DecodeError.TRUNCATED)
-                                m.next = "ERROR"
-                    with m.Elif(cnt < 3):
-                        with m.If(got_last):
-                            fail(DecodeError.TRUNCATED)
-                            m.next = "ERROR"
-                    with m.Elif(is_eos):
-                        m.d.comb += need.eq(3 + align)
-                        with m.If(have):
-                            m.d.comb += take.eq(1)
-                            m.d.sync += [eos_seen.eq(1), need_newpal.eq(1)]
-                        with m.Elif(got_last):
-                            fail(DecodeError.TRUNCATED)
-                            m.next = "ERROR"
-                    with m.Else():
-                        m.d.comb += need.eq(23)
-                        h_zdiv, h_len, h_wdiv, h_trunc, h_newpal = buf[0:3], buf[3:18], buf[18:21], buf[21], buf[22]
-                        with m.If(have):
-                            with m.If((h_zdiv == 4) | (h_zdiv == 5)):
-                                fail(DecodeError.BAD_ZDIV)
-                                m.next = "ERROR"
-                            with m.Elif(h_wdiv == 6):
-                                fail(DecodeError.BAD_WDIV)
-                                m.next = "ERROR"
-                            with m.Elif(need_newpal & ~h_newpal):
-                                fail(DecodeError.NO_PALETTE)
-                                m.next = "ERROR"
-                            with m.Else():
-                                m.d.comb += take.eq(1)
-                                m.d.sync += [zdiv.eq(h_zdiv), nw.eq(h_len + 1), wdiv.eq(h_wdiv), trunc.eq(h_trunc),
-                                             newpal.eq(h_newpal), need_newpal.eq(0), eos_seen.eq(0)]
-                                m.next = "PALHDR"
-                        with m.Elif(got_last):
-                            fail(DecodeError.TRUNCATED)
-                            m.next = "ERROR"
-            with m.State("PALHDR"):
-                with m.If(newpal):
-                    m.d.comb += need.eq(13)
-                    with m.If(have):
-                        m.d.comb += take.eq(1)
-                        size = buf[5:10]
-                        m.d.sync += [dirofs.eq(buf[0:5]), palsize.eq(Mux(size == 0, 0, size + 1)),
-                                     palbits.eq(buf[10:13] + 2), pal_idx.eq(0)]
-                        m.next = "PALHDR_NEXT"
-                    with m.Elif(got_last):
-                        fail(DecodeError.TRUNCATED)
-                        m.next = "ERROR"
-                with m.Else():
-                    m.next = "START"
-            with m.State("PALHDR_NEXT"):
-                with m.If(palsize == 0):
-                    m.next = "START"
-                with m.Else():
-                    m.next = "PAL"
-            with m.State("PAL"):
-                m.d.comb += need.eq(palbits)
-                with m.If(have):
-                    m.d.comb += take.eq(1)
-                    m.d.sync += [pal[pal_idx].eq(buf[:9] & ((1 << palbits) - 1)), pal_idx.eq(pal_idx + 1)]
-                    with m.If(pal_idx + 1 == palsize):
-                        m.next = "START"
-                with m.Elif(got_last):
-                    fail(DecodeError.TRUNCATED)
-                    m.next = "ERROR"
+                self._header(m)
+            self._palette(m)
             with m.State("START"):
-                m.d.comb += slice_start.eq(1)
-                m.d.sync += [wpos.eq(0), zpos.eq(0), w_asg.eq(0), z_asg.eq(0), wrem_nxt.eq(0), zrem_nxt.eq(0)]
+                m.d.comb += self.slice_start.eq(1)
+                m.d.sync += [c[name].eq(0) for name in ("wpos", "zpos", "w_asg", "z_asg", "wrem_nxt", "zrem_nxt")]
                 m.next = "UNARY"
             with m.State("UNARY"):
-                bal = Signal(range(-(1 << 17), 1 << 17))
-                w_en = Signal()
-                z_en = Signal()
-                wu = Signal()
-                m.d.comb += [
-                    bal.eq(wpos - zpos),
-                    w_en.eq(((bal < 8) | ~zrun) & (wpos < nw)),
-                    z_en.eq(zrun & (bal >= 0) & (zpos < nz)),
-                    wu.eq(w_en & ~unc),
-                ]
-                u0 = buf[:_CHUNK]
-                zu = Mux(wu, buf[_CHUNK:2 * _CHUNK], buf[:_CHUNK])
-                u1_off = Mux(wu, _CHUNK, 0) + Mux(z_en, zlen, 0)
-                u1 = buf.bit_select(u1_off, _CHUNK)
-                ones_u0 = _popcount(u0, _CHUNK)
-                m.d.comb += need.eq(Mux(wu, _CHUNK + ones_u0, 0) + Mux(z_en, zlen, 0))
-                # W codes per position: 0 (u0=0), 1 (u0=1, u1 bit=0), 2 (u0=1, u1 bit=1); u1 bit index = the number
-                # of 1s of u0 below the position
-                two = Signal(_CHUNK)
-                one = Signal(_CHUNK)
-                for j in range(_CHUNK):
-                    k = _popcount(u0, j) if j else Const(0, 1)
-                    m.d.comb += [two[j].eq(u0[j] & u1.bit_select(k, 1)), one[j].eq(u0[j] & ~u1.bit_select(k, 1))]
-                wdesc = Signal(_DESC)
-                zdesc = Signal(_DESC)
-                with m.If(unc):
-                    m.d.comb += [wdesc.ends.eq(wlen_valid), wdesc.conts.eq(0), wdesc.ones.eq(0)]
-                with m.Elif(trunc):
-                    m.d.comb += [wdesc.ends.eq(0xFFF), wdesc.conts.eq(two), wdesc.ones.eq(one)]
-                with m.Else():
-                    m.d.comb += [wdesc.ends.eq(~two), wdesc.conts.eq(two), wdesc.ones.eq(one)]
-                m.d.comb += [zdesc.ends.eq(~zu & zlen_valid), zdesc.conts.eq(zu & zlen_valid), zdesc.ones.eq(0),
-                             wasm.desc.w_data.eq(wdesc), zasm.desc.w_data.eq(zdesc)]
-                w_done = _popcount(wdesc.ends, _CHUNK)
-                z_done = _popcount(zdesc.ends, _CHUNK)
-                wpos_new = wpos + w_done
-                zpos_new = zpos + z_done
-                w_asg_new = Mux(wpos_new < nw, wpos_new, nw)
-                z_asg_new = Mux(zpos_new < nz, zpos_new, nz)
-                space = (~w_en | wasm.desc.w_rdy) & (~z_en | zasm.desc.w_rdy)
-                with m.If(err):
-                    m.next = "ERROR"
-                with m.Elif(~w_en & ~z_en & (wrem_nxt == 0) & (zrem_nxt == 0)):
-                    m.next = "HDR"
-                with m.Elif(have & space):
-                    m.d.comb += [take.eq(1), wasm.desc.w_en.eq(w_en), zasm.desc.w_en.eq(z_en)]
-                    m.d.sync += [wrem_cur.eq(wrem_nxt), zrem_cur.eq(zrem_nxt), wrem_nxt.eq(0), zrem_nxt.eq(0)]
-                    with m.If(w_en):
-                        m.d.sync += [wpos.eq(wpos_new), w_asg.eq(w_asg_new),
-                                     wrem_nxt.eq(Mux(wrw != 0, w_asg_new - w_asg, 0))]
-                    with m.If(z_en):
-                        m.d.sync += [zpos.eq(zpos_new), z_asg.eq(z_asg_new),
-                                     zrem_nxt.eq(Mux(zdiv != 0, z_asg_new - z_asg, 0))]
-                    with m.If(wrem_nxt != 0):
-                        m.next = "WREM"
-                    with m.Elif(zrem_nxt != 0):
-                        m.next = "ZREM"
-                with m.Elif(~have & got_last):
-                    fail(DecodeError.TRUNCATED)
-                    m.next = "ERROR"
-            for name, rem_cur, asm, width, after in (("WREM", wrem_cur, wasm, wrw, "ZREM"),
-                                                     ("ZREM", zrem_cur, zasm, zdiv, "UNARY")):
+                self._unary(m)
+            p = self.params
+            for name, rem_cur, asm, width, after in (("WREM", c["wrem_cur"], self.wasm, p.wrw, "ZREM"),
+                                                     ("ZREM", c["zrem_cur"], self.zasm, p.zdiv, "UNARY")):
                 with m.State(name):
-                    g = Signal(3, name=f"{name.lower()}_g")
-                    m.d.comb += g.eq(Mux(rem_cur < lanes, rem_cur, lanes))
-                    m.d.comb += need.eq(g * width)
-                    mask = Signal(_REM_MAX, name=f"{name.lower()}_mask")
-                    m.d.comb += mask.eq((1 << width) - 1)
-                    rems = [buf.bit_select(i * width, _REM_MAX) & mask for i in range(lanes)]
-                    m.d.comb += asm.rem.w_data.eq(Cat(*rems, g))
-                    with m.If(err):
-                        m.next = "ERROR"
-                    with m.Elif(rem_cur == 0):
-                        m.next = after
-                    with m.Elif(have & asm.rem.w_rdy):
-                        m.d.comb += [take.eq(1), asm.rem.w_en.eq(1)]
-                        m.d.sync += rem_cur.eq(rem_cur - g)
-                        with m.If(rem_cur == g):
-                            m.next = after
-                    with m.Elif(~have & got_last):
-                        fail(DecodeError.TRUNCATED)
-                        m.next = "ERROR"
+                    self._remainders(m, name, rem_cur, asm, width, after)
             with m.State("DONE"):
-                m.d.comb += [self.done.eq(1), drain.eq(1)]
+                m.d.comb += [self.done.eq(1), bits.drain.eq(1)]
             with m.State("ERROR"):
-                m.d.comb += drain.eq(1)
+                m.d.comb += bits.drain.eq(1)
+        return m
+
+    def _fail(self, m, code):
+        m.d.sync += [self.err.eq(1), self.err_code.eq(code)]
+
+    def _truncated(self, m):
+        self._fail(m, DecodeError.TRUNCATED)
+        m.next = "ERROR"
+
+    def _header(self, m):
+        """HDR: wait for the previous slice to leave the pipeline (shared parameters and palette), then read an
+        end-of-stream marker or a slice header."""
+        bits, p = self.bits, self.params
+        buf, cnt, have, got_last = bits.buf, bits.cnt, bits.have, bits.got_last
+        need_newpal, eos_seen = self._need_newpal, self._eos_seen
+        is_eos = Signal()
+        align = Signal(3)
+        m.d.comb += [is_eos.eq(buf[:3] == 7), align.eq(-(bits.bitpos + 3))]
+        with m.If(self.err):
+            m.next = "ERROR"
+        with m.Elif(self.drained):
+            with m.If(cnt == 0):
+                with m.If(got_last):
+                    with m.If(eos_seen):
+                        m.next = "DONE"
+                    with m.Else():
+                        self._truncated(m)
+            with m.Elif(cnt < 3):
+                with m.If(got_last):
+                    self._truncated(m)
+            with m.Elif(is_eos):
+                m.d.comb += bits.need.eq(3 + align)
+                with m.If(have):
+                    m.d.comb += bits.take.eq(1)
+                    m.d.sync += [eos_seen.eq(1), need_newpal.eq(1)]
+                with m.Elif(got_last):
+                    self._truncated(m)
+            with m.Else():
+                m.d.comb += bits.need.eq(23)
+                h_zdiv, h_len, h_wdiv, h_trunc, h_newpal = buf[0:3], buf[3:18], buf[18:21], buf[21], buf[22]
+                with m.If(have):
+                    with m.If((h_zdiv == 4) | (h_zdiv == 5)):
+                        self._fail(m, DecodeError.BAD_ZDIV)
+                        m.next = "ERROR"
+                    with m.Elif(h_wdiv == 6):
+                        self._fail(m, DecodeError.BAD_WDIV)
+                        m.next = "ERROR"
+                    with m.Elif(need_newpal & ~h_newpal):
+                        self._fail(m, DecodeError.NO_PALETTE)
+                        m.next = "ERROR"
+                    with m.Else():
+                        m.d.comb += bits.take.eq(1)
+                        m.d.sync += [p.zdiv.eq(h_zdiv), p.nw.eq(h_len + 1), p.wdiv.eq(h_wdiv), p.trunc.eq(h_trunc),
+                                     p.newpal.eq(h_newpal), need_newpal.eq(0), eos_seen.eq(0)]
+                        m.next = "PALHDR"
+                with m.Elif(got_last):
+                    self._truncated(m)
+
+    def _palette(self, m):
+        """PALHDR, PALHDR_NEXT, PAL: the palette header and entries of a slice with NEWPAL."""
+        bits, p = self.bits, self.params
+        buf, have, got_last = bits.buf, bits.have, bits.got_last
+        with m.State("PALHDR"):
+            with m.If(p.newpal):
+                m.d.comb += bits.need.eq(13)
+                with m.If(have):
+                    m.d.comb += bits.take.eq(1)
+                    size = buf[5:10]
+                    m.d.sync += [p.dirofs.eq(buf[0:5]), p.palsize.eq(Mux(size == 0, 0, size + 1)),
+                                 p.palbits.eq(buf[10:13] + 2), p.pal_idx.eq(0)]
+                    m.next = "PALHDR_NEXT"
+                with m.Elif(got_last):
+                    self._truncated(m)
+            with m.Else():
+                m.next = "START"
+        with m.State("PALHDR_NEXT"):
+            with m.If(p.palsize == 0):
+                m.next = "START"
+            with m.Else():
+                m.next = "PAL"
+        with m.State("PAL"):
+            m.d.comb += bits.need.eq(p.palbits)
+            with m.If(have):
+                m.d.comb += bits.take.eq(1)
+                m.d.sync += [p.pal[p.pal_idx].eq(buf[:9] & ((1 << p.palbits) - 1)), p.pal_idx.eq(p.pal_idx + 1)]
+                with m.If(p.pal_idx + 1 == p.palsize):
+                    m.next = "START"
+            with m.Elif(got_last):
+                self._truncated(m)
+
+    def _unary(self, m):
+        """UNARY: all unary fields of one chunk-loop pass (WUNARY0 + ZUNARY + WUNARY1) in one cycle."""
+        bits, p, c, wasm, zasm = self.bits, self.params, self._counters, self.wasm, self.zasm
+        buf, have = bits.buf, bits.have
+        wpos, zpos, w_asg, z_asg = c["wpos"], c["zpos"], c["w_asg"], c["z_asg"]
+        wrem_nxt, zrem_nxt = c["wrem_nxt"], c["zrem_nxt"]
+        bal = Signal(range(-(1 << 17), 1 << 17))
+        w_en = Signal()
+        z_en = Signal()
+        wu = Signal()
+        m.d.comb += [
+            bal.eq(wpos - zpos),
+            w_en.eq(((bal < 8) | ~p.zrun) & (wpos < p.nw)),
+            z_en.eq(p.zrun & (bal >= 0) & (zpos < p.nz)),
+            wu.eq(w_en & ~p.unc),
+        ]
+        u0 = buf[:_CHUNK]
+        zu = Mux(wu, buf[_CHUNK:2 * _CHUNK], buf[:_CHUNK])
+        u1_off = Mux(wu, _CHUNK, 0) + Mux(z_en, p.zlen, 0)
+        u1 = buf.bit_select(u1_off, _CHUNK)
+        ones_u0 = _popcount(u0, _CHUNK)
+        m.d.comb += bits.need.eq(Mux(wu, _CHUNK + ones_u0, 0) + Mux(z_en, p.zlen, 0))
+        # W codes per position: 0 (u0=0), 1 (u0=1, u1 bit=0), 2 (u0=1, u1 bit=1); u1 bit index = the number
+        # of 1s of u0 below the position
+        two = Signal(_CHUNK)
+        one = Signal(_CHUNK)
+        for j in range(_CHUNK):
+            k = _popcount(u0, j) if j else Const(0, 1)
+            m.d.comb += [two[j].eq(u0[j] & u1.bit_select(k, 1)), one[j].eq(u0[j] & ~u1.bit_select(k, 1))]
+        wdesc = Signal(_DESC)
+        zdesc = Signal(_DESC)
+        with m.If(p.unc):
+            m.d.comb += [wdesc.ends.eq(p.wlen_valid), wdesc.conts.eq(0), wdesc.ones.eq(0)]
+        with m.Elif(p.trunc):
+            m.d.comb += [wdesc.ends.eq(0xFFF), wdesc.conts.eq(two), wdesc.ones.eq(one)]
+        with m.Else():
+            m.d.comb += [wdesc.ends.eq(~two), wdesc.conts.eq(two), wdesc.ones.eq(one)]
+        m.d.comb += [zdesc.ends.eq(~zu & p.zlen_valid), zdesc.conts.eq(zu & p.zlen_valid), zdesc.ones.eq(0),
+                     wasm.desc.w_data.eq(wdesc), zasm.desc.w_data.eq(zdesc)]
+        wpos_new = wpos + _popcount(wdesc.ends, _CHUNK)
+        zpos_new = zpos + _popcount(zdesc.ends, _CHUNK)
+        w_asg_new = Mux(wpos_new < p.nw, wpos_new, p.nw)
+        z_asg_new = Mux(zpos_new < p.nz, zpos_new, p.nz)
+        space = (~w_en | wasm.desc.w_rdy) & (~z_en | zasm.desc.w_rdy)
+        with m.If(self.err):
+            m.next = "ERROR"
+        with m.Elif(~w_en & ~z_en & (wrem_nxt == 0) & (zrem_nxt == 0)):
+            m.next = "HDR"
+        with m.Elif(have & space):
+            m.d.comb += [bits.take.eq(1), wasm.desc.w_en.eq(w_en), zasm.desc.w_en.eq(z_en)]
+            m.d.sync += [c["wrem_cur"].eq(wrem_nxt), c["zrem_cur"].eq(zrem_nxt), wrem_nxt.eq(0), zrem_nxt.eq(0)]
+            with m.If(w_en):
+                m.d.sync += [wpos.eq(wpos_new), w_asg.eq(w_asg_new),
+                             wrem_nxt.eq(Mux(p.wrw != 0, w_asg_new - w_asg, 0))]
+            with m.If(z_en):
+                m.d.sync += [zpos.eq(zpos_new), z_asg.eq(z_asg_new),
+                             zrem_nxt.eq(Mux(p.zdiv != 0, z_asg_new - z_asg, 0))]
+            with m.If(wrem_nxt != 0):
+                m.next = "WREM"
+            with m.Elif(zrem_nxt != 0):
+                m.next = "ZREM"
+        with m.Elif(~have & bits.got_last):
+            self._truncated(m)
+
+    def _remainders(self, m, name, rem_cur, asm, width, after):
+        """WREM / ZREM: up to ``rem_lanes`` remainders of ``width`` bits per cycle into ``asm``."""
+        bits, lanes = self.bits, self.config.rem_lanes
+        g = Signal(3, name=f"{name.lower()}_g")
+        m.d.comb += g.eq(Mux(rem_cur < lanes, rem_cur, lanes))
+        m.d.comb += bits.need.eq(g * width)
+        mask = Signal(_REM_MAX, name=f"{name.lower()}_mask")
+        m.d.comb += mask.eq((1 << width) - 1)
+        rems = [bits.buf.bit_select(i * width, _REM_MAX) & mask for i in range(lanes)]
+        m.d.comb += asm.rem.w_data.eq(Cat(*rems, g))
+        with m.If(self.err):
+            m.next = "ERROR"
+        with m.Elif(rem_cur == 0):
+            m.next = after
+        with m.Elif(bits.have & asm.rem.w_rdy):
+            m.d.comb += [bits.take.eq(1), asm.rem.w_en.eq(1)]
+            m.d.sync += rem_cur.eq(rem_cur - g)
+            with m.If(rem_cur == g):
+                m.next = after
+        with m.Elif(~bits.have & bits.got_last):
+            self._truncated(m)
+
+
+class _Core(Elaboratable):
+    """Bit reader -> parser -> W/Z assemblers -> value FIFOs -> output stage (see the module docstring)."""
+
+    def __init__(self, config: WeightDecoderConfig):
+        self.config = config
+        cfg = config
+        self.i_stream = stream.Signature(input_layout(cfg.in_width)).flip().create()
+        self.o_stream = stream.Signature(signed(cfg.weight_width)).create()
+        self.done = Signal()
+        self.error = Signal()
+        self.error_code = Signal(DecodeError)
+
+    def elaborate(self, platform):
+        cfg = self.config
+        m = Module()
+        lanes = cfg.rem_lanes
+        params = _SliceParams()
+        params.derive(m)
+        m.submodules.bits = bits = _BitReader(cfg, self.i_stream)
+        m.submodules.wasm = wasm = _Assembler(cont_weight=2, lanes=lanes, div_bits=3)
+        m.submodules.zasm = zasm = _Assembler(cont_weight=1, lanes=lanes, div_bits=3)
+        m.submodules.wval = wval = SyncFIFO(width=cfg.weight_width, depth=cfg.fifo_depth)
+        m.submodules.zval = zval = SyncFIFO(width=_RUN_BITS, depth=cfg.fifo_depth)
+        m.submodules.parser = parser = _Parser(cfg, bits, params, wasm, zasm)
+        m.submodules.output = out = _OutputStage(params, wval, zval, self.o_stream)
+        err = parser.err
+        m.d.comb += [
+            wasm.div.eq(Mux(params.unc, 0, params.wdiv)), wasm.has_rem.eq(params.wrw != 0), wasm.n_sym.eq(params.nw),
+            zasm.div.eq(params.zdiv), zasm.has_rem.eq(params.zrun & (params.zdiv != 0)), zasm.n_sym.eq(params.nz),
+            wasm.slice_start.eq(parser.slice_start), zasm.slice_start.eq(parser.slice_start),
+            wasm.halt.eq(err), zasm.halt.eq(err), out.err.eq(err), out.slice_start.eq(parser.slice_start),
+        ]
+        # W index -> 9-bit code u -> weight
+        v = wasm.sym
+        u = Signal(_QBITS + _REM_MAX + 1)
+        with m.If(v < params.palsize):
+            m.d.comb += u.eq(params.pal[v[:5]])
+        with m.Else():
+            m.d.comb += u.eq(v - params.palsize + params.dirofs)
+        mag = u[1:]
+        neg = u[0]
+        limit = (1 << (cfg.weight_width - 1))
+        bad_index = Signal()
+        m.d.comb += bad_index.eq((u >= 512) | Mux(neg, mag > limit, mag > limit - 1))
+        weight = Mux(neg, -mag, mag)[:cfg.weight_width]
+        m.d.comb += [wval.w_data.eq(weight), wval.w_en.eq(wasm.sym_valid & ~bad_index & ~err),
+                     wasm.sym_ready.eq(wval.w_rdy & ~bad_index & ~err)]
+        run_overflow = Signal()
+        m.d.comb += [zval.w_data.eq(zasm.sym), zval.w_en.eq(zasm.sym_valid & ~err),
+                     zasm.sym_ready.eq(zval.w_rdy & ~err),
+                     run_overflow.eq(zasm.sym_valid & zasm.sym[_RUN_BITS:].any())]
+        m.d.comb += [
+            parser.drained.eq(wasm.idle & zasm.idle & ~wval.r_rdy & ~zval.r_rdy & out.idle),
+            parser.overflow.eq(run_overflow | (wasm.overflow & ~err) | zasm.overflow),
+            parser.bad_index.eq(wasm.sym_valid & bad_index & ~err),
+            self.done.eq(parser.done), self.error.eq(err), self.error_code.eq(parser.err_code),
+        ]
         return m
 
 

@@ -105,7 +105,7 @@ class NpuBench:
             name = handle._name
             self.handles[name[1:].rstrip(" ") if name.startswith("\\") else name] = handle
         self.ext = self.handles["extmem.storage"]
-        self.shram = self.handles["shram"]
+        self.shram = self.handles["shram.storage"]
         assert len(self.ext) * EXT_WORD_BYTES == config.ext_mem_bytes
         assert len(self.shram) * EXT_WORD_BYTES == config.shram_bytes
 

@@ -363,5 +363,5 @@ def test_error_while_dma_runs_then_restart_without_reset(npu):
         run(sim, 0x400, 4 * len(second), basep, chunk=1)
         assert (sim.peek("error"), sim.peek("dma_count")) == (0, 1)
         assert read_bytes(sim, basep[1], 100) == source[8:108]
-        assert read_bytes(sim, 0, 8192, element="top.shram") == source
+        assert read_bytes(sim, 0, 8192, element="top.shram.storage") == source
         assert stopped_at < 8192 // 8   # the first run stopped long before its DMA finished

@@ -19,7 +19,7 @@ from sim.harness import NativeSim
 CONFIG = "u55-128"   # the same build as test_controller.py
 CFG = PRESETS[CONFIG]
 EXT = "top.extmem.storage"
-SHRAM = "top.shram"
+SHRAM = "top.shram.storage"
 
 
 # --- pysim bench: Dma + ExtMem + SHRAM ------------------------------------------------------------------------------

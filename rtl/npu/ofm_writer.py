@@ -1,0 +1,158 @@
+"""NPU output path behind the MAC block (see :mod:`rtl.npu.compute`).
+
+:class:`OutputFeed`: the MAC block hands a finished micro-block over (its result register) while the next one
+accumulates; the feed steps its positions one per cycle into the :class:`~rtl.npu.output_unit.OutputUnit` (bias,
+scale, double rounding, zero point, clamp), and for each position computes its OFM byte address and lane mask
+(channels beyond the OFM depth and positions beyond the OFM masked), which travel on ``pos`` alongside the output
+unit's pipeline. Each micro-block's place arrives on ``block`` from the issue sequencer (a 4-entry FIFO).
+
+:class:`OfmWriter`: writes each position's ``OUB`` int8 values (one word, two when unaligned) with byte strobes to
+external memory, pairing the output unit's results with the addresses from ``pos`` (a FIFO of
+``OUT_QUEUE`` entries, at least the output unit's pipeline depth + 1).
+"""
+from amaranth import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.common.fifo import MemoryFIFO
+from rtl.npu.controller import Registers
+from rtl.npu.dma import NUM_REGIONS
+from rtl.npu.extmem import ADDR_WIDTH, MemPortSignature
+from rtl.npu.ifm_stager import fm_addr
+from rtl.npu.issue import Block
+from rtl.npu.kernel_op import derive_op, region_base
+
+__all__ = ["OUT_QUEUE", "OutputFeed", "OfmWriter", "Position"]
+
+OUT_QUEUE = 8   # OFM positions between the output unit's input and the writer (>= its pipeline depth + 1)
+
+
+class Position(data.Struct):
+    """One OFM position on its way through the output unit."""
+    addr: ADDR_WIDTH
+    mask: 8
+
+
+class OutputFeed(wiring.Component):
+    """See the module docstring.
+
+    Members
+    -------
+    regs : ``In(Registers)``; opcode : ``In(10)``; basep : ``In(32).array(8)``; bank : ``In(1)`` (records bank)
+    clear : ``In(1)``    empty the block FIFO (synchronous reset);  restart : ``In(1)``  start at position 0
+    block : ``In(stream.Signature(Block))``; acc : ``In(stream)`` (the MAC block's ``acc_stream``)
+    ou : ``Out(stream)`` (the output unit's ``i_stream``); pos : ``Out(stream.Signature(Position))``
+    busy : ``Out(1)``    a micro-block is queued
+    """
+
+    def __init__(self, *, ublock_h: int, ublock_w: int, oub: int, acc_layout, ou_layout):
+        self.uh, self.uw, self.oub = ublock_h, ublock_w, oub
+        super().__init__({
+            "regs": In(Registers), "opcode": In(10), "basep": In(ADDR_WIDTH).array(NUM_REGIONS), "bank": In(1),
+            "clear": In(1), "restart": In(1),
+            "block": In(stream.Signature(Block)), "acc": In(stream.Signature(acc_layout)),
+            "ou": Out(stream.Signature(ou_layout)), "pos": Out(stream.Signature(Position)), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        UW, OUB = self.uw, self.oub
+        P = self.uh * UW
+        regs = self.regs
+        op = derive_op(m, regs, self.opcode, OUB, self.uh)
+        m.submodules.blocks = blocks = ResetInserter(self.clear)(MemoryFIFO(width=Block.as_shape().size, depth=4))
+        m.d.comb += [blocks.w_stream.valid.eq(self.block.valid), blocks.w_stream.payload.eq(self.block.payload),
+                     self.block.ready.eq(blocks.w_stream.ready), self.busy.eq(blocks.r_stream.valid)]
+        ofm_base = Signal(ADDR_WIDTH)
+        m.d.comb += ofm_base.eq(region_base(self.basep, regs.OFM_REGION) + regs.OFM_BASE0)
+
+        blk = Signal(Block)
+        m.d.comb += blk.eq(blocks.r_stream.payload)
+        feed_p = Signal(range(P))
+        f_oy = Signal(17)
+        f_ox = Signal(17)
+        m.d.comb += [f_oy.eq(blk.oy + Array(Const(p // UW, 2) for p in range(P))[feed_p]),
+                     f_ox.eq(blk.ox + Array(Const(p % UW, 2) for p in range(P))[feed_p])]
+        lane_mask = Cat(*[(blk.ch0 + lane < op.O) for lane in range(OUB)])
+        ou, pos = self.ou, self.pos
+        m.d.comb += [
+            pos.payload.addr.eq(fm_addr(ofm_base, f_oy, f_ox, blk.ch0, regs.OFM_STRIDE_Y, regs.OFM_STRIDE_X,
+                                        regs.OFM_STRIDE_C, op.ofm_fmt == 1)),
+            pos.payload.mask.eq(Mux((f_oy < op.OH) & (f_ox < op.OW), lane_mask, 0)),
+            ou.payload.channel.eq(Cat(Mux(op.pool, 0, blk.ch0[:8]), self.bank)),   # POOL: one global record
+            ou.payload.acc.eq(Array(self.acc.payload.as_value()[p * OUB * 32:(p + 1) * OUB * 32]
+                                    for p in range(P))[feed_p]),
+            ou.valid.eq(self.acc.valid & blocks.r_stream.valid & pos.ready),
+            pos.valid.eq(ou.valid & ou.ready),
+        ]
+        with m.If(ou.valid & ou.ready):
+            m.d.sync += feed_p.eq(Mux(feed_p == P - 1, 0, feed_p + 1))
+            with m.If(feed_p == P - 1):
+                m.d.comb += [self.acc.ready.eq(1), blocks.r_stream.ready.eq(1)]
+        with m.If(self.restart):
+            m.d.sync += feed_p.eq(0)
+        return m
+
+
+class OfmWriter(wiring.Component):
+    """See the module docstring.
+
+    Members
+    -------
+    pos : ``In(stream.Signature(Position))``; data : ``In(stream.Signature(8 * oub))`` (the output unit's results)
+    running : ``In(1)``   writes allowed;  restart : ``In(1)``  drop the position being written;
+    clear : ``In(1)``   empty the position FIFO (synchronous reset)
+    bus : ``Out(MemPortSignature)`` (writes only);  busy : ``Out(1)``  a position is queued or being written
+    """
+
+    def __init__(self, *, oub: int):
+        self.oub = oub
+        super().__init__({
+            "pos": In(stream.Signature(Position)), "data": In(stream.Signature(8 * oub)),
+            "running": In(1), "restart": In(1), "clear": In(1),
+            "bus": Out(MemPortSignature), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        OUB = self.oub
+        m.submodules.outq = outq = ResetInserter(self.clear)(MemoryFIFO(width=Position.as_shape().size,
+                                                                        depth=OUT_QUEUE))
+        m.d.comb += [outq.w_stream.valid.eq(self.pos.valid), outq.w_stream.payload.eq(self.pos.payload),
+                     self.pos.ready.eq(outq.w_stream.ready)]
+        wr_have = Signal()
+        wr_phase = Signal()
+        wr_data = Signal(8 * OUB)
+        wr_pos = Signal(Position)
+        wide_data = Signal(128)
+        wide_strb = Signal(16)
+        m.d.comb += [wide_data.eq(wr_data << (wr_pos.addr[:3] * 8)),
+                     wide_strb.eq(wr_pos.mask[:OUB] << wr_pos.addr[:3])]
+        strb = Mux(wr_phase, wide_strb[8:], wide_strb[:8])
+        ofm = self.bus
+        m.d.comb += [
+            ofm.req.valid.eq(wr_have & (strb != 0) & self.running),
+            ofm.req.payload.write.eq(1),
+            ofm.req.payload.addr.eq((wr_pos.addr & ~7) + Mux(wr_phase, 8, 0)),
+            ofm.req.payload.wdata.eq(Mux(wr_phase, wide_data[64:], wide_data[:64])),
+            ofm.req.payload.wstrb.eq(strb),
+            ofm.resp.ready.eq(1),
+            self.busy.eq(outq.r_stream.valid | wr_have),
+        ]
+        step = Signal()
+        complete = Signal()
+        load = Signal()
+        m.d.comb += [step.eq(wr_have & self.running & ((strb == 0) | ofm.req.ready)),
+                     complete.eq(step & (wr_phase | (wide_strb[8:] == 0))),
+                     load.eq((~wr_have | complete) & self.data.valid & outq.r_stream.valid),
+                     self.data.ready.eq(load), outq.r_stream.ready.eq(load)]
+        with m.If(load):
+            m.d.sync += [wr_have.eq(1), wr_phase.eq(0), wr_data.eq(self.data.payload),
+                         wr_pos.eq(outq.r_stream.payload)]
+        with m.Elif(complete):
+            m.d.sync += wr_have.eq(0)
+        with m.Elif(step):
+            m.d.sync += wr_phase.eq(1)
+        with m.If(self.restart):
+            m.d.sync += wr_have.eq(0)
+        return m

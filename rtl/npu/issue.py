@@ -34,8 +34,14 @@ class Block(data.Struct):
 
 def beat_layout(positions: int, brick_bytes: int) -> data.StructLayout:
     """One MAC beat: each position's 8 IFM bytes, its padding flag, the last-beat-of-the-micro-block flag, the
-    brick."""
-    return data.StructLayout({"act": WORD_BITS * positions, "pad": positions, "last": 1, "brick": 8 * brick_bytes})
+    brick as read from the brick RAM, and whether the identity brick replaces it (the identity POOL)."""
+    return data.StructLayout({"act": WORD_BITS * positions, "pad": positions, "last": 1, "brick": 8 * brick_bytes,
+                              "pool": 1})
+
+
+def identity_brick(brick_bytes: int) -> Const:
+    """The brick of the identity POOL: ``weight[o][o] = 1``."""
+    return Const(sum(1 << (8 * b) for b in range(brick_bytes) if b // IUB == b % IUB), 8 * brick_bytes)
 
 
 class IssueSequencer(wiring.Component):
@@ -68,7 +74,7 @@ class IssueSequencer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        UH, UW, OUB, BB = self.uh, self.uw, self.oub, self.brick_bytes
+        UH, UW, OUB = self.uh, self.uw, self.oub
         regs = self.regs
         op = derive_op(m, regs, self.opcode, OUB, UH)
         O, I, KH, KW, OB, OH, OW = op.O, op.I, op.KH, op.KW, op.OB, op.OH, op.OW
@@ -112,7 +118,6 @@ class IssueSequencer(wiring.Component):
         pos_pad, rows_ok = self._taps(m, op)
         brick_ok = Signal()
         m.d.comb += brick_ok.eq(self.bricks_all | (brick < self.bricks))
-        identity = Const(sum(1 << (8 * b) for b in range(BB) if b // IUB == b % IUB), 8 * BB)   # weight[o][o] = 1
 
         beat, block = self.beat, self.block
         issue = Signal()
@@ -120,7 +125,8 @@ class IssueSequencer(wiring.Component):
             beat.valid.eq(self.running & ~all_issued & brick_ok & rows_ok & (~last_beat | block.ready)),
             issue.eq(beat.valid & beat.ready),
             beat.payload.act.eq(Cat(*self.rd_data)), beat.payload.pad.eq(Cat(*pos_pad)),
-            beat.payload.last.eq(last_beat), beat.payload.brick.eq(Mux(op.pool, identity, self.brick_data)),
+            beat.payload.last.eq(last_beat), beat.payload.brick.eq(self.brick_data),
+            beat.payload.pool.eq(op.pool),
             block.payload.oy.eq(oy_b), block.payload.ox.eq(ox_b), block.payload.ch0.eq(blk_ob + ou_idx * OUB),
             block.valid.eq(issue & last_beat),
         ]
@@ -215,6 +221,7 @@ class OperandRegister(wiring.Component):
 
     def __init__(self, mac: MacBlock, *, brick_bytes: int):
         self.positions = mac.config.positions
+        self.brick_bytes = brick_bytes
         super().__init__({
             "beat": In(stream.Signature(beat_layout(self.positions, brick_bytes))), "restart": In(1),
             "act": Out(stream.Signature(mac.act_layout)), "weight": Out(stream.Signature(mac.weight_layout)),
@@ -224,17 +231,23 @@ class OperandRegister(wiring.Component):
         m = Module()
         P = self.positions
         valid = Signal()
-        held = Signal.like(self.beat.payload)
+        beat = self.beat.payload
+        held = Signal(data.StructLayout({name: beat.shape()[name].shape for name in ("act", "pad", "last", "pool")}))
+        # The brick has a register of its own, a plain copy of the brick RAM's read data, and the identity brick is
+        # chosen after it: that is what lets Yosys map the brick RAM to FPGA block RAM.
+        brick = Signal(8 * self.brick_bytes)
         fired = Signal()
         for p in range(P):
             m.d.comb += self.act.payload.data[p].eq(held.act.word_select(p, WORD_BITS))
         m.d.comb += [
             self.act.payload.pad.eq(held.pad), self.act.payload.last.eq(held.last),
-            self.weight.payload.eq(held.brick), self.act.valid.eq(valid), self.weight.valid.eq(valid),
+            self.weight.payload.eq(Mux(held.pool, identity_brick(self.brick_bytes), brick)),
+            self.act.valid.eq(valid), self.weight.valid.eq(valid),
             fired.eq(valid & self.act.ready), self.beat.ready.eq(~valid | fired),
         ]
         with m.If(self.beat.valid & self.beat.ready):
-            m.d.sync += [valid.eq(1), held.eq(self.beat.payload)]
+            m.d.sync += [valid.eq(1), brick.eq(beat.brick)]
+            m.d.sync += [getattr(held, name).eq(getattr(beat, name)) for name in ("act", "pad", "last", "pool")]
         with m.Elif(fired):
             m.d.sync += valid.eq(0)
         with m.If(self.restart):

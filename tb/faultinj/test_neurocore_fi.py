@@ -85,8 +85,8 @@ def test_cycle_budget_gives_a_prefix(workload):
 
 
 def site_of(core, sim, name: str, word: int, bit: int) -> int:
-    """Site of ``bit`` of ``word`` of the one state element whose last name component is ``name``."""
-    found = [i for i, e in enumerate(core.state) if e.hier_name.split(".")[-1] == name]
+    """Site of ``bit`` of ``word`` of the one state element whose dotted name ends in ``name``."""
+    found = [i for i, e in enumerate(core.state) if e.hier_name.endswith("." + name)]
     assert len(found) == 1, (name, [core.state[i].hier_name for i in found])
     return int(sim.site_offsets[found[0]]) + word * core.state[found[0]].width + bit
 
@@ -105,7 +105,7 @@ def test_directed_faults_classify(core, workload, reference):
     cases = [
         (site_of(core, sim, "w_mem_0", k, 3), 0, Outcome.MASKED),             # W[4, 0], before the setup writes
         (site_of(core, sim, "w_mem_1", 2, 4), first_step, Outcome.SDC),       # W[1, 8] after them: read back
-        (site_of(core, sim, "count_3", 3, 2), mid, Outcome.LATENT),           # silent neuron 15's spike counter
+        (site_of(core, sim, "neuron.count_3", 3, 2), mid, Outcome.LATENT),           # silent neuron 15's spike counter
         (site_of(core, sim, "rdata_reg", 0, 5), mid, Outcome.MASKED),
     ]
     sites = np.array([c[0] for c in cases])

@@ -145,7 +145,7 @@ def test_cli_replay_prints_the_agreeing_outcome(npu_db):
     bad = runner.invoke(main, ["fi", "replay", str(npu_db), "4000"])
     assert bad.exit_code == 2 and bad.output.strip() == f"rampart: error: {npu_db} has no injection 4000"
     bad = runner.invoke(main, ["fi", "replay", str(npu_db), "0", "--trace", str(npu_db.parent / "no" / "f.fst")])
-    assert bad.exit_code == 2 and "no folder" in bad.output
+    assert bad.exit_code == 2 and "does not exist" in bad.output
 
 
 def test_changed_build_is_refused(neurocore_db, tmp_path):

@@ -45,7 +45,8 @@ class NpuConfig:
     acc_width: int = 40
     #: Kernel ops that may be in flight (``max_outstanding_kernels``).
     max_outstanding_kernels: int = 2
-    #: External memory size in KiB (simulation model).
+    #: External memory size in KiB (simulation model; on an FPGA it is block RAM: on the ULX3S-85F the default 256 KiB
+    #: takes 128 of the 208 DP16KD blocks, beside SHRAM and the compute buffers; BENCHMARKS.md "NPU synthesis").
     ext_mem_kib: int = 256
     #: Cycles from the cycle a read request is accepted to the cycle its response is valid (>= 2).
     ext_latency: int = 8

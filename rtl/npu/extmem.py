@@ -20,6 +20,12 @@ Timing (:class:`ExtMem`):
   bytes/cycle (after an idle spell at most one extra word may go early).
 * A request outside ``size`` bytes is accepted and does nothing; a read gets ``err`` = 1 and data 0; ``fault``
   (sticky until reset) records either.
+
+On an FPGA (``rampart synth npu``) the model is built as it is, as on-chip memory: the read data is registered
+straight after the memory (the out-of-range zero becomes a synchronous reset of that register), so Yosys maps
+``storage`` to block RAM; on the ECP5 each DP16KD holds 2 KiB of it (the ``u55-32`` preset's 256 KiB: 128 of the
+LFE5U-85F's 208 blocks; tb/sim/test_synth_npu.py checks the mapping). Changing that read path to use the data
+combinationally would put the memory in flip-flops and the NPU would no longer fit.
 """
 from amaranth import Module, Mux, Signal
 from amaranth.hdl import MemoryData
@@ -101,7 +107,7 @@ class ExtMem(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.storage = memory = Memory(data=self.storage)
-        r_port = memory.read_port(domain="comb")  # registered below (a fault site)
+        r_port = memory.read_port(domain="comb")  # registered below (a fault site; block RAM on an FPGA)
         w_port = memory.write_port(granularity=8)
         m.submodules.queue = queue = MemoryFIFO(width=len(self.bus.resp.payload.as_value()), depth=self.queue_depth)
 

@@ -13,6 +13,7 @@ MASKED, SDC or LATENT: a hung or runaway sequencer shows up as wrong reads (SDC)
 import numpy as np
 
 from base import RampartError
+from drivers.neurocore import decode_words, weight_words
 from faultinj.workload import Workload
 from models.snn.golden import GoldenCore
 from models.snn.params import NeuronParams, StdpParams, TraceMode
@@ -76,23 +77,6 @@ def _pattern_core(config: NeuroCoreConfig, seed: int) -> GoldenCore:
 
 
 # -- host-bus encodings of the register map (rtl.neurocore.config) ---------------------------------------------------
-
-def _weight_words(config: NeuroCoreConfig, w: np.ndarray, mask: np.ndarray) -> list[int]:
-    """Weight-region words, index ``s*K + k``: int8 ``W[s, kP + l]`` at bits ``8l..``, then the P mask bits."""
-    p = config.lanes
-    wb = (np.asarray(w, dtype=np.int64) & 0xFF).reshape(-1, p)
-    mb = np.asarray(mask, dtype=np.int64).reshape(-1, p)
-    return [sum(int(wb[i, lane]) << (8 * lane) | int(mb[i, lane]) << (8 * p + lane) for lane in range(p))
-            for i in range(wb.shape[0])]
-
-
-def _decode_weight_words(config: NeuroCoreConfig, words) -> tuple[np.ndarray, np.ndarray]:
-    p = config.lanes
-    words = [int(word) for word in words]
-    w = np.array([[(word >> (8 * lane)) & 0xFF for lane in range(p)] for word in words], dtype=np.int64)
-    mask = np.array([[(word >> (8 * p + lane)) & 1 for lane in range(p)] for word in words], dtype=bool)
-    return np.where(w >= 128, w - 256, w).reshape(-1, config.n_neurons), mask.reshape(-1, config.n_neurons)
-
 
 def _register_writes(config: NeuroCoreConfig, core: GoldenCore) -> list[tuple[int, int]]:
     """(address, data) of every neuron parameter and global register (two's complement, field width); LEARN last."""
@@ -190,7 +174,7 @@ def snn_pattern(config: NeuroCoreConfig, seed: int = 0, cycles: int | None = Non
     core = _pattern_core(config, seed)
     initial_weights = core.weights().astype(np.int64)
     setup = [(config.address(Region.WEIGHT, i), word)
-             for i, word in enumerate(_weight_words(config, initial_weights, core.plastic()))]
+             for i, word in enumerate(weight_words(config, initial_weights, core.plastic()))]
     setup += _register_writes(config, core)
     readout = config.n_sources * config.groups + 1
     idle_step = step_cycles(config, 0, 0, 0, True, integrated=True)
@@ -253,5 +237,5 @@ def host_view(workload: Workload, rdata: np.ndarray) -> tuple[np.ndarray, np.nda
     words = value[workload.params["spike_reads"]].astype(np.uint32)         # (steps, raster words)
     bits = np.unpackbits(words.astype("<u4").view(np.uint8).reshape(len(words), -1), axis=1, bitorder="little")
     raster = bits[:, :config.n_neurons].astype(bool)
-    weights, mask = _decode_weight_words(config, value[workload.params["weight_reads"]])
+    weights, mask = decode_words(config, value[workload.params["weight_reads"]])
     return raster, weights, mask

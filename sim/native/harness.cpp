@@ -157,40 +157,67 @@ inline uint64_t finalise(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-// The input and output vars of a stimulus, resolved once per call; a cycle's words are the vars' words in order.
+// A port as the per-cycle loops touch it, resolved once per call: its storage, bytes per element, 32-bit words per
+// cycle and the mask of its width (scalar storage only), so a cycle costs a few instructions per port.
+struct PortVar {
+    uint8_t* data;
+    uint32_t width, ent_bytes, words;
+    uint64_t mask;
+};
+
+// The input and output ports of a stimulus; a cycle's words are the ports' words in order.
 struct Ports {
-    std::vector<const Var*> ins, outs;
+    std::vector<PortVar> ins, outs;
     size_t in_stride = 0, out_stride = 0;
 };
+
+PortVar port_var(const Var& v) { return {v.data, v.width, v.ent_bytes, (v.width + 31) / 32, width_mask(v.width)}; }
 
 Ports resolve_ports(Sim* s, int n_in, const int* in_vars, int n_out, const int* out_vars) {
     Ports p;
     for (int i = 0; i < n_in; ++i) {
-        p.ins.push_back(&s->vars.at(in_vars[i]));
-        p.in_stride += (p.ins.back()->width + 31) / 32;
+        p.ins.push_back(port_var(s->vars.at(in_vars[i])));
+        p.in_stride += p.ins.back().words;
     }
     for (int i = 0; i < n_out; ++i) {
-        p.outs.push_back(&s->vars.at(out_vars[i]));
-        p.out_stride += (p.outs.back()->width + 31) / 32;
+        p.outs.push_back(port_var(s->vars.at(out_vars[i])));
+        p.out_stride += p.outs.back().words;
     }
     return p;
 }
 
+RP_HOT void write_port(const PortVar& v, const uint32_t* words) {
+    switch (v.ent_bytes) {
+        case 1: *v.data = static_cast<uint8_t>(words[0] & v.mask); return;
+        case 2: *reinterpret_cast<uint16_t*>(v.data) = static_cast<uint16_t>(words[0] & v.mask); return;
+        case 4: *reinterpret_cast<uint32_t*>(v.data) = static_cast<uint32_t>(words[0] & v.mask); return;
+        default: write_element(v.data, v.width, v.ent_bytes, words);
+    }
+}
+
+RP_HOT void read_port(const PortVar& v, uint32_t* words) {
+    if (v.ent_bytes <= 8) {
+        read_element(v.data, v.width, v.ent_bytes, words);
+    } else {
+        for (uint32_t w = 0; w < v.words; ++w) words[w] = reinterpret_cast<const uint32_t*>(v.data)[w];
+    }
+}
+
 // Apply cycle c's inputs and settle at clk = 0 (outputs are then valid for sampling).
-inline void apply_inputs(Sim* s, const Ports& p, const uint32_t* in_words, uint64_t c) {
+RP_HOT void apply_inputs(Sim* s, const Ports& p, const uint32_t* in_words, uint64_t c) {
     const uint32_t* iw = in_words + c * p.in_stride;
-    for (const Var* v : p.ins) {
-        write_element(v->data, v->width, v->ent_bytes, iw);
-        iw += (v->width + 31) / 32;
+    for (const PortVar& v : p.ins) {
+        write_port(v, iw);
+        iw += v.words;
     }
     s->settled = false;
     settle(s);
 }
 
-inline void sample_outputs(const Ports& p, uint32_t* ow) {
-    for (const Var* v : p.outs) {
-        read_element(v->data, v->width, v->ent_bytes, ow);
-        ow += (v->width + 31) / 32;
+RP_HOT void sample_outputs(const Ports& p, uint32_t* ow) {
+    for (const PortVar& v : p.outs) {
+        read_port(v, ow);
+        ow += v.words;
     }
 }
 

@@ -6,6 +6,8 @@ is not touched) and run there by this Python in a subprocess. Its library lands 
 other and is then driven by this checkout's harness (the C ABI it uses must not have changed in between: the
 harness checks every port and state element it looks up).
 
+:func:`compare_opt` is the C++ optimisation level a benchmark compares a design's default build with.
+
 :func:`map_faults` carries faults drawn on one build's state map over to another build of the same design: by state
 element name, for elements of the same shape in both; the others are left out (a changed register has no
 counterpart).
@@ -20,7 +22,7 @@ import numpy as np
 
 from base import RampartError
 from rtl.designs import get_design
-from sim.build import Build, _load
+from sim.build import Build, _load, default_opt
 
 REPO = Path(__file__).resolve().parent.parent
 _BUILD = "import sys\nfrom sim.build import build\nprint(build(sys.argv[1], sys.argv[2]).directory.resolve())\n"
@@ -60,3 +62,11 @@ def map_faults(source: Build, target: Build, sites, cycles) -> tuple[np.ndarray,
             mapped.append(dst_offsets[other] + site - src_offsets[element])
     keep = np.array(keep, dtype=np.int64)
     return keep, np.array(mapped, dtype=np.int64), np.asarray(cycles)[keep]
+
+
+def compare_opt(design: str, requested: str | None = None) -> str:
+    """The C++ optimisation level a benchmark compares ``design``'s default build with: ``requested``, or else the
+    other of Verilator's own -Os (the level every build used before) and -O3."""
+    if requested:
+        return requested
+    return "O3" if default_opt(design) == "Os" else "Os"

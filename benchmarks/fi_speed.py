@@ -15,8 +15,9 @@ uniformly over the campaign fault space (state bits x cycles, scaffolding such a
   (its VPI cannot flip registers that are also output ports, so a few verdicts may differ);
 * a campaign (fault plan, process pool, SQLite) with 1 and with 2 workers, for scaling (alternated three times, the
   fastest of each kept: on a shared machine other work only slows a run down);
-* the fast engine on the same RTL built at the baseline C++ optimisation level (``--baseline-opt``, default
-  Verilator's own -Os: the flags every build used before), alternated with the default build, same faults;
+* the fast engine on the same RTL built at another C++ optimisation level than the design's default
+  (``--compare-opt``; default: the other of Verilator's own -Os, the level every build used before, and -O3),
+  alternated with the default build, same faults;
 * with ``--baseline-rev REV``: the fast engine on the design as git revision REV built it (its RTL and flags),
   alternated with the default build on the faults whose state element exists in both builds.
 The same faults go through every path and their verdicts must agree.
@@ -28,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from baseline import build_at_revision, map_faults
+from baseline import build_at_revision, compare_opt, map_faults
 from report import write_section
 
 from faultinj.campaign import run_campaign
@@ -38,7 +39,7 @@ from faultinj.outcomes import Outcome
 from faultinj.plan import fault_plan
 from faultinj.workload import get_workload, make_workload
 from rtl.designs import get_design
-from sim.build import DEFAULT_OPT, build
+from sim.build import build, default_opt
 from sim.toolchain import VERILATOR_OPT_LEVELS
 
 DEFAULT_CONFIG = {"mac_array": "4x4", "npu": "u55-128"}
@@ -53,13 +54,15 @@ def main():
     parser.add_argument("--reference-faults", type=int, default=300)
     parser.add_argument("--naive-faults", type=int, default=20)
     parser.add_argument("--campaign-faults", type=int, default=100000)
-    parser.add_argument("--baseline-opt", default="Os", choices=tuple(VERILATOR_OPT_LEVELS),
-                        help="C++ optimisation level to compare the default build with (default: Verilator's -Os)")
+    parser.add_argument("--compare-opt", choices=tuple(VERILATOR_OPT_LEVELS),
+                        help="C++ optimisation level to compare the design's default build with (default: the other "
+                             "of -Os, Verilator's default, and -O3)")
     parser.add_argument("--baseline-rev", metavar="REV", help="also compare with the build of this git revision")
     parser.add_argument("--write", metavar="BENCHMARKS.md")
     args = parser.parse_args()
 
     design = get_workload(args.workload)[0]
+    opts = default_opt(design), compare_opt(design, args.compare_opt)
     preset = args.config or DEFAULT_CONFIG.get(design)
     config = get_design(design).config(preset)
     result = build(design, config)
@@ -71,7 +74,7 @@ def main():
     golden = GoldenRun(result, workload)
     golden_seconds = time.perf_counter() - start
     engines = {"default": (golden, sites, cycles),
-               "opt": (GoldenRun(build(design, config, opt=args.baseline_opt), workload), sites, cycles)}
+               "opt": (GoldenRun(build(design, config, opt=opts[1]), workload), sites, cycles)}
     if args.baseline_rev:
         before = build_at_revision(args.baseline_rev, design, preset)
         keep, before_sites, before_cycles = map_faults(result, before, sites, cycles)
@@ -79,7 +82,7 @@ def main():
         engines["default_common"] = (golden, sites[keep], cycles[keep])
     rates, verdicts = fast_engines(engines)
     fast, (outcomes, simulated) = rates["default"], verdicts["default"]
-    comparison = compare_builds(args, rates, verdicts)
+    comparison = compare_builds(args, opts, rates, verdicts)
 
     reference = ReferenceRun(result, workload)
     n_ref = min(args.reference_faults, args.faults)
@@ -94,7 +97,7 @@ def main():
     scaling = campaign_scaling(design, config, args.workload, args.campaign_faults)
 
     report = render(args, preset, result, workload, golden_seconds, fast, outcomes, simulated, n_ref, ref_rate,
-                    n_naive, naive, scaling, comparison)
+                    n_naive, naive, scaling, comparison, opts[0])
     print(report)
     if args.write:
         name = "fi_speed" if args.workload == "mac_array_matmul" else f"fi_speed_{args.workload}"
@@ -113,12 +116,12 @@ def fast_engines(engines: dict, repeats: int = 3) -> tuple[dict, dict]:
     return rates, verdicts
 
 
-def compare_builds(args, rates: dict, verdicts: dict) -> list[str]:
-    """Report lines: the default build against the baseline flags (and the baseline revision's build)."""
+def compare_builds(args, opts: tuple[str, str], rates: dict, verdicts: dict) -> list[str]:
+    """Report lines: the default build against the other C++ level (and the baseline revision's build)."""
     default = verdicts["default"][0]
     same = int((verdicts["opt"][0] == default).sum())
-    lines = [f"* Default build (C++ -{DEFAULT_OPT}) vs the same RTL at -{args.baseline_opt}, same run, same "
-             f"{len(default):,} faults: {rates['opt']:,.1f} injections/s at -{args.baseline_opt}, the default "
+    lines = [f"* Default build (C++ -{opts[0]}) vs the same RTL at -{opts[1]}, same run, same {len(default):,} "
+             f"faults: {rates['opt']:,.1f} injections/s at -{opts[1]}, the default "
              f"**{rates['default'] / rates['opt']:.2f}x** that; outcomes identical on {same:,} of {len(default):,}."]
     if "before" in verdicts:
         common = verdicts["default_common"][0]
@@ -167,13 +170,13 @@ def _cpu_seconds() -> float:
 
 
 def render(args, preset, result, workload, golden_seconds, fast, outcomes, simulated, n_ref, ref_rate, n_naive,
-           naive, scaling, comparison) -> str:
+           naive, scaling, comparison, opt) -> str:
     space_bits = sum(e.bits for e in result.state if e.block not in workload.exclude_blocks)
     mix = {o.name.lower(): int((outcomes == o).sum()) for o in Outcome if (outcomes == o).any()}
     rows = [
         "| path | injections/s | fast engine is |",
         "|---|---:|---:|",
-        f"| **fast engine** (snapshots, early stop, loop in C++; C++ -{DEFAULT_OPT}), 1 process, {args.faults:,} "
+        f"| **fast engine** (snapshots, early stop, loop in C++; C++ -{opt}), 1 process, {args.faults:,} "
         f"faults, best of 3 | "
         f"**{fast:,.0f}** | 1 |",
         f"| reference path (native, fresh model, full replay), {n_ref} faults | {ref_rate:,.1f} | "
@@ -191,7 +194,8 @@ def render(args, preset, result, workload, golden_seconds, fast, outcomes, simul
     ]
     command = (f"benchmarks/fi_speed.py --workload {args.workload} --config {preset} --faults {args.faults} "
                f"--reference-faults {args.reference_faults} --naive-faults {args.naive_faults} "
-               f"--campaign-faults {args.campaign_faults} --baseline-opt {args.baseline_opt}"
+               f"--campaign-faults {args.campaign_faults}"
+               + (f" --compare-opt {args.compare_opt}" if args.compare_opt else "")
                + (f" --baseline-rev {args.baseline_rev}" if args.baseline_rev else ""))
     return "\n".join([
         f"## Fault injection: {result.design} {preset} ({space_bits:,} sampled state bits), "

@@ -5,16 +5,19 @@ NPU in the native harness.
     .venv/bin/python benchmarks/sim_speed.py --design npu [--config u55-128] [--write BENCHMARKS.md]
 
 MAC array rows: Amaranth's Python simulator, cocotb+Verilator (one await per cycle, inputs set and output read every
-cycle), the native harness (rp_run_stimulus: the loop in C++, stimulus from a buffer), the same at the baseline C++
-optimisation level (``--baseline-opt``, default Verilator's own -Os: the flags every build used before), and a
-hand-written Verilator C++ main replaying the same buffer, built twice: plain, and with the state elements public
-(the harness's build) -- that ratio is the cost of state access for fault injection. Both sides are timed the same
-way: the main times its cycle loop over a stimulus already in memory, the harness one ``run_stimulus`` call on a
-stimulus packed beforehand (``NativeSim.pack_inputs``). Also: snapshot + restore of the whole state, in cycles.
+cycle), the native harness (rp_run_stimulus: the loop in C++, stimulus from a buffer; the design's default C++
+optimisation level), the same built at another level (``--compare-opt``; default: the other of Verilator's own -Os,
+the level every build used before, and -O3), and a hand-written Verilator C++ main replaying the same buffer, built
+twice: plain, and with the state elements public (the harness's build) -- that ratio is the cost of state access for
+fault injection. Both sides are timed the same way: the main times its cycle loop over a stimulus already in memory,
+recording the output trace, the harness one ``run_stimulus`` call on a stimulus packed beforehand
+(``NativeSim.pack_inputs``). Also: snapshot + restore of the whole state, in cycles.
 
 NPU rows (section ``npu_sim_speed``, next to the MAC array's): a real Vela-compiled conv on the full NPU (native
 stepping in large chunks, and the whole ``models.npu.runner.run_on_npu`` flow with its counter sampling), the
-stub-compute build idle and streaming DMA copies, and the MAC array's native rate measured in the same run.
+stub-compute build idle and streaming DMA copies, and the MAC array's native rate measured in the same run; every
+native row also on the same RTL at the other C++ level, alternating, and with ``--baseline-rev REV`` the conv on the
+build of git revision REV (its own RTL and flags; e.g. the commit before a speed change).
 """
 import argparse
 import dataclasses
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from baseline import build_at_revision
+from baseline import build_at_revision, compare_opt
 from report import write_section
 
 from base import RampartError
@@ -36,7 +39,7 @@ from models.npu.reference import run_reference
 from rtl.designs import get_design
 from rtl.npu.config import PRESETS as NPU_PRESETS
 from rtl.npu.controller import CMD0, CMD1
-from sim.build import DEFAULT_OPT, build, verilator_command
+from sim.build import build, default_opt, verilator_command
 from sim.cocotb_glue import run_cocotb
 from sim.crosscheck import pysim_trace
 from sim.harness import NativeSim
@@ -81,8 +84,9 @@ def main():
     parser.add_argument("--cocotb-cycles", type=int, default=20_000)
     parser.add_argument("--pysim-cycles", type=int, default=2_000)
     parser.add_argument("--repeats", type=int, default=3, help="runs per row, the best one counts")
-    parser.add_argument("--baseline-opt", default="Os", choices=tuple(VERILATOR_OPT_LEVELS),
-                        help="C++ optimisation level to compare the default build with (default: Verilator's -Os)")
+    parser.add_argument("--compare-opt", choices=tuple(VERILATOR_OPT_LEVELS),
+                        help="C++ optimisation level to compare each design's default build with (default: the "
+                             "other of -Os, Verilator's default, and -O3)")
     parser.add_argument("--baseline-rev", metavar="REV",
                         help="npu: also step the conv on the build of this git revision (its RTL and flags)")
     parser.add_argument("--write", metavar="BENCHMARKS.md", help="replace this design's section of that file")
@@ -101,8 +105,9 @@ def main():
 def measure_mac_array(args) -> str:
     entry = get_design("mac_array")
     config = entry.config(args.config)
+    opt, other = default_opt("mac_array"), compare_opt("mac_array", args.compare_opt)
     result = build("mac_array", config)
-    baseline = build("mac_array", config, opt=args.baseline_opt)
+    baseline = build("mac_array", config, opt=other)
     order = ["en", "clear", "rsel"] + [f"a_in__{r}" for r in range(config.rows)] + \
             [f"w_in__{c}" for c in range(config.cols)]
     stim = stimulus_for(config, args.cycles)
@@ -112,8 +117,8 @@ def measure_mac_array(args) -> str:
         tmp = Path(tmp)
         buffer = tmp / "stimulus.bin"
         np.stack([stim[name] for name in order], axis=1).astype(np.uint32).tofile(buffer)
-        plain = build_handwritten(result, tmp, public=False, opt=DEFAULT_OPT)
-        public = build_handwritten(result, tmp, public=True, opt=DEFAULT_OPT)
+        plain = build_handwritten(result, tmp, public=False, opt=opt)
+        public = build_handwritten(result, tmp, public=True, opt=opt)
         # interleave repeats so machine noise hits every row alike; keep the best of each
         best = {"cpp": 1e9, "cpp_public": 1e9, "native": 1e9, "native_baseline": 1e9}
         with NativeSim(result) as sim, NativeSim(baseline) as base:
@@ -148,17 +153,17 @@ def measure_mac_array(args) -> str:
     rows["pysim"] = args.pysim_cycles / (time.perf_counter() - start)
 
     cycle_seconds = 1 / rows["native"]
-    return render(args, config, result, rows, snapshot_seconds, cycle_seconds)
+    return render(args, (opt, other), result, rows, snapshot_seconds, cycle_seconds)
 
 
-def render(args, config, result, rows, snapshot_seconds, cycle_seconds) -> str:
-    native = rows["native"]
+def render(args, opts, result, rows, snapshot_seconds, cycle_seconds) -> str:
+    native, (opt, other) = rows["native"], opts
     lines = [
         f"## Simulation speed: mac_array {args.config} ({result.state_bits} flip-flop bits)",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {sys.platform}, one core, in one run of "
         f"`.venv/bin/python benchmarks/sim_speed.py --config {args.config} --cycles {args.cycles} --repeats "
-        f"{args.repeats} --baseline-opt {args.baseline_opt}` (best of {args.repeats}, interleaved; load average "
+        f"{args.repeats}` (best of {args.repeats}, interleaved; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end).",
         "",
         "| harness | cycles/s | native harness is |",
@@ -167,10 +172,9 @@ def render(args, config, result, rows, snapshot_seconds, cycle_seconds) -> str:
         f"{native / rows['pysim']:,.0f}x faster |",
         f"| cocotb + Verilator (await per cycle, {args.cocotb_cycles} cycles) | {rows['cocotb']:,.0f} | "
         f"{native / rows['cocotb']:,.1f}x faster |",
-        f"| **native harness** (ctypes, loop in C++, state public; C++ -{DEFAULT_OPT}) | **{native:,.0f}** | 1.00 |",
-        f"| native harness, C++ -{args.baseline_opt} (the flags before) | {rows['native_baseline']:,.0f} | "
-        f"{native / rows['native_baseline']:.2f}x |",
-        f"| hand-written Verilator C++ main, plain model (-{DEFAULT_OPT}) | {rows['cpp']:,.0f} | "
+        f"| **native harness** (ctypes, loop in C++, state public; C++ -{opt}) | **{native:,.0f}** | 1.00 |",
+        f"| native harness, C++ -{other} | {rows['native_baseline']:,.0f} | {native / rows['native_baseline']:.2f}x |",
+        f"| hand-written Verilator C++ main, plain model (-{opt}) | {rows['cpp']:,.0f} | "
         f"{native / rows['cpp']:.2f}x |",
         f"| hand-written C++ main, state elements public | {rows['cpp_public']:,.0f} | "
         f"{native / rows['cpp_public']:.2f}x |",
@@ -323,11 +327,14 @@ def mac_stimulus(sim, cycles: int):
 def measure_npu(args) -> str:
     if args.config not in NPU_PRESETS:
         raise RampartError(f"unknown NPU config {args.config!r}; one of: {', '.join(NPU_PRESETS)}")
-    opts = (DEFAULT_OPT, args.baseline_opt)
     stub_config = dataclasses.replace(NPU_PRESETS[args.config], stub_compute=True)
-    builds = {("full", opt): build("npu", args.config, opt=opt) for opt in opts}
-    builds |= {("stub", opt): build("npu", stub_config, opt=opt) for opt in opts}
-    builds |= {("mac", opt): build("mac_array", "8x8", opt=opt) for opt in opts}
+    opts = {"npu": (default_opt("npu"), compare_opt("npu", args.compare_opt)),
+            "mac_array": (default_opt("mac_array"), compare_opt("mac_array", args.compare_opt))}
+    builds = {}
+    for kind, design, config in (("full", "npu", args.config), ("stub", "npu", stub_config),
+                                 ("mac", "mac_array", "8x8")):
+        for which, opt in zip(("default", "compare"), opts[design], strict=True):
+            builds[(kind, which)] = build(design, config, opt=opt)
     if args.baseline_rev:
         builds[("full", "before")] = build_at_revision(args.baseline_rev, "npu", args.config)
     model = npu_model()
@@ -346,10 +353,10 @@ def measure_npu(args) -> str:
             sim.close()
 
     def row(label, what, kind):
-        cycles, seconds = best[(what, (kind, DEFAULT_OPT))]
-        baseline_cycles, baseline_seconds = best[(what, (kind, args.baseline_opt))]
+        cycles, seconds = best[(what, (kind, "default"))]
+        baseline_cycles, baseline_seconds = best[(what, (kind, "compare"))]
         if baseline_cycles != cycles:   # the same RTL must run the same cycles whatever the compiler flags
-            raise RampartError(f"{what}: {baseline_cycles:,} cycles at -{args.baseline_opt}, {cycles:,} by default")
+            raise RampartError(f"{what}: {baseline_cycles:,} cycles with the other flags, {cycles:,} by default")
         return Row(label, kind, cycles, seconds, baseline_seconds)
 
     rows = [
@@ -366,7 +373,8 @@ def measure_npu(args) -> str:
                            f"{rows[0].cycles:,} on this one")
     facts = NpuFacts(npu_cycles=flow.cycles, vela_cycles=art.perf.total_cycles if art.perf else None,
                      bit_exact=bit_exact, before=None if before is None else before[0] / before[1])
-    return render_npu(args, rows, {kind: builds[(kind, DEFAULT_OPT)] for kind in ("full", "stub", "mac")}, facts)
+    return render_npu(args, rows, {kind: builds[(kind, "default")] for kind in ("full", "stub", "mac")}, facts,
+                      opts)
 
 
 @dataclass(frozen=True)
@@ -377,35 +385,37 @@ class NpuFacts:
     before: float | None     # the conv's cycles/s on the build of --baseline-rev
 
 
-def build_label(kind: str, result, config: str) -> str:
+def build_label(kind: str, result, config: str, opt: str) -> str:
     name = {"full": f"npu {config}", "stub": f"npu {config} + stub_compute", "mac": "mac_array 8x8"}[kind]
-    return f"{name} ({ff_bits(result):,} FF + {sum(result.stats.mem_bits.values()):,} memory bits)"
+    return f"{name} ({ff_bits(result):,} FF + {sum(result.stats.mem_bits.values()):,} memory bits; C++ -{opt})"
 
 
 def ff_bits(result) -> int:
     return sum(result.stats.ff_bits.values())
 
 
-def render_npu(args, rows: list[Row], builds: dict, facts: NpuFacts) -> str:
+def render_npu(args, rows: list[Row], builds: dict, facts: NpuFacts, opts: dict) -> str:
     conv, mac = rows[0], rows[-1]
-    command = (f"benchmarks/sim_speed.py --design npu --config {args.config} --repeats {args.repeats} "
-               f"--baseline-opt {args.baseline_opt}" + (f" --baseline-rev {args.baseline_rev}" if args.baseline_rev
-                                                         else ""))
+    command = (f"benchmarks/sim_speed.py --design npu --config {args.config} --repeats {args.repeats}"
+               + (f" --compare-opt {args.compare_opt}" if args.compare_opt else "")
+               + (f" --baseline-rev {args.baseline_rev}" if args.baseline_rev else ""))
+    design_opts = {"full": opts["npu"], "stub": opts["npu"], "mac": opts["mac_array"]}
     lines = [
         f"## NPU simulation speed: {args.config} in the native harness",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {sys.platform}, one core, best of {args.repeats} (interleaved), in "
         f"one run of `.venv/bin/python {command}` (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-        f"at the end; the MAC-array row is re-measured here so the ratio below is same-run). Builds at C++ "
-        f"-{DEFAULT_OPT} (the default); the last column is the same RTL at -{args.baseline_opt}.",
+        f"at the end; the MAC-array row is re-measured here so the ratio below is same-run). Each build at its "
+        f"design's default C++ optimisation level; the last column is the same RTL at the other level.",
         "",
-        f"| workload | build | cycles | cycles/s | cycles/s at -{args.baseline_opt} |",
+        "| workload | build | cycles | cycles/s | cycles/s, other C++ level |",
         "|---|---|---:|---:|---:|",
     ]
     for row in rows:
-        baseline = "n/a" if row.baseline_rate is None else f"{row.baseline_rate:,.0f}"
-        lines.append(f"| {row.label} | {build_label(row.build, builds[row.build], args.config)} | {row.cycles:,} | "
-                     f"{row.rate:,.0f} | {baseline} |")
+        opt, other = design_opts[row.build]
+        baseline = "n/a" if row.baseline_rate is None else f"{row.baseline_rate:,.0f} (-{other})"
+        lines.append(f"| {row.label} | {build_label(row.build, builds[row.build], args.config, opt)} | "
+                     f"{row.cycles:,} | {row.rate:,.0f} | {baseline} |")
     vela = f"{facts.vela_cycles:,}" if facts.vela_cycles else "n/a"
     lines += [
         "",
@@ -415,7 +425,7 @@ def render_npu(args, rows: list[Row], builds: dict, facts: NpuFacts) -> str:
     if facts.before is not None:
         lines.append(f"* The conv, stepped natively, on the build of commit {args.baseline_rev} (its RTL and flags), "
                      f"same run: {facts.before:,.0f} cycles/s; the default build is "
-                     f"**{conv.rate / facts.before:.2f}x** that (the -{args.baseline_opt} build of the same RTL: "
+                     f"**{conv.rate / facts.before:.2f}x** that (the -{opts['npu'][1]} build of the same RTL: "
                      f"{conv.baseline_rate / facts.before:.2f}x).")
     lines += [
         f"* Per simulated cycle the full {args.config} NPU running the conv costs {mac.rate / conv.rate:.1f}x the "

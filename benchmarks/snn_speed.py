@@ -12,9 +12,9 @@ cycle counter), so the numbers are those of a correct run. Rows: cycles per step
 of the simulation, simulated cycles/s, and the steps/s the same engine gives at 25 MHz (the ULX3S clock) and
 100 MHz; with STDP on, once as a plain run (each step reuses the input sums of the previous step's depression
 pass) and once with a host register write before every step (which makes every step integrate again). Each
-scenario also runs on the same RTL built at the baseline C++ optimisation level (``--baseline-opt``, default
-Verilator's own -Os: the flags every build used before), alternating with the default build ``--repeats`` times;
-the fastest run of each counts.
+scenario also runs on the same RTL built at another C++ optimisation level than the design's default
+(``--compare-opt``; default: the other of Verilator's own -Os, the level every build used before, and -O3),
+alternating with the default build ``--repeats`` times; the fastest run of each counts.
 """
 import argparse
 import os
@@ -22,6 +22,7 @@ import sys
 import time
 
 import numpy as np
+from baseline import compare_opt
 from report import write_section
 
 from models.snn.golden import GoldenCore
@@ -29,7 +30,7 @@ from models.snn.host import global_values, neuron_field_values, weight_words
 from models.snn.params import NeuronParams, StdpParams, SynapseParams
 from rtl.designs import get_design
 from rtl.neurocore.config import Command, GlobalReg, NeuroCoreConfig, Region, step_cycles
-from sim.build import DEFAULT_OPT, build
+from sim.build import build, default_opt
 from sim.harness import NativeSim
 from sim.toolchain import VERILATOR_OPT_LEVELS
 
@@ -176,15 +177,17 @@ def main():
     parser.add_argument("--cycles", type=int, default=600_000, help="simulated cycles per scenario (about)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3, help="runs per scenario and build, the fastest counts")
-    parser.add_argument("--baseline-opt", default="Os", choices=tuple(VERILATOR_OPT_LEVELS),
-                        help="C++ optimisation level to compare the default build with (default: Verilator's -Os)")
+    parser.add_argument("--compare-opt", choices=tuple(VERILATOR_OPT_LEVELS),
+                        help="C++ optimisation level to compare the default build with (default: the other of -Os, "
+                             "Verilator's default, and -O3)")
     parser.add_argument("--write", metavar="BENCHMARKS.md", help="replace the snn_speed section of this file")
     args = parser.parse_args()
 
     cfg = get_design("neurocore").config(args.config)
+    opts = default_opt("neurocore"), compare_opt("neurocore", args.compare_opt)
     rows = []
     with (NativeSim(build("neurocore", cfg)) as sim,
-          NativeSim(build("neurocore", cfg, opt=args.baseline_opt)) as baseline):
+          NativeSim(build("neurocore", cfg, opt=opts[1])) as baseline):
         for activity in (0.1, 1.0):
             for learn, host_write in ((False, False), (True, False), (True, True)):
                 runs = {"default": [], "baseline": []}
@@ -194,21 +197,21 @@ def main():
                 best = max(runs["default"], key=lambda r: r["cycles_per_s"])
                 best["baseline_cycles_per_s"] = max(r["cycles_per_s"] for r in runs["baseline"])
                 rows.append(best)
-    report = render(args, cfg, rows)
+    report = render(args, cfg, rows, opts)
     print(report)
     if args.write:
         write_section(args.write, "snn_speed", report)
 
 
-def render(args, cfg: NeuroCoreConfig, rows: list[dict]) -> str:
+def render(args, cfg: NeuroCoreConfig, rows: list[dict], opts: tuple[str, str]) -> str:
     lines = [
         f"## NeuroCore throughput: N = {cfg.n_neurons} neurons + M = {cfg.n_inputs} inputs, P = {cfg.lanes}",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {sys.platform}, one core, in one run of "
         f"`.venv/bin/python benchmarks/snn_speed.py --config {args.config} --cycles {args.cycles} --repeats "
-        f"{args.repeats} --baseline-opt {args.baseline_opt}` (design `neurocore`, parallel host bus, every step "
-        f"checked against the golden model and `step_cycles`; C++ -{DEFAULT_OPT}, best of {args.repeats} alternating "
-        f"with the -{args.baseline_opt} build of the same RTL; load average {os.getloadavg()[0]:.1f} on "
+        f"{args.repeats}` (design `neurocore`, parallel host bus, every step checked against the golden model and "
+        f"`step_cycles`; C++ -{opts[0]}, best of {args.repeats} alternating with the -{opts[1]} build of the same RTL; "
+        f"load average {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} cores at the end).",
         "Cycles are the engine's (`busy`); the simulated steps/s also pay ~"
         f"{-(-cfg.n_inputs // 32) + 1 + READS + -(-cfg.n_neurons // 32)} host-bus cycles per step.",
@@ -218,7 +221,7 @@ def render(args, cfg: NeuroCoreConfig, rows: list[dict]) -> str:
         "than inputs in between (rows \"host write\": LEARN rewritten before every step, so every step integrates).",
         "",
         "| activity (sources/step) | STDP | cycles/step | simulated steps/s | sim cycles/s | "
-        f"at -{args.baseline_opt} | " + " | ".join(f"steps/s at {f} MHz" for f in CLOCKS_MHZ) + " |",
+        f"at -{opts[1]} | " + " | ".join(f"steps/s at {f} MHz" for f in CLOCKS_MHZ) + " |",
         "|---|---|---:|---:|---:|---:|" + "---:|" * len(CLOCKS_MHZ),
     ]
     for r in rows:

@@ -88,7 +88,7 @@ def main():
                         help="C++ optimisation level to compare each design's default build with (default: the "
                              "other of -Os, Verilator's default, and -O3)")
     parser.add_argument("--baseline-rev", metavar="REV",
-                        help="npu: also step the conv on the build of this git revision (its RTL and flags)")
+                        help="also run the native rows on the build of this git revision (its RTL and flags)")
     parser.add_argument("--write", metavar="BENCHMARKS.md", help="replace this design's section of that file")
     args = parser.parse_args()
     if args.design == "npu":
@@ -107,7 +107,9 @@ def measure_mac_array(args) -> str:
     config = entry.config(args.config)
     opt, other = default_opt("mac_array"), compare_opt("mac_array", args.compare_opt)
     result = build("mac_array", config)
-    baseline = build("mac_array", config, opt=other)
+    natives = {"native": result, "native_baseline": build("mac_array", config, opt=other)}
+    if args.baseline_rev:
+        natives["native_before"] = build_at_revision(args.baseline_rev, "mac_array", args.config)
     order = ["en", "clear", "rsel"] + [f"a_in__{r}" for r in range(config.rows)] + \
             [f"w_in__{c}" for c in range(config.cols)]
     stim = stimulus_for(config, args.cycles)
@@ -120,16 +122,18 @@ def measure_mac_array(args) -> str:
         plain = build_handwritten(result, tmp, public=False, opt=opt)
         public = build_handwritten(result, tmp, public=True, opt=opt)
         # interleave repeats so machine noise hits every row alike; keep the best of each
-        best = {"cpp": 1e9, "cpp_public": 1e9, "native": 1e9, "native_baseline": 1e9}
-        with NativeSim(result) as sim, NativeSim(baseline) as base:
-            packed = sim.pack_inputs(stim), base.pack_inputs(stim)
+        best = dict.fromkeys(["cpp", "cpp_public", *natives], 1e9)
+        sims = {key: NativeSim(build_) for key, build_ in natives.items()}
+        try:
+            packed = {key: native.pack_inputs(stim) for key, native in sims.items()}
             for _ in range(args.repeats):
                 best["cpp"] = min(best["cpp"], run_handwritten(plain, buffer, args.cycles))
                 best["cpp_public"] = min(best["cpp_public"], run_handwritten(public, buffer, args.cycles))
-                for key, native, stimulus in (("native", sim, packed[0]), ("native_baseline", base, packed[1])):
+                for key, native in sims.items():
                     start = time.perf_counter()
-                    native.run_stimulus(stimulus, ["out"])
+                    native.run_stimulus(packed[key], ["out"])
                     best[key] = min(best[key], time.perf_counter() - start)
+            sim = sims["native"]
             snap = sim.snapshot()
             pairs = 20_000
             start = time.perf_counter()
@@ -137,6 +141,9 @@ def measure_mac_array(args) -> str:
                 sim.restore(sim.snapshot())
             snapshot_seconds = (time.perf_counter() - start) / pairs
             sim.restore(snap)
+        finally:
+            for native in sims.values():
+                native.close()
         for key in best:
             rows[key] = args.cycles / best[key]
 
@@ -158,12 +165,16 @@ def measure_mac_array(args) -> str:
 
 def render(args, opts, result, rows, snapshot_seconds, cycle_seconds) -> str:
     native, (opt, other) = rows["native"], opts
+    options = (f" --compare-opt {args.compare_opt}" if args.compare_opt else "") + \
+        (f" --baseline-rev {args.baseline_rev}" if args.baseline_rev else "")
+    before = [f"| native harness, the build of commit {args.baseline_rev} (its RTL, harness and flags) | "
+              f"{rows['native_before']:,.0f} | {native / rows['native_before']:.2f}x |"] if args.baseline_rev else []
     lines = [
         f"## Simulation speed: mac_array {args.config} ({result.state_bits} flip-flop bits)",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {sys.platform}, one core, in one run of "
         f"`.venv/bin/python benchmarks/sim_speed.py --config {args.config} --cycles {args.cycles} --repeats "
-        f"{args.repeats}` (best of {args.repeats}, interleaved; load average "
+        f"{args.repeats}{options}` (best of {args.repeats}, interleaved; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end).",
         "",
         "| harness | cycles/s | native harness is |",
@@ -174,6 +185,7 @@ def render(args, opts, result, rows, snapshot_seconds, cycle_seconds) -> str:
         f"{native / rows['cocotb']:,.1f}x faster |",
         f"| **native harness** (ctypes, loop in C++, state public; C++ -{opt}) | **{native:,.0f}** | 1.00 |",
         f"| native harness, C++ -{other} | {rows['native_baseline']:,.0f} | {native / rows['native_baseline']:.2f}x |",
+        *before,
         f"| hand-written Verilator C++ main, plain model (-{opt}) | {rows['cpp']:,.0f} | "
         f"{native / rows['cpp']:.2f}x |",
         f"| hand-written C++ main, state elements public | {rows['cpp_public']:,.0f} | "

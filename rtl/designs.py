@@ -11,7 +11,9 @@ rampart needs to know about it:
 * ``workloads``: its fault-injection workloads, ``name -> "module:function"`` (``faultinj`` resolves them);
 * ``board_adapter``: how ``rampart synth`` connects it to a board's pins (``"module:function"``, see rtl/boards.py);
 * ``golden`` and ``driver``: its golden model and its host-side driver, as ``"module:attribute"`` references;
-* ``fixtures``: further buildable designs of the package (functional units alone, test wrappers) for testbenches.
+* ``fixtures``: further buildable designs of the package (functional units alone, test wrappers) for testbenches;
+* ``verilator_opt``: the C++ optimisation level its Verilated model is compiled at (``"O3"``; ``"Os"`` where a
+  design measured faster there, see BENCHMARKS.md).
 
 References to code in the layers above ``rtl/`` (workloads, drivers) are import paths resolved only when used
 (:func:`resolve`), the way packaging entry points work, so ``rtl/`` never imports a layer above it.
@@ -63,6 +65,7 @@ class Design:
     golden: str | None = None
     driver: str | None = None
     fixtures: tuple["Design", ...] = ()
+    verilator_opt: str = "O3"
 
     def __post_init__(self):
         if self.default not in self.presets:

@@ -1,7 +1,8 @@
 """build(design, config): Amaranth component -> Verilog -> state map -> Verilated shared library, cached.
 
 The cache has two levels. A build lives in a folder named after a hash of its *netlist* (the RTLIL text), the native
-harness source and the tool versions, so Verilator only runs when the hardware itself changed. A second name, a
+harness source, the tool versions and the C++ optimisation level (``opt``: its compiler flags are hashed, so a library
+built with other flags is never reused), so Verilator only runs when the hardware itself changed. A second name, a
 hash of the design sources (every file of the ``rtl`` package) and the configuration, is a symbolic link to that
 folder: a hit on it only reads ``build.json`` without elaborating anything; a miss elaborates the design (seconds)
 and reuses the netlist folder when an edit elsewhere in ``rtl`` left this design's netlist unchanged. The sources
@@ -31,12 +32,18 @@ import rtl
 from base import RampartError, cache_root
 from rtl.designs import get_design
 from sim import netlist
-from sim.toolchain import VERILATED_MK_FIXES, tool_versions, verilator_env, verilator_executable
+from sim.toolchain import VERILATED_MK_FIXES, tool_versions, verilator_env, verilator_executable, verilator_opt_flags
 
 HARNESS_SOURCE = Path(__file__).parent / "native" / "harness.cpp"
 TOP = "top"
 PREFIX = "Vtop"
 BUILD_FORMAT = 3
+
+
+def default_opt(design: str) -> str:
+    """The C++ optimisation level (a key of :data:`sim.toolchain.VERILATOR_OPT_LEVELS`) ``design`` is built at when
+    ``build`` is given none: its descriptor's ``verilator_opt`` (-O3 unless measured slower, see BENCHMARKS.md)."""
+    return get_design(design).verilator_opt
 
 
 @dataclass(frozen=True)
@@ -85,23 +92,28 @@ def _source_digest() -> str:
     return digest.hexdigest()
 
 
-def build_key(design: str, config: Any) -> str:
+def build_key(design: str, config: Any, opt: str = "O3") -> str:
     payload = json.dumps({"design": design, "config": repr(config), "tools": tool_versions(),
-                          "sources": _source_digest(), "format": BUILD_FORMAT}, sort_keys=True)
+                          "sources": _source_digest(), "format": BUILD_FORMAT, "opt": verilator_opt_flags(opt)},
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def netlist_key(rtlil_text: str) -> str:
-    """Hash of what the Verilated library is made of: the netlist, the harness and build code, the tools."""
+def netlist_key(rtlil_text: str, opt: str = "O3") -> str:
+    """Hash of what the Verilated library is made of: the netlist, the harness and build code, the tools and flags."""
     digest = hashlib.sha256(rtlil_text.encode())
     for path in (HARNESS_SOURCE, Path(netlist.__file__), Path(__file__)):
         digest.update(path.read_bytes())
-    digest.update(json.dumps({"tools": tool_versions(), "format": BUILD_FORMAT}, sort_keys=True).encode())
+    digest.update(json.dumps({"tools": tool_versions(), "format": BUILD_FORMAT, "opt": verilator_opt_flags(opt)},
+                             sort_keys=True).encode())
     return digest.hexdigest()
 
 
-def build(design: str, config: Any = None, *, trace: bool = False) -> Build:
-    """Build (or fetch from the cache) ``design`` with ``config`` (a config object, preset name, TOML path or None)."""
+def build(design: str, config: Any = None, *, trace: bool = False, opt: str | None = None) -> Build:
+    """Build (or fetch from the cache) ``design`` with ``config`` (a config object, preset name, TOML path or None),
+    compiled at C++ optimisation level ``opt`` (default: :func:`default_opt`)."""
+    opt = opt or default_opt(design)
+    verilator_opt_flags(opt)  # an unknown level fails here, before anything is elaborated
     entry = get_design(design)
     if not isinstance(config, entry.config_type):
         config = entry.config(config)
@@ -109,30 +121,30 @@ def build(design: str, config: Any = None, *, trace: bool = False) -> Build:
     if rtl.source_digest() != rtl.SOURCES_AT_IMPORT:
         # rtl/ was edited after this process imported it: the loaded modules may be of either version, so only
         # the netlist (what was actually elaborated) can name the build
-        result = _build_by_netlist(entry, config, None)
+        result = _build_by_netlist(entry, config, None, opt)
     else:
-        key = build_key(design, config)
+        key = build_key(design, config, opt)
         link = cache_root() / f"{design}-{key[:20]}"
         result = _load(link, config)
         if result is None:
             with _locked(cache_root() / f".{design}-{key[:20]}.lock"):
-                result = _load(link, config) or _build_by_netlist(entry, config, link)
+                result = _load(link, config) or _build_by_netlist(entry, config, link, opt)
     if trace and not result.trace_library.exists():
         with _locked(cache_root() / f".{result.directory.resolve().name}.lock"):
             if not result.trace_library.exists():
-                _verilate(result.directory, trace=True)
+                _verilate(result.directory, trace=True, opt=opt)
     return result
 
 
-def _build_by_netlist(entry, config, link: Path | None) -> Build:
+def _build_by_netlist(entry, config, link: Path | None, opt: str) -> Build:
     """Elaborate, then build into (or reuse) the netlist-keyed folder and point ``link`` (if any) at it."""
     component = entry.make(config)
     rtlil_text = rtlil.convert(component, name=TOP)
-    key = netlist_key(rtlil_text)
+    key = netlist_key(rtlil_text, opt)
     directory = cache_root() / f"{entry.name}-n{key[:20]}"
     with _locked(cache_root() / f".{directory.name}.lock"):
         if _load(directory, config) is None:
-            _build_fresh(entry, config, key, directory, component, rtlil_text)
+            _build_fresh(entry, config, key, directory, component, rtlil_text, opt)
     if link is None:
         return _load(directory, config)
     staging = link.with_name(link.name + f".tmp{os.getpid()}")
@@ -200,7 +212,7 @@ def verilog_of(rtlil_text: str) -> str:
     return yosys.run(["-q", "-"], script, ignore_warnings=True)
 
 
-def _build_fresh(entry, config, key: str, directory: Path, component, rtlil_text: str) -> None:
+def _build_fresh(entry, config, key: str, directory: Path, component, rtlil_text: str, opt: str) -> None:
     start = time.monotonic()
     staging = directory.with_name(directory.name + f".tmp{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
@@ -214,9 +226,9 @@ def _build_fresh(entry, config, key: str, directory: Path, component, rtlil_text
         raise RampartError(f"state elements not found in the flattened netlist: {', '.join(missing[:5])}")
     ports = ports_of(component)
     (staging / "public.vlt").write_text(_public_config(state, ports))
-    _verilate(staging, trace=False)
+    _verilate(staging, trace=False, opt=opt)
     manifest = {
-        "design": entry.name, "config": repr(config), "key": key, "tools": tool_versions(),
+        "design": entry.name, "config": repr(config), "key": key, "tools": tool_versions(), "opt": opt,
         "ports": [dataclasses.asdict(p) for p in ports],
         "state": [{k: v for k, v in dataclasses.asdict(e).items() if k != "block"} for e in state],
         "instance_cells": instance_cells,
@@ -250,13 +262,14 @@ def _public_config(state, ports) -> str:
 
 
 def verilator_command(obj: Path, output: Path, sources: list[Path], *, cflags: str = "", ldflags: str = "",
-                      trace: bool = False) -> list[str]:
-    """The one Verilator invocation every rampart build uses (also the benchmarks' baseline), so flags match."""
+                      trace: bool = False, opt: str = "O3") -> list[str]:
+    """The one Verilator invocation every rampart build uses (also the benchmarks' baseline), so flags match;
+    ``opt``: the C++ optimisation level (sim.toolchain.VERILATOR_OPT_LEVELS)."""
     args = [
         verilator_executable(), "--cc", "--exe", "--build", "--build-jobs", "2",
         "--top-module", TOP, "--prefix", PREFIX, "-Mdir", str(obj),
         "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "0", "--x-initial", "0",
-        "-MAKEFLAGS", " ".join(VERILATED_MK_FIXES), "-o", str(output),
+        "-MAKEFLAGS", " ".join(VERILATED_MK_FIXES + verilator_opt_flags(opt)), "-o", str(output),
     ]
     if cflags:
         args += ["-CFLAGS", cflags]
@@ -267,13 +280,13 @@ def verilator_command(obj: Path, output: Path, sources: list[Path], *, cflags: s
     return args + [str(source) for source in sources]
 
 
-def _verilate(directory: Path, *, trace: bool) -> None:
+def _verilate(directory: Path, *, trace: bool, opt: str = "O3") -> None:
     obj = directory / ("obj_trace" if trace else "obj")
     library = directory / ("librampart_sim_trace.so" if trace else "librampart_sim.so")
     args = verilator_command(
         obj, library.resolve(), [HARNESS_SOURCE, directory / f"{TOP}.v", directory / "public.vlt"],
         cflags=f"-fPIC -DRP_TOP={PREFIX}" + (" -DRP_TRACE" if trace else ""),
-        ldflags="-shared -pthread -Wl,-Bsymbolic", trace=trace)
+        ldflags="-shared -pthread -Wl,-Bsymbolic", trace=trace, opt=opt)
     log = directory / ("verilator_trace.log" if trace else "verilator.log")
     with open(log, "w") as out:
         proc = subprocess.run(args, stdout=out, stderr=subprocess.STDOUT, env=verilator_env(), cwd=directory)

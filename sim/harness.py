@@ -30,8 +30,8 @@ _SIGNATURES = {
     "rp_read_mem": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_uint32, _u32p], None),
     "rp_step": ([ctypes.c_void_p, ctypes.c_uint64], None),
     "rp_reset": ([ctypes.c_void_p, ctypes.c_uint32], None),
-    "rp_run_stimulus": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(ctypes.c_int), _u32p,
-                         ctypes.c_int, ctypes.POINTER(ctypes.c_int), _u32p], None),
+    "rp_run_stimulus": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                         ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p], None),
     "rp_state_bytes": ([ctypes.c_void_p], ctypes.c_uint64),
     "rp_state_dump": ([ctypes.c_void_p, ctypes.c_char_p], None),
     "rp_state_digest": ([ctypes.c_void_p], ctypes.c_uint64),
@@ -41,13 +41,6 @@ _SIGNATURES = {
     "rp_snapshot": ([ctypes.c_void_p, ctypes.c_char_p], None),
     "rp_restore": ([ctypes.c_void_p, ctypes.c_char_p], None),
     "rp_checkpoint_count": ([ctypes.c_uint64, ctypes.c_uint64], ctypes.c_uint64),
-    "rp_golden_run": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                       ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
-                       ctypes.c_void_p], ctypes.c_int),
-    "rp_inject_batch": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
-                         ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
-                         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
     "rp_golden_run_ex": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
                           ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p,
                           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
@@ -61,7 +54,6 @@ _SIGNATURES = {
                             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                             ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
     "rp_trace_open": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
-    "rp_trace_close": ([ctypes.c_void_p], None),
 }
 _libraries: dict[Path, ctypes.CDLL] = {}
 
@@ -182,31 +174,40 @@ class NativeSim:
         self._lib.rp_peek(self._h, var, 0, buf)
         return _from_words(buf)
 
-    def run_stimulus(self, inputs: dict[str, np.ndarray], outputs: list[str]) -> dict[str, list[int] | np.ndarray]:
+    def run_stimulus(self, inputs: "dict[str, np.ndarray] | tuple[np.ndarray, np.ndarray]",
+                     outputs: list[str]) -> dict[str, np.ndarray]:
         """Per cycle: apply ``inputs[name][cycle]``, record ``outputs`` (settled, before the edge), clock once.
 
         Inputs of up to 32 bits are numpy arrays of unsigned values; wider ones are arrays of shape (cycles, words).
-        Outputs come back as uint32 arrays of shape (cycles, words).
+        ``inputs`` may also be the output of :meth:`pack_inputs` (port ids and the per-cycle words), so a stimulus
+        replayed many times is packed once. Outputs come back as uint32 arrays of shape (cycles, words).
         """
-        names = list(inputs)
-        cycles = len(next(iter(inputs.values()))) if inputs else 0
-        in_widths = [_words(self._port(name)[0].width) for name in names]
-        in_buf = np.empty((cycles, sum(in_widths)), dtype=np.uint32)
-        col = 0
-        for name, n in zip(names, in_widths, strict=True):
-            in_buf[:, col:col + n] = np.asarray(inputs[name]).reshape(cycles, n)
-            col += n
-        out_widths = [_words(self._port(n)[0].width) for n in outputs]
-        out_buf = np.empty((cycles, sum(out_widths)), dtype=np.uint32)
-        in_ids = (ctypes.c_int * len(names))(*(self._port(n)[1] for n in names))
-        out_ids = (ctypes.c_int * len(outputs))(*(self._port(n)[1] for n in outputs))
-        self._lib.rp_run_stimulus(self._h, cycles, len(names), in_ids, in_buf.ctypes.data_as(_u32p),
-                                  len(outputs), out_ids, out_buf.ctypes.data_as(_u32p))
+        in_ids, in_buf = inputs if isinstance(inputs, tuple) else self.pack_inputs(inputs)
+        in_ids, in_buf = self._check_packed(in_ids, in_buf)
+        out_ids, out_words = self.output_ids(outputs)
+        cycles = in_buf.shape[0]
+        out_buf = np.empty((cycles, out_words), dtype=np.uint32)
+        self._lib.rp_run_stimulus(self._h, cycles, len(in_ids), in_ids.ctypes.data, in_buf.ctypes.data,
+                                  len(out_ids), out_ids.ctypes.data, out_buf.ctypes.data)
         result, col = {}, 0
-        for name, n in zip(outputs, out_widths, strict=True):
+        for name in outputs:
+            n = _words(self._port(name)[0].width)
             result[name] = out_buf[:, col:col + n]
             col += n
         return result
+
+    def _check_packed(self, in_ids, in_buf) -> tuple[np.ndarray, np.ndarray]:
+        """Packed input as the C loop reads it: input port ids (int32) and C-contiguous uint32 words, one row per
+        cycle with as many words as those ports have."""
+        in_ids = np.ascontiguousarray(in_ids, dtype=np.int32)
+        in_buf = np.ascontiguousarray(in_buf, dtype=np.uint32)
+        inputs = {self._port_vars[p.name]: p for p in self.build.ports if p.direction == "in"}
+        if not set(in_ids.tolist()) <= set(inputs):
+            raise RampartError("packed stimulus names a variable that is not an input port")
+        words = sum(_words(inputs[int(i)].width) for i in in_ids)
+        if in_buf.ndim != 2 or in_buf.shape[1] != words:
+            raise RampartError(f"packed stimulus has shape {in_buf.shape}; its ports need (cycles, {words})")
+        return in_ids, in_buf
 
     # --- memories ----------------------------------------------------------------------------------------------
 
@@ -300,7 +301,7 @@ class NativeSim:
             raise RampartError("snapshot does not belong to this design build")
         self._lib.rp_restore(self._h, snapshot)
 
-    # --- batched fault injection (C inner loops; see rp_golden_run / rp_inject_batch in harness.cpp) -------------
+    # --- batched fault injection (C inner loops; see rp_golden_run_ex / rp_inject_batch_ex in harness.cpp) -------
 
     @property
     def snapshot_size(self) -> int:
@@ -341,22 +342,15 @@ class NativeSim:
         return MemRegions(np.array(elems, dtype=np.int32), np.array(first, dtype=np.uint32),
                           np.array(count, dtype=np.uint32), nbytes)
 
-    def golden_run(self, in_ids: np.ndarray, in_buf: np.ndarray, out_ids: np.ndarray, out_words: int,
-                   interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """Replay the whole stimulus from the current state with checkpoints every ``interval`` cycles.
-
-        Returns (outputs as (cycles, out_words) uint32, snapshots as (n, snapshot_size) uint8, checkpoint digests
-        (cycles // interval + 1 entries, uint64), final digest).
-        """
-        result = self.golden_run_ex(in_ids, in_buf, out_ids, out_words, interval)
-        return result.outputs, result.snapshots, result.digests, result.final_digest
-
     def golden_run_ex(self, in_ids: np.ndarray, in_buf: np.ndarray, out_ids: np.ndarray, out_words: int,
                       interval: int, mem: "MemRegions | None" = None, detect_ids: np.ndarray | None = None,
                       complete_id: int = -1) -> "GoldenTrace":
-        """:meth:`golden_run` plus the end-of-run copy of the observed memory regions ``mem``, the first cycle a
-        detection port (``detect_ids``) is non-zero (``None``: never; the end state at ``cycles`` counts as a
-        cycle) and whether the completion port ``complete_id`` (-1: none) is high at the end."""
+        """Replay the whole stimulus from the current state with checkpoints every ``interval`` cycles: outputs as
+        (cycles, out_words) uint32, snapshots as (n, snapshot_size) uint8, checkpoint digests (cycles // interval + 1
+        entries, uint64) and the final digest (:class:`GoldenTrace`); also the end-of-run copy of the observed
+        memory regions ``mem``, the first cycle a detection port (``detect_ids``) is non-zero (``None``: never; the
+        end state at ``cycles`` counts as a cycle) and whether the completion port ``complete_id`` (-1: none) is high
+        at the end."""
         cycles = in_buf.shape[0]
         if interval < 1:
             raise RampartError(f"checkpoint interval must be >= 1, not {interval}")

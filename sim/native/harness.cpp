@@ -157,6 +157,70 @@ inline uint64_t finalise(uint64_t z) {
     return z ^ (z >> 31);
 }
 
+// A port as the per-cycle loops touch it, resolved once per call: its storage, bytes per element, 32-bit words per
+// cycle and the mask of its width (scalar storage only), so a cycle costs a few instructions per port.
+struct PortVar {
+    uint8_t* data;
+    uint32_t width, ent_bytes, words;
+    uint64_t mask;
+};
+
+// The input and output ports of a stimulus; a cycle's words are the ports' words in order.
+struct Ports {
+    std::vector<PortVar> ins, outs;
+    size_t in_stride = 0, out_stride = 0;
+};
+
+PortVar port_var(const Var& v) { return {v.data, v.width, v.ent_bytes, (v.width + 31) / 32, width_mask(v.width)}; }
+
+Ports resolve_ports(Sim* s, int n_in, const int* in_vars, int n_out, const int* out_vars) {
+    Ports p;
+    for (int i = 0; i < n_in; ++i) {
+        p.ins.push_back(port_var(s->vars.at(in_vars[i])));
+        p.in_stride += p.ins.back().words;
+    }
+    for (int i = 0; i < n_out; ++i) {
+        p.outs.push_back(port_var(s->vars.at(out_vars[i])));
+        p.out_stride += p.outs.back().words;
+    }
+    return p;
+}
+
+RP_HOT void write_port(const PortVar& v, const uint32_t* words) {
+    switch (v.ent_bytes) {
+        case 1: *v.data = static_cast<uint8_t>(words[0] & v.mask); return;
+        case 2: *reinterpret_cast<uint16_t*>(v.data) = static_cast<uint16_t>(words[0] & v.mask); return;
+        case 4: *reinterpret_cast<uint32_t*>(v.data) = static_cast<uint32_t>(words[0] & v.mask); return;
+        default: write_element(v.data, v.width, v.ent_bytes, words);
+    }
+}
+
+RP_HOT void read_port(const PortVar& v, uint32_t* words) {
+    if (v.ent_bytes <= 8) {
+        read_element(v.data, v.width, v.ent_bytes, words);
+    } else {
+        for (uint32_t w = 0; w < v.words; ++w) words[w] = reinterpret_cast<const uint32_t*>(v.data)[w];
+    }
+}
+
+// Apply cycle c's inputs and settle at clk = 0 (outputs are then valid for sampling).
+RP_HOT void apply_inputs(Sim* s, const Ports& p, const uint32_t* in_words, uint64_t c) {
+    const uint32_t* iw = in_words + c * p.in_stride;
+    for (const PortVar& v : p.ins) {
+        write_port(v, iw);
+        iw += v.words;
+    }
+    s->settled = false;
+    settle(s);
+}
+
+RP_HOT void sample_outputs(const Ports& p, uint32_t* ow) {
+    for (const PortVar& v : p.outs) {
+        read_port(v, ow);
+        ow += v.words;
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -281,34 +345,15 @@ void rp_reset(void* h, uint32_t cycles) {
     s->settled = false;
 }
 
-// Replays per-cycle stimulus and records outputs before each rising edge. Per cycle, `in_words` holds the words of
+// Replays per-cycle stimulus and records outputs before each rising edge: per cycle, `in_words` holds the words of
 // every input var in order; `out_words` receives the words of every output var in order.
 void rp_run_stimulus(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
                      const int* out_vars, uint32_t* out_words) {
     auto* s = static_cast<Sim*>(h);
-    std::vector<const Var*> ins, outs;
-    size_t in_stride = 0, out_stride = 0;
-    for (int i = 0; i < n_in; ++i) {
-        ins.push_back(&s->vars.at(in_vars[i]));
-        in_stride += (ins.back()->width + 31) / 32;
-    }
-    for (int i = 0; i < n_out; ++i) {
-        outs.push_back(&s->vars.at(out_vars[i]));
-        out_stride += (outs.back()->width + 31) / 32;
-    }
+    Ports p = resolve_ports(s, n_in, in_vars, n_out, out_vars);
     for (uint64_t c = 0; c < cycles; ++c) {
-        const uint32_t* iw = in_words + c * in_stride;
-        for (const Var* v : ins) {
-            write_element(v->data, v->width, v->ent_bytes, iw);
-            iw += (v->width + 31) / 32;
-        }
-        s->settled = false;
-        settle(s);
-        uint32_t* ow = out_words + c * out_stride;
-        for (const Var* v : outs) {
-            read_element(v->data, v->width, v->ent_bytes, ow);
-            ow += (v->width + 31) / 32;
-        }
+        apply_inputs(s, p, in_words, c);
+        sample_outputs(p, out_words + c * p.out_stride);
         cycle(s);
     }
 }
@@ -384,50 +429,6 @@ void rp_restore(void* h, const uint8_t* buf) {
 // a state digest (for j*interval <= cycles); the digest of the final state (at `cycles`) is returned separately.
 // `observe` (nullable) is one byte per cycle: outputs are compared only on cycles where it is non-zero.
 
-}  // extern "C"
-
-namespace {
-
-struct Ports {
-    std::vector<const Var*> ins, outs;
-    size_t in_stride = 0, out_stride = 0;
-};
-
-Ports resolve_ports(Sim* s, int n_in, const int* in_vars, int n_out, const int* out_vars) {
-    Ports p;
-    for (int i = 0; i < n_in; ++i) {
-        p.ins.push_back(&s->vars.at(in_vars[i]));
-        p.in_stride += (p.ins.back()->width + 31) / 32;
-    }
-    for (int i = 0; i < n_out; ++i) {
-        p.outs.push_back(&s->vars.at(out_vars[i]));
-        p.out_stride += (p.outs.back()->width + 31) / 32;
-    }
-    return p;
-}
-
-// Apply cycle c's inputs and settle at clk = 0 (outputs are then valid for sampling).
-inline void apply_inputs(Sim* s, const Ports& p, const uint32_t* in_words, uint64_t c) {
-    const uint32_t* iw = in_words + c * p.in_stride;
-    for (const Var* v : p.ins) {
-        write_element(v->data, v->width, v->ent_bytes, iw);
-        iw += (v->width + 31) / 32;
-    }
-    s->settled = false;
-    settle(s);
-}
-
-inline void sample_outputs(const Ports& p, uint32_t* ow) {
-    for (const Var* v : p.outs) {
-        read_element(v->data, v->width, v->ent_bytes, ow);
-        ow += (v->width + 31) / 32;
-    }
-}
-
-}  // namespace
-
-extern "C" {
-
 uint64_t rp_checkpoint_count(uint64_t cycles, uint64_t interval) {
     return interval ? (cycles + interval - 1) / interval : 0;
 }
@@ -467,7 +468,7 @@ extern "C" {
 // Replays the workload from the current state (normally a fresh instance, possibly with a memory image loaded),
 // recording every cycle's observed outputs into out_words (cycles * out_stride words), the snapshots
 // (rp_checkpoint_count * rp_snapshot_size bytes), the checkpoint digests (cycles / interval + 1 entries) and the
-// final digest. Extended form: the `n_mem` observed memory regions (state element mem_elems[k], words
+// final digest. The `n_mem` observed memory regions (state element mem_elems[k], words
 // [mem_first[k], +mem_count[k])) are copied into golden_mem (their storage bytes, concatenated) at the end; the
 // detection vars (det_vars, ports) are sampled every cycle and at the end (the state at `cycles`, with the last
 // cycle's inputs held): *first_detect gets the first such cycle where one is non-zero (UINT64_MAX: never); the
@@ -509,14 +510,6 @@ int rp_golden_run_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, con
         golden_mem += nbytes;
     }
     return 0;
-}
-
-int rp_golden_run(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
-                  const int* out_vars, uint32_t* out_words, uint64_t interval, uint8_t* snapshots, uint64_t* digests,
-                  uint64_t* final_digest) {
-    return rp_golden_run_ex(h, cycles, n_in, in_vars, in_words, n_out, out_vars, out_words, interval, snapshots,
-                            digests, final_digest, 0, nullptr, nullptr, nullptr, nullptr, 0, nullptr, -1, nullptr,
-                            nullptr);
 }
 
 // Injects n faults, one after the other, each (state element elems[i], word words[i], bit bits[i]) at fault_cycles[i]:
@@ -617,16 +610,6 @@ int rp_inject_batch_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, c
     return 0;
 }
 
-int rp_inject_batch(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
-                    const int* out_vars, const uint32_t* golden_out, const uint8_t* observe, uint64_t interval,
-                    const uint8_t* snapshots, const uint64_t* digests, uint64_t final_digest, uint64_t n,
-                    const int32_t* elems, const uint32_t* words, const uint32_t* bits, const uint64_t* fault_cycles,
-                    uint8_t* outcomes, uint64_t* simulated) {
-    return rp_inject_batch_ex(h, cycles, n_in, in_vars, in_words, n_out, out_vars, golden_out, observe, interval,
-                              snapshots, digests, final_digest, 0, nullptr, nullptr, nullptr, nullptr, 0, nullptr, 0,
-                              nullptr, -1, cycles, n, elems, words, bits, nullptr, fault_cycles, outcomes, simulated);
-}
-
 // --- tracing ---------------------------------------------------------------------------------------------------
 
 int rp_trace_open(void* h, const char* path) {
@@ -640,18 +623,6 @@ int rp_trace_open(void* h, const char* path) {
     (void)h;
     (void)path;
     return 0;
-#endif
-}
-
-void rp_trace_close(void* h) {
-#ifdef RP_TRACE
-    auto* s = static_cast<Sim*>(h);
-    if (s->trace) {
-        s->trace->close();
-        s->trace.reset();
-    }
-#else
-    (void)h;
 #endif
 }
 

@@ -43,3 +43,22 @@ def test_rtl_edited_after_import_bypasses_the_sources_key(private_cache, monkeyp
     again = build(DESIGN, CONFIG)
     assert again.directory == first.directory.resolve()
     assert sorted(p.name for p in private_cache.iterdir() if p.is_symlink()) == links_before
+
+
+def test_optimisation_level_is_part_of_both_keys(monkeypatch):
+    from sim import toolchain
+
+    netlist = "module top; endmodule"
+    assert build_module.netlist_key(netlist, "Os") != build_module.netlist_key(netlist, "O3")
+    assert build_module.build_key(DESIGN, CONFIG, "Os") != build_module.build_key(DESIGN, CONFIG, "O3")
+    before = build_module.netlist_key(netlist, "O3"), build_module.build_key(DESIGN, CONFIG, "O3")
+    # other compiler flags under the same level name must not find the old library either
+    monkeypatch.setitem(toolchain.VERILATOR_OPT_LEVELS, "O3", ("OPT_FAST=-O2", "OPT_GLOBAL=-O2"))
+    assert (build_module.netlist_key(netlist, "O3"), build_module.build_key(DESIGN, CONFIG, "O3")) != before
+
+
+def test_unknown_optimisation_level_is_a_clear_error():
+    from base import RampartError
+
+    with pytest.raises(RampartError, match="unknown Verilator optimisation level 'O9'"):
+        build(DESIGN, CONFIG, opt="O9")

@@ -50,6 +50,21 @@ def test_snapshot_restore_replays_identically(mac):
         assert sim.digest() == first_digest
 
 
+def test_run_stimulus_takes_packed_input(mac):
+    stimulus = _stimulus(mac, 400, 6)
+    with NativeSim(mac) as sim:
+        snap = sim.snapshot()
+        from_dict = sim.run_stimulus(stimulus, ["out"])["out"]
+        sim.restore(snap)
+        packed = sim.pack_inputs(stimulus)
+        assert np.array_equal(sim.run_stimulus(packed, ["out"])["out"], from_dict)
+        ids, words = packed
+        with pytest.raises(RampartError, match="its ports need"):
+            sim.run_stimulus((ids, words[:, 1:]), ["out"])
+        with pytest.raises(RampartError, match="not an input port"):
+            sim.run_stimulus((sim.output_ids(["out"])[0], words), ["out"])
+
+
 def test_flip_changes_exactly_that_bit_of_the_digest_input(mac):
     rng = np.random.default_rng(3)
     with NativeSim(mac) as sim:

@@ -164,6 +164,92 @@ def test_native_random_vs_golden(preset):
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Verilator: the edges of the narrowed (<= 64-bit) datapath, one beat per phase, every shift 0..63
+
+_V_MIN, _V_MAX = -(1 << 40), (1 << 40) - 2     # acc + bias with a 40-bit accumulator and the 40-bit bias
+
+
+def _acc_and_bias(v: int) -> tuple[int, int]:
+    """A 40-bit accumulator and a 40-bit bias that sum to ``v``."""
+    bias = max(min(v // 2, (1 << 39) - 1), -(1 << 39))
+    return v - bias, bias
+
+
+def _edge_groups():
+    """(v per lane, scale, shift, zero point): 8 related values per beat, the zero point bringing ~v * scale /
+    2**shift into the int8 window (it is only stimulus; the expected outputs come from the golden model)."""
+    groups = []
+
+    def add(vs, scale, shift):
+        vs = [min(max(v, _V_MIN), _V_MAX) for v in vs]
+        zp = max(min(-((vs[0] * scale) >> shift), 32767), -32768)
+        groups.append((vs, scale, shift, zp))
+
+    spread = range(-4, 4)
+    for shift in range(64):
+        for scale in ((1 << 32) - 1, 1 << 31, (1 << 32) - (1 << 30) - 1, 1):
+            add([_V_MIN + d + 4 for d in spread], scale, shift)       # the most negative products
+            add([_V_MAX - d - 4 for d in spread], scale, shift)       # the most positive ones
+        # |p| around 2**61: where single rounding switches from the 62-bit path to plain saturation
+        for scale in (1 << 31, (1 << 32) - 1):
+            for sign in (1, -1):
+                add([sign * ((1 << 61) // scale) + d for d in spread], scale, shift)
+        # p = v * (2**32 - 1) = (v - 1) * 2**32 + (2**32 - v mod 2**32): low words next to the first rounding's carries
+        for low in (1, (1 << 30) - 1, 1 << 30, (1 << 31) - 1, 1 << 31, 3 << 30, (3 << 30) - 1, (1 << 32) - 1):
+            for high in (-200, -1, 0, 3, 150):
+                add([high * (1 << 32) + (1 << 32) - low + d for d in spread], (1 << 32) - 1, shift)
+    for r in range(1, 33):  # double rounding: p = (2m - 1) * 2**30 is a tie of the first rounding, t = m
+        for k in (-3, -1, 0, 2):
+            m = (2 * k + 1) << (r - 1)                              # and t = m a tie of the second
+            add([2 * (m + d) - 1 for d in spread], 1 << 30, 31 + r)
+    for shift in range(1, 32):  # single rounding ties: p = (2k + 1) * 2**(shift - 1)
+        add([(2 * d + 1) << (shift - 1) for d in spread], 1, shift)
+    return groups
+
+
+def test_native_datapath_edges_vs_golden():
+    cfg = OutputUnitConfig(lanes=8, channels=8, acc_width=40)
+    result = build("npu_output_unit", cfg)
+    lanes, aw, ch_bits = cfg.lanes, cfg.acc_width, cfg.channel_bits
+    groups = _edge_groups()
+    cols = {k: [] for k in ("we", "wch", "wrec", "i_valid", "i_payload", "zp")}
+    beats, want = [], []
+    for vs, scale, shift, zp in groups:
+        pairs = [_acc_and_bias(v) for v in vs]
+        for c, (_, bias) in enumerate(pairs):
+            for k, v in zip(cols, (1, c, requant.record_word(bias, scale, shift), 0, 0, zp), strict=True):
+                cols[k].append(v)
+        beats.append(len(cols["we"]))
+        for k, v in zip(cols, (0, 0, 0, 1, _pack([a for a, _ in pairs] + [0], [aw] * lanes + [ch_bits]), zp),
+                        strict=True):
+            cols[k].append(v)
+        for _ in range(OutputUnit.latency + 1):
+            for k, v in zip(cols, (0, 0, 0, 0, 0, zp), strict=True):
+                cols[k].append(v)
+        want.append([requant.requantize_scalar(a, b, scale, shift, zp, -128, 127) for a, b in pairs])
+    n = len(cols["we"])
+    stimulus = {
+        "param_we": np.array(cols["we"], dtype=np.uint32), "param_channel": np.array(cols["wch"], dtype=np.uint32),
+        "param_record": _words(cols["wrec"], 80), "i_stream__valid": np.array(cols["i_valid"], dtype=np.uint32),
+        "i_stream__payload": _words(cols["i_payload"], aw * lanes + ch_bits),
+        "o_stream__ready": np.ones(n, dtype=np.uint32),
+        "ofm_zero_point": np.array(cols["zp"], dtype=np.int64) & 0xFFFF,
+        "act_min": np.full(n, 0xFF80, dtype=np.uint32), "act_max": np.full(n, 127, dtype=np.uint32),
+    }
+    with NativeSim(result) as sim:
+        sim.reset()
+        trace = sim.run_stimulus(stimulus, ["o_stream__valid", "o_stream__payload"])
+    outs = _ints(trace["o_stream__payload"])
+    assert np.flatnonzero(trace["o_stream__valid"][:, 0]).tolist() == [b + OutputUnit.latency for b in beats]
+    in_window = 0
+    for beat, expected, (vs, scale, shift, zp) in zip(beats, want, groups, strict=True):
+        got = [_signed((outs[beat + OutputUnit.latency] >> (8 * lane)) & 0xFF, 8) for lane in range(lanes)]
+        assert got == expected, f"v {vs}, scale {scale:#x}, shift {shift}, zero point {zp}"
+        in_window += sum(-128 < e < 127 for e in expected)
+    assert len(groups) > 3000 and 5 * in_window > len(groups) * lanes   # a fifth or more inside the clamp bounds
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Verilator, end to end: Vela's records on the parameter port, numpy accumulators in, LiteRT's output out
 
 LAYERS = {

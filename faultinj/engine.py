@@ -9,7 +9,7 @@ exactly ``min(upset, width)`` distinct bits and the fault space (sites x cycles)
 
 * :class:`GoldenRun` replays the workload once (cached per process) recording the observed outputs of every cycle,
   a snapshot of the model and a state digest every ``interval`` cycles, and the final digest.
-  :meth:`GoldenRun.inject` hands a batch of faults to ``rp_inject_batch``: restore the checkpoint at or before the
+  :meth:`GoldenRun.inject` hands a batch of faults to ``rp_inject_batch_ex``: restore the checkpoint at or before the
   cycle, replay to it, flip, then compare outputs (on observed cycles; first mismatch = SDC) and the state digest
   at each checkpoint (equal = MASKED, stop early); at the end an equal state is MASKED, a different one LATENT.
 * Workloads with a memory image, observed memory regions, a completion port (watchdog: HANG) or detection ports

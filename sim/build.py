@@ -185,7 +185,8 @@ def _load(directory: Path, config: Any) -> Build | None:
     return Build(
         design=data["design"], config=config, key=data["key"], directory=directory,
         ports=tuple(Port(**p) for p in data["ports"]), state=tuple(state),
-        stats=netlist.block_stats(state, data["instance_cells"], entry.block_of),
+        # builds of format 2 (older revisions, read by benchmarks/baseline.py) counted cells per first-level instance
+        stats=netlist.block_stats(state, data.get("instance_cells") or data["stats"]["cells"], entry.block_of),
         seconds=data["seconds"],
     )
 

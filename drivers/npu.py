@@ -233,9 +233,10 @@ def _check_input(x, shape: tuple[int, ...]) -> np.ndarray:
     return x.astype(np.int8).reshape(shape)
 
 
-def run_on_npu(model, config: str = "u55-128", input: np.ndarray | None = None, *, trace: str | Path | None = None,
+def run_on_npu(model, config="u55-128", input: np.ndarray | None = None, *, trace: str | Path | None = None,
                seed: int = 0, chunk: int = DEFAULT_CHUNK, max_cycles: int | None = None, check: bool = True) -> NpuRun:
-    """Compile ``model`` (.tflite bytes, path or TfliteModel) with Vela for ``config`` and run it on the simulated NPU.
+    """Compile ``model`` (.tflite bytes, path or TfliteModel) with Vela for ``config`` (a preset name or an
+    :class:`~rtl.npu.config.NpuConfig`; Vela compiles for its MACs per cycle) and run it on the simulated NPU.
 
     ``input``: an int8 array of the model's input shape (the batch axis may be left out); None: uniformly random,
     from ``seed``. ``trace``: write an FST waveform there (builds the tracing variant). ``max_cycles``: watchdog
@@ -243,12 +244,15 @@ def run_on_npu(model, config: str = "u55-128", input: np.ndarray | None = None, 
     or the watchdog fires (else the NpuRun carries the status). Raises RampartError for unsupported models.
     """
     from rtl.npu.compute import ComputeError
-    from rtl.npu.config import PRESETS
+    from rtl.npu.config import PRESETS, NpuConfig
     from rtl.npu.controller import ErrorCode
 
-    if config not in PRESETS:
+    if isinstance(config, NpuConfig):
+        cfg = config
+    elif config in PRESETS:
+        cfg = PRESETS[config]
+    else:
         raise RampartError(f"unknown NPU config {config!r}; one of: {', '.join(PRESETS)}")
-    cfg = PRESETS[config]
     try:
         data = model_bytes(model)
     except OSError as e:
@@ -268,7 +272,7 @@ def run_on_npu(model, config: str = "u55-128", input: np.ndarray | None = None, 
         x = _check_input(input, in_shape)
     mac_layers = graph_macs(data)
 
-    art = vela.compile_cached(data, config)
+    art = vela.compile_cached(data, f"u55-{cfg.macs}")
     (inp,), (out,) = art.inputs, art.outputs
     if inp.nbytes != x.size or out.nbytes != int(np.prod(out_shape)):
         raise RampartError("Vela's input/output tensors do not match the model's (only int8 tensors are supported)")
@@ -278,7 +282,7 @@ def run_on_npu(model, config: str = "u55-128", input: np.ndarray | None = None, 
         max_cycles = max(200_000, 50 * estimate)
 
     stamps: list[int] = []
-    with SimDevice.open("npu", config, trace=trace or None) as dev:
+    with SimDevice.open("npu", cfg, trace=trace or None) as dev:
         lay = load_network(dev, art, x, cfg.ext_mem_bytes)
         start(dev, lay.cmd_base, lay.cmd_len, lay.basep)
 

@@ -46,17 +46,27 @@ def _read_model(model: str) -> bytes:
     return data
 
 
-def _npu_preset(config) -> str:
-    """The NPU preset named, or held by a TOML file: the driver and Vela run presets (Vela compiles for one)."""
+def _npu_config(spec):
+    """The NPU config of ``-c`` (a preset name or TOML file), named by its preset when it equals one."""
     from rtl.designs import get_design
 
     entry = get_design("npu")
-    cfg = entry.config(config)
+    cfg = entry.config(spec)
     for name, preset in entry.presets.items():
         if preset == cfg:
             return name
-    raise RampartError(f"{config}: `run npu` runs the NPU presets only ({', '.join(entry.presets)}), as Vela compiles "
-                       "for one of them; this config differs from every preset")
+    return cfg
+
+
+def _label(config) -> str:
+    """A preset's name, or a custom config's fields that differ from the preset of its MACs per cycle."""
+    from rtl.npu.config import PRESETS
+
+    if isinstance(config, str):
+        return config
+    base = PRESETS[f"u55-{config.macs}"] if f"u55-{config.macs}" in PRESETS else None
+    changed = [f"{k}={v}" for k, v in vars(config).items() if base is None or getattr(base, k) != v]
+    return f"u55-{config.macs} ({', '.join(changed)})"
 
 
 def _print_cycles(console, title: str, config: str, result) -> None:
@@ -66,7 +76,7 @@ def _print_cycles(console, title: str, config: str, result) -> None:
     from drivers.npu import DEFAULT_CHUNK
 
     vela = result.vela
-    console.print(f"[bold]{title}[/] on npu {config} ({result.macs_per_cycle} MACs/cycle): "
+    console.print(f"[bold]{title}[/] on npu {_label(config)} ({result.macs_per_cycle} MACs/cycle): "
                   f"{len(result.kicks)} kernel op(s), output {tuple(result.output.shape)}")
     per_layer = bool(result.layers)
     table = Table("layer" if per_layer else "kernel op", "op", "NPU cycles", "MACs", "MAC util.", "Vela cycles",
@@ -146,7 +156,7 @@ def _digits_accuracy(console, model, config: str, n: int, max_cycles) -> None:
     ref = ReferenceModel(model.data)
     labels = model.split.y_test[:n]
     npu_pred, ref_pred, exact, cycles = [], [], 0, []
-    with console.status(f"running {n} held-out digits on npu {config}") as status:
+    with console.status(f"running {n} held-out digits on npu {_label(config)}") as status:
         for i in range(n):
             x, _ = model.held_out_input(i)
             result = run_on_npu(model.data, config, x, max_cycles=max_cycles)
@@ -155,9 +165,9 @@ def _digits_accuracy(console, model, config: str, n: int, max_cycles) -> None:
             npu_pred.append(int(np.argmax(result.output)))
             ref_pred.append(int(np.argmax(want)))
             cycles.append(result.cycles)
-            status.update(f"running held-out digits on npu {config}: {i + 1}/{n}")
+            status.update(f"running held-out digits on npu {_label(config)}: {i + 1}/{n}")
     float_pred = model.float_predictions(model.split.x_test[:n])
-    console.print(f"[bold]digits CNN[/] on npu {config}: {n} held-out digit(s), "
+    console.print(f"[bold]digits CNN[/] on npu {_label(config)}: {n} held-out digit(s), "
                   f"{np.mean(cycles):,.0f} NPU cycles per image (min {min(cycles):,}, max {max(cycles):,})")
     for name, pred in (("NPU", npu_pred), ("LiteRT int8", ref_pred), ("float", float_pred)):
         acc = float(np.mean(np.asarray(pred) == labels))
@@ -190,8 +200,8 @@ def _run_one(console, data: bytes, title: str, config: str, x, *, trace, seed, m
 
 @run.command("npu")
 @click.argument("model", type=click.Path(dir_okay=False))
-@config_option("An NPU preset (u55-32, u55-64, u55-128, u55-256; Vela compiles for the same MACs/cycle) or a TOML "
-               "file holding one (`base = \"u55-64\"`); default: u55-128.")
+@config_option("An NPU preset (u55-32, u55-64, u55-128, u55-256) or a TOML file (`base = \"u55-64\"` plus field "
+               "overrides, e.g. `ext_latency = 20`); Vela compiles for its MACs/cycle; default: u55-128.")
 @click.option("--input", "-i", "input_path", type=click.Path(dir_okay=False), default=None,
               help="Input tensor as an int8 .npy of the model's input shape (batch axis optional); default: "
                    "uniformly random from --seed (digits: held-out image --image).")
@@ -228,7 +238,7 @@ def npu_cmd(model, config, input_path, output_path, trace, seed, max_cycles, ima
     if images is not None and (image is not None or input_path or output_path or trace):
         raise RampartError("--images runs many held-out digits; it cannot be combined with --image, --input, "
                            "--save-output or --trace")
-    config = _npu_preset(config)
+    config = _npu_config(config)
     console = make_console()
     if not builtin:
         data = _read_model(model)

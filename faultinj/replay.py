@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from base import RampartError
-from faultinj.campaign import _config_from_json, campaign_meta
+from faultinj.campaign import campaign_config, campaign_meta
 from faultinj.engine import ReferenceRun, check_upset, load_image
 from faultinj.outcomes import Outcome
 from faultinj.workload import Workload, make_workload
@@ -89,7 +89,7 @@ class Replayer:
         meta = campaign_meta(self.db)
         self.meta = meta
         self.upset = check_upset(int(meta.get("mbu", 1)))
-        config = _config_from_json(meta["design"], meta["config"])
+        config = campaign_config(meta)
         self.build: Build = build(meta["design"], config, trace=trace)
         if self.build.key != meta["build_key"]:
             raise RampartError(f"{self.db}: the build of {meta['design']} changed since this campaign ran (RTL, "

@@ -13,11 +13,11 @@ MASKED, SDC or LATENT: a hung or runaway sequencer shows up as wrong reads (SDC)
 import numpy as np
 
 from base import RampartError
-from drivers.neurocore import decode_words, weight_words
+from drivers.neurocore import decode_words, global_values, neuron_field_values, weight_words
 from faultinj.workload import Workload
 from models.snn.golden import GoldenCore
 from models.snn.params import NeuronParams, StdpParams, TraceMode
-from rtl.neurocore.config import Command, GlobalReg, NeuroCoreConfig, NeuronField, Region, step_cycles
+from rtl.neurocore.config import Command, GlobalReg, NeuroCoreConfig, Region, step_cycles
 
 __all__ = ["SNN_STEPS", "host_view", "pattern_inputs", "snn_pattern"]
 
@@ -79,24 +79,13 @@ def _pattern_core(config: NeuroCoreConfig, seed: int) -> GoldenCore:
 # -- host-bus encodings of the register map (rtl.neurocore.config) ---------------------------------------------------
 
 def _register_writes(config: NeuroCoreConfig, core: GoldenCore) -> list[tuple[int, int]]:
-    """(address, data) of every neuron parameter and global register (two's complement, field width); LEARN last."""
+    """(address, data) of every neuron parameter and global register (the driver's encodings); LEARN last."""
     params = core.neuron_params()
-    writes = []
-    for field in (NeuronField.THETA, NeuronField.V_RESET, NeuronField.V_REST, NeuronField.BIAS, NeuronField.D_V,
-                  NeuronField.D_I, NeuronField.T_REF):
-        bits = config.field_width(field)[0]
-        values = getattr(params, field.name.lower())
-        writes += [(config.address(Region.NEURON, field << config.neuron_bits | i), int(v) & ((1 << bits) - 1))
-                   for i, v in enumerate(values)]
-    s = core.stdp_params()
-    regs = {GlobalReg.W_EXP: core.synapse_params().w_exp, GlobalReg.D_X: s.d_x, GlobalReg.D_Y: s.d_y,
-            GlobalReg.A_PRE: s.a_pre, GlobalReg.A_POST: s.a_post, GlobalReg.A_PLUS: s.a_plus,
-            GlobalReg.A_MINUS: s.a_minus, GlobalReg.S_PLUS: s.s_plus, GlobalReg.S_MINUS: s.s_minus,
-            GlobalReg.W_MIN: s.w_min & 0xFF, GlobalReg.W_MAX: s.w_max & 0xFF, GlobalReg.TRACE_MODE: s.trace_mode,
-            GlobalReg.RESET_MODE: params.reset_mode, GlobalReg.X_TAR: s.x_tar, GlobalReg.W_DECAY: s.w_decay,
-            GlobalReg.THETA_PLUS: s.theta_plus, GlobalReg.D_THETA: s.d_theta, GlobalReg.THETA_PERIOD: s.theta_period,
-            GlobalReg.LEARN: int(core.learning)}
-    return writes + [(config.address(Region.GLOBAL, r), int(v)) for r, v in regs.items()]
+    writes = [(config.address(Region.NEURON, field << config.neuron_bits | i), int(v))
+              for field, values in neuron_field_values(config, params).items() for i, v in enumerate(values)]
+    regs = global_values(core.stdp_params(), core.synapse_params(), params.reset_mode, core.learning)
+    learn = regs.pop(GlobalReg.LEARN)
+    return writes + [(config.address(Region.GLOBAL, r), int(v)) for r, v in (*regs.items(), (GlobalReg.LEARN, learn))]
 
 
 def _input_words(config: NeuroCoreConfig, bits: np.ndarray) -> list[int]:

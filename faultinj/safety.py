@@ -179,6 +179,8 @@ class BlockRates:
     detected_fraction: float
     latent_fraction: float
     latent_upper_fraction: float
+    #: The latent fraction's own upper bound, not capped (what an FMEDA "upper" column shows: never below the point).
+    latent_high_fraction: float = math.nan
 
     @property
     def safe(self) -> float:
@@ -249,6 +251,7 @@ def block_rates(block: BlockResult, fit_model: FitModel | None = None, *, confid
         residual_fraction=frac[FaultClass.RESIDUAL][0], residual_upper_fraction=res_hi,
         detected_fraction=frac[FaultClass.DETECTED][0],
         latent_fraction=frac[FaultClass.LATENT][0], latent_upper_fraction=lat_hi,
+        latent_high_fraction=frac[FaultClass.LATENT][1],
     )
 
 
@@ -281,7 +284,8 @@ class SafetyMetrics:
 def _metric_set(total: float, residual: float, latent: float, dual: float) -> MetricSet:
     spfm = 1 - residual / total if total > 0 else math.nan
     rest = total - residual
-    lfm = 1 - latent / rest if rest > 0 else math.nan
+    # clipped: the capped latent bound can exceed ``rest`` by rounding, which printed as "-0.000 %"
+    lfm = min(1.0, max(0.0, 1 - latent / rest)) if rest > 0 else math.nan
     return MetricSet(spfm, lfm, residual + dual)
 
 
@@ -388,7 +392,8 @@ def assess_asil(metrics: MetricSet, targets: Mapping[Asil, AsilTarget] = ASIL_TA
 # FMEDA
 
 #: Column order of :func:`fmeda_rows` (for ``csv.DictWriter(fieldnames=FMEDA_COLUMNS)``). FIT columns are in FIT;
-#: fractions in [0, 1]; ``*_upper`` columns are on the conservative end of the block's interval.
+#: fractions in [0, 1]; ``*_upper`` columns are the upper ends of the block's intervals (never below the point value;
+#: the latent one is not capped by the residual bound as the conservative metrics' is).
 FMEDA_COLUMNS: tuple[str, ...] = (
     "block", "ff_bits", "mem_bits", "ff_fit_per_bit", "mem_fit_per_bit", "protection_fit_scale",
     "injections", *(o.name.lower() for o in Outcome),
@@ -430,13 +435,13 @@ def fmeda_rows(blocks: Sequence[BlockResult], fit_model: FitModel | None = None,
             "lambda_spf_rf_upper_fit": r.residual_upper,
             "lambda_mpf_detected_fit": r.detected,
             "lambda_mpf_latent_fit": r.latent,
-            "lambda_mpf_latent_upper_fit": r.latent_upper,
+            "lambda_mpf_latent_upper_fit": r.total * r.latent_high_fraction,
             "block_fit": r.unmasked,
             "safe_fraction": r.safe_fraction,
             "residual_fraction": r.residual_fraction,
             "residual_fraction_upper": r.residual_upper_fraction,
             "latent_fraction": r.latent_fraction,
-            "latent_fraction_upper": r.latent_upper_fraction,
+            "latent_fraction_upper": r.latent_high_fraction,
             "dc_residual": 1 - r.residual_fraction / unsafe if unsafe > 0 else None,
             "dc_latent": 1 - r.latent_fraction / mpf if mpf > 0 else None,
             "confidence": confidence,

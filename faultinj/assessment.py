@@ -131,8 +131,14 @@ class AsilCheck:
     #: e.g. ("SPFM 98.12 % < 99 %", "PMHF 12.3 FIT >= 10 FIT"); empty when passed.
     failing: tuple[str, ...]
 
+    @property
+    def failing_metrics(self) -> tuple[str, ...]:
+        """Just the names of the failing metrics, e.g. ("SPFM", "PMHF")."""
+        return tuple(f.split()[0] for f in self.failing)
+
     def as_dict(self) -> dict:
-        return {"asil": self.asil.name, "passed": self.passed, "failing": list(self.failing)}
+        return {"asil": self.asil.name, "passed": self.passed, "failing": list(self.failing),
+                "failing_metrics": list(self.failing_metrics)}
 
 
 def asil_checks(metrics: MetricSet) -> tuple[AsilCheck, ...]:

@@ -27,7 +27,8 @@ One campaign runs on a database at a time (:class:`CampaignLock`, a lock file be
 is checked before the database is created, and a database that cannot be set up is removed again.
 
 Tables: ``meta(key, value)`` (design, config, workload, seeds, sampling parameters, ``mbu``, the strata as
-:meth:`faultinj.plan.FaultSpace.describe` under ``space``, build key, schema version),
+:meth:`faultinj.plan.FaultSpace.describe` under ``space``, build key, schema version, ``min_per_stratum``,
+``sized_for``; and ``timing``, the wall-clock and worker seconds spent so far, updated with every batch),
 ``injections(id, site, cycle, block, outcome, cycles)`` with ``id`` the fault's id, and for iterative campaigns
 ``planned(id, round, stratum, local, site, cycle)`` and ``rounds(round, injections, worst_half_width, done)``.
 
@@ -39,6 +40,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +51,16 @@ from base import RampartError
 from base.paths import writable_file
 from faultinj.engine import check_upset
 from faultinj.outcomes import DEFAULT_RATES, Outcome
-from faultinj.plan import STRATA, FaultPlan, FaultSpace, draw_round, fault_plan, fault_space, space_from_description
+from faultinj.plan import (
+    STRATA,
+    FaultPlan,
+    FaultSpace,
+    draw_round,
+    fault_plan,
+    fault_space,
+    space_from_description,
+    stratum_floor,
+)
 from faultinj.scheduler import InitSpec, InlineScheduler, make_scheduler
 from faultinj.stats import Interval, StoppingRule, StratifiedEstimate, proportion_interval, stratified_proportion
 from faultinj.workload import Workload, get_workload, make_workload
@@ -58,6 +69,7 @@ from sim.build import build
 
 __all__ = ["SCHEMA_VERSION", "STRATA", "Campaign", "FaultPlan", "fault_plan", "run_campaign", "resume_campaign",
            "campaign_status", "campaign_counts", "CampaignStatus", "BlockStatus", "campaign_meta", "campaign_config",
+           "campaign_confidence",
            "CampaignLock", "RoundRecord"]
 
 SCHEMA_VERSION = 2
@@ -90,7 +102,7 @@ CREATE TABLE IF NOT EXISTS rounds (
 """
 
 #: Meta keys added after the first campaigns, with the value an older database implicitly has.
-_META_DEFAULTS = {"mode": "fixed", "cycle_windows": 1, "mbu": 1}
+_META_DEFAULTS = {"mode": "fixed", "cycle_windows": 1, "mbu": 1, "min_per_stratum": 1, "sized_for": None}
 
 # --------------------------------------------------------------------------------------------------------------------
 # The database
@@ -223,7 +235,8 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
                  batch_size: int | None = None, cycle_windows: int = 1, iterative: bool = False,
                  margin: float | None = None, confidence: float = 0.99, per_block: bool = False,
                  rates: Sequence[str] = ("unmasked",), pilot: int = 30, scheduler=None,
-                 mbu: int = 1) -> "CampaignStatus":
+                 mbu: int = 1, min_per_stratum: int | None = None,
+                 sized_for: dict | None = None) -> "CampaignStatus":
     """Run (or resume) a campaign into ``db_path`` and return its status.
 
     ``workload`` is a registered workload name, instantiated with ``(config, workload_seed, workload_cycles)``.
@@ -236,6 +249,10 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
     :data:`faultinj.outcomes.DEFAULT_RATES`) meet ``margin`` at ``confidence`` overall (stratified interval) and,
     with ``per_block``, in every stratum; ``pilot`` injections per stratum first (see
     :class:`faultinj.stats.StoppingRule`).
+    Fixed-size campaigns give every stratum at least ``min_per_stratum`` injections (default
+    :func:`faultinj.plan.stratum_floor`; stored, so a resumed campaign draws the same plan).
+    ``sized_for``: ``{"margin": M, "confidence": C}`` when ``samples`` is Leveugle's size for them; stored, and the
+    confidence becomes the campaign's (status, report and verdicts use it).
     ``workers`` local processes (default: one per core; 1 runs in this process), or ``scheduler`` a Dask scheduler
     address (or a ``distributed.Client``). ``progress_callback(done, total)`` is called after every committed batch
     (``total``: the faults planned so far).
@@ -279,11 +296,15 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
         "interval": interval, "build_key": result.key, "mode": mode, "cycle_windows": space.windows,
         "block_bits": {b: int(n) for b, n in zip(space.blocks, space.block_bits, strict=True)},
         "mbu": mbu, "space": space.describe(),
+        "min_per_stratum": (stratum_floor(samples, len(space.sizes)) if min_per_stratum is None
+                            else min_per_stratum) if mode == "fixed" else 1,
+        "sized_for": sized_for,
     }
     if iterative:
         meta.update(margin=margin, confidence=confidence, per_block=per_block, rates=list(rates), pilot=pilot)
     # drawn before the database is opened, so a sample size the space cannot give leaves no file behind
-    plan = None if iterative else fault_plan(result, wl.cycles, samples, seed, strata, space.windows)
+    plan = None if iterative else fault_plan(result, wl.cycles, samples, seed, strata, space.windows,
+                                             min_per_stratum=meta["min_per_stratum"])
     if not path.exists():
         writable_file(path, "campaign database")
     lock = CampaignLock(path)
@@ -310,14 +331,18 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
             if not len(pending):
                 return
             use = inline if scheduler is None and (workers == 1 or len(pending) <= size) else runner
+            started = time.monotonic()
             for ids, outcomes, simulated in use.map(_batches(pending, sites, cycles, size)):
                 ids = np.asarray(ids, dtype=np.int64)
                 rows = list(zip(ids.tolist(), sites[ids].tolist(), cycles[ids].tolist(),
                                 block_names[blocks[ids]].tolist(), np.asarray(outcomes).tolist(),
                                 np.asarray(simulated).tolist(), strict=True))
+                now = time.monotonic()
                 with db:
                     db.executemany("INSERT INTO injections (id, site, cycle, block, outcome, cycles) "
                                    "VALUES (?, ?, ?, ?, ?, ?)", rows)
+                    _add_seconds(db, now - started, workers if use is runner else 1)
+                started = now
                 done += len(rows)
                 if progress_callback:
                     progress_callback(done, total)
@@ -334,6 +359,25 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
     return campaign_status(path)
 
 
+def _add_seconds(db: sqlite3.Connection, seconds: float, workers: int) -> None:
+    """Add to the campaign's wall-clock and worker seconds (meta ``timing``; not part of the campaign's identity)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'timing'").fetchone()
+    timing = json.loads(row[0]) if row else {"wall_seconds": 0.0, "worker_seconds": 0.0}
+    timing["wall_seconds"] += seconds
+    timing["worker_seconds"] += seconds * workers
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('timing', ?)", (json.dumps(timing),))
+
+
+def campaign_confidence(meta: dict) -> float:
+    """The confidence a campaign was run for: its iterative target, or the one its Leveugle size was computed for
+    (``fi run --margin M --confidence C``); 0.95 for a plain fixed-size or exhaustive campaign."""
+    if meta.get("mode") == "iterative":
+        return float(meta["confidence"])
+    if meta.get("sized_for"):
+        return float(meta["sized_for"]["confidence"])
+    return 0.95
+
+
 def _open_campaign(path: Path, meta: dict, design: str) -> sqlite3.Connection:
     """The campaign database at ``path``: created holding ``meta``, or checked to hold the same campaign.
 
@@ -346,7 +390,8 @@ def _open_campaign(path: Path, meta: dict, design: str) -> sqlite3.Connection:
         if stored:
             want = {k: json.dumps(v) for k, v in meta.items()}
             stored = {**{k: json.dumps(v) for k, v in _META_DEFAULTS.items()}, **stored}
-            diff = [k for k in want if k not in ("app", "block_bits", "space") and stored.get(k) != want[k]]
+            diff = [k for k in want if k not in ("app", "block_bits", "space", "timing")
+                    and stored.get(k) != want[k]]
             if diff == ["build_key"]:
                 raise RampartError(f"{path}: the build of {design} changed since this campaign started (RTL, harness "
                                    "or tools edited); start a new campaign database")
@@ -454,7 +499,7 @@ def resume_campaign(db_path, workers: int | None = None,
                         meta["strata"], workers, progress_callback, workload_seed=meta["workload_seed"],
                         workload_cycles=meta["workload_cycles"], interval=meta["interval"],
                         cycle_windows=meta.get("cycle_windows", 1), scheduler=scheduler, mbu=meta.get("mbu", 1),
-                        **extra)
+                        min_per_stratum=meta.get("min_per_stratum", 1), sized_for=meta.get("sized_for"), **extra)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -487,6 +532,8 @@ class CampaignStatus:
     stratified: dict[str, StratifiedEstimate] = dataclasses.field(default_factory=dict)
     #: Iterative campaigns: the decision of every round so far (empty otherwise).
     rounds: tuple[RoundRecord, ...] = ()
+    #: The confidence of every interval here.
+    confidence: float = 0.95
 
     @property
     def complete(self) -> bool:
@@ -582,14 +629,14 @@ def campaign_status(db_path, confidence: float | None = None) -> CampaignStatus:
     """Per-block and overall outcome counts with Wilson intervals for every default rate, and stratified rates
     (overall and per block).
 
-    ``confidence`` defaults to the campaign's own (iterative mode) or 0.95.
+    ``confidence`` defaults to the campaign's own (:func:`campaign_confidence`).
     """
     path = Path(db_path)
     db = _connect(path, create=False)
     try:
         meta = {k: json.loads(v) for k, v in _read_meta(db).items()}
         if confidence is None:
-            confidence = float(meta.get("confidence", 0.95)) if meta.get("mode") == "iterative" else 0.95
+            confidence = campaign_confidence(meta)
         per_block: dict[str, dict[Outcome, int]] = {}
         cycles: dict[str, int] = {}
         for block, outcome, n, simulated in db.execute(
@@ -625,7 +672,7 @@ def campaign_status(db_path, confidence: float | None = None) -> CampaignStatus:
         for o, count in status.counts.items():
             total[o] += count
     overall = _block_status("all", total, sum(cycles.values()), confidence)
-    return CampaignStatus(meta, planned, overall.injections, blocks, overall, stratified, rounds)
+    return CampaignStatus(meta, planned, overall.injections, blocks, overall, stratified, rounds, confidence)
 
 
 class Campaign:

@@ -12,7 +12,8 @@ from typing import Any
 
 from base import RampartError
 
-__all__ = ["CampaignSpec", "campaign_spec", "describe_sampling", "describe_upsets", "reproduce_command"]
+__all__ = ["CampaignSpec", "campaign_spec", "describe_sampling", "describe_upsets", "reproduce_command",
+           "config_preset", "config_toml"]
 
 #: Cycle windows of ``--strata cycle`` (and ``block,cycle``, ``element,cycle``) unless given.
 DEFAULT_CYCLE_WINDOWS = 8
@@ -83,6 +84,7 @@ def campaign_spec(design: str, config=None, workload: str | None = None, *, samp
     if margin is not None and not iterative:
         samples, population = _leveugle(design, config, workload, workload_cycles, margin, confidence)
         leveugle = (population, samples)
+        options["sized_for"] = {"margin": margin, "confidence": confidence}
     return CampaignSpec(design, config, workload, samples, seed, strata, options, leveugle)
 
 
@@ -122,16 +124,60 @@ def describe_sampling(meta: dict) -> str:
     return how + ("" if strata == "none" else ", proportional")
 
 
-def reproduce_command(meta: dict, db: str | Path) -> str:
-    """The `rampart fi run` command line that reruns a stored campaign (its ``meta``) into a database named like
-    ``db``; a config that is not a preset of the design appears as ``-c CONFIG.toml`` (a TOML file holding it)."""
+def config_preset(meta: dict) -> str | None:
+    """The name of the design preset a stored campaign ran with, or None when its config is no preset."""
     from faultinj.campaign import campaign_config
     from rtl.designs import get_design
 
     config = campaign_config(meta)
-    preset = next((name for name, c in get_design(meta["design"]).presets.items() if c == config), None)
-    args = [f"rampart fi run {meta['design']} -c {preset or 'CONFIG.toml'} --workload {meta['workload']} "
-            f"--cycles {meta['workload_cycles']}"]
+    return next((name for name, c in get_design(meta["design"]).presets.items() if c == config), None)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def config_toml(meta: dict) -> str:
+    """A config TOML (``base = "<default preset>"`` plus every field that differs from it) that `-c` reads back as
+    the stored campaign's design config."""
+    import dataclasses
+
+    from faultinj.campaign import campaign_config
+    from rtl.designs import get_design
+
+    entry = get_design(meta["design"])
+    config = campaign_config(meta)
+    base = entry.presets[entry.default]
+    lines = [f"# design config of the campaign ({meta['design']}), for `rampart fi run -c`",
+             f'base = "{entry.default}"']
+    for f in dataclasses.fields(config):
+        if getattr(config, f.name) != getattr(base, f.name):
+            lines.append(f"{f.name} = {_toml_value(getattr(config, f.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def reproduce_command(meta: dict, db: str | Path, config_file: str | Path | None = None) -> str:
+    """The `rampart fi run` command line that reruns a stored campaign (its ``meta``) into a database named like
+    ``db``. A config that is not a preset of the design appears as ``-c <config_file>`` (write it with
+    :func:`config_toml`), or ``-c CONFIG.toml`` without one. The model and input of a ``--model`` campaign appear
+    when the campaign stored them (meta ``model``, ``input``)."""
+    preset = config_preset(meta)
+    config = preset or (Path(config_file).name if config_file is not None else "CONFIG.toml")
+    args = [f"rampart fi run {meta['design']} -c {config}"]
+    for key in ("model", "input"):
+        if meta.get(key):
+            args.append(f"--{key} {meta[key]}")
+    if not meta.get("model"):
+        args.append(f"--workload {meta['workload']}")
+    args.append(f"--cycles {meta['workload_cycles']}")
     if meta.get("strata") == "exhaustive":
         args.append("--exhaustive")
     else:
@@ -139,6 +185,9 @@ def reproduce_command(meta: dict, db: str | Path) -> str:
             args.append(f"--iterative --margin {meta['margin']:g} --confidence {meta['confidence']:g}"
                         f" --pilot {meta.get('pilot', 30)} --rates {','.join(meta.get('rates', ['unmasked']))}"
                         + (" --per-block" if meta.get("per_block") else ""))
+        elif meta.get("sized_for"):
+            sized = meta["sized_for"]
+            args.append(f"--margin {sized['margin']:g} --confidence {sized['confidence']:g}")
         else:
             args.append(f"--samples {meta['samples']}")
         args.append(f"--seed {meta['seed']} --strata {meta['strata']}")

@@ -228,7 +228,7 @@ def _apportion(total: int, weights: np.ndarray, lo: np.ndarray, hi: np.ndarray) 
 
 
 def allocate(total: int, sizes: Sequence[int], method: Allocation | str = Allocation.PROPORTIONAL, *,
-             p: Sequence[float] | None = None, std: Sequence[float] | None = None) -> np.ndarray:
+             p: Sequence[float] | None = None, std: Sequence[float] | None = None, minimum: int = 1) -> np.ndarray:
     """Split ``total`` injections over strata of ``sizes`` fault sites.
 
     Parameters
@@ -241,11 +241,15 @@ def allocate(total: int, sizes: Sequence[int], method: Allocation | str = Alloca
         ``"proportional"`` (``n_h ~ N_h``) or ``"neyman"`` (``n_h ~ N_h S_h``).
     p, std : sequence of float, optional
         For Neyman: the expected rate per stratum (``S_h = sqrt(p_h (1 - p_h))``) or ``S_h`` directly.
+    minimum : int
+        Floor per stratum (capped by the stratum's population): every stratum gets at least
+        ``min(minimum, N_h)``; the rest follows the method (water-filling, so strata above the floor keep their
+        shares); ``len(sizes) * minimum`` must not exceed ``total``.
 
     Returns
     -------
     numpy.ndarray of int64
-        ``n_h`` with ``1 <= n_h <= N_h`` and ``sum(n_h) == total`` exactly.
+        ``n_h`` with ``min(minimum, N_h) <= n_h <= N_h`` and ``sum(n_h) == total`` exactly.
     """
     sizes = _as_sizes(sizes)
     total = _index(total, "total")
@@ -268,7 +272,11 @@ def allocate(total: int, sizes: Sequence[int], method: Allocation | str = Alloca
             if s.shape != sizes.shape or np.any(~np.isfinite(s) | (s < 0)):
                 raise ValueError(f"std must give one finite value >= 0 per stratum, not {std!r}")
         weights = sizes * s
-    return _apportion(total, weights, np.ones_like(sizes), sizes)
+    minimum = _index(minimum, "minimum")
+    floor = np.minimum(sizes, max(1, minimum))
+    if floor.sum() > total:
+        raise ValueError(f"a floor of {minimum} per stratum needs {floor.sum()} samples, more than {total}")
+    return _apportion(total, weights, floor, sizes)
 
 
 # --------------------------------------------------------------------------------------------------------------------

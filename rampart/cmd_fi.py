@@ -127,8 +127,9 @@ def print_status(status):
               + ("" if status.complete else " [yellow](incomplete: `rampart fi resume`)[/]"))
     short = {Outcome.MASKED: "masked", Outcome.SDC: "SDC", Outcome.DETECTED_RECOVERABLE: "det-rec",
              Outcome.DETECTED_UNRECOVERABLE: "det-unrec", Outcome.HANG: "hang", Outcome.LATENT: "latent"}
+    level = f"{100 * status.confidence:g}%"
     table = Table("block", "inj.", *(short[o] for o in Outcome),
-                  "unmasked (stratified), 95% CI" if status.rates_stratified else "unmasked, 95% CI")
+                  f"unmasked (stratified), {level} CI" if status.rates_stratified else f"unmasked, {level} CI")
     for block in [*status.blocks.values(), status.overall]:
         unmasked = status.unmasked(block)
         interval = "-" if unmasked is None else f"{unmasked.estimate:.1%} [{unmasked.low:.1%},{unmasked.high:.1%}]"
@@ -136,9 +137,8 @@ def print_status(status):
         table.add_row(name, f"{block.injections:,}", *(f"{block.counts[o]:,}" for o in Outcome), interval)
     out.print(table)
     if status.stratified and meta.get("strata") != "none":
-        level = next(iter(status.stratified.values())).interval.confidence
         out.print(f"overall rates over the strata ({describe_sampling(meta)}; {status.strata} strata weighted by "
-                  f"their populations), {level:.0%} intervals:")
+                  f"their populations), {level} intervals:")
         for name, est in status.stratified.items():
             out.print(f"  {name} {est.estimate:.2%} [{est.low:.2%}, {est.high:.2%}] (half-width {est.half_width:.2%})")
     elif status.is_stratified and status.done:
@@ -147,7 +147,12 @@ def print_status(status):
         last = status.rounds[-1]
         state = "margin met" if last.done else "in progress"
         out.print(f"iterative: {len(status.rounds)} rounds, {status.done:,} injections, {state} "
-                  f"(target +/-{meta['margin']:g} at {meta['confidence']:.0%})")
+                  f"(target +/-{meta['margin']:g} at {100 * meta['confidence']:g}%)")
+    timing = meta.get("timing")
+    if timing:
+        rate = status.done / timing["worker_seconds"] * 3600 if timing["worker_seconds"] > 0 else 0
+        out.print(f"simulation time: {timing['wall_seconds']:,.1f} s wall, {timing['worker_seconds']:,.1f} "
+                  f"worker-s ({rate:,.0f} injections per core-hour)")
 
 
 def print_report_paths(paths: dict) -> None:
@@ -239,25 +244,56 @@ def resume_cmd(db, workers, scheduler):
     print_status(status)
 
 
+def _confidence_option(func):
+    return click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=None,
+                        help="Confidence of every interval and verdict (default: the campaign's own: its "
+                             "--confidence when sized by --margin or run --iterative, else 0.95).")(func)
+
+
+def _fit_config_option(func):
+    return click.option("--fit-config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        metavar="FILE.toml",
+                        help="FIT assumptions: technology, raw FIT per bit, per-block overrides, outcome -> ISO "
+                             "class table, PMHF dual-point term (format: faultinj/fit.py); default: the "
+                             "generic-1000fit-mbit technology.")(func)
+
+
 @fi.command("status")
 @click.argument("db", type=click.Path(dir_okay=False))
-def status_cmd(db):
-    """Per-block outcome counts and rates with 95% Wilson intervals of the campaign in DB."""
+@_confidence_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (schema: reports/SCHEMA.md).")
+def status_cmd(db, confidence, as_json):
+    """Per-block outcome counts and rates with Wilson intervals of the campaign in DB."""
     from faultinj.campaign import campaign_status
 
-    print_status(campaign_status(db))
+    status = campaign_status(db, confidence)
+    if as_json:
+        import json
+
+        from reports.status import status_document
+
+        click.echo(json.dumps(status_document(status), indent=1))
+    else:
+        print_status(status)
 
 
 @fi.command("report")
 @click.argument("db", type=click.Path(dir_okay=False))
 @output_folder_option("Folder for the report (created if missing); its files are named after DB.", default=".")
-def report_cmd(db, out_dir):
+@_confidence_option
+@_fit_config_option
+@click.option("--worst", type=click.IntRange(0), default=20, show_default=True,
+              help="Worst injections (SDC, hang, detected-unrecoverable) to list, each with its replay command.")
+def report_cmd(db, out_dir, confidence, fit_config, worst):
     """Write the ASIL report (HTML with figures, JSON, FMEDA CSV) of the campaign in DB."""
     from faultinj.campaign import campaign_meta
+    from faultinj.fit import load_fit_config
     from reports.campaign import campaign_report
 
     campaign_meta(db)   # a missing or foreign database is refused before the folder is made
-    print_report_paths(campaign_report(db, output_folder(out_dir, "--output")))
+    fit = load_fit_config(fit_config)
+    print_report_paths(campaign_report(db, output_folder(out_dir, "--output"), confidence=confidence, fit_config=fit,
+                                       worst=worst))
 
 
 @fi.command("replay")

@@ -15,10 +15,12 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e .
 	touch $(STAMP)
 
-# Debian packages, only where no wheel exists: Icarus Verilog (the second simulator of the cross-check) and the
-# lz4/zlib headers Verilator's FST waveform writer compiles against.
+# Debian packages, only where no wheel exists: Icarus Verilog (the second simulator of the cross-check), the
+# lz4/zlib headers Verilator's FST waveform writer compiles against, and Chromium (the HTML report is checked in a
+# real headless browser, tb/reports/test_report_browser.py).
 SYSDEPS_MISSING = $(shell command -v iverilog >/dev/null 2>&1 || echo iverilog; \
-                          test -f /usr/include/lz4.h || echo liblz4-dev; test -f /usr/include/zlib.h || echo zlib1g-dev)
+                          test -f /usr/include/lz4.h || echo liblz4-dev; test -f /usr/include/zlib.h || echo zlib1g-dev; \
+                          command -v chromium >/dev/null 2>&1 || echo chromium)
 sysdeps:
 	@if [ -n "$(strip $(SYSDEPS_MISSING))" ]; then \
 	  echo "installing Debian packages: $(SYSDEPS_MISSING)"; \

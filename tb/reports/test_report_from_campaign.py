@@ -3,6 +3,7 @@ was sized for is used everywhere, the reproduce line keeps the config, worst inj
 recorded simulation time, tool provenance, `fi status --json`, a per-stratum floor in the allocation."""
 import csv
 import json
+import re
 import sqlite3
 
 import numpy as np
@@ -131,3 +132,23 @@ def test_allocation_floor_gives_every_stratum_a_usable_sample():
     plan = fault_plan(mac, 1500, 2000, seed=1)
     per_block = np.bincount(plan.block_ids, minlength=len(plan.blocks))
     assert per_block.min() >= stratum_floor(2000, len(space.sizes))
+
+
+def test_every_json_key_is_documented(campaign, tmp_path):
+    from pathlib import Path
+
+    schema = (Path(__file__).resolve().parents[2] / "reports" / "SCHEMA.md").read_text()
+    documented = set(re.findall(r"`([a-z_]+)`", schema))
+    doc = json.loads(campaign_report(campaign, tmp_path)["json"].read_text())
+    a = doc["assessment"]
+    groups = {
+        "report": doc, "tool": doc["tool"], "fit": doc["fit"], "assessment": a, "scope": a["design"],
+        "check": a["asil_conservative"][0], "worst": doc["worst"][0], "element": doc["elements"][0],
+        "metrics": doc["metrics"]["point"], "asil": doc["asil"], "outcome": doc["outcomes"]["sdc"],
+        "parameters": doc["parameters"], "fmeda": {c: 0 for c in FMEDA_COLUMNS if not c.startswith(
+            tuple(o.name.lower() for o in Outcome)) and "_fraction" not in c and not c.startswith("lambda_")},
+    }
+    status = json.loads(CliRunner().invoke(_cli(), ["fi", "status", str(campaign), "--json"]).output)
+    groups.update(status=status, status_block=status["overall"])
+    missing = {name: sorted(set(keys) - documented) for name, keys in groups.items() if set(keys) - documented}
+    assert not missing

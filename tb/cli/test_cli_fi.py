@@ -13,7 +13,8 @@ def test_campaign_status_report_and_replay(tmp_path):
                                   "--seed", "3", "--db", str(db), "--report", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
     assert "400 of 400 injections" in result.output
-    assert (tmp_path / "rep" / "c.html").read_text().count("data:image/png;base64,") == 2
+    # unmasked, outcomes and derated FIT per block, and the flip-flop heat map
+    assert (tmp_path / "rep" / "c.html").read_text().count("data:image/png;base64,") == 4
     result = runner.invoke(main, ["fi", "status", str(db)])
     assert result.exit_code == 0 and "400 of 400" in result.output
     with sqlite3.connect(db) as con:

@@ -17,7 +17,10 @@ Method (the report states it):
   population is known, else 1). This propagates the per-block intervals to the design exactly as the strata of a
   stratified sample: no bootstrap, no Bonferroni over blocks.
 * ``SPFM = 1 - F_residual``: interval ``[1 - high, 1 - low]`` at the confidence ``c``.
-* ``LFM = 1 - F_latent / (1 - F_residual)``: its bounds combine the latent and residual bounds, each taken at
+* ``LFM = 1 - F_latent / (1 - F_residual)``. A scope of one cell (a block of a block-stratified or pooled campaign):
+  given the number ``m`` of its injections that are not residual, the latent ones among them are binomial, so the
+  LFM is one minus that proportion and gets its Agresti-Coull interval (``k_latent`` of ``m``) directly. Several
+  cells (the design; a block over several strata): the bounds combine the latent and residual bounds, each taken at
   ``1 - (1 - c) / 2`` so that the LFM bound holds at ``c`` (Bonferroni over the two), clipped to [0, 1].
 * ``PMHF = λ F_residual (+ λ F_latent λ_SM 1e-9 T_lifetime)`` FIT, the bounds of ``F`` scaled (with a dual-point
   term, each at ``1 - (1 - c) / 2``).
@@ -43,8 +46,9 @@ __all__ = ["Bound", "ScopeMetrics", "AsilCheck", "Assessment", "assess", "asil_c
 #: One sentence for reports.
 METHOD = ("Intervals propagated by stratified bounds: every cell (a block's stratum) weighted by its block's raw FIT "
           "times its share of the block's population, stratified Agresti-Coull interval over the cells; LFM bounds "
-          "combine the latent and residual bounds each at 1-(1-c)/2 (Bonferroni), so every bound holds at the "
-          "stated confidence c.")
+          "over several cells combine the latent and residual bounds each at 1-(1-c)/2 (Bonferroni), so every bound "
+          "holds at the stated confidence c; a block of one stratum gets its LFM interval directly from its latent "
+          "share among its non-residual injections.")
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,12 @@ def _scope(name: str, cells: list, fit: float, config: FitConfig, confidence: fl
     res, lat = fractions[IsoClass.RESIDUAL], fractions[IsoClass.LATENT]
     spfm = Bound(1 - res.estimate, 1 - res.high, 1 - res.low)
     lfm = Bound(_lfm(lat.estimate, res.estimate), _lfm(lat_j.high, res_j.high), _lfm(lat_j.low, res_j.low))
+    rest = n - k[IsoClass.RESIDUAL]
+    if len(cells) == 1 and rest[0] > 0:
+        # one cell: among its non-residual injections the latent count is binomial (given their number), so the
+        # LFM is one minus that proportion; an interval on it directly is valid and much tighter than Bonferroni
+        q = weighted_interval(k[IsoClass.LATENT], rest, w, fpc, confidence)
+        lfm = Bound(1 - q.estimate, 1 - q.high, 1 - q.low)
     dual = config.sm_fit * 1e-9 * config.lifetime_hours
     if dual > 0:
         pmhf = Bound(fit * (res.estimate + dual * lat.estimate), fit * (res_j.low + dual * lat_j.low),

@@ -85,13 +85,28 @@ def test_single_pooled_block_is_agresti_coull():
     res = a.design.fractions[IsoClass.RESIDUAL]
     assert (res.estimate, res.low, res.high) == pytest.approx((ac.estimate, ac.low, ac.high))
     assert a.design.spfm.low == pytest.approx(1 - ac.high) and a.design.pmhf.high == pytest.approx(10 * ac.high)
-    # LFM bounds: latent and residual bounds each at 1 - 0.1/2 = 0.95
-    lat95, res95 = proportion_interval(8, 100, 0.95, "agresti-coull"), proportion_interval(12, 100, 0.95,
-                                                                                         "agresti-coull")
+    # one cell: LFM = 1 - (latent share of the 88 non-residual injections), its interval directly
+    q = proportion_interval(8, 88, 0.9, "agresti-coull")
     assert a.design.lfm.estimate == pytest.approx(1 - 0.08 / 0.88)
-    assert a.design.lfm.low == pytest.approx(1 - lat95.high / (1 - res95.high))
-    assert a.design.lfm.high == pytest.approx(1 - lat95.low / (1 - res95.low))
+    assert (a.design.lfm.low, a.design.lfm.high) == pytest.approx((1 - q.high, 1 - q.low))
     assert a.blocks[0].dc == 0.0 and a.blocks[0].dc_latent == 0.0
+
+
+def test_design_lfm_bounds_are_bonferroni_over_cells():
+    # λ 1 : 3 (1,000 and 3,000 ff bits); stratified_proportion with populations in that ratio (and so large that the
+    # finite-population factors are 1 to 1e-9) gives the same λ-weighted intervals, computed by other code
+    a_ = BlockResult("a", {"ff": 1000}, {O.MASKED: 80, O.SDC: 12, O.LATENT: 8})
+    b_ = BlockResult("b", {"ff": 3000}, {O.MASKED: 90, O.SDC: 2, O.LATENT: 8})
+    a = assess([a_, b_], confidence=0.9)
+    sizes = [10 ** 12, 3 * 10 ** 12]
+    res = stratified_proportion([12, 2], [100, 100], sizes, 0.95).interval       # each at 1 - 0.1/2
+    lat = stratified_proportion([8, 8], [100, 100], sizes, 0.95).interval
+    r, la = (0.12 + 3 * 0.02) / 4, (0.08 + 3 * 0.08) / 4
+    assert a.design.lfm.estimate == pytest.approx(1 - la / (1 - r))
+    assert a.design.lfm.low == pytest.approx(1 - lat.high / (1 - res.high), abs=1e-6)
+    assert a.design.lfm.high == pytest.approx(1 - lat.low / (1 - res.low), abs=1e-6)
+    spfm = stratified_proportion([12, 2], [100, 100], sizes, 0.9).interval
+    assert a.design.spfm.low == pytest.approx(1 - spfm.high, abs=1e-6)
 
 
 def test_stratified_block_matches_stratified_proportion():

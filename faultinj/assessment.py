@@ -24,11 +24,15 @@ Method (the report states it):
   ``1 - (1 - c) / 2`` so that the LFM bound holds at ``c`` (Bonferroni over the two), clipped to [0, 1].
 * ``PMHF = λ F_residual (+ λ F_latent λ_SM 1e-9 T_lifetime)`` FIT, the bounds of ``F`` scaled (with a dual-point
   term, each at ``1 - (1 - c) / 2``).
+* Single-point vs residual: a block's residual-class λ counts as λ_RF when a safety mechanism covers the block
+  (the FIT config's ``safety_mechanism``; by default, when any of its injections was detected), else as λ_SPF.
+  Both enter SPFM and PMHF alike; the split is reported (point estimates).
 * Diagnostic coverage (point estimates): ``DC = F_detected / (1 - F_safe)``, the share of the unsafe failure rate
   a mechanism detected; ``DC_latent = (F_detected + F_perceived) / (F_detected + F_perceived + F_latent)``.
 
 Verdicts use the conservative ends: the lower bounds of SPFM and LFM and the upper bound of PMHF.
 """
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,6 +108,9 @@ class ScopeMetrics:
     pmhf: Bound
     dc: float
     dc_latent: float
+    #: λ_SPF and λ_RF (point estimates, FIT): the residual-class λ of blocks without / with a safety mechanism.
+    spf_fit: float = 0.0
+    rf_fit: float = 0.0
 
     @property
     def point(self) -> MetricSet:
@@ -123,7 +130,8 @@ class ScopeMetrics:
         return {"name": self.name, "fit": self.fit, "injections": self.injections,
                 "fractions": {c: b.as_dict() for c, b in self.fractions.items()},
                 "spfm": self.spfm.as_dict(), "lfm": self.lfm.as_dict(), "pmhf_fit": self.pmhf.as_dict(),
-                "derated_fit": self.derated_fit.as_dict(), "dc": _clean(self.dc), "dc_latent": _clean(self.dc_latent)}
+                "derated_fit": self.derated_fit.as_dict(), "dc": _clean(self.dc), "dc_latent": _clean(self.dc_latent),
+                "spf_fit": self.spf_fit + 0.0, "rf_fit": self.rf_fit + 0.0}
 
 
 @dataclass(frozen=True)
@@ -265,21 +273,32 @@ def assess(blocks: Sequence[BlockResult], config: FitConfig | None = None, confi
     blocks = [b for b in blocks if b.injections]
     if not blocks:
         raise ValueError("no block has injections")
-    scopes, design_cells, design_fit, excluded = [], [], 0.0, []
+    scopes, design_cells, design_fit, excluded, spf, rf = [], [], 0.0, [], 0.0, 0.0
+    detected = config.classes.outcomes(IsoClass.DETECTED)
     for block in blocks:
         lam = raw_fit(block, config)
         cells = _cells(block, lam)
-        scopes.append(_scope(block.name, cells, lam, config, confidence))
+        scope = _scope(block.name, cells, lam, config, confidence)
+        mechanism = config.safety_mechanism(block.name)
+        if mechanism is None:
+            mechanism = block.count_of(detected) > 0
+        residual = scope.fit * scope.fractions[IsoClass.RESIDUAL].estimate
+        scope = dataclasses.replace(scope, spf_fit=0.0 if mechanism else residual,
+                                    rf_fit=residual if mechanism else 0.0)
+        scopes.append(scope)
         if config.safety_related(block.name):
             design_cells += cells
             design_fit += lam
+            spf += scope.spf_fit
+            rf += scope.rf_fit
         else:
             excluded.append(block.name)
     if not design_cells:
         raise ValueError("no safety-related block has injections")
     if design_fit <= 0:
         design_cells = [(1.0, size, counts) for _, size, counts in design_cells]
-    design = _scope("design", design_cells, design_fit, config, confidence)
+    design = dataclasses.replace(_scope("design", design_cells, design_fit, config, confidence), spf_fit=spf,
+                                 rf_fit=rf)
     return Assessment(tuple(scopes), design, confidence, config, tuple(excluded))
 
 

@@ -28,6 +28,8 @@ TOML (every key optional; unknown keys are refused)::
     ff_fit_per_bit = 1e-4                 # e.g. hardened flip-flops
     protection_fit_scale = 0.5            # multiplies the block's raw FIT
     safety_related = true                 # false: left out of SPFM / LFM / PMHF (still listed in the FMEDA)
+    safety_mechanism = true               # its residual-class faults are residual (λ_RF), not single-point
+                                          # (λ_SPF); default: true when any of its injections was detected
 
     [classes]                             # outcome name -> safe | residual | mpf-detected | mpf-perceived | mpf-latent
     hang = "mpf-detected"                 # e.g. a watchdog detects hangs
@@ -141,6 +143,8 @@ class BlockOverride:
     mem_fit_per_bit: float | None = None
     protection_fit_scale: float | None = None
     safety_related: bool = True
+    #: Whether a safety mechanism covers the block (None: inferred from detected outcomes).
+    safety_mechanism: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,11 @@ class FitConfig:
     def protection_scale(self, block: str, default: float = 1.0) -> float:
         o = self.blocks.get(block)
         return default if o is None or o.protection_fit_scale is None else o.protection_fit_scale
+
+    def safety_mechanism(self, block: str) -> bool | None:
+        """Whether a safety mechanism covers ``block``: True / False as configured, None when not said."""
+        o = self.blocks.get(block)
+        return None if o is None else o.safety_mechanism
 
     def safety_related(self, block: str) -> bool:
         o = self.blocks.get(block)
@@ -202,13 +211,17 @@ def _only(where: str, table: dict, keys: tuple[str, ...]) -> None:
 
 
 def _block_override(where: str, table: dict) -> BlockOverride:
-    _only(where, table, ("ff_fit_per_bit", "mem_fit_per_bit", "protection_fit_scale", "safety_related"))
+    _only(where, table, ("ff_fit_per_bit", "mem_fit_per_bit", "protection_fit_scale", "safety_related",
+                         "safety_mechanism"))
     rates = {k: _rate(f"{where}.{k}", table[k]) for k in ("ff_fit_per_bit", "mem_fit_per_bit",
                                                            "protection_fit_scale") if k in table}
     related = table.get("safety_related", True)
     if not isinstance(related, bool):
         raise RampartError(f"{where}.safety_related must be true or false, not {related!r}")
-    return BlockOverride(**rates, safety_related=related)
+    mechanism = table.get("safety_mechanism")
+    if mechanism is not None and not isinstance(mechanism, bool):
+        raise RampartError(f"{where}.safety_mechanism must be true or false, not {mechanism!r}")
+    return BlockOverride(**rates, safety_related=related, safety_mechanism=mechanism)
 
 
 def fit_config_from_dict(data: dict, where: str = "FIT config") -> FitConfig:

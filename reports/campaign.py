@@ -268,7 +268,7 @@ FMEDA_COLUMNS: tuple[str, ...] = (
     "block", "safety_related", "ff_bits", "mem_bits", "ff_fit_per_bit", "mem_fit_per_bit", "protection_fit_scale",
     "lambda_fit", "injections", *(o.name.lower() for o in Outcome),
     *(f"{c}_{end}" for c in IsoClass.ALL for end in ("fraction", "fraction_low", "fraction_high")),
-    *(f"lambda_{c}_fit" for c in IsoClass.ALL),
+    *(f"lambda_{c}_fit" for c in IsoClass.ALL), "lambda_spf_fit", "lambda_rf_fit",
     "derated_fit", "derated_fit_low", "derated_fit_high",
     "spfm", "spfm_low", "spfm_high", "lfm", "lfm_low", "lfm_high", "pmhf_fit", "pmhf_fit_low", "pmhf_fit_high",
     "dc", "dc_latent", "confidence",
@@ -297,6 +297,7 @@ def fmeda_rows(blocks: Sequence[BlockResult], assessment: Assessment) -> list[di
             f = scope.fractions[c]
             row.update({f"{c}_fraction": f.estimate, f"{c}_fraction_low": f.low, f"{c}_fraction_high": f.high})
         row.update({f"lambda_{c}_fit": scope.fit * scope.fractions[c].estimate for c in IsoClass.ALL})
+        row.update(lambda_spf_fit=scope.spf_fit, lambda_rf_fit=scope.rf_fit)
         d = scope.derated_fit
         row.update(derated_fit=d.estimate, derated_fit_low=d.low, derated_fit_high=d.high)
         for key, b in (("spfm", scope.spfm), ("lfm", scope.lfm), ("pmhf_fit", scope.pmhf)):
@@ -518,6 +519,7 @@ def _metrics_section(a: Assessment, level) -> str:
         ("diagnostic coverage (residual)", _pct(d.dc), "-", "-"),
         ("diagnostic coverage (latent)", _pct(d.dc_latent), "-", "-"),
         ("&lambda; total (FIT)", _fit(d.fit), "-", "-"),
+        ("&lambda;<sub>SPF</sub> / &lambda;<sub>RF</sub> (FIT)", f"{_fit(d.spf_fit)} / {_fit(d.rf_fit)}", "-", "-"),
     ]
     cons = {c.asil: c for c in a.checks}
     point = {c.asil: c for c in a.point_checks}

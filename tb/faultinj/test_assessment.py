@@ -167,3 +167,21 @@ def test_safety_fmeda_upper_columns_never_below_point():
     assert row["residual_fraction_upper"] >= row["residual_fraction"]
     m = safety_metrics([block])
     assert m.conservative.lfm >= 0.0 and math.copysign(1, m.conservative.lfm) == 1
+
+
+def test_single_point_versus_residual_split():
+    # a: no detection seen -> no mechanism -> its residual λ is single-point; b: detects -> residual (RF)
+    a_ = BlockResult("a", {"ff": 1000}, {O.MASKED: 80, O.SDC: 20})                                  # 1 FIT x 0.2
+    b_ = BlockResult("b", {"ff": 2000}, {O.MASKED: 80, O.SDC: 10, O.DETECTED_RECOVERABLE: 10})     # 2 FIT x 0.1
+    a = assess([a_, b_])
+    assert (a.blocks[0].spf_fit, a.blocks[0].rf_fit) == pytest.approx((0.2, 0.0))
+    assert (a.blocks[1].spf_fit, a.blocks[1].rf_fit) == pytest.approx((0.0, 0.2))
+    assert (a.design.spf_fit, a.design.rf_fit) == pytest.approx((0.2, 0.2))
+    assert a.design.pmhf.estimate == pytest.approx(0.4)
+    from faultinj.fit import fit_config_from_dict
+
+    config = fit_config_from_dict({"fit": {"blocks": {"a": {"safety_mechanism": True},
+                                                      "b": {"safety_mechanism": False}}}})
+    a = assess([a_, b_], config)
+    assert (a.design.spf_fit, a.design.rf_fit) == pytest.approx((0.2, 0.2))
+    assert a.blocks[0].rf_fit == pytest.approx(0.2) and a.blocks[1].spf_fit == pytest.approx(0.2)

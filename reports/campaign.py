@@ -173,17 +173,15 @@ def _unmasked(block: BlockResult, confidence: float) -> Interval:
                                "wilson")
 
 
-def _barh(names, values, low, high, xlabel: str, colour: str, log: bool = False) -> str:
+def _barh(names, values, low, high, xlabel: str, colour: str) -> str:
     fig = Figure(figsize=(7, 0.3 * len(names) + 1.2))
     ax = fig.subplots()
     y = np.arange(len(names))
     values, low, high = np.asarray(values, float), np.asarray(low, float), np.asarray(high, float)
-    ax.barh(y, values, color=colour, xerr=[values - low, high - values], capsize=3)
+    ax.barh(y, values.tolist(), color=colour, xerr=np.vstack([values - low, high - values]).tolist(), capsize=3)
     ax.set_yticks(y, names)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
-    if log and np.any(high > 0):
-        ax.set_xscale("symlog", linthresh=max(float(np.min(high[high > 0])) / 10, 1e-12))
     ax.grid(axis="x", alpha=0.3)
     return _figure_png(fig)
 

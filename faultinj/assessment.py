@@ -27,8 +27,9 @@ Method (the report states it):
 * Single-point vs residual: a block's residual-class λ counts as λ_RF when a safety mechanism covers the block
   (the FIT config's ``safety_mechanism``; by default, when any of its injections was detected), else as λ_SPF.
   Both enter SPFM and PMHF alike; the split is reported (point estimates).
-* Diagnostic coverage (point estimates): ``DC = F_detected / (1 - F_safe)``, the share of the unsafe failure rate
-  a mechanism detected; ``DC_latent = (F_detected + F_perceived) / (F_detected + F_perceived + F_latent)``.
+* Diagnostic coverage: ``DC = F_detected / (1 - F_safe)``, the share of the unsafe failure rate a mechanism
+  detected (interval: one cell, directly on the detected share of its unsafe injections; several, Bonferroni over
+  the detected and safe bounds); ``DC_latent = (F_detected + F_perceived) / (F_detected + F_perceived + F_latent)``.
 
 Verdicts use the conservative ends: the lower bounds of SPFM and LFM and the upper bound of PMHF.
 """
@@ -111,6 +112,8 @@ class ScopeMetrics:
     #: λ_SPF and λ_RF (point estimates, FIT): the residual-class λ of blocks without / with a safety mechanism.
     spf_fit: float = 0.0
     rf_fit: float = 0.0
+    #: ``dc`` with its interval at the confidence.
+    dc_interval: Bound | None = None
 
     @property
     def point(self) -> MetricSet:
@@ -131,7 +134,8 @@ class ScopeMetrics:
                 "fractions": {c: b.as_dict() for c, b in self.fractions.items()},
                 "spfm": self.spfm.as_dict(), "lfm": self.lfm.as_dict(), "pmhf_fit": self.pmhf.as_dict(),
                 "derated_fit": self.derated_fit.as_dict(), "dc": _clean(self.dc), "dc_latent": _clean(self.dc_latent),
-                "spf_fit": self.spf_fit + 0.0, "rf_fit": self.rf_fit + 0.0}
+                "spf_fit": self.spf_fit + 0.0, "rf_fit": self.rf_fit + 0.0,
+                "dc_interval": self.dc_interval.as_dict() if self.dc_interval else None}
 
 
 @dataclass(frozen=True)
@@ -248,8 +252,26 @@ def _scope(name: str, cells: list, fit: float, config: FitConfig, confidence: fl
     per = fractions[IsoClass.PERCEIVED].estimate
     unsafe = 1 - safe
     mpf = det + per + lat.estimate
-    return ScopeMetrics(name, fit, int(n.sum()), fractions, spfm, lfm, pmhf,
-                        det / unsafe if unsafe > 1e-15 else math.nan, (det + per) / mpf if mpf > 1e-15 else math.nan)
+    dc = det / unsafe if unsafe > 1e-15 else math.nan
+    return ScopeMetrics(name, fit, int(n.sum()), fractions, spfm, lfm, pmhf, dc,
+                        (det + per) / mpf if mpf > 1e-15 else math.nan,
+                        dc_interval=_dc_interval(dc, k, n, w, fpc, confidence))
+
+
+def _dc_interval(dc: float, k: dict, n, w, fpc, confidence: float) -> Bound:
+    """DC = detected / not safe: one cell, the detected share of its unsafe injections (binomial given their
+    number); several cells, detected and safe bounds each at 1 - (1 - c)/2 (Bonferroni)."""
+    if math.isnan(dc):
+        return Bound(math.nan, 0.0, 1.0)
+    unsafe = n - k[IsoClass.SAFE]
+    if len(n) == 1:
+        return weighted_interval(k[IsoClass.DETECTED], unsafe, w, fpc, confidence)
+    joint = 1 - (1 - confidence) / 2
+    det = weighted_interval(k[IsoClass.DETECTED], n, w, fpc, joint)
+    safe = weighted_interval(k[IsoClass.SAFE], n, w, fpc, joint)
+    low = det.low / (1 - safe.low) if safe.low < 1 else 0.0
+    high = det.high / (1 - safe.high) if safe.high < 1 else 1.0
+    return Bound(dc, min(max(low, 0.0), dc), max(min(high, 1.0), dc))
 
 
 def _lfm(latent: float, residual: float) -> float:

@@ -269,7 +269,7 @@ FMEDA_COLUMNS: tuple[str, ...] = (
     *(f"lambda_{c}_fit" for c in IsoClass.ALL), "lambda_spf_fit", "lambda_rf_fit",
     "derated_fit", "derated_fit_low", "derated_fit_high",
     "spfm", "spfm_low", "spfm_high", "lfm", "lfm_low", "lfm_high", "pmhf_fit", "pmhf_fit_low", "pmhf_fit_high",
-    "dc", "dc_latent", "confidence",
+    "dc", "dc_low", "dc_high", "dc_latent", "confidence",
 )
 
 
@@ -300,7 +300,10 @@ def fmeda_rows(blocks: Sequence[BlockResult], assessment: Assessment) -> list[di
         row.update(derated_fit=d.estimate, derated_fit_low=d.low, derated_fit_high=d.high)
         for key, b in (("spfm", scope.spfm), ("lfm", scope.lfm), ("pmhf_fit", scope.pmhf)):
             row.update({key: _csv(b.estimate), f"{key}_low": _csv(b.low), f"{key}_high": _csv(b.high)})
-        row.update(dc=_csv(scope.dc), dc_latent=_csv(scope.dc_latent), confidence=assessment.confidence)
+        dc = scope.dc_interval
+        row.update(dc=_csv(scope.dc), dc_low=_csv(dc.low) if dc and not math.isnan(scope.dc) else "",
+                   dc_high=_csv(dc.high) if dc and not math.isnan(scope.dc) else "", dc_latent=_csv(scope.dc_latent),
+                   confidence=assessment.confidence)
         rows.append(row)
     return rows
 
@@ -425,6 +428,12 @@ def _page(summary: CampaignSummary, blocks, assessment: Assessment, tool: dict, 
             f"<style>{_STYLE}</style></head><body>" + "\n".join(s for s in sections if s) + "</body></html>")
 
 
+def _interval_pct(value: float, bound) -> str:
+    if bound is None or math.isnan(value):
+        return "-"
+    return f"[{_pct(bound.low)}, {_pct(bound.high)}]"
+
+
 def _header(summary, tool, upsets) -> str:
     time = (f"{summary.seconds:,.1f} s of wall-clock time" + (f" ({summary.worker_seconds:,.1f} worker-seconds)"
                                                             if summary.worker_seconds else "")
@@ -514,7 +523,7 @@ def _metrics_section(a: Assessment, level) -> str:
         ("SPFM", _pct(d.spfm.estimate), f"[{_pct(d.spfm.low)}, {_pct(d.spfm.high)}]", _pct(d.spfm.low)),
         ("LFM", _pct(d.lfm.estimate), f"[{_pct(d.lfm.low)}, {_pct(d.lfm.high)}]", _pct(d.lfm.low)),
         ("PMHF (FIT)", _fit(d.pmhf.estimate), f"[{_fit(d.pmhf.low)}, {_fit(d.pmhf.high)}]", _fit(d.pmhf.high)),
-        ("diagnostic coverage (residual)", _pct(d.dc), "-", "-"),
+        ("diagnostic coverage (residual)", _pct(d.dc), _interval_pct(d.dc, d.dc_interval), "-"),
         ("diagnostic coverage (latent)", _pct(d.dc_latent), "-", "-"),
         ("&lambda; total (FIT)", _fit(d.fit), "-", "-"),
         ("&lambda;<sub>SPF</sub> / &lambda;<sub>RF</sub> (FIT)", f"{_fit(d.spf_fit)} / {_fit(d.rf_fit)}", "-", "-"),

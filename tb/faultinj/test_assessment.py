@@ -185,3 +185,18 @@ def test_single_point_versus_residual_split():
     a = assess([a_, b_], config)
     assert (a.design.spf_fit, a.design.rf_fit) == pytest.approx((0.2, 0.2))
     assert a.blocks[0].rf_fit == pytest.approx(0.2) and a.blocks[1].spf_fit == pytest.approx(0.2)
+
+
+def test_diagnostic_coverage_interval():
+    # one cell: 30 unsafe injections, 24 of them detected -> DC 80 %, Agresti-Coull on 24 of 30
+    block = BlockResult("b", {"ff": 1000}, {O.MASKED: 70, O.DETECTED_RECOVERABLE: 24, O.SDC: 6})
+    a = assess([block])
+    ac = proportion_interval(24, 30, 0.95, "agresti-coull")
+    dc = a.blocks[0].dc_interval
+    assert a.blocks[0].dc == pytest.approx(0.8)
+    assert (dc.estimate, dc.low, dc.high) == pytest.approx((0.8, ac.low, ac.high))
+    # two cells: Bonferroni over the detected and safe bounds, around the point value
+    other = BlockResult("c", {"ff": 1000}, {O.MASKED: 90, O.SDC: 10})
+    d = assess([block, other]).design
+    assert d.dc == pytest.approx(0.24 / 0.40)
+    assert d.dc_interval.low < d.dc < d.dc_interval.high <= 1

@@ -152,3 +152,23 @@ def test_every_json_key_is_documented(campaign, tmp_path):
     groups.update(status=status, status_block=status["overall"])
     missing = {name: sorted(set(keys) - documented) for name, keys in groups.items() if set(keys) - documented}
     assert not missing
+
+
+def test_reproduce_line_reruns_the_same_campaign(campaign, tmp_path, monkeypatch):
+    """Run the report's reproduce command (with the config TOML written beside the report) into a new database:
+    the same faults with the same outcomes, and the same stored parameters."""
+    import shlex
+
+    out = tmp_path / "rep"
+    doc = json.loads(campaign_report(campaign, out)["json"].read_text())
+    argv = shlex.split(doc["reproduce"])
+    assert argv[:3] == ["rampart", "fi", "run"] and argv[argv.index("--db") + 1] == "small.db"
+    monkeypatch.chdir(out)
+    result = CliRunner().invoke(_cli(), [*argv[1:], "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    query = "SELECT id, site, cycle, block, outcome FROM injections ORDER BY id"
+    with sqlite3.connect(campaign) as a, sqlite3.connect(out / "small.db") as b:
+        assert a.execute(query).fetchall() == b.execute(query).fetchall()
+    old, new = campaign_meta(campaign), campaign_meta(out / "small.db")
+    for key in ("config", "samples", "seed", "strata", "sized_for", "min_per_stratum", "workload_cycles", "build_key"):
+        assert old[key] == new[key], key

@@ -284,16 +284,20 @@ def status_cmd(db, confidence, as_json):
 @_fit_config_option
 @click.option("--worst", type=click.IntRange(0), default=20, show_default=True,
               help="Worst injections (SDC, hang, detected-unrecoverable) to list, each with its replay command.")
-def report_cmd(db, out_dir, confidence, fit_config, worst):
+@click.option("--extras", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE.json",
+              help="Study sections to add: a JSON object with \"protection_plan\" and/or \"pareto\" (shapes in "
+                   "reports/SCHEMA.md).")
+def report_cmd(db, out_dir, confidence, fit_config, worst, extras):
     """Write the ASIL report (HTML with figures, JSON, FMEDA CSV) of the campaign in DB."""
     from faultinj.campaign import campaign_meta
     from faultinj.fit import load_fit_config
-    from reports.campaign import campaign_report
+    from reports.campaign import campaign_report, load_extras
 
     campaign_meta(db)   # a missing or foreign database is refused before the folder is made
     fit = load_fit_config(fit_config)
+    sections = load_extras(extras) if extras is not None else None
     print_report_paths(campaign_report(db, output_folder(out_dir, "--output"), confidence=confidence, fit_config=fit,
-                                       worst=worst))
+                                       worst=worst, extras=sections))
 
 
 @fi.command("replay")

@@ -35,8 +35,11 @@ from faultinj.outcomes import Outcome
 from faultinj.safety import ASIL_TARGETS, BitKind, BlockResult
 from faultinj.stats import Interval, proportion_interval, stratified_proportion
 
-__all__ = ["REPORT_SCHEMA_VERSION", "CampaignSummary", "render", "campaign_summary", "campaign_report",
-           "FMEDA_COLUMNS", "fmeda_rows", "tool_info"]
+__all__ = ["REPORT_SCHEMA_VERSION", "EXTRA_SECTIONS", "CampaignSummary", "render", "campaign_summary",
+           "campaign_report", "load_extras", "FMEDA_COLUMNS", "fmeda_rows", "tool_info"]
+
+#: The optional study sections :attr:`CampaignSummary.extras` may hold (shapes in reports/SCHEMA.md).
+EXTRA_SECTIONS = ("protection_plan", "pareto")
 
 REPORT_SCHEMA_VERSION = 2
 
@@ -807,6 +810,30 @@ def campaign_summary(db: str | Path, *, confidence: float | None = None, fit_con
         worst=tuple(_worst(Path(db), result, rows, elements, fit_config, worst)),
         config_toml=None if preset else config_toml(meta), parameters=parameters,
         notes=() if status.complete else ("This campaign is incomplete; figures cover the injections done so far.",))
+
+
+def load_extras(path: str | Path) -> dict:
+    """The study sections in the JSON file ``path`` (an object with keys among :data:`EXTRA_SECTIONS`)."""
+    from base import RampartError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RampartError(f"extras file not found: {path}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RampartError(f"{path}: not JSON ({e})") from None
+    if not isinstance(data, dict) or set(data) - set(EXTRA_SECTIONS):
+        raise RampartError(f"{path}: expected a JSON object with keys among {', '.join(EXTRA_SECTIONS)}")
+    plan, pareto = data.get("protection_plan", {}), data.get("pareto", [])
+    if not isinstance(plan, dict) or not isinstance(pareto, list):
+        raise RampartError(f"{path}: protection_plan must be an object and pareto a list (reports/SCHEMA.md)")
+    rows = plan.get("blocks", [])
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and {"block", "option"} <= set(r) for r in rows):
+        raise RampartError(f"{path}: every protection_plan.blocks entry needs \"block\" and \"option\"")
+    if not all(isinstance(p, dict) and all(isinstance(p.get(k), int | float) for k in ("area_overhead", "spfm"))
+               for p in pareto):
+        raise RampartError(f"{path}: every pareto point needs numbers \"area_overhead\" and \"spfm\"")
+    return data
 
 
 def campaign_report(db: str | Path, out_dir: str | Path, *, confidence: float | None = None,

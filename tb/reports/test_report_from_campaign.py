@@ -172,3 +172,23 @@ def test_reproduce_line_reruns_the_same_campaign(campaign, tmp_path, monkeypatch
     old, new = campaign_meta(campaign), campaign_meta(out / "small.db")
     for key in ("config", "samples", "seed", "strata", "sized_for", "min_per_stratum", "workload_cycles", "build_key"):
         assert old[key] == new[key], key
+
+
+def test_report_cli_extras(campaign, tmp_path):
+    extras = {"protection_plan": {"target": "ASIL-D", "verified": False,
+                                  "blocks": [{"block": "pe_0_0", "option": "tmr", "area_cells": 10}],
+                                  "area": {"baseline": {"cells": 100}, "lockstep": {"cells": 205}}},
+              "pareto": [{"area_overhead": 0.0, "spfm": 0.5}, {"area_overhead": 0.4, "spfm": 0.99, "chosen": True}]}
+    path = tmp_path / "extras.json"
+    path.write_text(json.dumps(extras))
+    out = tmp_path / "rep"
+    result = CliRunner().invoke(_cli(), ["fi", "report", str(campaign), "-o", str(out), "--extras", str(path)])
+    assert result.exit_code == 0, result.output
+    page = (out / "small.html").read_text()
+    assert 'id="protection"' in page and 'id="pareto"' in page and "NOT verified by re-injection" in page
+    assert "105.0 %" in page                                       # lockstep overhead: 205 / 100 - 1
+    assert json.loads((out / "small.json").read_text())["extras"] == extras
+    for bad in ('{"plan": {}}', '{"pareto": [{"spfm": 1}]}', "not json"):
+        path.write_text(bad)
+        result = CliRunner().invoke(_cli(), ["fi", "report", str(campaign), "-o", str(out), "--extras", str(path)])
+        assert result.exit_code == 2 and result.output.startswith("rampart: error:"), result.output

@@ -13,7 +13,8 @@ fractions from its injections (mapping in :mod:`faultinj.outcomes`):
 Every block is treated as safety-related. The metrics are computed twice: at the point estimates, and on the
 conservative end of each block's confidence interval: the upper bounds of ``f_residual`` and ``f_latent``
 (``f_latent`` capped at ``1 - f_residual_upper``). Each block's bound holds at the stated confidence on its own;
-they are not adjusted for simultaneity. rampart's verdicts use the conservative metrics and say so.
+they are not adjusted for simultaneity. rampart's verdicts use the conservative metrics and say so. The report
+propagates the per-block intervals to the design by stratified bounds instead (:mod:`faultinj.assessment`).
 
 A block's counts are assumed to come from injections spread uniformly over its bits, unless its ``strata`` are
 given: then every fraction is the block's stratified estimate (each stratum's fraction weighted by its population,

@@ -769,9 +769,17 @@ def campaign_summary(db: str | Path, *, confidence: float | None = None, fit_con
     for element in result.state:
         kinds = bits.setdefault(element.block, {"ff": 0, "mem": 0})
         kinds[element.kind] += element.bits
-    # per-block fractions over the block's cells when every cell has an injection (else its pooled counts)
-    blocks = tuple(BlockResult(name, bits[name], block.counts,
-                               strata=block.cells if status.is_stratified and block.stratified else ())
+    # per-block fractions over the block's cells when every cell has an injection (else its pooled counts); a
+    # complete exhaustive campaign: the block's whole population, so its intervals are exact (zero width)
+    exhaustive = meta.get("strata") == "exhaustive" and status.complete
+    populations = {b: n * meta["workload_cycles"] for b, n in meta.get("block_bits", {}).items()}
+
+    def strata_of(name, block):
+        if exhaustive and populations.get(name) == block.injections:
+            return ((block.injections, block.counts),)
+        return block.cells if status.is_stratified and block.stratified else ()
+
+    blocks = tuple(BlockResult(name, bits[name], block.counts, strata=strata_of(name, block))
                    for name, block in status.blocks.items() if block.injections)
     if status.rates_stratified:
         rates = {name: est.interval for name, est in status.stratified.items()}

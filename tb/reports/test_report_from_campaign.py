@@ -192,3 +192,16 @@ def test_report_cli_extras(campaign, tmp_path):
         path.write_text(bad)
         result = CliRunner().invoke(_cli(), ["fi", "report", str(campaign), "-o", str(out), "--extras", str(path)])
         assert result.exit_code == 2 and result.output.startswith("rampart: error:"), result.output
+
+
+def test_complete_exhaustive_campaign_has_exact_metrics(tmp_path):
+    path = tmp_path / "all.db"
+    campaign_spec("mac_array", SMALL, "mac_array_matmul", exhaustive=True, workload_cycles=8).run(path, workers=1)
+    doc = json.loads(campaign_report(path, tmp_path / "rep")["json"].read_text())
+    design = doc["assessment"]["design"]
+    assert doc["injections"] == campaign_status(path).planned
+    for key in ("spfm", "lfm", "pmhf_fit"):
+        b = design[key]
+        if b["estimate"] is not None:
+            assert b["low"] == pytest.approx(b["estimate"]) and b["high"] == pytest.approx(b["estimate"]), key
+    assert doc["metrics"]["conservative"] == pytest.approx(doc["metrics"]["point"])

@@ -14,6 +14,7 @@ __all__ = ["Projection"]
 class Projection(common.Projection):
     __doc__ = common.Projection.__doc__
     _simulator = simulator
+    _static_synapse_class = StaticSynapse
 
     def __init__(self, presynaptic_population, postsynaptic_population, connector, synapse_type=None,
                  source=None, receptor_type=None, space=None, label=None):

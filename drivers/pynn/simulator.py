@@ -77,7 +77,11 @@ class State(common.control.BaseState):
         self.t_start = 0.0
         self.step = 0
         self.segment_counter += 1
+        for rec in self.recorders:
+            rec._clear_data()
         if getattr(self, "core", None) is not None:
+            if self.mapping.stdp is not None:
+                self.core.set_weights(self._initial_weights)     # PyNN's reset() restores the weights
             self.core.reset_state()
         self._poisson = {}
 
@@ -107,7 +111,7 @@ class State(common.control.BaseState):
         mapping = self.build()
         core = self.core if self.core is not None else self._open_core()
         try:
-            _write(core, mapping)
+            self._initial_weights = _write(core, mapping)
         except Exception:
             self.core = core
             self.close()
@@ -268,6 +272,7 @@ def _write(core, mapping) -> None:
     core.reset_state()
     if mapping.stdp is not None:
         core.enable_stdp()
+    return w
 
 
 def _run_core(core, steps: int, inputs: np.ndarray, v_idx: np.ndarray):
@@ -318,13 +323,13 @@ def flatten_projection(prj, by_pop) -> Proj:
     if type(st).__name__ == "STDPMechanism":
         values = {}
         for comp in (st.timing_dependence, st.weight_dependence):
-            ps = comp.parameter_space
-            ps.evaluate(simplify=True)
-            for k, v in ps.items():
-                if np.ndim(v):
-                    raise UnsupportedConstruct(f"projection {prj.label!r}: per-synapse STDP parameter {k}: the core's "
-                                               "learning registers are global")
-                values[k] = float(v)
+            for k, v in comp.parameter_space.items():
+                if hasattr(v, "is_homogeneous"):
+                    if not v.is_homogeneous:
+                        raise UnsupportedConstruct(f"projection {prj.label!r}: per-synapse STDP parameter {k}: the "
+                                                   "core's learning registers are global")
+                    v = v.base_value if not callable(v.base_value) else v.evaluate(simplify=True)
+                values[k] = float(np.ravel(v)[0])
         stdp = StdpRule(**{k: values[k] for k in ("tau_plus", "tau_minus", "A_plus", "A_minus", "w_min", "w_max")})
     return Proj(prj.label, by_pop[id(pre)], by_pop[id(post)], pre_idx, post_idx, prj._weights(), prj._delays(),
                 prj.receptor_type, stdp)

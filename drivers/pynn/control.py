@@ -33,6 +33,7 @@ def setup(timestep=DEFAULT_TIMESTEP, min_delay=DEFAULT_MIN_DELAY, **extra_params
     st.min_delay = timestep if min_delay == "auto" else min_delay
     st.max_delay = extra_params.get("max_delay", DEFAULT_MAX_DELAY)
     st.options = {k: v for k, v in extra_params.items() if k in _OPTIONS}
+    st.options.update(simulator.OVERRIDES)
     st.options.setdefault("target", "golden")
     return 0
 

@@ -171,6 +171,8 @@ def _arr(pop: NeuronPop, name: str) -> np.ndarray:
 
 
 def _tau_line(name: str, tau: np.ndarray, code: np.ndarray, dt: float) -> tuple[str, str]:
+    if np.all(code == 0):
+        return "rounded", f"{name} {_span(tau)} ms -> decay code 0: no decay (tau beyond {dt * 8192:g} ms)"
     rep = tau_of_code(code, dt)
     err = np.abs(rep - tau) / tau
     kind = "exact" if np.all(err < 1e-6) else "rounded"

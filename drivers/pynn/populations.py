@@ -26,7 +26,8 @@ class PopulationView(common.PopulationView):
         return ParameterSpace({k: simplify(np.asarray(v)[self.mask]) for k, v in ps.items()}, shape=(self.size,))
 
     def _set_parameters(self, parameter_space):
-        simulator.state.check_mutable(f"changing parameters of {self.parent.label!r}")
+        if not type(self.parent.celltype).__name__.startswith("SpikeSource"):
+            simulator.state.check_mutable(f"changing parameters of {self.parent.label!r}")
         parameter_space.evaluate(simplify=False)
         for name, value in parameter_space.items():
             self.parent._parameters[name][self.mask] = value
@@ -78,7 +79,8 @@ class Population(common.Population):
         return self.celltype.reverse_translate(ps)
 
     def _set_parameters(self, parameter_space):
-        simulator.state.check_mutable(f"changing parameters of {self.label!r}")
+        if not type(self.celltype).__name__.startswith("SpikeSource"):    # sources live host-side: may change
+            simulator.state.check_mutable(f"changing parameters of {self.label!r}")
         parameter_space.evaluate(simplify=False, mask=self._mask_local)
         for name, value in parameter_space.items():
             self._parameters[name] = value

@@ -23,6 +23,7 @@ __all__ = ["ID", "State", "TARGETS", "state"]
 
 name = "NeuroCore"
 TARGETS = ("golden", "rtl", "board")
+OVERRIDES: dict = {}   #: setup() options forced by a caller (``rampart snn compare --target``)
 
 
 class ID(int, common.IDMixin):
@@ -60,6 +61,7 @@ class State(common.control.BaseState):
         self.core = None
         self.loaded = False
         self.step = 0
+        self.history = []          # (inputs, raster) of every run since load: the cost model and comparisons
         self.reset()
 
     def close(self):
@@ -79,6 +81,8 @@ class State(common.control.BaseState):
         self.segment_counter += 1
         for rec in self.recorders:
             rec._clear_data()
+        if getattr(self, "history", None):
+            self.history.append(None)          # a soft reset between runs
         if getattr(self, "core", None) is not None:
             if self.mapping.stdp is not None:
                 self.core.set_weights(self._initial_weights)     # PyNN's reset() restores the weights
@@ -204,10 +208,13 @@ class State(common.control.BaseState):
         cfg = self.config
         inputs = np.zeros((steps, cfg.n_inputs), dtype=bool)
         _, source_pops, _ = self.layout
-        for k, pop in enumerate(source_pops):
-            inputs[:, pop.first:pop.first + pop.size] = self._source_raster(k, pop, steps)
+        live = [p for p in self.populations if type(p.celltype).__name__.startswith("SpikeSource")]
+        for k, (spec, pop) in enumerate(zip(source_pops, live, strict=True)):
+            spec.params = {name: np.asarray(v) for name, v in pop._parameters.items()}   # sources may change
+            inputs[:, spec.first:spec.first + spec.size] = self._source_raster(k, spec, steps)
         v_idx = self._recorded_v()
         raster, v = _run_core(self.core, steps, inputs, v_idx)
+        self.history.append((inputs, raster))
         for rec in self.recorders:
             rec.store(self.step, raster, inputs, v_idx, v)
         self.step += steps
@@ -235,6 +242,35 @@ class State(common.control.BaseState):
         for rec in self.recorders:
             idx += rec.core_indices("v")
         return np.array(sorted(set(idx)), dtype=np.int64)
+
+
+def step_cycle_counts(config, history, learn: bool) -> np.ndarray:
+    """Clock cycles of every step run so far, from :func:`rtl.neurocore.config.step_cycles` and the spikes.
+
+    A step's pending sources are the previous step's spikes and inputs (none in the first step after loading
+    or a soft reset); with learning on, every other step reuses the previous depression pass (``integrated``:
+    the host only sends inputs and RUN between steps)."""
+    from rtl.neurocore.config import step_cycles
+
+    runs = [h for h in history if h is not None]
+    if not runs:
+        return np.zeros(0, dtype=np.int64)
+    inputs = np.concatenate([h[0] for h in runs])
+    raster = np.concatenate([h[1] for h in runs])
+    now = raster.sum(1) + inputs.sum(1)
+    first = np.zeros(raster.shape[0], dtype=bool)        # first step after loading or a soft reset
+    t = 0
+    for h in history:
+        if h is None:
+            first[min(t, first.size - 1)] = True
+        else:
+            t += h[1].shape[0]
+    first[0] = True
+    pending = np.where(first, 0, np.concatenate([[0], now[:-1]]))
+    p = config.lanes
+    groups = raster.reshape(raster.shape[0], -1, p).any(2).sum(1)
+    return np.array([step_cycles(config, int(pending[t]), int(now[t]), int(groups[t]), learn,
+                                 integrated=learn and not first[t]) for t in range(raster.shape[0])], dtype=np.int64)
 
 
 def open_board(port, baud):

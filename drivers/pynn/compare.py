@@ -166,8 +166,10 @@ def _shared_poisson(module, trains):
         module.SpikeSourcePoisson = orig
 
 
-def run_script(script, simulator: str, *, target: str = "golden", poisson=None, argv=()) -> ScriptRun:
-    """Run ``script`` with ``simulator`` ("brian2" or "neurocore"); returns the recorded data."""
+def run_script(script, simulator: str, *, target: str = "golden", config=None, poisson=None,
+               argv=()) -> ScriptRun:
+    """Run ``script`` with ``simulator`` ("brian2" or "neurocore"; then ``target`` and, if given, the core
+    ``config`` override the script's setup()); returns the recorded data."""
     script = Path(script)
     if simulator == "brian2":
         module = importlib.import_module("pyNN.brian2")
@@ -177,6 +179,8 @@ def run_script(script, simulator: str, *, target: str = "golden", poisson=None, 
 
         core_sim.OVERRIDES.clear()
         core_sim.OVERRIDES["target"] = target
+        if config is not None:
+            core_sim.OVERRIDES["config"] = config
     created, cleared = [], {}
     start = time.monotonic()
     old_argv = sys.argv

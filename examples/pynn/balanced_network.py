@@ -7,7 +7,7 @@ the 4000-cell original.  Two departures from the benchmark, both for the core: t
 (the core has one synaptic current per neuron) and the activity is started by Poisson inputs rather than by
 random initial membranes (the core starts every neuron at rest).
 
-    python examples/pynn/balanced_network.py [--neurons 200] [--time 1000] [--target golden|rtl]
+    python examples/pynn/balanced_network.py [--neurons 200] [--external 32] [--time 1000] [--target golden|rtl]
     rampart snn compare examples/pynn/balanced_network.py -o gap/     # against pyNN.brian2
 
 Run it on Brian2 by changing the import line to ``import pyNN.brian2 as sim``.
@@ -18,6 +18,7 @@ import drivers.pynn as sim  # or: import pyNN.brian2 as sim
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--neurons", type=int, default=200)
+parser.add_argument("--external", type=int, default=32, help="Poisson input sources")
 parser.add_argument("--time", type=float, default=1000.0, help="ms")
 parser.add_argument("--target", default="golden", help="NeuroCore target (ignored by Brian2)")
 args = parser.parse_args()
@@ -27,7 +28,7 @@ sim.setup(timestep=1.0, **extra)
 
 n_exc = args.neurons * 4 // 5
 n_inh = args.neurons - n_exc
-n_ext = 32
+n_ext = args.external
 p_conn = min(1.0, 20 / n_exc)             # ~20 excitatory and ~5 inhibitory synapses per neuron
 scale = 0.02 * 4000 / (p_conn * args.neurons)   # the original: p = 0.02 of 4000 cells (64 E + 16 I inputs)
 rng = sim.NumpyRNG(seed=20070601)

@@ -50,6 +50,7 @@ class ScriptRun:
     t_stop: float
     pops: list = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     state: object = None
 
 
@@ -182,7 +183,7 @@ def run_script(script, simulator: str, *, target: str = "golden", config=None, p
         if config is not None:
             core_sim.OVERRIDES["config"] = config
     created, cleared = [], {}
-    start = time.monotonic()
+    start, cpu = time.monotonic(), time.process_time()
     old_argv = sys.argv
     sys.argv = [str(script), *argv]
     try:
@@ -199,9 +200,9 @@ def run_script(script, simulator: str, *, target: str = "golden", config=None, p
         sys.argv = old_argv
         if simulator != "brian2":
             core_sim.OVERRIDES.clear()
-    seconds = time.monotonic() - start
+    seconds, cpu = time.monotonic() - start, time.process_time() - cpu
     st = sys.modules["pyNN.brian2"].simulator.state if simulator == "brian2" else core_sim.state
-    run = ScriptRun(simulator, float(st.dt), float(st.t), seconds=seconds,
+    run = ScriptRun(simulator, float(st.dt), float(st.t), seconds=seconds, cpu_seconds=cpu,
                     state=target if simulator != "brian2" else None)
     for pop in created:
         run.pops.append(_harvest(pop, cleared.get(id(pop))))

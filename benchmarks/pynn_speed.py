@@ -79,7 +79,9 @@ def main():
         f"(load average {load:.1f} on 2 cores at the end; RTL build {build_s:.1f} s before timing, cached).",
         f"`examples/pynn/balanced_network.py --neurons {args.neurons}` through `drivers.pynn` on the 256x256 "
         "core: whole script (PyNN network construction, mapping and loading, the run, data read back).  RTL: the "
-        "Verilated `neurocore_uart` design behind its simulated UART pins (4 clocks per bit).  Golden and RTL "
+        "Verilated `neurocore_uart` design behind its simulated UART pins (4 clocks per bit); the script records "
+        "the membranes of 4 neurons, so both targets run one step per RUN command and read them back after each.  "
+        "Wall time on a loaded machine is far above the CPU time.  Golden and RTL "
         f"spikes identical: {'yes' if same else 'NO'}.",
         "",
         "| target | best of runs (s) | median (s) | CPU of the best (s) | simulated ms per wall s | spikes | "

@@ -110,8 +110,6 @@ class State(common.control.BaseState):
 
     def load(self) -> None:
         """Place the network, convert it (:func:`~drivers.pynn.mapping.build_mapping`) and write the core."""
-        if self.options.get("target") == "board" and self.core is None:
-            self.core = self._open_core()      # the board's shape comes from the core itself
         mapping = self.build()
         core = self.core if self.core is not None else self._open_core()
         try:
@@ -165,6 +163,8 @@ class State(common.control.BaseState):
         want = self.options.get("config")
         target = self.options.get("target", "golden")
         if target == "board":
+            if self.core is None:
+                self.core = self._open_core()      # the board's shape comes from the core itself
             cfg = self.core.config
             if n > cfg.n_neurons or m > cfg.n_inputs:
                 raise UnsupportedConstruct(f"{n} neurons and {m} spike sources do not fit the board's core of "

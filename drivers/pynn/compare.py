@@ -7,7 +7,8 @@ spikes (and membranes) of each are read back and compared population by populati
 
 * The NeuroCore run goes first.  Its Poisson sources draw their spikes from the seeded generator; the Brian2 run
   then gets exactly those spike trains (its ``SpikeSourcePoisson`` is replaced by a ``SpikeSourceArray`` of the
-  same realisation), so the gap measured is the simulators', not two random draws'.
+  same realisation), so the gap measured is the simulators', not two random draws' (for scripts that call
+  ``reset()``, only the first segment's Poisson trains are the same).
 * Metrics per population: spike counts (total, mean and max |difference| per neuron), first-spike time
   differences, the van Rossum distance per neuron (exponential kernel ``tau``, normalised so that one unmatched
   spike gives ``sqrt(1/2)``), and the share of neurons whose spike trains are identical.

@@ -157,3 +157,38 @@ def test_cli_compare_refuses_an_unsupported_script_in_one_line(tmp_path):
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("rampart: error: ") and "IF_cond_exp" in lines[0], lines
+
+
+def test_cli_compare_missing_script_is_one_line(tmp_path):
+    from rampart.cli import main
+
+    result = CliRunner().invoke(main, ["snn", "compare", str(tmp_path / "nope.py")])
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("rampart: error: ") and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example, argv, marker", [
+    ("balanced_network.py", ["--neurons", "60", "--time", "200"], "excitatory: 48 neurons, mean rate"),
+    ("stdp_pattern.py", ["--time", "1000"], "weights: pattern inputs"),
+    ("digits.py", ["--images", "3", "--steps", "16"], "digits: "),
+])
+def test_examples_run_as_plain_scripts_with_only_the_import_line_changed(tmp_path, example, argv, marker):
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("brian2")
+    text = (EXAMPLES / example).read_text()
+    line = "import drivers.pynn as sim  # or: import pyNN.brian2 as sim"
+    assert line in text
+    outputs = {}
+    for name, new in (("neurocore", line), ("brian2", "import pyNN.brian2 as sim")):
+        script = tmp_path / f"{name}_{example}"
+        script.write_text(text.replace(line, new))
+        env = {**os.environ, "PYTHONPATH": str(EXAMPLES.parents[1])}
+        proc = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, env=env,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outputs[name] = proc.stdout
+    assert marker in outputs["neurocore"] and marker in outputs["brian2"]

@@ -301,3 +301,23 @@ def test_synapse_params_are_global():
     assert "1 rounded to 0" in str(report)
     core = GoldenCore(CoreConfig(4, 4, 2), synapses=SynapseParams(w_exp=6))
     assert core.synapse_params().w_exp == 6
+
+
+def test_procedural_api_and_assemblies():
+    sim.setup(timestep=DT)
+    src = sim.create(sim.SpikeSourceArray, {"spike_times": [3.0, 4.0]}, n=2)
+    a = sim.Population(2, sim.IF_curr_delta(v_thresh=-64.0), label="a")
+    b = sim.Population(2, sim.IF_curr_delta(v_thresh=-64.0), label="b")
+    sim.connect(src, a, weight=2.0, p=1.0)
+    sim.Projection(src, b, sim.OneToOneConnector(), sim.StaticSynapse(weight=2.0))
+    both = a + b
+    both.record("spikes")
+    sim.run(10.0)
+    trains = both.get_data().segments[0].spiketrains
+    assert [list(t.magnitude) for t in trains] == [[4.0, 5.0]] * 4
+    with pytest.raises(sim.UnsupportedConstruct, match="Assembly"):
+        sim.setup(timestep=DT)
+        x = sim.Population(2, sim.IF_curr_exp(), label="x")
+        y = sim.Population(2, sim.IF_curr_exp(), label="y")
+        sim.Projection(x + y, x, sim.AllToAllConnector(), sim.StaticSynapse(weight=0.1))
+        sim.run(1.0)

@@ -105,7 +105,7 @@ class State(common.control.BaseState):
             self.load()
         if steps > 0:
             self._advance(steps)
-        self.t = tstop if steps > 0 else self.t
+            self.t += steps * self.dt          # on the step grid
         self.running = True
 
     def load(self) -> None:

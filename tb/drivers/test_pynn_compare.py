@@ -91,8 +91,10 @@ def test_feedforward_gap_stays_inside_the_lsb_bound(tmp_path):
     assert q["max_dv_mV"] <= q["bound_mV"]
     (gap,) = res.populations
     assert gap["spikes_brian2"] > 8 and gap["spikes_core"] > 8
-    assert gap["first_spike_diff_max"] is not None and gap["first_spike_diff_max"] <= 3
-    assert abs(gap["spikes_core"] - gap["spikes_brian2"]) <= 0.2 * gap["spikes_brian2"]
+    # the rest of the gap is discretisation: the core's one-step lead per hop (first spikes 1 ms early) and
+    # Euler vs exact integration; measured 251 vs 252 spikes
+    assert gap["first_spike_diff_max"] is not None and gap["first_spike_diff_max"] <= 1
+    assert abs(gap["spikes_core"] - gap["spikes_brian2"]) <= 0.05 * gap["spikes_brian2"]
 
 
 @pytest.mark.parametrize("example, argv", [

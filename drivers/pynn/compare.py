@@ -18,8 +18,9 @@ spikes (and membranes) of each are read back and compared population by populati
   first step where the spike trains differ.  The remaining gap is discretisation (Euler with the core's one-step
   arrival vs Brian2's exact integration with the PyNN delay), which the report names separately.
 * Cost model: cycles of every step from :func:`rtl.neurocore.config.step_cycles` and the run's spikes, steps/s at the
-  board clock, and over a UART at ``baud`` (a step's input bitmap and raster cross the link: ``10 (ceil(M/8) +
-  ceil(N/8)) / baud`` seconds, added to the compute time).
+  board clock, and over a UART at ``baud`` (a step's input bitmap and raster cross the link, plus the framing of
+  the RUN commands that carry them: ``10 (ceil(M/8) + ceil(N/8) + 15 / steps per command) / baud`` seconds, added
+  to the compute time).
 """
 from __future__ import annotations
 
@@ -91,8 +92,8 @@ class CompareResult:
         c = self.cost
         lines.append(f"  cost model: {c['mean_cycles_per_step']:.0f} cycles/step (max {c['max_cycles_per_step']}) "
                      f"-> {c['steps_per_s_clock']:.0f} steps/s at {c['clock_hz'] / 1e6:g} MHz; over a "
-                     f"{c['baud']} baud UART {c['steps_per_s_uart']:.0f} steps/s ({c['uart_bytes_per_step']} B/step)"
-                     f"; real time needs {1000 / self.core.dt:.0f} steps/s")
+                     f"{c['baud']} baud UART {c['steps_per_s_uart']:.0f} steps/s "
+                     f"({c['uart_bytes_per_step']:.3g} B/step); real time needs {1000 / self.core.dt:.0f} steps/s")
         return "\n".join(lines)
 
 
@@ -299,20 +300,31 @@ def population_gap(label, size, ref, core, tau, t_stop, dt) -> dict:
             "van_rossum_per_neuron": vr.tolist(), "identical_share": float(same.mean())}
 
 
-def cost_model(state, clock_hz: float, baud: int) -> dict:
+FRAME_OVERHEAD = 6 + 7 + 2   #: command frame (sync, op, len16, CRC16) + response (sync, op, status, len16, CRC16)
+#: + RUN's step count
+
+
+def cost_model(state, clock_hz: float, baud: int, max_payload: int = 512) -> dict:
+    """Cycles per step (``step_cycles`` on the run's spikes) and steps/s at ``clock_hz``, and over a UART at
+    ``baud`` (8N1): the RUN commands of :meth:`drivers.neurocore.NeuroCoreHost.run` carry ``floor((max_payload
+    - 2) / ceil(M/8))`` steps of input bitmaps each and return their rasters; transfer and computation are
+    counted one after the other (membrane reads for recorded v are not included)."""
     from drivers.pynn.simulator import step_cycle_counts
 
     cfg = state.config
     learn = state.mapping is not None and state.mapping.stdp is not None
     cycles = step_cycle_counts(cfg, state.history, learn)
     mean = float(cycles.mean()) if cycles.size else 0.0
-    per_step_bytes = -(-cfg.n_inputs // 8) + -(-cfg.n_neurons // 8)
+    in_bytes, ras_bytes = -(-cfg.n_inputs // 8), -(-cfg.n_neurons // 8)
+    per_run = min((max_payload - 2) // in_bytes, 0xFFFF // ras_bytes)
+    per_step_bytes = in_bytes + ras_bytes + FRAME_OVERHEAD / per_run
     t_step = mean / clock_hz
     t_uart = 10 * per_step_bytes / baud
     return {"core": f"{cfg.n_neurons}x{cfg.n_inputs} P={cfg.lanes}", "learning": learn, "steps": int(cycles.size),
             "mean_cycles_per_step": mean, "max_cycles_per_step": int(cycles.max()) if cycles.size else 0,
             "clock_hz": clock_hz, "steps_per_s_clock": clock_hz / mean if mean else math.inf, "baud": baud,
-            "uart_bytes_per_step": per_step_bytes, "steps_per_s_uart": 1 / (t_step + t_uart)}
+            "steps_per_run_command": per_run, "uart_bytes_per_step": round(per_step_bytes, 3),
+            "steps_per_s_uart": 1 / (t_step + t_uart)}
 
 
 def quantisation_gap(state, core_run: ScriptRun) -> list:

@@ -58,7 +58,10 @@ def test_cost_model_counts_the_run_spikes_with_the_step_cycles_formula():
         assert cycles[t] == _cycles_by_hand(state.config, pending, now[t], groups, False, False)
     cost = compare.cost_model(state, 25e6, 115_200)
     assert cost["mean_cycles_per_step"] == pytest.approx(cycles.mean())
-    assert cost["uart_bytes_per_step"] == 4     # 16 input bits + 16 raster bits
+    # 16 input bits + 16 raster bits per step; RUN commands of up to 255 steps (512-byte payloads) add 15 bytes
+    assert cost["steps_per_run_command"] == 255
+    assert cost["uart_bytes_per_step"] == pytest.approx(4 + 15 / 255, abs=1e-3)
+    assert cost["steps_per_s_uart"] == pytest.approx(1 / (cycles.mean() / 25e6 + 10 * (4 + 15 / 255) / 115_200))
 
 
 FEEDFORWARD = '''

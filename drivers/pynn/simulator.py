@@ -276,7 +276,7 @@ def step_cycle_counts(config, history, learn: bool) -> np.ndarray:
 def open_board(port, baud):
     """A :class:`~drivers.neurocore.NeuroCoreHost` on a serial port; one clear error if it cannot be opened."""
     from drivers.neurocore import NeuroCoreHost
-    from drivers.transport import SerialTransport
+    from drivers.transport import ProtocolError, SerialTransport
 
     if not port:
         raise RampartError("target='board' needs setup(port='/dev/ttyUSB0', baud=...)")
@@ -286,7 +286,11 @@ def open_board(port, baud):
         raise RampartError(str(e)) from None
     except Exception as e:  # serial.SerialException, OSError
         raise RampartError(f"target='board': cannot open serial port {port!r}: {e}") from None
-    return NeuroCoreHost(transport)
+    try:
+        return NeuroCoreHost(transport)
+    except ProtocolError as e:
+        transport.close()
+        raise RampartError(f"target='board': no NeuroCore answers on {port!r} at {baud} baud ({e})") from None
 
 
 def _write(core, mapping) -> None:

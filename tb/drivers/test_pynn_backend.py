@@ -321,3 +321,16 @@ def test_procedural_api_and_assemblies():
         y = sim.Population(2, sim.IF_curr_exp(), label="y")
         sim.Projection(x + y, x, sim.AllToAllConnector(), sim.StaticSynapse(weight=0.1))
         sim.run(1.0)
+
+
+def test_board_target_with_a_silent_port_is_one_clear_error(monkeypatch):
+    """A port that opens but where no core answers (pyserial's loop:// echoes, it does not speak the protocol)."""
+    from base import RampartError
+
+    serial = pytest.importorskip("serial")
+    monkeypatch.setattr(serial, "Serial", lambda port, baudrate, timeout: serial.serial_for_url(
+        "loop://", baudrate=baudrate, timeout=timeout))
+    sim.setup(timestep=DT, target="board", port="/dev/ttyUSB9", baud=1_000_000)
+    sim.Population(1, sim.IF_curr_exp(), label="n")
+    with pytest.raises(RampartError, match="no NeuroCore answers on '/dev/ttyUSB9' at 1000000 baud"):
+        sim.run(1.0)

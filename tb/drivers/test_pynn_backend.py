@@ -303,6 +303,7 @@ def test_synapse_params_are_global():
     assert core.synapse_params().w_exp == 6
 
 
+@pytest.mark.filterwarnings("ignore:.*deprecated:DeprecationWarning")   # PyNN deprecates its procedural API
 def test_procedural_api_and_assemblies():
     sim.setup(timestep=DT)
     src = sim.create(sim.SpikeSourceArray, {"spike_times": [3.0, 4.0]}, n=2)

@@ -36,3 +36,21 @@ def test_balanced_example_fires_at_moderate_rates():
     out = run("balanced_network.py")
     rates = [float(r) for r in re.findall(r"mean rate ([\d.]+) Hz", out)]
     assert len(rates) == 2 and all(5 < r < 60 for r in rates), out     # measured 28.3 / 25.7 Hz
+
+
+@pytest.mark.slow
+def test_stdp_example_learns_the_same_on_rtl_and_golden():
+    """STDP on: the RTL (64x64 core behind the simulated UART) reproduces the golden spikes while weights change."""
+    import numpy as np
+
+    from drivers.pynn import compare
+
+    pytest.importorskip("amaranth")
+    argv = ["--time", "2000"]
+    script = ROOT / "examples" / "pynn" / "stdp_pattern.py"
+    gold = compare.run_script(script, "neurocore", target="golden", argv=argv)
+    rtl = compare.run_script(script, "neurocore", target="rtl", argv=argv)
+    (g,) = [p["spikes"] for p in gold.pops if p["spikes"] is not None]
+    (r,) = [p["spikes"] for p in rtl.pops if p["spikes"] is not None]
+    assert len(g[0]) > 5
+    np.testing.assert_array_equal(g[0], r[0])

@@ -1,10 +1,11 @@
 """`rampart snn`: application demos of the NeuroCoreX-like SNN core (golden model or RTL through the host API)."""
 import dataclasses
+from pathlib import Path
 
 import click
 
 from base import RampartError
-from rampart.options import config_option, output_folder, output_folder_option, seed_option
+from rampart.options import config_option, output_file_option, output_folder, output_folder_option, seed_option
 
 #: Input lines each demo drives (pattern: at least the pattern's; digits: one per pixel of the 8x8 images).
 _DIGITS_INPUTS = 64
@@ -100,3 +101,41 @@ def demo_cmd(name, config, backend, out_dir, seed, check, learning):
         if not same:
             raise SystemExit(1)
     click.echo(f"total {time.monotonic() - start:.1f} s")
+
+
+@snn.command("compare", context_settings={"ignore_unknown_options": True})
+@click.argument("script", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--target", type=click.Choice(["golden", "rtl"]), default="golden", show_default=True,
+              help="NeuroCore target: the golden model or the Verilated RTL through its simulated UART.")
+@click.option("--tau", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="van Rossum kernel time constant (ms).")
+@click.option("--baud", type=click.IntRange(min=1), default=115_200, show_default=True,
+              help="UART baud rate of the cost model.")
+@click.option("--clock-mhz", type=click.FloatRange(min=0, min_open=True), default=25.0, show_default=True,
+              help="Board clock of the cost model (the ULX3S runs the core at 25 MHz).")
+@output_folder_option("Folder for the PNG plots (raster_<population>.png, distance.png).", default="snn_compare")
+@output_file_option("--json", "json_file", "Also write the numbers as JSON to FILE.", suffix=".json", kind="JSON")
+def compare_cmd(script, script_args, target, tau, baud, clock_mhz, out_dir, json_file):
+    """Run the PyNN SCRIPT on pyNN.brian2 and on NeuroCore and report the gap.
+
+    \b
+    The script imports `pyNN.brian2` or `drivers.pynn` as its simulator (either works: both names point to the
+    simulator being run); arguments after SCRIPT are passed to it.  NeuroCore runs first; Brian2 then gets the
+    same Poisson spike trains.  Per population with recorded spikes: spike-count and first-spike-time
+    differences, van Rossum distance per neuron, share of identical trains; the quantisation part of the gap
+    (golden model vs the float model of the same registers, against the LSB error bound); the cycle cost model
+    (step_cycles) in steps/s at the board clock and over the UART; the mapping report.
+    """
+    from drivers.pynn import compare
+
+    out = output_folder(out_dir, "--output")
+    result = compare.compare_script(script, target=target, tau=tau, clock_hz=clock_mhz * 1e6, baud=baud,
+                                    argv=script_args)
+    click.echo(result.summary())
+    click.echo(result.mapping)
+    for path in compare.plot_comparison(result, out):
+        click.echo(f"  plot {path}")
+    if json_file is not None:
+        compare.write_json(result, Path(json_file))
+        click.echo(f"  json {json_file}")

@@ -8,8 +8,10 @@ from base import RampartError
 from rampart.console import console as make_console
 from rampart.options import config_option, output_file_option, seed_option, trace_option
 
-#: Built-in models that `rampart run npu` accepts instead of a .tflite path.
-BUILTIN_MODELS = ("digits",)
+#: Built-in models that `rampart run npu` accepts instead of a .tflite path: the digits CNN (with its own options) and
+#: the networks of models.npu.networks.
+NETWORK_MODELS = ("kws-dscnn", "vww-mobilenetv1", "resnet8", "autoencoder", "mobilenetv2", "digits-pool")
+BUILTIN_MODELS = ("digits", *NETWORK_MODELS)
 
 
 @click.group("run")
@@ -144,7 +146,7 @@ def _check_model_options(builtin: bool, image, images, export) -> None:
         return
     for name, value in (("--image", image), ("--images", images), ("--export", export)):
         if value is not None:
-            raise RampartError(f"{name} only applies to a built-in model ({', '.join(BUILTIN_MODELS)})")
+            raise RampartError(f"{name} only applies to the built-in model digits")
 
 
 def _digits_input(model, image: int | None, input_path: str | None):
@@ -259,9 +261,12 @@ def _config_mem_bytes(config) -> int:
 def npu_cmd(model, config, input_paths, output_path, trace, seed, max_cycles, image, images, export):
     """Compile MODEL (.tflite, int8) with Vela, run it on the simulated NPU and compare with LiteRT.
 
-    MODEL is a .tflite path or the built-in name `digits`: a 6-layer all-convolutional int8 CNN (strided
-    convolutions, ReLU) for scikit-learn's 8x8 digits, trained in numpy on a fixed split and quantised post-training
-    (trained once, then cached; a file called `digits` is reached as ./digits).
+    MODEL is a .tflite path or a built-in name (a file of that name is reached as ./NAME): `digits`, a 6-layer
+    all-convolutional int8 CNN (strided convolutions, ReLU) for scikit-learn's 8x8 digits, trained in numpy on a fixed
+    split and quantised post-training (trained once, then cached); or one of the networks of models.npu.networks:
+    `kws-dscnn`, `vww-mobilenetv1`, `resnet8`, `autoencoder` (the MLPerf Tiny architectures, random weights),
+    `mobilenetv2` (inverted residuals, RELU6, HARD_SWISH) and `digits-pool` (digits CNN with pooling and an FC +
+    softmax head, trained); they take random inputs from --seed or --input.
 
     Vela's command stream, weights and the input are loaded into the NPU's external memory; the Verilated NPU runs
     to `done` (with a watchdog) and the output tensor is read back. Prints, per layer (or per kernel op), the
@@ -271,7 +276,7 @@ def npu_cmd(model, config, input_paths, output_path, trace, seed, max_cycles, im
     """
     import numpy as np
 
-    builtin = model in BUILTIN_MODELS
+    builtin = model == "digits"
     _check_model_options(builtin, image, images, export)
     _check_output_path(output_path)
     if builtin and len(input_paths) > 1:
@@ -282,6 +287,13 @@ def npu_cmd(model, config, input_paths, output_path, trace, seed, max_cycles, im
                            "--save-output or --trace")
     config = _npu_config(config)
     console = make_console()
+    if model in NETWORK_MODELS:
+        from models.npu.networks import NETWORKS, network
+
+        x = [_load_input(p) for p in input_paths] if input_paths else None
+        _run_one(console, network(model).data, NETWORKS[model].description, config, x, trace=trace, seed=seed,
+                 max_cycles=max_cycles, output_path=output_path)
+        return
     if not builtin:
         data = _read_model(model)
         x = [_load_input(p) for p in input_paths] if input_paths else None

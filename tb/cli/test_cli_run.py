@@ -162,3 +162,15 @@ def test_run_npu_two_inputs_two_outputs(tmp_path):
     np.save(tmp_path / "f.npy", xs[1].astype(np.float32))
     _one_line_error(runner.invoke(main, [*args[:-1], str(tmp_path / "f.npy")]), "int8")
     _one_line_error(runner.invoke(main, [*args, "--save-output", str(tmp_path / "out.txt")]), ".npz")
+
+
+def test_run_npu_builtin_network(tmp_path):
+    """A built-in network by name (random input from --seed): a cycle table and bit-exact, or (until the NPU runs
+    its pooling / ADD / softmax ops) the NPU's UNSUPPORTED stop as one line."""
+    result = CliRunner().invoke(main, ["run", "npu", "resnet8", "--seed", "1", "--save-output",
+                                       str(tmp_path / "y.npy")])
+    if result.exit_code == 0:
+        assert "bit-exact: yes" in result.output and (tmp_path / "y.npy").exists()
+    else:
+        _one_line_error(result, "COMPUTE_FAULT (compute: UNSUPPORTED)")
+    _one_line_error(CliRunner().invoke(main, ["run", "npu", "resnet8", "--images", "2"]), "digits")

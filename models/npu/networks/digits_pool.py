@@ -3,8 +3,14 @@
 softmax. Same data, split and int8 input (``pixel - 128``, scale 1/16) as :mod:`models.npu.digits`; trained with
 softmax cross-entropy and Adam (im2col convolutions, hand-written backprop), then quantised post-training with the
 activation ranges of the training images (:class:`~models.npu.tflite_graph.Graph`). Deterministic in the seed;
-training takes a few seconds, so the model is built once per process (:func:`models.npu.networks.network`)."""
+the trained float parameters are cached under ``<rampart cache>/models`` keyed by a hash of this file, the seed and
+the numpy version (training takes a few seconds)."""
 from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -100,8 +106,26 @@ def float_accuracy(p, split) -> float:
     return float(np.mean(np.argmax(logits, 1) == split.y_test))
 
 
-def build(seed: int = 0) -> GraphModel:
+def trained(seed: int = 0) -> tuple[dict, object]:
+    """:func:`train`, cached on disk; returns (params, split)."""
+    from base import cache_root
+
+    key = hashlib.sha256(Path(__file__).read_bytes() + f"{seed} {np.__version__}".encode()).hexdigest()[:20]
+    path = cache_root() / "models" / f"digits_pool-{key}.npz"
+    if path.exists():
+        with np.load(path) as d:
+            return {k: d[k] for k in d.files}, load_split(seed)
     p, split = train(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, **p)
+    os.replace(tmp, path)
+    return p, split
+
+
+def build(seed: int = 0) -> GraphModel:
+    p, split = trained(seed)
     g = Graph("digits-pool", seed)
     lo = (-128 - INPUT_ZERO_POINT) * INPUT_SCALE
     x = g.input((8, 8, 1), lo, (127 - INPUT_ZERO_POINT) * INPUT_SCALE)

@@ -75,6 +75,14 @@ def test_network_shapes_and_ops():
         assert ops - {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} == set(net.ops), name
 
 
+def test_fc_gap_seed_choice():
+    """KWS's FC head on seed 0 hits the double-rounding gap in one output (so its RTL test uses seed 1); the
+    single-rounding golden equals LiteRT's FC outputs (asserted in :func:`_fc_gap_outputs`)."""
+    kws = network("kws-dscnn")
+    assert _fc_gap_outputs(kws, 0) == 1 and _input_seed(kws) == 1
+    assert _input_seed(network("autoencoder")) == 0
+
+
 def test_digits_pool_is_trained():
     from models.npu.digits import load_split, quantize_input
 
@@ -109,9 +117,47 @@ def test_vela_places_every_operator_on_the_npu_all_configs(name, config):
 
 # --- on the simulated NPU --------------------------------------------------------------------------------------
 
+def _fc_gap_outputs(model, seed: int) -> int:
+    """How many FULLY_CONNECTED outputs of ``model`` on the seeded random inputs the NPU's double rounding makes
+    differ from LiteRT's single rounding (models/npu/SPEC.md section 4), from LiteRT's own FC inputs."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from drivers.npu import model_inputs
+
+    it = Interpreter(model_content=model.data, num_threads=1, experimental_preserve_all_tensors=True,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    details = it.get_input_details()
+    for d, x in zip(details, model_inputs([tuple(int(v) for v in d["shape"]) for d in details], None, seed),
+                    strict=True):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    fc_ops = [op for op in it._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+    fc_layers = [p for p in model.layers if isinstance(p.spec, tb.FullyConnected)]
+    differ = 0
+    for op, layer in zip(fc_ops, fc_layers, strict=True):
+        x = it.get_tensor(int(op["inputs"][0]))
+        single = _fc_chain_step(layer, x, requant.litert_fc_requantize)
+        litert = it.get_tensor(int(op["outputs"][0]))
+        assert np.array_equal(single.reshape(litert.shape), litert), "the single-rounding golden is not LiteRT's FC"
+        differ += int((_fc_chain_step(layer, x, requant.requantize) != single).sum())
+    return differ
+
+
+def _input_seed(model) -> int:
+    """The first input seed on which no FC output hits the double-rounding gap (a graph whose FC feeds a SOFTMAX
+    has no exact golden for it here); the autoencoder, an FC-only chain, is checked against its exact golden."""
+    if _is_fc_chain(model):
+        return 0
+    for seed in range(10):
+        if _fc_gap_outputs(model, seed) == 0:
+            return seed
+    raise AssertionError(f"{model.name}: every input seed 0..9 hits the FC double-rounding gap")
+
+
 def _run_or_skip(model, config, what):
     """run_on_npu with seeded random inputs; a skip (with the reason) only when the NPU reports UNSUPPORTED."""
-    run = run_on_npu(model.data, config, seed=0, check=False)
+    run = run_on_npu(model.data, config, seed=_input_seed(model), check=False)
     if (run.error and run.error_code == ErrorCode.COMPUTE_FAULT
             and run.compute_error == ComputeError.UNSUPPORTED.value and not run.ext_fault and not run.timed_out):
         op = run.kicks[-1].op if run.kicks else "?"
@@ -122,17 +168,27 @@ def _run_or_skip(model, config, what):
     return run
 
 
+def _fc_chain_step(layer, x, requantize):
+    """One FULLY_CONNECTED layer with Vela's FC scales and the output stage ``requantize``."""
+    # Vela's FC scale: double(float32(s_in * s_w)) / s_out (models/npu/SPEC.md section 5)
+    scale, shift = zip(*(requant.quantise_scale(float(np.float64(np.float32(layer.input_scale) * ws)
+                                                      / np.float64(layer.output_scale)))
+                         for ws in layer.weight_scales), strict=True)
+    lo = -128 if layer.spec.activation == "NONE" else layer.output_zero_point
+    return requantize(requant.layer_accumulators(layer, x), layer.bias, scale, shift, layer.output_zero_point, lo, 127)
+
+
 def _fc_chain(model, x, requantize):
-    """The output of an FC-only chain, layer by layer, with Vela's FC scales and the output stage ``requantize``."""
+    """The output of an FC-only chain, layer by layer (:func:`_fc_chain_step`)."""
     y = x
-    for layer in model.layers:  # Vela's FC scale: double(float32(s_in * s_w)) / s_out (models/npu/SPEC.md section 5)
-        scale, shift = zip(*(requant.quantise_scale(float(np.float64(np.float32(layer.input_scale) * ws)
-                                                          / np.float64(layer.output_scale)))
-                             for ws in layer.weight_scales), strict=True)
-        lo = -128 if layer.spec.activation == "NONE" else layer.output_zero_point
-        y = requantize(requant.layer_accumulators(layer, y), layer.bias, scale, shift, layer.output_zero_point, lo,
-                       127)
+    for layer in model.layers:
+        y = _fc_chain_step(layer, y, requantize)
     return y
+
+
+def _is_fc_chain(model) -> bool:
+    return (bool(model.layers) and all(isinstance(p.spec, tb.FullyConnected) for p in model.layers)
+            and len(model.layers) == len(model.graph.nodes) - 1)
 
 
 def _check_bit_exact(model, run):
@@ -140,8 +196,7 @@ def _check_bit_exact(model, run):
     Vela's stream says and an Ethos-U55 does, where LiteRT rounds once (models/npu/SPEC.md section 4): it must equal
     the double-rounding chain exactly, and that chain with LiteRT's single rounding must equal LiteRT."""
     want = ReferenceModel(model.data).run_all(*run.inputs)
-    if model.layers and all(isinstance(p.spec, tb.FullyConnected) for p in model.layers) \
-            and len(model.layers) == len(model.graph.nodes) - 1:
+    if _is_fc_chain(model):
         (x,), (exp,) = run.inputs, want
         np.testing.assert_array_equal(_fc_chain(model, x, requant.litert_fc_requantize), exp)
         want = [_fc_chain(model, x, requant.requantize)]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from base import RampartError
-from drivers.transport import SimDevice
+from drivers.transport import HOST_MEMORY, SimDevice
 from models.npu import cmdstream as cs
 from models.npu import vela
 from models.npu.graph import graph_macs, group_kicks, interpreter, vela_layers
@@ -34,8 +34,9 @@ DEFAULT_CHUNK = 32
 #: Alignment of the weights and of the scratch arena in external memory.
 REGION_ALIGN = 4096
 
-__all__ = ["DEFAULT_CHUNK", "EXT_MEMORY", "REGION_ALIGN", "ExtMemLayout", "KickCycles", "LayerCycles", "NpuRun",
-           "layout", "load_bytes", "load_network", "read_bytes", "run_on_npu", "start", "wait_done"]
+__all__ = ["DEFAULT_CHUNK", "EXT_MEMORY", "HOST_EXT_MEM_KIB", "REGION_ALIGN", "ExtMemLayout", "KickCycles",
+           "LayerCycles", "NpuRun", "ext_memory", "input_list", "layout", "load_bytes", "load_network", "memory_needed",
+           "model_inputs", "read_bytes", "run_config", "run_on_npu", "start", "wait_done"]
 
 
 # --- the external-memory layout ------------------------------------------------------------------------------------
@@ -80,16 +81,22 @@ class ExtMemLayout:
         regs["cmd_len"] = self.cmd_len
         return regs
 
-    def image(self, x: np.ndarray) -> tuple[tuple[int, bytes], ...]:
-        """(byte address, bytes) of the payload, the weights and the (single) input ``x`` as int8; every address
-        is 8-byte aligned (the memory has 64-bit words), else a RampartError."""
-        (inp,) = self.art.inputs
-        segments = ((self.cmd_addr, self.art.cmd_data), (self.weight_addr, self.art.weight_data),
-                    (self.address(inp), np.asarray(x).astype(np.int8).tobytes()))
-        for (addr, _), what in zip(segments, ("command payload", "weights", "input"), strict=True):
+    def image(self, x) -> tuple[tuple[int, bytes], ...]:
+        """(byte address, bytes) of the payload, the weights and the inputs as int8: ``x`` is one array (a
+        single-input model) or one array per graph input, in the artifact's input order. Every address is 8-byte
+        aligned (the memory has 64-bit words), else a RampartError."""
+        xs = input_list(x)
+        if len(xs) != len(self.art.inputs):
+            raise RampartError(f"the model has {len(self.art.inputs)} input(s); got {len(xs)} array(s)")
+        segments = [(self.cmd_addr, self.art.cmd_data), (self.weight_addr, self.art.weight_data)]
+        whats = ["command payload", "weights"]
+        for i, (inp, xi) in enumerate(zip(self.art.inputs, xs, strict=True)):
+            segments.append((self.address(inp), np.asarray(xi).astype(np.int8).tobytes()))
+            whats.append("input" if len(xs) == 1 else f"input {i}")
+        for (addr, _), what in zip(segments, whats, strict=True):
             if addr % 8:
                 raise RampartError(f"the {what} at {addr:#x} is not 8-byte aligned")
-        return segments
+        return tuple(segments)
 
     def stimulus(self, cycles: int, start_at: int = 1) -> dict[str, np.ndarray]:
         """Per-cycle inputs of one run from reset: :meth:`registers` held for ``cycles`` cycles, ``start`` high in
@@ -101,12 +108,26 @@ class ExtMemLayout:
         return inputs
 
 
+def input_list(x) -> list[np.ndarray]:
+    """``x`` as a list of input arrays: one array (a single-input model) or a sequence of arrays."""
+    if isinstance(x, np.ndarray):
+        return [x]
+    if isinstance(x, list | tuple):
+        return [np.asarray(xi) for xi in x]
+    return [np.asarray(x)]
+
+
+def memory_needed(art: vela.VelaArtifact) -> int:
+    """Bytes of external memory the :class:`ExtMemLayout` of ``art`` spans (payload, weights, scratch arena)."""
+    return _align(len(art.cmd_data)) + _align(len(art.weight_data)) + art.scratch_size
+
+
 def layout(art: vela.VelaArtifact, ext_mem_bytes: int) -> ExtMemLayout:
     """The :class:`ExtMemLayout` of ``art``; a RampartError if it does not fit ``ext_mem_bytes``."""
     weight_addr = _align(len(art.cmd_data))
     scratch_addr = weight_addr + _align(len(art.weight_data))
-    if scratch_addr + art.scratch_size > ext_mem_bytes:
-        raise RampartError(f"the model needs {scratch_addr + art.scratch_size:,} bytes of external memory; the NPU "
+    if memory_needed(art) > ext_mem_bytes:
+        raise RampartError(f"the model needs {memory_needed(art):,} bytes of external memory; the NPU "
                            f"model has {ext_mem_bytes:,}")
     basep = [0] * 8
     basep[art.weight_region] = weight_addr
@@ -116,23 +137,31 @@ def layout(art: vela.VelaArtifact, ext_mem_bytes: int) -> ExtMemLayout:
 
 # --- host helpers --------------------------------------------------------------------------------------------------
 
-def load_bytes(dev: SimDevice, addr: int, payload: bytes, element: str = EXT_MEMORY) -> None:
+def ext_memory(dev: SimDevice) -> str:
+    """The name of ``dev``'s external memory: :data:`EXT_MEMORY`, or the harness's host memory when the NPU was
+    built with ``ext_host_memory``."""
+    return HOST_MEMORY if dev.sim.host_memory_words else EXT_MEMORY
+
+
+def load_bytes(dev: SimDevice, addr: int, payload: bytes, element: str | None = None) -> None:
     """Write ``payload`` at byte address ``addr`` (8-aligned) of external memory (or of memory ``element``)."""
-    dev.load_bytes(element, addr, payload)
+    dev.load_bytes(element or ext_memory(dev), addr, payload)
 
 
-def read_bytes(dev: SimDevice, addr: int, n: int, element: str = EXT_MEMORY) -> bytes:
+def read_bytes(dev: SimDevice, addr: int, n: int, element: str | None = None) -> bytes:
     """``n`` bytes at byte address ``addr`` of external memory (or of memory ``element``)."""
-    return dev.read_bytes(element, addr, n)
+    return dev.read_bytes(element or ext_memory(dev), addr, n)
 
 
-def load_network(dev: SimDevice, art: vela.VelaArtifact, x: np.ndarray, ext_mem_bytes: int) -> ExtMemLayout:
-    """Reset the NPU, clear external memory and load ``art`` and its (single) input ``x``; returns the layout."""
+def load_network(dev: SimDevice, art: vela.VelaArtifact, x, ext_mem_bytes: int) -> ExtMemLayout:
+    """Reset the NPU, clear external memory and load ``art`` and its input(s) ``x`` (one array, or one per graph
+    input, see :meth:`ExtMemLayout.image`); returns the layout."""
     lay = layout(art, ext_mem_bytes)
+    memory = ext_memory(dev)
     dev.reset()
-    dev.clear(EXT_MEMORY)
+    dev.clear(memory)
     for addr, payload in lay.image(x):
-        dev.load_bytes(EXT_MEMORY, addr, payload)
+        dev.load_bytes(memory, addr, payload)
     return lay
 
 
@@ -196,8 +225,8 @@ class NpuRun:
     """The result of :func:`run_on_npu`."""
 
     config: str
-    output: np.ndarray                  # int8, LiteRT's output shape
-    input: np.ndarray                   # the input that was run (int8, LiteRT's input shape)
+    outputs: tuple[np.ndarray, ...]     # int8, one per graph output, LiteRT's output order and shapes
+    inputs: tuple[np.ndarray, ...]      # the inputs that were run (int8, LiteRT's input order and shapes)
     cycles: int                         # NPU busy cycles (the ``cycles`` counter at ``done``)
     dma_cycles: int
     kicks: tuple[KickCycles, ...]
@@ -210,6 +239,17 @@ class NpuRun:
     compute_error: int                  # rtl.npu.compute.ComputeError value
     ext_fault: int
     timed_out: bool
+    ext_mem_bytes: int = 0              # external memory of the NPU build that ran (see :func:`run_on_npu`)
+
+    @property
+    def output(self) -> np.ndarray:
+        """The first (for most models: the only) output."""
+        return self.outputs[0]
+
+    @property
+    def input(self) -> np.ndarray:
+        """The first (for most models: the only) input."""
+        return self.inputs[0]
 
     @property
     def mac_utilisation(self) -> float:
@@ -222,26 +262,70 @@ class NpuRun:
 
 # --- the flow ------------------------------------------------------------------------------------------------------
 
-def _check_input(x, shape: tuple[int, ...]) -> np.ndarray:
+#: External memory (KiB) of the host-memory NPU build that :func:`run_on_npu` uses for a model too big for the
+#: config's own memory (``NpuConfig.ext_host_memory``): 16 MiB, grown to the next power of two above that.
+HOST_EXT_MEM_KIB = 16 * 1024
+
+
+def _check_input(x, shape: tuple[int, ...], what: str = "input") -> np.ndarray:
     x = np.asarray(x)
     if x.shape != shape and (len(shape) < 1 or shape[0] != 1 or x.shape != shape[1:]):
-        raise RampartError(f"input shape {x.shape} does not match the model's input {shape}")
+        raise RampartError(f"{what} shape {x.shape} does not match the model's input {shape}")
     if x.dtype.kind not in "iu":
-        raise RampartError(f"input must be an int8 array, got dtype {x.dtype}")
+        raise RampartError(f"{what} must be an int8 array, got dtype {x.dtype}")
     if x.size and (x.min() < -128 or x.max() > 127):
-        raise RampartError("input values must be in the int8 range -128..127")
+        raise RampartError(f"{what} values must be in the int8 range -128..127")
     return x.astype(np.int8).reshape(shape)
 
 
-def run_on_npu(model, config="u55-128", input: np.ndarray | None = None, *, trace: str | Path | None = None,
+def model_inputs(in_shapes: list[tuple[int, ...]], input=None, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """The int8 inputs of one run, checked against the model's ``in_shapes`` (graph order): ``input`` is None
+    (uniformly random from ``seed``, drawn in input order), one array (a single-input model) or one array per input."""
+    if input is None:
+        rng = np.random.default_rng(seed)
+        return tuple(rng.integers(-128, 128, size=shape, dtype=np.int8) for shape in in_shapes)
+    xs = input_list(input)
+    if len(xs) != len(in_shapes):
+        raise RampartError(f"the model has {len(in_shapes)} input(s) (in order: "
+                           f"{', '.join('x'.join(map(str, s)) for s in in_shapes)}); got {len(xs)} array(s)")
+    return tuple(_check_input(x, shape, "input" if len(xs) == 1 else f"input {i}")
+                 for i, (x, shape) in enumerate(zip(xs, in_shapes, strict=True)))
+
+
+def run_config(cfg, art: vela.VelaArtifact):
+    """``cfg``, or the same NPU with a host memory (:data:`HOST_EXT_MEM_KIB` or more) when ``art`` does not fit its
+    external memory. Cycle timing does not depend on the memory's size or on where its words are kept."""
+    from dataclasses import replace
+
+    need = memory_needed(art)
+    if need <= cfg.ext_mem_bytes or cfg.ext_host_memory:
+        return cfg
+    kib = HOST_EXT_MEM_KIB
+    while kib * 1024 < need:
+        kib *= 2
+    if kib > 64 * 1024:
+        raise RampartError(f"the model needs {need:,} bytes of external memory; at most 64 MiB can be simulated")
+    return replace(cfg, ext_host_memory=True, ext_mem_kib=kib)
+
+
+def _tensor_details(details) -> list[tuple[int, ...]]:
+    if any(d["dtype"] != np.int8 for d in details):
+        raise RampartError("only int8 inputs and outputs are supported (the model has "
+                           + ", ".join(np.dtype(d["dtype"]).name for d in details) + ")")
+    return [tuple(int(s) for s in d["shape"]) for d in details]
+
+
+def run_on_npu(model, config="u55-128", input=None, *, trace: str | Path | None = None,
                seed: int = 0, chunk: int = DEFAULT_CHUNK, max_cycles: int | None = None, check: bool = True) -> NpuRun:
     """Compile ``model`` (.tflite bytes, path or TfliteModel) with Vela for ``config`` (a preset name or an
     :class:`~rtl.npu.config.NpuConfig`; Vela compiles for its MACs per cycle) and run it on the simulated NPU.
 
-    ``input``: an int8 array of the model's input shape (the batch axis may be left out); None: uniformly random,
-    from ``seed``. ``trace``: write an FST waveform there (builds the tracing variant). ``max_cycles``: watchdog
-    (default: 50x Vela's estimate, at least 200,000). ``check``: raise RampartError when the NPU reports an error
-    or the watchdog fires (else the NpuRun carries the status). Raises RampartError for unsupported models.
+    ``input``: an int8 array of the model's input shape (the batch axis may be left out), or a list of them, one per
+    graph input in the model's input order; None: uniformly random, from ``seed``. A model that does not fit the
+    config's external memory runs on the same NPU with a host memory (:func:`run_config`; ``NpuRun.ext_mem_bytes``).
+    ``trace``: write an FST waveform there (builds the tracing variant). ``max_cycles``: watchdog (default: 50x Vela's
+    estimate, at least 200,000). ``check``: raise RampartError when the NPU reports an error or the watchdog fires
+    (else the NpuRun carries the status). Raises RampartError for unsupported models.
     """
     from rtl.npu.compute import ComputeError
     from rtl.npu.config import PRESETS, NpuConfig
@@ -258,32 +342,25 @@ def run_on_npu(model, config="u55-128", input: np.ndarray | None = None, *, trac
     except OSError as e:
         raise RampartError(f"cannot read the model: {e}") from e
     it = interpreter(data)
-    ins, outs = it.get_input_details(), it.get_output_details()
-    if len(ins) != 1 or len(outs) != 1:
-        raise RampartError(f"only single-input, single-output models are supported ({len(ins)} inputs, "
-                           f"{len(outs)} outputs)")
-    in_shape = tuple(int(s) for s in ins[0]["shape"])
-    out_shape = tuple(int(s) for s in outs[0]["shape"])
-    if ins[0]["dtype"] != np.int8 or outs[0]["dtype"] != np.int8:
-        raise RampartError("only int8 inputs and outputs are supported")
-    if input is None:
-        x = np.random.default_rng(seed).integers(-128, 128, size=in_shape, dtype=np.int8)
-    else:
-        x = _check_input(input, in_shape)
+    in_shapes = _tensor_details(it.get_input_details())
+    out_shapes = _tensor_details(it.get_output_details())
+    xs = model_inputs(in_shapes, input, seed)
     mac_layers = graph_macs(data)
 
     art = vela.compile_cached(data, f"u55-{cfg.macs}")
-    (inp,), (out,) = art.inputs, art.outputs
-    if inp.nbytes != x.size or out.nbytes != int(np.prod(out_shape)):
+    if (len(art.inputs) != len(xs) or len(art.outputs) != len(out_shapes)
+            or [t.nbytes for t in art.inputs] != [x.size for x in xs]
+            or [t.nbytes for t in art.outputs] != [int(np.prod(s)) for s in out_shapes]):
         raise RampartError("Vela's input/output tensors do not match the model's (only int8 tensors are supported)")
+    run_cfg = run_config(cfg, art)
     kernel_kicks = [k for k in cs.kicks(art.commands()) if k.name in cs.KERNEL_OPS]
     if max_cycles is None:
         estimate = art.perf.total_cycles if art.perf is not None else 0
         max_cycles = max(200_000, 50 * estimate)
 
     stamps: list[int] = []
-    with SimDevice.open("npu", cfg, trace=trace or None) as dev:
-        lay = load_network(dev, art, x, cfg.ext_mem_bytes)
+    with SimDevice.open("npu", run_cfg, trace=trace or None) as dev:
+        lay = load_network(dev, art, list(xs), run_cfg.ext_mem_bytes)
         start(dev, lay.cmd_base, lay.cmd_len, lay.basep)
 
         def sample():
@@ -299,7 +376,8 @@ def run_on_npu(model, config="u55-128", input: np.ndarray | None = None, *, trac
                       compute_error=dev.peek("compute_error"), ext_fault=dev.peek("ext_fault"))
         total, dma_cycles = dev.peek("cycles"), dev.peek("dma_cycles")
         error_offset = dev.peek("error_offset")
-        ofm = np.frombuffer(dev.read_bytes(EXT_MEMORY, lay.address(out), out.nbytes), dtype=np.int8)
+        ofms = tuple(np.frombuffer(read_bytes(dev, lay.address(out), out.nbytes), dtype=np.int8)
+                     .reshape(shape).copy() for out, shape in zip(art.outputs, out_shapes, strict=True))
 
     if check:
         if timed_out:
@@ -334,7 +412,7 @@ def run_on_npu(model, config="u55-128", input: np.ndarray | None = None, *, trac
                 macs=mac_layers[g][2] if macs_paired else None,
                 vela_cycles=vl.npu_cycles if vl else None, vela_mac_util=vl.mac_util_percent if vl else None))
 
-    return NpuRun(config=config, output=ofm.reshape(out_shape).copy(), input=x, cycles=int(total),
+    return NpuRun(config=config, outputs=ofms, inputs=xs, cycles=int(total), ext_mem_bytes=run_cfg.ext_mem_bytes,
                   dma_cycles=int(dma_cycles), kicks=tuple(kicks), layers=tuple(layers),
                   macs=sum(m for _, _, m in mac_layers), macs_per_cycle=cfg.macs, vela=art.perf,
                   timed_out=timed_out, **{k: int(v) for k, v in status.items()})

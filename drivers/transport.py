@@ -20,7 +20,7 @@ import numpy as np
 
 from base import RampartError
 
-__all__ = ["ByteTransport", "ProtocolError", "SerialTransport", "SimDevice", "SimTransport"]
+__all__ = ["HOST_MEMORY", "ByteTransport", "ProtocolError", "SerialTransport", "SimDevice", "SimTransport"]
 
 
 class ProtocolError(Exception):
@@ -30,11 +30,16 @@ class ProtocolError(Exception):
 # -- a simulated device ------------------------------------------------------------------------------------------
 
 
+#: The name under which :class:`SimDevice` reaches a design's host memory (``sim.harness.HOST_MEMORY_PORTS``).
+HOST_MEMORY = "hostmem"
+
+
 class SimDevice:
     """A design's Verilated build seen by a host: ports, memories, a clock.
 
     Wraps a :class:`sim.harness.NativeSim` (``sim``: for what a host cannot do, such as fault injection or
-    snapshots); :meth:`open` builds and opens one. Memories are named by their hierarchical state-map name;
+    snapshots); :meth:`open` builds and opens one. Memories are named by their hierarchical state-map name (the
+    host memory, if the design has one: :data:`HOST_MEMORY`);
     :meth:`load_bytes` / :meth:`read_bytes` address a memory of 64-bit words bytewise, little-endian, as a bus
     master sees an external memory.
     """
@@ -87,7 +92,10 @@ class SimDevice:
         return index
 
     def clear(self, element: str) -> None:
-        """Zero every word of the 64-bit-word memory ``element``."""
+        """Zero every word of the 64-bit-word memory ``element`` (or of the host memory, :data:`HOST_MEMORY`)."""
+        if element == HOST_MEMORY:
+            self.sim.host_clear()
+            return
         index = self._memory(element)
         self.sim.load_memory(index, np.zeros(self.sim.build.state[index].depth, dtype=np.uint64))
 
@@ -96,12 +104,19 @@ class SimDevice:
         if addr % 8:
             raise ValueError(f"address {addr:#x} is not 8-byte aligned")
         padded = bytes(payload) + bytes(-len(payload) % 8)
-        self.sim.load_memory(self._memory(element), np.frombuffer(padded, dtype="<u8"), addr // 8)
+        words = np.frombuffer(padded, dtype="<u8")
+        if element == HOST_MEMORY:
+            self.sim.host_load(addr // 8, words)
+        else:
+            self.sim.load_memory(self._memory(element), words, addr // 8)
 
     def read_bytes(self, element: str, addr: int, n: int) -> bytes:
         """``n`` bytes at byte address ``addr`` of the 64-bit-word memory ``element``."""
         first, last = addr // 8, (addr + n + 7) // 8
-        words = self.sim.read_memory(self._memory(element), first, last - first)
+        if element == HOST_MEMORY:
+            words = self.sim.host_read(first, last - first)
+        else:
+            words = self.sim.read_memory(self._memory(element), first, last - first)
         return words.astype("<u8").tobytes()[addr - 8 * first:][:n]
 
 

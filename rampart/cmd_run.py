@@ -8,8 +8,10 @@ from base import RampartError
 from rampart.console import console as make_console
 from rampart.options import config_option, output_file_option, seed_option, trace_option
 
-#: Built-in models that `rampart run npu` accepts instead of a .tflite path.
-BUILTIN_MODELS = ("digits",)
+#: Built-in models that `rampart run npu` accepts instead of a .tflite path: the digits CNN (with its own options) and
+#: the networks of models.npu.networks.
+NETWORK_MODELS = ("kws-dscnn", "vww-mobilenetv1", "resnet8", "autoencoder", "mobilenetv2", "digits-pool")
+BUILTIN_MODELS = ("digits", *NETWORK_MODELS)
 
 
 @click.group("run")
@@ -103,13 +105,40 @@ def _print_cycles(console, title: str, config: str, result) -> None:
                   f"(resolution {DEFAULT_CHUNK} cycles; up to two kernel ops overlap)")
 
 
-def _reference_output(data: bytes, x):
+def _reference_outputs(data: bytes, xs) -> list:
     from models.npu.reference import ReferenceModel, ReferenceModelError
 
     try:
-        return ReferenceModel(data).run(x)
+        return ReferenceModel(data).run_all(*xs)
     except ReferenceModelError as e:
         raise RampartError(str(e).splitlines()[0]) from e
+
+
+def _check_output_path(path: str | None) -> None:
+    if path is not None and Path(path).suffix not in (".npy", ".npz"):
+        raise RampartError(f"--save-output {path}: give a .npy file (one per output: NAME_0.npy, NAME_1.npy, .. "
+                           "for several) or one .npz")
+
+
+def _save_outputs(path: str, outputs) -> list[str]:
+    """Write the outputs: one .npz (``output_0``, ``output_1``, ..), or one .npy (several: ``<stem>_<i>.npy``);
+    returns the files written."""
+    import numpy as np
+
+    out = Path(path)
+    try:
+        if out.suffix == ".npz":
+            np.savez(out, **{f"output_{i}": o for i, o in enumerate(outputs)})
+            return [str(out)]
+        if len(outputs) == 1:
+            np.save(out, outputs[0])
+            return [str(out)]
+        files = [out.with_name(f"{out.stem}_{i}.npy") for i in range(len(outputs))]
+        for f, o in zip(files, outputs, strict=True):
+            np.save(f, o)
+        return [str(f) for f in files]
+    except OSError as e:
+        raise RampartError(f"cannot write --save-output {path}: {e.strerror or e}") from e
 
 
 def _check_model_options(builtin: bool, image, images, export) -> None:
@@ -117,7 +146,7 @@ def _check_model_options(builtin: bool, image, images, export) -> None:
         return
     for name, value in (("--image", image), ("--images", images), ("--export", export)):
         if value is not None:
-            raise RampartError(f"{name} only applies to a built-in model ({', '.join(BUILTIN_MODELS)})")
+            raise RampartError(f"{name} only applies to the built-in model digits")
 
 
 def _digits_input(model, image: int | None, input_path: str | None):
@@ -179,34 +208,45 @@ def _digits_accuracy(console, model, config: str, n: int, max_cycles) -> None:
 
 
 def _run_one(console, data: bytes, title: str, config: str, x, *, trace, seed, max_cycles, output_path):
-    """One NPU run with the cycle table; returns (NPU output, LiteRT output)."""
+    """One NPU run with the cycle table; returns (NPU outputs, LiteRT outputs)."""
     import numpy as np
 
     from drivers.npu import run_on_npu
 
     result = run_on_npu(data, config, x, trace=trace, seed=seed, max_cycles=max_cycles)
-    want = _reference_output(data, result.input)
-    if output_path:
-        np.save(output_path, result.output)
+    want = _reference_outputs(data, result.inputs)
+    written = _save_outputs(output_path, result.outputs) if output_path else []
     _print_cycles(console, title, config, result)
-    if output_path:
-        console.print(f"output: {output_path}")
+    if result.ext_mem_bytes > _config_mem_bytes(config):
+        console.print(f"external memory: {result.ext_mem_bytes // 1024**2} MiB host memory (the model does not fit "
+                      f"the config's {_config_mem_bytes(config) // 1024:,} KiB)")
+    if written:
+        console.print(f"output{'s' if len(written) > 1 else ''}: {', '.join(written)}")
     if trace:
         console.print(f"waveform: {trace}")
-    exact = want.shape == result.output.shape and np.array_equal(want, result.output)
-    console.print(f"bit-exact: {'yes' if exact else 'no'} (vs LiteRT reference kernels)")
-    return result.output, want
+    exact = [w.shape == o.shape and np.array_equal(w, o) for w, o in zip(want, result.outputs, strict=True)]
+    detail = "" if len(exact) == 1 else f" ({sum(exact)} of {len(exact)} outputs)"
+    console.print(f"bit-exact: {'yes' if all(exact) else 'no'}{detail} (vs LiteRT reference kernels)")
+    return result.outputs, want
+
+
+def _config_mem_bytes(config) -> int:
+    from rtl.npu.config import PRESETS
+
+    return (PRESETS[config] if isinstance(config, str) else config).ext_mem_bytes
 
 
 @run.command("npu")
 @click.argument("model", type=click.Path(dir_okay=False))
 @config_option("An NPU preset (u55-32, u55-64, u55-128, u55-256) or a TOML file (`base = \"u55-64\"` plus field "
                "overrides, e.g. `ext_latency = 20`); Vela compiles for its MACs/cycle; default: u55-128.")
-@click.option("--input", "-i", "input_path", type=click.Path(dir_okay=False), default=None,
-              help="Input tensor as an int8 .npy of the model's input shape (batch axis optional); default: "
-                   "uniformly random from --seed (digits: held-out image --image).")
-@output_file_option("--save-output", "output_path", "Write the NPU's output tensor (int8, LiteRT's output shape) "
-                    "to this .npy file.", ".npy", "a NumPy array")
+@click.option("--input", "-i", "input_paths", type=click.Path(dir_okay=False), multiple=True,
+              help="Input tensor as an int8 .npy of the model's input shape (batch axis optional); repeat it once per "
+                   "input of a multi-input model, in the model's input order; default: uniformly random from --seed "
+                   "(digits: held-out image --image).")
+@output_file_option("--save-output", "output_path", "Write the NPU's output tensors (int8, LiteRT's output shapes): "
+                    "a .npy file (several outputs: NAME_0.npy, NAME_1.npy, .. in the model's output order) or one "
+                    ".npz (arrays output_0, output_1, ..).")
 @trace_option("Write an FST waveform of the whole run to this file (builds the tracing variant).")
 @seed_option("Seed of the random input.")
 @click.option("--max-cycles", type=click.IntRange(1), default=None,
@@ -218,12 +258,15 @@ def _run_one(console, data: bytes, title: str, config: str, x, *, trace, seed, m
               help="digits: run the first N held-out images and report NPU accuracy vs LiteRT int8 vs float.")
 @output_file_option("--export", "export", "digits: write the trained int8 model to this .tflite file (and its "
                     "held-out accuracy) and stop.", ".tflite", "a .tflite model")
-def npu_cmd(model, config, input_path, output_path, trace, seed, max_cycles, image, images, export):
+def npu_cmd(model, config, input_paths, output_path, trace, seed, max_cycles, image, images, export):
     """Compile MODEL (.tflite, int8) with Vela, run it on the simulated NPU and compare with LiteRT.
 
-    MODEL is a .tflite path or the built-in name `digits`: a 6-layer all-convolutional int8 CNN (strided
-    convolutions, ReLU) for scikit-learn's 8x8 digits, trained in numpy on a fixed split and quantised post-training
-    (trained once, then cached; a file called `digits` is reached as ./digits).
+    MODEL is a .tflite path or a built-in name (a file of that name is reached as ./NAME): `digits`, a 6-layer
+    all-convolutional int8 CNN (strided convolutions, ReLU) for scikit-learn's 8x8 digits, trained in numpy on a fixed
+    split and quantised post-training (trained once, then cached); or one of the networks of models.npu.networks:
+    `kws-dscnn`, `vww-mobilenetv1`, `resnet8`, `autoencoder` (the MLPerf Tiny architectures, random weights),
+    `mobilenetv2` (inverted residuals, RELU6, HARD_SWISH) and `digits-pool` (digits CNN with pooling and an FC +
+    softmax head, trained); they take random inputs from --seed or --input.
 
     Vela's command stream, weights and the input are loaded into the NPU's external memory; the Verilated NPU runs
     to `done` (with a watchdog) and the output tensor is read back. Prints, per layer (or per kernel op), the
@@ -233,16 +276,27 @@ def npu_cmd(model, config, input_path, output_path, trace, seed, max_cycles, ima
     """
     import numpy as np
 
-    builtin = model in BUILTIN_MODELS
+    builtin = model == "digits"
     _check_model_options(builtin, image, images, export)
+    _check_output_path(output_path)
+    if builtin and len(input_paths) > 1:
+        raise RampartError(f"the built-in model {model} has one input; got {len(input_paths)} --input files")
+    input_path = input_paths[0] if input_paths else None
     if images is not None and (image is not None or input_path or output_path or trace):
         raise RampartError("--images runs many held-out digits; it cannot be combined with --image, --input, "
                            "--save-output or --trace")
     config = _npu_config(config)
     console = make_console()
+    if model in NETWORK_MODELS:
+        from models.npu.networks import NETWORKS, network
+
+        x = [_load_input(p) for p in input_paths] if input_paths else None
+        _run_one(console, network(model).data, NETWORKS[model].description, config, x, trace=trace, seed=seed,
+                 max_cycles=max_cycles, output_path=output_path)
+        return
     if not builtin:
         data = _read_model(model)
-        x = _load_input(input_path) if input_path else None
+        x = [_load_input(p) for p in input_paths] if input_paths else None
         _run_one(console, data, Path(model).name, config, x, trace=trace, seed=seed, max_cycles=max_cycles,
                  output_path=output_path)
         return
@@ -257,8 +311,8 @@ def npu_cmd(model, config, input_path, output_path, trace, seed, max_cycles, ima
         _digits_accuracy(console, digits, config, images, max_cycles)
         return
     x, label, what = _digits_input(digits, image, input_path)
-    out, want = _run_one(console, digits.data, f"digits CNN ({what})", config, x, trace=trace, seed=seed,
-                         max_cycles=max_cycles, output_path=output_path)
+    (out,), (want,) = _run_one(console, digits.data, f"digits CNN ({what})", config, x, trace=trace, seed=seed,
+                               max_cycles=max_cycles, output_path=output_path)
     from models.npu.digits import dequantize_input
 
     float_class = int(digits.float_predictions(dequantize_input(np.asarray(x).reshape(1, 8, 8, 1)))[0])

@@ -54,7 +54,17 @@ _SIGNATURES = {
                             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                             ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
     "rp_trace_open": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
+    "rp_hostmem_attach": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int],
+                          ctypes.c_int),
+    "rp_hostmem_attached": ([ctypes.c_void_p], ctypes.c_int),
+    "rp_hostmem_load": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p], None),
+    "rp_hostmem_read": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p], None),
+    "rp_hostmem_clear": ([ctypes.c_void_p], None),
 }
+#: Top-level ports of a host memory (``rp_hostmem_attach`` in sim/native/harness.cpp): word address, byte write
+#: strobes and write data (outputs), read data (input). A design that has them gets a host memory of
+#: ``2 ** width(addr)`` 64-bit words, attached when the :class:`NativeSim` is made.
+HOST_MEMORY_PORTS = ("hostmem__addr", "hostmem__wen", "hostmem__wdata", "hostmem__rdata")
 _libraries: dict[Path, ctypes.CDLL] = {}
 
 
@@ -118,8 +128,18 @@ class NativeSim:
         self._digest_offsets = np.concatenate([[0], np.cumsum(self._ent_bytes * depths)])
         self._state_bytes = int(self._lib.rp_state_bytes(self._h))
         self._snapshot_size = int(self._lib.rp_snapshot_size())
+        self.host_memory_words = 0
+        if all(name in self.ports for name in HOST_MEMORY_PORTS):
+            self._attach_host_memory()
         if trace:
             self._lib.rp_trace_open(self._h, str(trace).encode())
+
+    def _attach_host_memory(self):
+        words = 1 << self.ports[HOST_MEMORY_PORTS[0]].width
+        ids = [self._port_vars[name] for name in HOST_MEMORY_PORTS]
+        if self._lib.rp_hostmem_attach(self._h, words, *ids) != 0:
+            raise RampartError("the host-memory ports have the wrong widths (need 8-bit strobes, 64-bit data)")
+        self.host_memory_words = words
 
     def _lookup(self, scope: str, name: str, width: int, depth: int) -> tuple[int, int]:
         """(variable index, bytes per word) of a public variable, checked against the expected shape."""
@@ -243,6 +263,36 @@ class NativeSim:
             values |= words[:, 1].astype(np.uint64) << np.uint64(32)
         return values
 
+    # --- host memory (simulation scaffolding outside the model; see HOST_MEMORY_PORTS) ----------------------------
+
+    def _host_range(self, first: int, count: int):
+        if not self.host_memory_words:
+            raise RampartError("this design has no host memory")
+        if first < 0 or count < 0 or first + count > self.host_memory_words:
+            raise RampartError(f"the host memory has {self.host_memory_words} words; no {count} at {first}")
+
+    def host_load(self, first: int, values) -> None:
+        """Write 64-bit ``values`` into the host memory from word ``first``."""
+        values = np.ascontiguousarray(values, dtype=np.uint64)
+        self._host_range(first, len(values))
+        self._lib.rp_hostmem_load(self._h, first, len(values), values.ctypes.data)
+
+    def host_read(self, first: int, count: int) -> np.ndarray:
+        """``count`` 64-bit words of the host memory from word ``first``."""
+        self._host_range(first, count)
+        out = np.zeros(count, dtype=np.uint64)
+        self._lib.rp_hostmem_read(self._h, first, count, out.ctypes.data)
+        return out
+
+    def host_clear(self) -> None:
+        """Zero the whole host memory."""
+        self._host_range(0, 0)
+        self._lib.rp_hostmem_clear(self._h)
+
+    def _no_host_memory(self, what: str) -> None:
+        if self.host_memory_words:
+            raise RampartError(f"{what} does not cover the host memory (not model state); use a build without one")
+
     # --- state access for fault injection ---------------------------------------------------------------------
 
     @property
@@ -292,6 +342,7 @@ class NativeSim:
         return int(self._lib.rp_state_digest(self._h))
 
     def snapshot(self) -> bytes:
+        self._no_host_memory("a snapshot")
         buf = ctypes.create_string_buffer(self._snapshot_size)
         self._lib.rp_snapshot(self._h, buf)
         return buf.raw
@@ -351,6 +402,7 @@ class NativeSim:
         memory regions ``mem``, the first cycle a detection port (``detect_ids``) is non-zero (``None``: never; the
         end state at ``cycles`` counts as a cycle) and whether the completion port ``complete_id`` (-1: none) is high
         at the end."""
+        self._no_host_memory("a golden run's checkpoints")
         cycles = in_buf.shape[0]
         if interval < 1:
             raise RampartError(f"checkpoint interval must be >= 1, not {interval}")
@@ -391,6 +443,7 @@ class NativeSim:
         ``complete_id``: the run then ends once it is high at or after the workload's last cycle, HANG if not by
         ``watchdog`` cycles.
         """
+        self._no_host_memory("fault injection")
         elements = np.ascontiguousarray(elements, dtype=np.int32)
         words = np.ascontiguousarray(words, dtype=np.uint32)
         bits = np.ascontiguousarray(bits, dtype=np.uint32)

@@ -48,6 +48,11 @@ class NpuConfig:
     #: External memory size in KiB (simulation model; on an FPGA it is block RAM: on the ULX3S-85F the default 256 KiB
     #: takes 128 of the 208 DP16KD blocks, beside SHRAM and the compute buffers; BENCHMARKS.md "NPU synthesis").
     ext_mem_kib: int = 256
+    #: Keep the external memory's words in the simulation harness (``sim.harness.HOST_MEMORY_PORTS``) instead of in
+    #: the netlist: ``ext_mem_kib`` may then be many MiB at no cost to elaboration, build or cycle speed; timing is
+    #: unchanged. Not synthesisable and not model state (in no snapshot: not for fault injection). Needs a power-of-two
+    #: ``ext_mem_kib``. ``rampart run npu`` switches it on for models that do not fit the preset's memory.
+    ext_host_memory: bool = False
     #: Cycles from the cycle a read request is accepted to the cycle its response is valid (>= 2).
     ext_latency: int = 8
     #: Sustained external-memory bandwidth in bytes per cycle (1..8; every request moves one 8-byte word).
@@ -71,8 +76,11 @@ class NpuConfig:
         _check_int("ext_latency", self.ext_latency, 2, 256)
         _check_int("ext_bandwidth", self.ext_bandwidth, 1, EXT_WORD_BYTES)
         _check_int("stub_compute_cycles", self.stub_compute_cycles, 1, 1 << 16)
-        if not isinstance(self.stub_compute, bool):
-            raise TypeError(f"stub_compute must be a bool, not {self.stub_compute!r}")
+        for name in ("stub_compute", "ext_host_memory"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, not {getattr(self, name)!r}")
+        if self.ext_host_memory and self.ext_mem_kib & (self.ext_mem_kib - 1):
+            raise ValueError(f"a host memory needs a power-of-two ext_mem_kib, not {self.ext_mem_kib!r}")
 
     @property
     def config_word(self) -> int:

@@ -21,6 +21,11 @@ Timing (:class:`ExtMem`):
 * A request outside ``size`` bytes is accepted and does nothing; a read gets ``err`` = 1 and data 0; ``fault``
   (sticky until reset) records either.
 
+With ``host_storage`` the words live outside the netlist, in the native harness (``sim.harness.HOST_MEMORY_PORTS``):
+the ``host`` port carries the word address, the write strobes and data out and the read data in, in place of the
+Memory's comb read port and sync write port; everything else (timing, range check, fault) is the same logic. That is
+how the model holds many MiB without a large Amaranth Memory (whose elaboration and build cost grow with its depth).
+
 On an FPGA (``rampart synth npu``) the model is built as it is, as on-chip memory: the read data is registered
 straight after the memory (the out-of-range zero becomes a synchronous reset of that register), so Yosys maps
 ``storage`` to block RAM; on the ECP5 each DP16KD holds 2 KiB of it (the ``u55-32`` preset's 256 KiB: 128 of the
@@ -36,7 +41,7 @@ from amaranth.lib.wiring import In, Out
 from rtl.common.fifo import MemoryFIFO
 from rtl.npu.config import EXT_WORD_BYTES
 
-__all__ = ["MemRequest", "MemResponse", "MemPortSignature", "ExtMem"]
+__all__ = ["MemRequest", "MemResponse", "MemPortSignature", "HostStorageSignature", "ExtMem"]
 
 ADDR_WIDTH = 32
 WORD_BITS = 8 * EXT_WORD_BYTES
@@ -63,6 +68,16 @@ MemPortSignature = wiring.Signature({
 })
 
 
+def HostStorageSignature(depth: int) -> wiring.Signature:
+    """The port to storage kept by the harness (``depth`` words, a power of two): seen from the memory model."""
+    return wiring.Signature({
+        "addr": Out(max(1, (depth - 1).bit_length())),   # word address
+        "wen": Out(EXT_WORD_BYTES),                       # byte write strobes (0: no write)
+        "wdata": Out(WORD_BITS),
+        "rdata": In(WORD_BITS),                           # the word at ``addr`` (before this cycle's write)
+    })
+
+
 class ExtMem(wiring.Component):
     """External memory model (see the module docstring for the protocol and timing).
 
@@ -74,20 +89,25 @@ class ExtMem(wiring.Component):
         Read latency in cycles (>= 2).
     bandwidth : int
         Sustained bytes per cycle (1..8).
+    host_storage : bool
+        Keep the words in the harness (``host`` port) instead of ``storage``; ``size // 8`` must be a power of two.
 
     Members
     -------
     bus : ``In(MemPortSignature)``
     fault : ``Out(1)``
         Sticky: a request addressed beyond ``size``.
+    host : ``Out(HostStorageSignature(size // 8))``
+        Only with ``host_storage``.
 
     Attributes
     ----------
-    storage : MemoryData
-        ``size // 8`` words of 64 bits; byte ``a`` is bits ``[8*(a%8), 8*(a%8)+8)`` of word ``a // 8``.
+    storage : MemoryData or None
+        ``size // 8`` words of 64 bits; byte ``a`` is bits ``[8*(a%8), 8*(a%8)+8)`` of word ``a // 8`` (None with
+        ``host_storage``; the harness keeps the same layout).
     """
 
-    def __init__(self, *, size: int, latency: int, bandwidth: int):
+    def __init__(self, *, size: int, latency: int, bandwidth: int, host_storage: bool = False):
         if size <= 0 or size % EXT_WORD_BYTES:
             raise ValueError(f"size must be a positive multiple of {EXT_WORD_BYTES}, not {size!r}")
         if latency < 2:
@@ -96,8 +116,16 @@ class ExtMem(wiring.Component):
             raise ValueError(f"bandwidth must be in 1..{EXT_WORD_BYTES}, not {bandwidth!r}")
         self.size, self.latency, self.bandwidth = size, latency, bandwidth
         self.depth = size // EXT_WORD_BYTES
-        self.storage = MemoryData(shape=WORD_BITS, depth=self.depth, init=[])
-        super().__init__({"bus": In(MemPortSignature), "fault": Out(1)})
+        self.host_storage = host_storage
+        members = {"bus": In(MemPortSignature), "fault": Out(1)}
+        if host_storage:
+            if self.depth & (self.depth - 1):
+                raise ValueError(f"host storage needs a power-of-two number of words, not {self.depth}")
+            self.storage = None
+            members["host"] = Out(HostStorageSignature(self.depth))
+        else:
+            self.storage = MemoryData(shape=WORD_BITS, depth=self.depth, init=[])
+        super().__init__(members)
 
     @property
     def queue_depth(self) -> int:
@@ -106,9 +134,6 @@ class ExtMem(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.storage = memory = Memory(data=self.storage)
-        r_port = memory.read_port(domain="comb")  # registered below (a fault site; block RAM on an FPGA)
-        w_port = memory.write_port(granularity=8)
         m.submodules.queue = queue = MemoryFIFO(width=len(self.bus.resp.payload.as_value()), depth=self.queue_depth)
 
         req = self.bus.req.payload
@@ -132,19 +157,24 @@ class ExtMem(wiring.Component):
         with m.If(accept & ~in_range):
             m.d.sync += self.fault.eq(1)
 
-        m.d.comb += [
-            w_port.addr.eq(word),
-            w_port.data.eq(req.wdata),
-            w_port.en.eq(Mux(accept & req.write & in_range, req.wstrb, 0)),
-            r_port.addr.eq(word),
-        ]
+        write_en = Mux(accept & req.write & in_range, req.wstrb, 0)
+        if self.host_storage:
+            rdata = self.host.rdata
+            m.d.comb += [self.host.addr.eq(word), self.host.wdata.eq(req.wdata), self.host.wen.eq(write_en)]
+        else:
+            m.submodules.storage = memory = Memory(data=self.storage)
+            r_port = memory.read_port(domain="comb")  # registered below (a fault site; block RAM on an FPGA)
+            w_port = memory.write_port(granularity=8)
+            rdata = r_port.data
+            m.d.comb += [w_port.addr.eq(word), w_port.data.eq(req.wdata), w_port.en.eq(write_en),
+                         r_port.addr.eq(word)]
 
         # Read pipeline: stage 0 registers the read port (data valid one cycle after acceptance), then latency-2
         # registers, then the response queue (one more cycle).
         valid0 = Signal()
         resp0 = Signal(MemResponse)
         m.d.sync += [valid0.eq(accept_read), resp0.err.eq(~in_range), resp0.id.eq(req.id),
-                     resp0.rdata.eq(Mux(in_range, r_port.data, 0))]
+                     resp0.rdata.eq(Mux(in_range, rdata, 0))]
         valid, resp = valid0, resp0
         for stage in range(self.latency - 2):
             v_next, r_next = Signal(name=f"delay{stage}_valid"), Signal(MemResponse, name=f"delay{stage}")

@@ -39,14 +39,14 @@ to the stream's address and ``cmd_len`` to its length in bytes; pulse ``start``;
 """
 from amaranth import Module, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out, connect
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from rtl.npu.arbiter import Arbiter
 from rtl.npu.compute import Compute
 from rtl.npu.config import EXT_WORD_BYTES, NpuConfig
 from rtl.npu.controller import ComputeSignature, Controller, KernelOp
 from rtl.npu.dma import NUM_REGIONS, Dma
-from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, ExtMem
+from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, ExtMem, HostStorageSignature
 from rtl.npu.shram import Shram
 
 __all__ = ["BLOCK_MAP", "StubCompute", "Npu"]
@@ -122,6 +122,8 @@ class Npu(wiring.Component):
     shram_raddr / shram_rdata        debug read port of the shared buffer (one cycle latency)
     last_kick : ``Out(KernelOp)``    the last kernel op's payload (``param`` only from the test double)
     compute_error : ``Out(3)``       :class:`~rtl.npu.compute.ComputeError` of the last failed kernel op
+    hostmem : ``Out(HostStorageSignature)``  only with ``config.ext_host_memory``: the external memory's words are
+                                     kept by the harness (``sim.harness.HOST_MEMORY_PORTS``), not in ``extmem.storage``
     """
 
     def __init__(self, config: NpuConfig):
@@ -129,7 +131,7 @@ class Npu(wiring.Component):
             raise TypeError(f"config must be an NpuConfig, not {config!r}")
         self.config = config
         self.shram_depth = config.shram_bytes // EXT_WORD_BYTES
-        super().__init__({
+        members = {
             "cmd_base": In(ADDR_WIDTH), "cmd_len": In(ADDR_WIDTH),
             "basep": In(ADDR_WIDTH).array(NUM_REGIONS), "start": In(1),
             "busy": Out(1), "done": Out(1), "error": Out(1), "error_code": Out(8), "error_offset": Out(ADDR_WIDTH),
@@ -137,14 +139,19 @@ class Npu(wiring.Component):
             "ext_fault": Out(1),
             "shram_raddr": In(range(self.shram_depth)), "shram_rdata": Out(WORD_BITS),
             "last_kick": Out(KernelOp), "compute_error": Out(3),
-        })
+        }
+        if config.ext_host_memory:   # the external memory's words, kept by the harness (sim.harness)
+            members["hostmem"] = Out(HostStorageSignature(config.ext_mem_bytes // EXT_WORD_BYTES))
+        super().__init__(members)
 
     def elaborate(self, platform):
         cfg = self.config
         m = Module()
         queue_depth = cfg.ext_latency + 3   # issue-to-free round trip: one read per cycle
         m.submodules.extmem = extmem = ExtMem(size=cfg.ext_mem_bytes, latency=cfg.ext_latency,
-                                              bandwidth=cfg.ext_bandwidth)
+                                              bandwidth=cfg.ext_bandwidth, host_storage=cfg.ext_host_memory)
+        if cfg.ext_host_memory:
+            connect(m, flipped(self.hostmem), extmem.host)
         m.submodules.controller = ctrl = Controller(mem_size=cfg.ext_mem_bytes, queue_depth=queue_depth,
                                                     max_kernels=cfg.max_outstanding_kernels)
         m.submodules.dma = dma = Dma(ext_size=cfg.ext_mem_bytes, shram_size=cfg.shram_bytes, queue_depth=queue_depth)

@@ -11,7 +11,15 @@
 //   clk = 1, eval()   (the rising edge: registers update)
 // so a value poked before step() is seen by the next rising edge, and a state bit flipped between cycles behaves like
 // Amaranth's ctx.set() between ticks.
+//
+// Host memory (optional, rp_hostmem_attach): a large memory of 64-bit words kept here, outside the model, behind four
+// ports of the design (a word address and byte write strobes, write data and read data). Before each rising edge
+// (after the clk = 0 settle) the read data port is set to the word at the address; after the edge a write under the
+// strobes (sampled before the edge) lands. That is a combinational read port and a synchronous write port, as an
+// Amaranth Memory with a comb read port. Host memory is simulation scaffolding: it is not model state, so it is in no
+// snapshot, digest or state map (fault-injection loops refuse a model that has one attached).
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -57,8 +65,17 @@ struct StateVar {
     uint32_t width, depth, ent_bytes;
 };
 
+struct HostMem {
+    std::vector<uint64_t> words;
+    const Var* addr = nullptr;   // output: word address (its width covers exactly words.size())
+    const Var* wen = nullptr;    // output: byte write strobes (8 bits)
+    const Var* wdata = nullptr;  // output: write data (64 bits)
+    Var* rdata = nullptr;        // input: read data (64 bits)
+};
+
 struct Sim {
     std::unique_ptr<VerilatedContext> ctx;
+    std::unique_ptr<HostMem> hostmem;
     std::unique_ptr<Top> model;
     std::vector<Var> vars;
     std::vector<StateVar> state;  // the state map, in its order (set by rp_set_state)
@@ -86,6 +103,29 @@ RP_HOT void settle(Sim* s) {
     }
 }
 
+inline uint64_t load_u64(const Var* v) {
+    uint64_t x = 0;
+    std::memcpy(&x, v->data, v->ent_bytes < 8 ? v->ent_bytes : 8);
+    return x;
+}
+
+// Before the rising edge: drive the read data, and return the pending write (strobes 0: none).
+inline uint8_t hostmem_before_edge(HostMem* hm, uint64_t* addr, uint64_t* wdata) {
+    *addr = load_u64(hm->addr);
+    uint64_t rd = *addr < hm->words.size() ? hm->words[*addr] : 0;
+    std::memcpy(hm->rdata->data, &rd, 8);
+    *wdata = load_u64(hm->wdata);
+    return static_cast<uint8_t>(load_u64(hm->wen));
+}
+
+inline void hostmem_write(HostMem* hm, uint64_t addr, uint8_t wen, uint64_t wdata) {
+    if (!wen || addr >= hm->words.size()) return;
+    uint64_t mask = 0;
+    for (int b = 0; b < 8; ++b)
+        if (wen >> b & 1) mask |= 0xFFULL << (8 * b);
+    hm->words[addr] = (hm->words[addr] & ~mask) | (wdata & mask);
+}
+
 RP_HOT void cycle(Sim* s) {
     Top* m = s->model.get();
     if (s->settled && m->clk == 0) {
@@ -95,9 +135,14 @@ RP_HOT void cycle(Sim* s) {
         m->eval();
         dump(s);
     }
+    HostMem* hm = s->hostmem.get();
+    uint64_t addr = 0, wdata = 0;
+    uint8_t wen = 0;
+    if (hm) wen = hostmem_before_edge(hm, &addr, &wdata);  // read data reaches the edge through eval's input phase
     m->clk = 1;
     m->eval();
     dump(s);
+    if (hm) hostmem_write(hm, addr, wen, wdata);
     s->settled = true;
 }
 
@@ -403,6 +448,43 @@ int rp_flip(void* h, int elem, uint32_t element, uint32_t bit) {
 int rp_get_bit(void* h, int elem, uint32_t element, uint32_t bit) {
     const StateVar& v = static_cast<Sim*>(h)->state.at(elem);
     return (v.data[static_cast<size_t>(element) * v.ent_bytes + bit / 8] >> (bit % 8)) & 1;
+}
+
+// --- host memory (see the header comment) -------------------------------------------------------------------
+
+// Attach a host memory of `words` 64-bit words to the ports `addr_var`, `wen_var`, `wdata_var` (outputs) and
+// `rdata_var` (input). Returns 0, or -1 if a port has the wrong width.
+int rp_hostmem_attach(void* h, uint64_t words, int addr_var, int wen_var, int wdata_var, int rdata_var) {
+    auto* s = static_cast<Sim*>(h);
+    auto hm = std::make_unique<HostMem>();
+    hm->addr = &s->vars.at(addr_var);
+    hm->wen = &s->vars.at(wen_var);
+    hm->wdata = &s->vars.at(wdata_var);
+    hm->rdata = &s->vars.at(rdata_var);
+    if (hm->addr->width > 64 || hm->wen->width != 8 || hm->wdata->width != 64 || hm->rdata->width != 64) return -1;
+    hm->words.assign(words, 0);
+    s->hostmem = std::move(hm);
+    s->settled = false;
+    return 0;
+}
+
+int rp_hostmem_attached(void* h) { return static_cast<Sim*>(h)->hostmem ? 1 : 0; }
+
+void rp_hostmem_load(void* h, uint64_t first, uint64_t count, const uint64_t* words) {
+    auto* s = static_cast<Sim*>(h);
+    std::memcpy(s->hostmem->words.data() + first, words, count * 8);
+    s->settled = false;
+}
+
+void rp_hostmem_read(void* h, uint64_t first, uint64_t count, uint64_t* words) {
+    auto* s = static_cast<Sim*>(h);
+    std::memcpy(words, s->hostmem->words.data() + first, count * 8);
+}
+
+void rp_hostmem_clear(void* h) {
+    auto* s = static_cast<Sim*>(h);
+    std::fill(s->hostmem->words.begin(), s->hostmem->words.end(), 0);
+    s->settled = false;
 }
 
 // --- snapshots: the whole model root, restored into the same instance ------------------------------------------

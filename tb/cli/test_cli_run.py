@@ -124,3 +124,53 @@ def test_run_npu_digits_bad_input_is_one_line(digits, tiny, tmp_path):
                     "built-in model")
     np.save(tmp_path / "f.npy", np.zeros((8, 8, 1), dtype=np.float32))
     _one_line_error(runner.invoke(main, ["run", "npu", "digits", "--input", str(tmp_path / "f.npy")]), "int8")
+
+
+def test_run_npu_two_inputs_two_outputs(tmp_path):
+    """--input once per model input (model order); outputs as one .npz, or one .npy each; wrong count, shape or
+    dtype and a bad output suffix are one-line errors."""
+    from models.npu.reference import ReferenceModel
+    from models.npu.tflite_graph import Graph
+
+    g = Graph("two-branch", seed=4)
+    a, b = g.input((4, 4, 8)), g.input((6, 6, 2))
+    g.output(g.conv2d(a, 4, (1, 1)), g.conv2d(b, 8, activation="RELU"))
+    path = tmp_path / "two.tflite"
+    path.write_bytes(g.build().data)
+    ref = ReferenceModel(path.read_bytes())
+    rng = np.random.default_rng(1)
+    xs = [ref.random_input(rng, 0), ref.random_input(rng, 1)]
+    for i, x in enumerate(xs):
+        np.save(tmp_path / f"x{i}.npy", x)
+    want = ref.run_all(*xs)
+    runner = CliRunner()
+    args = ["run", "npu", str(path), "-i", str(tmp_path / "x0.npy"), "-i", str(tmp_path / "x1.npy")]
+    result = runner.invoke(main, [*args, "--save-output", str(tmp_path / "out.npz")])
+    assert result.exit_code == 0, result.output
+    assert "bit-exact: yes (2 of 2 outputs)" in result.output
+    with np.load(tmp_path / "out.npz") as got:
+        assert sorted(got) == ["output_0", "output_1"]
+        for i in range(2):
+            np.testing.assert_array_equal(got[f"output_{i}"], want[i])
+    result = runner.invoke(main, [*args, "--save-output", str(tmp_path / "y.npy")])
+    assert result.exit_code == 0, result.output
+    for i in range(2):
+        np.testing.assert_array_equal(np.load(tmp_path / f"y_{i}.npy"), want[i])
+    _one_line_error(runner.invoke(main, args[:-2]), "2 input(s)", "got 1")
+    _one_line_error(runner.invoke(main, [*args[:3], "-i", str(tmp_path / "x1.npy"), "-i", str(tmp_path / "x0.npy")]),
+                    "input 0 shape")
+    np.save(tmp_path / "f.npy", xs[1].astype(np.float32))
+    _one_line_error(runner.invoke(main, [*args[:-1], str(tmp_path / "f.npy")]), "int8")
+    _one_line_error(runner.invoke(main, [*args, "--save-output", str(tmp_path / "out.txt")]), ".npz")
+
+
+def test_run_npu_builtin_network(tmp_path):
+    """A built-in network by name (random input from --seed): a cycle table and bit-exact, or (until the NPU runs
+    its pooling / ADD / softmax ops) the NPU's UNSUPPORTED stop as one line."""
+    result = CliRunner().invoke(main, ["run", "npu", "resnet8", "--seed", "1", "--save-output",
+                                       str(tmp_path / "y.npy")])
+    if result.exit_code == 0:
+        assert "bit-exact: yes" in result.output and (tmp_path / "y.npy").exists()
+    else:
+        _one_line_error(result, "COMPUTE_FAULT (compute: UNSUPPORTED)")
+    _one_line_error(CliRunner().invoke(main, ["run", "npu", "resnet8", "--images", "2"]), "digits")

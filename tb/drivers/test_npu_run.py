@@ -54,3 +54,76 @@ def test_watchdog_and_bad_input():
         run_on_npu(model, input=np.zeros((4, 4, 8), dtype=np.int8))
     with pytest.raises(RampartError, match="unknown NPU config"):
         run_on_npu(model, "u65-256")
+
+
+def _two_branch_model():
+    """Two inputs (6x6x4, 5x5x3), each through its own convolution: two outputs of different shapes."""
+    from models.npu.tflite_graph import Graph
+
+    g = Graph("two-branch", seed=3)
+    a, b = g.input((6, 6, 4)), g.input((5, 5, 3))
+    g.output(g.conv2d(a, 8, activation="RELU"), g.depthwise(g.conv2d(b, 16, (1, 1)), (3, 3), (2, 2)))
+    return g.build()
+
+
+def test_multi_input_multi_output_equals_litert():
+    model = _two_branch_model()
+    ref = ReferenceModel(model.data)
+    assert ref.input_shapes == [(1, 6, 6, 4), (1, 5, 5, 3)] and ref.output_shapes == [(1, 6, 6, 8), (1, 3, 3, 16)]
+    rng = np.random.default_rng(5)
+    xs = [ref.random_input(rng, 0), ref.random_input(rng, 1)]
+    run = run_on_npu(model.data, "u55-128", xs)
+    want = ref.run_all(*xs)
+    assert len(run.outputs) == 2 and [o.shape for o in run.outputs] == [w.shape for w in want]
+    for got, exp in zip(run.outputs, want, strict=True):
+        np.testing.assert_array_equal(got, exp)
+    assert run.output is run.outputs[0] and run.input is run.inputs[0]
+    random_run = run_on_npu(model.data, "u55-128", seed=2)      # random inputs, one per graph input
+    for got, exp in zip(random_run.outputs, ref.run_all(*random_run.inputs), strict=True):
+        np.testing.assert_array_equal(got, exp)
+    with pytest.raises(RampartError, match="2 input"):
+        run_on_npu(model.data, "u55-128", xs[0])
+    with pytest.raises(RampartError, match="input 1 shape"):
+        run_on_npu(model.data, "u55-128", [xs[0], xs[0]])
+    with pytest.raises(RampartError, match="int8"):
+        run_on_npu(model.data, "u55-128", [xs[0], xs[1].astype(np.float32)])
+
+
+def test_network_placed_above_8_mib_of_host_memory():
+    """A model too big for the preset's 256 KiB runs on a host memory; the host memory holds (and the NPU reaches)
+    data above 8 MiB: the small conv placed at 12 MiB gives LiteRT's output in the same cycles as at 0."""
+    from dataclasses import replace
+
+    from drivers.npu import ExtMemLayout, layout, read_bytes, start, wait_done
+    from drivers.transport import HOST_MEMORY, SimDevice
+    from models.npu import vela
+    from rtl.npu.config import PRESETS
+
+    model = tb.single_layer(tb.Conv2D(16, activation="RELU"), (8, 8, 3), seed=0, input_zero_point=-7)
+    ref = ReferenceModel(model)
+    x = ref.random_input(np.random.default_rng(3))
+    base = run_on_npu(model, "u55-128", x)
+    art = vela.compile_cached(model.data, "u55-128")
+    cfg = replace(PRESETS["u55-128"], ext_host_memory=True, ext_mem_kib=16 * 1024)
+    off = 12 * 1024 * 1024
+    lay0 = layout(art, cfg.ext_mem_bytes)
+    lay = ExtMemLayout(art, lay0.weight_addr + off, lay0.scratch_addr + off,
+                       tuple(b + off if i in (art.weight_region, art.scratch_region) else 0
+                             for i, b in enumerate(lay0.basep)), cmd_addr=off)
+    with SimDevice.open("npu", cfg) as dev:
+        assert dev.sim.host_memory_words * 8 == cfg.ext_mem_bytes
+        dev.reset()
+        dev.clear(HOST_MEMORY)
+        dev.load_bytes(HOST_MEMORY, cfg.ext_mem_bytes - 8, b"\x5a" * 8)
+        for addr, payload in lay.image(x):
+            dev.load_bytes(HOST_MEMORY, addr, payload)
+        start(dev, lay.cmd_base, lay.cmd_len, lay.basep)
+        assert wait_done(dev, 100_000) is not None
+        assert dev.peek("error") == 0 and dev.peek("ext_fault") == 0
+        assert dev.peek("cycles") == base.cycles
+        (out,) = art.outputs
+        got = np.frombuffer(read_bytes(dev, lay.address(out), out.nbytes), dtype=np.int8)
+        assert dev.read_bytes(HOST_MEMORY, cfg.ext_mem_bytes - 8, 8) == b"\x5a" * 8
+        with pytest.raises(RampartError, match="host memory"):
+            dev.sim.snapshot()
+    np.testing.assert_array_equal(got.reshape(ref.output_shapes[0]), ref.run(x))

@@ -5,8 +5,11 @@ core's shape: ``models`` does not import ``rtl``; tb/models/system/test_neurocor
 UART front end (``rtl/neurocore/uart_top.py``, protocol in ``rtl/neurocore/protocol.py``) is half duplex: a RUN
 frame (``A5 op len16 | steps16 [input bitmaps] | crc16``) arrives whole, then each step costs the engine's cycles
 plus ``ceil(M/8) + ceil(M/32) + 3`` cycles (input load, RUN write), and its ``ceil(N/8)`` raster bytes go out on
-the line (10 bit times each, 8N1) before the next step starts; the response frame adds a 5-byte header and the
-2-byte CRC. A host splits a long run into frames of at most ``max_payload`` bytes (as ``NeuroCoreHost.run``).
+the line (10 bit times each, 8N1). The transmitter takes a byte only when idle, so the next step starts when the
+step's last raster byte starts shifting out (it overlaps that byte); the response's 5-byte header goes out while
+the first step computes and its 2-byte CRC follows the last raster (tb/models/system/test_neurocore_rtl.py
+measures this against the Verilated ``neurocore_uart``). A host splits a long run into frames of at most
+``max_payload`` bytes (as ``NeuroCoreHost.run``).
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ CHUNK = 32            # sources examined per cycle in a row walk
 NEURON_STAGES = 3     # neuron pipeline depth
 BITS_PER_BYTE = 10    # 8N1
 CMD_OVERHEAD = 4 + 2 + 2      # sync, op, len16; steps16; crc16
-RSP_OVERHEAD = 5 + 2          # sync, op, status, len16; crc16
+RSP_HEADER = 5                # sync, op, status, len16
+RSP_OVERHEAD = RSP_HEADER + 2   # and the crc16
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ class NeuroCoreAccelerator(Accelerator):
         self.shape, self.clock_hz, self.max_payload = shape, clock_hz, max_payload
         self.divisor = max(1, round(clock_hz / baud))
         self.byte_cycles = BITS_PER_BYTE * self.divisor
-        self.link = simpy.Resource(env, 1)          # half duplex: one frame on the line at a time
+        self.tx = simpy.Resource(env, 1)            # the transmitter: one byte shifting out at a time
 
     def frames(self, w: SnnWorkload) -> list[int]:
         """Steps per RUN frame (the host's split, as ``NeuroCoreHost.run``)."""
@@ -119,28 +123,42 @@ class NeuroCoreAccelerator(Accelerator):
             core += (s.src_groups - 1) * w.groups(s)
         return core + -(-s.n_inputs // 8) + -(-s.n_inputs // 32) + 3
 
+    def _send_byte(self):
+        """Process: hand one byte to the transmitter once it is idle (it has no holding register); the byte then
+        shifts out for 10 bit times while the caller goes on."""
+        slot = self.tx.request()
+        yield slot
+
+        def shift():
+            yield self.env.timeout(self.byte_cycles)
+            self.tx.release(slot)
+
+        self.env.process(shift())
+
     def service(self, request: Request):
         w: SnnWorkload = request.payload
         env, s = self.env, self.shape
         in_bytes, ras = -(-s.n_inputs // 8), -(-s.n_neurons // 8)
-        engine = raster = line = 0.0
+        engine = frame = 0.0
         first = True
         for n in self.frames(w):
-            with self.link.request() as line_slot:
-                yield line_slot
-                t = (CMD_OVERHEAD + (n * in_bytes if w.stream_inputs else 0)) * self.byte_cycles
-                yield env.timeout(t)                           # the RUN frame on the rx line
-                line += t
-                yield env.timeout(RSP_OVERHEAD * self.byte_cycles)   # response header + CRC
-                line += RSP_OVERHEAD * self.byte_cycles
-                for _ in range(n):
-                    c = self.step_engine_cycles(w, first)
-                    first = False
-                    yield env.timeout(c)                       # the engine's step
-                    yield env.timeout(ras * self.byte_cycles)  # its raster on the tx line
-                    engine += c
-                    raster += ras * self.byte_cycles
-        request.detail.update(engine_cycles=engine, raster_cycles=raster, frame_cycles=line)
+            t = (CMD_OVERHEAD + (n * in_bytes if w.stream_inputs else 0)) * self.byte_cycles
+            yield env.timeout(t)                               # the RUN frame arrives whole on rx
+            frame += t
+            for _ in range(RSP_HEADER):                        # the ACK header goes out first
+                yield from self._send_byte()
+            for _ in range(n):
+                c = self.step_engine_cycles(w, first)
+                first = False
+                yield env.timeout(c)                           # the engine's step
+                engine += c
+                for _ in range(ras):                           # its raster, byte by byte
+                    yield from self._send_byte()
+            for _ in range(RSP_OVERHEAD - RSP_HEADER):         # the CRC
+                yield from self._send_byte()
+            with self.tx.request() as idle:                    # the response is complete on the line
+                yield idle
+        request.detail.update(engine_cycles=engine, frame_cycles=frame)
 
 
 @dataclass(frozen=True)
@@ -179,4 +197,4 @@ def predict_snn(shape: NeuroCoreShape, workload: SnnWorkload, *, baud: float = 1
     stats = Host(env, None, core).run([Request(0, workload)])
     d = stats.requests[0].detail
     return SnnPrediction(shape, baud, clock_hz, workload.steps, stats.cycles, d["engine_cycles"],
-                         d["raster_cycles"] + d["frame_cycles"])
+                         stats.cycles - d["engine_cycles"])

@@ -21,16 +21,24 @@ def test_step_cycles_equal_the_rtl_formula(name):
             rtl_step_cycles(cfg, n_pending, n_now, groups, learn, integrated=integrated)
 
 
-def test_uart_time_follows_the_protocol():
+def test_uart_bound_run_is_the_bytes_on_the_line():
+    shape = NeuroCoreShape(16, 16, 4)                 # 2 input bytes and 2 raster bytes per step
+    steps = 10
+    p = predict_snn(shape, SnnWorkload(steps), baud=1_000_000, clock_hz=10e6)   # divisor 10: 100 cycles a byte
+    frame_in = (4 + 2 + steps * 2 + 2) * 100
+    assert p.cycles == frame_in + (5 + steps * 2 + 2) * 100
+    assert p.engine_cycles == steps * (step_cycles(shape, 0, 0, 0, False) + 2 + 1 + 3)
+    assert p.steps_per_second == pytest.approx(steps * 10e6 / p.cycles)
+
+
+def test_engine_bound_run_overlaps_all_but_one_raster_byte():
     shape = NeuroCoreShape(16, 16, 4)
-    steps, baud, clock = 10, 1_000_000, 10e6          # divisor 10: 100 cycles per byte
-    p = predict_snn(shape, SnnWorkload(steps), baud=baud, clock_hz=clock)
-    byte = 100
-    frame = (4 + 2 + steps * 2 + 2) * byte + (5 + 2) * byte     # RUN with 2 input bytes per step; response framing
-    per_step = step_cycles(shape, 0, 0, 0, False) + 2 + 1 + 3 + 2 * byte   # engine + input load + 2 raster bytes
-    assert p.cycles == frame + steps * per_step
-    assert p.steps_per_second == pytest.approx(steps * clock / p.cycles)
-    assert p.engine_cycles == steps * (per_step - 2 * byte)
+    steps = 10
+    p = predict_snn(shape, SnnWorkload(steps), baud=10e6, clock_hz=10e6)          # divisor 1: 10 cycles a byte
+    engine = step_cycles(shape, 0, 0, 0, False) + 2 + 1 + 3                        # 24 > one byte
+    # header: 4 bytes before the first step starts; per step: the engine, then the first raster byte's shift;
+    # after the last step: its last raster byte and the 2-byte CRC
+    assert p.cycles == (4 + 2 + steps * 2 + 2) * 10 + 4 * 10 + steps * (engine + 10) + 3 * 10
 
 
 def test_faster_uart_gives_more_steps_per_second_up_to_the_engine():

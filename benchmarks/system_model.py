@@ -23,6 +23,7 @@ from report import write_section
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from base import RampartError  # noqa: E402
 from drivers import npu_calibration as cal  # noqa: E402
 from models.npu import vela  # noqa: E402
 from models.system import npu_cost  # noqa: E402
@@ -35,6 +36,18 @@ MEMORY_POINTS = (("u55-128", 4, 8), ("u55-128", 2, 8), ("u55-128", 1, 8), ("u55-
                  ("u55-32", 2, 8), ("u55-32", 8, 40), ("u55-256", 4, 8), ("u55-64", 4, 40))
 MEASUREMENTS = ROOT / "models" / "system" / "npu_measurements.json"
 SWEEP_BANDWIDTHS = (1, 2, 3, 4, 6, 8)
+#: The issue's targets and where this model stands (kept with the numbers it is written beside).
+TARGETS = """Targets (issue 15) and where this stands, honestly:
+
+* within 5% of the RTL on every held-out network and config: **missed**. The two-stage pipeline form
+  (`models/system/npu_cost.py`) fits its own runs to ~4.7% mean but leaves 10-35% on some ops (e.g. the digits CNN
+  is predicted ~10% fast on every config, a 4-layer conv/depthwise stack up to 35% fast on u55-256); the residuals
+  point at structure the form lacks (how the IFM stager re-reads under latency, how much of the next op's weight
+  stream really overlaps), not at noise: the RTL is deterministic.
+* >= 1000x faster than the RTL simulation: **missed on small networks** (the RTL run of a 5k-80k cycle network is
+  0.1-0.8 s, dominated by fixed costs; one SimPy prediction from the artifact is ~0.4-1.5 ms on the loaded machine,
+  most of it the command-stream read and numpy set-up); reached on the larger ones.
+* a full sweep in under 10 s: **met** (the command streams read once per network and config)."""
 
 
 def _key(m):
@@ -50,28 +63,39 @@ class Store:
         self.rows = {_key(r): r for r in rows}
 
     def get(self, w, config, bw, lat, rtl: bool = True):
+        """The RTL measurement (run now unless cached), or None when the RTL NPU refuses the workload."""
         k = (w.name, config, bw, lat)
         if k not in self.rows:
             if not rtl:
                 raise SystemExit(f"no cached RTL measurement of {k}; run without --refit")
-            m = cal.measure(w, config, bw, lat)
-            self.rows[k] = m.to_json()
-            print(f"  RTL {config} bw {bw} lat {lat} {w.name[:60]:60} {m.cycles:>9,} cycles ({m.wall:.2f} s)",
-                  flush=True)
+            try:
+                m = cal.measure(w, config, bw, lat)
+            except RampartError as e:
+                self.rows[k] = {"workload": w.name, "config": config, "bandwidth": bw, "latency": lat,
+                                "refused": str(e)}
+                print(f"  RTL {config} bw {bw} lat {lat} {w.name[:60]:60} refused: {e}", flush=True)
+            else:
+                self.rows[k] = m.to_json()
+                print(f"  RTL {config} bw {bw} lat {lat} {w.name[:60]:60} {m.cycles:>9,} cycles ({m.wall:.2f} s)",
+                      flush=True)
             self.save()
-        return cal.Measurement.from_json(self.rows[k])
+        row = self.rows[k]
+        return None if "refused" in row else cal.Measurement.from_json(row)
 
     def save(self):
         self.path.write_text(json.dumps(sorted(self.rows.values(), key=_key), indent=0) + "\n")
 
 
 def plan(quick: bool):
-    n_fit, n_sweep_fit, n_held, n_sweep_held, n_nets = (12, 4, 4, 2, 2) if quick else (40, 14, 12, 6, 5)
+    n_fit, n_sweep_fit, n_held, n_sweep_held, n_nets = (12, 4, 4, 2, 2) if quick else (28, 10, 8, 4, 5)
     fit_w = cal.fit_layers(n_fit, CONFIGS)
+    fit_nets = cal.fit_networks(3 if quick else 8, CONFIGS)
     held_w = cal.held_out_layers(n_held, CONFIGS)
     nets = cal.held_out_networks(n_nets, CONFIGS)
     fit_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in fit_w]
     fit_runs += [(w, c, bw, lat) for c, bw, lat in MEMORY_POINTS for w in fit_w[:n_sweep_fit]]
+    fit_runs += [(w, c, *DEFAULT) for c in CONFIGS for w in fit_nets]
+    fit_runs += [(w, c, bw, lat) for c, bw, lat in MEMORY_POINTS for w in fit_nets[:3]]
     held_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in held_w]
     held_runs += [(w, c, bw, lat) for c, bw, lat in MEMORY_POINTS for w in held_w[:n_sweep_held]]
     net_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in nets]
@@ -89,14 +113,24 @@ def model_time(model, art, config, bw, lat, repeats=20):
     return res, (time.perf_counter() - t0) / repeats
 
 
-def validate(model, store, runs, rtl):
+def validate(model, store, runs, rtl, fresh: bool = False):
+    """Predicted vs RTL cycles of ``runs``; ``fresh``: run the RTL again now for its wall time (same run as the
+    model's timing; its cycles must equal the cached ones)."""
     rows = []
     for w, c, bw, lat in runs:
         m = store.get(w, c, bw, lat, rtl)
+        if m is None:
+            continue
+        rtl_wall = m.wall
+        if fresh and rtl:
+            again = cal.measure(w, c, bw, lat)
+            if again.cycles != m.cycles:
+                raise SystemExit(f"RTL cycles changed for {w.name} on {c}: {m.cycles} then {again.cycles}")
+            rtl_wall = again.wall
         res, wall = model_time(model, vela.compile_cached(w.data, c), c, bw, lat)
         rows.append(dict(workload=w.name, config=c, bandwidth=bw, latency=lat, rtl=m.cycles,
-                         model=res.cycles, err=100 * (res.cycles - m.cycles) / m.cycles, rtl_wall=m.wall,
-                         model_wall=wall, speedup=m.wall / wall))
+                         model=res.cycles, err=100 * (res.cycles - m.cycles) / m.cycles, rtl_wall=rtl_wall,
+                         model_wall=wall, speedup=rtl_wall / wall))
     return rows
 
 
@@ -138,7 +172,7 @@ def main():
     from models.system.npu import sweep_npu
 
     print(f"measure + fit: {len(fit_runs)} RTL runs", flush=True)
-    fit_meas = [store.get(w, c, bw, lat, rtl) for w, c, bw, lat in fit_runs]
+    fit_meas = [m for m in (store.get(w, c, bw, lat, rtl) for w, c, bw, lat in fit_runs) if m is not None]
     t0 = time.perf_counter()
     doc = cal.fit(fit_meas, workloads, verbose=True)
     doc["meta"] = {"fit_runs": len(fit_meas), "fit_seconds": round(time.perf_counter() - t0, 1),
@@ -148,9 +182,8 @@ def main():
 
     print(f"validate: {len(held_runs)} held-out layer runs, {len(net_runs)} network runs", flush=True)
     layer_rows = validate(model, store, held_runs, rtl)
-    net_rows = validate(model, store, net_runs, rtl)
-    default_nets = [r for r in net_rows if (r["bandwidth"], r["latency"]) == DEFAULT]
-    memory_nets = [r for r in net_rows if (r["bandwidth"], r["latency"]) != DEFAULT]
+    default_nets = validate(model, store, [r for r in net_runs if tuple(r[2:]) == DEFAULT], rtl, fresh=True)
+    memory_nets = validate(model, store, [r for r in net_runs if tuple(r[2:]) != DEFAULT], rtl)
 
     ops = {(w.name, c): cal.ops_of(w, c) for w in nets for c in CONFIGS}
     t0 = time.perf_counter()
@@ -172,10 +205,14 @@ def main():
                 f"`python benchmarks/system_model.py --write BENCHMARKS.md` (measured "
                 f"{time.strftime('%Y-%m-%d')}, 2 shared cores): the NPU cost model "
                 f"(`models/system/npu_cost.py`, coefficients in `models/system/npu_costs.json`) fitted on "
-                f"{len(fit_meas)} RTL runs of random single-layer models (4 configs at the default memory, plus "
-                f"{len(MEMORY_POINTS)} bandwidth/latency points), then compared with RTL runs it was not fitted "
-                "on. RTL cycles: the NPU's `cycles` counter at `done` (exact). Wall: `run_on_npu` (build and Vela "
-                "artifact cached) vs one SimPy inference from the parsed command stream (mean of 20).\n\n" + text)
+                f"{len(fit_meas)} RTL runs (random single-layer models and random 2-4 layer stacks; 4 configs at the "
+                f"default memory plus {len(MEMORY_POINTS)} bandwidth/latency points, each its own Verilator build), "
+                "then compared with RTL runs of workloads from other seeds (held out). RTL cycles: the NPU's "
+                "`cycles` counter at `done` (exact). Wall: `run_on_npu` (build and Vela artifact cached; for the "
+                "default-memory networks re-run in this run, for the other points from the measurement run) vs one "
+                "SimPy prediction from the Vela artifact (command-stream read, op features, SimPy run; mean of 20). "
+                "Workloads the RTL NPU refuses (external memory too small, unsupported op) are left out.\n\n"
+                + text + "\n\n" + TARGETS)
         write_section(args.write, "system_model", body)
 
 

@@ -6,8 +6,9 @@ Measures int8 layers and networks on the Verilated NPU through :func:`drivers.np
 :func:`scipy.optimize.least_squares` on relative error and validates the fit on workloads it was not fitted on.
 
 Workloads (all from seeds, nothing hand-picked): :func:`fit_layers` / :func:`held_out_layers`: random single-layer
-models (conv, depthwise, fully connected; Vela adds identity pools and DMAs where it needs them) from disjoint seed
-ranges; :func:`held_out_networks`: the digits CNN and random 2-4 layer conv / depthwise / FC stacks.
+models (conv, depthwise, fully connected; Vela adds identity pools and DMAs where it needs them);
+:func:`fit_networks` / :func:`held_out_networks`: random 2-4 layer conv / depthwise / FC stacks (the held-out set
+also has the digits CNN); every set from its own seed range, so nothing held out is ever fitted on.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ __all__ = ["Measurement", "Workload", "fit", "fit_layers", "held_out_layers", "h
            "npu_config"]
 
 #: Seed ranges of the random workloads (disjoint: nothing held out is ever fitted on).
-FIT_SEED0, HELD_LAYER_SEED0, HELD_NET_SEED0 = 1000, 5000, 9000
+FIT_SEED0, FIT_NET_SEED0, HELD_LAYER_SEED0, HELD_NET_SEED0 = 1000, 7000, 5000, 9000
 
 
 @dataclass(frozen=True)
@@ -110,20 +111,28 @@ def held_out_layers(n: int, configs) -> list[Workload]:
     return _draw(HELD_LAYER_SEED0, n, configs, **_layer_kw())
 
 
-def held_out_networks(n_random: int, configs) -> list[Workload]:
-    """The digits CNN and ``n_random`` random 2-4 layer stacks (seeds the fit never sees)."""
-    from models.npu.digits import digits_model
-
-    nets = [Workload("digits CNN", digits_model().data)]
-    seed = HELD_NET_SEED0
-    while len(nets) < n_random + 1:
+def _stacks(seed: int, n: int, configs, label: str) -> list[Workload]:
+    nets = []
+    while len(nets) < n:
         rng = np.random.default_rng(seed)
         w = _random_model(seed, n_layers=int(rng.integers(2, 5)), kinds=("conv", "conv", "dw", "fc"), max_hw=20,
                           max_channels=40)
         if _runs_everywhere(w, configs):
-            nets.append(Workload(f"stack {len(nets)}: " + w.name, w.data))
+            nets.append(Workload(f"{label} {len(nets) + 1}: " + w.name, w.data))
         seed += 1
     return nets
+
+
+def fit_networks(n: int, configs) -> list[Workload]:
+    """``n`` random 2-4 layer stacks for the fit (how consecutive ops overlap; seeds apart from the held-out)."""
+    return _stacks(FIT_NET_SEED0, n, configs, "fit stack")
+
+
+def held_out_networks(n_random: int, configs) -> list[Workload]:
+    """The digits CNN and ``n_random`` random 2-4 layer stacks (seeds the fit never sees)."""
+    from models.npu.digits import digits_model
+
+    return [Workload("digits CNN", digits_model().data)] + _stacks(HELD_NET_SEED0, n_random, configs, "stack")
 
 
 def measure(w: Workload, config: str, bandwidth: int = 8, latency: int = 8) -> Measurement:
@@ -147,18 +156,31 @@ def fit(measurements: list[Measurement], workloads: dict[str, Workload], *, verb
     parameters; returns the coefficient document :func:`models.system.npu_cost.NpuCostModel.from_dict` reads."""
     from scipy.optimize import least_squares
 
-    layout = npu_cost.ParamLayout(sorted({m.config for m in measurements}))
-    rows = [(npu_cost.op_matrix(ops_of(workloads[m.workload], m.config), m.config), m) for m in measurements]
+    configs = sorted({m.config for m in measurements})
+    layout = npu_cost.ParamLayout(configs)
+    mats = [npu_cost.op_matrix(ops_of(workloads[m.workload], m.config), m.config) for m in measurements]
+    x = np.concatenate(mats)
+    bounds = np.cumsum([0] + [len(a) for a in mats])
+    rep = np.repeat(np.arange(len(mats)), [len(a) for a in mats])
+    cfg = np.array([configs.index(m.config) for m in measurements])[rep]
+    bw = np.array([m.bandwidth for m in measurements], dtype=float)[rep]
+    lat = np.array([m.latency for m in measurements], dtype=float)
+    is_dma = x[:, 0] == len(npu_cost.KERNEL_KINDS)
     target = np.array([m.cycles for m in measurements], dtype=float)
+    start_ix = np.array([layout.index[f"start[{m.config}]"] for m in measurements])
 
     def residual(theta):
-        pred = np.array([npu_cost.total_cycles(layout, theta, x, m.config, m.bandwidth, m.latency)
-                         for x, m in rows])
+        load, run, alpha, blocks = npu_cost.stacked_durations(layout, theta, x, configs, cfg, bw, lat[rep])
+        pred = theta[start_ix] + theta[layout.index["slat"]] * lat
+        for i in range(len(mats)):
+            a, b = bounds[i], bounds[i + 1]
+            pred[i] += npu_cost.schedule(is_dma[a:b], load[a:b], run[a:b], alpha[a:b], blocks[a:b])[0]
         return (pred - target) / target
 
-    res = least_squares(residual, layout.initial(), bounds=layout.bounds(), x_scale="jac", max_nfev=4000)
+    res = least_squares(residual, layout.initial(), bounds=layout.bounds(), x_scale="jac", loss="soft_l1",
+                        f_scale=0.05, max_nfev=400)
     if verbose:
         err = np.abs(res.fun)
-        print(f"fit: {len(rows)} runs, {layout.size} parameters, mean |err| {100 * err.mean():.2f}%, "
+        print(f"fit: {len(measurements)} runs, {layout.size} parameters, mean |err| {100 * err.mean():.2f}%, "
               f"max {100 * err.max():.2f}%")
     return layout.to_dict(res.x)

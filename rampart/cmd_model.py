@@ -186,7 +186,7 @@ def _sweep(data, title, preset, axes, bandwidth, latency, bandwidths, cost, plot
         r["latency_us"] = r["cycles"] / clock_mhz
     written = []
     if out_dir is not None:
-        folder = output_folder(out_dir)
+        folder = output_folder(out_dir, "-o/--output")
         (folder / "sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
         written += [folder / "sweep.png", folder / "sweep.json"]
         _plot(rows, title, latency, clock_mhz, folder / "sweep.png")

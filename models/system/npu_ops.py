@@ -56,6 +56,8 @@ class NpuOp:
     scale_bytes: int = 0
     dma_bytes: int = 0
     ifm_key: tuple[int, int] = (0, 0)     # (region, base): kicks of one layer read the same IFM
+    part_kernel_first: bool = False       # KERNEL_STRIDE weight order (else depth first)
+    ofm_block: tuple[int, int, int] = (1, 1, 1)   # OFM_BLK_HEIGHT/WIDTH/DEPTH: the weight stream is per block
 
     @property
     def is_kernel(self) -> bool:
@@ -64,6 +66,10 @@ class NpuOp:
 
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def _pad(a: int, b: int) -> int:
+    return _ceil(a, b) * b
 
 
 def _kernel_op(index: int, k) -> NpuOp:
@@ -83,7 +89,10 @@ def _kernel_op(index: int, k) -> NpuOp:
     return NpuOp(index, kind, ifm, ofm, kernel, (st["stride_y"], st["stride_x"]),
                  weight_bytes=0 if pool else k.reg("WEIGHT_LENGTH", 0),
                  scale_bytes=0 if pool else k.reg("SCALE_LENGTH", 0),
-                 ifm_key=(k.reg("IFM_REGION", 0), k.reg("IFM_BASE0", 0)))
+                 ifm_key=(k.reg("IFM_REGION", 0), k.reg("IFM_BASE0", 0)),
+                 part_kernel_first=st["weight_order"] == "PART_KERNEL_FIRST",
+                 ofm_block=(k.reg("OFM_BLK_HEIGHT_M1", 0) + 1, k.reg("OFM_BLK_WIDTH_M1", 0) + 1,
+                            k.reg("OFM_BLK_DEPTH_M1", 0) + 1))
 
 
 def ops_from_commands(commands) -> tuple[NpuOp, ...]:
@@ -170,30 +179,44 @@ def layer_of_ops(ops) -> list[int]:
 def op_features(op: NpuOp, geo: NpuGeometry) -> dict[str, float]:
     """The quantities one op's cycles are fitted on, for the MAC array ``geo``:
 
-    ``beats`` MAC beats; ``weights`` decoded weights (one per cycle through the decoder, bricks padded to the
-    ublock); ``ofm_positions`` output positions x OFM ublocks (one output-unit cycle and one memory word each);
-    ``read_words`` / ``write_words`` external-memory requests (weights, scale records, IFM, DMA source; OFM, DMA
-    destination).
+    ``beats`` engine cycles of the MAC block: per OFM micro-block, one beat per IFM ublock and kernel element, or
+    its positions through the output unit if that is more; ``weights`` decoded weights (one per cycle through the
+    decoder, padding included); ``ofm_positions`` output positions x OFM ublocks (one output-unit cycle and one
+    memory word each); ``scale_bytes`` the scale records (one byte a cycle through the loader's byte serialiser);
+    ``blocks`` OFM blocks (the weight stream is ordered by block); ``stream_words`` the words the loader reads
+    (scale records and the weight stream; a DMA: its source); ``read_words`` / ``write_words`` the engine's IFM
+    reads and OFM writes (a DMA: its destination writes).
     """
     if op.kind == "dma":
         words = _ceil(op.dma_bytes, WORD_BYTES)
-        return {"beats": 0.0, "weights": 0.0, "ofm_positions": 0.0, "read_words": float(words),
-                "write_words": float(words)}
+        return {"beats": 0.0, "weights": 0.0, "ofm_positions": 0.0, "stream_words": float(words),
+                "read_words": 0.0, "write_words": float(words), "scale_bytes": 0.0, "blocks": 1.0}
     (ih, iw, idp), (oh, ow, od), (kh, kw) = op.ifm, op.ofm, op.kernel
     oub = geo.ublock_d
     oblocks = _ceil(od, oub)
     micro = oblocks * _ceil(oh, geo.ublock_h) * _ceil(ow, geo.ublock_w)
     taps = kh * kw
+    # decoded weights = the stream Vela wrote (checked against mlw_codec.decode in tb/models/system): OFM depth
+    # padded to the ublock; a conv's IFM depth padded to 32 (depth first) or to 8 with the kernel elements padded
+    # to 4 (part-kernel first); a depthwise's kernel elements padded to 4
     if op.kind in ("conv", "fc"):
-        in_ub = _ceil(idp, IFM_UBLOCK)
-        beats = micro * in_ub * taps
-        weights = oblocks * oub * in_ub * IFM_UBLOCK * taps
+        if op.part_kernel_first:
+            per_ofm = _pad(idp, IFM_UBLOCK) * _pad(taps, 4)
+        else:
+            per_ofm = _pad(idp, 32) * taps
+        weights = oblocks * oub * per_ofm
+        per_micro = _ceil(idp, IFM_UBLOCK) * taps
     elif op.kind == "depthwise":
-        beats = micro * taps
-        weights = oblocks * oub * taps
+        weights = oblocks * oub * _pad(taps, 4)
+        per_micro = taps
     else:  # identity pool: a 1x1 depthwise with a constant brick
-        beats, weights = micro * taps, 0
+        per_micro, weights = taps, 0
+    # a micro-block's positions leave through the output unit one per cycle while the next one accumulates
+    beats = micro * max(per_micro, geo.ublock_h * geo.ublock_w)
     positions = oh * ow * oblocks
-    reads = _ceil(op.weight_bytes, WORD_BYTES) + _ceil(op.scale_bytes, WORD_BYTES) + _ceil(ih * iw * idp, WORD_BYTES)
+    stream = _ceil(op.weight_bytes, WORD_BYTES) + _ceil(op.scale_bytes, WORD_BYTES)
     return {"beats": float(beats), "weights": float(weights), "ofm_positions": float(positions),
-            "read_words": float(reads), "write_words": float(positions)}
+            "stream_words": float(stream), "read_words": float(_ceil(ih * iw * idp, WORD_BYTES)),
+            "write_words": float(positions), "scale_bytes": float(op.scale_bytes),
+            "blocks": float(_ceil(oh, op.ofm_block[0]) * _ceil(ow, op.ofm_block[1])
+                            * _ceil(od, op.ofm_block[2]))}

@@ -231,6 +231,7 @@ def demo_cmd(out_dir, synth):
 
 def _register_commands():
     from rampart.cmd_fi import fi
+    from rampart.cmd_model import model
     from rampart.cmd_run import run
     from rampart.cmd_snn import snn
     from rampart.cmd_synth import synth
@@ -239,6 +240,7 @@ def _register_commands():
     main.add_command(fi)
     main.add_command(run)
     main.add_command(snn)
+    main.add_command(model)
 
 
 _register_commands()

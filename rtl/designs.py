@@ -11,6 +11,8 @@ rampart needs to know about it:
 * ``workloads``: its fault-injection workloads, ``name -> "module:function"`` (``faultinj`` resolves them);
 * ``board_adapter``: how ``rampart synth`` connects it to a board's pins (``"module:function"``, see rtl/boards.py);
 * ``golden`` and ``driver``: its golden model and its host-side driver, as ``"module:attribute"`` references;
+* ``system_model``: its timed model in the SimPy system model (:mod:`models.system`), a ``"module:attribute"``
+  reference to an ``Accelerator`` factory ``(env, memory, **options)``; None until one is calibrated;
 * ``fixtures``: further buildable designs of the package (functional units alone, test wrappers) for testbenches;
 * ``verilator_opt``: the C++ optimisation level its Verilated model is compiled at (``"O3"``; ``"Os"`` where a
   design measured faster there, see BENCHMARKS.md).
@@ -64,6 +66,7 @@ class Design:
     board_adapter: str | None = None
     golden: str | None = None
     driver: str | None = None
+    system_model: str | None = None
     fixtures: tuple["Design", ...] = ()
     verilator_opt: str = "O3"
 

@@ -8,7 +8,7 @@ statement counts: module level, inside functions and methods, under ``if TYPE_CH
 resolved against the file's package.
 
 Not imports: the ``"module:attribute"`` strings in the ``rtl`` descriptors (``workloads``, ``golden``, ``driver``,
-``board_adapter``, e.g. ``"faultinj.workloads.npu:npu_conv"``) are lazy plug-in references that
+``board_adapter``, ``system_model``, e.g. ``"faultinj.workloads.npu:npu_conv"``) are lazy plug-in references that
 :func:`rtl.designs.resolve` turns into objects only when a caller above asks for them, as packaging entry points
 work; the layer checks read import statements only, so such references do not count
 (:func:`test_descriptor_references_resolve` checks that they name code that exists).
@@ -135,6 +135,6 @@ def test_descriptor_references_resolve():
 
     for name in designs():
         d = get_design(name)
-        for ref in (d.driver, d.golden, d.board_adapter, *d.workloads.values()):
+        for ref in (d.driver, d.golden, d.board_adapter, d.system_model, *d.workloads.values()):
             if ref is not None:
                 assert callable(resolve(ref)), (name, ref)

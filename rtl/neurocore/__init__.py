@@ -25,6 +25,7 @@ UART_TOP = Design(
     board_adapter="rtl.neurocore.board:uart_adapter",
     golden="models.snn.golden:GoldenCore",
     driver="drivers.neurocore:NeuroCoreHost",
+    system_model="models.system.neurocore:NeuroCoreAccelerator",
 )
 
 DESCRIPTOR = Design(

@@ -56,5 +56,6 @@ DESCRIPTOR = Design(
     workloads={"npu_conv": "faultinj.workloads.npu:npu_conv", "npu_cnn": "faultinj.workloads.npu:npu_cnn"},
     golden="models.npu.reference:run_reference",
     driver="drivers.npu:run_on_npu",
+    system_model="models.system.npu:NpuAccelerator",
     fixtures=_UNITS,
 )

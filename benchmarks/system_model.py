@@ -1,0 +1,220 @@
+"""SimPy system model vs the RTL: measure, fit the NPU cost model, validate on held-out workloads, time the sweep.
+
+    .venv/bin/python benchmarks/system_model.py [--quick] [--refit] [--write BENCHMARKS.md]
+
+1. **measure** (RTL, native harness): random single-layer models for the fit, and held-out single layers and
+   networks (the digits CNN, random conv / depthwise / FC stacks), on all four NPU configs with the external memory
+   at its default (8 bytes/cycle, latency 8) and on the bandwidth / latency points of :data:`MEMORY_POINTS`. Every
+   run is cached in :data:`MEASUREMENTS` (so a refit needs no RTL: ``--refit``).
+2. **fit** the coefficients on the fit runs only and store them (``models/system/npu_costs.json``).
+3. **validate**: predicted (SimPy, one inference on an idle system) vs RTL total cycles on every held-out run;
+   speed-up = RTL wall time (``run_on_npu``, Vela artifact and build cached) / model wall time (SimPy run from the
+   parsed command stream); the full sweep (4 configs x 6 bandwidths x every held-out network) timed.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from report import write_section
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from base import RampartError  # noqa: E402
+from drivers import npu_calibration as cal  # noqa: E402
+from models.npu import vela  # noqa: E402
+from models.system import npu_cost  # noqa: E402
+from models.system.npu_cost import NpuCostModel  # noqa: E402
+
+CONFIGS = ("u55-32", "u55-64", "u55-128", "u55-256")
+DEFAULT = (8, 8)
+#: (config, bandwidth, latency) points besides the default memory: each is its own Verilator build.
+MEMORY_POINTS = (("u55-128", 4, 8), ("u55-128", 2, 8), ("u55-128", 1, 8), ("u55-128", 8, 40), ("u55-128", 4, 40),
+                 ("u55-32", 2, 8), ("u55-32", 8, 40), ("u55-256", 4, 8), ("u55-64", 4, 40))
+MEASUREMENTS = ROOT / "models" / "system" / "npu_measurements.json"
+SWEEP_BANDWIDTHS = (1, 2, 3, 4, 6, 8)
+#: The issue's targets and where this model stands (kept with the numbers it is written beside).
+TARGETS = """Targets (issue 15) and where this stands, honestly:
+
+* within 5% of the RTL on every held-out network and config: **missed**. The two-stage pipeline form
+  (`models/system/npu_cost.py`) fits its own runs to ~4.7% mean but leaves 10-35% on some ops (e.g. the digits CNN
+  is predicted ~10% fast on every config, a 4-layer conv/depthwise stack up to 35% fast on u55-256); the residuals
+  point at structure the form lacks (how the IFM stager re-reads under latency, how much of the next op's weight
+  stream really overlaps), not at noise: the RTL is deterministic.
+* >= 1000x faster than the RTL simulation: **missed on small networks** (the RTL run of a 5k-80k cycle network is
+  0.1-0.8 s, dominated by fixed costs; one SimPy prediction from the artifact is ~0.4-1.5 ms on the loaded machine,
+  most of it the command-stream read and numpy set-up); reached on the larger ones.
+* a full sweep in under 10 s: **met** (the command streams read once per network and config)."""
+
+
+def _key(m):
+    return (m["workload"], m["config"], m["bandwidth"], m["latency"])
+
+
+class Store:
+    """The cached RTL measurements (JSON list), keyed by (workload, config, bandwidth, latency)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        rows = json.loads(path.read_text()) if path.exists() else []
+        self.rows = {_key(r): r for r in rows}
+
+    def get(self, w, config, bw, lat, rtl: bool = True):
+        """The RTL measurement (run now unless cached), or None when the RTL NPU refuses the workload."""
+        k = (w.name, config, bw, lat)
+        if k not in self.rows:
+            if not rtl:
+                raise SystemExit(f"no cached RTL measurement of {k}; run without --refit")
+            try:
+                m = cal.measure(w, config, bw, lat)
+            except RampartError as e:
+                self.rows[k] = {"workload": w.name, "config": config, "bandwidth": bw, "latency": lat,
+                                "refused": str(e)}
+                print(f"  RTL {config} bw {bw} lat {lat} {w.name[:60]:60} refused: {e}", flush=True)
+            else:
+                self.rows[k] = m.to_json()
+                print(f"  RTL {config} bw {bw} lat {lat} {w.name[:60]:60} {m.cycles:>9,} cycles ({m.wall:.2f} s)",
+                      flush=True)
+            self.save()
+        row = self.rows[k]
+        return None if "refused" in row else cal.Measurement.from_json(row)
+
+    def save(self):
+        self.path.write_text(json.dumps(sorted(self.rows.values(), key=_key), indent=0) + "\n")
+
+
+def plan(quick: bool):
+    n_fit, n_sweep_fit, n_held, n_sweep_held, n_nets = (12, 4, 4, 2, 2) if quick else (28, 10, 8, 4, 5)
+    fit_w = cal.fit_layers(n_fit, CONFIGS)
+    fit_nets = cal.fit_networks(3 if quick else 8, CONFIGS)
+    held_w = cal.held_out_layers(n_held, CONFIGS)
+    nets = cal.held_out_networks(n_nets, CONFIGS)
+    fit_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in fit_w]
+    fit_runs += [(w, c, bw, lat) for c, bw, lat in MEMORY_POINTS for w in fit_w[:n_sweep_fit]]
+    fit_runs += [(w, c, *DEFAULT) for c in CONFIGS for w in fit_nets]
+    fit_runs += [(w, c, bw, lat) for c, bw, lat in MEMORY_POINTS for w in fit_nets[:3]]
+    held_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in held_w]
+    held_runs += [(w, c, bw, lat) for c, bw, lat in MEMORY_POINTS for w in held_w[:n_sweep_held]]
+    net_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in nets]
+    net_runs += [(w, c, bw, lat) for c, bw, lat in MEMORY_POINTS for w in nets]
+    return fit_runs, held_runs, net_runs, nets
+
+
+def model_time(model, art, config, bw, lat, repeats=20):
+    """One prediction from the Vela artifact (command-stream decode, op features, SimPy run): result, seconds."""
+    from models.system.npu import ops_from_artifact, predict_npu
+
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        res = predict_npu(ops_from_artifact(art), config, bandwidth=bw, latency=lat, cost=model)
+    return res, (time.perf_counter() - t0) / repeats
+
+
+def validate(model, store, runs, rtl, fresh: bool = False):
+    """Predicted vs RTL cycles of ``runs``; ``fresh``: run the RTL again now for its wall time (same run as the
+    model's timing; its cycles must equal the cached ones)."""
+    rows = []
+    for w, c, bw, lat in runs:
+        m = store.get(w, c, bw, lat, rtl)
+        if m is None:
+            continue
+        rtl_wall = m.wall
+        if fresh and rtl:
+            again = cal.measure(w, c, bw, lat)
+            if again.cycles != m.cycles:
+                raise SystemExit(f"RTL cycles changed for {w.name} on {c}: {m.cycles} then {again.cycles}")
+            rtl_wall = again.wall
+        res, wall = model_time(model, vela.compile_cached(w.data, c), c, bw, lat)
+        rows.append(dict(workload=w.name, config=c, bandwidth=bw, latency=lat, rtl=m.cycles,
+                         model=res.cycles, err=100 * (res.cycles - m.cycles) / m.cycles, rtl_wall=rtl_wall,
+                         model_wall=wall, speedup=rtl_wall / wall))
+    return rows
+
+
+def table(rows, with_memory: bool) -> str:
+    head = "| network | config | " + ("bytes/cycle | latency | " if with_memory else "")
+    head += "RTL cycles | SimPy cycles | error | RTL wall (s) | model wall (ms) | speed-up |"
+    lines = [head, "|---|---|" + ("---:|---:|" if with_memory else "") + "---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        mem = f"{r['bandwidth']} | {r['latency']} | " if with_memory else ""
+        lines.append(f"| {r['workload']} | {r['config']} | {mem}{r['rtl']:,} | {r['model']:,.0f} | "
+                     f"{r['err']:+.2f}% | {r['rtl_wall']:.2f} | {1000 * r['model_wall']:.2f} | "
+                     f"{r['speedup']:,.0f}x |")
+    return "\n".join(lines)
+
+
+def summary(rows) -> str:
+    err = np.abs([r["err"] for r in rows])
+    sp = [r["speedup"] for r in rows]
+    return (f"{len(rows)} runs: |error| mean {err.mean():.2f}%, max {err.max():.2f}%, within 5%: "
+            f"{int((err <= 5).sum())}/{len(rows)}; speed-up min {min(sp):,.0f}x, median {np.median(sp):,.0f}x")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a small workload set (smoke run)")
+    parser.add_argument("--refit", action="store_true", help="use the cached RTL measurements only (no RTL runs)")
+    parser.add_argument("--measure-only", action="store_true", help="run and cache the RTL measurements, no fit")
+    parser.add_argument("--write", metavar="BENCHMARKS.md", help="write the 'system_model' section there")
+    args = parser.parse_args()
+    store = Store(MEASUREMENTS)
+    rtl = not args.refit
+    fit_runs, held_runs, net_runs, nets = plan(args.quick)
+    workloads = {w.name: w for w, *_ in fit_runs + held_runs + net_runs}
+
+    if args.measure_only:
+        for w, c, bw, lat in fit_runs + held_runs + net_runs:
+            store.get(w, c, bw, lat)
+        return
+    from models.system.npu import sweep_npu
+
+    print(f"measure + fit: {len(fit_runs)} RTL runs", flush=True)
+    fit_meas = [m for m in (store.get(w, c, bw, lat, rtl) for w, c, bw, lat in fit_runs) if m is not None]
+    t0 = time.perf_counter()
+    doc = cal.fit(fit_meas, workloads, verbose=True)
+    doc["meta"] = {"fit_runs": len(fit_meas), "fit_seconds": round(time.perf_counter() - t0, 1),
+                   "command": "python benchmarks/system_model.py"}
+    npu_cost.COEFFS_PATH.write_text(json.dumps(doc, indent=1) + "\n")
+    model = NpuCostModel(doc)
+
+    print(f"validate: {len(held_runs)} held-out layer runs, {len(net_runs)} network runs", flush=True)
+    layer_rows = validate(model, store, held_runs, rtl)
+    default_nets = validate(model, store, [r for r in net_runs if tuple(r[2:]) == DEFAULT], rtl, fresh=True)
+    memory_nets = validate(model, store, [r for r in net_runs if tuple(r[2:]) != DEFAULT], rtl)
+
+    ops = {(w.name, c): cal.ops_of(w, c) for w in nets for c in CONFIGS}
+    t0 = time.perf_counter()
+    points = sweep_npu({name: {c: ops[(name, c)] for c in CONFIGS} for name in [w.name for w in nets]},
+                       CONFIGS, SWEEP_BANDWIDTHS, latency=8, cost=model)
+    sweep_s = time.perf_counter() - t0
+
+    report = [f"Held-out networks, default memory (8 bytes/cycle, latency 8):\n\n{table(default_nets, False)}\n\n"
+              f"{summary(default_nets)}",
+              f"Held-out networks, other memory points (bandwidth / latency sensitivity, RTL rebuilt per point):\n\n"
+              f"{table(memory_nets, True)}\n\n{summary(memory_nets)}",
+              f"Held-out single layers (all points): {summary(layer_rows)}",
+              f"Full sweep: {len(CONFIGS)} configs x {len(SWEEP_BANDWIDTHS)} bandwidths x {len(nets)} networks = "
+              f"{len(points)} SimPy inferences in {sweep_s:.2f} s."]
+    text = "\n\n".join(report)
+    print(text)
+    if args.write:
+        body = ("## SimPy system model vs RTL\n\n"
+                f"`python benchmarks/system_model.py --write BENCHMARKS.md` (measured "
+                f"{time.strftime('%Y-%m-%d')}, 2 shared cores): the NPU cost model "
+                f"(`models/system/npu_cost.py`, coefficients in `models/system/npu_costs.json`) fitted on "
+                f"{len(fit_meas)} RTL runs (random single-layer models and random 2-4 layer stacks; 4 configs at the "
+                f"default memory plus {len(MEMORY_POINTS)} bandwidth/latency points, each its own Verilator build), "
+                "then compared with RTL runs of workloads from other seeds (held out). RTL cycles: the NPU's "
+                "`cycles` counter at `done` (exact). Wall: `run_on_npu` (build and Vela artifact cached; for the "
+                "default-memory networks re-run in this run, for the other points from the measurement run) vs one "
+                "SimPy prediction from the Vela artifact (command-stream read, op features, SimPy run; mean of 20). "
+                "Workloads the RTL NPU refuses (external memory too small, unsupported op) are left out.\n\n"
+                + text + "\n\n" + TARGETS)
+        write_section(args.write, "system_model", body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Calibration of the system model's NPU cost model (:mod:`models.system.npu_cost`) against the RTL.
+
+Measures int8 layers and networks on the Verilated NPU through :func:`drivers.npu.run_on_npu` (the total is the
+``cycles`` counter at ``done``: exact), at any external-memory bandwidth / latency (``NpuConfig.ext_bandwidth`` /
+``ext_latency``: each pair is its own Verilator build), fits the cost model's coefficients with
+:func:`scipy.optimize.least_squares` on relative error and validates the fit on workloads it was not fitted on.
+
+Workloads (all from seeds, nothing hand-picked): :func:`fit_layers` / :func:`held_out_layers`: random single-layer
+models (conv, depthwise, fully connected; Vela adds identity pools and DMAs where it needs them);
+:func:`fit_networks` / :func:`held_out_networks`: random 2-4 layer conv / depthwise / FC stacks (the held-out set
+also has the digits CNN); every set from its own seed range, so nothing held out is ever fitted on.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from base import RampartError
+from models.npu import tflite_builder as tb
+from models.npu import vela
+from models.system import npu_cost
+from models.system.npu_ops import ops_from_commands
+
+__all__ = ["Measurement", "Workload", "fit", "fit_layers", "held_out_layers", "held_out_networks", "measure",
+           "npu_config"]
+
+#: Seed ranges of the random workloads (disjoint: nothing held out is ever fitted on).
+FIT_SEED0, FIT_NET_SEED0, HELD_LAYER_SEED0, HELD_NET_SEED0 = 1000, 7000, 5000, 9000
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    data: bytes        # .tflite
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One RTL run: the workload, the NPU config / memory point, the exact total and per-layer cycles, wall time."""
+
+    workload: str
+    config: str
+    bandwidth: int
+    latency: int
+    cycles: int
+    layer_cycles: tuple[int, ...]
+    wall: float                  # seconds of run_on_npu (Vela artifact cached, build cached)
+
+    def to_json(self) -> dict:
+        return {"workload": self.workload, "config": self.config, "bandwidth": self.bandwidth,
+                "latency": self.latency, "cycles": self.cycles, "layer_cycles": list(self.layer_cycles),
+                "wall": self.wall}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Measurement:
+        return cls(d["workload"], d["config"], d["bandwidth"], d["latency"], d["cycles"], tuple(d["layer_cycles"]),
+                   d["wall"])
+
+
+def npu_config(config: str, bandwidth: int, latency: int):
+    """The preset ``config`` with its external memory at ``bandwidth`` bytes/cycle and ``latency`` cycles."""
+    from rtl.npu.config import PRESETS
+
+    return replace(PRESETS[config], ext_bandwidth=bandwidth, ext_latency=latency)
+
+
+def _random_model(seed: int, n_layers: int, kinds, max_hw: int, max_channels: int) -> Workload:
+    rng = np.random.default_rng(seed)
+    spec = tb.random_model_spec(rng, n_layers=n_layers, kinds=kinds, max_hw=max_hw, max_channels=max_channels,
+                                max_kernel=5)
+    return Workload(f"s{seed} {spec.name}", tb.build_model(spec).data)
+
+
+def _runs_everywhere(w: Workload, configs) -> bool:
+    """Whether Vela maps every operator of ``w`` to the NPU for every config (no CPU fallback, compiles)."""
+    try:
+        for c in configs:
+            vela.compile_cached(w.data, c)
+    except RampartError:
+        return False
+    return True
+
+
+def _draw(seed0: int, n: int, configs, **kw) -> list[Workload]:
+    out, seed = [], seed0
+    while len(out) < n:
+        w = _random_model(seed, **kw)
+        if _runs_everywhere(w, configs):
+            out.append(w)
+        seed += 1
+    return out
+
+
+LAYER_KINDS = ("conv", "conv", "depthwise", "fc")
+
+
+def _layer_kw():
+    return dict(n_layers=1, kinds=tuple("dw" if k == "depthwise" else k for k in LAYER_KINDS), max_hw=24,
+                max_channels=48)
+
+
+def fit_layers(n: int, configs) -> list[Workload]:
+    """``n`` random single-layer models for the fit."""
+    return _draw(FIT_SEED0, n, configs, **_layer_kw())
+
+
+def held_out_layers(n: int, configs) -> list[Workload]:
+    """``n`` random single-layer models from seeds the fit never sees."""
+    return _draw(HELD_LAYER_SEED0, n, configs, **_layer_kw())
+
+
+def _stacks(seed: int, n: int, configs, label: str) -> list[Workload]:
+    nets = []
+    while len(nets) < n:
+        rng = np.random.default_rng(seed)
+        w = _random_model(seed, n_layers=int(rng.integers(2, 5)), kinds=("conv", "conv", "dw", "fc"), max_hw=20,
+                          max_channels=40)
+        if _runs_everywhere(w, configs):
+            nets.append(Workload(f"{label} {len(nets) + 1}: " + w.name, w.data))
+        seed += 1
+    return nets
+
+
+def fit_networks(n: int, configs) -> list[Workload]:
+    """``n`` random 2-4 layer stacks for the fit (how consecutive ops overlap; seeds apart from the held-out)."""
+    return _stacks(FIT_NET_SEED0, n, configs, "fit stack")
+
+
+def held_out_networks(n_random: int, configs) -> list[Workload]:
+    """The digits CNN and ``n_random`` random 2-4 layer stacks (seeds the fit never sees)."""
+    from models.npu.digits import digits_model
+
+    return [Workload("digits CNN", digits_model().data)] + _stacks(HELD_NET_SEED0, n_random, configs, "stack")
+
+
+def measure(w: Workload, config: str, bandwidth: int = 8, latency: int = 8) -> Measurement:
+    """Run ``w`` on the RTL NPU ``config`` with its memory at (``bandwidth``, ``latency``)."""
+    from drivers.npu import run_on_npu
+
+    vela.compile_cached(w.data, config)        # compiled before the clock starts (both sides use the artifact)
+    t0 = time.perf_counter()
+    run = run_on_npu(w.data, npu_config(config, bandwidth, latency), seed=1)
+    wall = time.perf_counter() - t0
+    return Measurement(w.name, config, bandwidth, latency, run.cycles, tuple(lay.cycles for lay in run.layers), wall)
+
+
+def ops_of(w: Workload, config: str):
+    """The NPU ops of ``w`` compiled for ``config`` (the system model's input)."""
+    return ops_from_commands(vela.compile_cached(w.data, config).commands())
+
+
+def fit(measurements: list[Measurement], workloads: dict[str, Workload], *, verbose: bool = False) -> dict:
+    """Least-squares fit (relative error of each run's total cycles) of :mod:`models.system.npu_cost`'s
+    parameters; returns the coefficient document :func:`models.system.npu_cost.NpuCostModel.from_dict` reads."""
+    from scipy.optimize import least_squares
+
+    configs = sorted({m.config for m in measurements})
+    layout = npu_cost.ParamLayout(configs)
+    mats = [npu_cost.op_matrix(ops_of(workloads[m.workload], m.config), m.config) for m in measurements]
+    x = np.concatenate(mats)
+    bounds = np.cumsum([0] + [len(a) for a in mats])
+    rep = np.repeat(np.arange(len(mats)), [len(a) for a in mats])
+    cfg = np.array([configs.index(m.config) for m in measurements])[rep]
+    bw = np.array([m.bandwidth for m in measurements], dtype=float)[rep]
+    lat = np.array([m.latency for m in measurements], dtype=float)
+    is_dma = x[:, 0] == len(npu_cost.KERNEL_KINDS)
+    target = np.array([m.cycles for m in measurements], dtype=float)
+    start_ix = np.array([layout.index[f"start[{m.config}]"] for m in measurements])
+
+    def residual(theta):
+        load, run, alpha, blocks = npu_cost.stacked_durations(layout, theta, x, configs, cfg, bw, lat[rep])
+        pred = theta[start_ix] + theta[layout.index["slat"]] * lat
+        for i in range(len(mats)):
+            a, b = bounds[i], bounds[i + 1]
+            pred[i] += npu_cost.schedule(is_dma[a:b], load[a:b], run[a:b], alpha[a:b], blocks[a:b])[0]
+        return (pred - target) / target
+
+    res = least_squares(residual, layout.initial(), bounds=layout.bounds(), x_scale="jac", loss="soft_l1",
+                        f_scale=0.05, max_nfev=400)
+    if verbose:
+        err = np.abs(res.fun)
+        print(f"fit: {len(measurements)} runs, {layout.size} parameters, mean |err| {100 * err.mean():.2f}%, "
+              f"max {100 * err.max():.2f}%")
+    return layout.to_dict(res.x)

@@ -1,0 +1,212 @@
+"""The NPU in the system model: an :class:`~models.system.soc.Accelerator` that runs a Vela command stream's ops
+with the fitted per-op costs (:mod:`models.system.npu_cost`) and their traffic over the shared memory.
+
+A controller process walks the ops in stream order; each op's load and run stages (and each DMA) are processes
+whose compute and memory traffic run side by side, overlapped as :func:`models.system.npu_cost.schedule` says
+(one loader, one engine, two ops in flight). Alone on the memory the result is exactly that schedule, the form the
+coefficients were fitted in (and then it is computed in closed form, one event, unless ``stage_processes``);
+other masters on the memory slow the transfers down by arbitration.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from models.system.npu_cost import IN_FLIGHT, NpuCostModel, OpParts, schedule
+from models.system.npu_ops import NpuOp, layer_of_ops, ops_from_words
+from models.system.soc import Accelerator, Host, Request, SharedMemory, Stats
+
+__all__ = ["NpuAccelerator", "NpuJob", "NpuPrediction", "ops_from_artifact", "predict_npu", "sweep_npu"]
+
+
+def ops_from_artifact(art) -> tuple[NpuOp, ...]:
+    """The ops of a :class:`models.npu.vela.VelaArtifact` (its command stream, read in one pass)."""
+    return ops_from_words(art.command_stream)
+
+
+@dataclass(frozen=True)
+class NpuJob:
+    """One inference for the NPU: its ops' cost-model matrix and the layer of every op."""
+
+    x: np.ndarray
+    layers: tuple[int, ...]
+    kinds: tuple[str, ...]
+
+    @classmethod
+    def of(cls, ops, config: str, cost: NpuCostModel) -> NpuJob:
+        return cls(cost.matrix(ops, config), tuple(layer_of_ops(ops)), tuple(op.kind for op in ops))
+
+
+class NpuAccelerator(Accelerator):
+    """One NPU of preset ``config`` (e.g. ``"u55-64"``) on ``memory``; ``cost``: the fitted cost model."""
+
+    def __init__(self, env: simpy.Environment, memory: SharedMemory, *, config: str = "u55-128",
+                 cost: NpuCostModel | None = None, name: str = "npu", stage_processes: bool = False):
+        super().__init__(env, memory, name)
+        #: run every stage as its own process even when the NPU is alone on the memory (same result, slower)
+        self.stage_processes = stage_processes
+        self.cost = cost if cost is not None else NpuCostModel.load()
+        self.cost.check_config(config)
+        self.config = config
+
+    def _stage(self, core: float, nbytes: float, tail: float):
+        """Process: one stage of an op: its compute and its memory traffic side by side, then its latency tail."""
+        env, mem = self.env, self.memory
+        if mem.masters <= {self.name}:     # alone on the bus: nothing to arbitrate, one event
+            yield env.timeout(max(core, nbytes / mem.bandwidth) + tail)
+            mem.bytes[self.name] += nbytes
+            mem.busy_cycles += nbytes / mem.bandwidth
+            return
+        yield env.all_of([env.timeout(core), env.process(mem.transfer(self.name, nbytes, latency=False))])
+        yield env.timeout(tail)
+
+    def _engine(self, prev_done, first_bricks, load_done, parts: OpParts, i: int, done, last_block: float):
+        """Process: the engine runs op ``i`` after op ``i-1`` and once its first bricks are in; its last OFM
+        block's work (``last_block`` cycles) comes after its load."""
+        env = self.env
+        yield env.all_of([prev_done, first_bricks])
+        yield from self._stage(parts.run_core[i], parts.run_bytes[i], parts.run_tail[i])
+        loaded_at = yield load_done
+        if loaded_at + last_block > env.now:
+            yield env.timeout(loaded_at + last_block - env.now)
+        done.succeed()
+
+    def _load(self, parts: OpParts, i: int):
+        """Process: op ``i``'s load stage; its value is the time it ends."""
+        yield from self._stage(parts.load_core[i], parts.load_bytes[i], parts.load_tail[i])
+        return self.env.now
+
+    def service(self, request: Request):
+        """The controller: walks the ops in stream order (the schedule of :func:`models.system.npu_cost.schedule`
+        with every stage a process on the shared memory)."""
+        job: NpuJob = request.payload
+        env, mem = self.env, self.memory
+        parts = self.cost.op_parts(job.x, self.config, mem.latency)
+        nominal_load, nominal_run = parts.durations(mem.bandwidth)
+        yield env.timeout(self.cost.start_cycles(self.config, mem.latency))
+        if not self.stage_processes and mem.masters <= {self.name}:
+            # alone on the memory nothing can delay a stage: the schedule is the closed form, one event
+            total, finish_at = schedule(parts.is_dma, nominal_load, nominal_run, parts.alpha, parts.blocks)
+            yield env.timeout(total)
+            moved = float(parts.load_bytes.sum() + parts.run_bytes.sum())
+            mem.bytes[self.name] += moved
+            mem.busy_cycles += moved / mem.bandwidth
+            request.detail["op_cycles"] = _op_cycles(finish_at)
+            return
+        t0 = env.now
+        ready = env.event().succeed()
+        dma_free = load_done = dep = issued = ready
+        engine_done = [ready, ready]
+        finished, finish_at = [], [0.0] * len(parts.is_dma)
+
+        def mark(i):
+            def record(_):
+                finish_at[i] = env.now - t0
+            return record
+
+        for i, is_dma in enumerate(parts.is_dma.tolist()):
+            if is_dma:
+                yield env.all_of([dma_free, issued])
+                dma_free = dep = env.process(self._stage(parts.load_core[i], parts.load_bytes[i],
+                                                          parts.load_tail[i]))
+                finished.append(dma_free)
+                dma_free.callbacks.append(mark(i))
+                continue
+            yield env.all_of([load_done, dep, engine_done[-IN_FLIGHT]])
+            issued = env.event().succeed()
+            load_done = env.process(self._load(parts, i))
+            done = env.event()
+            nb = parts.blocks[i]
+            env.process(self._engine(engine_done[-1], env.timeout(parts.alpha[i] * nominal_load[i] / nb), load_done,
+                                     parts, i, done, nominal_run[i] / nb))
+            engine_done.append(done)
+            finished.append(done)
+            done.callbacks.append(mark(i))
+        yield env.all_of(finished)
+        request.detail["op_cycles"] = _op_cycles(finish_at)
+
+
+def _op_cycles(finish_at) -> list[float]:
+    """What each op adds to the time to done (ops finish out of order when stages overlap)."""
+    frontier, out = 0.0, []
+    for end in finish_at:
+        out.append(max(end - frontier, 0.0))
+        frontier = max(frontier, end)
+    return out
+
+
+@dataclass(frozen=True)
+class NpuPrediction:
+    """What :func:`predict_npu` returns. Cycles are NPU clock cycles."""
+
+    config: str
+    bandwidth: float
+    latency: float
+    cycles: float                    # one inference alone: start of the stream to done
+    layer_cycles: tuple[float, ...]  # per layer (the sum of its ops; the start overhead is in ``cycles`` only)
+    layer_kinds: tuple[str, ...]
+    inferences: int
+    inflight: int
+    makespan: float                  # all ``inferences``, issued as configured
+    mean_latency: float              # per inference, issue to result, with queueing
+    throughput: float                # inferences per cycle
+
+    def to_json(self) -> dict:
+        return {"config": self.config, "bandwidth": self.bandwidth, "latency": self.latency, "cycles": self.cycles,
+                "layers": [{"layer": i, "kind": k, "cycles": c}
+                           for i, (k, c) in enumerate(zip(self.layer_kinds, self.layer_cycles, strict=True))],
+                "inferences": self.inferences, "inflight": self.inflight, "makespan": self.makespan,
+                "mean_latency": self.mean_latency, "throughput_per_cycle": self.throughput}
+
+
+def predict_npu(ops, config: str, *, bandwidth: float = 8, latency: float = 8, cost: NpuCostModel | None = None,
+                inferences: int = 1, inflight: int = 1, setup_cycles: float = 0.0, interval: float | None = None,
+                in_bytes: int = 0, out_bytes: int = 0, arbitration: str = "fifo",
+                stage_processes: bool = False) -> NpuPrediction:
+    """Simulate ``inferences`` inferences of ``ops`` (:func:`ops_from_artifact`) on one NPU ``config`` behind a
+    memory of ``bandwidth`` bytes/cycle and ``latency`` cycles, issued by a host (``setup_cycles`` each, at most
+    ``inflight`` in flight, back to back or every ``interval`` cycles; ``in_bytes`` / ``out_bytes`` moved by the
+    host per inference). ``cycles`` / ``layer_cycles`` are those of the first inference."""
+    cost = cost if cost is not None else NpuCostModel.load()
+    if inferences < 1:
+        raise ValueError(f"inferences must be >= 1, not {inferences!r}")
+    env = simpy.Environment()
+    mem = SharedMemory(env, bandwidth, latency, arbitration=arbitration)
+    npu = NpuAccelerator(env, mem, config=config, cost=cost, stage_processes=stage_processes)
+    mem.attach(npu.name)
+    job = NpuJob.of(ops, config, cost)
+    requests = [Request(i, job, in_bytes, out_bytes) for i in range(inferences)]
+    if inferences == 1 and not (setup_cycles or in_bytes or out_bytes):
+        env.run(env.process(npu.serve(requests[0])))      # nothing for the host to do: the NPU alone
+        requests[0].done = env.now
+        stats = Stats(requests, env.now)
+    else:
+        host = Host(env, mem, npu, setup_cycles=setup_cycles, inflight=inflight, interval=interval)
+        stats = host.run(requests)
+    first = stats.requests[0]
+    n_layers = max(job.layers, default=-1) + 1
+    per_layer = [0.0] * n_layers
+    kinds = [""] * n_layers
+    for layer, kind, c in zip(job.layers, job.kinds, first.detail["op_cycles"], strict=True):
+        per_layer[layer] += c
+        if kind != "dma" and not kinds[layer]:
+            kinds[layer] = kind
+    return NpuPrediction(config, float(bandwidth), float(latency), first.finished - first.started, tuple(per_layer),
+                         tuple(kinds), inferences, inflight, stats.cycles, float(np.mean(stats.latencies)),
+                         stats.throughput)
+
+
+def sweep_npu(networks: dict[str, dict[str, tuple[NpuOp, ...]]], configs, bandwidths, *, latency: float = 8,
+              cost: NpuCostModel | None = None, **options) -> list[dict]:
+    """Predict every network (``{name: {config: ops}}``) on every config and bandwidth; one row each."""
+    cost = cost if cost is not None else NpuCostModel.load()
+    rows = []
+    for name, per_config in networks.items():
+        for config in configs:
+            for bw in bandwidths:
+                p = predict_npu(per_config[config], config, bandwidth=bw, latency=latency, cost=cost, **options)
+                rows.append({"network": name, "config": config, "bandwidth": bw, "latency": latency,
+                             "cycles": p.cycles, "throughput_per_cycle": p.throughput})
+    return rows

@@ -1,0 +1,120 @@
+"""The NPU in the system model: ops read from Vela streams, op features, the SimPy run against the fitted formula,
+and the stored calibration against fresh RTL runs it was not fitted on."""
+import numpy as np
+import pytest
+
+from models.npu import tflite_builder as tb
+from models.npu import vela
+from models.npu.digits import digits_model
+from models.system import npu_cost
+from models.system.npu import ops_from_artifact, predict_npu
+from models.system.npu_cost import NpuCostModel
+from models.system.npu_ops import GEOMETRIES, layer_of_ops, op_features, ops_from_commands, ops_from_words
+
+CONFIGS = tuple(GEOMETRIES)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return digits_model().data
+
+
+@pytest.fixture(scope="module")
+def cost():
+    return NpuCostModel.load()
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_fast_stream_reader_agrees_with_the_decoder(digits, config):
+    layer = tb.single_layer(tb.Conv2D(24, (3, 3), (1, 1), "SAME", "RELU6"), (10, 10, 40), seed=3)
+    for data in (digits, layer.data):
+        art = vela.compile_cached(data, config)
+        ops = ops_from_words(art.command_stream)
+        assert ops == ops_from_commands(art.commands()) and ops
+        layers = layer_of_ops(ops)
+        assert len(layers) == len(ops) and layers == sorted(layers) and layers[0] == 0
+
+
+def test_stream_reader_refuses_garbage():
+    with pytest.raises(ValueError):
+        ops_from_words(np.array([0x3C00], dtype=np.uint32))
+    with pytest.raises(ValueError):
+        ops_from_words(np.array([0x0002], dtype=np.uint32))      # a kick and no STOP
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_beats_times_macs_is_the_layers_macs_when_shapes_divide(config):
+    art = vela.compile_cached(tb.single_layer(tb.Conv2D(16), (16, 16, 16), seed=0).data, config)
+    (conv,) = [op for op in ops_from_artifact(art) if op.is_kernel]
+    f = op_features(conv, GEOMETRIES[config])
+    assert f["beats"] * GEOMETRIES[config].macs == 16 * 16 * 16 * 16 * 9
+    assert f["write_words"] == 16 * 16 * (16 // GEOMETRIES[config].ublock_d)
+
+
+def test_simpy_run_alone_is_the_fitted_formula(digits, cost):
+    for config in cost.configs:
+        ops = ops_from_artifact(vela.compile_cached(digits, config))
+        x = npu_cost.op_matrix(ops, config)
+        for bw, lat in ((8, 8), (3, 40), (1, 2)):
+            want = npu_cost.total_cycles(cost.layout, cost.theta, x, config, bw, lat)
+            for stages in (False, True):
+                p = predict_npu(ops, config, bandwidth=bw, latency=lat, cost=cost, stage_processes=stages)
+                assert p.cycles == pytest.approx(want, rel=1e-12)
+                assert sum(p.layer_cycles) == pytest.approx(want - cost.start_cycles(config, lat), rel=1e-12)
+
+
+def test_a_second_master_on_the_memory_slows_the_npu(digits, cost):
+    ops = ops_from_artifact(vela.compile_cached(digits, "u55-128"))
+    alone = predict_npu(ops, "u55-128", bandwidth=1, cost=cost)
+    shared = predict_npu(ops, "u55-128", bandwidth=1, cost=cost, inferences=4, inflight=2, in_bytes=1 << 14)
+    assert shared.makespan > 4 * alone.cycles
+
+
+@pytest.mark.xfail(strict=True, reason="the cost model predicts the digits CNN ~9-11% fast on every config "
+                   "(BENCHMARKS.md, 'SimPy system model vs RTL'): the issue's 5% target is not met yet")
+@pytest.mark.parametrize("config, bandwidth, latency", [("u55-128", 8, 8), ("u55-32", 8, 8)])
+def test_prediction_within_5_percent_of_a_fresh_rtl_run(digits, cost, config, bandwidth, latency):
+    """Held out: the digits CNN is never in the fit (random layers and stacks are); the RTL run is fresh."""
+    from drivers.npu import run_on_npu
+    from drivers.npu_calibration import npu_config
+
+    rtl = run_on_npu(digits, npu_config(config, bandwidth, latency), seed=7).cycles
+    ops = ops_from_artifact(vela.compile_cached(digits, config))
+    model = predict_npu(ops, config, bandwidth=bandwidth, latency=latency, cost=cost).cycles
+    assert abs(model - rtl) / rtl < 0.05, (model, rtl)
+
+
+@pytest.mark.parametrize("config", ["u55-128", "u55-32"])
+def test_prediction_of_the_digits_cnn_is_within_its_benchmarked_error(digits, cost, config):
+    """The error BENCHMARKS.md states for the digits CNN (under 12% at the default memory) holds on a fresh RTL
+    run, so a refit that gets worse fails here."""
+    from drivers.npu import run_on_npu
+
+    rtl = run_on_npu(digits, config, seed=7).cycles
+    model = predict_npu(ops_from_artifact(vela.compile_cached(digits, config)), config, cost=cost).cycles
+    assert abs(model - rtl) / rtl < 0.12, (model, rtl)
+
+
+@pytest.mark.parametrize("config", ["u55-32", "u55-128"])
+def test_decoded_weight_count_is_the_streams(config):
+    """The decoder-time feature counts exactly the weights Vela's stream decodes to (padding included)."""
+    from ethosu import mlw_codec
+
+    from models.npu import cmdstream as cs
+
+    layers = [(tb.Conv2D(45, (1, 1), (2, 1), "VALID", "RELU6"), (18, 1, 6)), (tb.Conv2D(23, (2, 3)), (8, 5, 28)),
+              (tb.Conv2D(33, (5, 4)), (4, 20, 23)), (tb.DepthwiseConv2D((5, 3)), (5, 13, 41)),
+              (tb.FullyConnected(25), (11, 2, 46)), (tb.DepthwiseConv2D((5, 5)), (15, 11, 22))]
+    checked = 0
+    for layer, shape in layers:
+        art = vela.compile_cached(tb.single_layer(layer, shape, seed=1).data, config)
+        kernel = [k for k in cs.kicks(art.commands()) if k.name in ("NPU_OP_CONV", "NPU_OP_DEPTHWISE")]
+        ops = [op for op in ops_from_artifact(art) if op.kind in ("conv", "fc", "depthwise")]
+        for k, op in zip(kernel, ops, strict=True):
+            if k.reg("WEIGHT_REGION") != art.weight_region:
+                continue        # copied by a DMA first: the stream is elsewhere
+            base = k.reg("WEIGHT_BASE")
+            stream = bytearray(art.weight_data[base:base + k.reg("WEIGHT_LENGTH")])
+            assert op_features(op, GEOMETRIES[config])["weights"] == len(mlw_codec.decode(stream))
+            checked += 1
+    assert checked >= 3

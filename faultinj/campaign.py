@@ -31,7 +31,8 @@ Tables: ``meta(key, value)`` (design, config, workload, seeds, sampling paramete
 ``injections(id, site, cycle, block, outcome, cycles)`` with ``id`` the fault's id, and for iterative campaigns
 ``planned(id, round, stratum, local, site, cycle)`` and ``rounds(round, injections, worst_half_width, done)``.
 
-Schema version 2 (this one) added ``mbu`` and ``space``; a version-1 database is refused with one line (its strata
+Schema version 2 (this one) added ``mbu`` and ``space`` (``workload_args`` came later: the model workload's
+``model`` / ``input`` paths, ``{}`` when absent); a version-1 database is refused with one line (its strata
 cannot be rebuilt without guessing): rerun that campaign into a new database.
 """
 import dataclasses
@@ -90,7 +91,7 @@ CREATE TABLE IF NOT EXISTS rounds (
 """
 
 #: Meta keys added after the first campaigns, with the value an older database implicitly has.
-_META_DEFAULTS = {"mode": "fixed", "cycle_windows": 1, "mbu": 1}
+_META_DEFAULTS = {"mode": "fixed", "cycle_windows": 1, "mbu": 1, "workload_args": {}}
 
 # --------------------------------------------------------------------------------------------------------------------
 # The database
@@ -223,10 +224,12 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
                  batch_size: int | None = None, cycle_windows: int = 1, iterative: bool = False,
                  margin: float | None = None, confidence: float = 0.99, per_block: bool = False,
                  rates: Sequence[str] = ("unmasked",), pilot: int = 30, scheduler=None,
-                 mbu: int = 1) -> "CampaignStatus":
+                 mbu: int = 1, workload_args: dict | None = None) -> "CampaignStatus":
     """Run (or resume) a campaign into ``db_path`` and return its status.
 
-    ``workload`` is a registered workload name, instantiated with ``(config, workload_seed, workload_cycles)``.
+    ``workload`` is a registered workload name, instantiated with ``(config, workload_seed, workload_cycles)``
+    and ``workload_args`` (a model workload's ``model`` and ``input`` paths, see
+    :func:`faultinj.workload.make_workload`; stored, so resume and replay rebuild the same workload).
     An existing database must hold the same campaign (same parameters and build); its stored ids are skipped.
     ``strata``: ``"none"``, ``"block"``, ``"element"``, ``"cycle"``, ``"block,cycle"``, ``"element,cycle"``
     (``cycle_windows`` windows) or ``"exhaustive"`` (every fault once; ``samples`` is ignored).
@@ -263,7 +266,8 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
         except (TypeError, ValueError) as e:
             raise RampartError(str(e)) from None
     result = build(design, config)
-    wl: Workload = make_workload(workload, config, seed=workload_seed, cycles=workload_cycles)
+    workload_args = dict(workload_args or {})
+    wl: Workload = make_workload(workload, config, seed=workload_seed, cycles=workload_cycles, args=workload_args)
     space = fault_space(result, wl.cycles, strata, cycle_windows)
     mode = "iterative" if iterative else "exhaustive" if strata == "exhaustive" else "fixed"
     if mode == "exhaustive":
@@ -278,7 +282,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
         "workload_cycles": wl.cycles, "workload_key": wl.key, "seed": seed, "samples": samples, "strata": strata,
         "interval": interval, "build_key": result.key, "mode": mode, "cycle_windows": space.windows,
         "block_bits": {b: int(n) for b, n in zip(space.blocks, space.block_bits, strict=True)},
-        "mbu": mbu, "space": space.describe(),
+        "mbu": mbu, "space": space.describe(), "workload_args": workload_args,
     }
     if iterative:
         meta.update(margin=margin, confidence=confidence, per_block=per_block, rates=list(rates), pilot=pilot)
@@ -295,7 +299,8 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
     runner = None
     try:
         workers = max(1, workers or os.cpu_count() or 1)
-        spec = InitSpec(result, config, workload, workload_seed, workload_cycles, interval, mbu)
+        spec = InitSpec(result, config, workload, workload_seed, workload_cycles, interval, mbu,
+                        tuple(sorted(workload_args.items())))
         runner = make_scheduler(spec, workers, scheduler)
         inline = InlineScheduler(spec)
         block_names = np.array(space.blocks, dtype=object)
@@ -454,7 +459,7 @@ def resume_campaign(db_path, workers: int | None = None,
                         meta["strata"], workers, progress_callback, workload_seed=meta["workload_seed"],
                         workload_cycles=meta["workload_cycles"], interval=meta["interval"],
                         cycle_windows=meta.get("cycle_windows", 1), scheduler=scheduler, mbu=meta.get("mbu", 1),
-                        **extra)
+                        workload_args=meta.get("workload_args") or {}, **extra)
 
 
 # --------------------------------------------------------------------------------------------------------------------

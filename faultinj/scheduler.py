@@ -31,15 +31,17 @@ class InitSpec:
     workload_cycles: int | None
     interval: int | None
     upset: int = 1          # bits flipped per fault (multi-bit upsets: adjacent bits of one word)
+    workload_args: tuple = ()   # (name, value) pairs: further arguments of the workload factory (a model's path)
 
     def golden(self):
         from faultinj.engine import golden_run
         from faultinj.workload import make_workload
 
         key = (self.build.key, str(self.build.directory), self.workload, self.workload_seed, self.workload_cycles,
-               self.interval)
+               self.interval, self.workload_args)
         if key not in _GOLDEN:
-            wl = make_workload(self.workload, self.config, seed=self.workload_seed, cycles=self.workload_cycles)
+            wl = make_workload(self.workload, self.config, seed=self.workload_seed, cycles=self.workload_cycles,
+                               args=dict(self.workload_args))
             _GOLDEN[key] = golden_run(self.local_build(), wl, self.interval)
         return _GOLDEN[key]
 

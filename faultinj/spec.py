@@ -45,13 +45,16 @@ def campaign_spec(design: str, config=None, workload: str | None = None, *, samp
                   margin: float | None = None, confidence: float = 0.99, iterative: bool = False, pilot: int = 30,
                   rates: str | None = None, per_block: bool = False, exhaustive: bool = False,
                   strata: str = "block", cycle_windows: int | None = None, workload_cycles: int | None = None,
-                  mbu: int = 1, seed: int = 0) -> CampaignSpec:
+                  mbu: int = 1, seed: int = 0, model: str | None = None, input: str | None = None) -> CampaignSpec:
     """Check a campaign request and resolve its defaults (config, workload, cycle windows, a Leveugle size).
 
     Exactly one of ``samples`` (fixed size), ``margin`` (Leveugle's size for it, or with ``iterative`` rounds until
     it is met) and ``exhaustive``; ``rates`` is a comma-separated list of rate names (``--iterative`` only).
+    ``model`` (a .tflite path) runs that network instead of a built-in workload (the design's model workload,
+    ``<design>_model``), on ``input`` (a .npy path; default: a seeded random input); a bad model or input is
+    refused here, before any database exists.
     Building the design happens only for a Leveugle size (it needs the fault space)."""
-    from faultinj.workload import default_workload, get_workload
+    from faultinj.workload import default_workload, get_workload, make_workload, model_workload_name
     from rtl.designs import get_design
 
     if sum((samples is not None, margin is not None, exhaustive)) != 1:
@@ -68,6 +71,17 @@ def campaign_spec(design: str, config=None, workload: str | None = None, *, samp
         raise RampartError(f"--seed must be a non-negative integer, not {seed}")
     entry = get_design(design)
     config = entry.config(config)
+    args = {}
+    if input is not None and model is None:
+        raise RampartError("--input needs --model")
+    if model is not None:
+        if workload is not None:
+            raise RampartError("give --model or --workload, not both")
+        if entry.model_workload is None:
+            raise RampartError(f"design {design} does not run models (--model is for the NPU)")
+        workload = model_workload_name(design)
+        args = {"model": str(Path(model).resolve()), "input": None if input is None else str(Path(input).resolve())}
+        make_workload(workload, config, cycles=workload_cycles, args=args)   # a bad model fails here, in one line
     workload = workload or default_workload(design)
     if get_workload(workload)[0] != design:
         raise RampartError(f"workload {workload} is for {get_workload(workload)[0]}, not {design}")
@@ -75,19 +89,19 @@ def campaign_spec(design: str, config=None, workload: str | None = None, *, samp
         cycle_windows = DEFAULT_CYCLE_WINDOWS
     if exhaustive:
         strata = "exhaustive"
-    options = dict(cycle_windows=cycle_windows or 1, workload_cycles=workload_cycles, mbu=mbu)
+    options = dict(cycle_windows=cycle_windows or 1, workload_cycles=workload_cycles, mbu=mbu, workload_args=args)
     if iterative:
         options.update(iterative=True, margin=margin, confidence=confidence, per_block=per_block, pilot=pilot,
                        rates=tuple(r.strip() for r in (rates or "unmasked").split(",")))
     leveugle = None
     if margin is not None and not iterative:
-        samples, population = _leveugle(design, config, workload, workload_cycles, margin, confidence)
+        samples, population = _leveugle(design, config, workload, workload_cycles, margin, confidence, args)
         leveugle = (population, samples)
     return CampaignSpec(design, config, workload, samples, seed, strata, options, leveugle)
 
 
 def _leveugle(design: str, config, workload: str, cycles: int | None, margin: float,
-              confidence: float) -> tuple[int, int]:
+              confidence: float, args: dict | None = None) -> tuple[int, int]:
     """(sample size, population) of Leveugle et al. (DATE 2009) for ``margin`` at ``confidence``."""
     from faultinj.sites import sampled_bits
     from faultinj.stats import leveugle_sample_size
@@ -95,7 +109,7 @@ def _leveugle(design: str, config, workload: str, cycles: int | None, margin: fl
     from sim.build import build
 
     result = build(design, config)
-    population = sampled_bits(result) * make_workload(workload, result.config, cycles=cycles).cycles
+    population = sampled_bits(result) * make_workload(workload, result.config, cycles=cycles, args=args).cycles
     return leveugle_sample_size(population, margin, confidence), population
 
 
@@ -130,8 +144,12 @@ def reproduce_command(meta: dict, db: str | Path) -> str:
 
     config = campaign_config(meta)
     preset = next((name for name, c in get_design(meta["design"]).presets.items() if c == config), None)
-    args = [f"rampart fi run {meta['design']} -c {preset or 'CONFIG.toml'} --workload {meta['workload']} "
-            f"--cycles {meta['workload_cycles']}"]
+    wl_args = meta.get("workload_args") or {}
+    if wl_args.get("model"):
+        what = f"--model {wl_args['model']}" + (f" --input {wl_args['input']}" if wl_args.get("input") else "")
+    else:
+        what = f"--workload {meta['workload']}"
+    args = [f"rampart fi run {meta['design']} -c {preset or 'CONFIG.toml'} {what} --cycles {meta['workload_cycles']}"]
     if meta.get("strata") == "exhaustive":
         args.append("--exhaustive")
     else:

@@ -22,7 +22,9 @@ Workloads of memory-mapped accelerators (the NPU) add, all optional:
 
 Each design's descriptor names its workloads (``Design.workloads``: name -> factory, the built-in ones live in
 :mod:`faultinj.workloads`); :func:`get_workload` and :func:`make_workload` find them by name; every factory takes
-``(config, seed=..., cycles=...)``.
+``(config, seed=..., cycles=...)``. A design that runs users' networks (the NPU) also names a model workload
+(``Design.model_workload``, workload name ``<design>_model``) whose factory takes the network as further keyword
+arguments (``make_workload(..., args={"model": path, "input": path})``; ``rampart fi run --model``).
 """
 import hashlib
 from collections.abc import Callable
@@ -33,7 +35,8 @@ import numpy as np
 
 from base import RampartError
 
-__all__ = ["Workload", "workloads", "get_workload", "make_workload", "scaffolding_blocks", "default_workload"]
+__all__ = ["Workload", "workloads", "get_workload", "make_workload", "scaffolding_blocks", "default_workload",
+           "model_workload_name"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,14 +124,22 @@ def scaffolding_blocks(design: str) -> tuple[str, ...]:
 
 
 def get_workload(name: str) -> tuple[str, Callable[..., Workload]]:
-    """(design, factory) of the workload ``name`` of any registered design."""
-    from rtl.designs import designs
+    """(design, factory) of the workload ``name`` of any registered design; ``<design>_model`` is the design's
+    model workload (its descriptor's ``model_workload``: a user's network, given by the ``model`` argument)."""
+    from rtl.designs import designs, resolve
 
     for design in designs().values():
         if name in design.workloads:
             return design.name, design.workload(name)
+        if design.model_workload is not None and name == model_workload_name(design.name):
+            return design.name, resolve(design.model_workload)
     known = sorted(w for d in designs().values() for w in d.workloads)
     raise RampartError(f"no workload {name!r} (known: {', '.join(known)})")
+
+
+def model_workload_name(design: str) -> str:
+    """The name of ``design``'s model workload (``rampart fi run --model``)."""
+    return f"{design}_model"
 
 
 def default_workload(design: str) -> str:
@@ -141,14 +152,16 @@ def default_workload(design: str) -> str:
     return names[0]
 
 
-def make_workload(name: str, config: Any = None, seed: int = 0, cycles: int | None = None) -> Workload:
-    """Instantiate the workload ``name``; ``config`` may be a config object, preset name, TOML path or None."""
+def make_workload(name: str, config: Any = None, seed: int = 0, cycles: int | None = None,
+                  args: dict | None = None) -> Workload:
+    """Instantiate the workload ``name``; ``config`` may be a config object, preset name, TOML path or None.
+    ``args``: further keyword arguments of the factory (a model workload's ``model`` and ``input``, paths)."""
     from rtl.designs import get_design
 
     design, make = get_workload(name)
     config = get_design(design).config(config)
     kwargs = {"seed": seed} if cycles is None else {"seed": seed, "cycles": cycles}
-    workload = make(config, **kwargs)
+    workload = make(config, **kwargs, **(args or {}))
     scaffolding = scaffolding_blocks(design)
     if workload.exclude_blocks != scaffolding:
         raise RampartError(f"workload {name}: excludes {workload.exclude_blocks}, but {design}'s scaffolding is "

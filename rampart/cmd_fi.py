@@ -159,6 +159,11 @@ def print_report_paths(paths: dict) -> None:
 @_design_options
 @output_file_option("--db", "db", "Campaign database (SQLite) to write; a campaign already in it is resumed.",
                     required=True)
+@click.option("--model", metavar="NET.tflite", default=None,
+              help="Inject into the NPU running this int8 .tflite network (Vela-compiled for the config) instead "
+                   "of a built-in workload; its output tensor is what is compared.")
+@click.option("--input", "model_input", metavar="X.npy", default=None,
+              help="With --model: the network's int8 input (default: a seeded random input).")
 @click.option("--samples", "-n", type=click.IntRange(1), help="Number of injections (a fixed-size campaign).")
 @click.option("--margin", type=click.FloatRange(0, 0.5, min_open=True),
               help="Instead of --samples: size the sample by Leveugle et al. (DATE 2009) for this error margin; "
@@ -198,7 +203,8 @@ def print_report_paths(paths: dict) -> None:
                    "are still committed here, failed batches are retried.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), metavar="DIR",
               help="Also write the ASIL report into this folder (created if missing).")
-def run_cmd(design, config, workload, db, samples, margin, confidence, iterative, pilot, rates, per_block, exhaustive,
+def run_cmd(design, config, workload, db, model, model_input, samples, margin, confidence, iterative, pilot, rates,
+            per_block, exhaustive,
             strata, mbu, cycle_windows, workload_cycles, seed, workers, scheduler, report_dir):
     """Run a fault-injection campaign on DESIGN into --db (resumes it if the same campaign is already there).
 
@@ -210,7 +216,7 @@ def run_cmd(design, config, workload, db, samples, margin, confidence, iterative
     spec = campaign_spec(design, config, workload, samples=samples, margin=margin, confidence=confidence,
                          iterative=iterative, pilot=pilot, rates=rates, per_block=per_block, exhaustive=exhaustive,
                          strata=strata, cycle_windows=cycle_windows, workload_cycles=workload_cycles, mbu=mbu,
-                         seed=seed)
+                         seed=seed, model=model, input=model_input)
     if report_dir is not None:
         output_folder(report_dir, "--report")
     if spec.leveugle is not None:

@@ -6,7 +6,7 @@ from drivers.npu import EXT_MEMORY as NPU_EXTMEM
 from drivers.npu import layout
 from faultinj.workload import Workload
 
-__all__ = ["NPU_EXTMEM", "NPU_DONE_MARGIN", "npu_conv", "npu_cnn", "npu_network"]
+__all__ = ["NPU_EXTMEM", "NPU_DONE_MARGIN", "npu_conv", "npu_cnn", "npu_network", "npu_model"]
 
 #: Cycles the golden run goes on after ``done`` rises (the end state then has ``done`` high).
 NPU_DONE_MARGIN = 4
@@ -63,14 +63,85 @@ def npu_cnn(config, seed: int = 0, cycles: int | None = None) -> Workload:
 def npu_network(name: str, config, model, seed: int = 0, cycles: int | None = None) -> Workload:
     """The NPU running the Vela-compiled ``model`` (a ``tflite_builder.TfliteModel``) once from external memory, on
     a seeded random input; see :func:`npu_conv` for the memory image, stimulus, observation and ``params``."""
+    art = _npu_artifact(config, model)
+    (inp,), _ = art.inputs, art.outputs
+    x = np.random.default_rng(seed).integers(-128, 128, size=inp.numel, dtype=np.int8)
+    return _network_workload(name, config, art, x, seed, cycles, {"model": model})
+
+
+def npu_model(config, model, input=None, seed: int = 0, cycles: int | None = None) -> Workload:
+    """A user's int8 .tflite network (``model``: its path) compiled by Vela for ``config``'s MACs per cycle and run
+    once from external memory on ``input`` (a .npy path holding one int8 array of the model's input shape; None: a
+    uniformly random input from ``seed``). Memory image, stimulus and observation as :func:`npu_conv`: the output
+    tensor's bytes are compared at the end (SDC), ``error`` is the detection port, ``done`` the completion port.
+    ``params`` as :func:`npu_conv` plus ``output_shape`` and ``classes`` (the number of classes when the output is
+    one score vector, i.e. a classifier; else None)."""
+    from drivers.npu import _check_input
+    from models.npu import vela
+    from models.npu.graph import interpreter
+
+    data = _read_model(model)
+    it = interpreter(data)      # a model LiteRT rejects: one line
+    ins, outs = it.get_input_details(), it.get_output_details()
+    if len(ins) != 1 or len(outs) != 1:
+        raise RampartError(f"{model}: only single-input, single-output models are supported ({len(ins)} inputs, "
+                           f"{len(outs)} outputs)")
+    if ins[0]["dtype"] != np.int8 or outs[0]["dtype"] != np.int8:
+        raise RampartError(f"{model}: only int8 inputs and outputs are supported")
+    in_shape = tuple(int(v) for v in ins[0]["shape"])
+    out_shape = tuple(int(v) for v in outs[0]["shape"])
+    if input is None:
+        x = np.random.default_rng(seed).integers(-128, 128, size=in_shape, dtype=np.int8)
+    else:
+        x = _check_input(_read_input(input), in_shape)
+    art = vela.compile_cached(data, f"u55-{config.macs}")
+    (inp,), (out,) = art.inputs, art.outputs
+    if inp.nbytes != x.size or out.nbytes != int(np.prod(out_shape)):
+        raise RampartError(f"{model}: Vela's input/output tensors do not match the model's (int8 tensors only)")
+    scores = [d for d in out_shape if d != 1]
+    classes = scores[0] if len(scores) == 1 and scores[0] > 1 else None
+    return _network_workload("npu_model", config, art, x.reshape(-1), seed, cycles,
+                             {"model": str(model), "output_shape": out_shape, "classes": classes})
+
+
+def _read_model(path) -> bytes:
+    """The bytes of the .tflite file ``path``; missing, unreadable or empty is one line."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise RampartError(f"no such model file: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise RampartError(f"cannot read model {path}: {e.strerror or e}") from None
+    if not data:
+        raise RampartError(f"model file {path} is empty, not a .tflite model")
+    return data
+
+
+def _read_input(path) -> np.ndarray:
+    """The one int8 array in the .npy file ``path`` (another dtype is refused, not cast)."""
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise RampartError(f"cannot read input {path}: {str(e).splitlines()[0] if str(e) else 'not a .npy'}") \
+            from None
+    if not isinstance(x, np.ndarray):
+        raise RampartError(f"input {path} holds several arrays (.npz); give one int8 array in a .npy file")
+    if x.dtype != np.int8:
+        raise RampartError(f"input {path} holds {x.dtype} values; the model's input is int8")
+    return x
+
+
+def _network_workload(name: str, config, art, x: np.ndarray, seed: int, cycles: int | None,
+                      params: dict) -> Workload:
+    """The workload of Vela artifact ``art`` run once on the int8 input ``x`` (flat); ``params`` extended."""
     if cycles is not None and cycles < 3:
         raise RampartError(f"cycles must be >= 3, not {cycles}")
-    art = _npu_artifact(config, model)
     (inp,), (out,) = art.inputs, art.outputs
     if not inp.region == out.region == art.scratch_region:
         raise RampartError(f"{name}: the network's input and output are not in the scratch region")
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-128, 128, size=inp.numel, dtype=np.int8)
     try:
         lay = layout(art, config.ext_mem_bytes)
         image = lay.image(x)
@@ -81,7 +152,7 @@ def npu_network(name: str, config, model, seed: int = 0, cycles: int | None = No
     first, last = ofm_addr // 8, (ofm_addr + out.numel + 7) // 8
     regions = ((NPU_EXTMEM, first, last - first),)
 
-    key = (name, repr(config), seed)
+    key = (name, repr(config), hash(art.cmd_data), hash(art.weight_data), x.tobytes())
     if key not in _NPU_CACHE:
         _NPU_CACHE[key] = _npu_done_cycle(name, config, memory, lay.stimulus)
     done_cycle = _NPU_CACHE[key]
@@ -89,7 +160,7 @@ def npu_network(name: str, config, model, seed: int = 0, cycles: int | None = No
         cycles = done_cycle + NPU_DONE_MARGIN
     elif cycles <= done_cycle:
         raise RampartError(f"{name} needs more than {done_cycle} cycles (done rises at {done_cycle}), not {cycles}")
-    params = {"seed": seed, "model": model, "artifact": art, "input": x.reshape(inp.shape[-3:]),
+    params = {"seed": seed, **params, "artifact": art, "input": x.reshape(inp.shape[-3:]),
               "ofm": (ofm_addr, out.numel), "done_cycle": done_cycle, "basep": list(lay.basep)}
     return Workload(name, "npu", config, lay.stimulus(cycles), (), None, params, memory=memory, regions=regions,
                     complete="done", detect=("error",), exclude_blocks=("extmem",))

@@ -28,7 +28,9 @@ is checked before the database is created, and a database that cannot be set up 
 
 Tables: ``meta(key, value)`` (design, config, workload, seeds, sampling parameters, ``mbu``, the strata as
 :meth:`faultinj.plan.FaultSpace.describe` under ``space``, build key, schema version),
-``injections(id, site, cycle, block, outcome, cycles)`` with ``id`` the fault's id, and for iterative campaigns
+``injections(id, site, cycle, block, outcome, cycles, analytic)`` with ``id`` the fault's id and ``analytic`` 1
+for a fault classified by the liveness analysis without simulating it (``liveness`` in ``meta``; ``cycles`` is
+then 0; the column is added, as 0, to a database written before it), and for iterative campaigns
 ``planned(id, round, stratum, local, site, cycle)`` and ``rounds(round, injections, worst_half_width, done)``.
 
 Schema version 2 (this one) added ``mbu`` and ``space`` (``workload_args`` came later: the model workload's
@@ -72,7 +74,8 @@ CREATE TABLE IF NOT EXISTS injections (
     cycle INTEGER NOT NULL,      -- injection cycle
     block TEXT NOT NULL,
     outcome INTEGER NOT NULL,    -- faultinj.outcomes.Outcome value
-    cycles INTEGER NOT NULL      -- cycles simulated for this injection
+    cycles INTEGER NOT NULL,     -- cycles simulated for this injection (0 when analytic)
+    analytic INTEGER NOT NULL DEFAULT 0  -- 1: classified by the liveness analysis, not simulated
 );
 CREATE TABLE IF NOT EXISTS planned (
     id INTEGER PRIMARY KEY,      -- iterative campaigns: every planned fault, round by round
@@ -91,7 +94,7 @@ CREATE TABLE IF NOT EXISTS rounds (
 """
 
 #: Meta keys added after the first campaigns, with the value an older database implicitly has.
-_META_DEFAULTS = {"mode": "fixed", "cycle_windows": 1, "mbu": 1, "workload_args": {}}
+_META_DEFAULTS = {"mode": "fixed", "cycle_windows": 1, "mbu": 1, "workload_args": {}, "liveness": False}
 
 # --------------------------------------------------------------------------------------------------------------------
 # The database
@@ -130,6 +133,9 @@ def _connect(path: Path, create: bool) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         db.executescript(_SCHEMA)
+        if "analytic" not in {row[1] for row in db.execute("PRAGMA table_info(injections)")}:
+            with db:    # a database from before the liveness analysis: every injection was simulated
+                db.execute("ALTER TABLE injections ADD COLUMN analytic INTEGER NOT NULL DEFAULT 0")
         return db
     except sqlite3.DatabaseError as e:
         raise RampartError(f"{path}: not a rampart campaign database ({e})") from None
@@ -224,7 +230,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
                  batch_size: int | None = None, cycle_windows: int = 1, iterative: bool = False,
                  margin: float | None = None, confidence: float = 0.99, per_block: bool = False,
                  rates: Sequence[str] = ("unmasked",), pilot: int = 30, scheduler=None,
-                 mbu: int = 1, workload_args: dict | None = None) -> "CampaignStatus":
+                 mbu: int = 1, workload_args: dict | None = None, liveness: bool = False) -> "CampaignStatus":
     """Run (or resume) a campaign into ``db_path`` and return its status.
 
     ``workload`` is a registered workload name, instantiated with ``(config, workload_seed, workload_cycles)``
@@ -235,6 +241,8 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
     (``cycle_windows`` windows) or ``"exhaustive"`` (every fault once; ``samples`` is ignored).
     ``mbu``: bits flipped per fault (1: single-event upsets; K: K adjacent bits of one word, see
     :mod:`faultinj.engine`).
+    ``liveness``: faults the liveness analysis classifies (:mod:`faultinj.liveness`: memory words overwritten
+    before they are read, or never read again) are stored without simulating them (``analytic = 1``).
     ``iterative=True``: ignore ``samples`` and inject in rounds until the ``rates`` (names of
     :data:`faultinj.outcomes.DEFAULT_RATES`) meet ``margin`` at ``confidence`` overall (stratified interval) and,
     with ``per_block``, in every stratum; ``pilot`` injections per stratum first (see
@@ -282,7 +290,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
         "workload_cycles": wl.cycles, "workload_key": wl.key, "seed": seed, "samples": samples, "strata": strata,
         "interval": interval, "build_key": result.key, "mode": mode, "cycle_windows": space.windows,
         "block_bits": {b: int(n) for b, n in zip(space.blocks, space.block_bits, strict=True)},
-        "mbu": mbu, "space": space.describe(), "workload_args": workload_args,
+        "mbu": mbu, "space": space.describe(), "workload_args": workload_args, "liveness": bool(liveness),
     }
     if iterative:
         meta.update(margin=margin, confidence=confidence, per_block=per_block, rates=list(rates), pilot=pilot)
@@ -300,7 +308,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
     try:
         workers = max(1, workers or os.cpu_count() or 1)
         spec = InitSpec(result, config, workload, workload_seed, workload_cycles, interval, mbu,
-                        tuple(sorted(workload_args.items())))
+                        tuple(sorted(workload_args.items())), bool(liveness))
         runner = make_scheduler(spec, workers, scheduler)
         inline = InlineScheduler(spec)
         block_names = np.array(space.blocks, dtype=object)
@@ -315,14 +323,15 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
             if not len(pending):
                 return
             use = inline if scheduler is None and (workers == 1 or len(pending) <= size) else runner
-            for ids, outcomes, simulated in use.map(_batches(pending, sites, cycles, size)):
+            for ids, outcomes, simulated, analytic in use.map(_batches(pending, sites, cycles, size)):
                 ids = np.asarray(ids, dtype=np.int64)
                 rows = list(zip(ids.tolist(), sites[ids].tolist(), cycles[ids].tolist(),
                                 block_names[blocks[ids]].tolist(), np.asarray(outcomes).tolist(),
-                                np.asarray(simulated).tolist(), strict=True))
+                                np.asarray(simulated).tolist(), np.asarray(analytic, dtype=int).tolist(),
+                                strict=True))
                 with db:
-                    db.executemany("INSERT INTO injections (id, site, cycle, block, outcome, cycles) "
-                                   "VALUES (?, ?, ?, ?, ?, ?)", rows)
+                    db.executemany("INSERT INTO injections (id, site, cycle, block, outcome, cycles, analytic) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
                 done += len(rows)
                 if progress_callback:
                     progress_callback(done, total)
@@ -459,7 +468,8 @@ def resume_campaign(db_path, workers: int | None = None,
                         meta["strata"], workers, progress_callback, workload_seed=meta["workload_seed"],
                         workload_cycles=meta["workload_cycles"], interval=meta["interval"],
                         cycle_windows=meta.get("cycle_windows", 1), scheduler=scheduler, mbu=meta.get("mbu", 1),
-                        workload_args=meta.get("workload_args") or {}, **extra)
+                        workload_args=meta.get("workload_args") or {}, liveness=meta.get("liveness", False),
+                        **extra)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -492,6 +502,8 @@ class CampaignStatus:
     stratified: dict[str, StratifiedEstimate] = dataclasses.field(default_factory=dict)
     #: Iterative campaigns: the decision of every round so far (empty otherwise).
     rounds: tuple[RoundRecord, ...] = ()
+    #: Injections classified by the liveness analysis without simulating them, per outcome (column ``analytic``).
+    analytic: dict[Outcome, int] = dataclasses.field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -608,6 +620,9 @@ def campaign_status(db_path, confidence: float | None = None) -> CampaignStatus:
             rounds = tuple(_rounds(db))
         space = space_from_description(meta["space"])
         sites, fault_cycles, outcomes = _stored(db)
+        analytic = dict.fromkeys(Outcome, 0)
+        for outcome, n in db.execute("SELECT outcome, COUNT(*) FROM injections WHERE analytic = 1 GROUP BY outcome"):
+            analytic[Outcome(outcome)] = n
     except sqlite3.DatabaseError as e:
         raise RampartError(f"{path}: unreadable campaign database ({e})") from None
     finally:
@@ -630,7 +645,7 @@ def campaign_status(db_path, confidence: float | None = None) -> CampaignStatus:
         for o, count in status.counts.items():
             total[o] += count
     overall = _block_status("all", total, sum(cycles.values()), confidence)
-    return CampaignStatus(meta, planned, overall.injections, blocks, overall, stratified, rounds)
+    return CampaignStatus(meta, planned, overall.injections, blocks, overall, stratified, rounds, analytic)
 
 
 class Campaign:

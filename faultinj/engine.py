@@ -83,6 +83,7 @@ class GoldenRun:
         self.outputs, self.snapshots, self.digests = trace.outputs, trace.snapshots, trace.digests
         self.final_digest, self.memory = trace.final_digest, trace.memory
         self.num_sites = self.sim.num_sites
+        self._liveness = None
 
     def close(self):
         self.sim.close()
@@ -97,6 +98,31 @@ class GoldenRun:
         widths = np.array([e.width for e in self.build.state], dtype=np.int64)
         words, bits = np.divmod(sites - offsets[elements], widths[elements])
         return elements, words, bits
+
+    def liveness(self):
+        """The workload's :class:`faultinj.liveness.Liveness` analysis (recorded on first use, kept)."""
+        if self._liveness is None:
+            from faultinj.liveness import Liveness
+
+            self._liveness = Liveness(self.build, self.workload)
+        return self._liveness
+
+    def inject_analysed(self, sites, cycles, upset: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`inject`, but faults the liveness analysis classifies (:mod:`faultinj.liveness`) are not
+        simulated; returns (outcome codes, cycles simulated: 0 for those, analytic: bool per fault)."""
+        from faultinj.liveness import SIMULATE
+
+        sites = np.asarray(sites, dtype=np.int64)
+        cycles = np.asarray(cycles, dtype=np.int64)
+        check_upset(upset)
+        if cycles.size and (cycles.min() < 0 or cycles.max() >= self.cycles):
+            raise RampartError(f"injection cycle out of range (0..{self.cycles - 1})")
+        outcomes = self.liveness().classify(*self.decode(sites), cycles, upset)
+        simulated = np.zeros(len(sites), dtype=np.uint64)
+        run = outcomes == SIMULATE
+        if run.any():
+            outcomes[run], simulated[run] = self.inject(sites[run], cycles[run], upset)
+        return outcomes, simulated, ~run
 
     def inject(self, sites, cycles, upset: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Inject one ``upset``-bit upset per (site, cycle) (module docstring); returns (outcome codes as uint8,

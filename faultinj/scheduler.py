@@ -1,6 +1,7 @@
 """Where injection batches run: in this process, a local fork pool, or a Dask cluster.
 
-Every scheduler maps tasks ``(ids, sites, cycles)`` to results ``(ids, outcomes, cycles simulated)`` and yields
+Every scheduler maps tasks ``(ids, sites, cycles)`` to results ``(ids, outcomes, cycles simulated, analytic)``
+(``analytic``: classified by the liveness analysis, not simulated) and yields
 them in completion order; the campaign commits each result on the client, so where a batch ran never changes what
 is stored or how a campaign resumes. A worker sets itself up once per process from an :class:`InitSpec`: the
 client's build if its files are visible (same host or shared cache), else the worker's own build from its cache
@@ -32,6 +33,7 @@ class InitSpec:
     interval: int | None
     upset: int = 1          # bits flipped per fault (multi-bit upsets: adjacent bits of one word)
     workload_args: tuple = ()   # (name, value) pairs: further arguments of the workload factory (a model's path)
+    liveness: bool = False      # classify what the liveness analysis can without simulating (faultinj.liveness)
 
     def golden(self):
         from faultinj.engine import golden_run
@@ -64,8 +66,13 @@ _GOLDEN: dict = {}
 def run_task(spec: InitSpec, task):
     """Run one batch (in whatever process this is); the golden run is built once per process and spec."""
     ids, sites, cycles = task
-    outcomes, simulated = spec.golden().inject(sites, cycles, upset=spec.upset)
-    return ids, outcomes, simulated
+    golden = spec.golden()
+    if spec.liveness:
+        outcomes, simulated, analytic = golden.inject_analysed(sites, cycles, upset=spec.upset)
+    else:
+        outcomes, simulated = golden.inject(sites, cycles, upset=spec.upset)
+        analytic = np.zeros(len(ids), dtype=bool)
+    return ids, outcomes, simulated, analytic
 
 
 class Scheduler(abc.ABC):
@@ -134,7 +141,7 @@ def split_tasks(tasks: Iterable, pieces: int, minimum: int = 16) -> Iterator:
 
 
 def merge_results(results: list):
-    """Several ``(ids, outcomes, cycles simulated)`` results as one."""
+    """Several ``(ids, outcomes, cycles simulated, analytic)`` results as one."""
     if len(results) == 1:
         return results[0]
     return tuple(np.concatenate(parts) for parts in zip(*results, strict=True))

@@ -45,11 +45,13 @@ def campaign_spec(design: str, config=None, workload: str | None = None, *, samp
                   margin: float | None = None, confidence: float = 0.99, iterative: bool = False, pilot: int = 30,
                   rates: str | None = None, per_block: bool = False, exhaustive: bool = False,
                   strata: str = "block", cycle_windows: int | None = None, workload_cycles: int | None = None,
-                  mbu: int = 1, seed: int = 0, model: str | None = None, input: str | None = None) -> CampaignSpec:
+                  mbu: int = 1, seed: int = 0, model: str | None = None, input: str | None = None,
+                  liveness: bool = False) -> CampaignSpec:
     """Check a campaign request and resolve its defaults (config, workload, cycle windows, a Leveugle size).
 
     Exactly one of ``samples`` (fixed size), ``margin`` (Leveugle's size for it, or with ``iterative`` rounds until
     it is met) and ``exhaustive``; ``rates`` is a comma-separated list of rate names (``--iterative`` only).
+    ``liveness``: classify memory faults the golden run's liveness analysis decides without simulating them.
     ``model`` (a .tflite path) runs that network instead of a built-in workload (the design's model workload,
     ``<design>_model``), on ``input`` (a .npy path; default: a seeded random input); a bad model or input is
     refused here, before any database exists.
@@ -89,7 +91,8 @@ def campaign_spec(design: str, config=None, workload: str | None = None, *, samp
         cycle_windows = DEFAULT_CYCLE_WINDOWS
     if exhaustive:
         strata = "exhaustive"
-    options = dict(cycle_windows=cycle_windows or 1, workload_cycles=workload_cycles, mbu=mbu, workload_args=args)
+    options = dict(cycle_windows=cycle_windows or 1, workload_cycles=workload_cycles, mbu=mbu, workload_args=args,
+                   liveness=liveness)
     if iterative:
         options.update(iterative=True, margin=margin, confidence=confidence, per_block=per_block, pilot=pilot,
                        rates=tuple(r.strip() for r in (rates or "unmasked").split(",")))
@@ -164,5 +167,7 @@ def reproduce_command(meta: dict, db: str | Path) -> str:
             args.append(f"--cycle-windows {meta.get('cycle_windows', 1)}")
     if meta.get("mbu", 1) != 1:
         args.append(f"--mbu {meta['mbu']}")
+    if meta.get("liveness"):
+        args.append("--liveness")
     args.append(f"--db {Path(db).name}")
     return " ".join(args)

@@ -143,6 +143,11 @@ def print_status(status):
             out.print(f"  {name} {est.estimate:.2%} [{est.low:.2%}, {est.high:.2%}] (half-width {est.half_width:.2%})")
     elif status.is_stratified and status.done:
         out.print("overall stratified rates: not yet (a stratum has no injection)")
+    if status.meta.get("liveness"):
+        n = sum(status.analytic.values())
+        mix = ", ".join(f"{o.name.lower()} {k:,}" for o, k in status.analytic.items() if k)
+        out.print(f"liveness analysis: {n:,} of {status.done:,} injections classified without simulating"
+                  + (f" ({mix})" if mix else ""))
     if status.rounds:
         last = status.rounds[-1]
         state = "margin met" if last.done else "in progress"
@@ -194,6 +199,10 @@ def print_report_paths(paths: dict) -> None:
                    "bits); 1 = single-event upsets.")
 @click.option("--cycle-windows", type=click.IntRange(1), default=None, metavar="K",
               help="Number of equal cycle windows for --strata cycle or block,cycle (default 8).")
+@click.option("--liveness", is_flag=True,
+              help="Classify memory-bit faults without simulating them where the golden run decides them (the "
+                   "word is overwritten before it is read: masked; never read again: latent); the database marks "
+                   "them analytic. Memory ports are recorded once by a probe build of the design.")
 @click.option("--cycles", "workload_cycles", type=click.IntRange(1), default=None,
               help="Workload length in cycles (default: the workload's own).")
 @seed_option("Seed of the fault sample.")
@@ -205,7 +214,7 @@ def print_report_paths(paths: dict) -> None:
               help="Also write the ASIL report into this folder (created if missing).")
 def run_cmd(design, config, workload, db, model, model_input, samples, margin, confidence, iterative, pilot, rates,
             per_block, exhaustive,
-            strata, mbu, cycle_windows, workload_cycles, seed, workers, scheduler, report_dir):
+            strata, mbu, liveness, cycle_windows, workload_cycles, seed, workers, scheduler, report_dir):
     """Run a fault-injection campaign on DESIGN into --db (resumes it if the same campaign is already there).
 
     Give exactly one of --samples N (fixed size), --margin M (Leveugle's size for M, or with --iterative: rounds
@@ -216,7 +225,7 @@ def run_cmd(design, config, workload, db, model, model_input, samples, margin, c
     spec = campaign_spec(design, config, workload, samples=samples, margin=margin, confidence=confidence,
                          iterative=iterative, pilot=pilot, rates=rates, per_block=per_block, exhaustive=exhaustive,
                          strata=strata, cycle_windows=cycle_windows, workload_cycles=workload_cycles, mbu=mbu,
-                         seed=seed, model=model, input=model_input)
+                         seed=seed, model=model, input=model_input, liveness=liveness)
     if report_dir is not None:
         output_folder(report_dir, "--report")
     if spec.leveugle is not None:

@@ -90,9 +90,11 @@ def _from_words(words) -> int:
 class NativeSim:
     """One instance of a built design. ``trace`` (a path) dumps an FST waveform of everything this instance runs."""
 
-    def __init__(self, build: Build, trace: str | Path | None = None):
+    def __init__(self, build: Build, trace: str | Path | None = None, library: Path | None = None):
         self.build = build
-        library = build.trace_library if trace else build.library
+        if library is not None and trace:
+            raise RampartError("a probe library has no tracing variant")
+        library = library or (build.trace_library if trace else build.library)
         if trace and not library.exists():
             raise RampartError("this build has no tracing variant; call sim.build.build(..., trace=True)")
         self._lib = load_library(library)
@@ -192,6 +194,34 @@ class NativeSim:
         result, col = {}, 0
         for name in outputs:
             n = _words(self._port(name)[0].width)
+            result[name] = out_buf[:, col:col + n]
+            col += n
+        return result
+
+    def probe_ids(self, wires: dict[str, int]) -> dict[str, int]:
+        """Variable ids of those internal wires (flat name -> width) that are public in this library (see
+        :func:`sim.build.probe_library`) with the expected width."""
+        found = {}
+        for name, width in wires.items():
+            entry = self._vars.get((_STATE_SCOPE, name))
+            if entry is not None and entry[1] == width and entry[2] == 1:
+                found[name] = entry[0]
+        return found
+
+    def run_probes(self, inputs: tuple[np.ndarray, np.ndarray], probes: dict[str, int],
+                   widths: dict[str, int]) -> dict[str, np.ndarray]:
+        """Like :meth:`run_stimulus`, recording public internal variables (``probes``: name -> id from
+        :meth:`probe_ids`, ``widths``: name -> bits) instead of ports: uint32 arrays of shape (cycles, words)."""
+        in_ids, in_buf = self._check_packed(*inputs)
+        names = list(probes)
+        out_ids = np.array([probes[n] for n in names], dtype=np.int32)
+        counts = [_words(widths[n]) for n in names]
+        cycles = in_buf.shape[0]
+        out_buf = np.empty((cycles, max(sum(counts), 1)), dtype=np.uint32)
+        self._lib.rp_run_stimulus(self._h, cycles, len(in_ids), in_ids.ctypes.data, in_buf.ctypes.data,
+                                  len(out_ids), out_ids.ctypes.data, out_buf.ctypes.data)
+        result, col = {}, 0
+        for name, n in zip(names, counts, strict=True):
             result[name] = out_buf[:, col:col + n]
             col += n
         return result

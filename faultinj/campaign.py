@@ -28,9 +28,11 @@ is checked before the database is created, and a database that cannot be set up 
 
 Tables: ``meta(key, value)`` (design, config, workload, seeds, sampling parameters, ``mbu``, the strata as
 :meth:`faultinj.plan.FaultSpace.describe` under ``space``, build key, schema version),
-``injections(id, site, cycle, block, outcome, cycles, analytic)`` with ``id`` the fault's id and ``analytic`` 1
-for a fault classified by the liveness analysis without simulating it (``liveness`` in ``meta``; ``cycles`` is
-then 0; the column is added, as 0, to a database written before it), and for iterative campaigns
+``injections(id, site, cycle, block, outcome, cycles, analytic, top1)`` with ``id`` the fault's id,
+``analytic`` 1 for a fault classified by the liveness analysis without simulating it (``liveness`` in ``meta``;
+``cycles`` is then 0) and ``top1``, for classifier workloads (the model workload with one score vector out),
+1 when the top-1 class of the output that decided an SDC or DELAYED changed, 0 otherwise, NULL for other workloads
+(both columns are added, as 0 and NULL, to a database written before them), and for iterative campaigns
 ``planned(id, round, stratum, local, site, cycle)`` and ``rounds(round, injections, worst_half_width, done)``.
 
 Schema version 2 (this one) added ``mbu`` and ``space`` (``workload_args`` came later: the model workload's
@@ -75,7 +77,8 @@ CREATE TABLE IF NOT EXISTS injections (
     block TEXT NOT NULL,
     outcome INTEGER NOT NULL,    -- faultinj.outcomes.Outcome value
     cycles INTEGER NOT NULL,     -- cycles simulated for this injection (0 when analytic)
-    analytic INTEGER NOT NULL DEFAULT 0  -- 1: classified by the liveness analysis, not simulated
+    analytic INTEGER NOT NULL DEFAULT 0, -- 1: classified by the liveness analysis, not simulated
+    top1 INTEGER                 -- classifier workloads: 1 = the deciding output's top-1 class changed; else NULL
 );
 CREATE TABLE IF NOT EXISTS planned (
     id INTEGER PRIMARY KEY,      -- iterative campaigns: every planned fault, round by round
@@ -133,9 +136,13 @@ def _connect(path: Path, create: bool) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         db.executescript(_SCHEMA)
-        if "analytic" not in {row[1] for row in db.execute("PRAGMA table_info(injections)")}:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(injections)")}
+        if "analytic" not in columns:
             with db:    # a database from before the liveness analysis: every injection was simulated
                 db.execute("ALTER TABLE injections ADD COLUMN analytic INTEGER NOT NULL DEFAULT 0")
+        if "top1" not in columns:
+            with db:    # ... and from before classifier workloads
+                db.execute("ALTER TABLE injections ADD COLUMN top1 INTEGER")
         return db
     except sqlite3.DatabaseError as e:
         raise RampartError(f"{path}: not a rampart campaign database ({e})") from None
@@ -276,7 +283,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
     result = build(design, config)
     workload_args = dict(workload_args or {})
     wl: Workload = make_workload(workload, config, seed=workload_seed, cycles=workload_cycles, args=workload_args)
-    space = fault_space(result, wl.cycles, strata, cycle_windows)
+    space = fault_space(result, wl.fault_cycles, strata, cycle_windows)
     mode = "iterative" if iterative else "exhaustive" if strata == "exhaustive" else "fixed"
     if mode == "exhaustive":
         samples = space.total
@@ -295,7 +302,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
     if iterative:
         meta.update(margin=margin, confidence=confidence, per_block=per_block, rates=list(rates), pilot=pilot)
     # drawn before the database is opened, so a sample size the space cannot give leaves no file behind
-    plan = None if iterative else fault_plan(result, wl.cycles, samples, seed, strata, space.windows)
+    plan = None if iterative else fault_plan(result, wl.fault_cycles, samples, seed, strata, space.windows)
     if not path.exists():
         writable_file(path, "campaign database")
     lock = CampaignLock(path)
@@ -323,15 +330,16 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
             if not len(pending):
                 return
             use = inline if scheduler is None and (workers == 1 or len(pending) <= size) else runner
-            for ids, outcomes, simulated, analytic in use.map(_batches(pending, sites, cycles, size)):
+            for ids, outcomes, simulated, analytic, top1 in use.map(_batches(pending, sites, cycles, size)):
                 ids = np.asarray(ids, dtype=np.int64)
+                top1 = [None if t < 0 else t for t in np.asarray(top1).tolist()]
                 rows = list(zip(ids.tolist(), sites[ids].tolist(), cycles[ids].tolist(),
                                 block_names[blocks[ids]].tolist(), np.asarray(outcomes).tolist(),
-                                np.asarray(simulated).tolist(), np.asarray(analytic, dtype=int).tolist(),
+                                np.asarray(simulated).tolist(), np.asarray(analytic, dtype=int).tolist(), top1,
                                 strict=True))
                 with db:
-                    db.executemany("INSERT INTO injections (id, site, cycle, block, outcome, cycles, analytic) "
-                                   "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                    db.executemany("INSERT INTO injections (id, site, cycle, block, outcome, cycles, analytic, top1) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 done += len(rows)
                 if progress_callback:
                     progress_callback(done, total)

@@ -1,7 +1,8 @@
 """Where injection batches run: in this process, a local fork pool, or a Dask cluster.
 
-Every scheduler maps tasks ``(ids, sites, cycles)`` to results ``(ids, outcomes, cycles simulated, analytic)``
-(``analytic``: classified by the liveness analysis, not simulated) and yields
+Every scheduler maps tasks ``(ids, sites, cycles)`` to results ``(ids, outcomes, cycles simulated, analytic, top1)``
+(:meth:`faultinj.engine.GoldenRun.inject_ex`: ``analytic`` classified by the liveness analysis, not simulated;
+``top1`` a classifier's top-1 changed, -1 for other workloads) and yields
 them in completion order; the campaign commits each result on the client, so where a batch ran never changes what
 is stored or how a campaign resumes. A worker sets itself up once per process from an :class:`InitSpec`: the
 client's build if its files are visible (same host or shared cache), else the worker's own build from its cache
@@ -66,13 +67,8 @@ _GOLDEN: dict = {}
 def run_task(spec: InitSpec, task):
     """Run one batch (in whatever process this is); the golden run is built once per process and spec."""
     ids, sites, cycles = task
-    golden = spec.golden()
-    if spec.liveness:
-        outcomes, simulated, analytic = golden.inject_analysed(sites, cycles, upset=spec.upset)
-    else:
-        outcomes, simulated = golden.inject(sites, cycles, upset=spec.upset)
-        analytic = np.zeros(len(ids), dtype=bool)
-    return ids, outcomes, simulated, analytic
+    outcomes, simulated, analytic, top1 = spec.golden().inject_ex(sites, cycles, spec.upset, spec.liveness)
+    return ids, outcomes, simulated, analytic, top1
 
 
 class Scheduler(abc.ABC):
@@ -141,7 +137,7 @@ def split_tasks(tasks: Iterable, pieces: int, minimum: int = 16) -> Iterator:
 
 
 def merge_results(results: list):
-    """Several ``(ids, outcomes, cycles simulated, analytic)`` results as one."""
+    """Several ``(ids, outcomes, cycles simulated, analytic, top1)`` results as one."""
     if len(results) == 1:
         return results[0]
     return tuple(np.concatenate(parts) for parts in zip(*results, strict=True))

@@ -46,11 +46,13 @@ def campaign_spec(design: str, config=None, workload: str | None = None, *, samp
                   rates: str | None = None, per_block: bool = False, exhaustive: bool = False,
                   strata: str = "block", cycle_windows: int | None = None, workload_cycles: int | None = None,
                   mbu: int = 1, seed: int = 0, model: str | None = None, input: str | None = None,
-                  liveness: bool = False) -> CampaignSpec:
+                  liveness: bool = False, second: bool = False, second_input: str | None = None) -> CampaignSpec:
     """Check a campaign request and resolve its defaults (config, workload, cycle windows, a Leveugle size).
 
     Exactly one of ``samples`` (fixed size), ``margin`` (Leveugle's size for it, or with ``iterative`` rounds until
     it is met) and ``exhaustive``; ``rates`` is a comma-separated list of rate names (``--iterative`` only).
+    ``second``: run a second inference after the faulty one (on ``second_input``, a .npy path; default the same
+    input), the workload's ``second`` argument (see :mod:`faultinj.workloads.npu`).
     ``liveness``: classify memory faults the golden run's liveness analysis decides without simulating them.
     ``model`` (a .tflite path) runs that network instead of a built-in workload (the design's model workload,
     ``<design>_model``), on ``input`` (a .npy path; default: a seeded random input); a bad model or input is
@@ -83,8 +85,13 @@ def campaign_spec(design: str, config=None, workload: str | None = None, *, samp
             raise RampartError(f"design {design} does not run models (--model is for the NPU)")
         workload = model_workload_name(design)
         args = {"model": str(Path(model).resolve()), "input": None if input is None else str(Path(input).resolve())}
-        make_workload(workload, config, cycles=workload_cycles, args=args)   # a bad model fails here, in one line
     workload = workload or default_workload(design)
+    if second_input is not None and not second:
+        raise RampartError("--second-input needs --second-inference")
+    if second:
+        args.update(second=True, second_input=None if second_input is None else str(Path(second_input).resolve()))
+    if args:
+        make_workload(workload, config, cycles=workload_cycles, args=args)   # a bad model fails here, in one line
     if get_workload(workload)[0] != design:
         raise RampartError(f"workload {workload} is for {get_workload(workload)[0]}, not {design}")
     if "cycle" in strata and cycle_windows is None:
@@ -112,7 +119,7 @@ def _leveugle(design: str, config, workload: str, cycles: int | None, margin: fl
     from sim.build import build
 
     result = build(design, config)
-    population = sampled_bits(result) * make_workload(workload, result.config, cycles=cycles, args=args).cycles
+    population = sampled_bits(result) * make_workload(workload, result.config, cycles=cycles, args=args).fault_cycles
     return leveugle_sample_size(population, margin, confidence), population
 
 
@@ -152,6 +159,9 @@ def reproduce_command(meta: dict, db: str | Path) -> str:
         what = f"--model {wl_args['model']}" + (f" --input {wl_args['input']}" if wl_args.get("input") else "")
     else:
         what = f"--workload {meta['workload']}"
+    if wl_args.get("second"):
+        what += " --second-inference" + (f" --second-input {wl_args['second_input']}" if wl_args.get("second_input")
+                                         else "")
     args = [f"rampart fi run {meta['design']} -c {preset or 'CONFIG.toml'} {what} --cycles {meta['workload_cycles']}"]
     if meta.get("strata") == "exhaustive":
         args.append("--exhaustive")

@@ -16,6 +16,13 @@ Workloads of memory-mapped accelerators (the NPU) add, all optional:
   from ``cycles`` on) and is a HANG if that has not happened by ``watchdog`` (default ``2 * cycles``);
 * ``detect``: detection output ports (e.g. ``error``): non-zero on any cycle of a faulty run is
   DETECTED_UNRECOVERABLE (they must stay zero in the golden run);
+* per region, optional (one entry per region, or empty for the defaults): ``region_outcomes``, the outcome of a
+  difference (default SDC; a second inference's output is DELAYED), ``region_at``, the cycle at whose start the
+  region is checked (None: at the end; a first inference's output is read when the second starts: its golden
+  copy must not change after that cycle) and ``classifier``, ``(byte offset in the region, classes)`` of a
+  classifier's int8 scores (None: not one): an SDC or DELAYED then records whether the top-1 class changed;
+* ``fault_window``: faults are injected in cycles ``[0, fault_window)`` only (None: every cycle), e.g. the first
+  of two inferences;
 * ``exclude_blocks``: simulation scaffolding (e.g. the NPU's ``extmem`` memory model): blocks that are not part of
   the chip, never sampled for faults (they stay in the state and its digest); the design's descriptor lists them
   (``Design.scaffolding``, :func:`scaffolding_blocks`), so :mod:`faultinj.plan` leaves them out of every campaign.
@@ -57,6 +64,10 @@ class Workload:
     correct: tuple[str, ...] = ()          # correction ports (an ECC's ``corrected``: DETECTED_RECOVERABLE)
     watchdog: int | None = None            # with ``complete``: HANG if not complete by then (None: 2 * cycles)
     exclude_blocks: tuple[str, ...] = ()   # simulation scaffolding, never sampled
+    region_outcomes: tuple = ()            # per region: Outcome of a difference (empty: all SDC)
+    region_at: tuple = ()                  # per region: cycle it is checked at, None = the end (empty: all at the end)
+    classifier: tuple = ()                 # per region: (byte offset, classes) of int8 scores or None
+    fault_window: int | None = None        # faults in cycles [0, fault_window) (None: all cycles)
 
     def __post_init__(self):
         lengths = {len(v) for v in self.inputs.values()}
@@ -73,6 +84,14 @@ class Workload:
         object.__setattr__(self, "regions", tuple((str(n), int(f), int(c)) for n, f, c in self.regions))
         object.__setattr__(self, "detect", tuple(self.detect))
         object.__setattr__(self, "exclude_blocks", tuple(self.exclude_blocks))
+        for name in ("region_outcomes", "region_at", "classifier"):
+            value = tuple(getattr(self, name))
+            object.__setattr__(self, name, value)
+            if value and len(value) != len(self.regions):
+                raise RampartError(f"workload {self.name}: {name} has {len(value)} entries for {len(self.regions)} "
+                                   "regions")
+        if self.fault_window is not None and not 0 < self.fault_window <= self.cycles:
+            raise RampartError(f"workload {self.name}: fault window {self.fault_window} is not in 1..{self.cycles}")
 
     @property
     def watchdog_cycles(self) -> int:
@@ -86,6 +105,20 @@ class Workload:
         return len(next(iter(self.inputs.values())))
 
     @property
+    def fault_cycles(self) -> int:
+        """Cycles faults are injected in (the fault space is state bits x this): ``[0, fault_cycles)``."""
+        return self.cycles if self.fault_window is None else self.fault_window
+
+    def region_checks(self) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+        """Per region: (outcome code of a difference, cycle it is checked at (>= cycles: the end), (byte offset,
+        int8 scores) of a classifier or (0, 0)), defaults filled in."""
+        n = len(self.regions)
+        outcomes = [int(o) for o in self.region_outcomes] or [1] * n     # Outcome.SDC
+        at = [self.cycles if a is None else int(a) for a in self.region_at] or [self.cycles] * n
+        top1 = [(0, 0) if c is None else (int(c[0]), int(c[1])) for c in self.classifier] or [(0, 0)] * n
+        return outcomes, at, top1
+
+    @property
     def key(self) -> str:
         """Content hash of the stimulus, outputs and mask: equal keys replay identically on the same build."""
         digest = hashlib.sha256()
@@ -95,6 +128,8 @@ class Workload:
             digest.update(np.ascontiguousarray(self.inputs[name], dtype=np.uint64).tobytes())
         if self.observe is not None:
             digest.update(np.asarray(self.observe, dtype=np.uint8).tobytes())
+        if self.region_outcomes or self.region_at or self.classifier or self.fault_window is not None:
+            digest.update(repr((self.region_outcomes, self.region_at, self.classifier, self.fault_window)).encode())
         if self.memory or self.regions or self.complete or self.detect or self.exclude_blocks:
             digest.update(repr((self.regions, self.complete, self.detect, self.watchdog_cycles,
                                 self.exclude_blocks)).encode())

@@ -126,7 +126,8 @@ def print_status(status):
               f"{describe_upsets(meta.get('mbu', 1))}: {status.done:,} of {status.planned:,} injections"
               + ("" if status.complete else " [yellow](incomplete: `rampart fi resume`)[/]"))
     short = {Outcome.MASKED: "masked", Outcome.SDC: "SDC", Outcome.DETECTED_RECOVERABLE: "det-rec",
-             Outcome.DETECTED_UNRECOVERABLE: "det-unrec", Outcome.HANG: "hang", Outcome.LATENT: "latent"}
+             Outcome.DETECTED_UNRECOVERABLE: "det-unrec", Outcome.HANG: "hang", Outcome.LATENT: "latent",
+             Outcome.DELAYED: "delayed"}
     table = Table("block", "inj.", *(short[o] for o in Outcome),
                   "unmasked (stratified), 95% CI" if status.rates_stratified else "unmasked, 95% CI")
     for block in [*status.blocks.values(), status.overall]:
@@ -169,6 +170,13 @@ def print_report_paths(paths: dict) -> None:
                    "of a built-in workload; its output tensor is what is compared.")
 @click.option("--input", "model_input", metavar="X.npy", default=None,
               help="With --model: the network's int8 input (default: a seeded random input).")
+@click.option("--second-inference", "second", is_flag=True,
+              help="After the faulty inference, run the network again (the way the part runs in the field): a "
+                   "fault whose corruption is overwritten before use is masked, one that corrupts the second "
+                   "inference's output is DELAYED, only what neither shows nor is overwritten stays latent. Faults "
+                   "are injected during the first inference only.")
+@click.option("--second-input", metavar="X.npy", default=None,
+              help="With --second-inference: the second inference's int8 input (default: the first one's).")
 @click.option("--samples", "-n", type=click.IntRange(1), help="Number of injections (a fixed-size campaign).")
 @click.option("--margin", type=click.FloatRange(0, 0.5, min_open=True),
               help="Instead of --samples: size the sample by Leveugle et al. (DATE 2009) for this error margin; "
@@ -212,9 +220,9 @@ def print_report_paths(paths: dict) -> None:
                    "are still committed here, failed batches are retried.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), metavar="DIR",
               help="Also write the ASIL report into this folder (created if missing).")
-def run_cmd(design, config, workload, db, model, model_input, samples, margin, confidence, iterative, pilot, rates,
-            per_block, exhaustive,
-            strata, mbu, liveness, cycle_windows, workload_cycles, seed, workers, scheduler, report_dir):
+def run_cmd(design, config, workload, db, model, model_input, second, second_input, samples, margin, confidence,
+            iterative, pilot, rates, per_block, exhaustive, strata, mbu, liveness, cycle_windows, workload_cycles, seed,
+            workers, scheduler, report_dir):
     """Run a fault-injection campaign on DESIGN into --db (resumes it if the same campaign is already there).
 
     Give exactly one of --samples N (fixed size), --margin M (Leveugle's size for M, or with --iterative: rounds
@@ -225,7 +233,8 @@ def run_cmd(design, config, workload, db, model, model_input, samples, margin, c
     spec = campaign_spec(design, config, workload, samples=samples, margin=margin, confidence=confidence,
                          iterative=iterative, pilot=pilot, rates=rates, per_block=per_block, exhaustive=exhaustive,
                          strata=strata, cycle_windows=cycle_windows, workload_cycles=workload_cycles, mbu=mbu,
-                         seed=seed, model=model, input=model_input, liveness=liveness)
+                         seed=seed, model=model, input=model_input, liveness=liveness, second=second,
+                         second_input=second_input)
     if report_dir is not None:
         output_folder(report_dir, "--report")
     if spec.leveugle is not None:

@@ -99,7 +99,8 @@ def _outcome_figure(summary: CampaignSummary) -> str:
     ax = fig.subplots()
     left = [0.0] * len(names)
     colours = {Outcome.MASKED: "#b0b0b0", Outcome.SDC: "#c44e52", Outcome.DETECTED_RECOVERABLE: "#55a868",
-               Outcome.DETECTED_UNRECOVERABLE: "#8172b2", Outcome.HANG: "#dd8452", Outcome.LATENT: "#ccb974"}
+               Outcome.DETECTED_UNRECOVERABLE: "#8172b2", Outcome.HANG: "#dd8452", Outcome.LATENT: "#ccb974",
+               Outcome.DELAYED: "#64b5cd"}
     for outcome in Outcome:
         share = [b.counts[outcome] / b.injections if b.injections else 0 for b in summary.blocks]
         ax.barh(range(len(names)), share, left=left, color=colours[outcome], label=outcome.name.lower())

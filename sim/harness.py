@@ -49,10 +49,11 @@ _SIGNATURES = {
     "rp_inject_batch_ex": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
                             ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
                             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p,
-                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
                             ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64,
                             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                            ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
     "rp_trace_open": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
 }
 _libraries: dict[Path, ctypes.CDLL] = {}
@@ -410,7 +411,8 @@ class NativeSim:
                      final_digest: int, elements, words, bits, cycles, *, mem: "MemRegions | None" = None,
                      golden_mem: np.ndarray | None = None, detect_ids: np.ndarray | None = None,
                      correct_ids: np.ndarray | None = None, complete_id: int = -1, watchdog: int = 0,
-                     upset=1) -> tuple[np.ndarray, np.ndarray]:
+                     upset=1, region_outcomes=None, region_at=None, top1=None,
+                     flags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Inject bit flips (state element, word, bit, cycle); returns (outcome codes uint8, cycles run).
 
         ``upset`` (an int, or one per fault, 1..255) is the number of adjacent bits of the word flipped per fault,
@@ -420,6 +422,10 @@ class NativeSim:
         (non-zero on any cycle of a run that ends MASKED or LATENT: DETECTED_RECOVERABLE), and a completion port
         ``complete_id``: the run then ends once it is high at or after the workload's last cycle, HANG if not by
         ``watchdog`` cycles.
+        Per region of ``mem`` (see ``rp_inject_batch_ex``): ``region_outcomes`` the outcome of a difference (default
+        SDC), ``region_at`` the cycle it is checked at (``>= cycles``: at the end, the default), ``top1`` a
+        classifier's scores in it as (byte offset, count), count 0 for none; ``flags`` (uint8, one per fault)
+        receives bit 0 = the deciding region's top-1 changed.
         """
         elements = np.ascontiguousarray(elements, dtype=np.int32)
         words = np.ascontiguousarray(words, dtype=np.uint32)
@@ -446,14 +452,29 @@ class NativeSim:
         detect_ids = np.zeros(0, dtype=np.int32) if detect_ids is None else np.asarray(detect_ids, dtype=np.int32)
         correct_ids = (np.zeros(0, dtype=np.int32) if correct_ids is None
                        else np.ascontiguousarray(correct_ids, dtype=np.int32))
+        n_mem = len(mem.elems)
+        region_outcomes = (None if region_outcomes is None
+                           else np.ascontiguousarray(np.broadcast_to(region_outcomes, (n_mem,)), dtype=np.uint8))
+        region_at = None if region_at is None else np.ascontiguousarray(np.broadcast_to(region_at, (n_mem,)),
+                                                                        dtype=np.uint64)
+        top1_off = top1_len = None
+        if top1 is not None:
+            pairs = np.asarray(top1, dtype=np.uint32).reshape(n_mem, 2)
+            top1_off, top1_len = np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
+        if flags is not None and (flags.dtype != np.uint8 or len(flags) != n or not flags.flags.c_contiguous):
+            raise RampartError("flags must be a contiguous uint8 array, one per fault")
+
+        def ptr(a):
+            return None if a is None else a.ctypes.data
         rc = self._lib.rp_inject_batch_ex(
             self._h, in_buf.shape[0], len(in_ids), in_ids.ctypes.data, in_buf.ctypes.data, len(out_ids),
             out_ids.ctypes.data, golden_out.ctypes.data, None if observe is None else observe.ctypes.data, interval,
             snapshots.ctypes.data, digests.ctypes.data, final_digest, len(mem.elems), mem.elems.ctypes.data,
-            mem.first.ctypes.data, mem.count.ctypes.data, golden_mem.ctypes.data, len(detect_ids),
+            mem.first.ctypes.data, mem.count.ctypes.data, golden_mem.ctypes.data, ptr(region_outcomes),
+            ptr(region_at), ptr(top1_off), ptr(top1_len), len(detect_ids),
             detect_ids.ctypes.data, len(correct_ids), correct_ids.ctypes.data, int(complete_id), int(watchdog), n,
             elements.ctypes.data, words.ctypes.data, bits.ctypes.data, upset.ctypes.data, cycles.ctypes.data,
-            outcomes.ctypes.data, simulated.ctypes.data)
+            outcomes.ctypes.data, simulated.ctypes.data, ptr(flags))
         if rc < 0:
             i = -rc - 1
             raise RampartError(f"fault {i} (element {elements[i]}, word {words[i]}, bit {bits[i]}, cycle {cycles[i]}) "

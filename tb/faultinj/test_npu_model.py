@@ -68,3 +68,46 @@ def test_bad_model_is_one_line(conv_model, tmp_path, args, message):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rampart: error:") and message in lines[0], result.output
     assert not (tmp_path / "c.db").exists()
+
+
+def test_classifier_records_top1(tmp_path):
+    """A network with one score vector out is a classifier: every stored injection has top1 (0/1), and for SDCs it
+    says whether the argmax of the faulty output (recomputed here by a plain faulty run) differs from the golden."""
+    import sqlite3
+
+    from faultinj.engine import load_image
+    from models.npu import tflite_builder as tb
+    from sim.build import build
+    from sim.harness import NativeSim
+
+    path = tmp_path / "fc.tflite"
+    tb.build_model(tb.ModelSpec((4, 4, 8), (tb.Conv2D(8, activation="RELU"), tb.FullyConnected(10)), 2)).write(path)
+    workload = make_workload("npu_model", CONFIG, args={"model": str(path)})
+    assert workload.params["classes"] == 10 and workload.classifier[0][1] == 10
+    db = tmp_path / "fc.db"
+    campaign_spec("npu", CONFIG, samples=400, model=str(path), seed=4).run(db, workers=1)
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT site, cycle, outcome, top1 FROM injections").fetchall()
+    assert rows and all(t in (0, 1) for *_, t in rows)
+    assert all(t == 0 for _, _, o, t in rows if o != 1)
+    sdc = [(s, c, t) for s, c, o, t in rows if o == 1]
+    assert sdc
+    (name, first, count), = workload.regions
+    offset, classes = workload.classifier[0]
+    result = build("npu", CONFIG)
+
+    def top1(sim):
+        data = sim.read_memory(sim.element_index(name), first, count).astype("<u8").tobytes()
+        return int(np.argmax(np.frombuffer(data[offset:offset + classes], dtype=np.int8)))
+
+    with NativeSim(result) as sim:
+        load_image(sim, workload)
+        sim.run_stimulus(workload.inputs, [])
+        golden = top1(sim)
+    for site, cycle, flag in sdc[:8]:
+        with NativeSim(result) as sim:
+            load_image(sim, workload)
+            sim.run_stimulus({k: v[:cycle] for k, v in workload.inputs.items()}, [])
+            sim.flip(site)
+            sim.run_stimulus({k: v[cycle:] for k, v in workload.inputs.items()}, [])
+            assert flag == int(top1(sim) != golden)

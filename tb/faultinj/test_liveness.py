@@ -82,7 +82,7 @@ def npu():
 def _analysed(result, workload, n, seed):
     """(sites, cycles, classified outcomes) of the analytically classified faults of an n-fault uniform sample."""
     golden = golden_run(result, workload)
-    plan = fault_plan(result, workload.cycles, n, seed, "none")
+    plan = fault_plan(result, workload.fault_cycles, n, seed, "none")
     classes = golden.liveness().classify(*golden.decode(plan.sites), plan.cycles)
     keep = classes != SIMULATE
     return plan.sites[keep], plan.cycles[keep], classes[keep]
@@ -114,10 +114,11 @@ def test_campaign_stores_analytic(npu, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config, name", [("u55-32", "npu_conv"), ("u55-32", "npu_cnn"), ("u55-128", "npu_cnn")])
-def test_npu_500_agree_with_full_injection(config, name):
+@pytest.mark.parametrize("config, name, args", [("u55-32", "npu_conv", {}), ("u55-32", "npu_cnn", {}),
+                                                ("u55-128", "npu_cnn", {}), ("u55-32", "npu_conv", {"second": True})])
+def test_npu_500_agree_with_full_injection(config, name, args):
     result = build("npu", config)
-    workload = make_workload(name, config)
+    workload = make_workload(name, config, args=args)
     sites, cycles, classes = _analysed(result, workload, 4000, 11)
     assert len(sites) >= 500
     outcomes, _ = golden_run(result, workload).inject(sites, cycles)

@@ -35,8 +35,9 @@ Tables: ``meta(key, value)`` (design, config, workload, seeds, sampling paramete
 (both columns are added, as 0 and NULL, to a database written before them), and for iterative campaigns
 ``planned(id, round, stratum, local, site, cycle)`` and ``rounds(round, injections, worst_half_width, done)``.
 
-Schema version 2 (this one) added ``mbu`` and ``space`` (``workload_args`` came later: the model workload's
-``model`` / ``input`` paths, ``{}`` when absent); a version-1 database is refused with one line (its strata
+Schema version 2 (this one) added ``mbu`` and ``space`` (later, without a version change: ``workload_args``, the
+workload factory's further arguments -- ``model`` / ``input`` paths, ``second`` / ``second_input`` -- ``{}`` when
+absent, and ``liveness``, False when absent); a version-1 database is refused with one line (its strata
 cannot be rebuilt without guessing): rerun that campaign into a new database.
 """
 import dataclasses

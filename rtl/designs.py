@@ -63,6 +63,9 @@ class Design:
     blocks: Mapping[str, str] = field(default_factory=dict)
     scaffolding: tuple[str, ...] = ()
     workloads: Mapping[str, str] = field(default_factory=dict)
+    #: The factory of the workload that runs a user's model (``rampart fi run --model``), ``"module:function"``
+    #: taking ``(config, model=..., input=..., seed=..., cycles=...)``; its workload name is ``<design>_model``.
+    model_workload: str | None = None
     board_adapter: str | None = None
     golden: str | None = None
     driver: str | None = None

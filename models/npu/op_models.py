@@ -35,15 +35,17 @@ class Quant:
     zero_point: int
 
 
-def _rand_quant(rng: np.random.Generator, lo: float = 0.01, hi: float = 0.2, int16: bool = False) -> Quant:
-    """int8: a scale in [lo, hi) and a zero point in -20..20; int16 (symmetric, zero point 0): the scale / 128."""
+def _rand_quant(rng: np.random.Generator, lo: float = 0.01, hi: float = 0.2, int16: bool = False,
+                uint8: bool = False) -> Quant:
+    """int8: a scale in [lo, hi) and a zero point in -20..20 (uint8: 108..148); int16 (symmetric, zero point 0):
+    the scale / 128."""
     scale = float(np.float32(rng.uniform(lo, hi) / (128 if int16 else 1)))
     zp = int(rng.integers(-20, 21))
-    return Quant(scale, 0 if int16 else zp)
+    return Quant(scale, 0 if int16 else zp + 128 if uint8 else zp)
 
 
-def _ttype(int16: bool) -> int:
-    return TensorType.INT16 if int16 else TensorType.INT8
+def _ttype(int16: bool, uint8: bool = False) -> int:
+    return TensorType.INT16 if int16 else TensorType.UINT8 if uint8 else TensorType.INT8
 
 
 def _tensor(wr: _Writer, name: str, shape, q: Quant, buffer: int = 0, ttype: int = TensorType.INT8) -> int:
@@ -56,19 +58,20 @@ def _model(data: bytes) -> bytes:
 
 
 def pool(kind: str, input_shape: tuple[int, int, int], kernel: tuple[int, int], stride: tuple[int, int] = (1, 1),
-         padding: str = "VALID", activation: str = "NONE", *, seed: int = 0, int16: bool = False) -> bytes:
+         padding: str = "VALID", activation: str = "NONE", *, seed: int = 0, int16: bool = False,
+         uint8: bool = False) -> bytes:
     """A MAX_POOL_2D (``kind`` "MAX") or AVERAGE_POOL_2D ("AVERAGE") model on an ``(H, W, C)`` input (int8, or
-    int16 with ``int16``)."""
+    int16 with ``int16``, uint8 with ``uint8``)."""
     codes = {"MAX": BuiltinOperator.MAX_POOL_2D, "AVERAGE": BuiltinOperator.AVERAGE_POOL_2D}
     if kind not in codes:
         raise ValueError(f"kind must be MAX or AVERAGE, not {kind!r}")
     rng = np.random.default_rng(seed)
-    q = _rand_quant(rng, int16=int16)
+    q = _rand_quant(rng, int16=int16, uint8=uint8)
     h, w, c = input_shape
     out = (1, _out_dim(h, kernel[0], stride[0], padding), _out_dim(w, kernel[1], stride[1], padding), c)
     wr = _Writer()
-    x = _tensor(wr, "input", (1, h, w, c), q, ttype=_ttype(int16))
-    y = _tensor(wr, "output", out, q, ttype=_ttype(int16))
+    x = _tensor(wr, "input", (1, h, w, c), q, ttype=_ttype(int16, uint8))
+    y = _tensor(wr, "output", out, q, ttype=_ttype(int16, uint8))
 
     def options(b):
         Pool2DOptions.Start(b)
@@ -94,23 +97,23 @@ _BINARY = {
 
 
 def binary(op: str, shape1: tuple[int, ...], shape2: tuple[int, ...], activation: str = "NONE", *, seed: int = 0,
-           constant2: bool = False, same_quant: bool = False, int16: bool = False) -> bytes:
+           constant2: bool = False, same_quant: bool = False, int16: bool = False, uint8: bool = False) -> bytes:
     """A two-operand elementwise model: output = op(in1, in2) with TFLite broadcasting.
 
     ``constant2``: the second operand is a constant tensor (random int8) instead of a second graph input.
     ``same_quant``: both inputs share one scale / zero point (MINIMUM / MAXIMUM require the output's too).
-    ``int16``: int16 tensors (zero points 0)."""
+    ``int16``: int16 tensors (zero points 0); ``uint8``: uint8 tensors."""
     code, opt_type, opt_mod = _BINARY[op]
     rng = np.random.default_rng(seed)
-    q1 = _rand_quant(rng, int16=int16)
-    q2 = q1 if same_quant or op in ("MINIMUM", "MAXIMUM") else _rand_quant(rng, int16=int16)
-    qo = q1 if op in ("MINIMUM", "MAXIMUM") else _rand_quant(rng, 0.02, 0.3, int16=int16)
-    tt = _ttype(int16)
+    q1 = _rand_quant(rng, int16=int16, uint8=uint8)
+    q2 = q1 if same_quant or op in ("MINIMUM", "MAXIMUM") else _rand_quant(rng, int16=int16, uint8=uint8)
+    qo = q1 if op in ("MINIMUM", "MAXIMUM") else _rand_quant(rng, 0.02, 0.3, int16=int16, uint8=uint8)
+    tt = _ttype(int16, uint8)
     out_shape = tuple(int(s) for s in np.broadcast_shapes(shape1, shape2))
     wr = _Writer()
     a = _tensor(wr, "input", shape1, q1, ttype=tt)
     if constant2:
-        dtype = np.int16 if int16 else np.int8
+        dtype = np.int16 if int16 else np.uint8 if uint8 else np.int8
         info = np.iinfo(dtype)
         data = rng.integers(info.min, info.max + 1, size=shape2, dtype=dtype)
         b = _tensor(wr, "constant", shape2, q2, buffer=wr.buffer(data.astype(data.dtype.newbyteorder("<")).tobytes()),

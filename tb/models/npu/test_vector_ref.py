@@ -69,6 +69,15 @@ I16_MODELS = {
     "i16_maximum_4x5x12": lambda s: om.binary("MAXIMUM", (1, 4, 5, 12), (1, 4, 5, 12), seed=s, int16=True),
 }
 
+#: uint8 activations (asymmetric, zero points around 128).
+U8_MODELS = {
+    "u8_avg3x3_s2_same_7x9x20": lambda s: om.pool("AVERAGE", (7, 9, 20), (3, 3), (2, 2), "SAME", seed=s, uint8=True),
+    "u8_max2x2_s2_valid_8x8x16": lambda s: om.pool("MAX", (8, 8, 16), (2, 2), (2, 2), "VALID", seed=s, uint8=True),
+    "u8_add_bcast_5x6x20": lambda s: om.binary("ADD", (1, 5, 6, 20), (1, 1, 1, 20), seed=s, uint8=True),
+    "u8_sub_4x5x12_relu": lambda s: om.binary("SUB", (1, 4, 5, 12), (1, 4, 5, 12), "RELU", seed=s, uint8=True),
+    "u8_mul_4x5x12": lambda s: om.binary("MUL", (1, 4, 5, 12), (1, 4, 5, 12), seed=s, uint8=True),
+}
+
 
 def run_golden(art, inputs, shram_bytes: int = 0, commands=None) -> np.ndarray:
     """Execute the stream's POOL / ELEMENTWISE / DMA kicks (``commands``: a patched stream's instead) with the
@@ -80,7 +89,8 @@ def run_golden(art, inputs, shram_bytes: int = 0, commands=None) -> np.ndarray:
     for k in cs.kicks(art.commands() if commands is None else commands):
         vr.run_kick(k, regions, shram)
     (out,) = art.outputs
-    dtype = {1: np.int8, 2: np.int16}[out.elem_size]
+    dtype = np.asarray(inputs[0]).dtype if out.elem_size == np.asarray(inputs[0]).dtype.itemsize else {
+        1: np.int8, 2: np.int16}[out.elem_size]
     return np.frombuffer(bytes(regions[out.region][out.offset:out.offset + out.nbytes]), dtype)
 
 
@@ -144,6 +154,21 @@ def test_int16_golden_vs_litert(name, accel):
     rng = np.random.default_rng(10)
     for seed in (0, 1):
         model = I16_MODELS[name](seed)
+        art = vela.compile_model(model, accel)
+        ref = ReferenceModel(model)
+        for _ in range(2):
+            xs = [ref.random_input(rng, i) for i in range(len(ref.inputs))]
+            want = ref.run_all(*xs)[0].reshape(-1)
+            np.testing.assert_array_equal(run_golden(art, xs), want, err_msg=f"{name} {seed}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(U8_MODELS))
+@pytest.mark.parametrize("accel", ["ethos-u55-64", "ethos-u55-256"])
+def test_uint8_golden_vs_litert(name, accel):
+    rng = np.random.default_rng(11)
+    for seed in (0, 1):
+        model = U8_MODELS[name](seed)
         art = vela.compile_model(model, accel)
         ref = ReferenceModel(model)
         for _ in range(2):

@@ -1,9 +1,9 @@
 """NPU vector unit end to end: Vela-compiled MAX_POOL_2D / AVERAGE_POOL_2D, ADD / SUB / MUL / MINIMUM / MAXIMUM /
-ABS, LEAKY_RELU / TANH / LOGISTIC / HARD_SWISH (table lookups) and int16 pooling / ADD / SUB / MUL / MAXIMUM models
-run on the whole NPU under Verilator; the OFM read back from external memory must equal LiteRT's reference kernels
-exactly (and the golden model ``models.npu.vector_ref``). Two configs in the default tier (u55-128 and u55-256, one
-build each); an illegal pooling mode, an unsupported precision and an unimplemented elementwise mode must stop the
-stream with ``COMPUTE_FAULT`` / ``UNSUPPORTED``."""
+ABS, LEAKY_RELU / TANH / LOGISTIC / HARD_SWISH (table lookups), int16 pooling / ADD / SUB / MUL / MAXIMUM and uint8
+pooling / ADD / SUB / MUL models run on the whole NPU under Verilator; the OFM read back from external memory must
+equal LiteRT's reference kernels exactly (and the golden model ``models.npu.vector_ref``). Two configs in the default
+tier (u55-128 and u55-256, one build each); an illegal pooling mode, an unsupported precision and an unimplemented
+elementwise mode must stop the stream with ``COMPUTE_FAULT`` / ``UNSUPPORTED``."""
 import numpy as np
 import pytest
 
@@ -18,7 +18,7 @@ from rtl.npu.config import PRESETS
 from rtl.npu.controller import ErrorCode
 from sim.build import build
 from sim.harness import NativeSim
-from tb.models.npu.test_vector_ref import EW_MODELS, I16_MODELS, LUT_MODELS, POOL_MODELS, run_golden
+from tb.models.npu.test_vector_ref import EW_MODELS, I16_MODELS, LUT_MODELS, POOL_MODELS, U8_MODELS, run_golden
 
 CONFIGS = ("u55-128", "u55-256")   # u55-128: the build test_compute.py / test_dma.py use too
 
@@ -67,6 +67,7 @@ def check_models(npu, models, kick, kicks=None):
             want = ref.run_all(*xs)[0].reshape(-1)
             status, got, cycles = run_model(sim, cfg, art, xs)
             assert status == (0, ErrorCode.OK, 0, 0), (name, status)
+            got = got.view(want.dtype)   # int8 / int16 as read; uint8 models compare as uint8
             np.testing.assert_array_equal(got, want, err_msg=name)
             np.testing.assert_array_equal(run_golden(art, xs, cfg.shram_bytes), want, err_msg=f"golden {name}")
             print(f"{config} {name}: bit-exact, {cycles} NPU cycles (Vela estimate {art.perf.npu_cycles})")
@@ -83,6 +84,11 @@ def test_elementwise_bit_exact(npu):
 def test_int16_bit_exact(npu):
     """int16 activations: MAX / AVERAGE pooling, ADD, SUB, MUL, MAXIMUM."""
     check_models(npu, I16_MODELS, None, None)
+
+
+def test_uint8_bit_exact(npu):
+    """uint8 activations: AVERAGE / MAX pooling, ADD (broadcast), SUB, MUL."""
+    check_models(npu, U8_MODELS, None, None)
 
 
 def test_lut_activations_bit_exact(npu):

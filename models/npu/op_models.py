@@ -136,14 +136,15 @@ def binary(op: str, shape1: tuple[int, ...], shape2: tuple[int, ...], activation
 
 
 def unary(op: str, shape: tuple[int, ...], *, seed: int = 0, alpha: float = 0.2,
-          out_quant: Quant | None = None) -> bytes:
-    """A one-input model: LEAKY_RELU (``alpha``), ABS, TANH, LOGISTIC, HARD_SWISH, ... on an int8 tensor."""
+          out_quant: Quant | None = None, int16: bool = False) -> bytes:
+    """A one-input model: LEAKY_RELU (``alpha``), ABS, TANH, LOGISTIC, HARD_SWISH, ... on an int8 tensor (int16 with
+    ``int16``: zero points 0; ``out_quant`` None then means the input's quantisation)."""
     rng = np.random.default_rng(seed)
-    q = _rand_quant(rng, 0.02, 0.1)
-    qo = out_quant if out_quant is not None else _rand_quant(rng, 0.02, 0.1)
+    q = _rand_quant(rng, 0.02, 0.1, int16=int16)
+    qo = out_quant if out_quant is not None else q if int16 else _rand_quant(rng, 0.02, 0.1)
     wr = _Writer()
-    x = _tensor(wr, "input", shape, q)
-    y = _tensor(wr, "output", shape, qo)
+    x = _tensor(wr, "input", shape, q, ttype=_ttype(int16))
+    y = _tensor(wr, "output", shape, qo, ttype=_ttype(int16))
     code = getattr(BuiltinOperator, op)
     if op == "LEAKY_RELU":
         def options(b):

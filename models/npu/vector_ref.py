@@ -231,7 +231,8 @@ def elementwise(mode: int, a: int, b: int, *, scale_mode: int, opa_scale: int, o
     by ``OPA_SHIFT + 20``), the other ``y << 19``; the result is their sum / difference. This is TFLite's int8
     ADD / SUB arithmetic exactly, given Vela's ``advanced_elementwise_add_sub_scale`` (``ethosu/vela/scaling.py``):
     the operand with the larger scale has TFLite multiplier 0.5, which ``srdhm`` applies exactly as ``<< 19``.
-    MUL: ``a * b``; MIN / MAX: ``min`` / ``max``; ABS: ``|a|``."""
+    MUL: ``a * b``; MIN / MAX: ``min`` / ``max``; ABS: ``|a|``; LRELU: ``a`` (the output stage scales it by OFM_SCALE
+    only where it is negative: OFM_SCALE holds alpha, see :func:`run_elementwise_kick`)."""
     if mode in (EW_ADD, EW_SUB):
         if scale_mode not in (1, 2):
             raise ValueError(f"ADD/SUB scale mode {scale_mode} is not implemented")
@@ -250,6 +251,8 @@ def elementwise(mode: int, a: int, b: int, *, scale_mode: int, opa_scale: int, o
         return max(a, b)
     if mode == EW_ABS:
         return abs(a)
+    if mode == EW_LRELU:
+        return a
     raise ValueError(f"elementwise mode {mode} is not implemented")
 
 
@@ -296,7 +299,9 @@ def run_elementwise_kick(kick, regions: dict[int, bytearray], shram: bytes | Non
     for idx in np.ndindex(oh, ow, oc):
         v = elementwise(mode, int(a[idx]), int(b[idx]), scale_mode=scale_mode, opa_scale=opa_scale,
                         opa_shift=opa_shift, input_shift=input_shift)
-        out[idx] = output_stage(v, scale, shift, (ofm_prec >> 14) & 3, zp("OFM_ZERO_POINT", ofm_prec),
+        positive_lrelu = mode == EW_LRELU and v >= 0   # LRELU: OFM_SCALE (alpha) scales negative values only
+        s, sh = (1, 0) if positive_lrelu else (scale, shift)
+        out[idx] = output_stage(v, s, sh, (ofm_prec >> 14) & 3, zp("OFM_ZERO_POINT", ofm_prec),
                                 _bound(r("ACTIVATION_MIN"), sgn), _bound(r("ACTIVATION_MAX"), sgn), sgn, lut,
                                 8 * _ofm_size(ofm_prec))
     write_fm(regions[r("OFM_REGION") & 7], r("OFM_BASE0"), out,

@@ -1,6 +1,6 @@
 """NPU vector unit: executes the NPU_OP_POOL kicks the MAC datapath does not (MAX, AVERAGE, REDUCE_SUM with any
-kernel, stride and padding) and NPU_OP_ELEMENTWISE (ADD, SUB, MUL, MIN, MAX, ABS; IFM2 as a tensor, broadcast along
-H / W / C, or the IFM2_SCALAR; operand order swap), on S8/U8/S16/U16 feature maps in NHWC or NHCWB16, with the
+kernel, stride and padding) and NPU_OP_ELEMENTWISE (ADD, SUB, MUL, MIN, MAX, ABS, LRELU; IFM2 as a tensor, broadcast
+along H / W / C, or the IFM2_SCALAR; operand order swap), on S8/U8/S16/U16 feature maps in NHWC or NHCWB16, with the
 activation table lookups (ACTIVATION TABLE_0..7: 256-byte tables the stream DMAs into the SHRAM's last 2 KiB) for an
 8-bit OFM, straight from and to external memory.
 
@@ -227,6 +227,7 @@ class Reduced(data.Struct):
     value: signed(_ACC_BITS)
     value2: signed(_OPND)
     count: 17         # valid taps
+    unscaled: 1       # the output stage skips OFM_SCALE (LRELU's non-negative values)
 
 
 class PoolReducer(wiring.Component):
@@ -327,7 +328,8 @@ class ElementwiseAlu(wiring.Component):
     registered stage; a pooling element passes unchanged.
 
     ADD / SUB: the operand ``scale_mode`` names (1: A, 2: B) is rescaled, ``rdbpot(srdhm(x << 20, opa_scale),
-    opa_shift - 11)``, the other shifted left by 19; MUL ``a * b``; MIN / MAX; ABS ``|a|``. ``swap`` exchanges A and B
+    opa_shift - 11)``, the other shifted left by 19; MUL ``a * b``; MIN / MAX; ABS ``|a|``; LRELU ``a``, marked
+    ``unscaled`` when non-negative (OFM_SCALE holds alpha: only negative values are scaled). ``swap`` exchanges A and B
     first (IFM2_BROADCAST operand order).
 
     Members
@@ -379,13 +381,15 @@ class ElementwiseAlu(wiring.Component):
                 m.d.comb += v.eq(Mux(a > b, a, b))
             with m.Case(EW_ABS):
                 m.d.comb += v.eq(Mux(a < 0, -a, a))
+            with m.Case(EW_LRELU):
+                m.d.comb += v.eq(a)
         held = Signal()
         out = Signal(Reduced)
         m.d.comb += [self.i.ready.eq(~held | self.o.ready), self.o.valid.eq(held), self.o.payload.eq(out)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [held.eq(1), out.eq(self.i.payload)]
             with m.If(self.ew):
-                m.d.sync += out.value.eq(v)
+                m.d.sync += [out.value.eq(v), out.unscaled.eq((self.mode == EW_LRELU) & (a >= 0))]
         with m.Elif(self.o.ready):
             m.d.sync += held.eq(0)
         return m
@@ -429,9 +433,10 @@ class VectorOutputStage(wiring.Component):
         m.d.comb += quotient.eq((v * rscale + (Const(1, signed(64)) << r_below)) >> rshift)
         v2 = Signal(signed(_ACC_BITS))
         m.d.comb += v2.eq(Mux(self.divide, quotient, v))
+        unscaled = self.i.payload.unscaled
         p = Signal(signed(_ACC_BITS + 33))
-        m.d.comb += p.eq(v2 * self.scale)
-        y = _round_shift(m, p, self.shift, self.round_mode)
+        m.d.comb += p.eq(v2 * Mux(unscaled, 1, self.scale))
+        y = _round_shift(m, p, Mux(unscaled, 0, self.shift), self.round_mode)
         lo, hi = Signal(signed(18)), Signal(signed(18))
         tlo, thi = Signal(signed(18)), Signal(signed(18))   # the OFM type's range
         m.d.comb += [tlo.eq(Mux(self.ofm_signed, Mux(self.ofm_wide, -32768, -128), 0)),
@@ -668,7 +673,7 @@ class VectorUnit(wiring.Component):
         NHWC / NHCWB16, IFM upscaling, the TANH / SIGMOID functions (int16) and clip ranges other than the OFM's,
         round mode 3, the fp16 accumulator format (INT32 and INT40 give the same results here: the unit's sums and
         operands are 40 bits wide), pooling modes
-        above REDUCE_SUM, dilation, AVERAGE with padding over more than 64 taps; elementwise LRELU, CLZ, SHR, SHL
+        above REDUCE_SUM, dilation, AVERAGE with padding over more than 64 taps; elementwise CLZ, SHR, SHL
         and mode numbers above 9, ADD / SUB other than with one 32-bit-scaled operand (scale modes 1 and 2, OPA
         shift >= 11, 16 for 16-bit operands)."""
         ks = regs.KERNEL_STRIDE
@@ -678,7 +683,7 @@ class VectorUnit(wiring.Component):
         add_sub = (ew_mode == EW_ADD) | (ew_mode == EW_SUB)
         ew_bad = Signal(name="elementwise_unsupported")
         m.d.comb += ew_bad.eq(
-            (ew_mode > EW_ABS) | (ew_mode == EW_LRELU)
+            (ew_mode > EW_ABS)
             | (add_sub & (((regs.IFM_PRECISION[8:10] != 1) & (regs.IFM_PRECISION[8:10] != 2))
                           | (regs.OPA_SCALE_SHIFT < Mux(regs.IFM_PRECISION[2:4] == 1, 16, 11))))
             | ((ew_mode != EW_ABS) & ((regs.IFM2_PRECISION[2:4] > 1) | (regs.IFM2_PRECISION[6:8] > 1))))

@@ -67,6 +67,8 @@ I16_MODELS = {
     "i16_sub_bcast_4x5x12": lambda s: om.binary("SUB", (1, 4, 5, 12), (1, 1, 1, 12), seed=s, int16=True),
     "i16_mul_4x5x12": lambda s: om.binary("MUL", (1, 4, 5, 12), (1, 4, 5, 12), seed=s, int16=True),
     "i16_maximum_4x5x12": lambda s: om.binary("MAXIMUM", (1, 4, 5, 12), (1, 4, 5, 12), seed=s, int16=True),
+    "i16_leaky_relu_4x5x12": lambda s: om.unary("LEAKY_RELU", (1, 4, 5, 12), seed=s, alpha=0.2, int16=True),
+    "i16_abs_4x5x12": lambda s: om.unary("ABS", (1, 4, 5, 12), seed=s, int16=True),
 }
 
 #: uint8 activations (asymmetric, zero points around 128).

@@ -1,9 +1,9 @@
 """NPU vector unit end to end: Vela-compiled MAX_POOL_2D / AVERAGE_POOL_2D, ADD / SUB / MUL / MINIMUM / MAXIMUM /
-ABS, LEAKY_RELU / TANH / LOGISTIC / HARD_SWISH (table lookups), int16 pooling / ADD / SUB / MUL / MAXIMUM and uint8
-pooling / ADD / SUB / MUL models run on the whole NPU under Verilator; the OFM read back from external memory must
-equal LiteRT's reference kernels exactly (and the golden model ``models.npu.vector_ref``). Two configs in the default
-tier (u55-128 and u55-256, one build each); an illegal pooling mode, an unsupported precision and an unimplemented
-elementwise mode must stop the stream with ``COMPUTE_FAULT`` / ``UNSUPPORTED``."""
+ABS, LEAKY_RELU / TANH / LOGISTIC / HARD_SWISH (table lookups), int16 pooling / ADD / SUB / MUL / MAXIMUM /
+LEAKY_RELU / ABS and uint8 pooling / ADD / SUB / MUL models run on the whole NPU under Verilator; the OFM read back
+from external memory must equal LiteRT's reference kernels exactly (and the golden model ``models.npu.vector_ref``).
+Two configs in the default tier (u55-128 and u55-256, one build each); an illegal pooling mode, an unsupported
+precision and an unimplemented elementwise mode must stop the stream with ``COMPUTE_FAULT`` / ``UNSUPPORTED``."""
 import numpy as np
 import pytest
 
@@ -82,7 +82,7 @@ def test_elementwise_bit_exact(npu):
 
 
 def test_int16_bit_exact(npu):
-    """int16 activations: MAX / AVERAGE pooling, ADD, SUB, MUL, MAXIMUM."""
+    """int16 activations: MAX / AVERAGE pooling, ADD, SUB, MUL, MAXIMUM, LEAKY_RELU (ELEMENTWISE LRELU), ABS."""
     check_models(npu, I16_MODELS, None, None)
 
 

@@ -1,6 +1,8 @@
 """NPU compute unit: executes NPU_OP_CONV (CONV_2D, FULLY_CONNECTED), NPU_OP_DEPTHWISE and the identity
 NPU_OP_POOL kicks (int8) from external memory, pipelined so that the MAC block takes one beat per cycle whenever its
-operands are on chip.
+operands are on chip; every other NPU_OP_POOL and every NPU_OP_ELEMENTWISE goes to its
+:class:`~rtl.npu.vector_unit.VectorUnit` (``vector``: its own memory port ``vec_bus`` and the SHRAM lookup-table port
+``lut_raddr`` / ``lut_rdata``), one op at a time and in kick order with the MAC-datapath ops (``_dispatch``).
 
 Implements ``In(ComputeSignature)`` (:mod:`rtl.npu.controller`) and owns three external-memory ports
 (:data:`rtl.npu.extmem.MemPortSignature`; the top arbitrates them): ``bus`` (scale/bias records and the compressed
@@ -100,6 +102,7 @@ from rtl.npu.mac import MacBlock, MacBlockConfig
 from rtl.npu.ofm_writer import OfmWriter, OutputFeed
 from rtl.npu.op_loader import OpLoader
 from rtl.npu.output_unit import OutputUnit, OutputUnitConfig
+from rtl.npu.vector_unit import VectorUnit, is_vector_op
 from rtl.npu.weight_buffer import WeightBuffer
 
 __all__ = ["Compute", "ComputeError", "MAX_CHANNELS", "WEIGHT_BUFFER_BYTES"]
@@ -111,8 +114,9 @@ class Compute(wiring.Component):
     Members
     -------
     port : ``In(ComputeSignature)``
-    bus, ifm_bus, ofm_bus : ``Out(MemPortSignature)``  (``id`` is left 0, the top routes responses)
+    bus, ifm_bus, ofm_bus, vec_bus : ``Out(MemPortSignature)``  (``id`` is left 0, the top routes responses)
     basep : ``In(32).array(8)``   region base pointers
+    lut_raddr : ``Out(range(shram words))``; lut_rdata : ``In(64)``   the SHRAM's lookup-table read port
     last_kick : ``Out(KernelOp)``   the most recently accepted kick (debug)
     error_code : ``Out(ComputeError)``
     """
@@ -126,7 +130,9 @@ class Compute(wiring.Component):
         self.line_buffer_words = config.shram_bytes // 8
         super().__init__({"port": In(ComputeSignature), "bus": Out(MemPortSignature),
                           "ifm_bus": Out(MemPortSignature), "ofm_bus": Out(MemPortSignature),
-                          "basep": In(ADDR_WIDTH).array(NUM_REGIONS), "last_kick": Out(KernelOp),
+                          "vec_bus": Out(MemPortSignature), "basep": In(ADDR_WIDTH).array(NUM_REGIONS),
+                          "last_kick": Out(KernelOp), "lut_raddr": Out(range(self.line_buffer_words)),
+                          "lut_rdata": In(64),
                           "error_code": Out(ComputeError)})
 
     def elaborate(self, platform):
@@ -147,10 +153,13 @@ class Compute(wiring.Component):
                                               ou_layout=ou.in_layout)
         m.submodules.ofm_writer = wr = OfmWriter(oub=OUB)
 
+        engine_done, engine_error = Signal(), Signal()
+        engine_code = Signal(ComputeError)
+        self._dispatch(m, ld, engine_done, engine_error, engine_code)
+
         # Loader -> weight buffer (write side), output-unit records; the engine's op comes from the loader.
         wiring.connect(m, wiring.flipped(self.bus), ld.bus)
-        m.d.comb += [ld.kick.valid.eq(self.port.kick.valid), ld.kick.payload.eq(self.port.kick.payload),
-                     self.port.kick.ready.eq(ld.kick.ready), self.last_kick.eq(ld.last_kick)]
+        m.d.comb += self.last_kick.eq(ld.last_kick)
         m.d.comb += [wb.open.eq(ld.wb_open), wb.open_slot.eq(ld.wb_open_slot), wb.wr_en.eq(ld.wb_en),
                      wb.wr_slot.eq(ld.bank), wb.wr_dw.eq(ld.wb_dw), wb.wr_count.eq(ld.wb_count),
                      wb.wr_weight.eq(ld.wb_weight), ld.wb_room.eq(wb.wr_room), wb.close.eq(ld.wb_close),
@@ -202,7 +211,7 @@ class Compute(wiring.Component):
                 with m.If(ld.pend):
                     m.d.comb += [takes.eq(1), clear.eq(1)]
                     m.d.sync += [regs.eq(ld.regs), opcode.eq(ld.opcode), ebank.eq(ld.bank),
-                                 self.error_code.eq(ld.code)]
+                                 engine_code.eq(ld.code)]
                     with m.If(ld.code != ComputeError.NONE):
                         m.next = "ERROR"
                     with m.Else():
@@ -213,7 +222,7 @@ class Compute(wiring.Component):
             with m.State("RUN"):
                 m.d.comb += running.eq(1)
                 with m.If(ld.status_bad):
-                    m.d.sync += self.error_code.eq(ld.status_code)
+                    m.d.sync += engine_code.eq(ld.status_code)
                     m.next = "DRAIN"
                 with m.Elif(drained):
                     m.next = "FINISH"
@@ -224,15 +233,43 @@ class Compute(wiring.Component):
                     m.next = "ERROR"
             with m.State("FINISH"):
                 with m.If(ld.status_memerr | stg.mem_err):
-                    m.d.sync += self.error_code.eq(ComputeError.MEMORY)
+                    m.d.sync += engine_code.eq(ComputeError.MEMORY)
                     m.next = "ERROR"
                 with m.Else():
-                    m.d.comb += [self.port.done.eq(1), ld.release.eq(1)]
+                    m.d.comb += [engine_done.eq(1), ld.release.eq(1)]
                     m.next = "IDLE"
             with m.State("ERROR"):
-                m.d.comb += [self.port.error.eq(1), ld.release.eq(1)]
+                m.d.comb += [engine_error.eq(1), ld.release.eq(1)]
                 m.next = "IDLE"
         return m
+
+    def _dispatch(self, m, ld, engine_done, engine_error, engine_code):
+        """Kicks for the MAC datapath go to the loader, the others (:func:`~rtl.npu.vector_unit.is_vector_op`) to the
+        vector unit. Ops finish in kick order: a vector op is taken only when no MAC-datapath op is outstanding, and
+        no kick is taken while it runs. ``error_code`` shows the cause of whichever unit finished last."""
+        m.submodules.vector = vec = VectorUnit(shram_bytes=self.config.shram_bytes)
+        wiring.connect(m, wiring.flipped(self.vec_bus), vec.bus)
+        m.d.comb += [self.lut_raddr.eq(vec.lut_raddr), vec.lut_rdata.eq(self.lut_rdata)]
+        for i in range(NUM_REGIONS):
+            m.d.comb += vec.basep[i].eq(self.basep[i])
+        kick = self.port.kick
+        to_vec = is_vector_op(m, kick.payload)
+        outstanding = Signal(2)   # MAC-datapath ops kicked and not yet answered
+        answered = engine_done | engine_error
+        m.d.comb += [
+            ld.kick.payload.eq(kick.payload), vec.kick.payload.eq(kick.payload),
+            ld.kick.valid.eq(kick.valid & ~to_vec & ~vec.busy),
+            vec.kick.valid.eq(kick.valid & to_vec & (outstanding == 0)),
+            kick.ready.eq(Mux(to_vec, vec.kick.ready & (outstanding == 0), ld.kick.ready & ~vec.busy)),
+            self.port.done.eq(engine_done | vec.done), self.port.error.eq(engine_error | vec.error),
+        ]
+        m.d.sync += outstanding.eq(outstanding + (ld.kick.valid & ld.kick.ready) - answered)
+        vec_last = Signal()   # the vector unit answered last
+        with m.If(vec.done | vec.error):
+            m.d.sync += vec_last.eq(1)
+        with m.Elif(answered):
+            m.d.sync += vec_last.eq(0)
+        m.d.comb += self.error_code.eq(Mux(vec_last, vec.error_code, engine_code))
 
     def _connect_stager(self, m, stg, iss, op, regs):
         """The IFM stager sweeps the engine's op's IFM; the issue sequencer reads its line buffer."""

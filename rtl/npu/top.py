@@ -26,7 +26,9 @@ Block diagram::
 
 The compute unit (:class:`rtl.npu.compute.Compute`: weight decoder -> brick RAM, IFM stager -> line buffer, MAC
 block -> output unit -> OFM writer, on three memory ports; two kernel ops in flight, the next one's weights loading
-while the current one computes) executes CONV / DEPTHWISE kicks from external memory; ``compute_error`` holds its
+while the current one computes) executes CONV / DEPTHWISE kicks from external memory, and its vector unit
+(:mod:`rtl.npu.vector_unit`, a fourth memory port and the SHRAM's lookup-table read port) the POOL / ELEMENTWISE kicks;
+``compute_error`` holds its
 :class:`~rtl.npu.compute.ComputeError` cause after a ``COMPUTE_FAULT``. With ``NpuConfig.stub_compute`` the NPU is
 built with ``StubCompute`` instead, a documented test double (used by the controller tests): it accepts one kick at
 a time, pulses ``compute.done`` ``stub_compute_cycles`` cycles later, writes nothing and latches the kick on
@@ -77,6 +79,13 @@ BLOCK_MAP: dict[str, str] = {
     "compute.out": "output_unit",
     "compute.feed": "ofm_writer",                   # micro-block queue, position stepping, OFM addresses
     "compute.ofm_writer": "ofm_writer",             # address FIFO and the write path to external memory
+    "compute.vector": "vector_unit",                # POOL / ELEMENTWISE op FSM and its register snapshot
+    "compute.vector.walker": "vector_walker",       # OFM element / kernel tap walk, IFM read issue, tap queue
+    "compute.vector.reducer": "vector_reducer",     # max / sum reduction of each element's taps
+    "compute.vector.results": "vector_reducer",     # reduced elements waiting for the output stage
+    "compute.vector.alu": "vector_alu",             # elementwise operation (ADD/SUB rescale, MUL, MIN, MAX, ABS)
+    "compute.vector.out": "vector_output",          # reciprocal divide, OFM scale, rounding, zero point, clamp, LUT
+    "compute.vector.writer": "vector_writer",       # OFM element addresses and byte writes
 }
 
 
@@ -164,6 +173,8 @@ class Npu(wiring.Component):
             m.d.comb += self.compute_error.eq(compute.error_code)
         m.submodules.shram = shram = Shram(depth=self.shram_depth)
         self.shram_data = shram.data
+        if not cfg.stub_compute:
+            m.d.comb += [shram.lut_raddr.eq(compute.lut_raddr), compute.lut_rdata.eq(shram.lut_rdata)]
 
         # Host side.
         m.d.comb += [
@@ -195,11 +206,12 @@ class Npu(wiring.Component):
         connect(m, dma.shram, shram.write)
         m.d.comb += [shram.raddr.eq(self.shram_raddr), self.shram_rdata.eq(shram.rdata)]
 
-        # Arbiter: fixed priority DMA > compute (OFM writes > records/weights > IFM stager) > command fetch.
+        # Arbiter: fixed priority DMA > compute (OFM writes > records/weights > IFM stager > vector unit) > command
+        # fetch.
         if cfg.stub_compute:
             requesters = [dma.bus, ctrl.bus]
         else:
-            requesters = [dma.bus, compute.ofm_bus, compute.bus, compute.ifm_bus, ctrl.bus]
+            requesters = [dma.bus, compute.ofm_bus, compute.bus, compute.ifm_bus, compute.vec_bus, ctrl.bus]
         m.submodules.arbiter = arbiter = Arbiter(requesters=len(requesters), queue_depth=extmem.queue_depth + 1)
         for n, bus in enumerate(requesters):
             connect(m, bus, getattr(arbiter, f"req_{n}"))

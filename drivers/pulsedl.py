@@ -1,0 +1,90 @@
+"""Host driver of the PulseDL-II SoC in the native harness: load an RV32 ELF into its memories and run the core.
+
+:func:`run_program` is the one-call form; :class:`SocRunner` keeps one simulator for many programs (it reloads the
+memories and resets the SoC for each).
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from base import RampartError
+from models.rv32.toolchain import load_segments
+from rtl.pulsedl.config import DMEM_BASE, IMEM_BASE
+from sim.build import build
+from sim.harness import NativeSim
+
+__all__ = ["RunResult", "SocRunner", "run_program"]
+
+IMEM = "top.imem.storage"
+DMEM = "top.dmem.storage"
+REGFILE = "top.cpu.regfile.storage"
+
+
+@dataclass
+class RunResult:
+    halted: bool
+    trap: bool
+    cycles: int               # clock cycles stepped (rounded up to the polling chunk)
+    instret: int              # instructions retired (ECALL/EBREAK not counted)
+    registers: np.ndarray     # x0..x31 as uint32
+    dmem: np.ndarray          # the whole data memory as bytes
+
+    def data(self, address: int, size: int) -> bytes:
+        first = address - DMEM_BASE
+        return self.dmem[first:first + size].tobytes()
+
+
+def _words(data: bytes) -> np.ndarray:
+    padded = data + bytes(-len(data) % 4)
+    return np.frombuffer(padded, dtype="<u4").astype(np.uint64)
+
+
+class SocRunner:
+    """One simulated SoC (design ``pulsedl`` with ``config``)."""
+
+    def __init__(self, config=None):
+        self.build = build("pulsedl", config)
+        self.config = self.build.config
+        self.sim = NativeSim(self.build)
+        self._imem = self.sim.element_index(IMEM)
+        self._dmem = self.sim.element_index(DMEM)
+        self._regs = self.sim.element_index(REGFILE)
+
+    def load(self, elf: Path):
+        """Clear both memories and the register file, load ``elf``'s segments, and reset the SoC."""
+        entry, segments = load_segments(elf)
+        if entry != IMEM_BASE:
+            raise RampartError(f"{elf}: entry point {entry:#x}, the core starts at {IMEM_BASE:#x}")
+        cfg = self.config
+        self.sim.load_memory(self._imem, np.zeros(cfg.imem_words, dtype=np.uint64))
+        self.sim.load_memory(self._dmem, np.zeros(cfg.dmem_words, dtype=np.uint64))
+        self.sim.load_memory(self._regs, np.zeros(32, dtype=np.uint64))
+        for seg in segments:
+            for base, size, element in ((IMEM_BASE, cfg.imem_bytes, self._imem), (DMEM_BASE, cfg.dmem_bytes,
+                                                                                    self._dmem)):
+                if base <= seg.address and seg.address + len(seg.data) <= base + size:
+                    if seg.address % 4:
+                        raise RampartError(f"{elf}: segment at {seg.address:#x} is not word-aligned")
+                    self.sim.load_memory(element, _words(seg.data), (seg.address - base) // 4)
+                    break
+            else:
+                raise RampartError(f"{elf}: segment {seg.address:#x}+{len(seg.data)} is outside the SoC's memories")
+        self.sim.reset()
+
+    def run(self, max_cycles: int = 10_000_000, chunk: int = 4096) -> RunResult:
+        """Step until the core halts (or ``max_cycles``), polling every ``chunk`` cycles."""
+        cycles = 0
+        while cycles < max_cycles and not self.sim.peek("halted"):
+            self.sim.step(chunk)
+            cycles += chunk
+        dmem = self.sim.read_memory(self._dmem).astype("<u4").view(np.uint8)
+        return RunResult(halted=bool(self.sim.peek("halted")), trap=bool(self.sim.peek("trap")), cycles=cycles,
+                         instret=self.sim.peek("instret"),
+                         registers=self.sim.read_memory(self._regs).astype(np.uint32), dmem=dmem.copy())
+
+
+def run_program(elf: Path, config=None, max_cycles: int = 10_000_000) -> RunResult:
+    runner = SocRunner(config)
+    runner.load(elf)
+    return runner.run(max_cycles)

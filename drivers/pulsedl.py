@@ -88,3 +88,59 @@ def run_program(elf: Path, config=None, max_cycles: int = 10_000_000) -> RunResu
     runner = SocRunner(config)
     runner.load(elf)
     return runner.run(max_cycles)
+
+
+FIRMWARE = Path(__file__).resolve().parents[1] / "rtl" / "pulsedl" / "firmware"
+FIRMWARE_FLAGS = ("-Os", "-nostartfiles", "-DPICOLIBC_INTEGER_PRINTF_SCANF")
+
+
+def build_firmware(main: str, out: Path, config=None) -> Path:
+    """Compile firmware ``main`` (a C file of rtl/pulsedl/firmware) with the start-up code and the UART stdio
+    against picolibc into the ELF ``out``; the stack starts at the top of the data memory of ``config``."""
+    from models.rv32.toolchain import PICOLIBC_SPECS, assemble
+    from rtl.designs import get_design
+
+    cfg = get_design("pulsedl").config(config)
+    if not PICOLIBC_SPECS.exists():
+        raise RampartError(f"{PICOLIBC_SPECS} not found (Debian package picolibc-riscv64-unknown-elf)")
+    sources = {name: (FIRMWARE / name).read_text() for name in ("crt0.S", "uart_stdio.c", main)}
+    flags = (*FIRMWARE_FLAGS, f"--specs={PICOLIBC_SPECS}", f"-I{FIRMWARE}")
+    return assemble(sources, IMEM_BASE, DMEM_BASE, out, flags=flags, stack_top=DMEM_BASE + cfg.dmem_bytes)
+
+
+def decode_uart(line: np.ndarray, divisor: int) -> bytes:
+    """Bytes of an 8N1 line sampled once per clock (idle high), each bit sampled in its middle."""
+    line = np.asarray(line, dtype=np.uint8)
+    out, i = bytearray(), 1
+    middles = divisor * np.arange(1, 10) + divisor // 2      # data bits 0-7, then the stop bit
+    while True:
+        falls = np.flatnonzero((line[i:] == 0) & (line[i - 1:-1] == 1))
+        if falls.size == 0:
+            break
+        start = i + int(falls[0])
+        if start + middles[-1] >= line.size:
+            break
+        bits = line[start + middles]
+        if bits[-1] != 1:
+            raise RampartError(f"UART framing error at cycle {start}")
+        out.append(int(np.packbits(bits[:8], bitorder="little")[0]))
+        i = start + int(middles[-1]) + 1
+    return bytes(out)
+
+
+def run_with_uart(runner: SocRunner, max_cycles: int = 10_000_000, chunk: int = 65536) -> tuple[RunResult, bytes]:
+    """Run the loaded program to its halt recording the UART line; (result, the bytes it sent)."""
+    levels, cycles = [], 0
+    idle = np.ones(chunk, dtype=np.uint32)
+    while cycles < max_cycles:
+        out = runner.sim.run_stimulus({"uart_rx": idle}, ["uart_tx", "halted"])
+        levels.append(out["uart_tx"][:, 0].astype(np.uint8))
+        cycles += chunk
+        if out["halted"][-1, 0]:
+            break
+    # a frame still on the line when the core halted: idle until it is out
+    levels.append(runner.sim.run_stimulus({"uart_rx": np.ones(12 * runner.config.uart_divisor, np.uint32)},
+                                          ["uart_tx"])["uart_tx"][:, 0].astype(np.uint8))
+    result = runner.run(max_cycles=0)
+    result.cycles = cycles
+    return result, decode_uart(np.concatenate(levels), runner.config.uart_divisor)

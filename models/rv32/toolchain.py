@@ -13,11 +13,13 @@ from pathlib import Path
 
 from base import RampartError
 
-__all__ = ["GCC", "QEMU", "Segment", "assemble", "linker_script", "load_segments", "missing_tools", "run_qemu"]
+__all__ = ["GCC", "PICOLIBC_SPECS", "QEMU", "Segment", "assemble", "linker_script", "load_segments", "missing_tools",
+           "run_qemu"]
 
 GCC = "riscv64-unknown-elf-gcc"
 QEMU = "qemu-riscv32"
 ARCH = ("-march=rv32im", "-mabi=ilp32")
+PICOLIBC_SPECS = Path("/usr/lib/picolibc/riscv64-unknown-elf/picolibc.specs")  #: Debian picolibc-riscv64-unknown-elf
 
 
 def missing_tools() -> list[str]:
@@ -25,16 +27,22 @@ def missing_tools() -> list[str]:
     return [tool for tool in (GCC, QEMU) if shutil.which(tool) is None]
 
 
-def linker_script(text_base: int, data_base: int) -> str:
-    return (f"ENTRY(_start)\nSECTIONS {{\n  . = {text_base:#x};\n  .text : {{ *(.text.start) *(.text*) }}\n"
-            f"  . = {data_base:#x};\n  .data : {{ *(.rodata*) *(.srodata*) *(.data*) *(.sdata*) *(.sbss*) *(.bss*) }}"
-            "\n}\n")
+def linker_script(text_base: int, data_base: int, stack_top: int | None = None) -> str:
+    """Text (``.text.start`` first) at ``text_base``; read-only data, data, TLS (``__tls_base``) and bss at
+    ``data_base``; ``__stack_top`` defined when ``stack_top`` is given."""
+    data = "*(.rodata*) *(.srodata*) *(.data*) *(.sdata*) . = ALIGN(8); __tls_base = .; *(.tdata*) *(.tbss*) " \
+           "*(.sbss*) *(.bss*) *(COMMON)"
+    script = (f"ENTRY(_start)\nSECTIONS {{\n  . = {text_base:#x};\n  .text : {{ *(.text.start) *(.text*) }}\n"
+              f"  . = {data_base:#x};\n  .data : {{ {data} }}\n}}\n")
+    if stack_top is not None:
+        script += f"__stack_top = {stack_top:#x};\n"
+    return script
 
 
 def assemble(sources: dict[str, str], text_base: int, data_base: int, out: Path, *,
-             flags: tuple[str, ...] = ("-nostdlib", "-nostartfiles")) -> Path:
+             flags: tuple[str, ...] = ("-nostdlib", "-nostartfiles"), stack_top: int | None = None) -> Path:
     """Compile/assemble ``sources`` (file name -> text) and link them to ``out`` (static, ``text_base`` /
-    ``data_base``)."""
+    ``data_base``, see :func:`linker_script`) with gcc ``flags``."""
     if shutil.which(GCC) is None:
         raise RampartError(f"{GCC} not found (Debian package gcc-riscv64-unknown-elf; `make sysdeps`)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,7 +52,7 @@ def assemble(sources: dict[str, str], text_base: int, data_base: int, out: Path,
             path.write_text(text)
             paths.append(str(path))
         script = Path(tmp) / "link.ld"
-        script.write_text(linker_script(text_base, data_base))
+        script.write_text(linker_script(text_base, data_base, stack_top))
         cmd = [GCC, *ARCH, "-static", *flags, "-T", str(script), "-o", str(out), *paths]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:

@@ -9,7 +9,7 @@ address         meaning
 ==============  =====================================================================
 ``0x0001_0000`` instruction memory (fetch only; the reset vector is its first word)
 ``0x0002_0000`` data memory (byte, half-word and word loads and stores)
-``0x0003_0000`` UART: ``+0`` write a byte to send (the store waits while the line is busy); read: 1 when busy
+``0x0003_0000`` UART: ``+0`` write: send a byte; read: received byte, bit 8 set if any; ``+4`` status
 ``0x0003_1000`` timer: ``+0`` / ``+4`` low / high word of the 64-bit cycle counter (read only)
 ==============  =====================================================================
 

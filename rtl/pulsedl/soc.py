@@ -1,11 +1,12 @@
 """The PulseDL-II SoC top: the RV32IM core, its instruction and data memories, the bus, the UART and the timer.
 
 The memories are loaded by the harness (``top.imem.storage``, ``top.dmem.storage``; see drivers/pulsedl.py);
-``halted``/``trap`` say the core has stopped, ``instret`` counts retired instructions, ``uart_tx`` is the line.
+``halted``/``trap`` say the core has stopped, ``instret`` counts retired instructions, ``uart_tx``/``uart_rx``
+are the serial lines.
 """
 from amaranth import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from rtl.pulsedl.bus import BusDecoder
 from rtl.pulsedl.config import DMEM_BASE, MMIO_BASE, PulseDlConfig
@@ -33,7 +34,8 @@ BLOCK_MAP = {
 class PulseSoc(wiring.Component):
     def __init__(self, config: PulseDlConfig):
         self.config = config
-        super().__init__({"halted": Out(1), "trap": Out(1), "instret": Out(32), "uart_tx": Out(1, init=1)})
+        super().__init__({"halted": Out(1), "trap": Out(1), "instret": Out(32), "uart_tx": Out(1, init=1),
+                          "uart_rx": In(1, init=1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -52,5 +54,5 @@ class PulseSoc(wiring.Component):
         wiring.connect(m, periph.uart, uart.bus)
         wiring.connect(m, periph.timer, timer.bus)
         m.d.comb += [self.halted.eq(cpu.halted), self.trap.eq(cpu.trap), self.instret.eq(cpu.instret),
-                     self.uart_tx.eq(uart.tx)]
+                     self.uart_tx.eq(uart.tx), uart.rx.eq(self.uart_rx)]
         return m

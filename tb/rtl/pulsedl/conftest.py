@@ -2,14 +2,15 @@
 saying why, only when its executables are missing)."""
 import pytest
 
-from models.rv32.toolchain import missing_tools
+from models.rv32.toolchain import PICOLIBC_SPECS, missing_tools
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def soc():
-    missing = missing_tools()
+    """The default (16k) SoC, shared by all tests (each loads its program and resets it)."""
+    missing = missing_tools() + ([] if PICOLIBC_SPECS.exists() else ["picolibc"])
     if missing:
         pytest.skip(f"RISC-V tools missing: {', '.join(missing)} (install with `make sysdeps`)")
     from drivers.pulsedl import SocRunner
 
-    return SocRunner("4k")
+    return SocRunner("16k")

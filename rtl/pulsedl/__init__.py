@@ -14,5 +14,6 @@ DESCRIPTOR = Design(
     default="16k",
     make=PulseSoc,
     blocks=BLOCK_MAP,
+    workloads={"rv32_program": "faultinj.workloads.pulsedl:rv32_program"},
     driver="drivers.pulsedl:run_program",
 )

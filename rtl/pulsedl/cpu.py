@@ -3,7 +3,7 @@
 Every instruction takes a FETCH cycle (the instruction word at ``pc`` into the instruction register) and an
 EXECUTE cycle (decode, register read, ALU, write-back and the next ``pc``), so most instructions take 2 cycles.
 Loads and stores add one MEMORY cycle per bus wait state (the data memory answers in one: 3 cycles), divisions
-wait in DIVIDE for the divider (34 cycles in all); multiplications are single-cycle. ECALL and EBREAK stop the core
+wait in DIVIDE for the divider (35 cycles in all); multiplications are single-cycle. ECALL and EBREAK stop the core
 (``halted``); an illegal instruction, a misaligned load/store or jump target stops it with ``trap`` set.
 """
 from amaranth import Module, Signal

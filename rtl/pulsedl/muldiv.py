@@ -25,7 +25,7 @@ class Multiplier(wiring.Component):
 
 
 class Divider(wiring.Component):
-    """DIV / DIVU / REM / REMU (``funct3`` 4-7) by restoring division of the magnitudes, 32 cycles.
+    """DIV / DIVU / REM / REMU (``funct3`` 4-7) by restoring division of the magnitudes: 32 busy cycles.
 
     ``start`` (one cycle) latches the operands; ``done`` is high for one cycle when ``result`` is valid (it stays
     valid until the next ``start``). Division by zero gives all ones (DIV, DIVU) and the dividend (REM, REMU);

@@ -172,3 +172,39 @@ def test_timer_counts_cycles_and_unmapped_reads_zero(soc, tmp_path):
 def test_halt_and_traps(soc, tmp_path, body, trap):
     r = run(soc, tmp_path, body)
     assert r.trap == trap
+
+
+
+def timer_delta(soc, tmp_path, before: str, instruction: str) -> int:
+    """Cycles between the timer reads (loads, sampled in their EXECUTE cycle) around ``instruction``."""
+    r = run(soc, tmp_path, f"""
+      li x29, 0x31000
+      li x31, 0x30000
+      la x30, data
+      li x6, 1000
+      li x7, 7
+      {before}
+      lw x1, 0(x29)
+      {instruction}
+      lw x2, 0(x29)
+      sub x3, x2, x1
+    """)
+    return int(r.registers[3])
+
+
+@pytest.mark.parametrize("instruction, cycles", [
+    ("nop", 2), ("mul x5, x6, x7", 2), ("mulhu x5, x6, x7", 2), ("lw x5, 0(x30)", 3), ("sw x5, 0(x30)", 3),
+    ("beq x0, x0, 1f\n1:", 2), ("bne x0, x0, 1f\n1:", 2), ("jal x5, 1f\n1:", 2), ("div x5, x6, x7", 35),
+    ("remu x5, x6, x0", 35),
+])
+def test_cycles_per_instruction(soc, tmp_path, instruction, cycles):
+    """The multi-cycle schedule (rtl/pulsedl/cpu.py): the reads around an instruction are 3 (the load) + its
+    cycles apart."""
+    assert timer_delta(soc, tmp_path, "", instruction) == 3 + cycles
+
+
+def test_uart_store_waits_for_the_transmitter(soc, tmp_path):
+    """A first UART store in EXECUTE cycle t starts a frame on t+1..t+10*divisor; the first timer read samples at
+    t+3; a second store is accepted in the frame's last cycle and acknowledged the next, so the read after it
+    samples at t+10*divisor+3."""
+    assert timer_delta(soc, tmp_path, "sw x5, 0(x31)", "sw x5, 0(x31)") == 10 * soc.config.uart_divisor

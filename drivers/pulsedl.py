@@ -94,9 +94,10 @@ FIRMWARE = Path(__file__).resolve().parents[1] / "rtl" / "pulsedl" / "firmware"
 FIRMWARE_FLAGS = ("-Os", "-nostartfiles", "-DPICOLIBC_INTEGER_PRINTF_SCANF")
 
 
-def build_firmware(main: str, out: Path, config=None) -> Path:
+def build_firmware(main: str, out: Path, config=None, defines: dict[str, int] | None = None) -> Path:
     """Compile firmware ``main`` (a C file of rtl/pulsedl/firmware) with the start-up code and the UART stdio
-    against picolibc into the ELF ``out``; the stack starts at the top of the data memory of ``config``."""
+    against picolibc into the ELF ``out``; the stack starts at the top of the data memory of ``config``;
+    ``defines`` become ``-DNAME=value``."""
     from models.rv32.toolchain import PICOLIBC_SPECS, assemble
     from rtl.designs import get_design
 
@@ -104,7 +105,8 @@ def build_firmware(main: str, out: Path, config=None) -> Path:
     if not PICOLIBC_SPECS.exists():
         raise RampartError(f"{PICOLIBC_SPECS} not found (Debian package picolibc-riscv64-unknown-elf)")
     sources = {name: (FIRMWARE / name).read_text() for name in ("crt0.S", "uart_stdio.c", main)}
-    flags = (*FIRMWARE_FLAGS, f"--specs={PICOLIBC_SPECS}", f"-I{FIRMWARE}")
+    flags = (*FIRMWARE_FLAGS, f"--specs={PICOLIBC_SPECS}", f"-I{FIRMWARE}",
+             *(f"-D{name}={value}" for name, value in (defines or {}).items()))
     return assemble(sources, IMEM_BASE, DMEM_BASE, out, flags=flags, stack_top=DMEM_BASE + cfg.dmem_bytes)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from drivers.pulsedl import build_firmware
 from models.rv32.toolchain import load_segments
-from rtl.pulsedl.config import DMEM_BASE
+from rtl.pulsedl.config import DMEM_BASE, IMEM_BASE
 from sim.cocotb_glue import run_cocotb
 
 HERE = Path(__file__).parent
@@ -15,7 +15,7 @@ HELLO = b"hello from PulseDL-II\nfib(40)=102334155 -1234567/7=-176366 -1234567%7
 def image(elf: Path) -> list:
     entries = []
     for seg in load_segments(elf)[1]:
-        element, base = ("top.imem.storage", 0x10000) if seg.address < DMEM_BASE else ("top.dmem.storage", DMEM_BASE)
+        element, base = ("top.imem.storage", IMEM_BASE) if seg.address < DMEM_BASE else ("top.dmem.storage", DMEM_BASE)
         data = seg.data + bytes(-len(seg.data) % 4)
         entries.append([element, (seg.address - base) // 4,
                         [int.from_bytes(data[i:i + 4], "little") for i in range(0, len(data), 4)]])

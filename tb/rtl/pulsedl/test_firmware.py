@@ -1,5 +1,6 @@
 """C firmware (crt0 + picolibc stdio on the UART) on the simulated SoC, and the UART receiver."""
 import numpy as np
+import pytest
 
 from models.rv32.toolchain import assemble
 from rtl.pulsedl.config import DMEM_BASE, IMEM_BASE
@@ -45,3 +46,23 @@ def test_uart_receiver_delivers_bytes_to_the_core(soc, tmp_path):
     result = soc.run(max_cycles=0)
     assert result.halted and not result.trap
     assert result.data(DMEM_BASE, 3) == b"PDL"
+
+
+def test_bench_firmware_matches_the_same_c_on_the_host(soc, tmp_path):
+    """bench.c (CRC-32, matrix product, sort; fixed-width integer C) prints the same checksum on the RTL as when
+    compiled by the host's C compiler and run natively: an independent reference for the C the core executes."""
+    import shutil
+    import subprocess
+
+    from drivers.pulsedl import FIRMWARE, build_firmware, run_with_uart
+
+    host_cc = shutil.which("cc") or shutil.which("gcc")
+    if host_cc is None:
+        pytest.skip("no host C compiler")
+    native = tmp_path / "bench_host"
+    subprocess.run([host_cc, "-O1", "-DROUNDS=5", "-o", str(native), str(FIRMWARE / "bench.c")], check=True)
+    expected = subprocess.run([str(native)], capture_output=True, check=True).stdout
+    soc.load(build_firmware("bench.c", tmp_path / "bench.elf", "16k", defines={"ROUNDS": 5}))
+    result, text = run_with_uart(soc)
+    assert result.halted and not result.trap
+    assert text == expected and text.startswith(b"bench 5 rounds: ")

@@ -1,7 +1,9 @@
 """Host driver of the PulseDL-II SoC in the native harness: load an RV32 ELF into its memories and run the core.
 
 :func:`run_program` is the one-call form; :class:`SocRunner` keeps one simulator for many programs (it reloads the
-memories and resets the SoC for each).
+memories and resets the SoC for each). :func:`build_firmware` compiles the C firmware of rtl/pulsedl/firmware
+(picolibc, stdio on the UART); :func:`run_with_uart` runs to the halt recording ``uart_tx`` and decodes it
+(:func:`decode_uart`).
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from rtl.pulsedl.config import DMEM_BASE, IMEM_BASE
 from sim.build import build
 from sim.harness import NativeSim
 
-__all__ = ["RunResult", "SocRunner", "run_program"]
+__all__ = ["RunResult", "SocRunner", "build_firmware", "decode_uart", "run_program", "run_with_uart"]
 
 IMEM = "top.imem.storage"
 DMEM = "top.dmem.storage"

@@ -47,6 +47,7 @@ from rtl.npu.config import EXT_WORD_BYTES, NpuConfig
 from rtl.npu.controller import ComputeSignature, Controller, KernelOp
 from rtl.npu.dma import NUM_REGIONS, Dma
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, ExtMem
+from rtl.npu.pmu import Pmu
 from rtl.npu.shram import Shram
 
 __all__ = ["BLOCK_MAP", "StubCompute", "Npu"]
@@ -77,6 +78,7 @@ BLOCK_MAP: dict[str, str] = {
     "compute.out": "output_unit",
     "compute.feed": "ofm_writer",                   # micro-block queue, position stepping, OFM addresses
     "compute.ofm_writer": "ofm_writer",             # address FIFO and the write path to external memory
+    "pmu": "pmu",                                   # performance counters and their configuration
 }
 
 
@@ -122,6 +124,9 @@ class Npu(wiring.Component):
     shram_raddr / shram_rdata        debug read port of the shared buffer (one cycle latency)
     last_kick : ``Out(KernelOp)``    the last kernel op's payload (``param`` only from the test double)
     compute_error : ``Out(3)``       :class:`~rtl.npu.compute.ComputeError` of the last failed kernel op
+    pmu_addr : ``In(12)``; pmu_wdata : ``In(32)``; pmu_we : ``In(1)``; pmu_rdata : ``Out(32)``; pmu_irq : ``Out(1)``
+                                     the PMU's registers (:mod:`rtl.npu.pmu`; byte offsets 0x180-0x38C, reads
+                                     combinational, a write at the clock edge)
     """
 
     def __init__(self, config: NpuConfig):
@@ -137,6 +142,7 @@ class Npu(wiring.Component):
             "ext_fault": Out(1),
             "shram_raddr": In(range(self.shram_depth)), "shram_rdata": Out(WORD_BITS),
             "last_kick": Out(KernelOp), "compute_error": Out(3),
+            "pmu_addr": In(12), "pmu_wdata": In(32), "pmu_we": In(1), "pmu_rdata": Out(32), "pmu_irq": Out(1),
         })
 
     def elaborate(self, platform):
@@ -197,4 +203,20 @@ class Npu(wiring.Component):
         for n, bus in enumerate(requesters):
             connect(m, bus, getattr(arbiter, f"req_{n}"))
         connect(m, arbiter.mem, extmem.bus)
+
+        # PMU: events from the controller, the compute unit and the memory port.
+        m.submodules.pmu = pmu = Pmu()
+        mem = extmem.bus
+        if not cfg.stub_compute:
+            m.d.comb += pmu.events.eq(compute.pmu_events)
+        m.d.comb += [
+            pmu.events.npu_active.eq(ctrl.busy),
+            pmu.events.blockdep.eq(ctrl.compute.kick.valid & ~ctrl.compute.kick.ready),
+            pmu.events.rd_accept.eq(mem.req.valid & mem.req.ready & ~mem.req.payload.write),
+            pmu.events.rd_beat.eq(mem.resp.valid),
+            pmu.events.wr_beat.eq(mem.req.valid & mem.req.ready & mem.req.payload.write),
+            pmu.cmd_mask.eq(ctrl.pmu_mask),
+            pmu.addr.eq(self.pmu_addr), pmu.wdata.eq(self.pmu_wdata), pmu.we.eq(self.pmu_we),
+            self.pmu_rdata.eq(pmu.rdata), self.pmu_irq.eq(pmu.irq),
+        ]
         return m

@@ -21,7 +21,8 @@ Execution (in stream order; a wait blocks parsing):
   ``max_outstanding_dma = 1``); a descriptor the DMA rejects stops the stream with ``DMA_DESCRIPTOR``;
 * ``NPU_OP_DMA_WAIT k`` / ``NPU_OP_KERNEL_WAIT n``: wait until <= k DMAs / <= n kernel ops are outstanding;
 * ``NPU_OP_STOP``: wait until the DMA and all kernel ops are finished, then ``done`` with ``error`` = 0;
-* ``NPU_OP_IRQ``, ``NPU_OP_PMU_MASK``: no effect.
+* ``NPU_OP_PMU_MASK``: its enable bit (param bit 0) goes to ``pmu_mask`` (the PMU counts by it when PMCR.mask_en);
+* ``NPU_OP_IRQ``: no effect.
 
 Errors (:class:`ErrorCode`) end the run at once with ``done`` = ``error`` = 1, ``error_code`` and ``error_offset``
 (byte offset of the offending command from ``cmd_base``; ``cmd_len`` for ``NO_STOP``). The decode errors are checked
@@ -286,6 +287,8 @@ class Controller(wiring.Component):
     error_code : ``Out(8)`` (:class:`ErrorCode`); ``error_offset`` : ``Out(32)``
     kernel_count, dma_count : ``Out(16)``
         Kernel kicks / DMA descriptors issued in this run.
+    pmu_mask : ``Out(1)``
+        Bit 0 of the last ``NPU_OP_PMU_MASK`` (0 after reset).
     bus : ``Out(MemPortSignature)`` (reads only); ``dma`` : ``Out(DmaControlSignature)``;
     compute : ``Out(ComputeSignature)``
     """
@@ -295,7 +298,7 @@ class Controller(wiring.Component):
         super().__init__({
             "cmd_base": In(ADDR_WIDTH), "cmd_len": In(ADDR_WIDTH), "start": In(1),
             "busy": Out(1), "done": Out(1), "error": Out(1), "error_code": Out(8), "error_offset": Out(ADDR_WIDTH),
-            "kernel_count": Out(16), "dma_count": Out(16),
+            "kernel_count": Out(16), "dma_count": Out(16), "pmu_mask": Out(1),
             "bus": Out(MemPortSignature), "dma": Out(DmaControlSignature), "compute": Out(ComputeSignature),
         })
 
@@ -504,9 +507,12 @@ class Controller(wiring.Component):
                 m.next = "KERNEL_WAIT"
             with m.Case(*(CMD0[f"NPU_SET_{name}"] for name in STORED_CMD0)):
                 m.d.comb += rf.cmd0_we.eq(1)
+            with m.Case(CMD0.NPU_OP_PMU_MASK):
+                m.d.sync += self.pmu_mask.eq(rf.cmd0_param[0])
             with m.Case(*(op for op in CMD0 if op not in KERNEL_OPS and op.name.removeprefix("NPU_SET_")
                           not in STORED_CMD0 and op not in (CMD0.NPU_OP_STOP, CMD0.NPU_OP_DMA_START,
-                                                            CMD0.NPU_OP_DMA_WAIT, CMD0.NPU_OP_KERNEL_WAIT))):
-                pass   # IRQ, PMU_MASK and the registers the datapath does not use
+                                                            CMD0.NPU_OP_DMA_WAIT, CMD0.NPU_OP_KERNEL_WAIT,
+                                                            CMD0.NPU_OP_PMU_MASK))):
+                pass   # IRQ and the registers the datapath does not use
             with m.Default():
                 fail(ErrorCode.UNKNOWN_CMD0)

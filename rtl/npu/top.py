@@ -49,6 +49,7 @@ from rtl.npu.config import EXT_WORD_BYTES, NpuConfig
 from rtl.npu.controller import ComputeSignature, Controller, KernelOp
 from rtl.npu.dma import NUM_REGIONS, Dma
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, ExtMem, HostStorageSignature
+from rtl.npu.pmu import Pmu
 from rtl.npu.shram import Shram
 
 __all__ = ["BLOCK_MAP", "StubCompute", "Npu"]
@@ -86,6 +87,7 @@ BLOCK_MAP: dict[str, str] = {
     "compute.vector.alu": "vector_alu",             # elementwise operation (ADD/SUB rescale, MUL, MIN, MAX, ABS)
     "compute.vector.out": "vector_output",          # reciprocal divide, OFM scale, rounding, zero point, clamp, LUT
     "compute.vector.writer": "vector_writer",       # OFM element addresses and byte writes
+    "pmu": "pmu",                                   # performance counters and their configuration
 }
 
 
@@ -133,6 +135,9 @@ class Npu(wiring.Component):
     compute_error : ``Out(3)``       :class:`~rtl.npu.compute.ComputeError` of the last failed kernel op
     hostmem : ``Out(HostStorageSignature)``  only with ``config.ext_host_memory``: the external memory's words are
                                      kept by the harness (``sim.harness.HOST_MEMORY_PORTS``), not in ``extmem.storage``
+    pmu_addr : ``In(12)``; pmu_wdata : ``In(32)``; pmu_we : ``In(1)``; pmu_rdata : ``Out(32)``; pmu_irq : ``Out(1)``
+                                     the PMU's registers (:mod:`rtl.npu.pmu`; byte offsets 0x180-0x38C, reads
+                                     combinational, a write at the clock edge)
     """
 
     def __init__(self, config: NpuConfig):
@@ -148,6 +153,7 @@ class Npu(wiring.Component):
             "ext_fault": Out(1),
             "shram_raddr": In(range(self.shram_depth)), "shram_rdata": Out(WORD_BITS),
             "last_kick": Out(KernelOp), "compute_error": Out(3),
+            "pmu_addr": In(12), "pmu_wdata": In(32), "pmu_we": In(1), "pmu_rdata": Out(32), "pmu_irq": Out(1),
         }
         if config.ext_host_memory:   # the external memory's words, kept by the harness (sim.harness)
             members["hostmem"] = Out(HostStorageSignature(config.ext_mem_bytes // EXT_WORD_BYTES))
@@ -216,4 +222,20 @@ class Npu(wiring.Component):
         for n, bus in enumerate(requesters):
             connect(m, bus, getattr(arbiter, f"req_{n}"))
         connect(m, arbiter.mem, extmem.bus)
+
+        # PMU: events from the controller, the compute unit and the memory port.
+        m.submodules.pmu = pmu = Pmu()
+        mem = extmem.bus
+        if not cfg.stub_compute:
+            m.d.comb += pmu.events.eq(compute.pmu_events)
+        m.d.comb += [
+            pmu.events.npu_active.eq(ctrl.busy),
+            pmu.events.blockdep.eq(ctrl.compute.kick.valid & ~ctrl.compute.kick.ready),
+            pmu.events.rd_accept.eq(mem.req.valid & mem.req.ready & ~mem.req.payload.write),
+            pmu.events.rd_beat.eq(mem.resp.valid),
+            pmu.events.wr_beat.eq(mem.req.valid & mem.req.ready & mem.req.payload.write),
+            pmu.cmd_mask.eq(ctrl.pmu_mask),
+            pmu.addr.eq(self.pmu_addr), pmu.wdata.eq(self.pmu_wdata), pmu.we.eq(self.pmu_we),
+            self.pmu_rdata.eq(pmu.rdata), self.pmu_irq.eq(pmu.irq),
+        ]
         return m

@@ -5,6 +5,7 @@ from base import RampartError, cache_root
 from drivers.npu import EXT_MEMORY as NPU_EXTMEM
 from drivers.npu import layout
 from faultinj.workload import Workload
+from rtl.common.protect import has_error_ports
 
 __all__ = ["NPU_EXTMEM", "NPU_DONE_MARGIN", "npu_conv", "npu_cnn", "npu_network"]
 
@@ -46,7 +47,8 @@ def npu_conv(config, seed: int = 0, cycles: int | None = None) -> Workload:
     Memory image (``top.extmem.storage``, 64-bit words) and stimulus come from :class:`drivers.npu.ExtMemLayout`: the
     COP1 payload at 0, the weights and the scratch region (input and OFM) each at the next 4 KiB boundary;
     ``basep__0..7``, ``cmd_base`` and ``cmd_len`` held constant, ``start`` pulsed at cycle 1. Observed: the OFM words
-    at the end; ``error`` is a detection port, ``done`` the completion port. ``cycles`` defaults to the cycle ``done``
+    at the end; ``error`` is a detection port (with a protection plan also ``sm_error``; ``sm_corrected`` a
+    correction port), ``done`` the completion port. ``cycles`` defaults to the cycle ``done``
     first rises plus :data:`NPU_DONE_MARGIN` (found by a plain run of the build, cached per process). ``params``:
     ``model``, ``artifact``, ``input`` (int8 NHWC), ``ofm`` (byte address, bytes), ``done_cycle``, ``basep``.
     """
@@ -91,8 +93,10 @@ def npu_network(name: str, config, model, seed: int = 0, cycles: int | None = No
         raise RampartError(f"{name} needs more than {done_cycle} cycles (done rises at {done_cycle}), not {cycles}")
     params = {"seed": seed, "model": model, "artifact": art, "input": x.reshape(inp.shape[-3:]),
               "ofm": (ofm_addr, out.numel), "done_cycle": done_cycle, "basep": list(lay.basep)}
+    protected = {"detect": ("error", "sm_error"), "correct": ("sm_corrected",)} if has_error_ports(
+        config.protection) else {"detect": ("error",)}
     return Workload(name, "npu", config, lay.stimulus(cycles), (), None, params, memory=memory, regions=regions,
-                    complete="done", detect=("error",), exclude_blocks=("extmem",))
+                    complete="done", exclude_blocks=("extmem",), **protected)
 
 
 def _npu_done_cycle(name: str, config, memory, stimulus, limit: int = 1 << 20) -> int:

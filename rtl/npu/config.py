@@ -15,6 +15,8 @@ model of the system memory behind the NPU's AXI ports.
 """
 from dataclasses import dataclass
 
+from rtl.common.protect import normalise_plan
+
 __all__ = ["NpuConfig", "PRESETS", "EXT_WORD_BYTES"]
 
 #: Bytes per external-memory and shared-buffer word. Fixed at 8: ``NativeSim.load_memory`` moves words of at most
@@ -56,6 +58,9 @@ class NpuConfig:
     stub_compute_cycles: int = 16
     #: Build the NPU with that placeholder (a test double for controller/DMA tests) instead of the compute unit.
     stub_compute: bool = False
+    #: Protection plan: sorted (block, option) pairs over the blocks of ``rtl.npu.top.BLOCK_MAP`` (a mapping is
+    #: accepted); ``{"*": "lockstep"}`` duplicates every chip unit. Empty: unprotected (see rtl/common/protect).
+    protection: tuple = ()
 
     def __post_init__(self):
         _check_int("macs", self.macs, 32, 256)
@@ -73,6 +78,10 @@ class NpuConfig:
         _check_int("stub_compute_cycles", self.stub_compute_cycles, 1, 1 << 16)
         if not isinstance(self.stub_compute, bool):
             raise TypeError(f"stub_compute must be a bool, not {self.stub_compute!r}")
+        from rtl.npu.top import protection_paths
+
+        object.__setattr__(self, "protection", normalise_plan(self.protection))
+        protection_paths(self.protection)   # checks the plan
 
     @property
     def config_word(self) -> int:

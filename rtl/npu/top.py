@@ -41,6 +41,7 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
+from rtl.common.protect import LOGIC_OPTIONS, Option, has_error_ports, protect_hierarchy
 from rtl.npu.arbiter import Arbiter
 from rtl.npu.compute import Compute
 from rtl.npu.config import EXT_WORD_BYTES, NpuConfig
@@ -49,7 +50,7 @@ from rtl.npu.dma import NUM_REGIONS, Dma
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, ExtMem
 from rtl.npu.shram import Shram
 
-__all__ = ["BLOCK_MAP", "StubCompute", "Npu"]
+__all__ = ["BLOCK_MAP", "StubCompute", "Npu", "protection_paths", "LOCKSTEP_UNITS"]
 
 #: The NPU's functional blocks for fault injection: a dotted hierarchical prefix of a state element's flat name
 #: (``sim.netlist.StateElement.var``, e.g. ``compute.mac.acc.acc_3``, or ``shram.storage``) -> block name. An element
@@ -78,6 +79,36 @@ BLOCK_MAP: dict[str, str] = {
     "compute.feed": "ofm_writer",                   # micro-block queue, position stepping, OFM addresses
     "compute.ofm_writer": "ofm_writer",             # address FIFO and the write path to external memory
 }
+
+
+#: The chip's first-level units: the plan ``{"*": "lockstep"}`` duplicates each and compares it at its ports.
+LOCKSTEP_UNITS = ("controller", "dma", "compute", "shram", "arbiter")
+
+
+def protection_paths(plan) -> dict[str, Option]:
+    """A protection plan over blocks (``NpuConfig.protection``) as instance paths for
+    :func:`rtl.common.protect.protect_hierarchy`. A block can be wrapped only where no other block sits inside its
+    instances (``hardened`` and ``none`` apply to any block: they change no logic). Raises ValueError."""
+    paths = {}
+    for block, option in plan:
+        option = Option(option)
+        if block == "*":
+            if option is not Option.LOCKSTEP or len(plan) > 1:
+                raise ValueError("'*' takes only 'lockstep', alone in the plan")
+            return dict.fromkeys(LOCKSTEP_UNITS, Option.DMR)
+        instances = [k for k, v in BLOCK_MAP.items() if v == block]
+        if block not in BLOCK_MAP.values() and block != "top" or block == "extmem":
+            raise ValueError(f"no NPU block {block!r} to protect")
+        if option not in LOGIC_OPTIONS:
+            raise ValueError(f"block {block}: option {option.value!r} does not apply to NPU blocks")
+        if option in (Option.NONE, Option.HARDENED):
+            continue
+        nested = [k for k in BLOCK_MAP for p in instances if k.startswith(p + ".")]
+        if block == "top" or nested:
+            raise ValueError(f"block {block} cannot be wrapped ({'it holds ' + nested[0] if nested else 'top'}); "
+                             "protect the blocks inside it")
+        paths.update(dict.fromkeys(instances, option))
+    return paths
 
 
 class StubCompute(wiring.Component):
@@ -122,6 +153,8 @@ class Npu(wiring.Component):
     shram_raddr / shram_rdata        debug read port of the shared buffer (one cycle latency)
     last_kick : ``Out(KernelOp)``    the last kernel op's payload (``param`` only from the test double)
     compute_error : ``Out(3)``       :class:`~rtl.npu.compute.ComputeError` of the last failed kernel op
+    sm_error, sm_corrected : ``Out(1)``  only with a protection plan that wraps a block (``NpuConfig.protection``):
+                                     a DMR comparator saw a mismatch / a TMR voter outvoted a copy (this cycle)
     """
 
     def __init__(self, config: NpuConfig):
@@ -137,6 +170,7 @@ class Npu(wiring.Component):
             "ext_fault": Out(1),
             "shram_raddr": In(range(self.shram_depth)), "shram_rdata": Out(WORD_BITS),
             "last_kick": Out(KernelOp), "compute_error": Out(3),
+            **({"sm_error": Out(1), "sm_corrected": Out(1)} if has_error_ports(config.protection) else {}),
         })
 
     def elaborate(self, platform):
@@ -197,4 +231,6 @@ class Npu(wiring.Component):
         for n, bus in enumerate(requesters):
             connect(m, bus, getattr(arbiter, f"req_{n}"))
         connect(m, arbiter.mem, extmem.bus)
+        if has_error_ports(cfg.protection):   # the protection plan's one hook (rtl/common/protect)
+            protect_hierarchy(m, protection_paths(cfg.protection), self.sm_error, self.sm_corrected)
         return m

@@ -113,7 +113,19 @@ def replica(component):
         twin._transforms_ = list(component._transforms_)
         return twin
     memo = {}
-    twin = copy.deepcopy(component, memo)
+    # objects that forward attribute access (data.View, wiring.FlippedInterface, ...) break deepcopy's generic
+    # reconstruction (it probes the half-built copy): copy those by their instance dictionaries
+    forwarding = {type(v) for v in _walk(component) if hasattr(v, "__dict__") and not isinstance(v, enum.Enum)
+                  and any("__getattr__" in vars(k) for k in type(v).__mro__)}
+    dispatch = copy._deepcopy_dispatch
+    saved = {t: dispatch[t] for t in forwarding if t in dispatch}
+    dispatch.update(dict.fromkeys(forwarding, _copy_by_dict))
+    try:
+        twin = copy.deepcopy(component, memo)
+    finally:
+        for t in forwarding:
+            dispatch.pop(t, None)
+        dispatch.update(saved)
     # Amaranth identifies signals (and other design objects) by their DUID, which deepcopy copies: renumber
     for obj in memo.values():
         if isinstance(obj, DUID):
@@ -122,6 +134,13 @@ def replica(component):
     for value in _walk(twin):
         if isinstance(value, Elaboratable) and value is not twin:
             value._MustUse__silence = True
+    return twin
+
+
+def _copy_by_dict(obj, memo):
+    twin = object.__new__(type(obj))
+    memo[id(obj)] = twin
+    twin.__dict__.update({k: copy.deepcopy(v, memo) for k, v in vars(obj).items()})
     return twin
 
 
@@ -168,7 +187,9 @@ class Protected(Elaboratable):
                 self._copies = [component, replica(component)]
             case Option.TMR:
                 self._copies = [replica(component) for _ in range(3)]
-                component._MustUse__silence = True   # only a bundle of port signals now
+                for unused in _walk(component):    # only a bundle of port signals now
+                    if isinstance(unused, Elaboratable):
+                        unused._MustUse__silence = True
             case _:
                 self._copies = [component]
 
@@ -265,6 +286,7 @@ class _Scope(Elaboratable):
         return getattr(self._inner, name)
 
     def elaborate(self, platform):
+        self._inner._MustUse__used = True   # elaborated here, not through Fragment.get
         m = self._inner.elaborate(platform)
         if not isinstance(m, Module):
             raise ValueError(f"cannot protect instances inside {self._where}: it is not elaborated as a Module "
@@ -289,7 +311,16 @@ def _protect_module(m: Module, plan: dict[str, Option], collector: _Collector, w
             collector.wrappers.append(wrapper)
             named[name] = (wrapper, src_loc)
         else:
-            named[name] = (_Scope(sub, below, collector, f"{where}.{name}" if where else name), src_loc)
+            named[name] = (_scope(sub, below, collector, f"{where}.{name}" if where else name), src_loc)
+
+
+def _scope(sub, plan: dict[str, Option], collector: _Collector, where: str):
+    """A :class:`_Scope` around ``sub``; inside the transforms (``ResetInserter``, ...) wrapped around it."""
+    if isinstance(sub, TransformedElaboratable):
+        outer = TransformedElaboratable(_scope(sub._elaboratable_, plan, collector, where))
+        outer._transforms_ = list(sub._transforms_)
+        return outer
+    return _Scope(sub, plan, collector, where)
 
 
 def protect_hierarchy(m: Module, plan, error: Signal, corrected: Signal):
@@ -297,8 +328,7 @@ def protect_hierarchy(m: Module, plan, error: Signal, corrected: Signal):
     ``{"compute.mac.acc": "tmr"}``) and drive ``error`` / ``corrected`` with the OR of every wrapper's flags.
 
     The one hook of a hierarchical design: call it at the end of the top's ``elaborate``. Instances on the way down
-    must elaborate to a :class:`~amaranth.hdl.Module` (not through a transform such as ``ResetInserter``; such an
-    instance can be protected as a whole).
+    must elaborate to a :class:`~amaranth.hdl.Module` (possibly behind transforms such as ``ResetInserter``).
     """
     plan = {k: o for k, o in _plan_options(plan).items() if o in _WRAPPED}
     collector = _Collector(error, corrected)

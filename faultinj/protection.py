@@ -173,20 +173,22 @@ def protected_config(design_name: str, config, plan) -> object:
         raise RampartError(f"protection plan for {design_name}: {e}") from None
 
 
-def block_areas(design_name: str, config, blocks: Mapping[str, Sequence[Option]]) -> dict[str, dict[Option, float]]:
-    """Measured area (gate equivalents, :mod:`sim.area`) of every block under each of its options."""
+def block_areas(design_name: str, config, blocks: Mapping[str, Sequence[Option]], *,
+                abc: bool = True) -> dict[str, dict[Option, float]]:
+    """Measured area (gate equivalents, :mod:`sim.area`; ``abc``: which synthesis script) of every block under each
+    of its options."""
     from sim.area import AreaModel, measure_area
 
     model = AreaModel()
     factors = HardeningFactors()
-    base = measure_area(design_name, protected_config(design_name, config, {}))
+    base = measure_area(design_name, protected_config(design_name, config, {}), abc=abc)
     out = {b: {Option.NONE: base.blocks[b].ge(model),
                Option.HARDENED: base.blocks[b].ge(model, ff_factor=factors.ff_area)} for b in blocks}
     for option in (Option.DMR, Option.TMR):
         plan = {b: option for b, options in blocks.items() if option in options}
         if not plan:
             continue
-        measured = measure_area(design_name, protected_config(design_name, config, plan))
+        measured = measure_area(design_name, protected_config(design_name, config, plan), abc=abc)
         for b in plan:
             out[b][option] = measured.blocks[b].ge(model)
     return out
@@ -459,7 +461,8 @@ def read_plan(path) -> dict[str, str]:
 
 def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-D", baseline_samples: int = 20000,
                    verify_samples: int = 20000, seed: int = 0, workers: int | None = 1, confidence: float = 0.95,
-                   baseline_db=None, lockstep: bool = True, max_rounds: int = 3) -> dict:
+                   baseline_db=None, lockstep: bool = True, max_rounds: int = 3, area_abc: bool = True,
+                   campaign_kw: Mapping | None = None) -> dict:
     """Optimise and verify a protection plan for ``design`` / ``config`` running ``workload``; files in
     ``out_dir``: ``baseline.db`` (unless ``baseline_db`` is given), ``plan.json``, ``verify.db``, ``pareto.json``,
     ``pareto.png``, ``area.json``. Returns the summary written to ``plan.json``.
@@ -480,23 +483,23 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
     if baseline_db is None:
         baseline_db = out / "baseline.db"
         run_campaign(baseline_db, design, config, workload, samples=baseline_samples, seed=seed, strata="block",
-                     workers=workers)
+                     workers=workers, **(campaign_kw or {}))
     blocks = baseline_blocks(baseline_db)
     options = wrappable_blocks(design, [b.name for b in blocks])
-    areas = block_areas(design, config, options)
+    areas = block_areas(design, config, options, abc=area_abc)
     cands = candidates(blocks, areas, confidence=confidence)
     solution = optimise(cands, asil)
     front = pareto_front(cands)
     model = AreaModel()
     scaffolding = tuple(entry.scaffolding)
-    unprotected = measure_area(design, config)
+    unprotected = measure_area(design, config, abc=area_abc)
     area_doc = {"model": dataclasses.asdict(model), "hardening": dataclasses.asdict(HardeningFactors()),
                 "unprotected": unprotected.as_dict(model), "per_option_ge": {
                     b: {o.value: round(a, 2) for o, a in opts.items()} for b, opts in sorted(areas.items())}}
     base_ge = unprotected.ge(model, exclude=scaffolding)
     summary: dict = {"unprotected_ge": base_ge}
     if lockstep:
-        ls = measure_area(design, protected_config(design, config, {"*": Option.LOCKSTEP}))
+        ls = measure_area(design, protected_config(design, config, {"*": Option.LOCKSTEP}), abc=area_abc)
         # lockstep duplicates the scaffolding too (it is inside the top): leave both copies out
         summary["lockstep_ge"] = ls.ge(model, exclude=scaffolding)
         summary["lockstep_overhead"] = summary["lockstep_ge"] / base_ge - 1
@@ -507,7 +510,7 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
     for attempt in range(max_rounds):
         if not solution.feasible:
             break
-        protected = measure_area(design, protected_config(design, config, solution.plan))
+        protected = measure_area(design, protected_config(design, config, solution.plan), abc=area_abc)
         area_doc["protected"] = protected.as_dict(model)
         # hardened flip-flops are the same cells in the netlist: their area factor is applied on top
         hardened_extra = sum(protected.blocks[b].ff_bits * model.ff_ge * (HardeningFactors().ff_area - 1)
@@ -517,7 +520,7 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
         db = out / ("verify.db" if attempt == 0 else f"verify{attempt}.db")
         verification = verify_plan(db, design, config, solution.plan, workload, target=asil,
                                    samples=verify_samples, seed=seed + 1 + attempt, workers=workers,
-                                   confidence=confidence)
+                                   confidence=confidence, **(campaign_kw or {}))
         rounds.append({"bounds": dict(bounds), "plan": solution.plan_json(), "area_ge": summary["protected_ge"],
                        "predicted": dataclasses.asdict(solution.predicted), "passed": verification.passed,
                        "failing": list(verification.failing),

@@ -35,10 +35,13 @@ from amaranth.back import rtlil
 from base import RampartError, cache_root
 from rtl.designs import get_design
 
-__all__ = ["AREA_SCRIPT", "AreaModel", "BlockArea", "AreaReport", "measure_area", "area_of_rtlil"]
+__all__ = ["AREA_SCRIPT", "AREA_SCRIPT_NO_ABC", "AreaModel", "BlockArea", "AreaReport", "measure_area", "area_of_rtlil"]
 
 AREA_SCRIPT = ("hierarchy -top top\nproc\nopt\nmemory -nomap\nopt\ntechmap\nopt -fast\n"
                "abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\nopt_clean\ntee -q -o {out} stat -json\n")
+#: Without ABC (``abc=False``): the gates ``techmap`` makes, simplified by ``opt`` only. Much faster on a large
+#: design (the NPU), coarser (more gates); compare only areas measured with the same script.
+AREA_SCRIPT_NO_ABC = AREA_SCRIPT.replace("abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\n", "")
 _FORMAT = 1
 
 
@@ -92,6 +95,7 @@ class AreaReport:
     config: Any
     blocks: dict[str, BlockArea]
     key: str
+    abc: bool = True
 
     @property
     def total(self) -> BlockArea:
@@ -104,7 +108,7 @@ class AreaReport:
         return sum(a.ge(model) for b, a in self.blocks.items() if b not in exclude)
 
     def as_dict(self, model: AreaModel | None = None) -> dict:
-        return {"design": self.design, "config": repr(self.config), "key": self.key,
+        return {"design": self.design, "config": repr(self.config), "key": self.key, "abc": self.abc,
                 "blocks": {b: {**a.as_dict(), "ge": round(a.ge(model), 2)} for b, a in sorted(self.blocks.items())},
                 "total": {**self.total.as_dict(), "ge": round(self.ge(model), 2)}}
 
@@ -122,17 +126,18 @@ def _is_ff(cell: str) -> bool:
     return cell.startswith("$_") and ("DFF" in cell or "DLATCH" in cell or cell.startswith("$_SR"))
 
 
-def area_of_rtlil(rtlil_text: str) -> dict[str, dict]:
+def area_of_rtlil(rtlil_text: str, abc: bool = True) -> dict[str, dict]:
     """Per module (instance path, ``""`` for the top): ``{"gates": {type: n}, "ff_bits": n, "mem_bits": n}``,
-    from Yosys (cached by the RTLIL's hash)."""
-    key = hashlib.sha256((rtlil_text + AREA_SCRIPT + str(_FORMAT)).encode()).hexdigest()
+    from Yosys (cached by the RTLIL's hash and the script)."""
+    script = AREA_SCRIPT if abc else AREA_SCRIPT_NO_ABC
+    key = hashlib.sha256((rtlil_text + script + str(_FORMAT)).encode()).hexdigest()
     cache = cache_root() / "area" / f"{key[:32]}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     cache.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
         (Path(tmp) / "top.il").write_text(rtlil_text)
-        (Path(tmp) / "area.ys").write_text("read_rtlil top.il\n" + AREA_SCRIPT.format(out="stat.json"))
+        (Path(tmp) / "area.ys").write_text("read_rtlil top.il\n" + script.format(out="stat.json"))
         proc = subprocess.run([_yosys(), "-q", "-s", "area.ys"], cwd=tmp, capture_output=True, text=True)
         if proc.returncode != 0 or not (Path(tmp) / "stat.json").exists():
             error = next((line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line), "no output")
@@ -174,17 +179,18 @@ def _memory_bits(rtlil_text: str) -> dict[str, int]:
     return dict(bits)
 
 
-def measure_area(design: str, config=None) -> AreaReport:
-    """Measured area of ``design`` (config object, preset name, TOML path or None) per functional block."""
+def measure_area(design: str, config=None, *, abc: bool = True) -> AreaReport:
+    """Measured area of ``design`` (config object, preset name, TOML path or None) per functional block;
+    ``abc=False``: :data:`AREA_SCRIPT_NO_ABC`."""
     entry = get_design(design)
     if not isinstance(config, entry.config_type):
         config = entry.config(config)
     text = rtlil.convert(entry.make(config), name="top")
-    modules = area_of_rtlil(text)
+    modules = area_of_rtlil(text, abc)
     blocks: dict[str, BlockArea] = {}
     for path, data in modules.items():
         block = entry.block_of(f"{path}.$cells") if path else "top"
         area = BlockArea(Counter(data["gates"]), data["ff_bits"], data["mem_bits"])
         blocks[block] = blocks.get(block, BlockArea()) + area
     key = hashlib.sha256(text.encode()).hexdigest()[:20]
-    return AreaReport(design, config, blocks, key)
+    return AreaReport(design, config, blocks, key, abc)

@@ -24,12 +24,11 @@ def test_plan_maps_blocks_to_instances_and_refuses_what_cannot_be_wrapped():
             dataclasses.replace(PRESETS["u55-32"], protection=plan)
 
 
-def test_unprotected_and_hardened_npu_netlists_are_unchanged():
-    stub = dataclasses.replace(PRESETS["u55-32"], stub_compute=True, ext_mem_kib=4)
-    plain = rtlil.convert(Npu(stub), name="top")
-    hardened = rtlil.convert(Npu(dataclasses.replace(stub, protection={"dma": "hardened", "top": "hardened"})),
-                             name="top")
-    assert hardened == plain and "sm_error" not in plain
+def test_hardened_npu_is_not_wrapped():
+    # hardened changes no logic: no wrapper, no error ports (the MAC array's test compares the netlists)
+    config = dataclasses.replace(PRESETS["u55-32"], protection={"dma": "hardened", "top": "hardened"})
+    assert protection_paths(config.protection) == {}
+    assert "sm_error" not in Npu(config).signature.members
 
 
 def test_protected_npu_wraps_the_planned_instances():

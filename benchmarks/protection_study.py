@@ -23,11 +23,16 @@ def main():
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-abc", action="store_true", help="area without ABC (large designs)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-tmr", action="store_true", help="consider none / hardened / dmr only")
+    parser.add_argument("--sum-protected-area", action="store_true",
+                        help="protected area = sum of the blocks' measured areas (no extra synthesis)")
     args = parser.parse_args()
     start = time.monotonic()
     result = protect_design(args.out, args.design, args.config, args.workload, target=args.target,
                             baseline_samples=args.baseline, verify_samples=args.verify, workers=args.workers,
-                            area_abc=not args.no_abc, max_rounds=args.rounds)
+                            area_abc=not args.no_abc, max_rounds=args.rounds,
+                            options=("none", "hardened", "dmr") if args.no_tmr else ("none", "hardened", "dmr", "tmr"),
+                            measure_protected=not args.sum_protected_area)
     result["seconds"] = round(time.monotonic() - start, 1)
     print(json.dumps(result, indent=1, default=str))
 

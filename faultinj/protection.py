@@ -462,10 +462,15 @@ def read_plan(path) -> dict[str, str]:
 def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-D", baseline_samples: int = 20000,
                    verify_samples: int = 20000, seed: int = 0, workers: int | None = 1, confidence: float = 0.95,
                    baseline_db=None, lockstep: bool = True, max_rounds: int = 3, area_abc: bool = True,
-                   campaign_kw: Mapping | None = None) -> dict:
+                   campaign_kw: Mapping | None = None, options: Sequence[Option] = LOGIC_OPTIONS,
+                   measure_protected: bool = True) -> dict:
     """Optimise and verify a protection plan for ``design`` / ``config`` running ``workload``; files in
     ``out_dir``: ``baseline.db`` (unless ``baseline_db`` is given), ``plan.json``, ``verify.db``, ``pareto.json``,
     ``pareto.png``, ``area.json``. Returns the summary written to ``plan.json``.
+
+    ``options`` limits the options considered (e.g. without ``tmr`` to save a synthesis of a large design);
+    ``measure_protected=False`` takes the protected design's area as the sum of its blocks' measured areas (exact
+    up to the top's error OR gates, since blocks are synthesised alone) instead of synthesising it again.
 
     The plan is verified by re-injection; when a metric misses, its bound is tightened by how far the measured
     conservative figure fell short of the prediction and the optimiser runs again (up to ``max_rounds``
@@ -485,7 +490,9 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
         run_campaign(baseline_db, design, config, workload, samples=baseline_samples, seed=seed, strata="block",
                      workers=workers, **(campaign_kw or {}))
     blocks = baseline_blocks(baseline_db)
-    options = wrappable_blocks(design, [b.name for b in blocks])
+    allowed = {Option(o) for o in options} | {Option.NONE}
+    options = {b: tuple(o for o in opts if o in allowed)
+               for b, opts in wrappable_blocks(design, [b.name for b in blocks]).items()}
     areas = block_areas(design, config, options, abc=area_abc)
     cands = candidates(blocks, areas, confidence=confidence)
     solution = optimise(cands, asil)
@@ -510,12 +517,16 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
     for attempt in range(max_rounds):
         if not solution.feasible:
             break
-        protected = measure_area(design, protected_config(design, config, solution.plan), abc=area_abc)
-        area_doc["protected"] = protected.as_dict(model)
-        # hardened flip-flops are the same cells in the netlist: their area factor is applied on top
-        hardened_extra = sum(protected.blocks[b].ff_bits * model.ff_ge * (HardeningFactors().ff_area - 1)
-                             for b, o in solution.plan.items() if o is Option.HARDENED)
-        summary["protected_ge"] = protected.ge(model, exclude=scaffolding) + hardened_extra
+        if measure_protected:
+            protected = measure_area(design, protected_config(design, config, solution.plan), abc=area_abc)
+            area_doc["protected"] = protected.as_dict(model)
+            # hardened flip-flops are the same cells in the netlist: their area factor is applied on top
+            hardened_extra = sum(protected.blocks[b].ff_bits * model.ff_ge * (HardeningFactors().ff_area - 1)
+                                 for b, o in solution.plan.items() if o is Option.HARDENED)
+            summary["protected_ge"] = protected.ge(model, exclude=scaffolding) + hardened_extra
+        else:
+            summary["protected_ge"] = base_ge - sum(areas[b][Option.NONE] for b in areas) + solution.area
+        summary["protected_area_measured"] = measure_protected
         summary["protected_overhead"] = summary["protected_ge"] / base_ge - 1
         db = out / ("verify.db" if attempt == 0 else f"verify{attempt}.db")
         verification = verify_plan(db, design, config, solution.plan, workload, target=asil,

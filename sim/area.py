@@ -21,6 +21,7 @@ SRAM array with its periphery) converts them. Hardened flip-flops are ``ff_ge x 
 """
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -133,7 +134,7 @@ def area_of_rtlil(rtlil_text: str, abc: bool = True) -> dict[str, dict]:
     key = hashlib.sha256((rtlil_text + script + str(_FORMAT)).encode()).hexdigest()
     cache = cache_root() / "area" / f"{key[:32]}.json"
     if cache.exists():
-        return json.loads(cache.read_text())
+        return _with_memories(json.loads(cache.read_text()), rtlil_text)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
         (Path(tmp) / "top.il").write_text(rtlil_text)
@@ -156,26 +157,36 @@ def area_of_rtlil(rtlil_text: str, abc: bool = True) -> dict[str, dict]:
             elif cell.startswith("$_"):
                 gates[cell] += n
         modules[path] = {"gates": dict(gates), "ff_bits": ff, "mem_bits": mem}
-    for path, bits in _memory_bits(rtlil_text).items():
-        modules.setdefault(path, {"gates": {}, "ff_bits": 0, "mem_bits": 0})["mem_bits"] += bits
     staging = cache.with_suffix(".tmp")
     staging.write_text(json.dumps(modules, indent=1, sort_keys=True))
     staging.rename(cache)
+    return _with_memories(modules, rtlil_text)
+
+
+def _with_memories(modules: dict[str, dict], rtlil_text: str) -> dict[str, dict]:
+    """The cached Yosys counts with each module's memory bits (taken from the RTLIL, not from the cache)."""
+    for data in modules.values():
+        data["mem_bits"] = 0
+    for path, bits in _memory_bits(rtlil_text).items():
+        modules.setdefault(path, {"gates": {}, "ff_bits": 0, "mem_bits": 0})["mem_bits"] += bits
     return modules
 
 
-def _memory_bits(rtlil_text: str) -> dict[str, int]:
-    """Memory bits per instance path, from the netlist's memory cells (``sim.netlist``'s state map)."""
-    from sim.netlist import parse_rtlil, state_map
+_MODULE_RE = re.compile(r"^module \\?(\S+)")
+_MEMORY_RE = re.compile(r"^\s+memory\s.*?\bwidth (\d+)\b.*?\bsize (\d+)\b")
 
-    modules = parse_rtlil(rtlil_text)
-    if "top" not in modules:
-        return {}
-    # the RTLIL straight from Amaranth has memories as $mem_v2 cells already; processes do not matter here
+
+def _memory_bits(rtlil_text: str) -> dict[str, int]:
+    """Memory bits per instance path, from the ``memory`` declarations of Amaranth's RTLIL (Yosys's ``stat`` only
+    counts memories it has not collected into ``$mem_v2`` cells)."""
     bits: Counter = Counter()
-    for element in state_map(modules, "top")[0]:
-        if element.kind == "mem":
-            bits[".".join(element.path)] += element.bits
+    path = ""
+    for line in rtlil_text.splitlines():
+        if m := _MODULE_RE.match(line):
+            name = m[1]
+            path = name[len("top."):] if name.startswith("top.") else ""
+        elif m := _MEMORY_RE.match(line):
+            bits[path] += int(m[1]) * int(m[2])
     return dict(bits)
 
 

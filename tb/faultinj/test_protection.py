@@ -162,3 +162,12 @@ def test_verification_passes_only_on_the_conservative_bound(protected_db):
 
     assert not assess_asil(metrics.conservative).passed(Asil.D)
     assert np.isfinite(metrics.conservative.lfm)
+
+
+def test_memory_bits_are_counted_per_block():
+    from sim.area import measure_area
+
+    secded = measure_area("sram", "256x16-secded")
+    plain = measure_area("sram", "256x16")
+    assert secded.total.mem_bits == 256 * 22 and plain.total.mem_bits == 256 * 16   # 16 data + 5 check + 1 parity
+    assert secded.total.logic_cells > plain.total.logic_cells                        # the codec

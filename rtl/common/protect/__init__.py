@@ -319,6 +319,7 @@ def _scope(sub, plan: dict[str, Option], collector: _Collector, where: str):
     if isinstance(sub, TransformedElaboratable):
         outer = TransformedElaboratable(_scope(sub._elaboratable_, plan, collector, where))
         outer._transforms_ = list(sub._transforms_)
+        sub._MustUse__silence = True   # replaced by ``outer``
         return outer
     return _Scope(sub, plan, collector, where)
 

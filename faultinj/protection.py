@@ -265,9 +265,12 @@ def _metrics(chosen: Sequence[Candidate]) -> MetricSet:
 
 def optimise(cands: Sequence[Candidate], target: AsilTarget | Asil | str | None = None, *,
              spfm_min: float | None = None, lfm_min: float | None = None,
-             pmhf_max: float | None = None) -> Solution:
+             pmhf_max: float | None = None, time_limit: float = 60.0, mip_rel_gap: float = 1e-4) -> Solution:
     """Minimum-area choice of one candidate per block meeting ``target`` (an ASIL or its targets; or the
-    individual bounds, which override it) on the predicted conservative figures."""
+    individual bounds, which override it) on the predicted conservative figures.
+
+    Many equal blocks (the PEs of an array) make the branch and bound slow to *prove* optimality: the solver stops
+    at ``time_limit`` seconds or within ``mip_rel_gap`` of the optimum; :attr:`Solution.status` says which."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     if target is not None and not isinstance(target, AsilTarget):
@@ -301,7 +304,8 @@ def optimise(cands: Sequence[Candidate], target: AsilTarget | Asil | str | None 
     # scale the area objective to O(1) for the solver's tolerances
     scale = float(area.max()) if n and area.max() > 0 else 1.0
     result = milp(area / scale, integrality=np.ones(n), bounds=Bounds(0, 1),
-                  constraints=LinearConstraint(np.array(rows), lo, hi))
+                  constraints=LinearConstraint(np.array(rows), lo, hi),
+                  options={"time_limit": time_limit, "mip_rel_gap": mip_rel_gap})
     if result.x is None:
         return Solution({}, math.inf, MetricSet(math.nan, math.nan, math.nan), False, result.message)
     picked = [c for c, x in zip(cands, result.x, strict=True) if x > 0.5]
@@ -319,14 +323,15 @@ def _asil(value) -> Asil:
         raise RampartError(f"unknown ASIL {value!r} (ASIL-B, ASIL-C or ASIL-D)") from None
 
 
-def pareto_front(cands: Sequence[Candidate], spfm_targets: Sequence[float] | None = None) -> list[Solution]:
+def pareto_front(cands: Sequence[Candidate], spfm_targets: Sequence[float] | None = None, *,
+                 time_limit: float = 15.0) -> list[Solution]:
     """Minimum area for each SPFM bound (predicted conservative SPFM; no LFM / PMHF bound): the area-vs-SPFM
     front, without dominated or repeated points, by increasing area."""
     if spfm_targets is None:
         spfm_targets = [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 1.0]
     front: list[Solution] = []
     for s in spfm_targets:
-        sol = optimise(cands, spfm_min=s)
+        sol = optimise(cands, spfm_min=s, time_limit=time_limit)
         if sol.feasible:
             front.append(sol)
     front.sort(key=lambda s: (s.area, -s.predicted.spfm))

@@ -48,17 +48,19 @@ def test_fault_in_a_replica_of_the_protected_npu_is_detected():
     from faultinj.workload import make_workload
     from sim.build import build
 
-    config = dataclasses.replace(PRESETS["u55-32"], protection={"accumulators": "dmr", "output_unit": "tmr"})
+    # the plan BENCHMARKS.md verifies (its build is shared)
+    config = dataclasses.replace(PRESETS["u55-32"], protection={"ifm_stager": "dmr", "issue": "hardened",
+                                                                 "top": "hardened"})
     result = build("npu", config)
     wl = make_workload("npu_conv", config)
     golden = GoldenRun(result, wl)
     try:
         blocks = np.array([e.block for e in result.state])
-        replicas = [i for i, e in enumerate(result.state) if "protect_copy1" in e.var and e.block == "accumulators"]
-        assert replicas and set(blocks[replicas]) == {"accumulators"}
+        replicas = [i for i, e in enumerate(result.state) if "protect_copy1" in e.var]
+        assert replicas and set(blocks[replicas]) == {"ifm_stager"}
         rng = np.random.default_rng(0)
         offsets = golden.sim.site_offsets
-        sites = [offsets[i] + int(rng.integers(result.state[i].bits)) for i in rng.choice(replicas, 200)]
+        sites = [offsets[i] + int(rng.integers(result.state[i].bits)) for i in rng.choice(replicas, 400)]
         cycles = rng.integers(0, wl.cycles, len(sites))
         outcomes = [Outcome(o) for o in golden.inject(sites, cycles)[0]]
         # a replica never drives the NPU: its faults are masked, latent or detected, never SDC

@@ -427,14 +427,20 @@ def verify_plan(db_path, design: str, config, plan, workload: str, *, target="AS
                         sum(counts.values()), counts)
 
 
+def _json_metrics(metrics: MetricSet) -> dict:
+    """A MetricSet for JSON (NaN: null)."""
+    return {k: (v if math.isfinite(v) else None) for k, v in dataclasses.asdict(metrics).items()}
+
+
 def write_plan(path, solution: Solution, *, design: str, config, target: str, baseline_db=None,
                verification: Verification | None = None, extra: Mapping | None = None) -> Path:
     """The plan as JSON: ``{"design", "config", "target", "plan": {block: option}, "area_ge", "predicted":
     {spfm, lfm, pmhf_fit}, "verified": null | {"passed", "failing", "db", "injections", "conservative": ...}}``."""
     data = {
         "design": design, "config": repr(config), "target": target, "plan": solution.plan_json(),
-        "area_ge": solution.area, "baseline_db": None if baseline_db is None else str(baseline_db),
-        "predicted": dataclasses.asdict(solution.predicted),
+        "area_ge": solution.area if math.isfinite(solution.area) else None,
+        "baseline_db": None if baseline_db is None else str(baseline_db),
+        "predicted": _json_metrics(solution.predicted),
         "verified": None,
     }
     if verification is not None:
@@ -538,7 +544,7 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
                                    samples=verify_samples, seed=seed + 1 + attempt, workers=workers,
                                    confidence=confidence, **(campaign_kw or {}))
         rounds.append({"bounds": dict(bounds), "plan": solution.plan_json(), "area_ge": summary["protected_ge"],
-                       "predicted": dataclasses.asdict(solution.predicted), "passed": verification.passed,
+                       "predicted": _json_metrics(solution.predicted), "passed": verification.passed,
                        "failing": list(verification.failing),
                        "measured": dataclasses.asdict(verification.metrics.conservative)})
         if verification.passed:

@@ -78,10 +78,11 @@ class NpuConfig:
         _check_int("stub_compute_cycles", self.stub_compute_cycles, 1, 1 << 16)
         if not isinstance(self.stub_compute, bool):
             raise TypeError(f"stub_compute must be a bool, not {self.stub_compute!r}")
-        from rtl.npu.top import protection_paths
-
         object.__setattr__(self, "protection", normalise_plan(self.protection))
-        protection_paths(self.protection)   # checks the plan
+        if self.protection:
+            from rtl.npu.top import protection_paths  # the block map lives with the top
+
+            protection_paths(self.protection)   # checks the plan
 
     @property
     def config_word(self) -> int:

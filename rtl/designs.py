@@ -125,8 +125,12 @@ class Design:
 
         The longest key ``k`` of :attr:`blocks` with ``var == k`` or ``var`` starting with ``k + "."`` names it;
         without one, the element belongs to its first-level instance, or to ``top`` when it sits in the top module.
+        The instances of a protection wrapper's copies (``protect_copy<i>``, :mod:`rtl.common.protect`) are skipped:
+        a replica's state belongs to the block of the unit it copies.
         """
-        parts = var.split(".")
+        from rtl.common.protect import is_copy_name
+
+        parts = [p for p in var.split(".") if not is_copy_name(p)]
         for depth in range(len(parts), 0, -1):
             block = self.blocks.get(".".join(parts[:depth]))
             if block is not None:

@@ -15,6 +15,7 @@ from base import RampartError, cache_root
 from drivers.npu import EXT_MEMORY as NPU_EXTMEM
 from drivers.npu import REGION_ALIGN, layout
 from faultinj.workload import Workload
+from rtl.common.protect import has_error_ports
 
 __all__ = ["NPU_EXTMEM", "NPU_DONE_MARGIN", "npu_conv", "npu_cnn", "npu_network", "npu_model"]
 
@@ -57,7 +58,8 @@ def npu_conv(config, seed: int = 0, cycles: int | None = None, second: bool = Fa
     Memory image (``top.extmem.storage``, 64-bit words) and stimulus come from :class:`drivers.npu.ExtMemLayout`: the
     COP1 payload at 0, the weights and the scratch region (input and OFM) each at the next 4 KiB boundary;
     ``basep__0..7``, ``cmd_base`` and ``cmd_len`` held constant, ``start`` pulsed at cycle 1. Observed: the OFM words
-    at the end; ``error`` is a detection port, ``done`` the completion port. ``cycles`` defaults to the cycle ``done``
+    at the end; ``error`` is a detection port (with a protection plan also ``sm_error``; ``sm_corrected`` a
+    correction port), ``done`` the completion port. ``cycles`` defaults to the cycle ``done``
     first rises plus :data:`NPU_DONE_MARGIN` (found by a plain run of the build, cached per process). ``params``:
     ``model``, ``artifact``, ``input`` (int8 NHWC), ``ofm`` (byte address, bytes), ``done_cycle``, ``basep``.
     ``second``: run the network a second time after the first (module docstring) on ``second_input`` (a .npy
@@ -210,7 +212,10 @@ def _network_workload(name: str, config, art, x: np.ndarray, seed: int, cycles: 
     done_cycle = _NPU_CACHE[key]
     params = {"seed": seed, **params, "artifact": art, "input": x.reshape(inp.shape[-3:]),
               "ofm": (ofm_addr, out.numel), "done_cycle": done_cycle, "basep": list(lay.basep)}
-    common = dict(memory=memory, complete="done", detect=("error",), exclude_blocks=("extmem",))
+    # a protection plan's safety mechanisms (rtl/common/protect) report on their own ports
+    ports = ({"detect": ("error", "sm_error"), "correct": ("sm_corrected",)} if has_error_ports(config.protection)
+             else {"detect": ("error",)})
+    common = dict(memory=memory, complete="done", exclude_blocks=("extmem",), **ports)
     if lay2 is None:
         if cycles is None:
             cycles = done_cycle + NPU_DONE_MARGIN

@@ -105,8 +105,8 @@ from rtl.npu.mac import MacBlock, MacBlockConfig
 from rtl.npu.ofm_writer import OfmWriter, OutputFeed
 from rtl.npu.op_loader import OpLoader
 from rtl.npu.output_unit import OutputUnit, OutputUnitConfig
-from rtl.npu.vector_unit import VectorUnit, is_vector_op
 from rtl.npu.pmu import PmuEvents
+from rtl.npu.vector_unit import VectorUnit, is_vector_op
 from rtl.npu.weight_buffer import WeightBuffer
 
 __all__ = ["Compute", "ComputeError", "MAX_CHANNELS", "WEIGHT_BUFFER_BYTES"]

@@ -43,6 +43,7 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
+from rtl.common.protect import LOGIC_OPTIONS, Option, has_error_ports, protect_hierarchy
 from rtl.npu.arbiter import Arbiter
 from rtl.npu.compute import Compute
 from rtl.npu.config import EXT_WORD_BYTES, NpuConfig
@@ -52,7 +53,7 @@ from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, ExtMem, HostStorageSignature
 from rtl.npu.pmu import Pmu
 from rtl.npu.shram import Shram
 
-__all__ = ["BLOCK_MAP", "StubCompute", "Npu"]
+__all__ = ["BLOCK_MAP", "StubCompute", "Npu", "protection_paths", "LOCKSTEP_UNITS"]
 
 #: The NPU's functional blocks for fault injection: a dotted hierarchical prefix of a state element's flat name
 #: (``sim.netlist.StateElement.var``, e.g. ``compute.mac.acc.acc_3``, or ``shram.storage``) -> block name. An element
@@ -89,6 +90,36 @@ BLOCK_MAP: dict[str, str] = {
     "compute.vector.writer": "vector_writer",       # OFM element addresses and byte writes
     "pmu": "pmu",                                   # performance counters and their configuration
 }
+
+
+#: The chip's first-level units: the plan ``{"*": "lockstep"}`` duplicates each and compares it at its ports.
+LOCKSTEP_UNITS = ("controller", "dma", "compute", "shram", "arbiter")
+
+
+def protection_paths(plan) -> dict[str, Option]:
+    """A protection plan over blocks (``NpuConfig.protection``) as instance paths for
+    :func:`rtl.common.protect.protect_hierarchy`. A block can be wrapped only where no other block sits inside its
+    instances (``hardened`` and ``none`` apply to any block: they change no logic). Raises ValueError."""
+    paths = {}
+    for block, option in plan:
+        option = Option(option)
+        if block == "*":
+            if option is not Option.LOCKSTEP or len(plan) > 1:
+                raise ValueError("'*' takes only 'lockstep', alone in the plan")
+            return dict.fromkeys(LOCKSTEP_UNITS, Option.DMR)
+        instances = [k for k, v in BLOCK_MAP.items() if v == block]
+        if block not in BLOCK_MAP.values() and block != "top" or block == "extmem":
+            raise ValueError(f"no NPU block {block!r} to protect")
+        if option not in LOGIC_OPTIONS:
+            raise ValueError(f"block {block}: option {option.value!r} does not apply to NPU blocks")
+        if option in (Option.NONE, Option.HARDENED):
+            continue
+        nested = [k for k in BLOCK_MAP for p in instances if k.startswith(p + ".")]
+        if block == "top" or nested:
+            raise ValueError(f"block {block} cannot be wrapped ({'it holds ' + nested[0] if nested else 'top'}); "
+                             "protect the blocks inside it")
+        paths.update(dict.fromkeys(instances, option))
+    return paths
 
 
 class StubCompute(wiring.Component):
@@ -138,6 +169,8 @@ class Npu(wiring.Component):
     pmu_addr : ``In(12)``; pmu_wdata : ``In(32)``; pmu_we : ``In(1)``; pmu_rdata : ``Out(32)``; pmu_irq : ``Out(1)``
                                      the PMU's registers (:mod:`rtl.npu.pmu`; byte offsets 0x180-0x38C, reads
                                      combinational, a write at the clock edge)
+    sm_error, sm_corrected : ``Out(1)``  only with a protection plan that wraps a block (``NpuConfig.protection``):
+                                     a DMR comparator saw a mismatch / a TMR voter outvoted a copy (this cycle)
     """
 
     def __init__(self, config: NpuConfig):
@@ -154,6 +187,7 @@ class Npu(wiring.Component):
             "shram_raddr": In(range(self.shram_depth)), "shram_rdata": Out(WORD_BITS),
             "last_kick": Out(KernelOp), "compute_error": Out(3),
             "pmu_addr": In(12), "pmu_wdata": In(32), "pmu_we": In(1), "pmu_rdata": Out(32), "pmu_irq": Out(1),
+            **({"sm_error": Out(1), "sm_corrected": Out(1)} if has_error_ports(config.protection) else {}),
         }
         if config.ext_host_memory:   # the external memory's words, kept by the harness (sim.harness)
             members["hostmem"] = Out(HostStorageSignature(config.ext_mem_bytes // EXT_WORD_BYTES))
@@ -238,4 +272,7 @@ class Npu(wiring.Component):
             pmu.addr.eq(self.pmu_addr), pmu.wdata.eq(self.pmu_wdata), pmu.we.eq(self.pmu_we),
             self.pmu_rdata.eq(pmu.rdata), self.pmu_irq.eq(pmu.irq),
         ]
+
+        if has_error_ports(cfg.protection):   # the protection plan's one hook (rtl/common/protect)
+            protect_hierarchy(m, protection_paths(cfg.protection), self.sm_error, self.sm_corrected)
         return m

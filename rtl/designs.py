@@ -137,7 +137,7 @@ class Design:
 
 
 #: The design packages; each exports ``DESCRIPTOR``. One line here registers a new accelerator.
-PACKAGES = ("rtl.npu", "rtl.neurocore", "rtl.common")
+PACKAGES = ("rtl.npu", "rtl.neurocore", "rtl.ngpc", "rtl.common")
 
 _REGISTRY: dict[str, Design] = {}
 

@@ -1,0 +1,108 @@
+"""Host side of the NGPC encoding engine in the native harness: numpy in, numpy out, no per-query Python.
+
+:class:`EncoderHost` loads integer tables through the engine's write port (one entry per cycle) and streams batches
+of integer positions through the ``query``/``features`` streams with :meth:`sim.harness.NativeSim.run_stimulus`
+(one C call per batch). Formats: :mod:`models.ngpc.params`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from base import RampartError
+from rtl.ngpc.config import NgpcConfig
+from rtl.ngpc.encoder import LATENCY
+
+__all__ = ["EncoderHost", "EncodeResult", "pack_fields", "unpack_fields"]
+
+
+def pack_fields(values: np.ndarray, bits: int) -> np.ndarray:
+    """Rows of unsigned fields (field 0 in the low bits) -> (rows, words) uint32, 32-bit words little-endian."""
+    values = np.asarray(values, dtype=np.uint64) & np.uint64((1 << bits) - 1)
+    rows, fields = values.shape
+    total = fields * bits
+    words = np.zeros((rows, (total + 31) // 32), dtype=np.uint64)
+    for i in range(fields):
+        lo = i * bits
+        word, shift = divmod(lo, 32)
+        words[:, word] |= (values[:, i] << np.uint64(shift)) & np.uint64(0xFFFFFFFF)
+        if shift + bits > 32:
+            words[:, word + 1] |= values[:, i] >> np.uint64(32 - shift)
+    return words.astype(np.uint32)
+
+
+def unpack_fields(words: np.ndarray, bits: int, fields: int, signed: bool = True) -> np.ndarray:
+    """Inverse of :func:`pack_fields` (``bits`` <= 32): (rows, words) uint32 -> (rows, fields) int64."""
+    words = np.asarray(words, dtype=np.uint64)
+    padded = np.concatenate([words, np.zeros((words.shape[0], 1), dtype=np.uint64)], axis=1)
+    out = np.empty((words.shape[0], fields), dtype=np.int64)
+    for i in range(fields):
+        word, shift = divmod(i * bits, 32)
+        pair = padded[:, word] | (padded[:, word + 1] << np.uint64(32))
+        out[:, i] = ((pair >> np.uint64(shift)) & np.uint64((1 << bits) - 1)).astype(np.int64)
+    if signed:
+        out = np.where(out >= 1 << (bits - 1), out - (1 << bits), out)
+    return out
+
+
+@dataclass(frozen=True)
+class EncodeResult:
+    features: np.ndarray    #: (accepted queries, L*F) int64, in order
+    accepted: np.ndarray    #: indices (into the stimulus) of the queries the engine accepted
+    cycles: int             #: cycles run
+    first_accept: int       #: cycle of the first accepted query
+    first_output: int       #: cycle of the first output transfer
+    last_output: int        #: cycle of the last output transfer
+
+    @property
+    def queries_per_cycle(self) -> float:
+        """Steady-state throughput: outputs over the cycles from the first output to the last."""
+        return len(self.features) / (self.last_output - self.first_output + 1)
+
+
+class EncoderHost:
+    def __init__(self, sim, config: NgpcConfig):
+        self.sim, self.config = sim, config
+        sim.reset()
+
+    def load_tables(self, tables: list[np.ndarray]) -> int:
+        """Write every level's integer table (shape (params_l, F)) through the write port; returns the cycles used."""
+        cfg = self.config
+        levels, addrs, datas = [], [], []
+        for level, table in zip(cfg.level_geometry, tables, strict=True):
+            table = np.asarray(table, dtype=np.int64)
+            if table.shape != (level.params, cfg.features):
+                need = (level.params, cfg.features)
+                raise RampartError(f"level {level.index}: table shape {table.shape}, need {need}")
+            levels.append(np.full(level.params, level.index))
+            addrs.append(np.arange(level.params))
+            datas.append(table)
+        data = pack_fields(np.concatenate(datas), cfg.feature_bits)
+        n = len(data)
+        self.sim.run_stimulus({"table__en": np.ones(n, np.uint32), "table__level": np.concatenate(levels),
+                               "table__addr": np.concatenate(addrs), "table__data": data,
+                               "query__valid": np.zeros(n, np.uint32)}, [])
+        self.sim.run_stimulus({"table__en": np.zeros(1, np.uint32)}, [])
+        return n + 1
+
+    def encode(self, u: np.ndarray, ready: np.ndarray | None = None) -> EncodeResult:
+        """Offer query ``i`` on cycle ``i`` (valid every cycle), with ``features.ready`` from ``ready`` (default
+        always), then drain. A query offered while ``query.ready`` is low is not taken (see ``accepted``)."""
+        cfg = self.config
+        u = np.asarray(u, dtype=np.int64)
+        n = len(u)
+        drain = LATENCY + (0 if ready is None else int(np.count_nonzero(np.asarray(ready) == 0)))
+        cycles = n + drain
+        ready = np.ones(cycles, np.uint32) if ready is None else np.concatenate(
+            [np.asarray(ready, np.uint32), np.ones(cycles - len(ready), np.uint32)])[:cycles]
+        payload = pack_fields(np.concatenate([u, np.zeros((drain, cfg.dims), np.int64)]), cfg.pos_bits)
+        valid = np.concatenate([np.ones(n, np.uint32), np.zeros(drain, np.uint32)])
+        out = self.sim.run_stimulus({"query__valid": valid, "query__payload": payload, "features__ready": ready},
+                                    ["query__ready", "features__valid", "features__payload"])
+        accepted = np.flatnonzero((out["query__ready"][:, 0] == 1) & (valid == 1))
+        taken = np.flatnonzero((out["features__valid"][:, 0] == 1) & (ready == 1))
+        features = unpack_fields(out["features__payload"][taken], cfg.feature_bits, cfg.levels * cfg.features)
+        first = int(accepted[0]) if len(accepted) else -1
+        return EncodeResult(features, accepted, cycles, first, int(taken[0]) if len(taken) else -1,
+                            int(taken[-1]) if len(taken) else -1)

@@ -1,4 +1,4 @@
-"""Host side of the NGPC encoding engine in the native harness: numpy in, numpy out, no per-query Python.
+"""Host side of the NGPC engines (grid encoder, MLP) in the native harness: numpy in, numpy out, no per-query Python.
 
 :class:`EncoderHost` loads integer tables through the engine's write port (one entry per cycle) and streams batches
 of integer positions through the ``query``/``features`` streams with :meth:`sim.harness.NativeSim.run_stimulus`
@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from base import RampartError
+from models.ngpc.mlp import MlpConfig
 from rtl.ngpc.config import NgpcConfig
 from rtl.ngpc.encoder import LATENCY
 
-__all__ = ["EncoderHost", "EncodeResult", "pack_fields", "unpack_fields"]
+__all__ = ["EncoderHost", "EncodeResult", "MlpHost", "pack_fields", "stream_batch", "unpack_fields"]
 
 
 def pack_fields(values: np.ndarray, bits: int) -> np.ndarray:
@@ -48,7 +49,7 @@ def unpack_fields(words: np.ndarray, bits: int, fields: int, signed: bool = True
 
 @dataclass(frozen=True)
 class EncodeResult:
-    features: np.ndarray    #: (accepted queries, L*F) int64, in order
+    features: np.ndarray    #: (accepted queries, output fields) int64, in order
     accepted: np.ndarray    #: indices (into the stimulus) of the queries the engine accepted
     cycles: int             #: cycles run
     first_accept: int       #: cycle of the first accepted query
@@ -90,19 +91,58 @@ class EncoderHost:
         """Offer query ``i`` on cycle ``i`` (valid every cycle), with ``features.ready`` from ``ready`` (default
         always), then drain. A query offered while ``query.ready`` is low is not taken (see ``accepted``)."""
         cfg = self.config
-        u = np.asarray(u, dtype=np.int64)
-        n = len(u)
-        drain = LATENCY + (0 if ready is None else int(np.count_nonzero(np.asarray(ready) == 0)))
-        cycles = n + drain
-        ready = np.ones(cycles, np.uint32) if ready is None else np.concatenate(
-            [np.asarray(ready, np.uint32), np.ones(cycles - len(ready), np.uint32)])[:cycles]
-        payload = pack_fields(np.concatenate([u, np.zeros((drain, cfg.dims), np.int64)]), cfg.pos_bits)
-        valid = np.concatenate([np.ones(n, np.uint32), np.zeros(drain, np.uint32)])
-        out = self.sim.run_stimulus({"query__valid": valid, "query__payload": payload, "features__ready": ready},
-                                    ["query__ready", "features__valid", "features__payload"])
-        accepted = np.flatnonzero((out["query__ready"][:, 0] == 1) & (valid == 1))
-        taken = np.flatnonzero((out["features__valid"][:, 0] == 1) & (ready == 1))
-        features = unpack_fields(out["features__payload"][taken], cfg.feature_bits, cfg.levels * cfg.features)
-        first = int(accepted[0]) if len(accepted) else -1
-        return EncodeResult(features, accepted, cycles, first, int(taken[0]) if len(taken) else -1,
-                            int(taken[-1]) if len(taken) else -1)
+        return stream_batch(self.sim, "query", "features", pack_fields(u, cfg.pos_bits), LATENCY,
+                            cfg.feature_bits, cfg.levels * cfg.features, ready)
+
+
+def stream_batch(sim, source: str, sink: str, payload: np.ndarray, latency: int, out_bits: int, out_fields: int,
+                 ready: np.ndarray | None = None) -> EncodeResult:
+    """Offer row ``i`` of ``payload`` (packed words) on stream ``source`` at cycle ``i``, take ``sink`` whenever
+    ``ready`` (default: always) is high, drain, and unpack the outputs (signed ``out_bits`` fields)."""
+    n = len(payload)
+    drain = latency + (0 if ready is None else int(np.count_nonzero(np.asarray(ready) == 0)))
+    cycles = n + drain
+    ready = np.ones(cycles, np.uint32) if ready is None else np.concatenate(
+        [np.asarray(ready, np.uint32), np.ones(cycles - len(ready), np.uint32)])[:cycles]
+    payload = np.concatenate([payload, np.zeros((drain, payload.shape[1]), np.uint32)])
+    valid = np.concatenate([np.ones(n, np.uint32), np.zeros(drain, np.uint32)])
+    out = sim.run_stimulus({f"{source}__valid": valid, f"{source}__payload": payload, f"{sink}__ready": ready},
+                           [f"{source}__ready", f"{sink}__valid", f"{sink}__payload"])
+    accepted = np.flatnonzero((out[f"{source}__ready"][:, 0] == 1) & (valid == 1))
+    taken = np.flatnonzero((out[f"{sink}__valid"][:, 0] == 1) & (ready == 1))
+    features = unpack_fields(out[f"{sink}__payload"][taken], out_bits, out_fields)
+    first = int(accepted[0]) if len(accepted) else -1
+    return EncodeResult(features, accepted, cycles, first, int(taken[0]) if len(taken) else -1,
+                        int(taken[-1]) if len(taken) else -1)
+
+
+class MlpHost:
+    """The MLP engine (``ngpc_mlp``) in the native harness: weights through the write port, batches streamed."""
+
+    def __init__(self, sim, config: MlpConfig):
+        self.sim, self.config = sim, config
+        sim.reset()
+
+    def load_weights(self, weights: list[np.ndarray]) -> int:
+        cfg = self.config
+        widest = max(i for _, i in cfg.layer_shapes)
+        layers, rows, datas = [], [], []
+        for k, (w, shape) in enumerate(zip(weights, cfg.layer_shapes, strict=True)):
+            w = np.asarray(w, dtype=np.int64)
+            if w.shape != shape:
+                raise RampartError(f"layer {k}: weights of shape {w.shape}, need {shape}")
+            layers.append(np.full(shape[0], k))
+            rows.append(np.arange(shape[0]))
+            datas.append(np.pad(w, ((0, 0), (0, widest - shape[1]))))
+        data = pack_fields(np.concatenate(datas), cfg.weight_bits)
+        n = len(data)
+        self.sim.run_stimulus({"weights__en": np.ones(n, np.uint32), "weights__layer": np.concatenate(layers),
+                               "weights__row": np.concatenate(rows), "weights__data": data,
+                               "inputs__valid": np.zeros(n, np.uint32)}, [])
+        self.sim.run_stimulus({"weights__en": np.zeros(1, np.uint32)}, [])
+        return n + 1
+
+    def run(self, x: np.ndarray, ready: np.ndarray | None = None) -> EncodeResult:
+        cfg = self.config
+        return stream_batch(self.sim, "inputs", "outputs", pack_fields(x, cfg.act_bits), len(cfg.layer_shapes),
+                            cfg.act_bits, cfg.outputs, ready)

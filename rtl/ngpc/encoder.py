@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from models.ngpc.params import PRIMES, Level
 from rtl.ngpc.config import NgpcConfig
 
-__all__ = ["BLOCK_MAP", "LATENCY", "GridEncoder", "LevelEngine", "TableWriteSignature"]
+__all__ = ["BLOCK_MAP", "LATENCY", "GridEncoder", "LevelEngine", "PipelineControl", "TableWriteSignature"]
 
 LATENCY = 4  #: cycles from a query's acceptance to its features being valid
 
@@ -198,14 +198,15 @@ class LevelEngine(wiring.Component):
 
 
 class PipelineControl(wiring.Component):
-    """The valid bits of the :data:`LATENCY` stages and the global enable (stall when the output is not taken)."""
+    """The valid bits of a ``latency``-stage pipeline and its global enable (stall when the output is not taken)."""
 
-    def __init__(self):
+    def __init__(self, latency: int = LATENCY):
+        self._latency = latency
         super().__init__({"in_valid": In(1), "out_ready": In(1), "en": Out(1), "out_valid": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        valid = Signal(LATENCY)
+        valid = Signal(self._latency)
         m.d.comb += [self.out_valid.eq(valid[-1]), self.en.eq(~valid[-1] | self.out_ready)]
         with m.If(self.en):
             m.d.sync += valid.eq(Cat(self.in_valid, valid[:-1]))

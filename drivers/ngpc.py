@@ -14,8 +14,9 @@ from base import RampartError
 from models.ngpc.mlp import MlpConfig
 from rtl.ngpc.config import NgpcConfig
 from rtl.ngpc.encoder import LATENCY
+from rtl.ngpc.nfp import NfpConfig
 
-__all__ = ["EncoderHost", "EncodeResult", "MlpHost", "pack_fields", "stream_batch", "unpack_fields"]
+__all__ = ["EncoderHost", "EncodeResult", "MlpHost", "NfpHost", "pack_fields", "stream_batch", "unpack_fields"]
 
 
 def pack_fields(values: np.ndarray, bits: int) -> np.ndarray:
@@ -63,9 +64,10 @@ class EncodeResult:
 
 
 class EncoderHost:
-    def __init__(self, sim, config: NgpcConfig):
+    def __init__(self, sim, config: NgpcConfig, reset: bool = True):
         self.sim, self.config = sim, config
-        sim.reset()
+        if reset:
+            sim.reset()
 
     def load_tables(self, tables: list[np.ndarray]) -> int:
         """Write every level's integer table (shape (params_l, F)) through the write port; returns the cycles used."""
@@ -119,9 +121,10 @@ def stream_batch(sim, source: str, sink: str, payload: np.ndarray, latency: int,
 class MlpHost:
     """The MLP engine (``ngpc_mlp``) in the native harness: weights through the write port, batches streamed."""
 
-    def __init__(self, sim, config: MlpConfig):
-        self.sim, self.config = sim, config
-        sim.reset()
+    def __init__(self, sim, config: MlpConfig, reset: bool = True, source: str = "inputs"):
+        self.sim, self.config, self.source = sim, config, source   # source: the input stream held idle on loads
+        if reset:
+            sim.reset()
 
     def load_weights(self, weights: list[np.ndarray]) -> int:
         cfg = self.config
@@ -138,7 +141,7 @@ class MlpHost:
         n = len(data)
         self.sim.run_stimulus({"weights__en": np.ones(n, np.uint32), "weights__layer": np.concatenate(layers),
                                "weights__row": np.concatenate(rows), "weights__data": data,
-                               "inputs__valid": np.zeros(n, np.uint32)}, [])
+                               f"{self.source}__valid": np.zeros(n, np.uint32)}, [])
         self.sim.run_stimulus({"weights__en": np.zeros(1, np.uint32)}, [])
         return n + 1
 
@@ -146,3 +149,21 @@ class MlpHost:
         cfg = self.config
         return stream_batch(self.sim, "inputs", "outputs", pack_fields(x, cfg.act_bits), len(cfg.layer_shapes),
                             cfg.act_bits, cfg.outputs, ready)
+
+
+class NfpHost:
+    """The neural-fields processor (``ngpc_nfp``): tables and weights through their write ports, queries streamed."""
+
+    def __init__(self, sim, config: NfpConfig):
+        self.sim, self.config = sim, config
+        sim.reset()
+        self.encoder = EncoderHost(sim, config.encoder, reset=False)
+        self.mlp = MlpHost(sim, config.mlp, reset=False, source="query")
+
+    def load(self, tables: list[np.ndarray], weights: list[np.ndarray]) -> int:
+        return self.encoder.load_tables(tables) + self.mlp.load_weights(weights)
+
+    def run(self, u: np.ndarray, ready: np.ndarray | None = None) -> EncodeResult:
+        enc, mlp = self.config.encoder, self.config.mlp
+        return stream_batch(self.sim, "query", "outputs", pack_fields(u, enc.pos_bits), self.config.latency,
+                            mlp.act_bits, mlp.outputs, ready)

@@ -11,7 +11,7 @@ from sim.build import build
 from sim.harness import NativeSim
 
 
-@pytest.mark.parametrize("preset", ["hash2d-w16", "hash3d-w16"])
+@pytest.mark.parametrize("preset", ["hash2d-w16", pytest.param("hash3d-w16", marks=pytest.mark.slow)])
 def test_bit_exact_one_query_per_cycle(preset):
     config = get_design("ngpc_nfp").config(preset)
     enc, mlp = config.encoder, config.mlp

@@ -66,3 +66,12 @@ def test_bit_exact_under_back_pressure(preset):
 def test_bit_exact_1e5_queries(preset):
     config, tables, u, result = run(preset, 100_000, seed=100 + ENCODINGS.index(preset))
     assert np.array_equal(result.features, encode_fixed(config.grid_config, tables, u))
+
+
+def test_state_maps_to_functional_blocks():
+    result = build("ngpc", "hash3d-small")
+    assert set(result.blocks()) == {"control", "position_scalers", "index_units", "weight_units", "table_srams",
+                                    "interpolators"}
+    memories = [e for e in result.state if e.kind == "mem"]
+    assert len(memories) == PRESETS["hash3d-small"].levels * 8                       # 2**D banks per level
+    assert {e.block for e in memories} == {"table_srams"}

@@ -3,7 +3,7 @@ checked bit-exact against the golden models.
 
     .venv/bin/python benchmarks/ngpc_engines.py [--queries 100000] [--write BENCHMARKS.md]
 
-For each grid-encoder preset (the three encodings in 2-D and 3-D), the MLP engine (``ngpc_mlp`` w16) and the
+For each grid-encoder preset (the three encodings in 2-D and 3-D), the MLP engine (``ngpc_mlp`` w16 and w64) and the
 neural-fields processor (``ngpc_nfp``): random integer tables / weights, ``--queries`` random positions streamed in one
 ``run_stimulus`` call with the output always ready, outputs compared with ``models.ngpc`` (golden). Builds are done
 (and cached) before the clock starts; queries/cycle counts output transfers over the cycles from the first output to
@@ -89,11 +89,12 @@ def main():
     parser.add_argument("--write", metavar="BENCHMARKS.md")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    for design, presets in (("ngpc", ENCODERS), ("ngpc_mlp", ["w16"]), ("ngpc_nfp", ["hash2d-w16", "hash3d-w16"])):
+    designs = (("ngpc", ENCODERS), ("ngpc_mlp", ["w16", "w64"]), ("ngpc_nfp", ["hash2d-w16", "hash3d-w16"]))
+    for design, presets in designs:
         for preset in presets:
             build(design, preset)
     rows = [encoder_row(p, args.queries, rng) for p in ENCODERS]
-    rows.append(mlp_row("w16", args.queries, rng))
+    rows += [mlp_row(p, args.queries, rng) for p in ("w16", "w64")]
     rows += [nfp_row(p, args.queries, rng) for p in ("hash2d-w16", "hash3d-w16")]
     lines = [
         "## NGPC engines (`benchmarks/ngpc_engines.py`)", "",
@@ -102,7 +103,7 @@ def main():
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end; builds cached before timing). "
         f"{args.queries:,} random queries per row in one `run_stimulus` call, output always ready; "
         "bit-exact = every output equal to `models.ngpc` (golden).", "",
-        "| design | preset | what | bit-exact | queries/cycle | latency (cycles) | multipliers (MACs/query) "
+        "| design | preset | what | bit-exact | queries/cycle | latency (cycles) | MLP multipliers (MACs/query) "
         "| FF bits | memory bits | queries per wall s | CPU s |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]

@@ -147,7 +147,7 @@ class Design:
 
 
 #: The design packages; each exports ``DESCRIPTOR``. One line here registers a new accelerator.
-PACKAGES = ("rtl.npu", "rtl.neurocore", "rtl.pulsedl", "rtl.common")
+PACKAGES = ("rtl.npu", "rtl.neurocore", "rtl.pulsedl", "rtl.ngpc", "rtl.common")
 
 _REGISTRY: dict[str, Design] = {}
 

@@ -2,9 +2,10 @@
 optimised protection plan, the protected rebuild and its verification campaign (:func:`faultinj.protection.
 protect_design`), a per-pair report, and one summary (``study.json`` and ``study.md`` in the output folder).
 
-Resumable: ``study.json`` is rewritten after every pair; a pair already ``done`` (or ``failed``) with the same
-parameters is skipped, and an interrupted pair resumes from its campaign databases. A pair the NPU cannot run (e.g.
-an operator its compute unit does not support yet) is recorded as ``failed`` with the reason and the study goes on.
+Resumable: ``study.json`` is rewritten after every pair; a pair already ``done`` with the same parameters is
+skipped, and an interrupted pair resumes from its campaign databases. A pair that cannot run (e.g. a network the
+NPU does not fit or support yet) is recorded as ``failed`` with the reason, the study goes on, and a later run of the
+study tries it again.
 
 Layout: ``<out>/<config>/<network>/`` holds ``baseline.db``, ``verify*.db``, ``plan.json``, ``area.json``,
 ``pareto.json/png`` and ``report/`` (the baseline campaign's report with the protection plan and the Pareto
@@ -251,7 +252,7 @@ def run_study(out_dir, req: StudyRequest, *, workers: int | None = 1,
         for network in req.networks:
             key = (config, network)
             prev = pairs_old.get(key)
-            if prev and prev.get("status") in ("done", "failed") and prev.get("parameters") == req.parameters():
+            if prev and prev.get("status") == "done" and prev.get("parameters") == req.parameters():
                 log(f"{config} / {network}: {prev['status']} (skipped)")
                 state.doc["pairs"].append(prev)
                 continue
@@ -285,9 +286,10 @@ def _run_pair(out: Path, req: StudyRequest, config: str, network: str, workers, 
         if report is not None:
             paths = report(pair_dir / "baseline.db", pair_dir / "report", plan_extras(pair_dir, plan))
             result["report"] = {k: str(Path(p).relative_to(out)) for k, p in paths.items()}
-    except RampartError as e:
-        log(f"{config} / {network}: failed: {e}")
-        result = {"status": "failed", "error": str(e)}
+    except Exception as e:   # noqa: BLE001 -- one pair's failure (e.g. an operator the NPU lacks) ends that pair only
+        error = str(e) if isinstance(e, RampartError) else f"{type(e).__name__}: {e}"
+        log(f"{config} / {network}: failed: {error}")
+        result = {"status": "failed", "error": error}
     result["seconds"] = round(time.monotonic() - start, 1)
     return result
 

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from faultinj.study import quick_request, run_study
+from faultinj.study import StudyRequest, quick_request, run_study
 from rampart.cli import main
 
 SAMPLES = 120
@@ -76,6 +76,18 @@ def test_interrupted_study_resumes_from_its_databases(tmp_path):
     assert _injections(pair_dir / "baseline.db") == SAMPLES       # resumed: no injection added or redone
     assert _injections(pair_dir / "verify.db") == SAMPLES
     assert not any("skipped" in line for line in lines)
+
+
+def test_a_pair_that_cannot_run_is_recorded_and_the_study_goes_on(tmp_path):
+    model = tmp_path / "broken.tflite"
+    model.write_bytes(b"not a flatbuffer")
+    out = tmp_path / "study"
+    lines = []
+    doc = run_study(out, StudyRequest("npu", ("u55-32", "u55-64"), (str(model),), samples=5), log=lines.append)
+    assert [(p["config"], p["status"]) for p in doc["pairs"]] == [("u55-32", "failed"), ("u55-64", "failed")]
+    assert all(p["error"] for p in doc["pairs"])
+    assert sum("failed:" in line for line in lines) == 2
+    assert (out / "study.md").read_text().count("| failed: ") == 2
 
 
 @pytest.mark.parametrize("args, message", [

@@ -84,6 +84,10 @@ def _network_kind(design: str, name: str) -> str:
     from faultinj.workload import get_workload, workloads
 
     if name.endswith(".tflite"):
+        from rtl.designs import get_design
+
+        if get_design(design).model_workload is None:
+            raise RampartError(f"design {design} does not run models (a .tflite network is for the NPU)")
         if not Path(name).is_file():
             raise RampartError(f"model not found: {name}")
         return "model"
@@ -275,8 +279,7 @@ def _run_pair(out: Path, req: StudyRequest, config: str, network: str, workers, 
         if note:
             log(f"{config} / {network}: {note}")
         log(f"{config} / {network}: baseline, optimisation and verification ({spec.samples:,} injections each)")
-        kw = dict(spec.options)
-        kw.pop("sized_for", None)
+        kw = dict(spec.options)     # (with --margin: ``sized_for`` keeps the campaigns' confidence)
         plan = protect_design(pair_dir, req.design, config, spec.workload, target=req.target,
                               baseline_samples=spec.samples, verify_samples=spec.samples, seed=req.seed,
                               workers=workers, confidence=req.confidence, campaign_kw=kw,

@@ -103,6 +103,9 @@ def test_a_pair_that_cannot_run_is_recorded_and_the_study_goes_on(tmp_path):
     (["nodesign", "--configs", "a", "--samples", "5"], "nodesign"),
     (["mac_array", "--configs", "4x4", "--samples", "5", "--target", "ASIL-Z"], "ASIL"),
     (["npu", "--configs", "u55-32", "--model", "missing.tflite", "--samples", "5"], "model not found"),
+    (["mac_array", "--configs", "4x4", "--model", "x.tflite", "--samples", "5"], "does not run models"),
+    (["npu", "--configs", "u55-32", "--model", "x.tflite", "--networks", "npu_conv", "--samples", "5"],
+     "give --networks or --model"),
 ])
 def test_bad_input_is_one_error_line(tmp_path, args, message):
     result = CliRunner().invoke(main, ["fi", "study", *args, "-o", str(tmp_path / "s")])

@@ -74,6 +74,8 @@ def check_request(req: StudyRequest) -> StudyRequest:
     if (req.samples is None) == (req.margin is None):
         raise RampartError("give exactly one of --samples and --margin")
     _asil(req.target)
+    if req.second and entry.model_workload is None:
+        raise RampartError(f"--second-inference is for the NPU's network workloads, not {req.design}")
     for n in req.networks:
         _network_kind(req.design, n)
     return req

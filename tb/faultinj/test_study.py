@@ -104,6 +104,7 @@ def test_a_pair_that_cannot_run_is_recorded_and_the_study_goes_on(tmp_path):
     (["mac_array", "--configs", "4x4", "--samples", "5", "--target", "ASIL-Z"], "ASIL"),
     (["npu", "--configs", "u55-32", "--model", "missing.tflite", "--samples", "5"], "model not found"),
     (["mac_array", "--configs", "4x4", "--model", "x.tflite", "--samples", "5"], "does not run models"),
+    (["mac_array", "--quick", "--second-inference"], "--second-inference is for the NPU"),
     (["npu", "--configs", "u55-32", "--model", "x.tflite", "--networks", "npu_conv", "--samples", "5"],
      "give --networks or --model"),
 ])

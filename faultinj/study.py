@@ -53,6 +53,7 @@ class StudyRequest:
     max_rounds: int = 3
     area_abc: bool = True
     measure_protected: bool = True
+    quick: bool = False                # made by :func:`quick_request` (its command line says ``--quick``)
 
     def parameters(self) -> dict:
         """What makes two runs of a pair the same work (a pair done with other parameters is redone)."""
@@ -357,7 +358,7 @@ def quick_request(design: str = "mac_array", configs=None, networks=None, sample
         samples = QUICK_SAMPLES
     return StudyRequest(design, tuple(configs or preset["configs"]), tuple(networks or preset["networks"]),
                         samples=samples, margin=margin, options=("none", "hardened", "dmr"), max_rounds=1,
-                        area_abc=False, measure_protected=False, **kw)
+                        area_abc=False, measure_protected=False, quick=True, **kw)
 
 
 def study_command(req: StudyRequest, out) -> str:
@@ -368,7 +369,8 @@ def study_command(req: StudyRequest, out) -> str:
     args = ["rampart", "fi", "study", req.design, "--configs", ",".join(req.configs),
             "--networks", ",".join(req.networks), "--target", req.target, *size, "--confidence",
             f"{req.confidence:g}", "--liveness" if req.liveness else "--no-liveness",
-            *(["--second-inference"] if req.second else []), "--seed", str(req.seed), "-o", str(out)]
+            *(["--second-inference"] if req.second else []), "--seed", str(req.seed),
+            *(["--quick"] if req.quick else []), "-o", str(out)]
     return shlex.join(args)
 
 

@@ -28,6 +28,8 @@ def test_tiny_study_end_to_end_and_rerun_does_no_new_work(tmp_path):
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "study.json").read_text())
     assert doc["schema"] == "rampart-fi-study" and doc["design"] == "mac_array"
+    assert doc["command"].startswith("rampart fi study mac_array --configs 4x4 --networks mac_array_matmul")
+    assert "--quick" in doc["command"].split() and "--samples 120" in doc["command"]
     (pair,) = doc["pairs"]
     assert (pair["config"], pair["network"], pair["status"]) == ("4x4", "mac_array_matmul", "done")
     pair_dir = out / pair["dir"]

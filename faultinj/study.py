@@ -222,7 +222,7 @@ def _pair_result(plan: dict, target: str) -> dict:
             "protected_area_measured": s.get("protected_area_measured"),
             "verified": bool(s.get("meets_target")), "verification": cons,
             "verification_asil": _verdict(cons, target), "verification_injections": ver.get("injections"),
-            "rounds": len(s.get("rounds", []))}
+            "rounds": len(s.get("rounds", [])), "solver_status": plan.get("solver_status")}
 
 
 @dataclass
@@ -308,6 +308,12 @@ def _yes(ok) -> str:
     return "pass" if ok else "fail"
 
 
+def _plan_area(pair: dict) -> str:
+    if pair.get("rounds"):
+        return _pct(pair.get("plan_overhead"), 1)
+    return "no feasible plan (optimiser: infeasible)" if "infeasible" in str(pair.get("solver_status")) else "-"
+
+
 def _write_index(out: Path, doc: dict) -> Path:
     """``study.md``: one row per pair (baseline metrics and ASIL, plan vs lockstep area, verification)."""
     target = doc["parameters"]["target"]
@@ -329,7 +335,7 @@ def _write_index(out: Path, doc: dict) -> Path:
                else "-")
         rep = p.get("report", {}).get("html", "")
         lines.append(f"| {p['config']} | {p['network']} | {_pct(b.get('spfm'))} | {_pct(b.get('lfm'))} | "
-                     f"{b.get('pmhf', float('nan')):.3g} | {asil} | {_pct(p.get('plan_overhead'), 1)} | "
+                     f"{b.get('pmhf', float('nan')):.3g} | {asil} | {_plan_area(p)} | "
                      f"{_pct(p.get('lockstep_overhead'), 1)} | {ver} | {'yes' if p['verified'] else 'no'} | "
                      + (f"[report]({rep})" if rep else "") + " |")
         if p.get("note"):
@@ -383,6 +389,6 @@ def describe(doc: dict) -> Sequence[str]:
             continue
         b = p.get("baseline") or {}
         out.append(f"{p['config']} / {p['network']}: baseline SPFM {_pct(b.get('spfm'))} (highest ASIL "
-                   f"{p['baseline_asil']['highest'] or 'none'}); plan {_pct(p.get('plan_overhead'), 1)} vs lockstep "
+                   f"{p['baseline_asil']['highest'] or 'none'}); plan {_plan_area(p)} vs lockstep "
                    f"{_pct(p.get('lockstep_overhead'), 1)}; verified: {'yes' if p['verified'] else 'no'}")
     return out

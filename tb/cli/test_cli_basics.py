@@ -70,3 +70,5 @@ def test_demo_runs_without_synthesis(tmp_path):
     assert (tmp_path / "mac_array.fst").stat().st_size > 0
     assert "300 of 300 injections" in result.output
     assert "SPFM" in (tmp_path / "campaign.html").read_text()
+    assert "4x4 / mac_array_matmul: baseline SPFM" in result.output
+    assert "| 4x4 | mac_array_matmul |" in (tmp_path / "study" / "study.md").read_text()

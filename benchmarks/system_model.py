@@ -61,6 +61,7 @@ class Store:
         self.path = path
         rows = json.loads(path.read_text()) if path.exists() else []
         self.rows = {_key(r): r for r in rows}
+        self.measured_now: set = set()    # keys run on the RTL in this process (their wall is from this run)
 
     def get(self, w, config, bw, lat, rtl: bool = True):
         """The RTL measurement (run now unless cached), or None when the RTL NPU refuses the workload."""
@@ -70,6 +71,7 @@ class Store:
                 raise SystemExit(f"no cached RTL measurement of {k}; run without --refit")
             try:
                 m = cal.measure(w, config, bw, lat)
+                self.measured_now.add(k)
             except RampartError as e:
                 self.rows[k] = {"workload": w.name, "config": config, "bandwidth": bw, "latency": lat,
                                 "refused": str(e)}
@@ -100,17 +102,29 @@ def plan(quick: bool):
     held_runs += [(w, c, bw, lat) for c, bw, lat in MEMORY_POINTS for w in held_w[:n_sweep_held]]
     net_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in nets]
     net_runs += [(w, c, bw, lat) for c, bw, lat in MEMORY_POINTS for w in nets]
-    return fit_runs, held_runs, net_runs, nets
+    bodies = [] if quick else cal.network_bodies()
+    body_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in bodies]
+    return fit_runs, held_runs, net_runs, nets, body_runs
 
 
-def model_time(model, art, config, bw, lat, repeats=20):
-    """One prediction from the Vela artifact (command-stream decode, op features, SimPy run): result, seconds."""
-    from models.system.npu import ops_from_artifact, predict_npu
+def model_time(model, art, config, bw, lat, repeats=20, warm_repeats=200):
+    """One prediction from the Vela artifact: (result, cold seconds, warm seconds). Cold: command-stream read, op
+    features and SimPy run (mean of ``repeats``); warm: the SimPy run from the ops prepared once
+    (:func:`models.system.npu.prepare_npu`; what a sweep or ``--inflight`` does per prediction; mean of
+    ``warm_repeats``)."""
+    from models.system.npu import ops_from_artifact, predict_npu, prepare_npu
 
     t0 = time.perf_counter()
     for _ in range(repeats):
         res = predict_npu(ops_from_artifact(art), config, bandwidth=bw, latency=lat, cost=model)
-    return res, (time.perf_counter() - t0) / repeats
+    cold = (time.perf_counter() - t0) / repeats
+    job = prepare_npu(ops_from_artifact(art), config, model)
+    t0 = time.perf_counter()
+    for _ in range(warm_repeats):
+        again = predict_npu(job, config, bandwidth=bw, latency=lat, cost=model)
+    warm = (time.perf_counter() - t0) / warm_repeats
+    assert again.cycles == res.cycles
+    return res, cold, warm
 
 
 def validate(model, store, runs, rtl, fresh: bool = False):
@@ -122,35 +136,46 @@ def validate(model, store, runs, rtl, fresh: bool = False):
         if m is None:
             continue
         rtl_wall = m.wall
-        if fresh and rtl:
+        if fresh and rtl and (w.name, c, bw, lat) not in store.measured_now:
             again = cal.measure(w, c, bw, lat)
             if again.cycles != m.cycles:
                 raise SystemExit(f"RTL cycles changed for {w.name} on {c}: {m.cycles} then {again.cycles}")
             rtl_wall = again.wall
-        res, wall = model_time(model, vela.compile_cached(w.data, c), c, bw, lat)
+        res, cold, warm = model_time(model, vela.compile_cached(w.data, c), c, bw, lat)
         rows.append(dict(workload=w.name, config=c, bandwidth=bw, latency=lat, rtl=m.cycles,
                          model=res.cycles, err=100 * (res.cycles - m.cycles) / m.cycles, rtl_wall=rtl_wall,
-                         model_wall=wall, speedup=rtl_wall / wall))
+                         model_cold=cold, model_wall=warm, speedup=rtl_wall / warm, speedup_cold=rtl_wall / cold))
     return rows
 
 
 def table(rows, with_memory: bool) -> str:
     head = "| network | config | " + ("bytes/cycle | latency | " if with_memory else "")
-    head += "RTL cycles | SimPy cycles | error | RTL wall (s) | model wall (ms) | speed-up |"
-    lines = [head, "|---|---|" + ("---:|---:|" if with_memory else "") + "---:|---:|---:|---:|---:|---:|"]
+    head += ("RTL cycles | SimPy cycles | error | RTL wall (s) | model wall, prepared (ms) | speed-up | "
+             "model wall, from artifact (ms) | speed-up |")
+    lines = [head, "|---|---|" + ("---:|---:|" if with_memory else "") + "---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         mem = f"{r['bandwidth']} | {r['latency']} | " if with_memory else ""
         lines.append(f"| {r['workload']} | {r['config']} | {mem}{r['rtl']:,} | {r['model']:,.0f} | "
-                     f"{r['err']:+.2f}% | {r['rtl_wall']:.2f} | {1000 * r['model_wall']:.2f} | "
-                     f"{r['speedup']:,.0f}x |")
+                     f"{r['err']:+.2f}% | {r['rtl_wall']:.2f} | {1000 * r['model_wall']:.3f} | "
+                     f"{r['speedup']:,.0f}x | {1000 * r['model_cold']:.2f} | {r['speedup_cold']:,.0f}x |")
     return "\n".join(lines)
+
+
+def misses(rows, limit: float = 5.0) -> str:
+    """The held-out runs outside ``limit`` percent, one line each."""
+    bad = [r for r in rows if abs(r["err"]) > limit]
+    return "\n".join(f"  * {r['workload'].split(' s9')[0]} on {r['config']} at {r['bandwidth']} bytes/cycle, latency "
+                     f"{r['latency']}: {r['err']:+.2f}%" for r in bad) or "  * none"
 
 
 def summary(rows) -> str:
     err = np.abs([r["err"] for r in rows])
     sp = [r["speedup"] for r in rows]
+    cold = [r["speedup_cold"] for r in rows]
     return (f"{len(rows)} runs: |error| mean {err.mean():.2f}%, max {err.max():.2f}%, within 5%: "
-            f"{int((err <= 5).sum())}/{len(rows)}; speed-up min {min(sp):,.0f}x, median {np.median(sp):,.0f}x")
+            f"{int((err <= 5).sum())}/{len(rows)}; speed-up (prepared) min {min(sp):,.0f}x, median "
+            f"{np.median(sp):,.0f}x, >= 1000x: {sum(x >= 1000 for x in sp)}/{len(sp)}; speed-up (from artifact) "
+            f"min {min(cold):,.0f}x, median {np.median(cold):,.0f}x")
 
 
 def main():
@@ -158,32 +183,43 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a small workload set (smoke run)")
     parser.add_argument("--refit", action="store_true", help="use the cached RTL measurements only (no RTL runs)")
     parser.add_argument("--measure-only", action="store_true", help="run and cache the RTL measurements, no fit")
+    parser.add_argument("--no-fit", action="store_true",
+                        help="validate the stored coefficients (models/system/npu_costs.json, fitted by an earlier "
+                             "run of this script on the cached measurements) instead of fitting again")
     parser.add_argument("--write", metavar="BENCHMARKS.md", help="write the 'system_model' section there")
     args = parser.parse_args()
     store = Store(MEASUREMENTS)
     rtl = not args.refit
-    fit_runs, held_runs, net_runs, nets = plan(args.quick)
-    workloads = {w.name: w for w, *_ in fit_runs + held_runs + net_runs}
+    fit_runs, held_runs, net_runs, nets, body_runs = plan(args.quick)
+    workloads = {w.name: w for w, *_ in fit_runs + held_runs + net_runs + body_runs}
 
     if args.measure_only:
-        for w, c, bw, lat in fit_runs + held_runs + net_runs:
+        for w, c, bw, lat in fit_runs + held_runs + net_runs + body_runs:
             store.get(w, c, bw, lat)
         return
     from models.system.npu import sweep_npu
 
     print(f"measure + fit: {len(fit_runs)} RTL runs", flush=True)
     fit_meas = [m for m in (store.get(w, c, bw, lat, rtl) for w, c, bw, lat in fit_runs) if m is not None]
-    t0 = time.perf_counter()
-    doc = cal.fit(fit_meas, workloads, verbose=True)
-    doc["meta"] = {"fit_runs": len(fit_meas), "fit_seconds": round(time.perf_counter() - t0, 1),
-                   "command": "python benchmarks/system_model.py"}
-    npu_cost.COEFFS_PATH.write_text(json.dumps(doc, indent=1) + "\n")
-    model = NpuCostModel(doc)
+    if args.no_fit:
+        model = NpuCostModel.load()
+        if model.meta.get("fit_runs") != len(fit_meas):
+            raise SystemExit(f"the stored coefficients were fitted on {model.meta.get('fit_runs')} runs, the plan has "
+                             f"{len(fit_meas)}: fit again (without --no-fit)")
+    else:
+        t0 = time.perf_counter()
+        doc = cal.fit(fit_meas, workloads, verbose=True)
+        doc["meta"] = {"fit_runs": len(fit_meas), "fit_seconds": round(time.perf_counter() - t0, 1),
+                       "command": "python benchmarks/system_model.py"}
+        npu_cost.COEFFS_PATH.write_text(json.dumps(doc, indent=1) + "\n")
+        model = NpuCostModel(doc)
 
     print(f"validate: {len(held_runs)} held-out layer runs, {len(net_runs)} network runs", flush=True)
     layer_rows = validate(model, store, held_runs, rtl)
     default_nets = validate(model, store, [r for r in net_runs if tuple(r[2:]) == DEFAULT], rtl, fresh=True)
     memory_nets = validate(model, store, [r for r in net_runs if tuple(r[2:]) != DEFAULT], rtl)
+    body_rows = validate(model, store, body_runs, rtl, fresh=True)
+    refused = sorted({w.name for w, c, bw, lat in body_runs if store.get(w, c, bw, lat, rtl) is None})
 
     ops = {(w.name, c): cal.ops_of(w, c) for w in nets for c in CONFIGS}
     t0 = time.perf_counter()
@@ -195,14 +231,21 @@ def main():
               f"{summary(default_nets)}",
               f"Held-out networks, other memory points (bandwidth / latency sensitivity, RTL rebuilt per point):\n\n"
               f"{table(memory_nets, True)}\n\n{summary(memory_nets)}",
+              f"Networks of `models/npu/networks` (their `mac_body`, as benchmarks/npu_networks.py runs them; "
+              f"never fitted on), default memory:\n\n{table(body_rows, False)}\n\n{summary(body_rows)}"
+              + (f"\n\nRefused by the RTL NPU (left out): {', '.join(refused)}." if refused else ""),
+              f"All held-out networks at the default memory (digits CNN, random stacks and network bodies): "
+              f"{summary(default_nets + body_rows)}",
               f"Held-out single layers (all points): {summary(layer_rows)}",
+              f"Held-out networks outside 5% (all memory points):\n\n{misses(default_nets + body_rows + memory_nets)}",
               f"Full sweep: {len(CONFIGS)} configs x {len(SWEEP_BANDWIDTHS)} bandwidths x {len(nets)} networks = "
               f"{len(points)} SimPy inferences in {sweep_s:.2f} s."]
     text = "\n\n".join(report)
     print(text)
     if args.write:
         body = ("## SimPy system model vs RTL\n\n"
-                f"`python benchmarks/system_model.py --write BENCHMARKS.md` (measured "
+                f"`python benchmarks/system_model.py --write BENCHMARKS.md{' --no-fit' if args.no_fit else ''}` "
+                "(fit: the same command without --no-fit; measured "
                 f"{time.strftime('%Y-%m-%d')}, 2 shared cores): the NPU cost model "
                 f"(`models/system/npu_cost.py`, coefficients in `models/system/npu_costs.json`) fitted on "
                 f"{len(fit_meas)} RTL runs (random single-layer models and random 2-4 layer stacks; 4 configs at the "
@@ -210,7 +253,9 @@ def main():
                 "then compared with RTL runs of workloads from other seeds (held out). RTL cycles: the NPU's "
                 "`cycles` counter at `done` (exact). Wall: `run_on_npu` (build and Vela artifact cached; for the "
                 "default-memory networks re-run in this run, for the other points from the measurement run) vs one "
-                "SimPy prediction from the Vela artifact (command-stream read, op features, SimPy run; mean of 20). "
+                "SimPy prediction, timed two ways: *prepared* (the ops read from the command stream once, "
+                "`models.system.npu.prepare_npu`, as a sweep or `--inflight` does; mean of 200) and *from "
+                "artifact* (command-stream read, op features and SimPy run every time; mean of 20). "
                 "Workloads the RTL NPU refuses (external memory too small, unsupported op) are left out.\n\n"
                 + text + "\n\n" + TARGETS)
         write_section(args.write, "system_model", body)

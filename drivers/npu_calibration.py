@@ -24,7 +24,7 @@ from models.system import npu_cost
 from models.system.npu_ops import ops_from_commands
 
 __all__ = ["Measurement", "Workload", "fit", "fit_layers", "held_out_layers", "held_out_networks", "measure",
-           "npu_config"]
+           "network_bodies", "npu_config"]
 
 #: Seed ranges of the random workloads (disjoint: nothing held out is ever fitted on).
 FIT_SEED0, FIT_NET_SEED0, HELD_LAYER_SEED0, HELD_NET_SEED0 = 1000, 7000, 5000, 9000
@@ -135,6 +135,14 @@ def held_out_networks(n_random: int, configs) -> list[Workload]:
     return [Workload("digits CNN", digits_model().data)] + _stacks(HELD_NET_SEED0, n_random, configs, "stack")
 
 
+def network_bodies() -> list[Workload]:
+    """The ``mac_body`` of every network of :mod:`models.npu.networks` (the part the RTL NPU runs today; held out:
+    never fitted on), as ``NAME (body)``."""
+    from models.npu.networks import NETWORKS, mac_body
+
+    return [Workload(f"{name} (body)", mac_body(name).data) for name in NETWORKS]
+
+
 def measure(w: Workload, config: str, bandwidth: int = 8, latency: int = 8) -> Measurement:
     """Run ``w`` on the RTL NPU ``config`` with its memory at (``bandwidth``, ``latency``)."""
     from drivers.npu import run_on_npu
@@ -170,11 +178,11 @@ def fit(measurements: list[Measurement], workloads: dict[str, Workload], *, verb
     start_ix = np.array([layout.index[f"start[{m.config}]"] for m in measurements])
 
     def residual(theta):
-        load, run, alpha, blocks = npu_cost.stacked_durations(layout, theta, x, configs, cfg, bw, lat[rep])
+        load, run, handover, tail = npu_cost.stacked_durations(layout, theta, x, configs, cfg, bw, lat[rep])
         pred = theta[start_ix] + theta[layout.index["slat"]] * lat
         for i in range(len(mats)):
             a, b = bounds[i], bounds[i + 1]
-            pred[i] += npu_cost.schedule(is_dma[a:b], load[a:b], run[a:b], alpha[a:b], blocks[a:b])[0]
+            pred[i] += npu_cost.schedule(is_dma[a:b], load[a:b], run[a:b], handover[a:b], tail[a:b])[0]
         return (pred - target) / target
 
     res = least_squares(residual, layout.initial(), bounds=layout.bounds(), x_scale="jac", loss="soft_l1",

@@ -26,8 +26,10 @@ load; a kernel op after a DMA loads only once the DMA is done. An inference is `
 plus the schedule.
 
 How good this is, is measured, not assumed: BENCHMARKS.md ("SimPy system model vs RTL") has the error on
-held-out layers and networks at every calibrated memory point. The form misses structure the RTL has (errors
-of 10-35% on some ops); the per-op features come from :mod:`models.system.npu_ops`.
+held-out layers and networks at every calibrated memory point, and which runs are still outside 5% (the
+form still lacks some of the RTL's structure: the loader and the engine share the bus, which the closed-form
+schedule does not charge, so bus-bound points come out fast); the per-op features come from
+:mod:`models.system.npu_ops`.
 """
 from __future__ import annotations
 

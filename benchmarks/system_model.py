@@ -179,8 +179,8 @@ def table(rows, with_memory: bool) -> str:
 def misses(rows, limit: float = 5.0) -> str:
     """The held-out runs outside ``limit`` percent, one line each."""
     bad = [r for r in rows if abs(r["err"]) > limit]
-    return "\n".join(f"  * {r['workload'].split(' s9')[0]} on {r['config']} at {r['bandwidth']} bytes/cycle, latency "
-                     f"{r['latency']}: {r['err']:+.2f}%" for r in bad) or "  * none"
+    return "\n".join(f"  * {r['workload'].split(' s9')[0].rstrip(':')} on {r['config']} at {r['bandwidth']} "
+                     f"bytes/cycle, latency {r['latency']}: {r['err']:+.2f}%" for r in bad) or "  * none"
 
 
 def summary(rows) -> str:

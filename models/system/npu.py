@@ -83,16 +83,25 @@ class NpuAccelerator(Accelerator):
         yield env.all_of([env.timeout(core), env.process(mem.transfer(self.name, nbytes, latency=False))])
         yield env.timeout(tail)
 
-    def _engine(self, prev_done, handed_over, load_done, parts: OpParts, i: int, done, last_block: float):
+    def _engine(self, prev_done, handed_over, load_done, parts: OpParts, i: int, done, last_block: float,
+                bus_done: float):
         """Process: the engine runs op ``i`` after op ``i-1`` and once the loader has handed it over; the last
-        ``last_block`` cycles of its work come after its load."""
+        ``last_block`` cycles of its work come after its load; it is done no earlier than the NPU's bus traffic
+        up to this op (``bus_done``)."""
         env = self.env
         yield env.all_of([prev_done, handed_over])
         yield from self._stage(parts.run_core[i], parts.run_bytes[i], parts.run_tail[i])
         loaded_at = yield load_done
-        if loaded_at + last_block > env.now:
-            yield env.timeout(loaded_at + last_block - env.now)
+        end = max(loaded_at + last_block, bus_done)
+        if end > env.now:
+            yield env.timeout(end - env.now)
         done.succeed()
+
+    def _dma(self, parts: OpParts, i: int, bus_done: float):
+        """Process: DMA ``i``, done no earlier than the NPU's bus traffic up to it (``bus_done``)."""
+        yield from self._stage(parts.load_core[i], parts.load_bytes[i], parts.load_tail[i])
+        if bus_done > self.env.now:
+            yield self.env.timeout(bus_done - self.env.now)
 
     def _load(self, parts: OpParts, i: int):
         """Process: op ``i``'s load stage; its value is the time it ends."""
@@ -109,7 +118,8 @@ class NpuAccelerator(Accelerator):
         yield env.timeout(self.cost.start_cycles(self.config, mem.latency))
         if not self.stage_processes and mem.masters <= {self.name}:
             # alone on the memory nothing can delay a stage: the schedule is the closed form, one event
-            total, finish_at = schedule(parts.is_dma, nominal_load, nominal_run, parts.handover, parts.tail)
+            total, finish_at = schedule(parts.is_dma, nominal_load, nominal_run, parts.handover, parts.tail,
+                                        parts.bus(mem.bandwidth))
             yield env.timeout(total)
             moved = float(parts.load_bytes.sum() + parts.run_bytes.sum())
             mem.bytes[self.name] += moved
@@ -117,6 +127,8 @@ class NpuAccelerator(Accelerator):
             request.detail["op_cycles"] = _op_cycles(finish_at)
             return
         t0 = env.now
+        bus = parts.bus(mem.bandwidth).tolist()
+        bus_free = t0          # when the NPU's own traffic so far has passed the bus (at its full bandwidth)
         ready = env.event().succeed()
         dma_free = load_done = dep = issued = ready
         engine_done = [ready, ready]
@@ -130,17 +142,18 @@ class NpuAccelerator(Accelerator):
         for i, is_dma in enumerate(parts.is_dma.tolist()):
             if is_dma:
                 yield env.all_of([dma_free, issued])
-                dma_free = dep = env.process(self._stage(parts.load_core[i], parts.load_bytes[i],
-                                                          parts.load_tail[i]))
+                bus_free = max(bus_free, env.now) + bus[i]
+                dma_free = dep = env.process(self._dma(parts, i, bus_free))
                 finished.append(dma_free)
                 dma_free.callbacks.append(mark(i))
                 continue
             yield env.all_of([load_done, dep, engine_done[-IN_FLIGHT]])
             issued = env.event().succeed()
+            bus_free = max(bus_free, env.now) + bus[i]
             load_done = env.process(self._load(parts, i))
             done = env.event()
             env.process(self._engine(engine_done[-1], env.timeout(min(parts.handover[i], nominal_load[i])),
-                                     load_done, parts, i, done, nominal_run[i] * parts.tail[i]))
+                                     load_done, parts, i, done, nominal_run[i] * parts.tail[i], bus_free))
             engine_done.append(done)
             finished.append(done)
             done.callbacks.append(mark(i))
@@ -237,7 +250,7 @@ def _alone(job: NpuJob, config: str, bandwidth: float, latency: float, cost: Npu
     schedule as one event: :meth:`NpuAccelerator.service`), without building the environment."""
     parts = job.parts(cost, latency)
     load, run = parts.durations(bandwidth)
-    total, finish_at = schedule(parts.is_dma, load, run, parts.handover, parts.tail)
+    total, finish_at = schedule(parts.is_dma, load, run, parts.handover, parts.tail, parts.bus(bandwidth))
     cycles = cost.start_cycles(config, latency) + total
     per_layer, kinds = _layers(job, _op_cycles(finish_at))
     return NpuPrediction(config, float(bandwidth), float(latency), cycles, per_layer, kinds, 1, inflight, cycles,

@@ -26,10 +26,8 @@ load; a kernel op after a DMA loads only once the DMA is done. An inference is `
 plus the schedule.
 
 How good this is, is measured, not assumed: BENCHMARKS.md ("SimPy system model vs RTL") has the error on
-held-out layers and networks at every calibrated memory point, and which runs are still outside 5% (the
-form still lacks some of the RTL's structure: the loader and the engine share the bus, which the closed-form
-schedule does not charge, so bus-bound points come out fast); the per-op features come from
-:mod:`models.system.npu_ops`.
+held-out layers and networks at every calibrated memory point, and which runs are still outside 5%; the
+per-op features come from :mod:`models.system.npu_ops`.
 """
 from __future__ import annotations
 
@@ -54,7 +52,7 @@ ENGINE_TERMS = ("e0", "beat", "pos", "em", "el", "eb")     # per config and kind
 DERIVED_BEAT = ("conv", "fc", "depthwise")
 KIND_TERMS = ("l0", "lm", "ll", "lb")  # per kind
 _DMA = len(KERNEL_KINDS)   # kind index of a DMA in an op matrix
-FORM = "two-stage pipeline v12 (derived loader, beat and bytes, weight-stream order, exact IFM/OFM words)"
+FORM = "two-stage pipeline v13 (derived loader, beat and bytes, weight-stream order, exact words, shared bus)"
 #: Kernel ops in flight (``max_outstanding_kernels``): an op loads once the op ``IN_FLIGHT`` before it is done.
 IN_FLIGHT = 2
 
@@ -145,6 +143,10 @@ class OpParts:
         run = np.maximum(self.run_core, self.run_bytes / bandwidth) + self.run_tail
         return load, run
 
+    def bus(self, bandwidth: float) -> np.ndarray:
+        """Cycles the bus is busy with each op's traffic (loader and engine together)."""
+        return (self.load_bytes + self.run_bytes) / bandwidth
+
 
 def _loader_cycles(p, x, latency) -> tuple[np.ndarray, np.ndarray]:
     """The op loader's (cycles, hand-over cycles) (kind params ``p`` rows, op rows ``x``): CHECK and RECORDS, when
@@ -187,7 +189,7 @@ def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[s
                       bandwidth: np.ndarray, latency: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`op_parts` and :meth:`OpParts.durations` for the rows of many runs at once (the fit's inner loop):
     row ``i`` is on ``configs[config_of_row[i]]`` at ``bandwidth[i]`` / ``latency[i]``. Returns (load, run, handover,
-    tail)."""
+    tail, bus)."""
     ix = layout.index
     kind = x[:, 0].astype(int)
     dma = kind == _DMA
@@ -200,31 +202,38 @@ def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[s
                              eng[:, 3] * x[:, 5] * WORD_BYTES / bandwidth, (eng[:, 4] * latency + eng[:, 5]) * x[:, 5]])
     dma_load = (np.maximum(theta[ix["d0"]], theta[ix["dmem"]] * 2 * x[:, 4] * WORD_BYTES / bandwidth)
                 + theta[ix["dlat"]] * latency)
+    kernel_bus = (p[:, 1] * x[:, 4] + eng[:, 3] * x[:, 5]) * WORD_BYTES / bandwidth
+    dma_bus = theta[ix["dmem"]] * 2 * x[:, 4] * WORD_BYTES / bandwidth
     return (np.where(dma, dma_load, load), np.where(dma, 0.0, run), np.where(dma, 0.0, handover),
-            np.where(dma, 0.0, x[:, 7]))
+            np.where(dma, 0.0, x[:, 7]), np.where(dma, dma_bus, kernel_bus))
 
 
-def schedule(is_dma, load, run, handover, tail) -> tuple[float, list[float]]:
+def schedule(is_dma, load, run, handover, tail, bus) -> tuple[float, list[float]]:
     """The pipeline of the module docstring for stage durations ``load`` / ``run``: (cycles from the first op to
     the last one done, each op's finish time). A DMA's duration is its ``load``; it starts once the DMA is free
     and the kernel op before it has started loading (the controller issues the stream in order). The engine takes
     an op once it is done with the one before and the loader has handed it over (``handover`` cycles into the
-    load); the part ``tail`` of its run waits for the load to end (the last depth block's bricks)."""
-    dma_free = load_free = dep = issued = 0.0
+    load); the part ``tail`` of its run waits for the load to end (the last depth block's bricks). The loader's
+    and the engine's traffic share one bus: an op is done no earlier than its ``bus`` cycles after the bus is done
+    with the ops before it and the op has started."""
+    dma_free = load_free = dep = issued = bus_free = 0.0
     engine_end: list[float] = []
     finish = []
-    for is_d, ld, rn, ho, tl in zip(is_dma.tolist(), load.tolist(), run.tolist(), handover.tolist(), tail.tolist(),
-                                    strict=True):
+    for is_d, ld, rn, ho, tl, b in zip(is_dma.tolist(), load.tolist(), run.tolist(), handover.tolist(),
+                                       tail.tolist(), bus.tolist(), strict=True):
         if is_d:
-            dma_free = max(dma_free, issued) + ld
+            start = max(dma_free, issued)
+            bus_free = max(bus_free, start) + b
+            dma_free = max(start + ld, bus_free)
             dep = dma_free
             finish.append(dma_free)
             continue
         slot = engine_end[-IN_FLIGHT] if len(engine_end) >= IN_FLIGHT else 0.0
         issued = max(load_free, dep, slot)
         load_free = issued + ld
+        bus_free = max(bus_free, issued) + b
         es = max(engine_end[-1] if engine_end else 0.0, issued + min(ho, ld))
-        engine_end.append(max(es + rn, load_free + rn * tl))
+        engine_end.append(max(es + rn, load_free + rn * tl, bus_free))
         finish.append(engine_end[-1])
     return max(finish, default=0.0), finish
 
@@ -235,7 +244,7 @@ def total_cycles(layout: ParamLayout, theta, x: np.ndarray, config: str, bandwid
     load, run = parts.durations(bandwidth)
     ix = layout.index
     return float(theta[ix[f"start[{config}]"]] + theta[ix["slat"]] * latency
-                 + schedule(parts.is_dma, load, run, parts.handover, parts.tail)[0])
+                 + schedule(parts.is_dma, load, run, parts.handover, parts.tail, parts.bus(bandwidth))[0])
 
 
 class NpuCostModel:

@@ -55,7 +55,7 @@ TARGETS = """Targets (issue 15) and where this stands, honestly:
   the RTL is much faster; the stager's ring mode is not checked against a trace), ResNet-8's body on
   u55-128/256 (-10.0/-22.6%), the digits-pool conv on u55-32 (-12.6%) and the VWW body on u55-64 (-5.3%), not
   analysed. Off the default memory: 1-2 bytes/cycle up to -24% (stack 5) and latency 40 about -10% (digits
-  CNN): the bus and latency terms are per stage, not per request.
+  CNN); not analysed (a guess: the bus and latency terms are charged per stage, not per request).
 * >= 1000x faster than the RTL simulation (same run: the default-memory tables, whose RTL runs are repeated
   now): **met for 28 of 36 held-out networks per prediction once the network is read** (parse once, predict
   many: `prepare_npu`, what a sweep or `--inflight` does; digits CNN / stacks median 2,256x, 16/20; network

@@ -17,10 +17,14 @@ $(STAMP): pyproject.toml
 
 # Debian packages, only where no wheel exists: Icarus Verilog (the second simulator of the cross-check), the
 # lz4/zlib headers Verilator's FST waveform writer compiles against, and Chromium (the HTML report is checked in a
-# real headless browser, tb/reports/test_report_browser.py).
+# real headless browser, tb/reports/test_report_browser.py), and for the PulseDL-II RV32 SoC (rtl/pulsedl) the
+# bare-metal RISC-V cross compiler, its C library and qemu-user (qemu-riscv32, the ISA reference).
 SYSDEPS_MISSING = $(shell command -v iverilog >/dev/null 2>&1 || echo iverilog; \
                           test -f /usr/include/lz4.h || echo liblz4-dev; test -f /usr/include/zlib.h || echo zlib1g-dev; \
-                          command -v chromium >/dev/null 2>&1 || echo chromium)
+                          command -v chromium >/dev/null 2>&1 || echo chromium; \
+                          command -v riscv64-unknown-elf-gcc >/dev/null 2>&1 || echo gcc-riscv64-unknown-elf; \
+                          test -d /usr/lib/picolibc/riscv64-unknown-elf || echo picolibc-riscv64-unknown-elf; \
+                          command -v qemu-riscv32 >/dev/null 2>&1 || echo qemu-user)
 sysdeps:
 	@if [ -n "$(strip $(SYSDEPS_MISSING))" ]; then \
 	  echo "installing Debian packages: $(SYSDEPS_MISSING)"; \

@@ -12,6 +12,11 @@ issued in that chunk are stamped with the sampled counter. A kick's cycles are t
 last one: to ``done``), so per-kick and per-layer figures have a resolution of ``chunk`` cycles, and up to two kernel
 ops overlap in the hardware (``max_outstanding_kernels``); the total is exact. Kicks are grouped into layers and
 paired with Vela's per-layer estimate by :mod:`models.npu.graph`.
+
+PMU (:mod:`rtl.npu.pmu`): :func:`pmu_setup` programs the performance counters before the run (the cycle counter
+from the first NPU_ACTIVE cycle to the next NPU_IDLE one, the four event counters on :data:`PMU_EVENTS`), and
+:func:`pmu_counters` reads them; :func:`run_on_npu` reads them with every ``cycles`` sample, so each kick and layer
+also carries its counter deltas and the run its totals.
 """
 from __future__ import annotations
 
@@ -34,9 +39,13 @@ DEFAULT_CHUNK = 32
 #: Alignment of the weights and of the scratch arena in external memory.
 REGION_ALIGN = 4096
 
-__all__ = ["DEFAULT_CHUNK", "EXT_MEMORY", "HOST_EXT_MEM_KIB", "REGION_ALIGN", "ExtMemLayout", "KickCycles",
-           "LayerCycles", "NpuRun", "ext_memory", "input_list", "layout", "load_bytes", "load_network", "memory_needed",
-           "model_inputs", "read_bytes", "run_config", "run_on_npu", "start", "wait_done"]
+#: The events :func:`run_on_npu` counts on the PMU's four event counters (``pmu_event_type`` names).
+PMU_EVENTS = ("MAC_ACTIVE", "AXI0_RD_DATA_BEAT_RECEIVED", "AXI0_WR_DATA_BEAT_WRITTEN", "CC_STALLED_ON_BLOCKDEP")
+
+__all__ = ["DEFAULT_CHUNK", "EXT_MEMORY", "HOST_EXT_MEM_KIB", "PMU_EVENTS", "REGION_ALIGN", "ExtMemLayout",
+           "KickCycles", "LayerCycles", "NpuRun", "ext_memory", "input_list", "layout", "load_bytes", "load_network",
+           "memory_needed", "model_inputs", "pmu_counters", "pmu_read", "pmu_setup", "pmu_write", "read_bytes",
+           "run_config", "run_on_npu", "start", "wait_done"]
 
 
 # --- the external-memory layout ------------------------------------------------------------------------------------
@@ -190,6 +199,45 @@ def wait_done(dev: SimDevice, max_cycles: int, chunk: int = 16, on_chunk=None) -
     return stepped
 
 
+def pmu_write(dev: SimDevice, reg: str, value: int) -> None:
+    """Write PMU register ``reg`` (a name of :data:`rtl.npu.pmu.PMU_REGS`, e.g. ``"PMCR"``); one cycle is stepped."""
+    from rtl.npu.pmu import PMU_REGS
+    dev.poke("pmu_addr", PMU_REGS[reg])
+    dev.poke("pmu_wdata", value)
+    dev.poke("pmu_we", 1)
+    dev.step(1)
+    dev.poke("pmu_we", 0)
+
+
+def pmu_read(dev: SimDevice, reg: str) -> int:
+    """Read PMU register ``reg`` (no cycle is stepped: the read port is combinational)."""
+    from rtl.npu.pmu import PMU_REGS
+    dev.poke("pmu_addr", PMU_REGS[reg])
+    return dev.peek("pmu_rdata")
+
+
+def pmu_setup(dev: SimDevice, events=PMU_EVENTS) -> None:
+    """Program the PMU for a run: event counter ``i`` counts ``events[i]`` (``pmu_event_type`` names, at most 4), the
+    cycle counter counts NPU_ACTIVE cycles (start event NPU_ACTIVE, stop event NPU_IDLE); all counters cleared and
+    enabled. Steps a few cycles (do it before :func:`start`)."""
+    from rtl.npu.pmu import NUM_EVENT_COUNTERS, PmuEvent
+    if len(events) > NUM_EVENT_COUNTERS:
+        raise RampartError(f"the PMU has {NUM_EVENT_COUNTERS} event counters, not {len(events)}")
+    for i, name in enumerate(events):
+        pmu_write(dev, f"PMEVTYPER{i}", PmuEvent[name])
+    pmu_write(dev, "PMCCNTR_CFG", PmuEvent.NPU_ACTIVE | PmuEvent.NPU_IDLE << 16)
+    pmu_write(dev, "PMCNTENSET", (1 << len(events)) - 1 | 1 << 31)
+    pmu_write(dev, "PMCR", 0b111)    # cnt_en, event_cnt_rst, cycle_cnt_rst
+
+
+def pmu_counters(dev: SimDevice, events=PMU_EVENTS) -> dict[str, int]:
+    """The cycle counter (``"CYCLES"``) and the event counters by event name, as programmed by :func:`pmu_setup`."""
+    counters = {"CYCLES": pmu_read(dev, "PMCCNTR_LO") | pmu_read(dev, "PMCCNTR_HI") << 32}
+    for i, name in enumerate(events):
+        counters[name] = pmu_read(dev, f"PMEVCNTR{i}")
+    return counters
+
+
 # --- results -------------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -200,6 +248,7 @@ class KickCycles:
     op: str             # "CONV", "DEPTHWISE", ...
     issued_at: int      # value of the ``cycles`` counter when the kick was seen (resolution: ``chunk``)
     cycles: int         # issued_at of the next kick (or the run's total) minus this one's
+    pmu: dict[str, int] | None = None   # the PMU counters' increase over the same interval
 
 
 @dataclass(frozen=True)
@@ -213,6 +262,7 @@ class LayerCycles:
     macs: int | None
     vela_cycles: int | None
     vela_mac_util: float | None   # percent, Vela's own
+    pmu: dict[str, int] | None = None   # the PMU counters' increase over the layer's kicks
 
     def mac_utilisation(self, macs_per_cycle: int) -> float | None:
         if self.macs is None or self.cycles <= 0:
@@ -240,6 +290,7 @@ class NpuRun:
     ext_fault: int
     timed_out: bool
     ext_mem_bytes: int = 0              # external memory of the NPU build that ran (see :func:`run_on_npu`)
+    pmu: dict[str, int] | None = None   # the PMU counters at the end (:func:`pmu_counters`)
 
     @property
     def output(self) -> np.ndarray:
@@ -316,7 +367,8 @@ def _tensor_details(details) -> list[tuple[int, ...]]:
 
 
 def run_on_npu(model, config="u55-128", input=None, *, trace: str | Path | None = None,
-               seed: int = 0, chunk: int = DEFAULT_CHUNK, max_cycles: int | None = None, check: bool = True) -> NpuRun:
+               seed: int = 0, chunk: int = DEFAULT_CHUNK, max_cycles: int | None = None, check: bool = True,
+               pmu_events: tuple[str, ...] = PMU_EVENTS) -> NpuRun:
     """Compile ``model`` (.tflite bytes, path or TfliteModel) with Vela for ``config`` (a preset name or an
     :class:`~rtl.npu.config.NpuConfig`; Vela compiles for its MACs per cycle) and run it on the simulated NPU.
 
@@ -325,7 +377,8 @@ def run_on_npu(model, config="u55-128", input=None, *, trace: str | Path | None 
     config's external memory runs on the same NPU with a host memory (:func:`run_config`; ``NpuRun.ext_mem_bytes``).
     ``trace``: write an FST waveform there (builds the tracing variant). ``max_cycles``: watchdog (default: 50x Vela's
     estimate, at least 200,000). ``check``: raise RampartError when the NPU reports an error or the watchdog fires
-    (else the NpuRun carries the status). Raises RampartError for unsupported models.
+    (else the NpuRun carries the status). ``pmu_events``: what the PMU's four event counters count
+    (``pmu_event_type`` names). Raises RampartError for unsupported models.
     """
     from rtl.npu.compute import ComputeError
     from rtl.npu.config import PRESETS, NpuConfig
@@ -359,14 +412,18 @@ def run_on_npu(model, config="u55-128", input=None, *, trace: str | Path | None 
         max_cycles = max(200_000, 50 * estimate)
 
     stamps: list[int] = []
+    pmu_stamps: list[dict[str, int]] = []
     with SimDevice.open("npu", run_cfg, trace=trace or None) as dev:
         lay = load_network(dev, art, list(xs), run_cfg.ext_mem_bytes)
+        pmu_setup(dev, pmu_events)
         start(dev, lay.cmd_base, lay.cmd_len, lay.basep)
 
         def sample():
             issued = dev.peek("kernel_count")
             if issued > len(stamps):
                 now = dev.peek("cycles")
+                counters = pmu_counters(dev, pmu_events)
+                pmu_stamps.extend([counters] * (issued - len(stamps)))
                 stamps.extend([now] * (issued - len(stamps)))
 
         sample()
@@ -375,6 +432,7 @@ def run_on_npu(model, config="u55-128", input=None, *, trace: str | Path | None 
         status = dict(error=dev.peek("error"), error_code=dev.peek("error_code"),
                       compute_error=dev.peek("compute_error"), ext_fault=dev.peek("ext_fault"))
         total, dma_cycles = dev.peek("cycles"), dev.peek("dma_cycles")
+        pmu_total = pmu_counters(dev, pmu_events)
         error_offset = dev.peek("error_offset")
         ofms = tuple(np.frombuffer(read_bytes(dev, lay.address(out), out.nbytes), dtype=np.int8)
                      .reshape(shape).copy() for out, shape in zip(art.outputs, out_shapes, strict=True))
@@ -395,7 +453,9 @@ def run_on_npu(model, config="u55-128", input=None, *, trace: str | Path | None 
     kicks = []
     for i, k in enumerate(kernel_kicks[:len(stamps)]):
         nxt = stamps[i + 1] if i + 1 < len(stamps) else total
-        kicks.append(KickCycles(i, k.name.removeprefix("NPU_OP_"), stamps[i], max(nxt - stamps[i], 0)))
+        pmu_nxt = pmu_stamps[i + 1] if i + 1 < len(stamps) else pmu_total
+        kicks.append(KickCycles(i, k.name.removeprefix("NPU_OP_"), stamps[i], max(nxt - stamps[i], 0),
+                                {name: pmu_nxt[name] - pmu_stamps[i][name] for name in pmu_total}))
 
     layers: list[LayerCycles] = []
     npu_layers = vela_layers(art.perf)
@@ -410,9 +470,10 @@ def run_on_npu(model, config="u55-128", input=None, *, trace: str | Path | None 
             layers.append(LayerCycles(
                 name=name, op=kicks[idx[0]].op, kicks=tuple(idx), cycles=cycles,
                 macs=mac_layers[g][2] if macs_paired else None,
-                vela_cycles=vl.npu_cycles if vl else None, vela_mac_util=vl.mac_util_percent if vl else None))
+                vela_cycles=vl.npu_cycles if vl else None, vela_mac_util=vl.mac_util_percent if vl else None,
+                pmu={name: sum(kicks[i].pmu[name] for i in idx) for name in pmu_total}))
 
     return NpuRun(config=config, outputs=ofms, inputs=xs, cycles=int(total), ext_mem_bytes=run_cfg.ext_mem_bytes,
                   dma_cycles=int(dma_cycles), kicks=tuple(kicks), layers=tuple(layers),
                   macs=sum(m for _, _, m in mac_layers), macs_per_cycle=cfg.macs, vela=art.perf,
-                  timed_out=timed_out, **{k: int(v) for k, v in status.items()})
+                  timed_out=timed_out, pmu=pmu_total, **{k: int(v) for k, v in status.items()})

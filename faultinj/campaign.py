@@ -29,10 +29,16 @@ is checked before the database is created, and a database that cannot be set up 
 Tables: ``meta(key, value)`` (design, config, workload, seeds, sampling parameters, ``mbu``, the strata as
 :meth:`faultinj.plan.FaultSpace.describe` under ``space``, build key, schema version, ``min_per_stratum``,
 ``sized_for``; and ``timing``, the wall-clock and worker seconds spent so far, updated with every batch),
-``injections(id, site, cycle, block, outcome, cycles)`` with ``id`` the fault's id, and for iterative campaigns
+``injections(id, site, cycle, block, outcome, cycles, analytic, top1)`` with ``id`` the fault's id,
+``analytic`` 1 for a fault classified by the liveness analysis without simulating it (``liveness`` in ``meta``;
+``cycles`` is then 0) and ``top1``, for classifier workloads (the model workload with one score vector out),
+1 when the top-1 class of the output that decided an SDC or DELAYED changed, 0 otherwise, NULL for other workloads
+(both columns are added, as 0 and NULL, to a database written before them), and for iterative campaigns
 ``planned(id, round, stratum, local, site, cycle)`` and ``rounds(round, injections, worst_half_width, done)``.
 
-Schema version 2 (this one) added ``mbu`` and ``space``; a version-1 database is refused with one line (its strata
+Schema version 2 (this one) added ``mbu`` and ``space`` (later, without a version change: ``workload_args``, the
+workload factory's further arguments -- ``model`` / ``input`` paths, ``second`` / ``second_input`` -- ``{}`` when
+absent, and ``liveness``, False when absent); a version-1 database is refused with one line (its strata
 cannot be rebuilt without guessing): rerun that campaign into a new database.
 """
 import dataclasses
@@ -83,7 +89,9 @@ CREATE TABLE IF NOT EXISTS injections (
     cycle INTEGER NOT NULL,      -- injection cycle
     block TEXT NOT NULL,
     outcome INTEGER NOT NULL,    -- faultinj.outcomes.Outcome value
-    cycles INTEGER NOT NULL      -- cycles simulated for this injection
+    cycles INTEGER NOT NULL,     -- cycles simulated for this injection (0 when analytic)
+    analytic INTEGER NOT NULL DEFAULT 0, -- 1: classified by the liveness analysis, not simulated
+    top1 INTEGER                 -- classifier workloads: 1 = the deciding output's top-1 class changed; else NULL
 );
 CREATE TABLE IF NOT EXISTS planned (
     id INTEGER PRIMARY KEY,      -- iterative campaigns: every planned fault, round by round
@@ -102,7 +110,8 @@ CREATE TABLE IF NOT EXISTS rounds (
 """
 
 #: Meta keys added after the first campaigns, with the value an older database implicitly has.
-_META_DEFAULTS = {"mode": "fixed", "cycle_windows": 1, "mbu": 1, "min_per_stratum": 1, "sized_for": None}
+_META_DEFAULTS = {"mode": "fixed", "cycle_windows": 1, "mbu": 1, "min_per_stratum": 1, "sized_for": None,
+                  "workload_args": {}, "liveness": False}
 
 # --------------------------------------------------------------------------------------------------------------------
 # The database
@@ -141,6 +150,13 @@ def _connect(path: Path, create: bool) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(injections)")}
+        if "analytic" not in columns:
+            with db:    # a database from before the liveness analysis: every injection was simulated
+                db.execute("ALTER TABLE injections ADD COLUMN analytic INTEGER NOT NULL DEFAULT 0")
+        if "top1" not in columns:
+            with db:    # ... and from before classifier workloads
+                db.execute("ALTER TABLE injections ADD COLUMN top1 INTEGER")
         return db
     except sqlite3.DatabaseError as e:
         raise RampartError(f"{path}: not a rampart campaign database ({e})") from None
@@ -236,15 +252,20 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
                  margin: float | None = None, confidence: float = 0.99, per_block: bool = False,
                  rates: Sequence[str] = ("unmasked",), pilot: int = 30, scheduler=None,
                  mbu: int = 1, min_per_stratum: int | None = None,
-                 sized_for: dict | None = None) -> "CampaignStatus":
+                 sized_for: dict | None = None, workload_args: dict | None = None,
+                 liveness: bool = False) -> "CampaignStatus":
     """Run (or resume) a campaign into ``db_path`` and return its status.
 
-    ``workload`` is a registered workload name, instantiated with ``(config, workload_seed, workload_cycles)``.
+    ``workload`` is a registered workload name, instantiated with ``(config, workload_seed, workload_cycles)``
+    and ``workload_args`` (a model workload's ``model`` and ``input`` paths, see
+    :func:`faultinj.workload.make_workload`; stored, so resume and replay rebuild the same workload).
     An existing database must hold the same campaign (same parameters and build); its stored ids are skipped.
     ``strata``: ``"none"``, ``"block"``, ``"element"``, ``"cycle"``, ``"block,cycle"``, ``"element,cycle"``
     (``cycle_windows`` windows) or ``"exhaustive"`` (every fault once; ``samples`` is ignored).
     ``mbu``: bits flipped per fault (1: single-event upsets; K: K adjacent bits of one word, see
     :mod:`faultinj.engine`).
+    ``liveness``: faults the liveness analysis classifies (:mod:`faultinj.liveness`: memory words overwritten
+    before they are read, or never read again) are stored without simulating them (``analytic = 1``).
     ``iterative=True``: ignore ``samples`` and inject in rounds until the ``rates`` (names of
     :data:`faultinj.outcomes.DEFAULT_RATES`) meet ``margin`` at ``confidence`` overall (stratified interval) and,
     with ``per_block``, in every stratum; ``pilot`` injections per stratum first (see
@@ -280,8 +301,9 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
         except (TypeError, ValueError) as e:
             raise RampartError(str(e)) from None
     result = build(design, config)
-    wl: Workload = make_workload(workload, config, seed=workload_seed, cycles=workload_cycles)
-    space = fault_space(result, wl.cycles, strata, cycle_windows)
+    workload_args = dict(workload_args or {})
+    wl: Workload = make_workload(workload, config, seed=workload_seed, cycles=workload_cycles, args=workload_args)
+    space = fault_space(result, wl.fault_cycles, strata, cycle_windows)
     mode = "iterative" if iterative else "exhaustive" if strata == "exhaustive" else "fixed"
     if mode == "exhaustive":
         samples = space.total
@@ -298,12 +320,12 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
         "mbu": mbu, "space": space.describe(),
         "min_per_stratum": (stratum_floor(samples, len(space.sizes)) if min_per_stratum is None
                             else min_per_stratum) if mode == "fixed" else 1,
-        "sized_for": sized_for,
+        "sized_for": sized_for, "workload_args": workload_args, "liveness": bool(liveness),
     }
     if iterative:
         meta.update(margin=margin, confidence=confidence, per_block=per_block, rates=list(rates), pilot=pilot)
     # drawn before the database is opened, so a sample size the space cannot give leaves no file behind
-    plan = None if iterative else fault_plan(result, wl.cycles, samples, seed, strata, space.windows,
+    plan = None if iterative else fault_plan(result, wl.fault_cycles, samples, seed, strata, space.windows,
                                              min_per_stratum=meta["min_per_stratum"])
     if not path.exists():
         writable_file(path, "campaign database")
@@ -316,7 +338,8 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
     runner = None
     try:
         workers = max(1, workers or os.cpu_count() or 1)
-        spec = InitSpec(result, config, workload, workload_seed, workload_cycles, interval, mbu)
+        spec = InitSpec(result, config, workload, workload_seed, workload_cycles, interval, mbu,
+                        tuple(sorted(workload_args.items())), bool(liveness))
         runner = make_scheduler(spec, workers, scheduler)
         inline = InlineScheduler(spec)
         block_names = np.array(space.blocks, dtype=object)
@@ -332,15 +355,17 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
                 return
             use = inline if scheduler is None and (workers == 1 or len(pending) <= size) else runner
             started = time.monotonic()
-            for ids, outcomes, simulated in use.map(_batches(pending, sites, cycles, size)):
+            for ids, outcomes, simulated, analytic, top1 in use.map(_batches(pending, sites, cycles, size)):
                 ids = np.asarray(ids, dtype=np.int64)
+                top1 = [None if t < 0 else t for t in np.asarray(top1).tolist()]
                 rows = list(zip(ids.tolist(), sites[ids].tolist(), cycles[ids].tolist(),
                                 block_names[blocks[ids]].tolist(), np.asarray(outcomes).tolist(),
-                                np.asarray(simulated).tolist(), strict=True))
+                                np.asarray(simulated).tolist(), np.asarray(analytic, dtype=int).tolist(), top1,
+                                strict=True))
                 now = time.monotonic()
                 with db:
-                    db.executemany("INSERT INTO injections (id, site, cycle, block, outcome, cycles) "
-                                   "VALUES (?, ?, ?, ?, ?, ?)", rows)
+                    db.executemany("INSERT INTO injections (id, site, cycle, block, outcome, cycles, analytic, top1) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
                     _add_seconds(db, now - started, workers if use is runner else 1)
                 started = now
                 done += len(rows)
@@ -499,7 +524,9 @@ def resume_campaign(db_path, workers: int | None = None,
                         meta["strata"], workers, progress_callback, workload_seed=meta["workload_seed"],
                         workload_cycles=meta["workload_cycles"], interval=meta["interval"],
                         cycle_windows=meta.get("cycle_windows", 1), scheduler=scheduler, mbu=meta.get("mbu", 1),
-                        min_per_stratum=meta.get("min_per_stratum", 1), sized_for=meta.get("sized_for"), **extra)
+                        min_per_stratum=meta.get("min_per_stratum", 1), sized_for=meta.get("sized_for"),
+                        workload_args=meta.get("workload_args") or {}, liveness=meta.get("liveness", False),
+                        **extra)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -534,6 +561,8 @@ class CampaignStatus:
     rounds: tuple[RoundRecord, ...] = ()
     #: The confidence of every interval here.
     confidence: float = 0.95
+    #: Injections classified by the liveness analysis without simulating them, per outcome (column ``analytic``).
+    analytic: dict[Outcome, int] = dataclasses.field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -650,6 +679,9 @@ def campaign_status(db_path, confidence: float | None = None) -> CampaignStatus:
             rounds = tuple(_rounds(db))
         space = space_from_description(meta["space"])
         sites, fault_cycles, outcomes = _stored(db)
+        analytic = dict.fromkeys(Outcome, 0)
+        for outcome, n in db.execute("SELECT outcome, COUNT(*) FROM injections WHERE analytic = 1 GROUP BY outcome"):
+            analytic[Outcome(outcome)] = n
     except sqlite3.DatabaseError as e:
         raise RampartError(f"{path}: unreadable campaign database ({e})") from None
     finally:
@@ -672,7 +704,8 @@ def campaign_status(db_path, confidence: float | None = None) -> CampaignStatus:
         for o, count in status.counts.items():
             total[o] += count
     overall = _block_status("all", total, sum(cycles.values()), confidence)
-    return CampaignStatus(meta, planned, overall.injections, blocks, overall, stratified, rounds, confidence)
+    return CampaignStatus(meta, planned, overall.injections, blocks, overall, stratified, rounds, confidence,
+                          analytic)
 
 
 class Campaign:

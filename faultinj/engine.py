@@ -83,6 +83,26 @@ class GoldenRun:
         self.outputs, self.snapshots, self.digests = trace.outputs, trace.snapshots, trace.digests
         self.final_digest, self.memory = trace.final_digest, trace.memory
         self.num_sites = self.sim.num_sites
+        self._liveness = None
+        self.region_outcomes, self.region_at, self.top1 = workload.region_checks()
+        self.classifier = any(n for _, n in self.top1)
+        self._check_midway_regions()
+
+    def _check_midway_regions(self):
+        """A region checked before the end must hold its final golden value from its check cycle on."""
+        offset = 0
+        for k, (_, first, count) in enumerate(self.workload.regions):
+            nbytes = int(self.sim._ent_bytes[self._mem.elems[k]]) * count
+            at = self.region_at[k]
+            if at < self.cycles:
+                self.sim.restore(self.snapshots[at // self.interval].tobytes())
+                start = at // self.interval * self.interval
+                self.sim.run_stimulus((self._in_ids, self._in_buf[start:at]), [])
+                got = self.sim.read_memory(int(self._mem.elems[k]), first, count).astype("<u8").tobytes()
+                if got[:nbytes] != self.memory[offset:offset + nbytes].tobytes():
+                    raise RampartError(f"workload {self.workload.name}: region {k} is checked at cycle {at} but "
+                                       "changes after it in the fault-free run")
+            offset += nbytes
 
     def close(self):
         self.sim.close()
@@ -98,6 +118,47 @@ class GoldenRun:
         words, bits = np.divmod(sites - offsets[elements], widths[elements])
         return elements, words, bits
 
+    def liveness(self):
+        """The workload's :class:`faultinj.liveness.Liveness` analysis (recorded on first use, kept)."""
+        if self._liveness is None:
+            from faultinj.liveness import Liveness
+
+            self._liveness = Liveness(self.build, self.workload)
+        return self._liveness
+
+    def inject_analysed(self, sites, cycles, upset: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`inject`, but faults the liveness analysis classifies (:mod:`faultinj.liveness`) are not
+        simulated; returns (outcome codes, cycles simulated: 0 for those, analytic: bool per fault)."""
+        outcomes, simulated, analytic, _ = self.inject_ex(sites, cycles, upset, liveness=True)
+        return outcomes, simulated, analytic
+
+    def inject_ex(self, sites, cycles, upset: int = 1, liveness: bool = False):
+        """Everything a campaign stores per fault: (outcome codes, cycles simulated, analytic: classified by the
+        liveness analysis without simulating (``liveness``), top1: int8, for a classifier workload 1 when the
+        deciding output's top-1 class changed (SDC / DELAYED), else 0; -1 for every fault of other workloads)."""
+        from faultinj.liveness import SIMULATE
+
+        sites = np.asarray(sites, dtype=np.int64)
+        cycles = np.asarray(cycles, dtype=np.int64)
+        check_upset(upset)
+        if cycles.size and (cycles.min() < 0 or cycles.max() >= self.cycles):
+            raise RampartError(f"injection cycle out of range (0..{self.cycles - 1})")
+        if liveness:
+            outcomes = self.liveness().classify(*self.decode(sites), cycles, upset)
+        else:
+            outcomes = np.full(len(sites), SIMULATE, dtype=np.uint8)
+        simulated = np.zeros(len(sites), dtype=np.uint64)
+        flags = np.zeros(len(sites), dtype=np.uint8)
+        run = outcomes == SIMULATE
+        if run.any() and self.classifier:
+            part = np.zeros(int(run.sum()), dtype=np.uint8)
+            outcomes[run], simulated[run] = self._inject(sites[run], cycles[run], upset, part)
+            flags[run] = part
+        elif run.any():
+            outcomes[run], simulated[run] = self.inject(sites[run], cycles[run], upset)
+        top1 = flags.astype(np.int8) if self.classifier else np.full(len(sites), -1, dtype=np.int8)
+        return outcomes, simulated, ~run, top1
+
     def inject(self, sites, cycles, upset: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Inject one ``upset``-bit upset per (site, cycle) (module docstring); returns (outcome codes as uint8,
         cycles simulated)."""
@@ -105,12 +166,17 @@ class GoldenRun:
         cycles = np.asarray(cycles, dtype=np.int64)
         if cycles.size and (cycles.min() < 0 or cycles.max() >= self.cycles):
             raise RampartError(f"injection cycle out of range (0..{self.cycles - 1})")
+        return self._inject(sites, cycles, upset, None)
+
+    def _inject(self, sites, cycles, upset: int, flags):
         elements, words, bits = self.decode(sites)
         return self.sim.inject_batch(self._in_ids, self._in_buf, self._out_ids, self.outputs, self.observe,
                                      self.interval, self.snapshots, self.digests, self.final_digest,
                                      elements, words, bits, cycles, mem=self._mem, golden_mem=self.memory,
                                      detect_ids=self._detect_ids, correct_ids=self._correct_ids,
-                                     complete_id=self._complete_id, watchdog=self.watchdog, upset=upset)
+                                     complete_id=self._complete_id, watchdog=self.watchdog, upset=upset,
+                                     region_outcomes=self.region_outcomes, region_at=self.region_at,
+                                     top1=self.top1, flags=flags)
 
 
 #: Largest multi-bit upset (bits of one word) the engine takes.
@@ -182,11 +248,22 @@ class ReferenceRun:
         check_upset(upset)
         if not 0 <= cycle < wl.cycles:
             raise RampartError(f"injection cycle out of range (0..{wl.cycles - 1})")
+        region_outcomes, region_at, _ = wl.region_checks()
         with NativeSim(self.build) as sim:
             load_image(sim, wl)
             before = sim.run_stimulus({k: v[:cycle] for k, v in wl.inputs.items()}, self._ports)
             sim.flip_upset(int(site), upset)
-            after = sim.run_stimulus({k: v[cycle:] for k, v in wl.inputs.items()}, self._ports)
+            # regions checked before the end are read at the start of their cycle
+            pieces, pos, first_region = [], cycle, (wl.cycles, None)
+            for at in sorted({a for a in region_at if cycle <= a < wl.cycles}):
+                pieces.append(sim.run_stimulus({k: v[pos:at] for k, v in wl.inputs.items()}, self._ports))
+                pos = at
+                for k, (name, first, count) in enumerate(wl.regions):
+                    if region_at[k] == at and first_region[1] is None and not np.array_equal(
+                            sim.read_memory(sim.element_index(name), first, count), self.memory[k]):
+                        first_region = (at, Outcome(region_outcomes[k]))
+            pieces.append(sim.run_stimulus({k: v[pos:] for k, v in wl.inputs.items()}, self._ports))
+            after = {p: np.concatenate([piece[p] for piece in pieces]) for p in self._ports}
             corrected = any(np.concatenate([before[p], after[p]]).any() for p in self._correct)
             observe = np.ones(wl.cycles, dtype=bool) if wl.observe is None else np.asarray(wl.observe, dtype=bool)
             first_sdc = first_det = wl.cycles
@@ -199,6 +276,8 @@ class ReferenceRun:
                 high = np.flatnonzero(np.concatenate([before[name], after[name]]).any(axis=1))
                 if len(high):
                     first_det = min(first_det, int(high[0]))
+            if first_region[0] < wl.cycles and first_region[0] <= min(first_det, first_sdc):
+                return first_region[1]      # at the start of its cycle, before that cycle's detection or outputs
             if first_det < wl.cycles and first_det <= first_sdc:
                 return Outcome.DETECTED_UNRECOVERABLE
             if first_sdc < wl.cycles:
@@ -218,8 +297,9 @@ class ReferenceRun:
                     c += 1
             memory = self._regions(sim)
             state = sim.state_bytes()
-        if any(not np.array_equal(a, b) for a, b in zip(memory, self.memory, strict=True)):
-            return Outcome.SDC
+        for k, (a, b) in enumerate(zip(memory, self.memory, strict=True)):
+            if region_at[k] >= wl.cycles and not np.array_equal(a, b):
+                return Outcome(region_outcomes[k])
         if corrected:
             return Outcome.DETECTED_RECOVERABLE
         return Outcome.MASKED if state == self.state else Outcome.LATENT

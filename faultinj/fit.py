@@ -93,8 +93,7 @@ class IsoClass:
 
 
 #: Default outcome (lower-case name) -> class table, as :mod:`faultinj.outcomes` documents it. An outcome added
-#: later (e.g. a delayed violation found by a second inference) needs a row here or in the TOML ``[classes]``;
-#: names that are not (yet) outcomes are ignored, so rows may be added ahead of the outcome.
+#: later needs a row here or in the TOML ``[classes]``; names that are not outcomes are ignored.
 DEFAULT_CLASSES: Mapping[str, str] = MappingProxyType({
     "masked": IsoClass.SAFE,
     "sdc": IsoClass.RESIDUAL,
@@ -102,9 +101,8 @@ DEFAULT_CLASSES: Mapping[str, str] = MappingProxyType({
     "detected_unrecoverable": IsoClass.DETECTED,
     "hang": IsoClass.RESIDUAL,
     "latent": IsoClass.LATENT,
-    # a fault that corrupts the next inference undetected violates the safety goal
-    "delayed_violation": IsoClass.RESIDUAL,
-    "delayed_sdc": IsoClass.RESIDUAL,
+    # DELAYED: the faulty inference was right, the next one (second inference) wrong, undetected: a violation
+    "delayed": IsoClass.RESIDUAL,
 })
 
 

@@ -10,9 +10,24 @@ SDC                        single-point / residual fault (violates the safety go
 DETECTED_RECOVERABLE       multiple-point fault, detected
 DETECTED_UNRECOVERABLE     multiple-point fault, detected (the mechanism signalled it; the system reacts)
 LATENT                     multiple-point fault, latent (outputs right, state still wrong, undetected)
+DELAYED                    single-point / residual fault (this inference right, the next one wrong: a
+                           delayed violation; only with a second inference, see below)
 HANG                       single-point / residual fault, unless a watchdog detects hangs
                            (``watchdog_detects_hang=True``), then multiple-point detected
 =========================  ==============================================================================
+
+Second inference (workloads that run the network twice, e.g. ``rampart fi run --second-inference``; faults are
+injected during the first inference only, see :mod:`faultinj.workloads.npu`). The field runs the part inference
+after inference, so what is left in the state after the first one is judged by the next one:
+
+* the first inference's outputs wrong: SDC (as without a second inference);
+* the first inference right, the second one's outputs wrong: DELAYED (a violation, one inference late);
+* both right and the corrupted state overwritten before it was used (the state equals the golden run's again):
+  MASKED -- safe, although a single-inference campaign would have called it LATENT;
+* both right and the state still differs at the end of the second inference: LATENT (neither shown nor
+  overwritten: only this stays a latent multiple-point fault).
+
+Detection, correction, hang and watchdog keep their meaning over both inferences.
 
 Single-point and residual faults are one class here: both enter SPFM and PMHF through the same sum
 (λ_SPF + λ_RF); whether a block has a safety mechanism at all does not change the arithmetic.
@@ -47,6 +62,9 @@ class Outcome(enum.IntEnum):
     HANG = 4
     #: Outputs correct and nothing flagged, but the state still differs from the golden state at the end.
     LATENT = 5
+    #: The faulty inference's outputs were right, but the next inference's outputs are wrong (second inference
+    #: workloads only): a delayed violation.
+    DELAYED = 6
 
 
 class FaultClass(enum.StrEnum):
@@ -101,7 +119,7 @@ def fault_class(outcome, *, watchdog_detects_hang: bool = False) -> FaultClass:
     outcome = _coerce(outcome)
     if outcome is Outcome.MASKED:
         return FaultClass.SAFE
-    if outcome is Outcome.SDC:
+    if outcome in (Outcome.SDC, Outcome.DELAYED):
         return FaultClass.RESIDUAL
     if outcome is Outcome.HANG:
         return FaultClass.DETECTED if watchdog_detects_hang else FaultClass.RESIDUAL

@@ -95,7 +95,7 @@ class Replayer:
             raise RampartError(f"{self.db}: the build of {meta['design']} changed since this campaign ran (RTL, "
                                "harness or tools edited): its sites no longer name the same bits")
         self.workload: Workload = make_workload(meta["workload"], config, seed=meta["workload_seed"],
-                                                cycles=meta["workload_cycles"])
+                                                cycles=meta["workload_cycles"], args=meta.get("workload_args"))
         if self.workload.key != meta["workload_key"]:
             raise RampartError(f"{self.db}: workload {meta['workload']} is no longer the one this campaign ran")
         self.reference = ReferenceRun(self.build, self.workload)

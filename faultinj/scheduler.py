@@ -1,6 +1,8 @@
 """Where injection batches run: in this process, a local fork pool, or a Dask cluster.
 
-Every scheduler maps tasks ``(ids, sites, cycles)`` to results ``(ids, outcomes, cycles simulated)`` and yields
+Every scheduler maps tasks ``(ids, sites, cycles)`` to results ``(ids, outcomes, cycles simulated, analytic, top1)``
+(:meth:`faultinj.engine.GoldenRun.inject_ex`: ``analytic`` classified by the liveness analysis, not simulated;
+``top1`` a classifier's top-1 changed, -1 for other workloads) and yields
 them in completion order; the campaign commits each result on the client, so where a batch ran never changes what
 is stored or how a campaign resumes. A worker sets itself up once per process from an :class:`InitSpec`: the
 client's build if its files are visible (same host or shared cache), else the worker's own build from its cache
@@ -31,15 +33,18 @@ class InitSpec:
     workload_cycles: int | None
     interval: int | None
     upset: int = 1          # bits flipped per fault (multi-bit upsets: adjacent bits of one word)
+    workload_args: tuple = ()   # (name, value) pairs: further arguments of the workload factory (a model's path)
+    liveness: bool = False      # classify what the liveness analysis can without simulating (faultinj.liveness)
 
     def golden(self):
         from faultinj.engine import golden_run
         from faultinj.workload import make_workload
 
         key = (self.build.key, str(self.build.directory), self.workload, self.workload_seed, self.workload_cycles,
-               self.interval)
+               self.interval, self.workload_args)
         if key not in _GOLDEN:
-            wl = make_workload(self.workload, self.config, seed=self.workload_seed, cycles=self.workload_cycles)
+            wl = make_workload(self.workload, self.config, seed=self.workload_seed, cycles=self.workload_cycles,
+                               args=dict(self.workload_args))
             _GOLDEN[key] = golden_run(self.local_build(), wl, self.interval)
         return _GOLDEN[key]
 
@@ -62,8 +67,8 @@ _GOLDEN: dict = {}
 def run_task(spec: InitSpec, task):
     """Run one batch (in whatever process this is); the golden run is built once per process and spec."""
     ids, sites, cycles = task
-    outcomes, simulated = spec.golden().inject(sites, cycles, upset=spec.upset)
-    return ids, outcomes, simulated
+    outcomes, simulated, analytic, top1 = spec.golden().inject_ex(sites, cycles, spec.upset, spec.liveness)
+    return ids, outcomes, simulated, analytic, top1
 
 
 class Scheduler(abc.ABC):
@@ -132,7 +137,7 @@ def split_tasks(tasks: Iterable, pieces: int, minimum: int = 16) -> Iterator:
 
 
 def merge_results(results: list):
-    """Several ``(ids, outcomes, cycles simulated)`` results as one."""
+    """Several ``(ids, outcomes, cycles simulated, analytic, top1)`` results as one."""
     if len(results) == 1:
         return results[0]
     return tuple(np.concatenate(parts) for parts in zip(*results, strict=True))

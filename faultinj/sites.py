@@ -70,7 +70,7 @@ def fault_sites(design: str, config=None, workload: str | None = None) -> SiteTa
     if workload is not None and get_workload(workload)[0] != design:
         raise RampartError(f"workload {workload} is for {get_workload(workload)[0]}, not {design}")
     result = build(design, config)
-    cycles = None if workload is None else make_workload(workload, result.config).cycles
+    cycles = None if workload is None else make_workload(workload, result.config).fault_cycles
     skip = set(scaffolding_blocks(design))
     per_block: dict[str, list[int]] = {}
     for element in result.state:

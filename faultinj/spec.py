@@ -46,13 +46,20 @@ def campaign_spec(design: str, config=None, workload: str | None = None, *, samp
                   margin: float | None = None, confidence: float = 0.99, iterative: bool = False, pilot: int = 30,
                   rates: str | None = None, per_block: bool = False, exhaustive: bool = False,
                   strata: str = "block", cycle_windows: int | None = None, workload_cycles: int | None = None,
-                  mbu: int = 1, seed: int = 0) -> CampaignSpec:
+                  mbu: int = 1, seed: int = 0, model: str | None = None, input: str | None = None,
+                  liveness: bool = False, second: bool = False, second_input: str | None = None) -> CampaignSpec:
     """Check a campaign request and resolve its defaults (config, workload, cycle windows, a Leveugle size).
 
     Exactly one of ``samples`` (fixed size), ``margin`` (Leveugle's size for it, or with ``iterative`` rounds until
     it is met) and ``exhaustive``; ``rates`` is a comma-separated list of rate names (``--iterative`` only).
+    ``second``: run a second inference after the faulty one (on ``second_input``, a .npy path; default the same
+    input), the workload's ``second`` argument (see :mod:`faultinj.workloads.npu`).
+    ``liveness``: classify memory faults the golden run's liveness analysis decides without simulating them.
+    ``model`` (a .tflite path) runs that network instead of a built-in workload (the design's model workload,
+    ``<design>_model``), on ``input`` (a .npy path; default: a seeded random input); a bad model or input is
+    refused here, before any database exists.
     Building the design happens only for a Leveugle size (it needs the fault space)."""
-    from faultinj.workload import default_workload, get_workload
+    from faultinj.workload import default_workload, get_workload, make_workload, model_workload_name
     from rtl.designs import get_design
 
     if sum((samples is not None, margin is not None, exhaustive)) != 1:
@@ -69,27 +76,44 @@ def campaign_spec(design: str, config=None, workload: str | None = None, *, samp
         raise RampartError(f"--seed must be a non-negative integer, not {seed}")
     entry = get_design(design)
     config = entry.config(config)
+    args = {}
+    if input is not None and model is None:
+        raise RampartError("--input needs --model")
+    if model is not None:
+        if workload is not None:
+            raise RampartError("give --model or --workload, not both")
+        if entry.model_workload is None:
+            raise RampartError(f"design {design} does not run models (--model is for the NPU)")
+        workload = model_workload_name(design)
+        args = {"model": str(Path(model).resolve()), "input": None if input is None else str(Path(input).resolve())}
     workload = workload or default_workload(design)
+    if second_input is not None and not second:
+        raise RampartError("--second-input needs --second-inference")
+    if second:
+        args.update(second=True, second_input=None if second_input is None else str(Path(second_input).resolve()))
+    if args:
+        make_workload(workload, config, cycles=workload_cycles, args=args)   # a bad model fails here, in one line
     if get_workload(workload)[0] != design:
         raise RampartError(f"workload {workload} is for {get_workload(workload)[0]}, not {design}")
     if "cycle" in strata and cycle_windows is None:
         cycle_windows = DEFAULT_CYCLE_WINDOWS
     if exhaustive:
         strata = "exhaustive"
-    options = dict(cycle_windows=cycle_windows or 1, workload_cycles=workload_cycles, mbu=mbu)
+    options = dict(cycle_windows=cycle_windows or 1, workload_cycles=workload_cycles, mbu=mbu, workload_args=args,
+                   liveness=liveness)
     if iterative:
         options.update(iterative=True, margin=margin, confidence=confidence, per_block=per_block, pilot=pilot,
                        rates=tuple(r.strip() for r in (rates or "unmasked").split(",")))
     leveugle = None
     if margin is not None and not iterative:
-        samples, population = _leveugle(design, config, workload, workload_cycles, margin, confidence)
+        samples, population = _leveugle(design, config, workload, workload_cycles, margin, confidence, args)
         leveugle = (population, samples)
         options["sized_for"] = {"margin": margin, "confidence": confidence}
     return CampaignSpec(design, config, workload, samples, seed, strata, options, leveugle)
 
 
 def _leveugle(design: str, config, workload: str, cycles: int | None, margin: float,
-              confidence: float) -> tuple[int, int]:
+              confidence: float, args: dict | None = None) -> tuple[int, int]:
     """(sample size, population) of Leveugle et al. (DATE 2009) for ``margin`` at ``confidence``."""
     from faultinj.sites import sampled_bits
     from faultinj.stats import leveugle_sample_size
@@ -97,7 +121,7 @@ def _leveugle(design: str, config, workload: str, cycles: int | None, margin: fl
     from sim.build import build
 
     result = build(design, config)
-    population = sampled_bits(result) * make_workload(workload, result.config, cycles=cycles).cycles
+    population = sampled_bits(result) * make_workload(workload, result.config, cycles=cycles, args=args).fault_cycles
     return leveugle_sample_size(population, margin, confidence), population
 
 
@@ -167,17 +191,19 @@ def config_toml(meta: dict) -> str:
 def reproduce_command(meta: dict, db: str | Path, config_file: str | Path | None = None) -> str:
     """The `rampart fi run` command line that reruns a stored campaign (its ``meta``) into a database named like
     ``db``. A config that is not a preset of the design appears as ``-c <config_file>`` (write it with
-    :func:`config_toml`), or ``-c CONFIG.toml`` without one. The model and input of a ``--model`` campaign appear
-    when the campaign stored them (meta ``model``, ``input``)."""
+    :func:`config_toml`), or ``-c CONFIG.toml`` without one. The model and input of a ``--model`` campaign (meta
+    ``workload_args``) and its second inference appear as the options that set them."""
     preset = config_preset(meta)
     config = preset or (Path(config_file).name if config_file is not None else "CONFIG.toml")
-    args = [f"rampart fi run {meta['design']} -c {config}"]
-    for key in ("model", "input"):
-        if meta.get(key):
-            args.append(f"--{key} {meta[key]}")
-    if not meta.get("model"):
-        args.append(f"--workload {meta['workload']}")
-    args.append(f"--cycles {meta['workload_cycles']}")
+    wl_args = meta.get("workload_args") or {}
+    if wl_args.get("model"):
+        what = f"--model {wl_args['model']}" + (f" --input {wl_args['input']}" if wl_args.get("input") else "")
+    else:
+        what = f"--workload {meta['workload']}"
+    if wl_args.get("second"):
+        what += " --second-inference" + (f" --second-input {wl_args['second_input']}" if wl_args.get("second_input")
+                                         else "")
+    args = [f"rampart fi run {meta['design']} -c {config} {what} --cycles {meta['workload_cycles']}"]
     if meta.get("strata") == "exhaustive":
         args.append("--exhaustive")
     else:
@@ -195,5 +221,7 @@ def reproduce_command(meta: dict, db: str | Path, config_file: str | Path | None
             args.append(f"--cycle-windows {meta.get('cycle_windows', 1)}")
     if meta.get("mbu", 1) != 1:
         args.append(f"--mbu {meta['mbu']}")
+    if meta.get("liveness"):
+        args.append("--liveness")
     args.append(f"--db {Path(db).name}")
     return " ".join(args)

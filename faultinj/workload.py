@@ -16,13 +16,22 @@ Workloads of memory-mapped accelerators (the NPU) add, all optional:
   from ``cycles`` on) and is a HANG if that has not happened by ``watchdog`` (default ``2 * cycles``);
 * ``detect``: detection output ports (e.g. ``error``): non-zero on any cycle of a faulty run is
   DETECTED_UNRECOVERABLE (they must stay zero in the golden run);
+* per region, optional (one entry per region, or empty for the defaults): ``region_outcomes``, the outcome of a
+  difference (default SDC; a second inference's output is DELAYED), ``region_at``, the cycle at whose start the
+  region is checked (None: at the end; a first inference's output is read when the second starts: its golden
+  copy must not change after that cycle) and ``classifier``, ``(byte offset in the region, classes)`` of a
+  classifier's int8 scores (None: not one): an SDC or DELAYED then records whether the top-1 class changed;
+* ``fault_window``: faults are injected in cycles ``[0, fault_window)`` only (None: every cycle), e.g. the first
+  of two inferences;
 * ``exclude_blocks``: simulation scaffolding (e.g. the NPU's ``extmem`` memory model): blocks that are not part of
   the chip, never sampled for faults (they stay in the state and its digest); the design's descriptor lists them
   (``Design.scaffolding``, :func:`scaffolding_blocks`), so :mod:`faultinj.plan` leaves them out of every campaign.
 
 Each design's descriptor names its workloads (``Design.workloads``: name -> factory, the built-in ones live in
 :mod:`faultinj.workloads`); :func:`get_workload` and :func:`make_workload` find them by name; every factory takes
-``(config, seed=..., cycles=...)``.
+``(config, seed=..., cycles=...)``. A design that runs users' networks (the NPU) also names a model workload
+(``Design.model_workload``, workload name ``<design>_model``) whose factory takes the network as further keyword
+arguments (``make_workload(..., args={"model": path, "input": path})``; ``rampart fi run --model``).
 """
 import hashlib
 from collections.abc import Callable
@@ -33,7 +42,8 @@ import numpy as np
 
 from base import RampartError
 
-__all__ = ["Workload", "workloads", "get_workload", "make_workload", "scaffolding_blocks", "default_workload"]
+__all__ = ["Workload", "workloads", "get_workload", "make_workload", "scaffolding_blocks", "default_workload",
+           "model_workload_name"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +64,10 @@ class Workload:
     correct: tuple[str, ...] = ()          # correction ports (an ECC's ``corrected``: DETECTED_RECOVERABLE)
     watchdog: int | None = None            # with ``complete``: HANG if not complete by then (None: 2 * cycles)
     exclude_blocks: tuple[str, ...] = ()   # simulation scaffolding, never sampled
+    region_outcomes: tuple = ()            # per region: Outcome of a difference (empty: all SDC)
+    region_at: tuple = ()                  # per region: cycle it is checked at, None = the end (empty: all at the end)
+    classifier: tuple = ()                 # per region: (byte offset, classes) of int8 scores or None
+    fault_window: int | None = None        # faults in cycles [0, fault_window) (None: all cycles)
 
     def __post_init__(self):
         lengths = {len(v) for v in self.inputs.values()}
@@ -70,6 +84,14 @@ class Workload:
         object.__setattr__(self, "regions", tuple((str(n), int(f), int(c)) for n, f, c in self.regions))
         object.__setattr__(self, "detect", tuple(self.detect))
         object.__setattr__(self, "exclude_blocks", tuple(self.exclude_blocks))
+        for name in ("region_outcomes", "region_at", "classifier"):
+            value = tuple(getattr(self, name))
+            object.__setattr__(self, name, value)
+            if value and len(value) != len(self.regions):
+                raise RampartError(f"workload {self.name}: {name} has {len(value)} entries for {len(self.regions)} "
+                                   "regions")
+        if self.fault_window is not None and not 0 < self.fault_window <= self.cycles:
+            raise RampartError(f"workload {self.name}: fault window {self.fault_window} is not in 1..{self.cycles}")
 
     @property
     def watchdog_cycles(self) -> int:
@@ -83,6 +105,20 @@ class Workload:
         return len(next(iter(self.inputs.values())))
 
     @property
+    def fault_cycles(self) -> int:
+        """Cycles faults are injected in (the fault space is state bits x this): ``[0, fault_cycles)``."""
+        return self.cycles if self.fault_window is None else self.fault_window
+
+    def region_checks(self) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+        """Per region: (outcome code of a difference, cycle it is checked at (>= cycles: the end), (byte offset,
+        int8 scores) of a classifier or (0, 0)), defaults filled in."""
+        n = len(self.regions)
+        outcomes = [int(o) for o in self.region_outcomes] or [1] * n     # Outcome.SDC
+        at = [self.cycles if a is None else int(a) for a in self.region_at] or [self.cycles] * n
+        top1 = [(0, 0) if c is None else (int(c[0]), int(c[1])) for c in self.classifier] or [(0, 0)] * n
+        return outcomes, at, top1
+
+    @property
     def key(self) -> str:
         """Content hash of the stimulus, outputs and mask: equal keys replay identically on the same build."""
         digest = hashlib.sha256()
@@ -92,6 +128,8 @@ class Workload:
             digest.update(np.ascontiguousarray(self.inputs[name], dtype=np.uint64).tobytes())
         if self.observe is not None:
             digest.update(np.asarray(self.observe, dtype=np.uint8).tobytes())
+        if self.region_outcomes or self.region_at or self.classifier or self.fault_window is not None:
+            digest.update(repr((self.region_outcomes, self.region_at, self.classifier, self.fault_window)).encode())
         if self.memory or self.regions or self.complete or self.detect or self.exclude_blocks:
             digest.update(repr((self.regions, self.complete, self.detect, self.watchdog_cycles,
                                 self.exclude_blocks)).encode())
@@ -121,14 +159,22 @@ def scaffolding_blocks(design: str) -> tuple[str, ...]:
 
 
 def get_workload(name: str) -> tuple[str, Callable[..., Workload]]:
-    """(design, factory) of the workload ``name`` of any registered design."""
-    from rtl.designs import designs
+    """(design, factory) of the workload ``name`` of any registered design; ``<design>_model`` is the design's
+    model workload (its descriptor's ``model_workload``: a user's network, given by the ``model`` argument)."""
+    from rtl.designs import designs, resolve
 
     for design in designs().values():
         if name in design.workloads:
             return design.name, design.workload(name)
+        if design.model_workload is not None and name == model_workload_name(design.name):
+            return design.name, resolve(design.model_workload)
     known = sorted(w for d in designs().values() for w in d.workloads)
     raise RampartError(f"no workload {name!r} (known: {', '.join(known)})")
+
+
+def model_workload_name(design: str) -> str:
+    """The name of ``design``'s model workload (``rampart fi run --model``)."""
+    return f"{design}_model"
 
 
 def default_workload(design: str) -> str:
@@ -141,14 +187,16 @@ def default_workload(design: str) -> str:
     return names[0]
 
 
-def make_workload(name: str, config: Any = None, seed: int = 0, cycles: int | None = None) -> Workload:
-    """Instantiate the workload ``name``; ``config`` may be a config object, preset name, TOML path or None."""
+def make_workload(name: str, config: Any = None, seed: int = 0, cycles: int | None = None,
+                  args: dict | None = None) -> Workload:
+    """Instantiate the workload ``name``; ``config`` may be a config object, preset name, TOML path or None.
+    ``args``: further keyword arguments of the factory (a model workload's ``model`` and ``input``, paths)."""
     from rtl.designs import get_design
 
     design, make = get_workload(name)
     config = get_design(design).config(config)
     kwargs = {"seed": seed} if cycles is None else {"seed": seed, "cycles": cycles}
-    workload = make(config, **kwargs)
+    workload = make(config, **kwargs, **(args or {}))
     scaffolding = scaffolding_blocks(design)
     if workload.exclude_blocks != scaffolding:
         raise RampartError(f"workload {name}: excludes {workload.exclude_blocks}, but {design}'s scaffolding is "

@@ -126,7 +126,8 @@ def print_status(status):
               f"{describe_upsets(meta.get('mbu', 1))}: {status.done:,} of {status.planned:,} injections"
               + ("" if status.complete else " [yellow](incomplete: `rampart fi resume`)[/]"))
     short = {Outcome.MASKED: "masked", Outcome.SDC: "SDC", Outcome.DETECTED_RECOVERABLE: "det-rec",
-             Outcome.DETECTED_UNRECOVERABLE: "det-unrec", Outcome.HANG: "hang", Outcome.LATENT: "latent"}
+             Outcome.DETECTED_UNRECOVERABLE: "det-unrec", Outcome.HANG: "hang", Outcome.LATENT: "latent",
+             Outcome.DELAYED: "delayed"}
     level = f"{100 * status.confidence:g}%"
     table = Table("block", "inj.", *(short[o] for o in Outcome),
                   f"unmasked (stratified), {level} CI" if status.rates_stratified else f"unmasked, {level} CI")
@@ -143,6 +144,11 @@ def print_status(status):
             out.print(f"  {name} {est.estimate:.2%} [{est.low:.2%}, {est.high:.2%}] (half-width {est.half_width:.2%})")
     elif status.is_stratified and status.done:
         out.print("overall stratified rates: not yet (a stratum has no injection)")
+    if status.meta.get("liveness"):
+        n = sum(status.analytic.values())
+        mix = ", ".join(f"{o.name.lower()} {k:,}" for o, k in status.analytic.items() if k)
+        out.print(f"liveness analysis: {n:,} of {status.done:,} injections classified without simulating"
+                  + (f" ({mix})" if mix else ""))
     if status.rounds:
         last = status.rounds[-1]
         state = "margin met" if last.done else "in progress"
@@ -164,6 +170,18 @@ def print_report_paths(paths: dict) -> None:
 @_design_options
 @output_file_option("--db", "db", "Campaign database (SQLite) to write; a campaign already in it is resumed.",
                     required=True)
+@click.option("--model", metavar="NET.tflite", default=None,
+              help="Inject into the NPU running this int8 .tflite network (Vela-compiled for the config) instead "
+                   "of a built-in workload; its output tensor is what is compared.")
+@click.option("--input", "model_input", metavar="X.npy", default=None,
+              help="With --model: the network's int8 input (default: a seeded random input).")
+@click.option("--second-inference", "second", is_flag=True,
+              help="After the faulty inference, run the network again (the way the part runs in the field): a "
+                   "fault whose corruption is overwritten before use is masked, one that corrupts the second "
+                   "inference's output is DELAYED, only what neither shows nor is overwritten stays latent. Faults "
+                   "are injected during the first inference only.")
+@click.option("--second-input", metavar="X.npy", default=None,
+              help="With --second-inference: the second inference's int8 input (default: the first one's).")
 @click.option("--samples", "-n", type=click.IntRange(1), help="Number of injections (a fixed-size campaign).")
 @click.option("--margin", type=click.FloatRange(0, 0.5, min_open=True),
               help="Instead of --samples: size the sample by Leveugle et al. (DATE 2009) for this error margin; "
@@ -194,6 +212,10 @@ def print_report_paths(paths: dict) -> None:
                    "bits); 1 = single-event upsets.")
 @click.option("--cycle-windows", type=click.IntRange(1), default=None, metavar="K",
               help="Number of equal cycle windows for --strata cycle or block,cycle (default 8).")
+@click.option("--liveness", is_flag=True,
+              help="Classify memory-bit faults without simulating them where the golden run decides them (the "
+                   "word is overwritten before it is read: masked; never read again: latent); the database marks "
+                   "them analytic. Memory ports are recorded once by a probe build of the design.")
 @click.option("--cycles", "workload_cycles", type=click.IntRange(1), default=None,
               help="Workload length in cycles (default: the workload's own).")
 @seed_option("Seed of the fault sample.")
@@ -203,8 +225,9 @@ def print_report_paths(paths: dict) -> None:
                    "are still committed here, failed batches are retried.")
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), metavar="DIR",
               help="Also write the ASIL report into this folder (created if missing).")
-def run_cmd(design, config, workload, db, samples, margin, confidence, iterative, pilot, rates, per_block, exhaustive,
-            strata, mbu, cycle_windows, workload_cycles, seed, workers, scheduler, report_dir):
+def run_cmd(design, config, workload, db, model, model_input, second, second_input, samples, margin, confidence,
+            iterative, pilot, rates, per_block, exhaustive, strata, mbu, liveness, cycle_windows, workload_cycles, seed,
+            workers, scheduler, report_dir):
     """Run a fault-injection campaign on DESIGN into --db (resumes it if the same campaign is already there).
 
     Give exactly one of --samples N (fixed size), --margin M (Leveugle's size for M, or with --iterative: rounds
@@ -215,7 +238,8 @@ def run_cmd(design, config, workload, db, samples, margin, confidence, iterative
     spec = campaign_spec(design, config, workload, samples=samples, margin=margin, confidence=confidence,
                          iterative=iterative, pilot=pilot, rates=rates, per_block=per_block, exhaustive=exhaustive,
                          strata=strata, cycle_windows=cycle_windows, workload_cycles=workload_cycles, mbu=mbu,
-                         seed=seed)
+                         seed=seed, model=model, input=model_input, liveness=liveness, second=second,
+                         second_input=second_input)
     if report_dir is not None:
         output_folder(report_dir, "--report")
     if spec.leveugle is not None:

@@ -81,28 +81,44 @@ def _print_cycles(console, title: str, config: str, result) -> None:
     console.print(f"[bold]{title}[/] on npu {_label(config)} ({result.macs_per_cycle} MACs/cycle): "
                   f"{len(result.kicks)} kernel op(s), output {tuple(result.output.shape)}")
     per_layer = bool(result.layers)
-    table = Table("layer" if per_layer else "kernel op", "op", "NPU cycles", "MACs", "MAC util.", "Vela cycles",
-                  "Vela util.", title="cycles per layer" if per_layer else "cycles per kernel op")
+    table = Table("layer" if per_layer else "kernel op", "op", "NPU cycles", "MACs", "MAC util.", "MAC active",
+                  "AXI rd/wr beats", "Vela cycles", "Vela util.",
+                  title="cycles per layer" if per_layer else "cycles per kernel op")
+
+    def counters(pmu, cycles):
+        """MAC_ACTIVE as a share of the cycles, and the memory beats (PMU counter deltas)."""
+        if not pmu:
+            return "-", "-"
+        active = f"{pmu['MAC_ACTIVE'] / cycles:.1%}" if cycles else "-"
+        return active, f"{pmu['AXI0_RD_DATA_BEAT_RECEIVED']:,} / {pmu['AXI0_WR_DATA_BEAT_WRITTEN']:,}"
+
     if per_layer:
         for layer in result.layers:
             util = layer.mac_utilisation(result.macs_per_cycle)
             kicks = f" ({len(layer.kicks)} kicks)" if len(layer.kicks) > 1 else ""
             table.add_row(layer.name + kicks, layer.op, f"{layer.cycles:,}",
                           "-" if layer.macs is None else f"{layer.macs:,}", "-" if util is None else f"{util:.1%}",
+                          *counters(layer.pmu, layer.cycles),
                           "-" if layer.vela_cycles is None else f"{layer.vela_cycles:,}",
                           "-" if layer.vela_mac_util is None else f"{layer.vela_mac_util / 100:.1%}")
     else:
         for kick in result.kicks:
-            table.add_row(f"#{kick.index}", kick.op, f"{kick.cycles:,}", "-", "-", "-", "-")
+            table.add_row(f"#{kick.index}", kick.op, f"{kick.cycles:,}", "-", "-", *counters(kick.pmu, kick.cycles),
+                          "-", "-")
     first = result.kicks[0].issued_at if result.kicks else result.cycles
-    table.add_row("(before the first kick)", "", f"{first:,}", "", "", "", "")
+    table.add_row("(before the first kick)", "", f"{first:,}", "", "", "", "", "", "")
     table.add_row("[bold]total", "", f"{result.cycles:,}", f"{result.macs:,}", f"{result.mac_utilisation:.1%}",
+                  *counters(result.pmu, result.cycles),
                   "-" if vela is None else f"{vela.total_cycles:,}",
                   "-" if vela is None or not vela.total_cycles else
                   f"{vela.macs / (vela.total_cycles * result.macs_per_cycle):.1%}")
     console.print(table)
     console.print(f"DMA busy {result.dma_cycles:,} cycles; per-layer cycles run from one kick to the next "
                   f"(resolution {DEFAULT_CHUNK} cycles; up to two kernel ops overlap)")
+    if result.pmu:
+        pmu = result.pmu
+        console.print("PMU: " + ", ".join(f"{name} {value:,}" for name, value in pmu.items())
+                      + " (MAC active: cycles the MAC array fired a beat; AXI beats: 8-byte words)")
 
 
 def _reference_outputs(data: bytes, xs) -> list:

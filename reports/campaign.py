@@ -195,7 +195,7 @@ def _outcome_figure(summary: CampaignSummary, blocks: Sequence[BlockResult]) -> 
     ax = fig.subplots()
     left = np.zeros(len(names))
     for i, outcome in enumerate(Outcome):
-        share = np.array([b.counts[outcome] / b.injections for b in blocks])
+        share = np.array([b.counts[outcome] / b.injections if b.injections else 0.0 for b in blocks])
         ax.barh(range(len(names)), share, left=left, color=_OUTCOME_COLOURS[i % len(_OUTCOME_COLOURS)],
                 label=outcome.name.lower())
         left += share
@@ -805,7 +805,8 @@ def campaign_summary(db: str | Path, *, confidence: float | None = None, fit_con
     timing = meta.get("timing") or {}
     parameters = {k: meta[k] for k in ("design", "config_repr", "workload", "workload_cycles", "workload_seed",
                                        "seed", "mode", "strata", "cycle_windows", "samples", "mbu", "margin",
-                                       "confidence", "sized_for", "min_per_stratum", "model", "input", "build_key")
+                                       "confidence", "sized_for", "min_per_stratum", "workload_args", "liveness",
+                                       "build_key")
                   if k in meta}
     return CampaignSummary(
         design=meta["design"], config=meta["config_repr"], workload=meta["workload"], seed=meta["seed"],

@@ -63,6 +63,9 @@ class Design:
     blocks: Mapping[str, str] = field(default_factory=dict)
     scaffolding: tuple[str, ...] = ()
     workloads: Mapping[str, str] = field(default_factory=dict)
+    #: The factory of the workload that runs a user's model (``rampart fi run --model``), ``"module:function"``
+    #: taking ``(config, model=..., input=..., seed=..., cycles=...)``; its workload name is ``<design>_model``.
+    model_workload: str | None = None
     board_adapter: str | None = None
     golden: str | None = None
     driver: str | None = None
@@ -122,8 +125,12 @@ class Design:
 
         The longest key ``k`` of :attr:`blocks` with ``var == k`` or ``var`` starting with ``k + "."`` names it;
         without one, the element belongs to its first-level instance, or to ``top`` when it sits in the top module.
+        The instances of a protection wrapper's copies (``protect_copy<i>``, :mod:`rtl.common.protect`) are skipped:
+        a replica's state belongs to the block of the unit it copies.
         """
-        parts = var.split(".")
+        from rtl.common.protect import is_copy_name
+
+        parts = [p for p in var.split(".") if not is_copy_name(p)]
         for depth in range(len(parts), 0, -1):
             block = self.blocks.get(".".join(parts[:depth]))
             if block is not None:
@@ -140,7 +147,7 @@ class Design:
 
 
 #: The design packages; each exports ``DESCRIPTOR``. One line here registers a new accelerator.
-PACKAGES = ("rtl.npu", "rtl.neurocore", "rtl.common")
+PACKAGES = ("rtl.npu", "rtl.neurocore", "rtl.pulsedl", "rtl.ngpc", "rtl.common")
 
 _REGISTRY: dict[str, Design] = {}
 

@@ -49,10 +49,11 @@ _SIGNATURES = {
     "rp_inject_batch_ex": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
                             ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
                             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_void_p,
-                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
                             ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64,
                             ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                            ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
+                            ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p], ctypes.c_int),
     "rp_trace_open": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
     "rp_hostmem_attach": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int],
                           ctypes.c_int),
@@ -100,9 +101,11 @@ def _from_words(words) -> int:
 class NativeSim:
     """One instance of a built design. ``trace`` (a path) dumps an FST waveform of everything this instance runs."""
 
-    def __init__(self, build: Build, trace: str | Path | None = None):
+    def __init__(self, build: Build, trace: str | Path | None = None, library: Path | None = None):
         self.build = build
-        library = build.trace_library if trace else build.library
+        if library is not None and trace:
+            raise RampartError("a probe library has no tracing variant")
+        library = library or (build.trace_library if trace else build.library)
         if trace and not library.exists():
             raise RampartError("this build has no tracing variant; call sim.build.build(..., trace=True)")
         self._lib = load_library(library)
@@ -212,6 +215,34 @@ class NativeSim:
         result, col = {}, 0
         for name in outputs:
             n = _words(self._port(name)[0].width)
+            result[name] = out_buf[:, col:col + n]
+            col += n
+        return result
+
+    def probe_ids(self, wires: dict[str, int]) -> dict[str, int]:
+        """Variable ids of those internal wires (flat name -> width) that are public in this library (see
+        :func:`sim.build.probe_library`) with the expected width."""
+        found = {}
+        for name, width in wires.items():
+            entry = self._vars.get((_STATE_SCOPE, name))
+            if entry is not None and entry[1] == width and entry[2] == 1:
+                found[name] = entry[0]
+        return found
+
+    def run_probes(self, inputs: tuple[np.ndarray, np.ndarray], probes: dict[str, int],
+                   widths: dict[str, int]) -> dict[str, np.ndarray]:
+        """Like :meth:`run_stimulus`, recording public internal variables (``probes``: name -> id from
+        :meth:`probe_ids`, ``widths``: name -> bits) instead of ports: uint32 arrays of shape (cycles, words)."""
+        in_ids, in_buf = self._check_packed(*inputs)
+        names = list(probes)
+        out_ids = np.array([probes[n] for n in names], dtype=np.int32)
+        counts = [_words(widths[n]) for n in names]
+        cycles = in_buf.shape[0]
+        out_buf = np.empty((cycles, max(sum(counts), 1)), dtype=np.uint32)
+        self._lib.rp_run_stimulus(self._h, cycles, len(in_ids), in_ids.ctypes.data, in_buf.ctypes.data,
+                                  len(out_ids), out_ids.ctypes.data, out_buf.ctypes.data)
+        result, col = {}, 0
+        for name, n in zip(names, counts, strict=True):
             result[name] = out_buf[:, col:col + n]
             col += n
         return result
@@ -432,7 +463,8 @@ class NativeSim:
                      final_digest: int, elements, words, bits, cycles, *, mem: "MemRegions | None" = None,
                      golden_mem: np.ndarray | None = None, detect_ids: np.ndarray | None = None,
                      correct_ids: np.ndarray | None = None, complete_id: int = -1, watchdog: int = 0,
-                     upset=1) -> tuple[np.ndarray, np.ndarray]:
+                     upset=1, region_outcomes=None, region_at=None, top1=None,
+                     flags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Inject bit flips (state element, word, bit, cycle); returns (outcome codes uint8, cycles run).
 
         ``upset`` (an int, or one per fault, 1..255) is the number of adjacent bits of the word flipped per fault,
@@ -442,6 +474,10 @@ class NativeSim:
         (non-zero on any cycle of a run that ends MASKED or LATENT: DETECTED_RECOVERABLE), and a completion port
         ``complete_id``: the run then ends once it is high at or after the workload's last cycle, HANG if not by
         ``watchdog`` cycles.
+        Per region of ``mem`` (see ``rp_inject_batch_ex``): ``region_outcomes`` the outcome of a difference (default
+        SDC), ``region_at`` the cycle it is checked at (``>= cycles``: at the end, the default), ``top1`` a
+        classifier's scores in it as (byte offset, count), count 0 for none; ``flags`` (uint8, one per fault)
+        receives bit 0 = the deciding region's top-1 changed.
         """
         self._no_host_memory("fault injection")
         elements = np.ascontiguousarray(elements, dtype=np.int32)
@@ -469,14 +505,29 @@ class NativeSim:
         detect_ids = np.zeros(0, dtype=np.int32) if detect_ids is None else np.asarray(detect_ids, dtype=np.int32)
         correct_ids = (np.zeros(0, dtype=np.int32) if correct_ids is None
                        else np.ascontiguousarray(correct_ids, dtype=np.int32))
+        n_mem = len(mem.elems)
+        region_outcomes = (None if region_outcomes is None
+                           else np.ascontiguousarray(np.broadcast_to(region_outcomes, (n_mem,)), dtype=np.uint8))
+        region_at = None if region_at is None else np.ascontiguousarray(np.broadcast_to(region_at, (n_mem,)),
+                                                                        dtype=np.uint64)
+        top1_off = top1_len = None
+        if top1 is not None:
+            pairs = np.asarray(top1, dtype=np.uint32).reshape(n_mem, 2)
+            top1_off, top1_len = np.ascontiguousarray(pairs[:, 0]), np.ascontiguousarray(pairs[:, 1])
+        if flags is not None and (flags.dtype != np.uint8 or len(flags) != n or not flags.flags.c_contiguous):
+            raise RampartError("flags must be a contiguous uint8 array, one per fault")
+
+        def ptr(a):
+            return None if a is None else a.ctypes.data
         rc = self._lib.rp_inject_batch_ex(
             self._h, in_buf.shape[0], len(in_ids), in_ids.ctypes.data, in_buf.ctypes.data, len(out_ids),
             out_ids.ctypes.data, golden_out.ctypes.data, None if observe is None else observe.ctypes.data, interval,
             snapshots.ctypes.data, digests.ctypes.data, final_digest, len(mem.elems), mem.elems.ctypes.data,
-            mem.first.ctypes.data, mem.count.ctypes.data, golden_mem.ctypes.data, len(detect_ids),
+            mem.first.ctypes.data, mem.count.ctypes.data, golden_mem.ctypes.data, ptr(region_outcomes),
+            ptr(region_at), ptr(top1_off), ptr(top1_len), len(detect_ids),
             detect_ids.ctypes.data, len(correct_ids), correct_ids.ctypes.data, int(complete_id), int(watchdog), n,
             elements.ctypes.data, words.ctypes.data, bits.ctypes.data, upset.ctypes.data, cycles.ctypes.data,
-            outcomes.ctypes.data, simulated.ctypes.data)
+            outcomes.ctypes.data, simulated.ctypes.data, ptr(flags))
         if rc < 0:
             i = -rc - 1
             raise RampartError(f"fault {i} (element {elements[i]}, word {words[i]}, bit {bits[i]}, cycle {cycles[i]}) "

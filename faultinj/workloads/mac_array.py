@@ -15,6 +15,8 @@ def mac_array_matmul(config, seed: int = 0, cycles: int = 4000) -> Workload:
     ``A[r, :] @ W[:, c]`` and the pipelines drain to zero; then ``en`` low and ``rsel`` walks the rows, each row
     appearing on ``out`` one cycle later. Outputs are observed only on those readout cycles. The stimulus is cut at
     exactly ``cycles`` (the last tile may be partial). ``tiles`` (in ``params``) lists (start, A, W) for checking.
+    A protected array (``config.protected``) adds its ``sm_error`` as a detection and ``sm_corrected`` as a correction
+    port.
     """
     rows, cols = config.rows, config.cols
     if cycles < 1:
@@ -54,5 +56,6 @@ def mac_array_matmul(config, seed: int = 0, cycles: int = 4000) -> Workload:
     inputs = {f"a_in__{r}": (a[:, r] & 0xFF).astype(np.uint64) for r in range(rows)}
     inputs.update({f"w_in__{c}": (w[:, c] & 0xFF).astype(np.uint64) for c in range(cols)})
     inputs.update({"en": en, "clear": clear, "rsel": rsel})
+    ports = {"detect": ("sm_error",), "correct": ("sm_corrected",)} if config.protected else {}
     return Workload("mac_array_matmul", "mac_array", config, inputs, ("out",), observe,
-                    {"seed": seed, "cycles": cycles, "tiles": tiles})
+                    {"seed": seed, "cycles": cycles, "tiles": tiles}, **ports)

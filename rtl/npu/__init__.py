@@ -54,6 +54,7 @@ DESCRIPTOR = Design(
     blocks=BLOCK_MAP,
     scaffolding=("extmem",),
     workloads={"npu_conv": "faultinj.workloads.npu:npu_conv", "npu_cnn": "faultinj.workloads.npu:npu_cnn"},
+    model_workload="faultinj.workloads.npu:npu_model",
     golden="models.npu.reference:run_reference",
     driver="drivers.npu:run_on_npu",
     system_model="models.system.npu:NpuAccelerator",

@@ -1,6 +1,8 @@
 """NPU compute unit: executes NPU_OP_CONV (CONV_2D, FULLY_CONNECTED), NPU_OP_DEPTHWISE and the identity
 NPU_OP_POOL kicks (int8) from external memory, pipelined so that the MAC block takes one beat per cycle whenever its
-operands are on chip.
+operands are on chip; every other NPU_OP_POOL and every NPU_OP_ELEMENTWISE goes to its
+:class:`~rtl.npu.vector_unit.VectorUnit` (``vector``: its own memory port ``vec_bus`` and the SHRAM lookup-table port
+``lut_raddr`` / ``lut_rdata``), one op at a time and in kick order with the MAC-datapath ops (``_dispatch``).
 
 Implements ``In(ComputeSignature)`` (:mod:`rtl.npu.controller`) and owns three external-memory ports
 (:data:`rtl.npu.extmem.MemPortSignature`; the top arbitrates them): ``bus`` (scale/bias records and the compressed
@@ -20,17 +22,18 @@ or ``error``. So the weights of the next op decode while the current one compute
    filling the line buffer.
 3. **RUN**, three overlapped activities:
 
-   * **weights**: the ``WEIGHT_LENGTH`` bytes at ``WEIGHT_BASE`` go through the byte serialiser (a 4-word prefetch
-     FIFO, so its responses never block the shared response path) into the
-     :class:`~rtl.npu.weight_decoder.WeightDecoder`; its output (``mlw_codec.decode`` order) is written one weight
-     per cycle into the *brick* RAM: one row = one ``OUB x 8`` brick (``weight[o][i]`` of one OFM ublock and one
-     IFM ublock for one kernel element). Depthwise streams carry ``OUB`` weights per kernel element, written on the
-     diagonal (``weight[o][o]``). The decoded count must equal the loop nest's (SPEC.md section 5). The brick RAM
-     (``2 x`` :data:`WEIGHT_BUFFER_BYTES`) is one ring shared by the ops in flight: bricks are numbered globally in
-     stream order, and the decoder is held while the brick it would write is a whole ring ahead of the first brick
-     of the engine's current OFM block (every brick of an OFM block is reused by all its micro-blocks, so the block
-     must be resident; an op whose largest OFM block does not fit the ring is refused). So a stream may be longer
-     than the RAM, and the next op's weights load into whatever the current op no longer needs.
+   * **weights**: the ``WEIGHT_LENGTH`` bytes at ``WEIGHT_BASE`` go, a word at a time, through the byte serialiser (a
+     prefetch FIFO of ``ext_latency + 3`` words, so its responses never block the shared response path) into the wide
+     :class:`~rtl.npu.weight_decoder.WeightDecoder` (64-bit words in, up to ``OUB`` weights per cycle out); its
+     output (``mlw_codec.decode`` order) is written one decoder beat per cycle into the *brick* RAM: one row = one
+     ``OUB x 8`` brick (``weight[o][i]`` of one OFM ublock and one IFM ublock for one kernel element). Depthwise
+     streams carry ``OUB`` weights per kernel element, written on the diagonal (``weight[o][o]``). The decoded count
+     must equal the loop nest's (SPEC.md section 5). The brick RAM (``2 x`` :data:`WEIGHT_BUFFER_BYTES`) is one ring
+     shared by the ops in flight: bricks are numbered globally in stream order, and the decoder is held while the
+     brick it would write is a whole ring ahead of the first brick of the engine's current OFM block (every brick of
+     an OFM block is reused by all its micro-blocks, so the block must be resident; an op whose largest OFM block
+     does not fit the ring is refused). So a stream may be longer than the RAM, and the next op's weights load into
+     whatever the current op no longer needs.
    * **issue**: for every OFM block, OFM ublock, OFM micro-block (``ublock_h x ublock_w`` positions), IFM block (32
      deep depth-first / 16 deep part-kernel-first), IFM ublock and kernel element, one beat: the brick (index from
      the loop nest, so the stream order is honoured) and each position's 8 IFM bytes from the stager's line buffer
@@ -81,9 +84,11 @@ WEIGHTS, the op hand-over and the slot status; with its ``reader``, the byte ser
 output unit). The engine FSM and the running op's register snapshot are this unit's own.
 
 Timing: RECORDS ~10 cycles per OFM channel (hidden behind the previous op when there is one); then one MAC beat per
-cycle unless the weight decoder (about one weight per cycle; a beat needs its brick, and the stream order puts the
-last IFM block's bricks of the first OFM ublock late) or the IFM stager (one external read per cycle) falls behind;
-the output of a micro-block takes ``positions`` cycles and overlaps the next micro-block's beats.
+cycle unless the weight decoder (2-5 weights per cycle on dense streams, up to ``OUB`` on zero runs; a beat needs
+its brick, and the stream order puts the last IFM block's bricks of the first OFM ublock late) or the IFM stager
+(one external read per cycle) falls behind; the output of a micro-block takes ``positions`` cycles and overlaps the
+next micro-block's beats (the MAC block waits only if a block's last beat finds the previous result unread). The
+PMU's MAC_STALLED_BY_WD / _IB / _ACC events count these waits (``pmu_events``).
 """
 from amaranth import Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
@@ -100,6 +105,8 @@ from rtl.npu.mac import MacBlock, MacBlockConfig
 from rtl.npu.ofm_writer import OfmWriter, OutputFeed
 from rtl.npu.op_loader import OpLoader
 from rtl.npu.output_unit import OutputUnit, OutputUnitConfig
+from rtl.npu.pmu import PmuEvents
+from rtl.npu.vector_unit import VectorUnit, is_vector_op
 from rtl.npu.weight_buffer import WeightBuffer
 
 __all__ = ["Compute", "ComputeError", "MAX_CHANNELS", "WEIGHT_BUFFER_BYTES"]
@@ -111,10 +118,12 @@ class Compute(wiring.Component):
     Members
     -------
     port : ``In(ComputeSignature)``
-    bus, ifm_bus, ofm_bus : ``Out(MemPortSignature)``  (``id`` is left 0, the top routes responses)
+    bus, ifm_bus, ofm_bus, vec_bus : ``Out(MemPortSignature)``  (``id`` is left 0, the top routes responses)
     basep : ``In(32).array(8)``   region base pointers
+    lut_raddr : ``Out(range(shram words))``; lut_rdata : ``In(64)``   the SHRAM's lookup-table read port
     last_kick : ``Out(KernelOp)``   the most recently accepted kick (debug)
     error_code : ``Out(ComputeError)``
+    pmu_events : ``Out(PmuEvents)``   this unit's PMU events (MAC, output unit, weight decoder; the rest stay 0)
     """
 
     def __init__(self, config: NpuConfig):
@@ -126,15 +135,19 @@ class Compute(wiring.Component):
         self.line_buffer_words = config.shram_bytes // 8
         super().__init__({"port": In(ComputeSignature), "bus": Out(MemPortSignature),
                           "ifm_bus": Out(MemPortSignature), "ofm_bus": Out(MemPortSignature),
-                          "basep": In(ADDR_WIDTH).array(NUM_REGIONS), "last_kick": Out(KernelOp),
-                          "error_code": Out(ComputeError)})
+                          "vec_bus": Out(MemPortSignature), "basep": In(ADDR_WIDTH).array(NUM_REGIONS),
+                          "last_kick": Out(KernelOp), "lut_raddr": Out(range(self.line_buffer_words)),
+                          "lut_rdata": In(64),
+                          "error_code": Out(ComputeError), "pmu_events": Out(PmuEvents)})
 
     def elaborate(self, platform):
         m = Module()
         UH, UW, OUB = self.uh, self.uw, self.oub
         ring = 2 * self.wb_depth   # brick RAM rows: one ring shared by the ops in flight
         clear = Signal()   # pulsed when the engine starts an op: its blocks start clean even after an abort
-        m.submodules.loader = ld = OpLoader(oub=OUB, ublock_h=UH, ring=ring, line_buffer_words=self.line_buffer_words)
+        # The loader's reader keeps enough words in flight to stream one word per cycle (the decoder's input rate).
+        m.submodules.loader = ld = OpLoader(oub=OUB, ublock_h=UH, ring=ring, line_buffer_words=self.line_buffer_words,
+                                            prefetch=self.config.ext_latency + 3)
         m.submodules.wbuf = wb = WeightBuffer(rows=ring, oub=OUB)
         m.submodules.stager = stg = IfmStager(depth=self.line_buffer_words, positions=self.positions)
         m.submodules.issue = iss = IssueSequencer(ublock_h=UH, ublock_w=UW, oub=OUB)
@@ -147,13 +160,17 @@ class Compute(wiring.Component):
                                               ou_layout=ou.in_layout)
         m.submodules.ofm_writer = wr = OfmWriter(oub=OUB)
 
+        engine_done, engine_error = Signal(), Signal()
+        engine_code = Signal(ComputeError)
+        self._dispatch(m, ld, engine_done, engine_error, engine_code)
+
         # Loader -> weight buffer (write side), output-unit records; the engine's op comes from the loader.
         wiring.connect(m, wiring.flipped(self.bus), ld.bus)
-        m.d.comb += [ld.kick.valid.eq(self.port.kick.valid), ld.kick.payload.eq(self.port.kick.payload),
-                     self.port.kick.ready.eq(ld.kick.ready), self.last_kick.eq(ld.last_kick)]
+        m.d.comb += self.last_kick.eq(ld.last_kick)
         m.d.comb += [wb.open.eq(ld.wb_open), wb.open_slot.eq(ld.wb_open_slot), wb.wr_en.eq(ld.wb_en),
                      wb.wr_slot.eq(ld.bank), wb.wr_dw.eq(ld.wb_dw), wb.wr_count.eq(ld.wb_count),
-                     wb.wr_weight.eq(ld.wb_weight), ld.wb_room.eq(wb.wr_room), wb.close.eq(ld.wb_close),
+                     wb.wr_data.eq(ld.wb_data), wb.wr_first.eq(ld.wb_first), wb.wr_n.eq(ld.wb_n),
+                     ld.wb_room.eq(wb.wr_room), wb.close.eq(ld.wb_close),
                      wb.close_bricks.eq(ld.wb_close_bricks),
                      ou.param_we.eq(ld.param_we), ou.param_channel.eq(ld.param_channel),
                      ou.param_record.eq(ld.param_record)]
@@ -190,6 +207,11 @@ class Compute(wiring.Component):
         wiring.connect(m, feed.pos, wr.pos)
         wiring.connect(m, wiring.flipped(self.ofm_bus), wr.bus)
 
+        ev = self.pmu_events
+        m.d.comb += [ev.mac_active.eq(opr.act.valid & opr.act.ready), ev.mac_stall_wd.eq(iss.wait_weights),
+                     ev.mac_stall_ib.eq(iss.wait_ifm), ev.mac_stall_acc.eq(iss.wait_out),
+                     ev.ao_active.eq(ou.o_stream.valid & ou.o_stream.ready), ev.wd_active.eq(ld.wb_en)]
+
         drained = Signal()
         m.d.comb += drained.eq(iss.all_issued & ~opr.act.valid & ~mac.acc_stream.valid & ~feed.busy & ~wr.busy
                                & ld.status_done & ~stg.busy)
@@ -202,7 +224,7 @@ class Compute(wiring.Component):
                 with m.If(ld.pend):
                     m.d.comb += [takes.eq(1), clear.eq(1)]
                     m.d.sync += [regs.eq(ld.regs), opcode.eq(ld.opcode), ebank.eq(ld.bank),
-                                 self.error_code.eq(ld.code)]
+                                 engine_code.eq(ld.code)]
                     with m.If(ld.code != ComputeError.NONE):
                         m.next = "ERROR"
                     with m.Else():
@@ -213,7 +235,7 @@ class Compute(wiring.Component):
             with m.State("RUN"):
                 m.d.comb += running.eq(1)
                 with m.If(ld.status_bad):
-                    m.d.sync += self.error_code.eq(ld.status_code)
+                    m.d.sync += engine_code.eq(ld.status_code)
                     m.next = "DRAIN"
                 with m.Elif(drained):
                     m.next = "FINISH"
@@ -224,15 +246,43 @@ class Compute(wiring.Component):
                     m.next = "ERROR"
             with m.State("FINISH"):
                 with m.If(ld.status_memerr | stg.mem_err):
-                    m.d.sync += self.error_code.eq(ComputeError.MEMORY)
+                    m.d.sync += engine_code.eq(ComputeError.MEMORY)
                     m.next = "ERROR"
                 with m.Else():
-                    m.d.comb += [self.port.done.eq(1), ld.release.eq(1)]
+                    m.d.comb += [engine_done.eq(1), ld.release.eq(1)]
                     m.next = "IDLE"
             with m.State("ERROR"):
-                m.d.comb += [self.port.error.eq(1), ld.release.eq(1)]
+                m.d.comb += [engine_error.eq(1), ld.release.eq(1)]
                 m.next = "IDLE"
         return m
+
+    def _dispatch(self, m, ld, engine_done, engine_error, engine_code):
+        """Kicks for the MAC datapath go to the loader, the others (:func:`~rtl.npu.vector_unit.is_vector_op`) to the
+        vector unit. Ops finish in kick order: a vector op is taken only when no MAC-datapath op is outstanding, and
+        no kick is taken while it runs. ``error_code`` shows the cause of whichever unit finished last."""
+        m.submodules.vector = vec = VectorUnit(shram_bytes=self.config.shram_bytes)
+        wiring.connect(m, wiring.flipped(self.vec_bus), vec.bus)
+        m.d.comb += [self.lut_raddr.eq(vec.lut_raddr), vec.lut_rdata.eq(self.lut_rdata)]
+        for i in range(NUM_REGIONS):
+            m.d.comb += vec.basep[i].eq(self.basep[i])
+        kick = self.port.kick
+        to_vec = is_vector_op(m, kick.payload)
+        outstanding = Signal(2)   # MAC-datapath ops kicked and not yet answered
+        answered = engine_done | engine_error
+        m.d.comb += [
+            ld.kick.payload.eq(kick.payload), vec.kick.payload.eq(kick.payload),
+            ld.kick.valid.eq(kick.valid & ~to_vec & ~vec.busy),
+            vec.kick.valid.eq(kick.valid & to_vec & (outstanding == 0)),
+            kick.ready.eq(Mux(to_vec, vec.kick.ready & (outstanding == 0), ld.kick.ready & ~vec.busy)),
+            self.port.done.eq(engine_done | vec.done), self.port.error.eq(engine_error | vec.error),
+        ]
+        m.d.sync += outstanding.eq(outstanding + (ld.kick.valid & ld.kick.ready) - answered)
+        vec_last = Signal()   # the vector unit answered last
+        with m.If(vec.done | vec.error):
+            m.d.sync += vec_last.eq(1)
+        with m.Elif(answered):
+            m.d.sync += vec_last.eq(0)
+        m.d.comb += self.error_code.eq(Mux(vec_last, vec.error_code, engine_code))
 
     def _connect_stager(self, m, stg, iss, op, regs):
         """The IFM stager sweeps the engine's op's IFM; the issue sequencer reads its line buffer."""

@@ -15,6 +15,8 @@ model of the system memory behind the NPU's AXI ports.
 """
 from dataclasses import dataclass
 
+from rtl.common.protect import normalise_plan
+
 __all__ = ["NpuConfig", "PRESETS", "EXT_WORD_BYTES"]
 
 #: Bytes per external-memory and shared-buffer word. Fixed at 8: ``NativeSim.load_memory`` moves words of at most
@@ -61,6 +63,9 @@ class NpuConfig:
     stub_compute_cycles: int = 16
     #: Build the NPU with that placeholder (a test double for controller/DMA tests) instead of the compute unit.
     stub_compute: bool = False
+    #: Protection plan: sorted (block, option) pairs over the blocks of ``rtl.npu.top.BLOCK_MAP`` (a mapping is
+    #: accepted); ``{"*": "lockstep"}`` duplicates every chip unit. Empty: unprotected (see rtl/common/protect).
+    protection: tuple = ()
 
     def __post_init__(self):
         _check_int("macs", self.macs, 32, 256)
@@ -81,6 +86,11 @@ class NpuConfig:
                 raise TypeError(f"{name} must be a bool, not {getattr(self, name)!r}")
         if self.ext_host_memory and self.ext_mem_kib & (self.ext_mem_kib - 1):
             raise ValueError(f"a host memory needs a power-of-two ext_mem_kib, not {self.ext_mem_kib!r}")
+        object.__setattr__(self, "protection", normalise_plan(self.protection))
+        if self.protection:
+            from rtl.npu.top import protection_paths  # the block map lives with the top
+
+            protection_paths(self.protection)   # checks the plan
 
     @property
     def config_word(self) -> int:

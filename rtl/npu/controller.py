@@ -12,7 +12,7 @@ i.e. the driver payload + 32) and ``cmd_len`` (bytes) and pulses ``start``.
 Execution (in stream order; a wait blocks parsing):
 
 * register writes (``NPU_SET_*``) update the configuration registers (:class:`RegisterFile`, :data:`Registers`);
-  known registers the datapath does not use (IFM2_*, OPA/OPB_SCALE, PARALLEL_MODE, DMA0_SIZE*/SKIP*,
+  known registers the datapath does not use (IFM2 tiles 1..3 and sizes, OPB_SCALE, PARALLEL_MODE, DMA0_SIZE*/SKIP*,
   WEIGHT1/SCALE1) are accepted and dropped;
 * ``NPU_OP_CONV`` / ``DEPTHWISE`` / ``POOL`` / ``ELEMENTWISE``: wait until fewer than ``max_kernels`` kernel ops are
   outstanding, then offer a :class:`KernelOp` (opcode, param, register snapshot) on ``compute.kick``; a kernel op is
@@ -21,7 +21,8 @@ Execution (in stream order; a wait blocks parsing):
   ``max_outstanding_dma = 1``); a descriptor the DMA rejects stops the stream with ``DMA_DESCRIPTOR``;
 * ``NPU_OP_DMA_WAIT k`` / ``NPU_OP_KERNEL_WAIT n``: wait until <= k DMAs / <= n kernel ops are outstanding;
 * ``NPU_OP_STOP``: wait until the DMA and all kernel ops are finished, then ``done`` with ``error`` = 0;
-* ``NPU_OP_IRQ``, ``NPU_OP_PMU_MASK``: no effect.
+* ``NPU_OP_PMU_MASK``: its enable bit (param bit 0) goes to ``pmu_mask`` (the PMU counts by it when PMCR.mask_en);
+* ``NPU_OP_IRQ``: no effect.
 
 Errors (:class:`ErrorCode`) end the run at once with ``done`` = ``error`` = 1, ``error_code`` and ``error_offset``
 (byte offset of the offending command from ``cmd_base``; ``cmd_len`` for ``NO_STOP``). The decode errors are checked
@@ -164,12 +165,15 @@ STORED_CMD0 = (
     "WEIGHT_REGION", "SCALE_REGION", "ACTIVATION", "ACTIVATION_MIN", "ACTIVATION_MAX", "OFM_BLK_HEIGHT_M1",
     "OFM_BLK_WIDTH_M1", "OFM_BLK_DEPTH_M1", "IFM_IB_END", "AB_START", "ACC_FORMAT", "BLOCKDEP",
     "DMA0_SRC_REGION", "DMA0_DST_REGION",
+    "IFM2_BROADCAST", "IFM2_SCALAR", "IFM2_PRECISION", "IFM2_ZERO_POINT", "IFM2_REGION",
 )
-#: cmd1 registers stored (32 bits each, the data word). OFM_SCALE's param[5:0] goes to ``OFM_SCALE_SHIFT``.
+#: cmd1 registers stored (32 bits each, the data word). OFM_SCALE's / OPA_SCALE's param[5:0] goes to
+#: ``OFM_SCALE_SHIFT`` / ``OPA_SCALE_SHIFT``.
 STORED_CMD1 = (
     "IFM_BASE0", "IFM_BASE1", "IFM_BASE2", "IFM_BASE3", "IFM_STRIDE_X", "IFM_STRIDE_Y", "IFM_STRIDE_C",
     "OFM_BASE0", "OFM_BASE1", "OFM_BASE2", "OFM_BASE3", "OFM_STRIDE_X", "OFM_STRIDE_Y", "OFM_STRIDE_C",
     "WEIGHT_BASE", "WEIGHT_LENGTH", "SCALE_BASE", "SCALE_LENGTH", "OFM_SCALE", "DMA0_SRC", "DMA0_DST", "DMA0_LEN",
+    "IFM2_BASE0", "IFM2_STRIDE_X", "IFM2_STRIDE_Y", "IFM2_STRIDE_C", "OPA_SCALE",
 )
 
 #: The register file: one field per stored register, named as in Vela without ``NPU_SET_``.
@@ -177,6 +181,7 @@ Registers = data.StructLayout({
     **{name: 16 for name in STORED_CMD0},
     **{name: 32 for name in STORED_CMD1},
     "OFM_SCALE_SHIFT": 6,
+    "OPA_SCALE_SHIFT": 6,
 })
 
 
@@ -229,7 +234,7 @@ class RegisterFile(wiring.Component):
     cmd0_we, cmd0_opcode, cmd0_param : ``In``   a cmd0 register write (``NPU_SET_*`` of :data:`STORED_CMD0`;
         the register takes the param)
     cmd1_we, cmd1_opcode, cmd1_param, cmd1_data : ``In``   a cmd1 register write (:data:`STORED_CMD1`; the
-        register takes the payload word, and OFM_SCALE's param[5:0] goes to ``OFM_SCALE_SHIFT``)
+        register takes the payload word, and OFM_SCALE's / OPA_SCALE's param[5:0] goes to ``*_SHIFT``)
     regs : ``Out(Registers)``
     """
 
@@ -253,8 +258,8 @@ class RegisterFile(wiring.Component):
                 for name in STORED_CMD1:
                     with m.Case(CMD1[f"NPU_SET_{name}"]):
                         m.d.sync += getattr(regs, name).eq(self.cmd1_data)
-                        if name == "OFM_SCALE":
-                            m.d.sync += regs.OFM_SCALE_SHIFT.eq(self.cmd1_param[:6])
+                        if name in ("OFM_SCALE", "OPA_SCALE"):
+                            m.d.sync += getattr(regs, f"{name}_SHIFT").eq(self.cmd1_param[:6])
         return m
 
 
@@ -282,6 +287,8 @@ class Controller(wiring.Component):
     error_code : ``Out(8)`` (:class:`ErrorCode`); ``error_offset`` : ``Out(32)``
     kernel_count, dma_count : ``Out(16)``
         Kernel kicks / DMA descriptors issued in this run.
+    pmu_mask : ``Out(1)``
+        Bit 0 of the last ``NPU_OP_PMU_MASK`` (0 after reset).
     bus : ``Out(MemPortSignature)`` (reads only); ``dma`` : ``Out(DmaControlSignature)``;
     compute : ``Out(ComputeSignature)``
     """
@@ -291,7 +298,7 @@ class Controller(wiring.Component):
         super().__init__({
             "cmd_base": In(ADDR_WIDTH), "cmd_len": In(ADDR_WIDTH), "start": In(1),
             "busy": Out(1), "done": Out(1), "error": Out(1), "error_code": Out(8), "error_offset": Out(ADDR_WIDTH),
-            "kernel_count": Out(16), "dma_count": Out(16),
+            "kernel_count": Out(16), "dma_count": Out(16), "pmu_mask": Out(1),
             "bus": Out(MemPortSignature), "dma": Out(DmaControlSignature), "compute": Out(ComputeSignature),
         })
 
@@ -500,9 +507,12 @@ class Controller(wiring.Component):
                 m.next = "KERNEL_WAIT"
             with m.Case(*(CMD0[f"NPU_SET_{name}"] for name in STORED_CMD0)):
                 m.d.comb += rf.cmd0_we.eq(1)
+            with m.Case(CMD0.NPU_OP_PMU_MASK):
+                m.d.sync += self.pmu_mask.eq(rf.cmd0_param[0])
             with m.Case(*(op for op in CMD0 if op not in KERNEL_OPS and op.name.removeprefix("NPU_SET_")
                           not in STORED_CMD0 and op not in (CMD0.NPU_OP_STOP, CMD0.NPU_OP_DMA_START,
-                                                            CMD0.NPU_OP_DMA_WAIT, CMD0.NPU_OP_KERNEL_WAIT))):
-                pass   # IRQ, PMU_MASK and the registers the datapath does not use
+                                                            CMD0.NPU_OP_DMA_WAIT, CMD0.NPU_OP_KERNEL_WAIT,
+                                                            CMD0.NPU_OP_PMU_MASK))):
+                pass   # IRQ and the registers the datapath does not use
             with m.Default():
                 fail(ErrorCode.UNKNOWN_CMD0)

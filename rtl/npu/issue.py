@@ -56,6 +56,8 @@ class IssueSequencer(wiring.Component):
     brick : ``Out(24)``; brick_data : ``In``; bricks : ``In(32)``; bricks_all : ``In(1)``   the weight side
     beat : ``Out(stream.Signature(beat_layout))``; block : ``Out(stream.Signature(Block))``
     all_issued, next_block : ``Out(1)``; block_offset : ``Out(32)``
+    wait_weights, wait_ifm, wait_out : ``Out(1)``   (PMU) running, and the next beat waits for its brick / its IFM
+    rows / room downstream
     """
 
     def __init__(self, *, ublock_h: int, ublock_w: int, oub: int):
@@ -70,6 +72,7 @@ class IssueSequencer(wiring.Component):
             "brick": Out(24), "brick_data": In(8 * self.brick_bytes), "bricks": In(32), "bricks_all": In(1),
             "beat": Out(stream.Signature(beat_layout(P, self.brick_bytes))), "block": Out(stream.Signature(Block)),
             "all_issued": Out(1), "next_block": Out(1), "block_offset": Out(32),
+            "wait_weights": Out(1), "wait_ifm": Out(1), "wait_out": Out(1),
         })
 
     def elaborate(self, platform):
@@ -130,6 +133,9 @@ class IssueSequencer(wiring.Component):
             block.payload.oy.eq(oy_b), block.payload.ox.eq(ox_b), block.payload.ch0.eq(blk_ob + ou_idx * OUB),
             block.valid.eq(issue & last_beat),
         ]
+        pending = self.running & ~all_issued
+        m.d.comb += [self.wait_weights.eq(pending & ~brick_ok), self.wait_ifm.eq(pending & brick_ok & ~rows_ok),
+                     self.wait_out.eq(pending & brick_ok & rows_ok & ~issue)]
         with m.If(issue):
             self._advance(m, op, last_beat, last, n_iu_g, n_ou, grp_size)
         with m.If(self.restart):

@@ -15,7 +15,8 @@ for 16-bit IFMs) and wrap modulo ``2**acc_width`` (TFLite's int32 overflow is un
 it). Depthwise convolution is the same block fed diagonal weights (``weight[o][i] = 0`` for ``i != o``).
 
 Streams: a beat is taken when ``act_stream`` and ``weight_stream`` are both valid (they are joined: each ``ready``
-is the other's ``valid`` and the block's readiness) and ``acc_stream`` holds no unread result. The beat with
+is the other's ``valid`` and the block's readiness) and, if it is a block's last beat, ``acc_stream`` holds no
+unread result (or it is read in that cycle): the next block accumulates while the result waits. The beat with
 ``act_stream.payload.last`` set ends the block: the next cycle ``acc_stream`` presents ``positions * ublock_d``
 accumulators (index ``p * ublock_d + o``) and the accumulators restart from zero. Throughput one beat per cycle;
 :attr:`MacBlock.latency` = 1 cycle from the last beat's accepting edge to ``acc_stream.valid``.
@@ -170,7 +171,8 @@ class Accumulators(wiring.Component):
     Members
     -------
     dots : ``In(...)`` (:class:`MacArray` ``dots``); fire, last : ``In(1)``   add ``dots`` (and end the block)
-    room : ``Out(1)``   a beat may fire (the result register is empty or being read)
+    room : ``Out(1)``   a beat may fire (any but a last beat; a last one: the result register is empty or being
+    read)
     acc_stream : ``Out(stream.Signature(positions * ublock_d x signed(acc_width)))``
     """
 
@@ -189,7 +191,7 @@ class Accumulators(wiring.Component):
         out = self.acc_stream
         out_valid = Signal()
         result = Signal(self.acc_layout)
-        m.d.comb += [out.valid.eq(out_valid), out.payload.eq(result), self.room.eq(~out_valid | out.ready)]
+        m.d.comb += [out.valid.eq(out_valid), out.payload.eq(result), self.room.eq(~out_valid | out.ready | ~self.last)]
         with m.If(out.ready):
             m.d.sync += out_valid.eq(0)
         with m.If(self.fire & self.last):

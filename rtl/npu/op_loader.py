@@ -31,7 +31,7 @@ _POOL_AVERAGE = 1    # NPU_OP_POOL param (``pooling_mode.AVERAGE`` in ethos_u55_
 _IDENTITY_RECORD = 1 << 40
 
 
-def _unsupported(m, lop, lregs, lopcode, lparam, *, oub: int, ring: int, fits):
+def _unsupported(m, lop, lregs, lopcode, lparam, *, oub: int, ring: int, fits, weight_addr):
     """CHECK: the register snapshot asks for something the compute unit does not implement."""
     need_h = Signal(signed(20))
     need_w = Signal(signed(20))
@@ -46,7 +46,8 @@ def _unsupported(m, lop, lregs, lopcode, lparam, *, oub: int, ring: int, fits):
     weighted_bad = Signal()
     m.d.comb += weighted_bad.eq(
         lregs.OFM_PRECISION[8] | (lop.O > MAX_CHANNELS) | (l_block_bricks > ring)
-        | (lregs.WEIGHT_LENGTH == 0) | (lregs.SCALE_LENGTH < lop.O * 10))
+        | (lregs.WEIGHT_LENGTH == 0) | (lregs.SCALE_LENGTH < lop.O * 10)
+        | (weight_addr[:3] != 0) | (lregs.WEIGHT_LENGTH[:3] != 0))   # read in 8-byte words (Vela aligns to 16)
     # The identity POOL (compute module docstring): AVERAGE, 1x1, stride 1, no padding, global scale 1 / shift 0.
     pool_bad = Signal()
     m.d.comb += pool_bad.eq(
@@ -81,11 +82,13 @@ class OpLoader(wiring.Component):
     status_slot, release : ``In(1)``; status_done, status_bad, status_memerr : ``Out(1)``;
     status_code : ``Out(ComputeError)``
     param_we : ``Out(1)``, param_channel : ``Out(9)``, param_record : ``Out(80)``   output-unit record writes
-    wb_* : the weight buffer's write side (:class:`~rtl.npu.weight_buffer.WeightBuffer` ``open``, ``wr_*``, ``close``)
+    wb_* : the weight buffer's write side (:class:`~rtl.npu.weight_buffer.WeightBuffer` ``open``, ``wr_*``, ``close``):
+    one decoder beat of up to ``oub`` weights per cycle (``wb_data`` lanes ``wb_first .. wb_first+wb_n-1``)
     """
 
-    def __init__(self, *, oub: int, ublock_h: int, ring: int, line_buffer_words: int):
+    def __init__(self, *, oub: int, ublock_h: int, ring: int, line_buffer_words: int, prefetch: int = 4):
         self.oub, self.ublock_h, self.ring, self.line_buffer_words = oub, ublock_h, ring, line_buffer_words
+        self.prefetch = prefetch   # the byte reader's words in flight
         super().__init__({
             "kick": In(stream.Signature(KernelOp)),
             "basep": In(ADDR_WIDTH).array(NUM_REGIONS), "bus": Out(MemPortSignature), "last_kick": Out(KernelOp),
@@ -95,14 +98,15 @@ class OpLoader(wiring.Component):
             "status_memerr": Out(1), "status_code": Out(ComputeError),
             "param_we": Out(1), "param_channel": Out(9), "param_record": Out(80),
             "wb_open": Out(1), "wb_open_slot": Out(1), "wb_en": Out(1), "wb_dw": Out(1), "wb_count": Out(32),
-            "wb_weight": Out(8), "wb_room": In(1), "wb_close": Out(1), "wb_close_bricks": Out(32),
+            "wb_data": Out(8 * oub), "wb_first": Out(range(oub)), "wb_n": Out(range(oub + 1)),
+            "wb_room": In(1), "wb_close": Out(1), "wb_close_bricks": Out(32),
         })
 
     def elaborate(self, platform):
         m = Module()
         OUB = self.oub
-        m.submodules.reader = rd = ByteReader()
-        m.submodules.decoder = dec = WeightDecoder(config=WeightDecoderConfig(in_width=8))
+        m.submodules.reader = rd = ByteReader(prefetch=self.prefetch)
+        m.submodules.decoder = dec = WeightDecoder(config=WeightDecoderConfig(in_width=64, out_lanes=OUB))
         wiring.connect(m, wiring.flipped(self.bus), rd.bus)
         kick = self.kick
         bank_busy = Array(Signal(name=f"bank_busy_{b}") for b in range(2))
@@ -121,13 +125,18 @@ class OpLoader(wiring.Component):
         lop = derive_op(m, lregs, lopcode, OUB, self.ublock_h, "l_")
         _, _, _, l_fits = line_buffer_geometry(m, self.line_buffer_words, lop.IW, lop.ublocks, lop.IH, lop.dw,
                                                lop.span, "l_")
-        unsupported = _unsupported(m, lop, lregs, lopcode, lparam, oub=OUB, ring=self.ring, fits=l_fits)
+        weight_addr = Signal(ADDR_WIDTH)
+        m.d.comb += weight_addr.eq(region_base(self.basep, lregs.WEIGHT_REGION) + lregs.WEIGHT_BASE)
+        unsupported = _unsupported(m, lop, lregs, lopcode, lparam, oub=OUB, ring=self.ring, fits=l_fits,
+                                   weight_addr=weight_addr)
 
         fail = Signal()       # more weights decoded than the loop nest has
         w_cnt = Signal(32)    # decoded weights so far
-        m.d.comb += [self.wb_dw.eq(lop.dw), self.wb_count.eq(w_cnt), self.wb_weight.eq(dec.o_stream.payload[:8]),
+        beat = dec.o_stream.payload
+        m.d.comb += [self.wb_dw.eq(lop.dw), self.wb_count.eq(w_cnt), self.wb_data.eq(beat.data),
+                     self.wb_first.eq(beat.first), self.wb_n.eq(beat.count),
                      self.wb_open_slot.eq(lbank_next), self.wb_close_bricks.eq(lop.expected),
-                     dec.i_stream.payload.data.eq(rd.data), dec.i_stream.payload.last.eq(rd.last)]
+                     dec.i_stream.payload.data.eq(rd.word_data), dec.i_stream.payload.last.eq(rd.last)]
         rec = Signal(80)
         rec_n = Signal(4)
         rec_ch = Signal(17)
@@ -178,19 +187,19 @@ class OpLoader(wiring.Component):
                                      self.param_record.eq(Cat(rec[8:], rd.data))]
                         m.d.sync += rec_ch.eq(rec_ch + 1)
                 with m.If(rd.idle):
-                    base = region_base(self.basep, lregs.WEIGHT_REGION) + lregs.WEIGHT_BASE
-                    m.d.comb += [rd.start.eq(1), rd.addr.eq(base), rd.length.eq(lregs.WEIGHT_LENGTH)]
+                    m.d.comb += [rd.start.eq(1), rd.word.eq(1), rd.addr.eq(weight_addr),
+                                 rd.length.eq(lregs.WEIGHT_LENGTH)]
                     m.d.sync += pend.eq(1)
                     m.next = "WEIGHTS"
             with m.State("WEIGHTS"):
                 m.d.comb += [dec.i_stream.valid.eq(rd.valid), rd.take.eq(rd.valid & dec.i_stream.ready),
                              dec.o_stream.ready.eq(self.wb_room | (w_cnt >= lop.expected_bytes))]
                 with m.If(dec.o_stream.valid & dec.o_stream.ready):
-                    with m.If(w_cnt < lop.expected_bytes):
+                    with m.If(w_cnt + beat.count <= lop.expected_bytes):
                         m.d.comb += self.wb_en.eq(1)
                     with m.Else():
                         m.d.sync += fail.eq(1)
-                    m.d.sync += w_cnt.eq(w_cnt + 1)
+                    m.d.sync += w_cnt.eq(w_cnt + beat.count)
                 with m.If(rd.idle & (dec.done | dec.error)):
                     bad = dec.error | (w_cnt != lop.expected_bytes) | fail
                     m.d.comb += self.wb_close.eq(1)

@@ -1,7 +1,9 @@
 """NPU shared buffer (SHRAM): ``depth`` 64-bit words with the DMA's write port and a debug read port.
 
 The memory is ``storage`` (load or inspect it as ``top.shram.storage``). ``write`` takes the DMA's byte-strobed
-writes (always accepted); ``raddr`` -> ``rdata`` reads one word with one cycle of latency.
+writes (always accepted); ``raddr`` -> ``rdata`` reads one word with one cycle of latency; ``lut_raddr`` ->
+``lut_rdata`` is the activation lookup tables' read port (asynchronous: the compute unit's vector output stage looks
+a value up in the cycle it computes it).
 """
 from amaranth import Module
 from amaranth.hdl import MemoryData
@@ -21,6 +23,7 @@ class Shram(wiring.Component):
     Members
     -------
     write : ``In(ShramWriteSignature(depth))``; raddr : ``In(range(depth))``; rdata : ``Out(64)``
+    lut_raddr : ``In(range(depth))``; lut_rdata : ``Out(64)``
     data : :class:`~amaranth.hdl.MemoryData`   the storage (for simulator access)
     """
 
@@ -28,7 +31,7 @@ class Shram(wiring.Component):
         self.depth = depth
         self.data = MemoryData(shape=WORD_BITS, depth=depth, init=[])
         super().__init__({"write": In(ShramWriteSignature(depth)), "raddr": In(range(depth)),
-                          "rdata": Out(WORD_BITS)})
+                          "rdata": Out(WORD_BITS), "lut_raddr": In(range(depth)), "lut_rdata": Out(WORD_BITS)})
 
     def elaborate(self, platform):
         m = Module()
@@ -38,4 +41,6 @@ class Shram(wiring.Component):
         m.d.comb += [wr.addr.eq(self.write.addr), wr.data.eq(self.write.data), wr.en.eq(self.write.en),
                      rd.addr.eq(self.raddr)]
         m.d.sync += self.rdata.eq(rd.data)
+        lut = mem.read_port(domain="comb")
+        m.d.comb += [lut.addr.eq(self.lut_raddr), self.lut_rdata.eq(lut.data)]
         return m

@@ -26,7 +26,9 @@ Block diagram::
 
 The compute unit (:class:`rtl.npu.compute.Compute`: weight decoder -> brick RAM, IFM stager -> line buffer, MAC
 block -> output unit -> OFM writer, on three memory ports; two kernel ops in flight, the next one's weights loading
-while the current one computes) executes CONV / DEPTHWISE kicks from external memory; ``compute_error`` holds its
+while the current one computes) executes CONV / DEPTHWISE kicks from external memory, and its vector unit
+(:mod:`rtl.npu.vector_unit`, a fourth memory port and the SHRAM's lookup-table read port) the POOL / ELEMENTWISE kicks;
+``compute_error`` holds its
 :class:`~rtl.npu.compute.ComputeError` cause after a ``COMPUTE_FAULT``. With ``NpuConfig.stub_compute`` the NPU is
 built with ``StubCompute`` instead, a documented test double (used by the controller tests): it accepts one kick at
 a time, pulses ``compute.done`` ``stub_compute_cycles`` cycles later, writes nothing and latches the kick on
@@ -41,15 +43,17 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
+from rtl.common.protect import LOGIC_OPTIONS, Option, has_error_ports, protect_hierarchy
 from rtl.npu.arbiter import Arbiter
 from rtl.npu.compute import Compute
 from rtl.npu.config import EXT_WORD_BYTES, NpuConfig
 from rtl.npu.controller import ComputeSignature, Controller, KernelOp
 from rtl.npu.dma import NUM_REGIONS, Dma
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, ExtMem, HostStorageSignature
+from rtl.npu.pmu import Pmu
 from rtl.npu.shram import Shram
 
-__all__ = ["BLOCK_MAP", "StubCompute", "Npu"]
+__all__ = ["BLOCK_MAP", "StubCompute", "Npu", "protection_paths", "LOCKSTEP_UNITS"]
 
 #: The NPU's functional blocks for fault injection: a dotted hierarchical prefix of a state element's flat name
 #: (``sim.netlist.StateElement.var``, e.g. ``compute.mac.acc.acc_3``, or ``shram.storage``) -> block name. An element
@@ -77,7 +81,45 @@ BLOCK_MAP: dict[str, str] = {
     "compute.out": "output_unit",
     "compute.feed": "ofm_writer",                   # micro-block queue, position stepping, OFM addresses
     "compute.ofm_writer": "ofm_writer",             # address FIFO and the write path to external memory
+    "compute.vector": "vector_unit",                # POOL / ELEMENTWISE op FSM and its register snapshot
+    "compute.vector.walker": "vector_walker",       # OFM element / kernel tap walk, IFM read issue, tap queue
+    "compute.vector.reducer": "vector_reducer",     # max / sum reduction of each element's taps
+    "compute.vector.results": "vector_reducer",     # reduced elements waiting for the output stage
+    "compute.vector.alu": "vector_alu",             # elementwise operation (ADD/SUB rescale, MUL, MIN, MAX, ABS)
+    "compute.vector.out": "vector_output",          # reciprocal divide, OFM scale, rounding, zero point, clamp, LUT
+    "compute.vector.writer": "vector_writer",       # OFM element addresses and byte writes
+    "pmu": "pmu",                                   # performance counters and their configuration
 }
+
+
+#: The chip's first-level units: the plan ``{"*": "lockstep"}`` duplicates each and compares it at its ports.
+LOCKSTEP_UNITS = ("controller", "dma", "compute", "shram", "arbiter")
+
+
+def protection_paths(plan) -> dict[str, Option]:
+    """A protection plan over blocks (``NpuConfig.protection``) as instance paths for
+    :func:`rtl.common.protect.protect_hierarchy`. A block can be wrapped only where no other block sits inside its
+    instances (``hardened`` and ``none`` apply to any block: they change no logic). Raises ValueError."""
+    paths = {}
+    for block, option in plan:
+        option = Option(option)
+        if block == "*":
+            if option is not Option.LOCKSTEP or len(plan) > 1:
+                raise ValueError("'*' takes only 'lockstep', alone in the plan")
+            return dict.fromkeys(LOCKSTEP_UNITS, Option.DMR)
+        instances = [k for k, v in BLOCK_MAP.items() if v == block]
+        if block not in BLOCK_MAP.values() and block != "top" or block == "extmem":
+            raise ValueError(f"no NPU block {block!r} to protect")
+        if option not in LOGIC_OPTIONS:
+            raise ValueError(f"block {block}: option {option.value!r} does not apply to NPU blocks")
+        if option in (Option.NONE, Option.HARDENED):
+            continue
+        nested = [k for k in BLOCK_MAP for p in instances if k.startswith(p + ".")]
+        if block == "top" or nested:
+            raise ValueError(f"block {block} cannot be wrapped ({'it holds ' + nested[0] if nested else 'top'}); "
+                             "protect the blocks inside it")
+        paths.update(dict.fromkeys(instances, option))
+    return paths
 
 
 class StubCompute(wiring.Component):
@@ -124,6 +166,11 @@ class Npu(wiring.Component):
     compute_error : ``Out(3)``       :class:`~rtl.npu.compute.ComputeError` of the last failed kernel op
     hostmem : ``Out(HostStorageSignature)``  only with ``config.ext_host_memory``: the external memory's words are
                                      kept by the harness (``sim.harness.HOST_MEMORY_PORTS``), not in ``extmem.storage``
+    pmu_addr : ``In(12)``; pmu_wdata : ``In(32)``; pmu_we : ``In(1)``; pmu_rdata : ``Out(32)``; pmu_irq : ``Out(1)``
+                                     the PMU's registers (:mod:`rtl.npu.pmu`; byte offsets 0x180-0x38C, reads
+                                     combinational, a write at the clock edge)
+    sm_error, sm_corrected : ``Out(1)``  only with a protection plan that wraps a block (``NpuConfig.protection``):
+                                     a DMR comparator saw a mismatch / a TMR voter outvoted a copy (this cycle)
     """
 
     def __init__(self, config: NpuConfig):
@@ -139,6 +186,8 @@ class Npu(wiring.Component):
             "ext_fault": Out(1),
             "shram_raddr": In(range(self.shram_depth)), "shram_rdata": Out(WORD_BITS),
             "last_kick": Out(KernelOp), "compute_error": Out(3),
+            "pmu_addr": In(12), "pmu_wdata": In(32), "pmu_we": In(1), "pmu_rdata": Out(32), "pmu_irq": Out(1),
+            **({"sm_error": Out(1), "sm_corrected": Out(1)} if has_error_ports(config.protection) else {}),
         }
         if config.ext_host_memory:   # the external memory's words, kept by the harness (sim.harness)
             members["hostmem"] = Out(HostStorageSignature(config.ext_mem_bytes // EXT_WORD_BYTES))
@@ -164,6 +213,8 @@ class Npu(wiring.Component):
             m.d.comb += self.compute_error.eq(compute.error_code)
         m.submodules.shram = shram = Shram(depth=self.shram_depth)
         self.shram_data = shram.data
+        if not cfg.stub_compute:
+            m.d.comb += [shram.lut_raddr.eq(compute.lut_raddr), compute.lut_rdata.eq(shram.lut_rdata)]
 
         # Host side.
         m.d.comb += [
@@ -195,13 +246,33 @@ class Npu(wiring.Component):
         connect(m, dma.shram, shram.write)
         m.d.comb += [shram.raddr.eq(self.shram_raddr), self.shram_rdata.eq(shram.rdata)]
 
-        # Arbiter: fixed priority DMA > compute (OFM writes > records/weights > IFM stager) > command fetch.
+        # Arbiter: fixed priority DMA > compute (OFM writes > records/weights > IFM stager > vector unit) > command
+        # fetch.
         if cfg.stub_compute:
             requesters = [dma.bus, ctrl.bus]
         else:
-            requesters = [dma.bus, compute.ofm_bus, compute.bus, compute.ifm_bus, ctrl.bus]
+            requesters = [dma.bus, compute.ofm_bus, compute.bus, compute.ifm_bus, compute.vec_bus, ctrl.bus]
         m.submodules.arbiter = arbiter = Arbiter(requesters=len(requesters), queue_depth=extmem.queue_depth + 1)
         for n, bus in enumerate(requesters):
             connect(m, bus, getattr(arbiter, f"req_{n}"))
         connect(m, arbiter.mem, extmem.bus)
+
+        # PMU: events from the controller, the compute unit and the memory port.
+        m.submodules.pmu = pmu = Pmu()
+        mem = extmem.bus
+        if not cfg.stub_compute:
+            m.d.comb += pmu.events.eq(compute.pmu_events)
+        m.d.comb += [
+            pmu.events.npu_active.eq(ctrl.busy),
+            pmu.events.blockdep.eq(ctrl.compute.kick.valid & ~ctrl.compute.kick.ready),
+            pmu.events.rd_accept.eq(mem.req.valid & mem.req.ready & ~mem.req.payload.write),
+            pmu.events.rd_beat.eq(mem.resp.valid),
+            pmu.events.wr_beat.eq(mem.req.valid & mem.req.ready & mem.req.payload.write),
+            pmu.cmd_mask.eq(ctrl.pmu_mask),
+            pmu.addr.eq(self.pmu_addr), pmu.wdata.eq(self.pmu_wdata), pmu.we.eq(self.pmu_we),
+            self.pmu_rdata.eq(pmu.rdata), self.pmu_irq.eq(pmu.irq),
+        ]
+
+        if has_error_ports(cfg.protection):   # the protection plan's one hook (rtl/common/protect)
+            protect_hierarchy(m, protection_paths(cfg.protection), self.sm_error, self.sm_corrected)
         return m

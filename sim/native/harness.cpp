@@ -605,16 +605,23 @@ int rp_golden_run_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, con
 // c >= cycles where it is non-zero (inputs of the last cycle held from `cycles` on); not by `watchdog` is HANG. At
 // the end: an observed memory region differing from golden_mem is SDC, else an unchanged final digest is MASKED, a
 // changed one LATENT; a MASKED or LATENT run during which a correction var was non-zero is DETECTED_RECOVERABLE.
+// Per region k (each nullable, defaults in brackets): mem_outcome[k] is the outcome of a difference [SDC];
+// mem_at[k] < cycles checks the region at the top of cycle mem_at[k] (the state after that many edges, before
+// anything else of that cycle) instead of at the end [at the end] -- its golden copy must then not change after
+// that cycle; top1_len[k] > 0 makes the region a classifier's scores: top1_len[k] int8 bytes from byte
+// top1_off[k] of the region, and when the region decides the outcome, bit 0 of flags[i] says whether their
+// argmax (the first maximum) differs from the golden one (flags nullable; 0 otherwise).
 // Writes outcome codes (faultinj.outcomes.Outcome) and cycles simulated per fault. Returns 0, or -(i+1) if fault i
 // is out of range or flips no bit (nothing after it is run).
 int rp_inject_batch_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, const uint32_t* in_words, int n_out,
                        const int* out_vars, const uint32_t* golden_out, const uint8_t* observe, uint64_t interval,
                        const uint8_t* snapshots, const uint64_t* digests, uint64_t final_digest, int n_mem,
                        const int32_t* mem_elems, const uint32_t* mem_first, const uint32_t* mem_count,
-                       const uint8_t* golden_mem, int n_det, const int* det_vars, int n_corr,
-                       const int* corr_vars, int complete_var, uint64_t watchdog, uint64_t n, const int32_t* elems,
-                       const uint32_t* words, const uint32_t* bits, const uint8_t* upset,
-                       const uint64_t* fault_cycles, uint8_t* outcomes, uint64_t* simulated) {
+                       const uint8_t* golden_mem, const uint8_t* mem_outcome, const uint64_t* mem_at,
+                       const uint32_t* top1_off, const uint32_t* top1_len, int n_det, const int* det_vars,
+                       int n_corr, const int* corr_vars, int complete_var, uint64_t watchdog, uint64_t n,
+                       const int32_t* elems, const uint32_t* words, const uint32_t* bits, const uint8_t* upset,
+                       const uint64_t* fault_cycles, uint8_t* outcomes, uint64_t* simulated, uint8_t* flags) {
     enum { MASKED = 0, SDC = 1, DETECTED_RECOVERABLE = 2, DETECTED_UNRECOVERABLE = 3, HANG = 4, LATENT = 5 };
     if (interval == 0) return -1;
     auto* s = static_cast<Sim*>(h);
@@ -624,10 +631,35 @@ int rp_inject_batch_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, c
     const Var* done = complete_var >= 0 ? &s->vars.at(complete_var) : nullptr;
     if (done && watchdog < cycles) watchdog = cycles;
     std::vector<uint32_t> sample(p.out_stride ? p.out_stride : 1);
-    for (int k = 0; k < n_mem; ++k) {
+    std::vector<const uint8_t*> golden_region(n_mem > 0 ? n_mem : 1);
+    bool checks_midway = false;
+    for (int k = 0, off = 0; k < n_mem; ++k) {
         const StateVar& sv = s->state.at(mem_elems[k]);
         if (static_cast<uint64_t>(mem_first[k]) + mem_count[k] > sv.depth) return -1;
+        if (top1_len && static_cast<uint64_t>(top1_off[k]) + top1_len[k] > static_cast<uint64_t>(sv.ent_bytes) *
+                                                                                mem_count[k]) return -1;
+        golden_region[k] = golden_mem + off;
+        off += static_cast<int>(static_cast<size_t>(sv.ent_bytes) * mem_count[k]);
+        checks_midway |= mem_at && mem_at[k] < cycles;
     }
+    // Region k differs from its golden copy: its outcome, and whether a classifier's top-1 changed.
+    auto region_differs = [&](int k, uint8_t* outcome, uint8_t* flag) {
+        size_t nbytes;
+        const uint8_t* cur = region_ptr(s, mem_elems[k], mem_first[k], &nbytes, mem_count[k]);
+        if (std::memcmp(cur, golden_region[k], nbytes) == 0) return false;
+        *outcome = mem_outcome ? mem_outcome[k] : SDC;
+        if (top1_len && top1_len[k]) {
+            const int8_t* a = reinterpret_cast<const int8_t*>(cur + top1_off[k]);
+            const int8_t* g = reinterpret_cast<const int8_t*>(golden_region[k] + top1_off[k]);
+            uint32_t ia = 0, ig = 0;
+            for (uint32_t j = 1; j < top1_len[k]; ++j) {
+                if (a[j] > a[ia]) ia = j;
+                if (g[j] > g[ig]) ig = j;
+            }
+            *flag = ia != ig;
+        }
+        return true;
+    };
     for (uint64_t i = 0; i < n; ++i) {
         uint64_t t = fault_cycles[i];
         if (elems[i] < 0 || static_cast<size_t>(elems[i]) >= s->state.size() || t >= cycles) return -static_cast<int>(i + 1);
@@ -643,10 +675,15 @@ int rp_inject_batch_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, c
             cycle(s);
         }
         for (uint32_t j = 0; j < k; ++j) rp_flip(h, elems[i], words[i], (bits[i] + j) % sv.width);
-        uint8_t outcome = 255;
+        uint8_t outcome = 255, flag = 0;
         bool corrected = false;
         uint64_t c = t;
         for (;;) {
+            if (checks_midway && c < cycles) {
+                for (int r = 0; r < n_mem && outcome == 255; ++r)
+                    if (mem_at[r] == c) region_differs(r, &outcome, &flag);
+                if (outcome != 255) break;
+            }
             if (c >= cycles && !done) break;
             if (done && c >= watchdog) {
                 outcome = HANG;
@@ -675,19 +712,13 @@ int rp_inject_batch_ex(void* h, uint64_t cycles, int n_in, const int* in_vars, c
                 break;
             }
         }
-        if (outcome == 255) {
-            const uint8_t* g = golden_mem;
-            for (int k = 0; k < n_mem && outcome == 255; ++k) {
-                size_t nbytes;
-                const uint8_t* cur = region_ptr(s, mem_elems[k], mem_first[k], &nbytes, mem_count[k]);
-                if (std::memcmp(cur, g, nbytes) != 0) outcome = SDC;
-                g += nbytes;
-            }
-        }
+        for (int r = 0; r < n_mem && outcome == 255; ++r)
+            if (!mem_at || mem_at[r] >= cycles) region_differs(r, &outcome, &flag);
         if (outcome == 255) outcome = rp_state_digest(h) == final_digest ? MASKED : LATENT;
         if (corrected && (outcome == MASKED || outcome == LATENT)) outcome = DETECTED_RECOVERABLE;
         outcomes[i] = outcome;
         simulated[i] = c - start;
+        if (flags) flags[i] = flag;
     }
     return 0;
 }

@@ -33,7 +33,7 @@ def test_output_is_a_folder(command):
 
 def test_single_files_have_their_own_names():
     text = _help(["run", "npu"])
-    assert "--save-output FILE.npy" in text and "--trace FILE.fst" in text and "--export FILE.tflite" in text
+    assert "--save-output FILE" in text and "--trace FILE.fst" in text and "--export FILE.tflite" in text
     assert "-o," not in text and "--output" not in text
     assert "--db FILE" in _help(["fi", "run"])
 

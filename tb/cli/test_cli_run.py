@@ -39,6 +39,7 @@ def test_run_npu_writes_bit_exact_output(tiny, tmp_path):
     np.testing.assert_array_equal(got, run_reference(tiny, x))
     text = result.output
     assert "cycles per layer" in text and "Vela cycles" in text and "MAC util" in text
+    assert "MAC active" in text and "PMU: CYCLES" in text and "MAC_ACTIVE" in text
     assert "total" in text and "bit-exact: yes" in text
     # random input (seeded) without --input
     result = CliRunner().invoke(main, ["run", "npu", str(tiny), "--seed", "3"])

@@ -46,8 +46,9 @@ def test_outcome_mapping():
     assert fault_class(O.LATENT) is FaultClass.LATENT
     assert fault_class(O.HANG) is FaultClass.RESIDUAL
     assert fault_class(O.HANG, watchdog_detects_hang=True) is FaultClass.DETECTED
-    assert outcomes_of(FaultClass.RESIDUAL) == {O.SDC, O.HANG}
-    assert outcomes_of(FaultClass.RESIDUAL, watchdog_detects_hang=True) == {O.SDC}
+    assert fault_class(O.DELAYED) is FaultClass.RESIDUAL     # the next inference's outputs wrong: a violation
+    assert outcomes_of(FaultClass.RESIDUAL) == {O.SDC, O.HANG, O.DELAYED}
+    assert outcomes_of(FaultClass.RESIDUAL, watchdog_detects_hang=True) == {O.SDC, O.DELAYED}
     # Every outcome lands in exactly one class.
     for watchdog in (False, True):
         classes = [outcomes_of(c, watchdog_detects_hang=watchdog) for c in FaultClass]
@@ -56,7 +57,8 @@ def test_outcome_mapping():
 
 def test_counts_normalisation_and_rate_columns():
     assert normalize_counts({"masked": 5, O.SDC: 2, 5: 1}) == {
-        O.MASKED: 5, O.SDC: 2, O.DETECTED_RECOVERABLE: 0, O.DETECTED_UNRECOVERABLE: 0, O.HANG: 0, O.LATENT: 1}
+        O.MASKED: 5, O.SDC: 2, O.DETECTED_RECOVERABLE: 0, O.DETECTED_UNRECOVERABLE: 0, O.HANG: 0, O.LATENT: 1,
+        O.DELAYED: 0}
     with pytest.raises(ValueError, match="unknown outcome"):
         normalize_counts({"crash": 1})
     with pytest.raises(ValueError, match="given twice"):

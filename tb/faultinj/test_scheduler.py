@@ -43,7 +43,7 @@ def test_pool_equals_inline():
     def collect(scheduler):
         got, results = np.full(n, -1), 0
         with scheduler:
-            for task_ids, outcomes, _ in scheduler.map(tasks):
+            for task_ids, outcomes, *_ in scheduler.map(tasks):
                 assert (got[task_ids] == -1).all()
                 got[task_ids] = outcomes
                 results += 1

@@ -48,7 +48,8 @@ def test_npu_harness_elaborates_for_ulx3s():
     assert get_adapter("npu") is None   # the harness takes every host port
     harness = SynthHarness(design)
     in_bits = _port_bits(design, wiring.In)
-    assert in_bits == 32 + 32 + 8 * 32 + 1 + 11   # cmd_base, cmd_len, basep[8], start, shram_raddr (2048 words)
+    # cmd_base, cmd_len, basep[8], start, shram_raddr (2048 words), pmu_addr, pmu_wdata, pmu_we
+    assert in_bits == 32 + 32 + 8 * 32 + 1 + 11 + 12 + 32 + 1
     # One LFSR bit per input bit: a 64-bit maximal-length core extended by a shift register, so no two inputs equal.
     assert harness.lfsr_width == in_bits and lfsr_layout(in_bits) == (in_bits, (64, 63, 61, 60))
     platform = BOARDS[BOARD].platform()

@@ -50,7 +50,7 @@ async def register_snapshots_follow_the_stream(dut):
     """Every register lands in its own field of the kick payload; values are sticky across kicks and runs."""
     bench, model = await setup(dut)
     rng = random.Random(seed_from_env())
-    known = set(SET0) | set(SET1) | {"OFM_SCALE_SHIFT"}
+    known = set(SET0) | set(SET1) | {"OFM_SCALE_SHIFT", "OPA_SCALE_SHIFT"}
     assert set(REGISTER_FIELDS) <= known, set(REGISTER_FIELDS) - known
     every = (list(SET0) + list(SET1)) * 2
     seen_nonzero = set()

@@ -155,8 +155,8 @@ class NpuModel:
 
     def _write1(self, name: str, value: int, param: int):
         self.regs[name] = value
-        if name == "OFM_SCALE":
-            self.regs["OFM_SCALE_SHIFT"] = param & 0x3F
+        if name in ("OFM_SCALE", "OPA_SCALE"):
+            self.regs[f"{name}_SHIFT"] = param & 0x3F
 
     def _descriptor(self) -> Desc:
         r = self.regs

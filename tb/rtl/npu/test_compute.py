@@ -23,7 +23,7 @@ from drivers.npu import EXT_MEMORY as EXT
 from drivers.npu import load_bytes, read_bytes
 from drivers.transport import SimDevice
 from models.npu import cmdstream as cs
-from models.npu import requant, vela
+from models.npu import requant, vector_ref, vela
 from models.npu import tflite_builder as tb
 from models.npu.reference import ReferenceModel
 from rtl.npu.compute import ComputeError
@@ -250,9 +250,11 @@ def test_bad_second_op_after_good_first(npu, tmp_path_factory):
         np.testing.assert_array_equal(got, want.reshape(-1))
 
 
-def test_pool_variants_refused(npu, tmp_path_factory):
-    """The identity POOL runs (CONV then POOL, bit-exact); any other pool the unit does not implement (MAX, a real
-    kernel, a non-identity global scale) answers COMPUTE_FAULT / UNSUPPORTED instead of computing something else."""
+def test_pool_variants_run_on_the_vector_unit(npu, tmp_path_factory):
+    """The identity POOL runs on the MAC datapath (CONV then POOL, bit-exact vs LiteRT); the other pools (MAX, a real
+    kernel, a non-identity global scale) run on the vector unit (``rtl.npu.vector_unit``): each variant's OFM must
+    equal the golden model (``models.npu.vector_ref``) applied to the conv's output, taken from a run of the stream cut
+    before the POOL. (Before the vector unit existed these variants answered COMPUTE_FAULT / UNSUPPORTED.)"""
     model = MODELS["conv2x3_valid_10x8x12_1_relu_pool"](0)
     art = vela.compile_model(model, f"ethos-u55-{CFG.macs}", out_dir=tmp_path_factory.mktemp("pool"))
     pool = next(c for c in art.commands() if c.name == "NPU_OP_POOL")
@@ -269,10 +271,17 @@ def test_pool_variants_refused(npu, tmp_path_factory):
         "scale_shift_1": words[:at] + [0x024 | 1 << 14 | 1 << 16, 1] + words[at:],
         "scale_2": words[:at] + [0x024 | 1 << 14, 2] + words[at:],
     }
+    (out,) = art.outputs
     with SimDevice(NativeSim(npu)) as sim:
+        assert run_words(sim, art, words[:at] + [0xFFFF0000], basep, x) == (0, ErrorCode.OK, 0)   # CONV, STOP
+        conv_out = read_bytes(sim, basep[art.scratch_region], art.scratch_size)
         for name, w in cases.items():
-            assert run_words(sim, art, w, basep, x) == (1, ErrorCode.COMPUTE_FAULT, ComputeError.UNSUPPORTED.value), \
-                name
+            assert run_words(sim, art, w, basep, x) == (0, ErrorCode.OK, 0), name
+            got = read_bytes(sim, basep[out.region] + out.offset, out.nbytes)
+            (kick,) = [k for k in cs.kicks(cs.decode_stream(w)) if k.name == "NPU_OP_POOL"]
+            regions = {art.weight_region: bytearray(art.weight_data), art.scratch_region: bytearray(conv_out)}
+            vector_ref.run_pool_kick(kick, regions)
+            assert got == bytes(regions[out.region][out.offset:out.offset + out.nbytes]), name
         status, got, _ = run_model(sim, art, x)
     assert status == (0, ErrorCode.OK, 0, 0)
     np.testing.assert_array_equal(got, ref.run(x).reshape(-1))

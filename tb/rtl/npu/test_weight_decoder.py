@@ -137,11 +137,32 @@ class NativeDecoder:
             raise AssertionError(f"decoder still running after {done_at} cycles")
         end = int(ended[0])
         width = self.config.weight_width
-        taken = payload[:end][(valid[:end] & ready[:end].astype(np.uint32)) == 1].astype(np.int64)
-        weights = (((taken + (1 << (width - 1))) & ((1 << width) - 1)) - (1 << (width - 1))).tolist()
+        fire = (valid[:end] & ready[:end].astype(np.uint32)) == 1
+        if self.config.wide:
+            weights = _wide_weights(out["o_stream__payload"][:end][fire], self.config)
+        else:
+            taken = payload[:end][fire].astype(np.int64)
+            weights = (((taken + (1 << (width - 1))) & ((1 << width) - 1)) - (1 << (width - 1))).tolist()
         # once ended, the rest of the input is drained: a producer never hangs
         fed = int(out["fed"][-1, 0])
         return weights, bool(out["done"][end, 0]), DecodeError(int(out["error_code"][end, 0])), end, fed, len(beats)
+
+
+def _wide_weights(words: np.ndarray, config: WeightDecoderConfig) -> list[int]:
+    """The weights of the wide decoder's beats (payload words: ``out_lanes`` weights, ``first``, ``count``), checking
+    that every beat is aligned to its place in the stream."""
+    lanes, width = config.out_lanes, config.weight_width
+    lb = lanes.bit_length() - 1
+    weights = []
+    for row in words:
+        bits = sum(int(w) << (32 * i) for i, w in enumerate(row))
+        first = (bits >> (lanes * width)) & (lanes - 1)
+        count = (bits >> (lanes * width + lb)) & ((1 << (lb + 1)) - 1)
+        assert count >= 1 and first == len(weights) % lanes and first + count <= lanes, (first, count, len(weights))
+        for lane in range(first, first + count):
+            w = (bits >> (lane * width)) & ((1 << width) - 1)
+            weights.append(w - (1 << width) if w >> (width - 1) else w)
+    return weights
 
 
 @pytest.fixture(scope="module")
@@ -154,14 +175,25 @@ def word_dec():
     return NativeDecoder("word")
 
 
+@pytest.fixture(scope="module")
+def wide_dec():
+    return NativeDecoder("wide")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Construction
 
 
 def test_config_checks():
     assert WeightDecoderConfig() == WeightDecoderConfig(in_width=8, weight_width=8, rem_lanes=2, fifo_depth=32)
-    with pytest.raises(ValueError, match=r"in_width must be 8, 16 or 32, not 12"):
+    with pytest.raises(ValueError, match=r"in_width must be 8, 16, 32 or 64, not 12"):
         WeightDecoderConfig(in_width=12)
+    with pytest.raises(ValueError, match=r"out_lanes must be 1, 2, 4 or 8, not 3"):
+        WeightDecoderConfig(out_lanes=3)
+    with pytest.raises(ValueError, match=r"fifo_depth of the wide decoder must be a power of two, not 24"):
+        WeightDecoderConfig(out_lanes=4, fifo_depth=24)
+    wide = WeightDecoder(config=WeightDecoderConfig(in_width=64, out_lanes=4))
+    assert len(wide.o_stream.payload.data) == 4 and wide.o_stream.payload.data[0].shape().signed
     with pytest.raises(ValueError, match=r"weight_width must be 8 or 9, not 7"):
         WeightDecoderConfig(weight_width=7)
     with pytest.raises(ValueError, match=r"rem_lanes must be 1..4, not 0"):
@@ -267,9 +299,9 @@ def test_pysim_start_clears_a_stream_in_progress():
 # Verilator bulk
 
 
-@pytest.mark.parametrize("preset", ["byte", "word"])
-def test_native_random_streams(preset, byte_dec, word_dec):
-    dec = {"byte": byte_dec, "word": word_dec}[preset]
+@pytest.mark.parametrize("preset", ["byte", "word", "wide"])
+def test_native_random_streams(preset, request):
+    dec = request.getfixturevalue(f"{preset}_dec")
     rng = np.random.default_rng(7)
     cases = _cases(2 if preset == "byte" else 3)
     for i, weights in enumerate(cases):
@@ -339,6 +371,48 @@ def test_native_throughput_dense(word_dec, byte_dec):
         assert done and cycles < max(1.1 * len(weights), 1.1 * len(stream)) + 100, (kind, cycles)
 
 
+def test_native_wide_throughput(wide_dec):
+    """The wide decoder (64-bit input, 8 lanes): at least 2 weights per cycle on dense and sparse streams (first beat
+    to done, headers included), and long zero runs fill whole 8-lane beats (over 7 weights per cycle)."""
+    rng = np.random.default_rng(5)
+    for kind in ("full", "normal", "laplace", "sparse", "blocks", "pal20"):
+        weights = _draw(rng, kind, 3000)
+        stream = _encode(weights)
+        out, done, _, cycles, _, _ = wide_dec.run(stream)
+        assert done and out == weights.tolist(), kind
+        assert len(weights) / cycles >= 2.0, (kind, cycles)
+    weights = np.zeros(8000, dtype=np.int64)
+    weights[[0, 4000, 7999]] = 5
+    out, done, _, cycles, _, _ = wide_dec.run(_encode(weights))
+    assert done and out == weights.tolist() and cycles < 8000 / 7, cycles
+
+
+def test_native_wide_large_multi_slice_stream(wide_dec):
+    weights = _draw(np.random.default_rng(11), "small", 40000)
+    stream = _encode(weights)
+    out, done, code, cycles, _, _ = wide_dec.run(stream)
+    assert done and out == weights.tolist() == _golden(stream)
+    assert cycles < len(weights) / 2
+
+
+def test_native_wide_error_codes(wide_dec):
+    stream = _encode(_draw(np.random.default_rng(3), "sparse", 200))
+    for corrupt, expected in [
+        (_set_bits(stream, 0, 3, 4), DecodeError.BAD_ZDIV),
+        (_set_bits(stream, 18, 3, 6), DecodeError.BAD_WDIV),
+        (_set_bits(stream, 22, 1, 0), DecodeError.NO_PALETTE),
+        (stream[:len(stream) // 2], DecodeError.TRUNCATED),
+        (stream[:-16], DecodeError.TRUNCATED),
+    ]:
+        out, done, code, cycles, fed, beats = wide_dec.run(corrupt, max_cycles=20000)
+        assert (done, code) == (False, expected)
+        assert fed == beats
+    out, done, code, *_ = wide_dec.run(_encode([100, -100, 0, 3] * 5))
+    assert done and out == [100, -100, 0, 3] * 5
+    out, done, code, *_ = wide_dec.run(b"\xff" * 16)
+    assert (out, done, code) == ([], True, DecodeError.NONE)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Malformed streams
 
@@ -369,10 +443,10 @@ def test_native_error_codes(byte_dec):
     assert (out, done, code) == ([], True, DecodeError.NONE)
 
 
-@pytest.mark.parametrize("preset", ["byte", "word"])
-def test_native_corrupted_streams_terminate(preset, byte_dec, word_dec):
+@pytest.mark.parametrize("preset", ["byte", "word", "wide"])
+def test_native_corrupted_streams_terminate(preset, request):
     """Random byte flips and truncations end with error or done, never a hang (the run is bounded)."""
-    dec = {"byte": byte_dec, "word": word_dec}[preset]
+    dec = request.getfixturevalue(f"{preset}_dec")
     rng = np.random.default_rng(13)
     cases = _cases(4)
     outcomes = {"done": 0, "error": 0}
@@ -425,16 +499,16 @@ def vela_cache(tmp_path_factory):
 
 
 @pytest.mark.parametrize("accelerator", ["ethos-u55-32", "ethos-u55-128"])
-def test_native_real_vela_streams(accelerator, vela_cache, byte_dec, word_dec):
+def test_native_real_vela_streams(accelerator, vela_cache, byte_dec, word_dec, wide_dec):
     """WEIGHT_BASE..+WEIGHT_LENGTH of every op is fed unmodified (0xFF padding included) and decodes exactly."""
-    total = {"weights": 0, "cycles_word": 0, "cycles_byte": 0}
+    total = {"weights": 0, "cycles_word": 0, "cycles_byte": 0, "cycles_wide": 0}
     for name, make in REAL_MODELS.items():
         art = compile_model(make(), accelerator, cache_dir=vela_cache)
         streams = _vela_streams(art)
         assert streams, name
         for stream in streams:
             golden = _golden(stream)
-            for dec, key in ((word_dec, "cycles_word"), (byte_dec, "cycles_byte")):
+            for dec, key in ((word_dec, "cycles_word"), (byte_dec, "cycles_byte"), (wide_dec, "cycles_wide")):
                 out, done, code, cycles, fed, beats = dec.run(stream)
                 assert (done, code) == (True, DecodeError.NONE), name
                 assert out == golden, name
@@ -443,3 +517,4 @@ def test_native_real_vela_streams(accelerator, vela_cache, byte_dec, word_dec):
     # decode rate on real layers (weights per cycle, first beat to done, including headers and drains)
     assert total["weights"] / total["cycles_word"] > 0.95, total
     assert total["weights"] / total["cycles_byte"] > 0.95, total
+    assert total["weights"] / total["cycles_wide"] > 2.0, total

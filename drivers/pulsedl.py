@@ -1,0 +1,150 @@
+"""Host driver of the PulseDL-II SoC in the native harness: load an RV32 ELF into its memories and run the core.
+
+:func:`run_program` is the one-call form; :class:`SocRunner` keeps one simulator for many programs (it reloads the
+memories and resets the SoC for each). :func:`build_firmware` compiles the C firmware of rtl/pulsedl/firmware
+(picolibc, stdio on the UART); :func:`run_with_uart` runs to the halt recording ``uart_tx`` and decodes it
+(:func:`decode_uart`).
+"""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from base import RampartError
+from models.rv32.toolchain import load_segments
+from rtl.pulsedl.config import DMEM_BASE, IMEM_BASE
+from sim.build import build
+from sim.harness import NativeSim
+
+__all__ = ["RunResult", "SocRunner", "build_firmware", "decode_uart", "run_program", "run_with_uart"]
+
+IMEM = "top.imem.storage"
+DMEM = "top.dmem.storage"
+REGFILE = "top.cpu.regfile.storage"
+
+
+@dataclass
+class RunResult:
+    halted: bool
+    trap: bool
+    cycles: int               # clock cycles stepped (rounded up to the polling chunk)
+    instret: int              # instructions retired (ECALL/EBREAK not counted)
+    registers: np.ndarray     # x0..x31 as uint32
+    dmem: np.ndarray          # the whole data memory as bytes
+
+    def data(self, address: int, size: int) -> bytes:
+        first = address - DMEM_BASE
+        return self.dmem[first:first + size].tobytes()
+
+
+def _words(data: bytes) -> np.ndarray:
+    padded = data + bytes(-len(data) % 4)
+    return np.frombuffer(padded, dtype="<u4").astype(np.uint64)
+
+
+class SocRunner:
+    """One simulated SoC (design ``pulsedl`` with ``config``)."""
+
+    def __init__(self, config=None):
+        self.build = build("pulsedl", config)
+        self.config = self.build.config
+        self.sim = NativeSim(self.build)
+        self._imem = self.sim.element_index(IMEM)
+        self._dmem = self.sim.element_index(DMEM)
+        self._regs = self.sim.element_index(REGFILE)
+
+    def load(self, elf: Path):
+        """Clear both memories and the register file, load ``elf``'s segments, and reset the SoC."""
+        entry, segments = load_segments(elf)
+        if entry != IMEM_BASE:
+            raise RampartError(f"{elf}: entry point {entry:#x}, the core starts at {IMEM_BASE:#x}")
+        cfg = self.config
+        self.sim.load_memory(self._imem, np.zeros(cfg.imem_words, dtype=np.uint64))
+        self.sim.load_memory(self._dmem, np.zeros(cfg.dmem_words, dtype=np.uint64))
+        self.sim.load_memory(self._regs, np.zeros(32, dtype=np.uint64))
+        for seg in segments:
+            for base, size, element in ((IMEM_BASE, cfg.imem_bytes, self._imem), (DMEM_BASE, cfg.dmem_bytes,
+                                                                                    self._dmem)):
+                if base <= seg.address and seg.address + len(seg.data) <= base + size:
+                    if seg.address % 4:
+                        raise RampartError(f"{elf}: segment at {seg.address:#x} is not word-aligned")
+                    self.sim.load_memory(element, _words(seg.data), (seg.address - base) // 4)
+                    break
+            else:
+                raise RampartError(f"{elf}: segment {seg.address:#x}+{len(seg.data)} is outside the SoC's memories")
+        self.sim.reset()
+
+    def run(self, max_cycles: int = 10_000_000, chunk: int = 4096) -> RunResult:
+        """Step until the core halts (or ``max_cycles``), polling every ``chunk`` cycles."""
+        cycles = 0
+        while cycles < max_cycles and not self.sim.peek("halted"):
+            self.sim.step(chunk)
+            cycles += chunk
+        dmem = self.sim.read_memory(self._dmem).astype("<u4").view(np.uint8)
+        return RunResult(halted=bool(self.sim.peek("halted")), trap=bool(self.sim.peek("trap")), cycles=cycles,
+                         instret=self.sim.peek("instret"),
+                         registers=self.sim.read_memory(self._regs).astype(np.uint32), dmem=dmem.copy())
+
+
+def run_program(elf: Path, config=None, max_cycles: int = 10_000_000) -> RunResult:
+    runner = SocRunner(config)
+    runner.load(elf)
+    return runner.run(max_cycles)
+
+
+FIRMWARE = Path(__file__).resolve().parents[1] / "rtl" / "pulsedl" / "firmware"
+FIRMWARE_FLAGS = ("-Os", "-nostartfiles", "-DPICOLIBC_INTEGER_PRINTF_SCANF")
+
+
+def build_firmware(main: str, out: Path, config=None, defines: dict[str, int] | None = None) -> Path:
+    """Compile firmware ``main`` (a C file of rtl/pulsedl/firmware) with the start-up code and the UART stdio
+    against picolibc into the ELF ``out``; the stack starts at the top of the data memory of ``config``;
+    ``defines`` become ``-DNAME=value``."""
+    from models.rv32.toolchain import PICOLIBC_SPECS, assemble
+    from rtl.designs import get_design
+
+    cfg = get_design("pulsedl").config(config)
+    if not PICOLIBC_SPECS.exists():
+        raise RampartError(f"{PICOLIBC_SPECS} not found (Debian package picolibc-riscv64-unknown-elf)")
+    sources = {name: (FIRMWARE / name).read_text() for name in ("crt0.S", "uart_stdio.c", main)}
+    flags = (*FIRMWARE_FLAGS, f"--specs={PICOLIBC_SPECS}", f"-I{FIRMWARE}",
+             *(f"-D{name}={value}" for name, value in (defines or {}).items()))
+    return assemble(sources, IMEM_BASE, DMEM_BASE, out, flags=flags, stack_top=DMEM_BASE + cfg.dmem_bytes)
+
+
+def decode_uart(line: np.ndarray, divisor: int) -> bytes:
+    """Bytes of an 8N1 line sampled once per clock (idle high), each bit sampled in its middle."""
+    line = np.asarray(line, dtype=np.uint8)
+    out, i = bytearray(), 1
+    middles = divisor * np.arange(1, 10) + divisor // 2      # data bits 0-7, then the stop bit
+    while True:
+        falls = np.flatnonzero((line[i:] == 0) & (line[i - 1:-1] == 1))
+        if falls.size == 0:
+            break
+        start = i + int(falls[0])
+        if start + middles[-1] >= line.size:
+            break
+        bits = line[start + middles]
+        if bits[-1] != 1:
+            raise RampartError(f"UART framing error at cycle {start}")
+        out.append(int(np.packbits(bits[:8], bitorder="little")[0]))
+        i = start + int(middles[-1]) + 1
+    return bytes(out)
+
+
+def run_with_uart(runner: SocRunner, max_cycles: int = 10_000_000, chunk: int = 65536) -> tuple[RunResult, bytes]:
+    """Run the loaded program to its halt recording the UART line; (result, the bytes it sent)."""
+    levels, cycles = [], 0
+    idle = np.ones(chunk, dtype=np.uint32)
+    while cycles < max_cycles:
+        out = runner.sim.run_stimulus({"uart_rx": idle}, ["uart_tx", "halted"])
+        levels.append(out["uart_tx"][:, 0].astype(np.uint8))
+        cycles += chunk
+        if out["halted"][-1, 0]:
+            break
+    # a frame still on the line when the core halted: idle until it is out
+    levels.append(runner.sim.run_stimulus({"uart_rx": np.ones(12 * runner.config.uart_divisor, np.uint32)},
+                                          ["uart_tx"])["uart_tx"][:, 0].astype(np.uint8))
+    result = runner.run(max_cycles=0)
+    result.cycles = cycles
+    return result, decode_uart(np.concatenate(levels), runner.config.uart_divisor)

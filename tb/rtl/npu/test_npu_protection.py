@@ -1,0 +1,69 @@
+# amaranth: UnusedElaboratable=no
+"""The NPU's protection hook: a plan over its blocks wraps the right instances, adds sm_error / sm_corrected, and a
+fault in a replica is detected by a campaign on the protected NPU."""
+import dataclasses
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+
+from rtl.common.protect import Option
+from rtl.npu import PRESETS, Npu
+from rtl.npu.top import LOCKSTEP_UNITS, protection_paths
+
+
+def test_plan_maps_blocks_to_instances_and_refuses_what_cannot_be_wrapped():
+    assert protection_paths((("accumulators", "tmr"), ("dma", "dmr"), ("engine", "hardened"))) == {
+        "compute.mac.acc": Option.TMR, "dma": Option.DMR}
+    assert protection_paths((("ofm_writer", "dmr"),)) == {"compute.feed": Option.DMR, "compute.ofm_writer": Option.DMR}
+    assert protection_paths((("*", "lockstep"),)) == dict.fromkeys(LOCKSTEP_UNITS, Option.DMR)
+    for plan, message in [({"mac": "dmr"}, "holds compute.mac.acc"), ({"controller": "tmr"}, "holds"),
+                          ({"engine": "dmr"}, "holds"), ({"extmem": "dmr"}, "no NPU block"),
+                          ({"dma": "parity"}, "does not apply"), ({"*": "lockstep", "dma": "dmr"}, "alone")]:
+        with pytest.raises(ValueError, match=message):
+            dataclasses.replace(PRESETS["u55-32"], protection=plan)
+
+
+def test_hardened_npu_is_not_wrapped():
+    # hardened changes no logic: no wrapper, no error ports (the MAC array's test compares the netlists)
+    config = dataclasses.replace(PRESETS["u55-32"], protection={"dma": "hardened", "top": "hardened"})
+    assert protection_paths(config.protection) == {}
+    assert "sm_error" not in Npu(config).signature.members
+
+
+def test_protected_npu_wraps_the_planned_instances():
+    stub = dataclasses.replace(PRESETS["u55-32"], stub_compute=True, ext_mem_kib=4,
+                               protection={"dma": "dmr", "config_regs": "tmr"})
+    npu = Npu(stub)
+    assert {"sm_error", "sm_corrected"} <= set(npu.signature.members)
+    text = rtlil.convert(npu, name="top")
+    for module in ("top.dma.protect_copy1", "top.controller.registers.protect_copy2", "top.protect_errors"):
+        assert f"module \\{module}\n" in text
+
+
+@pytest.mark.slow
+def test_fault_in_a_replica_of_the_protected_npu_is_detected():
+    from faultinj.engine import GoldenRun
+    from faultinj.outcomes import Outcome
+    from faultinj.workload import make_workload
+    from sim.build import build
+
+    # the plan BENCHMARKS.md verifies (its build is shared)
+    config = dataclasses.replace(PRESETS["u55-32"], protection={"ifm_stager": "dmr", "issue": "hardened",
+                                                                 "top": "hardened"})
+    result = build("npu", config)
+    wl = make_workload("npu_conv", config)
+    golden = GoldenRun(result, wl)
+    try:
+        blocks = np.array([e.block for e in result.state])
+        replicas = [i for i, e in enumerate(result.state) if "protect_copy1" in e.var]
+        assert replicas and set(blocks[replicas]) == {"ifm_stager"}
+        rng = np.random.default_rng(0)
+        offsets = golden.sim.site_offsets
+        sites = [offsets[i] + int(rng.integers(result.state[i].bits)) for i in rng.choice(replicas, 400)]
+        cycles = rng.integers(0, wl.cycles, len(sites))
+        outcomes = [Outcome(o) for o in golden.inject(sites, cycles)[0]]
+        # a replica never drives the NPU: its faults are masked, latent or detected, never SDC
+        assert Outcome.SDC not in outcomes and Outcome.DETECTED_UNRECOVERABLE in outcomes
+    finally:
+        golden.close()

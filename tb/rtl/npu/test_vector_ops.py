@@ -1,0 +1,157 @@
+"""NPU vector unit end to end: Vela-compiled MAX_POOL_2D / AVERAGE_POOL_2D, ADD / SUB / MUL / MINIMUM / MAXIMUM /
+ABS, LEAKY_RELU / TANH / LOGISTIC / HARD_SWISH (table lookups), int16 pooling / ADD / SUB / MUL / MAXIMUM /
+LEAKY_RELU / ABS and uint8 pooling / ADD / SUB / MUL models run on the whole NPU under Verilator; the OFM read back
+from external memory must equal LiteRT's reference kernels exactly (and the golden model ``models.npu.vector_ref``).
+Two configs in the default tier (u55-128 and u55-256, one build each); an illegal pooling mode, an unsupported
+precision and an unimplemented elementwise mode must stop the stream with ``COMPUTE_FAULT`` / ``UNSUPPORTED``."""
+import numpy as np
+import pytest
+
+from drivers import npu as npu_driver
+from drivers.npu import EXT_MEMORY, read_bytes
+from drivers.transport import SimDevice
+from models.npu import cmdstream as cs
+from models.npu import vela
+from models.npu.reference import ReferenceModel
+from rtl.npu.compute import ComputeError
+from rtl.npu.config import PRESETS
+from rtl.npu.controller import ErrorCode
+from sim.build import build
+from sim.harness import NativeSim
+from tb.models.npu.test_vector_ref import EW_MODELS, I16_MODELS, LUT_MODELS, POOL_MODELS, U8_MODELS, run_golden
+
+CONFIGS = ("u55-128", "u55-256")   # u55-128: the build test_compute.py / test_dma.py use too
+
+
+def load(sim, cfg, art, xs):
+    """Reset, then load the artifact and its inputs ``xs`` (one array per graph input, int8 or int16)."""
+    lay = npu_driver.layout(art, cfg.ext_mem_bytes)
+    sim.reset()
+    sim.clear(EXT_MEMORY)
+    segments = [(lay.cmd_addr, art.cmd_data), (lay.weight_addr, art.weight_data)]
+    segments += [(lay.address(t), np.ascontiguousarray(x).tobytes()) for t, x in zip(art.inputs, xs, strict=True)]
+    for addr, payload in segments:
+        if payload:
+            npu_driver.load_bytes(sim, addr, payload)
+    return lay
+
+
+def run_model(sim, cfg, art, xs, max_cycles=300_000):
+    """Load, run to done; (status, OFM, cycles)."""
+    lay = load(sim, cfg, art, xs)
+    (out,) = art.outputs
+    npu_driver.start(sim, lay.cmd_addr + art.header.stream_offset, 4 * len(art.command_stream), lay.basep)
+    assert npu_driver.wait_done(sim, max_cycles, chunk=64) is not None, "NPU did not finish"
+    status = (sim.peek("error"), sim.peek("error_code"), sim.peek("ext_fault"), sim.peek("compute_error"))
+    ofm = np.frombuffer(read_bytes(sim, lay.address(out), out.nbytes), dtype={1: np.int8, 2: np.int16}[out.elem_size])
+    return status, ofm, sim.peek("cycles")
+
+
+@pytest.fixture(scope="module", params=CONFIGS)
+def npu(request):
+    return request.param, build("npu", request.param)
+
+
+def check_models(npu, models, kick, kicks=None):
+    config, design = npu
+    cfg = PRESETS[config]
+    rng = np.random.default_rng(99)
+    with SimDevice(NativeSim(design)) as sim:
+        for name, make in models.items():
+            model = make(0)
+            art = vela.compile_model(model, f"ethos-u55-{cfg.macs}")
+            if kick is not None or kicks is not None:
+                assert {k.name for k in cs.kicks(art.commands())} == (kicks or {kick})
+            ref = ReferenceModel(model)
+            xs = [ref.random_input(rng, i) for i in range(len(ref.inputs))]
+            want = ref.run_all(*xs)[0].reshape(-1)
+            status, got, cycles = run_model(sim, cfg, art, xs)
+            assert status == (0, ErrorCode.OK, 0, 0), (name, status)
+            got = got.view(want.dtype)   # int8 / int16 as read; uint8 models compare as uint8
+            np.testing.assert_array_equal(got, want, err_msg=name)
+            np.testing.assert_array_equal(run_golden(art, xs, cfg.shram_bytes), want, err_msg=f"golden {name}")
+            print(f"{config} {name}: bit-exact, {cycles} NPU cycles (Vela estimate {art.perf.npu_cycles})")
+
+
+def test_pool_bit_exact(npu):
+    check_models(npu, POOL_MODELS, "NPU_OP_POOL")
+
+
+def test_elementwise_bit_exact(npu):
+    check_models(npu, EW_MODELS, "NPU_OP_ELEMENTWISE")
+
+
+def test_int16_bit_exact(npu):
+    """int16 activations: MAX / AVERAGE pooling, ADD, SUB, MUL, MAXIMUM, LEAKY_RELU (ELEMENTWISE LRELU), ABS."""
+    check_models(npu, I16_MODELS, None, None)
+
+
+def test_uint8_bit_exact(npu):
+    """uint8 activations: AVERAGE / MAX pooling, ADD (broadcast), SUB, MUL."""
+    check_models(npu, U8_MODELS, None, None)
+
+
+def test_lut_activations_bit_exact(npu):
+    """LEAKY_RELU, TANH, LOGISTIC: a table DMA'd into the SHRAM, then an identity POOL with ACTIVATION TABLE_0."""
+    check_models(npu, LUT_MODELS, None, {"NPU_OP_DMA_START", "NPU_OP_POOL"})
+
+
+def _patched(art, fn):
+    """The artifact's stream with ``fn(word)`` applied to every word (returns the new word list)."""
+    return [fn(int(w)) for w in art.command_stream]
+
+
+@pytest.mark.parametrize("what", ["bad_pool_mode", "int32_ifm", "elementwise_shl"])
+def test_unsupported_op_halts(npu, what):
+    config, design = npu
+    cfg = PRESETS[config]
+    model = (EW_MODELS["mul_5x6x20"] if what == "elementwise_shl" else POOL_MODELS["max2x2_s2_valid_8x8x16"])(0)
+    art = vela.compile_model(model, f"ethos-u55-{cfg.macs}")
+    if what == "bad_pool_mode":
+        def fn(w):   # NPU_OP_POOL mode 7 (pooling_mode has 0..2)
+            return w | (7 << 16) if w & 0xFFFF == 0x0005 else w
+    elif what == "int32_ifm":
+        def fn(w):   # IFM_PRECISION: 32-bit (not implemented yet)
+            return w | (2 << 18) if w & 0xFFFF == 0x0105 else w
+    else:
+        def fn(w):   # NPU_OP_ELEMENTWISE MUL -> SHL (mode 9; not implemented yet)
+            return w | (9 << 16) if w == 0x0006 else w
+    words = _patched(art, fn)
+    assert words != [int(w) for w in art.command_stream]
+    xs = [np.zeros(t.nbytes, np.int8) for t in art.inputs]
+    with SimDevice(NativeSim(design)) as sim:
+        lay = load(sim, cfg, art, xs)
+        addr = lay.cmd_addr + art.header.stream_offset
+        npu_driver.load_bytes(sim, addr, np.asarray(words, "<u4").tobytes())
+        npu_driver.start(sim, addr, 4 * len(words), lay.basep)
+        assert npu_driver.wait_done(sim, 20_000, chunk=16) is not None, "NPU hung"
+        assert (sim.peek("error"), sim.peek("error_code"), sim.peek("compute_error")) == (
+            1, ErrorCode.COMPUTE_FAULT, ComputeError.UNSUPPORTED.value)
+
+
+def test_reduce_sum_matches_golden(npu):
+    """REDUCE_SUM (no TFLite operator maps to it alone at int8): a padded AVERAGE pool's stream (OFM scale 1) with
+    the kick's pooling mode patched to REDUCE_SUM; the RTL must equal the golden model's register semantics (sum of
+    ``ifm - zp`` over the valid taps, no division), on small random inputs (so most sums are not clamped)."""
+    config, design = npu
+    cfg = PRESETS[config]
+    model = POOL_MODELS["avg3x3_s1_same_6x6x8"](1)
+    art = vela.compile_model(model, f"ethos-u55-{cfg.macs}")
+    words = _patched(art, lambda w: (w & 0xFFFF) | (2 << 16) if w & 0xFFFF == 0x0005 else w)
+    assert words != [int(w) for w in art.command_stream]
+    commands = cs.decode_stream(words)
+    rng = np.random.default_rng(5)
+    with SimDevice(NativeSim(design)) as sim:
+        for _ in range(2):
+            x = rng.integers(-30, 10, size=art.inputs[0].nbytes, dtype=np.int8)
+            lay = load(sim, cfg, art, [x])
+            addr = lay.cmd_base
+            npu_driver.load_bytes(sim, addr, np.asarray(words, "<u4").tobytes())
+            npu_driver.start(sim, addr, 4 * len(words), lay.basep)
+            assert npu_driver.wait_done(sim, 100_000, chunk=64) is not None, "NPU did not finish"
+            assert (sim.peek("error"), sim.peek("compute_error")) == (0, 0)
+            (out,) = art.outputs
+            got = np.frombuffer(read_bytes(sim, lay.address(out), out.nbytes), np.int8)
+            want = run_golden(art, [x], cfg.shram_bytes, commands)
+            assert not np.array_equal(want, run_golden(art, [x], cfg.shram_bytes)), "the patch changed nothing"
+            np.testing.assert_array_equal(got, want)

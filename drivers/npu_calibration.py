@@ -12,6 +12,7 @@ also has the digits CNN); every set from its own seed range, so nothing held out
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, replace
 
@@ -23,11 +24,24 @@ from models.npu import vela
 from models.system import npu_cost
 from models.system.npu_ops import ops_from_commands
 
-__all__ = ["Measurement", "Workload", "fit", "fit_layers", "held_out_layers", "held_out_networks", "measure",
+__all__ = ["Measurement", "rtl_key", "Workload", "fit", "fit_layers", "held_out_layers", "held_out_networks", "measure",
            "network_bodies", "npu_config"]
 
 #: Seed ranges of the random workloads (disjoint: nothing held out is ever fitted on).
 FIT_SEED0, FIT_NET_SEED0, HELD_LAYER_SEED0, HELD_NET_SEED0 = 1000, 7000, 5000, 9000
+
+
+def rtl_key() -> str:
+    """A digest of the NPU's RTL sources (``rtl/npu/*.py``): a cached measurement is valid only for the RTL it was
+    run on, so every measurement carries the key and a changed RTL never reuses a stale run."""
+    from pathlib import Path
+
+    import rtl.npu
+
+    h = hashlib.sha256()
+    for f in sorted(Path(rtl.npu.__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,19 @@ The structure follows ``rtl/npu/compute.py``; the coefficients are fitted on RTL
 Per kernel op of kind ``k`` on NPU config ``c``, at memory bandwidth ``bw`` (bytes/cycle) and latency ``lat``::
 
     stretch = max(1, ll[k] * lat + lb[k])          # cycles per byte through the loader's byte reader
-    load = max(l0[k] + scale_bytes * stretch + max(weights, weight_bytes * stretch),  lm[k] * sw * 8 / bw)
+    load = max(l0[k] + scale_bytes * stretch + max(wc[k] * weights, weights / oub, weight_bytes * stretch / 8),
+               lm[k] * sw * 8 / bw)
     run  = max(e0[c,k] + beat * beats + pos[c,k] * ofm_positions,  em[c,k] * ew * 8 / bw,
                (el[c,k] * lat + eb[c,k]) * ew)
     DMA  = max(d0, dmem * 2 * words * 8 / bw) + dlat * lat
 
 (``beat`` is 1 but for the identity pool, ``beat[c,pool]``; ``em`` and ``lm`` are 1). ``load`` is the op
-loader (``rtl/npu/op_loader.py``: RECORDS, one record byte a cycle, then WEIGHTS, the decoder writing one
-weight a cycle fed one stream byte a cycle; ``sw`` its memory words; a byte reader with a few words prefetched
-reads at most ``1 / stretch`` bytes a cycle under latency), ``run``
+loader (``rtl/npu/op_loader.py``: RECORDS, one record byte a cycle, then WEIGHTS: the wide decoder
+(``rtl/npu/weight_decoder.py``, 64-bit input, one beat of up to ``oub`` (the config's OFM ublock depth) weights a
+cycle into the weight buffer) at a fitted ``wc[k]`` cycles a weight but no faster than its lanes, fed
+a whole 8-byte stream word a cycle by the byte reader's word mode; ``sw`` its memory words; the byte reader
+reads at most ``1 / stretch`` bytes (records) or words (weights) a cycle under latency; zero runs, which the
+decoder passes a whole beat at once, are not a feature yet: they are inside the fitted ``wc``), ``run``
 the engine (MAC beats, output unit; ``ew`` its IFM reads and OFM writes); each stage is the slowest of its
 compute, its traffic at the bus bandwidth, and its traffic at the rate its few outstanding requests allow (a
 unit with ``q`` reads in flight moves ``q`` words per round trip: ``(lat + c) / q`` cycles a word). The stages of
@@ -50,24 +54,25 @@ ENGINE_TERMS = ("e0", "beat", "pos", "em", "el", "eb")     # per config and kind
 #: ``beat`` is 1, not fitted (the fit set is mostly weight-bound, so a fitted one drifts far from what the RTL does).
 #: ``em`` and ``lm`` are 1 too: the engine's and the loader's words are counted exactly (8 bytes each).
 DERIVED_BEAT = ("conv", "fc", "depthwise")
-KIND_TERMS = ("l0", "lm", "ll", "lb")  # per kind
+KIND_TERMS = ("l0", "lm", "ll", "lb", "wc")  # per kind
 _DMA = len(KERNEL_KINDS)   # kind index of a DMA in an op matrix
-FORM = "two-stage pipeline v13 (derived loader, beat and bytes, weight-stream order, exact words, shared bus)"
+FORM = ("two-stage pipeline v14 (wide weight decoder: fitted cycles a weight, ublock_d lanes, word-wide stream; "
+        "weight-stream order, exact words, shared bus)")
 #: Kernel ops in flight (``max_outstanding_kernels``): an op loads once the op ``IN_FLIGHT`` before it is done.
 IN_FLIGHT = 2
 
 
 def op_matrix(ops, config: str) -> np.ndarray:
     """One row per op: kind index (DMA: 4), beats, weights, ofm_positions, stream_words, engine words,
-    scale_bytes, tail share (:func:`models.system.npu_ops.op_features`)."""
+    scale_bytes, tail share (:func:`models.system.npu_ops.op_features`), decoder lanes (``ublock_d``)."""
     geo = GEOMETRIES[config]
     rows = []
     for op in ops:
         f = op_features(op, geo)
         kind = KERNEL_KINDS.index(op.kind) if op.is_kernel else _DMA
         rows.append((kind, f["beats"], f["weights"], f["ofm_positions"], f["stream_words"],
-                     f["read_words"] + f["write_words"], f["scale_bytes"], f["tail"]))
-    return np.array(rows, dtype=float).reshape(-1, 8)
+                     f["read_words"] + f["write_words"], f["scale_bytes"], f["tail"], geo.ublock_d))
+    return np.array(rows, dtype=float).reshape(-1, 9)
 
 
 @dataclass
@@ -94,12 +99,14 @@ class ParamLayout:
 
     def initial(self) -> np.ndarray:
         start = {"start": 100.0, "slat": 1.0, "d0": 20.0, "dmem": 1.0, "dlat": 1.0, "e0": 50.0, "beat": 1.0,
-                 "pos": 0.5, "l0": 20.0, "lm": 1.0, "ll": 0.03, "lb": 0.1, "em": 1.5, "el": 0.1, "eb": 0.5,
+                 "pos": 0.5, "wc": 0.3, "l0": 20.0, "lm": 1.0, "ll": 0.03, "lb": 0.1, "em": 1.5, "el": 0.1, "eb": 0.5,
                  }
         return np.array([start[n.split("[")[0]] for n in self.names])
 
     def bounds(self):
-        return np.zeros(self.size), np.full(self.size, np.inf)
+        # the wide decoder has at most 8 lanes (a lane bound per config is in the form)
+        low = np.array([0.125 if n.startswith("wc[") else 0.0 for n in self.names])
+        return low, np.full(self.size, np.inf)
 
     def to_dict(self, theta) -> dict:
         return {"form": FORM, "coefficients": {n: float(v) for n, v in zip(self.names, theta, strict=True)}}
@@ -118,7 +125,7 @@ class ParamLayout:
         return np.append(theta, 1.0)[self._engine[config]]
 
     def kind_params(self, theta) -> np.ndarray:
-        """[kind] -> (l0, lm, ll, lb)."""
+        """[kind] -> (l0, lm, ll, lb, wc)."""
         return np.append(theta, 1.0)[self._kind]
 
 
@@ -154,7 +161,8 @@ def _loader_cycles(p, x, latency) -> tuple[np.ndarray, np.ndarray]:
     stretch = np.maximum(1.0, p[:, 2] * latency + p[:, 3])
     weight_bytes = np.maximum(x[:, 4] * WORD_BYTES - x[:, 6], 0.0)
     records = p[:, 0] + x[:, 6] * stretch
-    return records + np.maximum(x[:, 2], weight_bytes * stretch), records
+    weights = np.maximum(p[:, 4], 1.0 / x[:, 8]) * x[:, 2]
+    return records + np.maximum(weights, weight_bytes * stretch / WORD_BYTES), records
 
 
 def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: float) -> OpParts:
@@ -195,7 +203,7 @@ def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[s
     dma = kind == _DMA
     kk = np.where(dma, 0, kind)
     eng = np.stack([layout.engine_params(theta, c) for c in configs])[config_of_row, kk]   # rows x 6
-    p = layout.kind_params(theta)[kk]                                                       # rows x 4
+    p = layout.kind_params(theta)[kk]                                                       # rows x 5
     loader, handover = _loader_cycles(p, x, latency)
     load = np.maximum(loader, p[:, 1] * x[:, 4] * WORD_BYTES / bandwidth)
     run = np.maximum.reduce([eng[:, 0] + eng[:, 1] * x[:, 1] + eng[:, 2] * x[:, 3],

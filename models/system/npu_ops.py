@@ -262,13 +262,13 @@ def op_features(op: NpuOp, geo: NpuGeometry) -> dict[str, float]:
     """The quantities one op's cycles are fitted on, for the MAC array ``geo``:
 
     ``beats`` engine cycles of the MAC block: per OFM micro-block, one beat per IFM ublock and kernel element, or
-    its positions through the output unit if that is more; ``weights`` decoded weights (one per cycle through the
-    decoder, padding included); ``ofm_positions`` output positions x OFM ublocks (one output-unit cycle and one
-    memory word each); ``scale_bytes`` the scale records (one byte a cycle through the loader's byte serialiser);
-    ``blocks`` OFM blocks; ``tail`` the share of the engine's work left when the last weight is decoded
-    (:func:`_tail_share`); ``stream_words`` the words the loader reads
-    (scale records and the weight stream; a DMA: its source); ``read_words`` / ``write_words`` the engine's IFM
-    reads and OFM writes (:func:`ifm_reads`, :func:`ofm_writes`; a DMA: its destination writes).
+    its positions through the output unit if that is more; ``weights`` decoded weights (padding included; the wide
+    decoder's rate per weight is fitted: :mod:`models.system.npu_cost`); ``ofm_positions`` output positions x OFM
+    ublocks (one output-unit cycle and one memory word each); ``scale_bytes`` the scale records (one byte a cycle
+    through the loader's byte serialiser); ``blocks`` OFM blocks; ``tail`` the share of the engine's work left when
+    the last weight is decoded (:func:`_tail_share`); ``stream_words`` the words the loader reads (scale records and
+    the weight stream; a DMA: its source); ``read_words`` / ``write_words`` the engine's IFM reads and OFM writes
+    (:func:`ifm_reads`, :func:`ofm_writes`; a DMA: its destination writes).
     """
     if op.kind == "dma":
         words = _ceil(op.dma_bytes, WORD_BYTES)

@@ -83,10 +83,11 @@ def test_a_second_master_on_the_memory_slows_the_npu(digits, cost):
 
 
 @pytest.mark.parametrize("config, bandwidth, latency", [
-    pytest.param("u55-128", 8, 8, marks=pytest.mark.xfail(
-        strict=True, reason="the digits CNN is predicted 5.4-5.6% fast on u55-64/128/256 (BENCHMARKS.md, 'SimPy system "
-        "model vs RTL'): its loader runs ~170 cycles an op longer than one weight a cycle, not modelled yet")),
-    ("u55-32", 8, 8)])
+    ("u55-128", 8, 8), ("u55-32", 8, 8),
+    pytest.param("u55-64", 8, 8, marks=pytest.mark.xfail(
+        strict=True, reason="the digits CNN is over-predicted by +12.52% on u55-64 (4,841 vs 4,302 RTL cycles; "
+        "BENCHMARKS.md, 'SimPy system model vs RTL', reduced re-fit on the wide-decoder RTL): the per-config engine "
+        "terms are fitted on 15 runs a config"))])
 def test_prediction_within_5_percent_of_a_fresh_rtl_run(digits, cost, config, bandwidth, latency):
     """Held out: the digits CNN is never in the fit (random layers and stacks are); the RTL run is fresh."""
     from drivers.npu import run_on_npu
@@ -100,8 +101,8 @@ def test_prediction_within_5_percent_of_a_fresh_rtl_run(digits, cost, config, ba
 
 @pytest.mark.parametrize("config", ["u55-128", "u55-32"])
 def test_prediction_of_the_digits_cnn_is_within_its_benchmarked_error(digits, cost, config):
-    """The error BENCHMARKS.md states for the digits CNN (under 6% at the default memory) holds on a fresh RTL
-    run, so a refit that gets worse fails here."""
+    """The error BENCHMARKS.md states for the digits CNN on u55-32 and u55-128 (under 6% at the default memory:
+    -2.97% / +2.80%) holds on a fresh RTL run, so a refit that gets worse fails here."""
     from drivers.npu import run_on_npu
 
     rtl = run_on_npu(digits, config, seed=7).cycles

@@ -7,7 +7,7 @@ Per kernel op of kind ``k`` on NPU config ``c``, at memory bandwidth ``bw`` (byt
     stretch = max(1, ll[k] * lat + lb[k])          # cycles per byte through the loader's byte reader
     load = max(l0[k] + scale_bytes * stretch + max(wc[k] * weights, weights / oub, weight_bytes * stretch / 8),
                lm[k] * sw * 8 / bw)
-    run  = max(e0[c,k] + beat * beats + pos[c,k] * ofm_positions,  em[c,k] * ew * 8 / bw,
+    run  = max(e0[c,k] + max(beat * beats, pos[c,k] * ofm_positions),  em[c,k] * ew * 8 / bw,
                (el[c,k] * lat + eb[c,k]) * ew)
     DMA  = max(d0, dmem * 2 * words * 8 / bw) + dlat * lat
 
@@ -18,7 +18,8 @@ cycle into the weight buffer) at a fitted ``wc[k]`` cycles a weight but no faste
 a whole 8-byte stream word a cycle by the byte reader's word mode; ``sw`` its memory words; the byte reader
 reads at most ``1 / stretch`` bytes (records) or words (weights) a cycle under latency; zero runs, which the
 decoder passes a whole beat at once, are not a feature yet: they are inside the fitted ``wc``), ``run``
-the engine (MAC beats, output unit; ``ew`` its IFM reads and OFM writes); each stage is the slowest of its
+the engine (MAC beats and output-unit positions overlapping: ``rtl/npu/mac.py`` accumulates the next
+micro-block while the previous result waits; ``ew`` its IFM reads and OFM writes); each stage is the slowest of its
 compute, its traffic at the bus bandwidth, and its traffic at the rate its few outstanding requests allow (a
 unit with ``q`` reads in flight moves ``q`` words per round trip: ``(lat + c) / q`` cycles a word). The stages of
 consecutive ops overlap as in the hardware (:func:`schedule`): one loader and one engine, each taking the ops in
@@ -56,7 +57,8 @@ ENGINE_TERMS = ("e0", "beat", "pos", "em", "el", "eb")     # per config and kind
 DERIVED_BEAT = ("conv", "fc", "depthwise")
 KIND_TERMS = ("l0", "lm", "ll", "lb", "wc")  # per kind
 _DMA = len(KERNEL_KINDS)   # kind index of a DMA in an op matrix
-FORM = ("two-stage pipeline v14 (wide weight decoder: fitted cycles a weight, ublock_d lanes, word-wide stream; "
+FORM = ("two-stage pipeline v15 (wide weight decoder: fitted cycles a weight, ublock_d lanes, word-wide stream; "
+        "MAC beats overlapping the output unit; "
         "weight-stream order, exact words, shared bus)")
 #: Kernel ops in flight (``max_outstanding_kernels``): an op loads once the op ``IN_FLIGHT`` before it is done.
 IN_FLIGHT = 2
@@ -186,7 +188,7 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
         xk = x[ker]
         load_core[ker], handover[ker] = _loader_cycles(p, xk, latency)
         load_bytes[ker] = p[:, 1] * xk[:, 4] * WORD_BYTES
-        run_core[ker] = np.maximum(e[:, 0] + e[:, 1] * xk[:, 1] + e[:, 2] * xk[:, 3],
+        run_core[ker] = np.maximum(e[:, 0] + np.maximum(e[:, 1] * xk[:, 1], e[:, 2] * xk[:, 3]),
                                    (e[:, 4] * latency + e[:, 5]) * xk[:, 5])
         run_bytes[ker] = e[:, 3] * xk[:, 5] * WORD_BYTES
     return OpParts(dma, load_core, load_bytes, load_tail, run_core, run_bytes, run_tail, handover,
@@ -206,7 +208,7 @@ def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[s
     p = layout.kind_params(theta)[kk]                                                       # rows x 5
     loader, handover = _loader_cycles(p, x, latency)
     load = np.maximum(loader, p[:, 1] * x[:, 4] * WORD_BYTES / bandwidth)
-    run = np.maximum.reduce([eng[:, 0] + eng[:, 1] * x[:, 1] + eng[:, 2] * x[:, 3],
+    run = np.maximum.reduce([eng[:, 0] + np.maximum(eng[:, 1] * x[:, 1], eng[:, 2] * x[:, 3]),
                              eng[:, 3] * x[:, 5] * WORD_BYTES / bandwidth, (eng[:, 4] * latency + eng[:, 5]) * x[:, 5]])
     dma_load = (np.maximum(theta[ix["d0"]], theta[ix["dmem"]] * 2 * x[:, 4] * WORD_BYTES / bandwidth)
                 + theta[ix["dlat"]] * latency)

@@ -12,6 +12,7 @@ also has the digits CNN); every set from its own seed range, so nothing held out
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, replace
 
@@ -23,11 +24,24 @@ from models.npu import vela
 from models.system import npu_cost
 from models.system.npu_ops import ops_from_commands
 
-__all__ = ["Measurement", "Workload", "fit", "fit_layers", "held_out_layers", "held_out_networks", "measure",
-           "npu_config"]
+__all__ = ["Measurement", "rtl_key", "Workload", "fit", "fit_layers", "held_out_layers", "held_out_networks", "measure",
+           "network_bodies", "npu_config"]
 
 #: Seed ranges of the random workloads (disjoint: nothing held out is ever fitted on).
 FIT_SEED0, FIT_NET_SEED0, HELD_LAYER_SEED0, HELD_NET_SEED0 = 1000, 7000, 5000, 9000
+
+
+def rtl_key() -> str:
+    """A digest of the NPU's RTL sources (``rtl/npu/*.py``): a cached measurement is valid only for the RTL it was
+    run on, so every measurement carries the key and a changed RTL never reuses a stale run."""
+    from pathlib import Path
+
+    import rtl.npu
+
+    h = hashlib.sha256()
+    for f in sorted(Path(rtl.npu.__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -135,6 +149,14 @@ def held_out_networks(n_random: int, configs) -> list[Workload]:
     return [Workload("digits CNN", digits_model().data)] + _stacks(HELD_NET_SEED0, n_random, configs, "stack")
 
 
+def network_bodies() -> list[Workload]:
+    """The ``mac_body`` of every network of :mod:`models.npu.networks` (the part the RTL NPU runs today; held out:
+    never fitted on), as ``NAME (body)``."""
+    from models.npu.networks import NETWORKS, mac_body
+
+    return [Workload(f"{name} (body)", mac_body(name).data) for name in NETWORKS]
+
+
 def measure(w: Workload, config: str, bandwidth: int = 8, latency: int = 8) -> Measurement:
     """Run ``w`` on the RTL NPU ``config`` with its memory at (``bandwidth``, ``latency``)."""
     from drivers.npu import run_on_npu
@@ -170,11 +192,11 @@ def fit(measurements: list[Measurement], workloads: dict[str, Workload], *, verb
     start_ix = np.array([layout.index[f"start[{m.config}]"] for m in measurements])
 
     def residual(theta):
-        load, run, alpha, blocks = npu_cost.stacked_durations(layout, theta, x, configs, cfg, bw, lat[rep])
+        load, run, handover, tail, bus = npu_cost.stacked_durations(layout, theta, x, configs, cfg, bw, lat[rep])
         pred = theta[start_ix] + theta[layout.index["slat"]] * lat
         for i in range(len(mats)):
             a, b = bounds[i], bounds[i + 1]
-            pred[i] += npu_cost.schedule(is_dma[a:b], load[a:b], run[a:b], alpha[a:b], blocks[a:b])[0]
+            pred[i] += npu_cost.schedule(is_dma[a:b], load[a:b], run[a:b], handover[a:b], tail[a:b], bus[a:b])[0]
         return (pred - target) / target
 
     res = least_squares(residual, layout.initial(), bounds=layout.bounds(), x_scale="jac", loss="soft_l1",

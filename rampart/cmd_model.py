@@ -139,10 +139,10 @@ def npu_cmd(model_arg, config, bandwidth, latency, inflight, inferences, setup_c
         _sweep(data, title, preset, _sweep_axes(sweep), bandwidth, latency,
                _float_list(bandwidths, "--bandwidths"), cost, plot, out_dir, as_json, clock_mhz)
         return
-    from models.system.npu import predict_npu
+    from models.system.npu import predict_npu, prepare_npu
 
     inferences = inferences or 8 * inflight
-    ops = _ops(data, preset)
+    ops = prepare_npu(_ops(data, preset), preset, cost)     # read once, predicted twice
     one = predict_npu(ops, preset, bandwidth=bandwidth, latency=latency, cost=cost)
     many = predict_npu(ops, preset, bandwidth=bandwidth, latency=latency, cost=cost, inferences=inferences,
                        inflight=inflight, setup_cycles=setup_cycles, interval=interval)

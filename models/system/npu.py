@@ -4,12 +4,13 @@ with the fitted per-op costs (:mod:`models.system.npu_cost`) and their traffic o
 A controller process walks the ops in stream order; each op's load and run stages (and each DMA) are processes
 whose compute and memory traffic run side by side, overlapped as :func:`models.system.npu_cost.schedule` says
 (one loader, one engine, two ops in flight). Alone on the memory the result is exactly that schedule, the form the
-coefficients were fitted in (and then it is computed in closed form, one event, unless ``stage_processes``);
-other masters on the memory slow the transfers down by arbitration.
+coefficients were fitted in (and then it is computed in closed form, one event, unless ``stage_processes``; one
+inference on an idle system skips building the environment altogether); other masters on the memory slow the
+transfers down by arbitration. Read a network's ops once (:func:`prepare_npu`) and predict many times.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
@@ -18,7 +19,8 @@ from models.system.npu_cost import IN_FLIGHT, NpuCostModel, OpParts, schedule
 from models.system.npu_ops import NpuOp, layer_of_ops, ops_from_words
 from models.system.soc import Accelerator, Host, Request, SharedMemory, Stats
 
-__all__ = ["NpuAccelerator", "NpuJob", "NpuPrediction", "ops_from_artifact", "predict_npu", "sweep_npu"]
+__all__ = ["NpuAccelerator", "NpuJob", "NpuPrediction", "ops_from_artifact", "predict_npu", "prepare_npu",
+           "sweep_npu"]
 
 
 def ops_from_artifact(art) -> tuple[NpuOp, ...]:
@@ -28,15 +30,34 @@ def ops_from_artifact(art) -> tuple[NpuOp, ...]:
 
 @dataclass(frozen=True)
 class NpuJob:
-    """One inference for the NPU: its ops' cost-model matrix and the layer of every op."""
+    """One inference for the NPU ``config``: its ops' cost-model matrix and the layer of every op. Built once per
+    network and config (:func:`prepare_npu`) and reused by every prediction (sweeps, several inferences): the
+    command stream is read once; the stage costs per memory latency are kept too (``parts``)."""
 
     x: np.ndarray
     layers: tuple[int, ...]
     kinds: tuple[str, ...]
+    config: str = ""
+    parts_cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, ops, config: str, cost: NpuCostModel) -> NpuJob:
-        return cls(cost.matrix(ops, config), tuple(layer_of_ops(ops)), tuple(op.kind for op in ops))
+        return cls(cost.matrix(ops, config), tuple(layer_of_ops(ops)), tuple(op.kind for op in ops), config)
+
+    def parts(self, cost: NpuCostModel, latency: float) -> OpParts:
+        """The stage costs of the ops on a memory of ``latency`` cycles (computed once per cost model and
+        latency)."""
+        key = (id(cost), float(latency))
+        if key not in self.parts_cache:
+            self.parts_cache[key] = cost.op_parts(self.x, self.config, latency)
+        return self.parts_cache[key]
+
+
+def prepare_npu(ops, config: str, cost: NpuCostModel | None = None) -> NpuJob:
+    """The job :func:`predict_npu` runs for ``ops`` (:func:`ops_from_artifact`) on ``config``: build it once,
+    predict many times."""
+    cost = cost if cost is not None else NpuCostModel.load()
+    return NpuJob.of(ops, config, cost)
 
 
 class NpuAccelerator(Accelerator):
@@ -62,16 +83,25 @@ class NpuAccelerator(Accelerator):
         yield env.all_of([env.timeout(core), env.process(mem.transfer(self.name, nbytes, latency=False))])
         yield env.timeout(tail)
 
-    def _engine(self, prev_done, first_bricks, load_done, parts: OpParts, i: int, done, last_block: float):
-        """Process: the engine runs op ``i`` after op ``i-1`` and once its first bricks are in; its last OFM
-        block's work (``last_block`` cycles) comes after its load."""
+    def _engine(self, prev_done, handed_over, load_done, parts: OpParts, i: int, done, last_block: float,
+                bus_done: float):
+        """Process: the engine runs op ``i`` after op ``i-1`` and once the loader has handed it over; the last
+        ``last_block`` cycles of its work come after its load; it is done no earlier than the NPU's bus traffic
+        up to this op (``bus_done``)."""
         env = self.env
-        yield env.all_of([prev_done, first_bricks])
+        yield env.all_of([prev_done, handed_over])
         yield from self._stage(parts.run_core[i], parts.run_bytes[i], parts.run_tail[i])
         loaded_at = yield load_done
-        if loaded_at + last_block > env.now:
-            yield env.timeout(loaded_at + last_block - env.now)
+        end = max(loaded_at + last_block, bus_done)
+        if end > env.now:
+            yield env.timeout(end - env.now)
         done.succeed()
+
+    def _dma(self, parts: OpParts, i: int, bus_done: float):
+        """Process: DMA ``i``, done no earlier than the NPU's bus traffic up to it (``bus_done``)."""
+        yield from self._stage(parts.load_core[i], parts.load_bytes[i], parts.load_tail[i])
+        if bus_done > self.env.now:
+            yield self.env.timeout(bus_done - self.env.now)
 
     def _load(self, parts: OpParts, i: int):
         """Process: op ``i``'s load stage; its value is the time it ends."""
@@ -83,12 +113,13 @@ class NpuAccelerator(Accelerator):
         with every stage a process on the shared memory)."""
         job: NpuJob = request.payload
         env, mem = self.env, self.memory
-        parts = self.cost.op_parts(job.x, self.config, mem.latency)
+        parts = job.parts(self.cost, mem.latency)
         nominal_load, nominal_run = parts.durations(mem.bandwidth)
         yield env.timeout(self.cost.start_cycles(self.config, mem.latency))
         if not self.stage_processes and mem.masters <= {self.name}:
             # alone on the memory nothing can delay a stage: the schedule is the closed form, one event
-            total, finish_at = schedule(parts.is_dma, nominal_load, nominal_run, parts.alpha, parts.blocks)
+            total, finish_at = schedule(parts.is_dma, nominal_load, nominal_run, parts.handover, parts.tail,
+                                        parts.bus(mem.bandwidth))
             yield env.timeout(total)
             moved = float(parts.load_bytes.sum() + parts.run_bytes.sum())
             mem.bytes[self.name] += moved
@@ -96,6 +127,8 @@ class NpuAccelerator(Accelerator):
             request.detail["op_cycles"] = _op_cycles(finish_at)
             return
         t0 = env.now
+        bus = parts.bus(mem.bandwidth).tolist()
+        bus_free = t0          # when the NPU's own traffic so far has passed the bus (at its full bandwidth)
         ready = env.event().succeed()
         dma_free = load_done = dep = issued = ready
         engine_done = [ready, ready]
@@ -109,18 +142,18 @@ class NpuAccelerator(Accelerator):
         for i, is_dma in enumerate(parts.is_dma.tolist()):
             if is_dma:
                 yield env.all_of([dma_free, issued])
-                dma_free = dep = env.process(self._stage(parts.load_core[i], parts.load_bytes[i],
-                                                          parts.load_tail[i]))
+                bus_free = max(bus_free, env.now) + bus[i]
+                dma_free = dep = env.process(self._dma(parts, i, bus_free))
                 finished.append(dma_free)
                 dma_free.callbacks.append(mark(i))
                 continue
             yield env.all_of([load_done, dep, engine_done[-IN_FLIGHT]])
             issued = env.event().succeed()
+            bus_free = max(bus_free, env.now) + bus[i]
             load_done = env.process(self._load(parts, i))
             done = env.event()
-            nb = parts.blocks[i]
-            env.process(self._engine(engine_done[-1], env.timeout(parts.alpha[i] * nominal_load[i] / nb), load_done,
-                                     parts, i, done, nominal_run[i] / nb))
+            env.process(self._engine(engine_done[-1], env.timeout(min(parts.handover[i], nominal_load[i])),
+                                     load_done, parts, i, done, nominal_run[i] * parts.tail[i], bus_free))
             engine_done.append(done)
             finished.append(done)
             done.callbacks.append(mark(i))
@@ -165,7 +198,8 @@ def predict_npu(ops, config: str, *, bandwidth: float = 8, latency: float = 8, c
                 inferences: int = 1, inflight: int = 1, setup_cycles: float = 0.0, interval: float | None = None,
                 in_bytes: int = 0, out_bytes: int = 0, arbitration: str = "fifo",
                 stage_processes: bool = False) -> NpuPrediction:
-    """Simulate ``inferences`` inferences of ``ops`` (:func:`ops_from_artifact`) on one NPU ``config`` behind a
+    """Simulate ``inferences`` inferences of ``ops`` (:func:`ops_from_artifact`, or the :class:`NpuJob` of
+    :func:`prepare_npu` for them, to skip reading them again) on one NPU ``config`` behind a
     memory of ``bandwidth`` bytes/cycle and ``latency`` cycles, issued by a host (``setup_cycles`` each, at most
     ``inflight`` in flight, back to back or every ``interval`` cycles; ``in_bytes`` / ``out_bytes`` moved by the
     host per inference). ``cycles`` / ``layer_cycles`` are those of the first inference."""
@@ -176,7 +210,14 @@ def predict_npu(ops, config: str, *, bandwidth: float = 8, latency: float = 8, c
     mem = SharedMemory(env, bandwidth, latency, arbitration=arbitration)
     npu = NpuAccelerator(env, mem, config=config, cost=cost, stage_processes=stage_processes)
     mem.attach(npu.name)
-    job = NpuJob.of(ops, config, cost)
+    if isinstance(ops, NpuJob):
+        if ops.config != config:
+            raise ValueError(f"this job was prepared for {ops.config!r}, not {config!r}")
+        job = ops
+    else:
+        job = NpuJob.of(ops, config, cost)
+    if inferences == 1 and not (setup_cycles or in_bytes or out_bytes or stage_processes):
+        return _alone(job, config, bandwidth, latency, cost, inflight)
     requests = [Request(i, job, in_bytes, out_bytes) for i in range(inferences)]
     if inferences == 1 and not (setup_cycles or in_bytes or out_bytes):
         env.run(env.process(npu.serve(requests[0])))      # nothing for the host to do: the NPU alone
@@ -186,27 +227,47 @@ def predict_npu(ops, config: str, *, bandwidth: float = 8, latency: float = 8, c
         host = Host(env, mem, npu, setup_cycles=setup_cycles, inflight=inflight, interval=interval)
         stats = host.run(requests)
     first = stats.requests[0]
+    per_layer, kinds = _layers(job, first.detail["op_cycles"])
+    return NpuPrediction(config, float(bandwidth), float(latency), first.finished - first.started, per_layer, kinds,
+                         inferences, inflight, stats.cycles, float(np.mean(stats.latencies)), stats.throughput)
+
+
+def _layers(job: NpuJob, op_cycles) -> tuple[tuple[float, ...], tuple[str, ...]]:
+    """Per layer of ``job``: the cycles its ops add, its kind."""
     n_layers = max(job.layers, default=-1) + 1
     per_layer = [0.0] * n_layers
     kinds = [""] * n_layers
-    for layer, kind, c in zip(job.layers, job.kinds, first.detail["op_cycles"], strict=True):
+    for layer, kind, c in zip(job.layers, job.kinds, op_cycles, strict=True):
         per_layer[layer] += c
         if kind != "dma" and not kinds[layer]:
             kinds[layer] = kind
-    return NpuPrediction(config, float(bandwidth), float(latency), first.finished - first.started, tuple(per_layer),
-                         tuple(kinds), inferences, inflight, stats.cycles, float(np.mean(stats.latencies)),
-                         stats.throughput)
+    return tuple(per_layer), tuple(kinds)
+
+
+def _alone(job: NpuJob, config: str, bandwidth: float, latency: float, cost: NpuCostModel,
+           inflight: int) -> NpuPrediction:
+    """One inference on an idle system: what the SimPy run does then (start overhead, then the closed-form
+    schedule as one event: :meth:`NpuAccelerator.service`), without building the environment."""
+    parts = job.parts(cost, latency)
+    load, run = parts.durations(bandwidth)
+    total, finish_at = schedule(parts.is_dma, load, run, parts.handover, parts.tail, parts.bus(bandwidth))
+    cycles = cost.start_cycles(config, latency) + total
+    per_layer, kinds = _layers(job, _op_cycles(finish_at))
+    return NpuPrediction(config, float(bandwidth), float(latency), cycles, per_layer, kinds, 1, inflight, cycles,
+                         cycles, 1.0 / cycles if cycles else 0.0)
 
 
 def sweep_npu(networks: dict[str, dict[str, tuple[NpuOp, ...]]], configs, bandwidths, *, latency: float = 8,
               cost: NpuCostModel | None = None, **options) -> list[dict]:
-    """Predict every network (``{name: {config: ops}}``) on every config and bandwidth; one row each."""
+    """Predict every network (``{name: {config: ops}}``) on every config and bandwidth; one row each (each
+    network's ops prepared once per config)."""
     cost = cost if cost is not None else NpuCostModel.load()
     rows = []
     for name, per_config in networks.items():
         for config in configs:
+            job = prepare_npu(per_config[config], config, cost)
             for bw in bandwidths:
-                p = predict_npu(per_config[config], config, bandwidth=bw, latency=latency, cost=cost, **options)
+                p = predict_npu(job, config, bandwidth=bw, latency=latency, cost=cost, **options)
                 rows.append({"network": name, "config": config, "bandwidth": bw, "latency": latency,
                              "cycles": p.cycles, "throughput_per_cycle": p.throughput})
     return rows

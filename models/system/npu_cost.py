@@ -4,25 +4,35 @@ The structure follows ``rtl/npu/compute.py``; the coefficients are fitted on RTL
 (``drivers.npu_calibration``, ``python benchmarks/system_model.py``) and stored as data (:data:`COEFFS_PATH`).
 Per kernel op of kind ``k`` on NPU config ``c``, at memory bandwidth ``bw`` (bytes/cycle) and latency ``lat``::
 
-    load = max(l0[k] + lw[k] * weights + ls[k] * scale_bytes,  lm[k] * sw * 8 / bw,
-               (ll[k] * lat + lb[k]) * sw)
-    run  = max(e0[c,k] + beat[c,k] * beats + pos[c,k] * ofm_positions,  em[c,k] * ew * 8 / bw,
+    stretch = max(1, ll[k] * lat + lb[k])          # cycles per byte through the loader's byte reader
+    load = max(l0[k] + scale_bytes * stretch + max(wc[k] * weights, weights / oub, weight_bytes * stretch / 8),
+               lm[k] * sw * 8 / bw)
+    run  = max(e0[c,k] + max(beat * beats, pos[c,k] * ofm_positions),  em[c,k] * ew * 8 / bw,
                (el[c,k] * lat + eb[c,k]) * ew)
     DMA  = max(d0, dmem * 2 * words * 8 / bw) + dlat * lat
 
-``load`` is the op loader (scale records, weight stream through the decoder; ``sw`` its memory words), ``run``
-the engine (MAC beats, output unit; ``ew`` its IFM reads and OFM writes); each stage is the slowest of its
+(``beat`` is 1 but for the identity pool, ``beat[c,pool]``; ``em`` and ``lm`` are 1). ``load`` is the op
+loader (``rtl/npu/op_loader.py``: RECORDS, one record byte a cycle, then WEIGHTS: the wide decoder
+(``rtl/npu/weight_decoder.py``, 64-bit input, one beat of up to ``oub`` (the config's OFM ublock depth) weights a
+cycle into the weight buffer) at a fitted ``wc[k]`` cycles a weight but no faster than its lanes, fed
+a whole 8-byte stream word a cycle by the byte reader's word mode; ``sw`` its memory words; the byte reader
+reads at most ``1 / stretch`` bytes (records) or words (weights) a cycle under latency; zero runs, which the
+decoder passes a whole beat at once, are not a feature yet: they are inside the fitted ``wc``), ``run``
+the engine (MAC beats and output-unit positions overlapping: ``rtl/npu/mac.py`` accumulates the next
+micro-block while the previous result waits; ``ew`` its IFM reads and OFM writes); each stage is the slowest of its
 compute, its traffic at the bus bandwidth, and its traffic at the rate its few outstanding requests allow (a
 unit with ``q`` reads in flight moves ``q`` words per round trip: ``(lat + c) / q`` cycles a word). The stages of
 consecutive ops overlap as in the hardware (:func:`schedule`): one loader and one engine, each taking the ops in
 stream order; two ops in flight (an op's load waits for a slot, freed when the engine finishes the op two
-before it); the weight stream is ordered by OFM block, so an op's engine starts no earlier than ``alpha[k]`` of
-its first block's share of the load, and its last block's share of the run comes after the load; a kernel op
-after a DMA loads only once the DMA is done. An inference is ``start[c] + slat * lat`` plus the schedule.
+before it); the engine takes an op once the loader has handed it over (after CHECK and RECORDS, before
+WEIGHTS: ``op_loader.py``) and it is done with the op before; the share of the run that needs the last
+weights (``tail``, from the weight stream's order: :func:`models.system.npu_ops.op_features`) comes after the
+load; a kernel op after a DMA loads only once the DMA is done. An inference is ``start[c] + slat * lat``
+plus the schedule.
 
 How good this is, is measured, not assumed: BENCHMARKS.md ("SimPy system model vs RTL") has the error on
-held-out layers and networks at every calibrated memory point. The form misses structure the RTL has (errors
-of 10-35% on some ops); the per-op features come from :mod:`models.system.npu_ops`.
+held-out layers and networks at every calibrated memory point, and which runs are still outside 5%; the
+per-op features come from :mod:`models.system.npu_ops`.
 """
 from __future__ import annotations
 
@@ -41,24 +51,30 @@ __all__ = ["COEFFS_PATH", "KERNEL_KINDS", "NpuCostModel", "OpParts", "ParamLayou
 COEFFS_PATH = Path(__file__).with_name("npu_costs.json")
 KERNEL_KINDS = ("conv", "fc", "depthwise", "pool")
 ENGINE_TERMS = ("e0", "beat", "pos", "em", "el", "eb")     # per config and kind
-KIND_TERMS = ("l0", "lw", "lm", "ll", "lb", "alpha", "ls")  # per kind
+#: Kinds whose MAC block takes exactly one beat a cycle while its operands are there (``rtl/npu/compute.py``):
+#: ``beat`` is 1, not fitted (the fit set is mostly weight-bound, so a fitted one drifts far from what the RTL does).
+#: ``em`` and ``lm`` are 1 too: the engine's and the loader's words are counted exactly (8 bytes each).
+DERIVED_BEAT = ("conv", "fc", "depthwise")
+KIND_TERMS = ("l0", "lm", "ll", "lb", "wc")  # per kind
 _DMA = len(KERNEL_KINDS)   # kind index of a DMA in an op matrix
-FORM = "two-stage pipeline v6"
+FORM = ("two-stage pipeline v15 (wide weight decoder: fitted cycles a weight, ublock_d lanes, word-wide stream; "
+        "MAC beats overlapping the output unit; "
+        "weight-stream order, exact words, shared bus)")
 #: Kernel ops in flight (``max_outstanding_kernels``): an op loads once the op ``IN_FLIGHT`` before it is done.
 IN_FLIGHT = 2
 
 
 def op_matrix(ops, config: str) -> np.ndarray:
     """One row per op: kind index (DMA: 4), beats, weights, ofm_positions, stream_words, engine words,
-    scale_bytes, OFM blocks."""
+    scale_bytes, tail share (:func:`models.system.npu_ops.op_features`), decoder lanes (``ublock_d``)."""
     geo = GEOMETRIES[config]
     rows = []
     for op in ops:
         f = op_features(op, geo)
         kind = KERNEL_KINDS.index(op.kind) if op.is_kernel else _DMA
         rows.append((kind, f["beats"], f["weights"], f["ofm_positions"], f["stream_words"],
-                     f["read_words"] + f["write_words"], f["scale_bytes"], f["blocks"]))
-    return np.array(rows, dtype=float).reshape(-1, 8)
+                     f["read_words"] + f["write_words"], f["scale_bytes"], f["tail"], geo.ublock_d))
+    return np.array(rows, dtype=float).reshape(-1, 9)
 
 
 @dataclass
@@ -69,13 +85,15 @@ class ParamLayout:
 
     def __post_init__(self):
         names = [f"start[{c}]" for c in self.configs] + ["slat", "d0", "dmem", "dlat"]
-        names += [f"{t}[{c},{k}]" for c in self.configs for k in KERNEL_KINDS for t in ENGINE_TERMS]
-        names += [f"{t}[{k}]" for k in KERNEL_KINDS for t in KIND_TERMS]
+        names += [f"{t}[{c},{k}]" for c in self.configs for k in KERNEL_KINDS for t in ENGINE_TERMS
+                  if t != "em" and (t != "beat" or k not in DERIVED_BEAT)]
+        names += [f"{t}[{k}]" for k in KERNEL_KINDS for t in KIND_TERMS if t != "lm"]
         self.names = names
         self.index = {n: i for i, n in enumerate(names)}
-        self._engine = {c: np.array([[self.index[f"{t}[{c},{k}]"] for t in ENGINE_TERMS] for k in KERNEL_KINDS])
-                        for c in self.configs}
-        self._kind = np.array([[self.index[f"{t}[{k}]"] for t in KIND_TERMS] for k in KERNEL_KINDS])
+        one = len(names)     # index of the constant 1 appended to theta (a derived coefficient)
+        self._engine = {c: np.array([[self.index.get(f"{t}[{c},{k}]", one) for t in ENGINE_TERMS]
+                                     for k in KERNEL_KINDS]) for c in self.configs}
+        self._kind = np.array([[self.index.get(f"{t}[{k}]", one) for t in KIND_TERMS] for k in KERNEL_KINDS])
 
     @property
     def size(self) -> int:
@@ -83,16 +101,14 @@ class ParamLayout:
 
     def initial(self) -> np.ndarray:
         start = {"start": 100.0, "slat": 1.0, "d0": 20.0, "dmem": 1.0, "dlat": 1.0, "e0": 50.0, "beat": 1.0,
-                 "pos": 0.5, "l0": 50.0, "lw": 1.0, "lm": 1.0, "ll": 0.25, "lb": 1.0, "em": 1.5, "el": 0.1, "eb": 0.5,
-                 "alpha": 0.5, "ls": 0.5}
+                 "pos": 0.5, "wc": 0.3, "l0": 20.0, "lm": 1.0, "ll": 0.03, "lb": 0.1, "em": 1.5, "el": 0.1, "eb": 0.5,
+                 }
         return np.array([start[n.split("[")[0]] for n in self.names])
 
     def bounds(self):
-        hi = np.full(self.size, np.inf)
-        for i, n in enumerate(self.names):
-            if n.startswith("alpha["):
-                hi[i] = 1.0
-        return np.zeros(self.size), hi
+        # the wide decoder has at most 8 lanes (a lane bound per config is in the form)
+        low = np.array([0.125 if n.startswith("wc[") else 0.0 for n in self.names])
+        return low, np.full(self.size, np.inf)
 
     def to_dict(self, theta) -> dict:
         return {"form": FORM, "coefficients": {n: float(v) for n, v in zip(self.names, theta, strict=True)}}
@@ -108,11 +124,11 @@ class ParamLayout:
 
     def engine_params(self, theta, config: str) -> np.ndarray:
         """[kind] -> (e0, beat, pos, em, el, eb) of ``config``."""
-        return theta[self._engine[config]]
+        return np.append(theta, 1.0)[self._engine[config]]
 
     def kind_params(self, theta) -> np.ndarray:
-        """[kind] -> (l0, lw, lm, ll, lb, alpha, ls)."""
-        return theta[self._kind]
+        """[kind] -> (l0, lm, ll, lb, wc)."""
+        return np.append(theta, 1.0)[self._kind]
 
 
 @dataclass(frozen=True)
@@ -127,14 +143,28 @@ class OpParts:
     run_core: np.ndarray
     run_bytes: np.ndarray
     run_tail: np.ndarray
-    alpha: np.ndarray
-    blocks: np.ndarray
+    handover: np.ndarray    # cycles from the start of the load until the engine may take the op (CHECK, RECORDS)
+    tail: np.ndarray        # share of the run that comes after the last weight is decoded
 
     def durations(self, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
         """(load, run) cycles of every op alone on a memory of ``bandwidth`` bytes/cycle."""
         load = np.maximum(self.load_core, self.load_bytes / bandwidth) + self.load_tail
         run = np.maximum(self.run_core, self.run_bytes / bandwidth) + self.run_tail
         return load, run
+
+    def bus(self, bandwidth: float) -> np.ndarray:
+        """Cycles the bus is busy with each op's traffic (loader and engine together)."""
+        return (self.load_bytes + self.run_bytes) / bandwidth
+
+
+def _loader_cycles(p, x, latency) -> tuple[np.ndarray, np.ndarray]:
+    """The op loader's (cycles, hand-over cycles) (kind params ``p`` rows, op rows ``x``): CHECK and RECORDS, when
+    the op is handed to the engine, then WEIGHTS, as in the RTL."""
+    stretch = np.maximum(1.0, p[:, 2] * latency + p[:, 3])
+    weight_bytes = np.maximum(x[:, 4] * WORD_BYTES - x[:, 6], 0.0)
+    records = p[:, 0] + x[:, 6] * stretch
+    weights = np.maximum(p[:, 4], 1.0 / x[:, 8]) * x[:, 2]
+    return records + np.maximum(weights, weight_bytes * stretch / WORD_BYTES), records
 
 
 def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: float) -> OpParts:
@@ -146,7 +176,7 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
     ker = ~dma
     z = np.zeros(n)
     load_core, load_bytes, load_tail = z.copy(), z.copy(), z.copy()
-    run_core, run_bytes, run_tail, alpha = z.copy(), z.copy(), z.copy(), z.copy()
+    run_core, run_bytes, run_tail, handover = z.copy(), z.copy(), z.copy(), z.copy()
     if dma.any():
         load_core[dma] = theta[ix["d0"]]
         load_bytes[dma] = theta[ix["dmem"]] * 2 * x[dma, 4] * WORD_BYTES
@@ -156,59 +186,64 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
         e = layout.engine_params(theta, config)[k]
         p = layout.kind_params(theta)[k]
         xk = x[ker]
-        load_core[ker] = np.maximum(p[:, 0] + p[:, 1] * xk[:, 2] + p[:, 6] * xk[:, 6],
-                                    (p[:, 3] * latency + p[:, 4]) * xk[:, 4])
-        load_bytes[ker] = p[:, 2] * xk[:, 4] * WORD_BYTES
-        run_core[ker] = np.maximum(e[:, 0] + e[:, 1] * xk[:, 1] + e[:, 2] * xk[:, 3],
+        load_core[ker], handover[ker] = _loader_cycles(p, xk, latency)
+        load_bytes[ker] = p[:, 1] * xk[:, 4] * WORD_BYTES
+        run_core[ker] = np.maximum(e[:, 0] + np.maximum(e[:, 1] * xk[:, 1], e[:, 2] * xk[:, 3]),
                                    (e[:, 4] * latency + e[:, 5]) * xk[:, 5])
         run_bytes[ker] = e[:, 3] * xk[:, 5] * WORD_BYTES
-        alpha[ker] = p[:, 5]
-    return OpParts(dma, load_core, load_bytes, load_tail, run_core, run_bytes, run_tail, alpha,
-                   np.maximum(x[:, 7], 1.0))
+    return OpParts(dma, load_core, load_bytes, load_tail, run_core, run_bytes, run_tail, handover,
+                   np.where(dma, 0.0, x[:, 7]))
 
 
 def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[str], config_of_row: np.ndarray,
                       bandwidth: np.ndarray, latency: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`op_parts` and :meth:`OpParts.durations` for the rows of many runs at once (the fit's inner loop):
-    row ``i`` is on ``configs[config_of_row[i]]`` at ``bandwidth[i]`` / ``latency[i]``. Returns (load, run, alpha,
-    blocks)."""
+    row ``i`` is on ``configs[config_of_row[i]]`` at ``bandwidth[i]`` / ``latency[i]``. Returns (load, run, handover,
+    tail, bus)."""
     ix = layout.index
     kind = x[:, 0].astype(int)
     dma = kind == _DMA
     kk = np.where(dma, 0, kind)
     eng = np.stack([layout.engine_params(theta, c) for c in configs])[config_of_row, kk]   # rows x 6
-    p = layout.kind_params(theta)[kk]                                                       # rows x 7
-    load = np.maximum.reduce([p[:, 0] + p[:, 1] * x[:, 2] + p[:, 6] * x[:, 6],
-                              p[:, 2] * x[:, 4] * WORD_BYTES / bandwidth, (p[:, 3] * latency + p[:, 4]) * x[:, 4]])
-    run = np.maximum.reduce([eng[:, 0] + eng[:, 1] * x[:, 1] + eng[:, 2] * x[:, 3],
+    p = layout.kind_params(theta)[kk]                                                       # rows x 5
+    loader, handover = _loader_cycles(p, x, latency)
+    load = np.maximum(loader, p[:, 1] * x[:, 4] * WORD_BYTES / bandwidth)
+    run = np.maximum.reduce([eng[:, 0] + np.maximum(eng[:, 1] * x[:, 1], eng[:, 2] * x[:, 3]),
                              eng[:, 3] * x[:, 5] * WORD_BYTES / bandwidth, (eng[:, 4] * latency + eng[:, 5]) * x[:, 5]])
     dma_load = (np.maximum(theta[ix["d0"]], theta[ix["dmem"]] * 2 * x[:, 4] * WORD_BYTES / bandwidth)
                 + theta[ix["dlat"]] * latency)
-    return (np.where(dma, dma_load, load), np.where(dma, 0.0, run), np.where(dma, 0.0, p[:, 5]),
-            np.maximum(x[:, 7], 1.0))
+    kernel_bus = (p[:, 1] * x[:, 4] + eng[:, 3] * x[:, 5]) * WORD_BYTES / bandwidth
+    dma_bus = theta[ix["dmem"]] * 2 * x[:, 4] * WORD_BYTES / bandwidth
+    return (np.where(dma, dma_load, load), np.where(dma, 0.0, run), np.where(dma, 0.0, handover),
+            np.where(dma, 0.0, x[:, 7]), np.where(dma, dma_bus, kernel_bus))
 
 
-def schedule(is_dma, load, run, alpha, blocks) -> tuple[float, list[float]]:
+def schedule(is_dma, load, run, handover, tail, bus) -> tuple[float, list[float]]:
     """The pipeline of the module docstring for stage durations ``load`` / ``run``: (cycles from the first op to
     the last one done, each op's finish time). A DMA's duration is its ``load``; it starts once the DMA is free
-    and the kernel op before it has started loading (the controller issues the stream in order). The weight
-    stream is ordered by OFM block, so an op's engine waits for (``alpha`` of) its first block's share of the
-    load, and its last block's share of the run comes after the load."""
-    dma_free = load_free = dep = issued = 0.0
+    and the kernel op before it has started loading (the controller issues the stream in order). The engine takes
+    an op once it is done with the one before and the loader has handed it over (``handover`` cycles into the
+    load); the part ``tail`` of its run waits for the load to end (the last depth block's bricks). The loader's
+    and the engine's traffic share one bus: an op is done no earlier than its ``bus`` cycles after the bus is done
+    with the ops before it and the op has started."""
+    dma_free = load_free = dep = issued = bus_free = 0.0
     engine_end: list[float] = []
     finish = []
-    for is_d, ld, rn, a, nb in zip(is_dma.tolist(), load.tolist(), run.tolist(), alpha.tolist(), blocks.tolist(),
-                                   strict=True):
+    for is_d, ld, rn, ho, tl, b in zip(is_dma.tolist(), load.tolist(), run.tolist(), handover.tolist(),
+                                       tail.tolist(), bus.tolist(), strict=True):
         if is_d:
-            dma_free = max(dma_free, issued) + ld
+            start = max(dma_free, issued)
+            bus_free = max(bus_free, start) + b
+            dma_free = max(start + ld, bus_free)
             dep = dma_free
             finish.append(dma_free)
             continue
         slot = engine_end[-IN_FLIGHT] if len(engine_end) >= IN_FLIGHT else 0.0
         issued = max(load_free, dep, slot)
         load_free = issued + ld
-        es = max(engine_end[-1] if engine_end else 0.0, issued + a * ld / nb)
-        engine_end.append(max(es + rn, load_free + rn / nb))
+        bus_free = max(bus_free, issued) + b
+        es = max(engine_end[-1] if engine_end else 0.0, issued + min(ho, ld))
+        engine_end.append(max(es + rn, load_free + rn * tl, bus_free))
         finish.append(engine_end[-1])
     return max(finish, default=0.0), finish
 
@@ -219,7 +254,7 @@ def total_cycles(layout: ParamLayout, theta, x: np.ndarray, config: str, bandwid
     load, run = parts.durations(bandwidth)
     ix = layout.index
     return float(theta[ix[f"start[{config}]"]] + theta[ix["slat"]] * latency
-                 + schedule(parts.is_dma, load, run, parts.alpha, parts.blocks)[0])
+                 + schedule(parts.is_dma, load, run, parts.handover, parts.tail, parts.bus(bandwidth))[0])
 
 
 class NpuCostModel:

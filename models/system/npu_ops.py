@@ -31,14 +31,15 @@ class NpuGeometry:
     ublock_h: int
     ublock_w: int
     ublock_d: int
+    shram_bytes: int = 16 * 1024     # the IFM stager's line buffer
 
 
 #: The U55 presets' geometry (``rtl.npu.config.PRESETS``; Vela's ``accelerator_configs``).
 GEOMETRIES = {
-    "u55-32": NpuGeometry(32, 1, 1, 4),
-    "u55-64": NpuGeometry(64, 1, 1, 8),
-    "u55-128": NpuGeometry(128, 1, 2, 8),
-    "u55-256": NpuGeometry(256, 2, 2, 8),
+    "u55-32": NpuGeometry(32, 1, 1, 4, 16 * 1024),
+    "u55-64": NpuGeometry(64, 1, 1, 8, 16 * 1024),
+    "u55-128": NpuGeometry(128, 1, 2, 8, 24 * 1024),
+    "u55-256": NpuGeometry(256, 2, 2, 8, 48 * 1024),
 }
 
 
@@ -58,6 +59,11 @@ class NpuOp:
     ifm_key: tuple[int, int] = (0, 0)     # (region, base): kicks of one layer read the same IFM
     part_kernel_first: bool = False       # KERNEL_STRIDE weight order (else depth first)
     ofm_block: tuple[int, int, int] = (1, 1, 1)   # OFM_BLK_HEIGHT/WIDTH/DEPTH: the weight stream is per block
+    ifm_strides: tuple[int, int, int] = (0, 0, 0)  # IFM_STRIDE_Y/X/C (bytes)
+    ifm_nhcwb16: bool = False
+    ofm_base: int = 0
+    ofm_strides: tuple[int, int, int] = (0, 0, 0)  # OFM_STRIDE_Y/X/C (bytes)
+    ofm_nhcwb16: bool = False
 
     @property
     def is_kernel(self) -> bool:
@@ -92,7 +98,11 @@ def _kernel_op(index: int, k) -> NpuOp:
                  ifm_key=(k.reg("IFM_REGION", 0), k.reg("IFM_BASE0", 0)),
                  part_kernel_first=st["weight_order"] == "PART_KERNEL_FIRST",
                  ofm_block=(k.reg("OFM_BLK_HEIGHT_M1", 0) + 1, k.reg("OFM_BLK_WIDTH_M1", 0) + 1,
-                            k.reg("OFM_BLK_DEPTH_M1", 0) + 1))
+                            k.reg("OFM_BLK_DEPTH_M1", 0) + 1),
+                 ifm_strides=(k.reg("IFM_STRIDE_Y", 0), k.reg("IFM_STRIDE_X", 0), k.reg("IFM_STRIDE_C", 0)),
+                 ifm_nhcwb16=(k.reg("IFM_PRECISION", 0) >> 6) & 3 == 1, ofm_base=k.reg("OFM_BASE0", 0),
+                 ofm_strides=(k.reg("OFM_STRIDE_Y", 0), k.reg("OFM_STRIDE_X", 0), k.reg("OFM_STRIDE_C", 0)),
+                 ofm_nhcwb16=(k.reg("OFM_PRECISION", 0) >> 6) & 3 == 1)
 
 
 def ops_from_commands(commands) -> tuple[NpuOp, ...]:
@@ -176,22 +186,96 @@ def layer_of_ops(ops) -> list[int]:
     return out + [max(layer, 0)] * pending
 
 
+def _residues(h: int, w: int, sy: int, sx: int) -> list[int]:
+    """How many pixels ``(y, x)`` of an ``h x w`` map have ``(y * sy + x * sx) mod 8`` = 0..7."""
+    def along(n, stride):
+        out = [0] * WORD_BYTES
+        for j in range(min(n, WORD_BYTES)):      # y = j mod 8: (n - j + 7) // 8 of them, all with one residue
+            out[(j * stride) % WORD_BYTES] += (n - j + WORD_BYTES - 1) // WORD_BYTES
+        return out
+    hy, hx = along(h, sy), along(w, sx)
+    out = [0] * WORD_BYTES
+    for a, na in enumerate(hy):
+        if na:
+            for b, nb in enumerate(hx):
+                out[(a + b) % WORD_BYTES] += na * nb
+    return out
+
+
+def _offset(base: int, channel: int, stride_c: int, nhcwb16: bool) -> int:
+    """Byte offset mod 8 of ``channel`` at pixel (0, 0) (SPEC.md section 4; an NHCWB16 pixel's x stride is 16)."""
+    if nhcwb16:
+        return (base + (channel >> 4) * stride_c + (channel & 15)) % WORD_BYTES
+    return (base + channel) % WORD_BYTES
+
+
+def ifm_reads(op: NpuOp, geo: NpuGeometry) -> int:
+    """External reads of the IFM stager (``rtl/npu/ifm_stager.py``) for ``op``: one per pixel and line-buffer word
+    (8 channels; a depthwise / pool: one per pixel and OFM ublock), two when the 8 bytes are not word aligned; the
+    IFM is swept once if it fits the line buffer (a conv), else once per OFM ublock (a depthwise or pool: the next
+    ``OUB`` channels each time)."""
+    (ih, iw, idp), od = op.ifm, op.ofm[2]
+    sy, sx, sc = op.ifm_strides
+    n_oub = _ceil(od, geo.ublock_d)
+    if op.kind in ("conv", "fc"):
+        ub = _ceil(idp, IFM_UBLOCK)
+        passes = 1 if ih * iw * ub * WORD_BYTES <= geo.shram_bytes else n_oub
+        channels = [u * IFM_UBLOCK for u in range(ub)]
+    else:
+        passes, channels = 1, [p * geo.ublock_d for p in range(n_oub)]
+    hist = _residues(ih, iw, sy, 0 if op.ifm_nhcwb16 else sx)
+    aligned = sum(hist[-_offset(op.ifm_key[1], c, sc, op.ifm_nhcwb16) % WORD_BYTES] for c in channels)
+    return passes * (len(channels) * ih * iw * 2 - aligned)
+
+
+def ofm_writes(op: NpuOp, geo: NpuGeometry) -> int:
+    """External writes of the OFM writer (``rtl/npu/ofm_writer.py``): one per position and OFM ublock, two when its
+    ``OUB`` bytes (the channels left, in the last ublock) cross a word boundary."""
+    oh, ow, od = op.ofm
+    sy, sx, sc = op.ofm_strides
+    hist = _residues(oh, ow, sy, 0 if op.ofm_nhcwb16 else sx)
+    writes = 0
+    for c0 in range(0, od, geo.ublock_d):
+        off, width = _offset(op.ofm_base, c0, sc, op.ofm_nhcwb16), min(geo.ublock_d, od - c0)
+        writes += oh * ow + sum(n for r, n in enumerate(hist) if (r + off) % WORD_BYTES + width > WORD_BYTES)
+    return writes
+
+
+def _tail_share(op: NpuOp, micro: int, oublocks: int) -> float:
+    """The share of an op's MAC work that can only run once its last weight is decoded. The weight stream has one
+    part per OFM depth block (``OFM_BLK_DEPTH``), reused by every micro-block of that depth; inside a part the
+    bricks come per IFM block, then per OFM ublock (``rtl/npu/compute.py``). With one IFM block, an OFM ublock's
+    micro-blocks need only its own bricks: what is left is the last ublock's micro-blocks but its first (which
+    consumes the bricks as they come); with several, every ublock of the last depth block waits for its bricks
+    of the last IFM block, near the end of the part: the last depth block's micro-blocks but the first."""
+    if op.kind == "pool":
+        return 0.0
+    if op.kind == "depthwise":
+        ifm_blocks = 1
+    else:
+        ifm_blocks = _ceil(op.ifm[2], 16 if op.part_kernel_first else 32)
+    share = 1.0 / oublocks if ifm_blocks == 1 else 1.0 / _ceil(op.ofm[2], op.ofm_block[2])
+    return max(share - 1.0 / max(micro, 1), 0.0)
+
+
 def op_features(op: NpuOp, geo: NpuGeometry) -> dict[str, float]:
     """The quantities one op's cycles are fitted on, for the MAC array ``geo``:
 
     ``beats`` engine cycles of the MAC block: per OFM micro-block, one beat per IFM ublock and kernel element, or
-    its positions through the output unit if that is more; ``weights`` decoded weights (one per cycle through the
-    decoder, padding included); ``ofm_positions`` output positions x OFM ublocks (one output-unit cycle and one
-    memory word each); ``scale_bytes`` the scale records (one byte a cycle through the loader's byte serialiser);
-    ``blocks`` OFM blocks (the weight stream is ordered by block); ``stream_words`` the words the loader reads
-    (scale records and the weight stream; a DMA: its source); ``read_words`` / ``write_words`` the engine's IFM
-    reads and OFM writes (a DMA: its destination writes).
+    its positions through the output unit if that is more; ``weights`` decoded weights (padding included; the wide
+    decoder's rate per weight is fitted: :mod:`models.system.npu_cost`); ``ofm_positions`` output positions x OFM
+    ublocks (one output-unit cycle and one memory word each); ``scale_bytes`` the scale records (one byte a cycle
+    through the loader's byte serialiser); ``blocks`` OFM blocks; ``tail`` the share of the engine's work left when
+    the last weight is decoded (:func:`_tail_share`); ``stream_words`` the words the loader reads (scale records and
+    the weight stream; a DMA: its source); ``read_words`` / ``write_words`` the engine's IFM reads and OFM writes
+    (:func:`ifm_reads`, :func:`ofm_writes`; a DMA: its destination writes).
     """
     if op.kind == "dma":
         words = _ceil(op.dma_bytes, WORD_BYTES)
         return {"beats": 0.0, "weights": 0.0, "ofm_positions": 0.0, "stream_words": float(words),
-                "read_words": 0.0, "write_words": float(words), "scale_bytes": 0.0, "blocks": 1.0}
-    (ih, iw, idp), (oh, ow, od), (kh, kw) = op.ifm, op.ofm, op.kernel
+                "read_words": 0.0, "write_words": float(words), "scale_bytes": 0.0, "blocks": 1.0,
+                "tail": 0.0}
+    idp, (oh, ow, od), (kh, kw) = op.ifm[2], op.ofm, op.kernel
     oub = geo.ublock_d
     oblocks = _ceil(od, oub)
     micro = oblocks * _ceil(oh, geo.ublock_h) * _ceil(ow, geo.ublock_w)
@@ -216,7 +300,8 @@ def op_features(op: NpuOp, geo: NpuGeometry) -> dict[str, float]:
     positions = oh * ow * oblocks
     stream = _ceil(op.weight_bytes, WORD_BYTES) + _ceil(op.scale_bytes, WORD_BYTES)
     return {"beats": float(beats), "weights": float(weights), "ofm_positions": float(positions),
-            "stream_words": float(stream), "read_words": float(_ceil(ih * iw * idp, WORD_BYTES)),
-            "write_words": float(positions), "scale_bytes": float(op.scale_bytes),
+            "stream_words": float(stream), "read_words": float(ifm_reads(op, geo)),
+            "write_words": float(ofm_writes(op, geo)), "scale_bytes": float(op.scale_bytes),
             "blocks": float(_ceil(oh, op.ofm_block[0]) * _ceil(ow, op.ofm_block[1])
-                            * _ceil(od, op.ofm_block[2]))}
+                            * _ceil(od, op.ofm_block[2])),
+            "tail": _tail_share(op, micro, oblocks)}

@@ -7,7 +7,7 @@ from models.npu import tflite_builder as tb
 from models.npu import vela
 from models.npu.digits import digits_model
 from models.system import npu_cost
-from models.system.npu import ops_from_artifact, predict_npu
+from models.system.npu import ops_from_artifact, predict_npu, prepare_npu
 from models.system.npu_cost import NpuCostModel
 from models.system.npu_ops import GEOMETRIES, layer_of_ops, op_features, ops_from_commands, ops_from_words
 
@@ -63,6 +63,18 @@ def test_simpy_run_alone_is_the_fitted_formula(digits, cost):
                 assert sum(p.layer_cycles) == pytest.approx(want - cost.start_cycles(config, lat), rel=1e-12)
 
 
+def test_a_prepared_job_predicts_what_the_ops_do(digits, cost):
+    """Parse once, predict many: the prepared job (its stage costs kept per latency) gives the same numbers."""
+    ops = ops_from_artifact(vela.compile_cached(digits, "u55-64"))
+    job = prepare_npu(ops, "u55-64", cost)
+    for bw, lat in ((8, 8), (2, 40), (8, 8)):
+        for kw in ({}, {"inferences": 3, "inflight": 2, "in_bytes": 4096}):
+            want = predict_npu(ops, "u55-64", bandwidth=bw, latency=lat, cost=cost, **kw)
+            assert predict_npu(job, "u55-64", bandwidth=bw, latency=lat, cost=cost, **kw) == want
+    with pytest.raises(ValueError):
+        predict_npu(job, "u55-128", cost=cost)
+
+
 def test_a_second_master_on_the_memory_slows_the_npu(digits, cost):
     ops = ops_from_artifact(vela.compile_cached(digits, "u55-128"))
     alone = predict_npu(ops, "u55-128", bandwidth=1, cost=cost)
@@ -70,9 +82,13 @@ def test_a_second_master_on_the_memory_slows_the_npu(digits, cost):
     assert shared.makespan > 4 * alone.cycles
 
 
-@pytest.mark.xfail(strict=True, reason="the cost model predicts the digits CNN ~9-11% fast on every config "
-                   "(BENCHMARKS.md, 'SimPy system model vs RTL'): the issue's 5% target is not met yet")
-@pytest.mark.parametrize("config, bandwidth, latency", [("u55-128", 8, 8), ("u55-32", 8, 8)])
+_U55_128_MISS = pytest.mark.xfail(
+    strict=True, reason="the digits CNN is under-predicted by -7.75% on u55-128 (3,908 vs 4,236 RTL cycles; "
+    "BENCHMARKS.md, 'SimPy system model vs RTL', default-memory re-fit on the wide-decoder RTL): not analysed yet")
+
+
+@pytest.mark.parametrize("config, bandwidth, latency", [
+    ("u55-32", 8, 8), ("u55-64", 8, 8), pytest.param("u55-128", 8, 8, marks=_U55_128_MISS)])
 def test_prediction_within_5_percent_of_a_fresh_rtl_run(digits, cost, config, bandwidth, latency):
     """Held out: the digits CNN is never in the fit (random layers and stacks are); the RTL run is fresh."""
     from drivers.npu import run_on_npu
@@ -84,15 +100,15 @@ def test_prediction_within_5_percent_of_a_fresh_rtl_run(digits, cost, config, ba
     assert abs(model - rtl) / rtl < 0.05, (model, rtl)
 
 
-@pytest.mark.parametrize("config", ["u55-128", "u55-32"])
+@pytest.mark.parametrize("config", ["u55-32", "u55-64", pytest.param("u55-128", marks=_U55_128_MISS)])
 def test_prediction_of_the_digits_cnn_is_within_its_benchmarked_error(digits, cost, config):
-    """The error BENCHMARKS.md states for the digits CNN (under 12% at the default memory) holds on a fresh RTL
-    run, so a refit that gets worse fails here."""
+    """The error BENCHMARKS.md states for the digits CNN on u55-32 and u55-64 (under 6% at the default memory:
+    -4.22% / -4.87%) holds on a fresh RTL run, so a refit that gets worse fails here (u55-128: -7.75%, xfail)."""
     from drivers.npu import run_on_npu
 
     rtl = run_on_npu(digits, config, seed=7).cycles
     model = predict_npu(ops_from_artifact(vela.compile_cached(digits, config)), config, cost=cost).cycles
-    assert abs(model - rtl) / rtl < 0.12, (model, rtl)
+    assert abs(model - rtl) / rtl < 0.06, (model, rtl)
 
 
 @pytest.mark.parametrize("config", ["u55-32", "u55-128"])
@@ -118,3 +134,55 @@ def test_decoded_weight_count_is_the_streams(config):
             assert op_features(op, GEOMETRIES[config])["weights"] == len(mlw_codec.decode(stream))
             checked += 1
     assert checked >= 3
+
+
+def _brute_ifm_reads(op, geo):
+    """Every address the IFM stager reads, enumerated pixel by pixel (SPEC.md section 4), counted."""
+    (ih, iw, idp), od = op.ifm, op.ofm[2]
+    sy, sx, sc = op.ifm_strides
+    if op.kind in ("conv", "fc"):
+        ub = -(-idp // 8)
+        passes = 1 if ih * iw * ub * 8 <= geo.shram_bytes else -(-od // geo.ublock_d)
+        channels = [8 * u for u in range(ub)] * passes
+    else:
+        channels = list(range(0, od, geo.ublock_d))
+    reads = 0
+    for c in channels:
+        for y in range(ih):
+            for x in range(iw):
+                if op.ifm_nhcwb16:
+                    addr = op.ifm_key[1] + y * sy + x * 16 + (c >> 4) * sc + (c & 15)
+                else:
+                    addr = op.ifm_key[1] + y * sy + x * sx + c
+                reads += 1 if addr % 8 == 0 else 2
+    return reads
+
+
+def _brute_ofm_writes(op, geo):
+    oh, ow, od = op.ofm
+    sy, sx, sc = op.ofm_strides
+    writes = 0
+    for c in range(0, od, geo.ublock_d):
+        for y in range(oh):
+            for x in range(ow):
+                if op.ofm_nhcwb16:
+                    addr = op.ofm_base + y * sy + x * 16 + (c >> 4) * sc + (c & 15)
+                else:
+                    addr = op.ofm_base + y * sy + x * sx + c
+                writes += 1 if addr % 8 + min(geo.ublock_d, od - c) <= 8 else 2
+    return writes
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_engine_word_counts_match_an_address_by_address_count(digits, config):
+    from models.system.npu_ops import ifm_reads, ofm_writes
+
+    stack = tb.build_model(tb.random_model_spec(np.random.default_rng(9003), n_layers=4,
+                                                kinds=("conv", "conv", "dw", "fc"), max_hw=20, max_channels=40,
+                                                max_kernel=5)).data
+    geo = GEOMETRIES[config]
+    for data in (digits, stack):
+        for op in ops_from_artifact(vela.compile_cached(data, config)):
+            if op.is_kernel:
+                assert ifm_reads(op, geo) == _brute_ifm_reads(op, geo), op
+                assert ofm_writes(op, geo) == _brute_ofm_writes(op, geo), op

@@ -45,7 +45,7 @@ PMU_EVENTS = ("MAC_ACTIVE", "AXI0_RD_DATA_BEAT_RECEIVED", "AXI0_WR_DATA_BEAT_WRI
 __all__ = ["DEFAULT_CHUNK", "EXT_MEMORY", "HOST_EXT_MEM_KIB", "PMU_EVENTS", "REGION_ALIGN", "ExtMemLayout",
            "KickCycles", "LayerCycles", "NpuRun", "ext_memory", "input_list", "layout", "load_bytes", "load_network",
            "memory_needed", "model_inputs", "pmu_counters", "pmu_read", "pmu_setup", "pmu_write", "read_bytes",
-           "run_config", "run_on_npu", "start", "wait_done"]
+           "read_input_file", "read_model_file", "run_config", "run_on_npu", "start", "wait_done"]
 
 
 # --- the external-memory layout ------------------------------------------------------------------------------------
@@ -115,6 +115,35 @@ class ExtMemLayout:
         pulse[start_at] = 1
         inputs["start"] = pulse
         return inputs
+
+
+def read_model_file(path) -> bytes:
+    """The bytes of the .tflite file ``path``: a missing, unreadable or empty file is one RampartError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise RampartError(f"no such model file: {path}")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise RampartError(f"cannot read model {path}: {e.strerror or e}") from None
+    if not data:
+        raise RampartError(f"model file {path} is empty, not a .tflite model")
+    return data
+
+
+def read_input_file(path, label: str = "input") -> np.ndarray:
+    """The one int8 array in the .npy file ``path`` (the NPU runs int8 models only: another dtype is refused, not
+    cast); ``label`` names it in the error line (e.g. ``--input``)."""
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise RampartError(f"cannot read {label} {path}: {str(e).splitlines()[0] if str(e) else 'not a .npy'}") \
+            from None
+    if not isinstance(x, np.ndarray):
+        raise RampartError(f"{label} {path} holds several arrays (.npz); give one int8 array in a .npy file")
+    if x.dtype != np.int8:
+        raise RampartError(f"{label} {path} holds {x.dtype} values; the model's input is int8")
+    return x
 
 
 def input_list(x) -> list[np.ndarray]:

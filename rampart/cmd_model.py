@@ -49,9 +49,9 @@ def _model_bytes(model_arg: str) -> tuple[bytes, str]:
         from models.npu.digits import digits_model
 
         return digits_model().data, "digits CNN"
-    from rampart.cmd_run import _read_model
+    from drivers.npu import read_model_file
 
-    return _read_model(model_arg), Path(model_arg).name
+    return read_model_file(model_arg), Path(model_arg).name
 
 
 def _ops(data: bytes, config: str):

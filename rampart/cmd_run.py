@@ -19,34 +19,6 @@ def run():
     """Run a workload end to end on a simulated accelerator and check it against a reference."""
 
 
-def _load_input(path: str):
-    """The int8 array in the .npy file ``path`` (the NPU runs int8 models only: another dtype is refused, not cast)."""
-    import numpy as np
-
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise RampartError(f"cannot read --input {path}: {str(e).splitlines()[0] if str(e) else 'not a .npy'}") from e
-    if not isinstance(x, np.ndarray):
-        raise RampartError(f"--input {path} holds several arrays (.npz); give one int8 array in a .npy file")
-    if x.dtype != np.int8:
-        raise RampartError(f"--input {path} holds {x.dtype} values; the model's input is int8")
-    return x
-
-
-def _read_model(model: str) -> bytes:
-    """The bytes of the .tflite file ``model``: a missing, unreadable or empty file is one line."""
-    path = Path(model)
-    if not path.is_file():
-        raise RampartError(f"no such model file: {model}")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise RampartError(f"cannot read model {model}: {e.strerror or e}") from None
-    if not data:
-        raise RampartError(f"model file {model} is empty, not a .tflite model")
-    return data
-
 
 def _npu_config(spec):
     """The NPU config of ``-c`` (a preset name or TOML file), named by its preset when it equals one."""
@@ -167,8 +139,10 @@ def _check_model_options(builtin: bool, image, images, export) -> None:
 
 def _digits_input(model, image: int | None, input_path: str | None):
     """(int8 input, true label or None, description) for a single digits run."""
+    from drivers.npu import read_input_file
+
     if input_path is not None:
-        return _load_input(input_path), None, input_path
+        return read_input_file(input_path, "--input"), None, input_path
     index = 0 if image is None else image
     if not 0 <= index < len(model.split.y_test):
         raise RampartError(f"--image must be a held-out image index in 0..{len(model.split.y_test) - 1}, got {index}")
@@ -301,18 +275,20 @@ def npu_cmd(model, config, input_paths, output_path, trace, seed, max_cycles, im
     if images is not None and (image is not None or input_path or output_path or trace):
         raise RampartError("--images runs many held-out digits; it cannot be combined with --image, --input, "
                            "--save-output or --trace")
+    from drivers.npu import read_input_file, read_model_file
+
     config = _npu_config(config)
     console = make_console()
     if model in NETWORK_MODELS:
         from models.npu.networks import NETWORKS, network
 
-        x = [_load_input(p) for p in input_paths] if input_paths else None
+        x = [read_input_file(p, "--input") for p in input_paths] if input_paths else None
         _run_one(console, network(model).data, NETWORKS[model].description, config, x, trace=trace, seed=seed,
                  max_cycles=max_cycles, output_path=output_path)
         return
     if not builtin:
-        data = _read_model(model)
-        x = [_load_input(p) for p in input_paths] if input_paths else None
+        data = read_model_file(model)
+        x = [read_input_file(p, "--input") for p in input_paths] if input_paths else None
         _run_one(console, data, Path(model).name, config, x, trace=trace, seed=seed, max_cycles=max_cycles,
                  output_path=output_path)
         return

@@ -13,7 +13,7 @@ import numpy as np
 
 from base import RampartError, cache_root
 from drivers.npu import EXT_MEMORY as NPU_EXTMEM
-from drivers.npu import REGION_ALIGN, layout
+from drivers.npu import REGION_ALIGN, layout, read_input_file, read_model_file
 from faultinj.workload import Workload
 from rtl.common.protect import has_error_ports
 
@@ -99,7 +99,7 @@ def _second(second: bool, second_input, x: np.ndarray, shape) -> np.ndarray | No
         return None
     if second_input is None:
         return x.reshape(-1)
-    return _check_input(_read_input(second_input), tuple(shape)).reshape(-1)
+    return _check_input(read_input_file(second_input), tuple(shape)).reshape(-1)
 
 
 def npu_model(config, model, input=None, seed: int = 0, cycles: int | None = None, second: bool = False,
@@ -115,7 +115,7 @@ def npu_model(config, model, input=None, seed: int = 0, cycles: int | None = Non
     from models.npu import vela
     from models.npu.graph import interpreter
 
-    data = _read_model(model)
+    data = read_model_file(model)
     it = interpreter(data)      # a model LiteRT rejects: one line
     ins, outs = it.get_input_details(), it.get_output_details()
     if len(ins) != 1 or len(outs) != 1:
@@ -128,7 +128,7 @@ def npu_model(config, model, input=None, seed: int = 0, cycles: int | None = Non
     if input is None:
         x = np.random.default_rng(seed).integers(-128, 128, size=in_shape, dtype=np.int8)
     else:
-        x = _check_input(_read_input(input), in_shape)
+        x = _check_input(read_input_file(input), in_shape)
     art = vela.compile_cached(data, f"u55-{config.macs}")
     (inp,), (out,) = art.inputs, art.outputs
     if inp.nbytes != x.size or out.nbytes != int(np.prod(out_shape)):
@@ -140,35 +140,6 @@ def npu_model(config, model, input=None, seed: int = 0, cycles: int | None = Non
                              {"model": str(model), "output_shape": out_shape, "classes": classes},
                              _second(second, second_input, x, in_shape))
 
-
-def _read_model(path) -> bytes:
-    """The bytes of the .tflite file ``path``; missing, unreadable or empty is one line."""
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        raise RampartError(f"no such model file: {path}")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise RampartError(f"cannot read model {path}: {e.strerror or e}") from None
-    if not data:
-        raise RampartError(f"model file {path} is empty, not a .tflite model")
-    return data
-
-
-def _read_input(path) -> np.ndarray:
-    """The one int8 array in the .npy file ``path`` (another dtype is refused, not cast)."""
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise RampartError(f"cannot read input {path}: {str(e).splitlines()[0] if str(e) else 'not a .npy'}") \
-            from None
-    if not isinstance(x, np.ndarray):
-        raise RampartError(f"input {path} holds several arrays (.npz); give one int8 array in a .npy file")
-    if x.dtype != np.int8:
-        raise RampartError(f"input {path} holds {x.dtype} values; the model's input is int8")
-    return x
 
 
 def _network_workload(name: str, config, art, x: np.ndarray, seed: int, cycles: int | None, params: dict,

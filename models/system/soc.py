@@ -17,6 +17,7 @@ Time is in accelerator clock cycles. Pieces:
 """
 from __future__ import annotations
 
+import abc
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -89,7 +90,7 @@ class Request:
         return self.done - self.issued
 
 
-class Accelerator:
+class Accelerator(abc.ABC):
     """A timed resource serving one request at a time; subclasses define :meth:`service`."""
 
     def __init__(self, env: simpy.Environment, memory: SharedMemory | None, name: str):
@@ -97,10 +98,9 @@ class Accelerator:
         self.resource = simpy.Resource(env, 1)
         self.busy_cycles = 0.0
 
+    @abc.abstractmethod
     def service(self, request: Request):
-        """Process: do ``request`` (override)."""
-        raise NotImplementedError
-        yield  # pragma: no cover
+        """Process (a generator SimPy runs): do ``request``."""
 
     def serve(self, request: Request):
         """Process: wait for the accelerator, then :meth:`service`."""

@@ -148,3 +148,86 @@ def run_with_uart(runner: SocRunner, max_cycles: int = 10_000_000, chunk: int = 
     result = runner.run(max_cycles=0)
     result.cycles = cycles
     return result, decode_uart(np.concatenate(levels), runner.config.uart_divisor)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the CNN accelerator
+
+#: State elements of the accelerator's images, relative to its instance.
+ACT_BANKS = ("act0.storage", "act1.storage")
+DESCRIPTORS = "descriptors.storage"
+QUANT_TABLES = tuple(f"quant.{name}_table.storage" for name in ("bias_lo", "bias_hi", "mult", "shift"))
+
+
+def load_images(sim: NativeSim, prefix: str, net) -> None:
+    """Preload a compiled network's descriptors, quantisation table and kernel registers into the accelerator at
+    ``prefix`` (``top`` alone, ``top.accel`` in the SoC) — the images a deployment writes once, before any pulse."""
+    cfg = net.config
+    sim.load_memory(sim.element_index(f"{prefix}.{DESCRIPTORS}"), np.zeros(cfg.max_layers * 8, np.uint64))
+    sim.load_memory(sim.element_index(f"{prefix}.{DESCRIPTORS}"), net.descriptors.astype(np.uint64))
+    quant = net.quant.reshape(-1, 4).astype(np.uint64)
+    for field, name in enumerate(QUANT_TABLES):
+        sim.load_memory(sim.element_index(f"{prefix}.{name}"), quant[:, field])
+    for p, image in enumerate(net.kernels):
+        sim.load_memory(sim.element_index(f"{prefix}.pe{p}.kernels"), image)
+
+
+def _signed16(values: np.ndarray) -> np.ndarray:
+    return ((values.astype(np.int64) + (1 << 15)) % (1 << 16)) - (1 << 15)
+
+
+class NnRunner:
+    """The accelerator alone (fixture ``pulsedl_nn``) in the native harness: images preloaded, each window written
+    into activation bank 0, START and STATUS through its bus port; the fast path of the bit-exact tests."""
+
+    def __init__(self, config=None):
+        from rtl.pulsedl.config import ACCEL_BASE
+        self.base = ACCEL_BASE
+        self.build = build("pulsedl_nn", config)
+        self.config = self.build.config
+        self.sim = NativeSim(self.build)
+        self.sim.reset()
+        self._banks = [self.sim.element_index(f"top.{name}") for name in ACT_BANKS]
+
+    def bus(self, offset: int, value: int | None = None) -> int:
+        """One bus access at accelerator offset ``offset``: a write of ``value``, or a read (returned)."""
+        s = self.sim
+        for name, v in (("bus__adr", self.base + offset), ("bus__sel", 0xF), ("bus__we", value is not None),
+                        ("bus__dat_w", value or 0), ("bus__cyc", 1), ("bus__stb", 1)):
+            s.poke(name, v)
+        s.step(1)
+        s.poke("bus__cyc", 0)
+        s.poke("bus__stb", 0)
+        data = s.peek("bus__dat_r")
+        s.step(1)
+        return data
+
+    def load(self, net) -> None:
+        load_images(self.sim, "top", net)
+        self.net = net
+
+    def status(self) -> int:
+        return self.bus(4)
+
+    def start(self, max_cycles: int = 2_000_000, chunk: int = 256) -> int:
+        """START, wait for the sequencer to stop; the STATUS word."""
+        from rtl.pulsedl.accel import CTRL_START
+        self.bus(0, CTRL_START)
+        waited = 0
+        while self.sim.peek("busy"):
+            if waited >= max_cycles:
+                raise RampartError(f"the accelerator is still busy after {max_cycles} cycles")
+            self.sim.step(chunk)
+            waited += chunk
+        return self.status()
+
+    def infer(self, window: np.ndarray) -> tuple[np.ndarray, int]:
+        """One window (the model's input dtype) -> (outputs, accelerator cycles)."""
+        net = self.net
+        self.sim.load_memory(self._banks[0], np.asarray(window).astype(np.int64).astype(np.uint16).astype(np.uint64))
+        before = self.bus(8)
+        status = self.start()
+        if status & 8:
+            raise RampartError(f"accelerator error {status >> 8 & 0xFF} at layer {status >> 16 & 0xFF}")
+        raw = self.sim.read_memory(self._banks[net.output_bank], 0, net.output_count)
+        return _signed16(raw).astype(net.output_dtype), (self.bus(8) - before) % (1 << 32)

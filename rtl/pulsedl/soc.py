@@ -1,15 +1,17 @@
-"""The PulseDL-II SoC top: the RV32IM core, its instruction and data memories, the bus, the UART and the timer.
+"""The PulseDL-II SoC top: the RV32IM core, its instruction and data memories, the bus, the UART, the timer and the
+1-D CNN accelerator (rtl/pulsedl/accel.py) with its ADC stream input (``adc_valid``/``adc_data``).
 
 The memories are loaded by the harness (``top.imem.storage``, ``top.dmem.storage``; see drivers/pulsedl.py);
 ``halted``/``trap`` say the core has stopped, ``instret`` counts retired instructions, ``uart_tx``/``uart_rx``
 are the serial lines.
 """
-from amaranth import Module
+from amaranth import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from rtl.pulsedl.accel import ACCEL_BLOCKS, NnAccelerator
 from rtl.pulsedl.bus import BusDecoder
-from rtl.pulsedl.config import DMEM_BASE, MMIO_BASE, PulseDlConfig
+from rtl.pulsedl.config import ACCEL_BASE, DMEM_BASE, MMIO_BASE, PulseDlConfig
 from rtl.pulsedl.cpu import Cpu
 from rtl.pulsedl.memories import DataMemory, InstructionMemory
 from rtl.pulsedl.peripherals import Timer, UartPeripheral
@@ -28,6 +30,7 @@ BLOCK_MAP = {
     "periph_bus": "bus",
     "uart": "uart",
     "timer": "timer",
+    **{f"accel.{path}" if path else "accel": block for path, block in ACCEL_BLOCKS.items()},
 }
 
 
@@ -35,7 +38,9 @@ class PulseSoc(wiring.Component):
     def __init__(self, config: PulseDlConfig):
         self.config = config
         super().__init__({"halted": Out(1), "trap": Out(1), "instret": Out(32), "uart_tx": Out(1, init=1),
-                          "uart_rx": In(1, init=1)})
+                          "uart_rx": In(1, init=1),
+                          "adc_valid": In(1), "adc_data": In(signed(16)), "accel_busy": Out(1),
+                          "adc_level": Out(range(config.adc_fifo_depth + 1))})
 
     def elaborate(self, platform):
         m = Module()
@@ -43,10 +48,13 @@ class PulseSoc(wiring.Component):
         m.submodules.cpu = cpu = Cpu()
         m.submodules.imem = imem = InstructionMemory(cfg.imem_words)
         m.submodules.dmem = dmem = DataMemory(cfg.dmem_words)
-        m.submodules.bus = bus = BusDecoder({"dmem": DMEM_BASE >> 16, "mmio": MMIO_BASE >> 16}, shift=16)
+        m.submodules.bus = bus = BusDecoder({"dmem": DMEM_BASE >> 16, "mmio": MMIO_BASE >> 16,
+                                                 "accel": ACCEL_BASE >> 16}, shift=16)
         m.submodules.periph_bus = periph = BusDecoder({"uart": 0, "timer": 1}, shift=12, stop=16)
         m.submodules.uart = uart = UartPeripheral(cfg.uart_divisor)
         m.submodules.timer = timer = Timer()
+        m.submodules.accel = accel = NnAccelerator(cfg)
+        wiring.connect(m, bus.accel, accel.bus)
         wiring.connect(m, cpu.imem, imem.fetch)
         wiring.connect(m, cpu.dbus, bus.bus)
         wiring.connect(m, bus.dmem, dmem.bus)
@@ -54,5 +62,7 @@ class PulseSoc(wiring.Component):
         wiring.connect(m, periph.uart, uart.bus)
         wiring.connect(m, periph.timer, timer.bus)
         m.d.comb += [self.halted.eq(cpu.halted), self.trap.eq(cpu.trap), self.instret.eq(cpu.instret),
-                     self.uart_tx.eq(uart.tx), uart.rx.eq(self.uart_rx)]
+                     self.uart_tx.eq(uart.tx), uart.rx.eq(self.uart_rx),
+                     accel.adc_valid.eq(self.adc_valid), accel.adc_data.eq(self.adc_data),
+                     self.accel_busy.eq(accel.busy), self.adc_level.eq(accel.adc_level)]
         return m

@@ -1,0 +1,160 @@
+"""Functional units of the PulseDL-II 1-D CNN accelerator (:mod:`rtl.pulsedl.accel`): the arithmetic unit (a MAC),
+the processing element (a convolution lane of MACs with its kernel registers), the requantiser (TFLite's integer
+rescaling) and the small divider of average pooling.
+
+Operand widths cover both of TFLite's schemes: an activation operand is 17 bits signed (an int8 value minus its zero
+point needs 9 bits, a symmetric int16 value 16), a weight 8 bits signed, so one AU serves int8 x int8 and int16 x int8.
+"""
+from amaranth import Const, Module, Mux, Signal, signed
+from amaranth.hdl import MemoryData
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["ACC_BITS", "ACT_BITS", "ArithmeticUnit", "ConvLane", "PoolDivider", "Requantizer", "SUM_BITS"]
+
+ACT_BITS = 17     #: activation operand (value + input offset), signed
+ACC_BITS = 40     #: one AU's accumulator: 512 taps x 2^16 x 2^7 needs 33 bits
+SUM_BITS = 48     #: the PE's sum of its AUs plus the bias (TFLite's 16x8 bias is int64; the compiler bounds it to 48)
+
+
+class ArithmeticUnit(wiring.Component):
+    """Multiply-accumulate: on ``en``, ``acc`` becomes ``a * b`` (``first``) or ``acc + a * b``."""
+
+    def __init__(self):
+        super().__init__({"a": In(signed(ACT_BITS)), "b": In(signed(8)), "en": In(1), "first": In(1),
+                          "acc": Out(signed(ACC_BITS))})
+
+    def elaborate(self, platform):
+        m = Module()
+        product = Signal(signed(ACT_BITS + 8))
+        m.d.comb += product.eq(self.a * self.b)
+        with m.If(self.en):
+            m.d.sync += self.acc.eq(Mux(self.first, product, self.acc + product))
+        return m
+
+
+class ConvLane(wiring.Component):
+    """One processing element: ``aus`` arithmetic units fed by ``aus`` activations (from the line buffer, the same for
+    every PE) and one row of its kernel registers (``aus`` int8 weights per row, ``rows`` rows, read at ``row``).
+
+    ``sum`` is the sum of the AUs' accumulators. The kernel registers are written from the bus (``w_row``,
+    ``w_data`` with weight ``i`` in bits ``8i..8i+7``, ``w_en``).
+    """
+
+    def __init__(self, aus: int, rows: int):
+        self.aus, self.rows = aus, rows
+        self.kernels = MemoryData(shape=8 * aus, depth=rows, init=[])
+        super().__init__({
+            "acts": In(signed(ACT_BITS)).array(aus), "row": In(range(rows)), "en": In(1), "first": In(1),
+            "sum": Out(signed(SUM_BITS)),
+            "w_row": In(range(rows)), "w_data": In(8 * aus), "w_en": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.kernels = kernels = Memory(data=self.kernels)
+        read = kernels.read_port(domain="comb")
+        write = kernels.write_port()
+        m.d.comb += [read.addr.eq(self.row), write.addr.eq(self.w_row), write.data.eq(self.w_data),
+                     write.en.eq(self.w_en)]
+        total = Const(0, signed(SUM_BITS))
+        for i in range(self.aus):
+            au = ArithmeticUnit()
+            m.submodules[f"au{i}"] = au
+            m.d.comb += [au.a.eq(self.acts[i]), au.b.eq(read.data[8 * i:8 * i + 8].as_signed()),
+                         au.en.eq(self.en), au.first.eq(self.first)]
+            total = total + au.acc
+        m.d.comb += self.sum.eq(total)
+        return m
+
+
+class Requantizer(wiring.Component):
+    """``acc + bias`` rescaled to the output tensor, TFLite's reference-kernel integer arithmetic (combinational).
+
+    ``wide`` = 0 (int8 activations, int32 accumulator): MultiplyByQuantizedMultiplier(int32): a left shift by
+    ``max(shift, 0)``, SaturatingRoundingDoublingHighMul with ``mult``, RoundingDivideByPOT by ``max(-shift, 0)``.
+    ``wide`` = 1 (16x8, int64 accumulator): MultiplyByQuantizedMultiplier(int64): ``(x * mult + 2^(shift-1)) >>
+    shift`` where the compiler gives the 16-bit reduced multiplier and ``shift`` = 15 - TFLite's shift.
+    Then ``+ out_zp`` and the clamp to ``[act_min, act_max]`` (the fused ReLU/ReLU6 and the type's range).
+    """
+
+    def __init__(self):
+        super().__init__({
+            "acc": In(signed(SUM_BITS)), "bias": In(signed(SUM_BITS)), "mult": In(signed(32)),
+            "shift": In(signed(8)), "wide": In(1), "out_zp": In(signed(16)),
+            "act_min": In(signed(16)), "act_max": In(signed(16)), "out": Out(signed(16)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        total = Signal(signed(SUM_BITS))
+        m.d.comb += total.eq(self.acc + self.bias)
+        narrow = Signal(signed(32))
+        m.d.comb += narrow.eq(self._int32_path(m, total[:32].as_signed()))
+        wide = Signal(signed(64))
+        rounding = Signal(64)
+        m.d.comb += [rounding.eq(Const(1, 64) << (self.shift - 1)[:6]),
+                     wide.eq((total * self.mult + rounding) >> self.shift[:6])]
+        scaled = Signal(signed(34))
+        m.d.comb += scaled.eq(Mux(self.wide, wide[:32].as_signed(), narrow) + self.out_zp)
+        with m.If(scaled < self.act_min):
+            m.d.comb += self.out.eq(self.act_min)
+        with m.Elif(scaled > self.act_max):
+            m.d.comb += self.out.eq(self.act_max)
+        with m.Else():
+            m.d.comb += self.out.eq(scaled)
+        return m
+
+    def _int32_path(self, m, x):
+        left = Signal(3)
+        right = Signal(5)
+        with m.If(self.shift > 0):
+            m.d.comb += left.eq(self.shift)
+        with m.Else():
+            m.d.comb += right.eq(-self.shift)
+        shifted = Signal(signed(32))
+        m.d.comb += shifted.eq(x << left)                      # wraps to 32 bits as int32 arithmetic does
+        product = Signal(signed(64))
+        m.d.comb += product.eq(shifted * self.mult)
+        nudged = Signal(signed(65))
+        m.d.comb += nudged.eq(product + Mux(product >= 0, 1 << 30, 1 - (1 << 30)))
+        high = Signal(signed(32))                         # nudged / 2^31, truncated toward zero
+        magnitude = Signal(65)
+        m.d.comb += magnitude.eq(Mux(nudged < 0, -nudged, nudged))
+        m.d.comb += high.eq(Mux(nudged < 0, -(magnitude >> 31), magnitude >> 31))
+        mask = Signal(32)
+        m.d.comb += mask.eq((Const(1, 33) << right) - 1)
+        remainder = Signal(32)
+        threshold = Signal(33)
+        m.d.comb += [remainder.eq(high & mask), threshold.eq((mask >> 1) + (high < 0))]
+        return (high >> right) + (remainder > threshold)
+
+
+class PoolDivider(wiring.Component):
+    """``quotient = dividend // divisor`` for unsigned ``dividend`` (20 bits) and ``divisor`` (4 bits), by restoring
+    division, one bit per cycle: ``start`` latches the operands, ``done`` pulses after 20 cycles."""
+
+    BITS = 20
+
+    def __init__(self):
+        super().__init__({"start": In(1), "dividend": In(self.BITS), "divisor": In(4), "done": Out(1),
+                          "quotient": Out(self.BITS)})
+
+    def elaborate(self, platform):
+        m = Module()
+        remainder = Signal(self.BITS + 1)
+        divisor = Signal(4)
+        count = Signal(range(self.BITS + 1))
+        m.d.sync += self.done.eq(0)
+        with m.If(self.start):
+            m.d.sync += [self.quotient.eq(self.dividend), remainder.eq(0), divisor.eq(self.divisor),
+                         count.eq(self.BITS)]
+        with m.Elif(count != 0):
+            trial = Signal(self.BITS + 1)
+            m.d.comb += trial.eq((remainder << 1) | self.quotient[-1])
+            fits = trial >= divisor
+            m.d.sync += [remainder.eq(Mux(fits, trial - divisor, trial)),
+                         self.quotient.eq((self.quotient << 1) | fits), count.eq(count - 1),
+                         self.done.eq(count == 1)]
+        return m

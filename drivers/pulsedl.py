@@ -231,3 +231,104 @@ class NnRunner:
             raise RampartError(f"accelerator error {status >> 8 & 0xFF} at layer {status >> 16 & 0xFF}")
         raw = self.sim.read_memory(self._banks[net.output_bank], 0, net.output_count)
         return _signed16(raw).astype(net.output_dtype), (self.bus(8) - before) % (1 << 32)
+
+
+_SOC_RUNNERS: dict = {}
+
+
+def _soc_runner(config) -> SocRunner:
+    from rtl.designs import get_design
+    cfg = get_design("pulsedl").config(config)
+    if cfg not in _SOC_RUNNERS:
+        _SOC_RUNNERS[cfg] = SocRunner(cfg)
+    return _SOC_RUNNERS[cfg]
+
+
+def _stream_and_run(runner: SocRunner, samples: np.ndarray, max_cycles: int, chunk: int) -> tuple[bytes, int]:
+    """Run the loaded firmware to its halt, feeding ``samples`` into the ADC stream as fast as the FIFO takes them
+    (at each chunk start, as many as it has room for, one per cycle); the UART bytes and the cycles run."""
+    sim, depth = runner.sim, runner.config.adc_fifo_depth
+    levels, pos, cycles = [], 0, 0
+    idle = np.ones(chunk, dtype=np.uint32)
+    while cycles < max_cycles:
+        n = min(depth - sim.peek("adc_level"), samples.size - pos, chunk)
+        valid = np.zeros(chunk, np.uint32)
+        data = np.zeros(chunk, np.uint32)
+        valid[:n] = 1
+        data[:n] = samples[pos:pos + n]
+        pos += n
+        out = sim.run_stimulus({"uart_rx": idle, "adc_valid": valid, "adc_data": data}, ["uart_tx", "halted"])
+        levels.append(out["uart_tx"][:, 0].astype(np.uint8))
+        cycles += chunk
+        if out["halted"][-1, 0]:
+            break
+    else:
+        raise RampartError(f"the firmware did not finish within {max_cycles} cycles")
+    tail = sim.run_stimulus({"uart_rx": np.ones(12 * runner.config.uart_divisor, np.uint32)}, ["uart_tx"])
+    levels.append(tail["uart_tx"][:, 0].astype(np.uint8))
+    return decode_uart(np.concatenate(levels), runner.config.uart_divisor), cycles
+
+
+def infer_pulses(tflite_bytes: bytes, windows: np.ndarray, config="16k", threshold: int | None = None,
+                 max_cycles: int | None = None, chunk: int = 2048, workdir: Path | None = None):
+    """Run pulse windows through the SoC: the CPU's firmware (rtl/pulsedl/firmware/pulse.c) arms the ADC capture,
+    the accelerator runs the network, the CPU prints the outputs over the UART, which are parsed here.
+
+    ``windows`` (N, W) in the model's input dtype are streamed into the ADC input back to back. ``threshold``: use
+    the threshold trigger (each window must then contain a sample >= it, and the window starts there) instead of the
+    CPU's. The compiled images are preloaded into the accelerator (deployment), not written by the CPU.
+    Returns (outputs (N, n_out) in the model's output dtype, stats): ``stats`` has cycles per pulse ``cpu``,
+    ``accelerator``, ``adc_wait`` and ``total`` (averages over the batch, UART printing included in ``cpu``), the
+    per-pulse arrays of the firmware's lines, and the clock cycles simulated."""
+    import tempfile
+
+    from drivers.pulsedl_compile import compile_tflite
+
+    runner = _soc_runner(config)
+    net = compile_tflite(bytes(tflite_bytes), runner.config)
+    windows = np.asarray(windows)
+    if windows.ndim != 2 or windows.shape[1] != net.input_len:
+        raise RampartError(f"windows must have shape (N, {net.input_len}), not {windows.shape}")
+    if windows.dtype != net.input_dtype:
+        raise RampartError(f"windows must be {net.input_dtype} (the model's input type), not {windows.dtype}")
+    n = len(windows)
+    defines = {"NPULSES": n, "WINDOW": net.input_len, "OUT_BANK": net.output_bank, "NOUT": net.output_count,
+               "THRESHOLD_MODE": int(threshold is not None), "THRESHOLD": int(threshold or 0)}
+    with tempfile.TemporaryDirectory(prefix="rampart_pulsedl_") as tmp:
+        elf = build_firmware("pulse.c", Path(workdir or tmp) / "pulse.elf", runner.config, defines)
+        runner.load(elf)
+    load_images(runner.sim, "top.accel", net)
+    samples = windows.astype(np.int64).ravel().astype(np.uint16).astype(np.uint32)
+    text, cycles = _stream_and_run(runner, samples, max_cycles or 200_000 * (n + 1), chunk)
+    return _parse_pulse_output(text.decode(errors="replace"), n, net, cycles)
+
+
+def _parse_pulse_output(text: str, n: int, net, cycles: int):
+    from rtl.pulsedl.nn_sequencer import ERRORS
+
+    outs, per, total = [], [], None
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        if fields[0] == "E":
+            status = int(fields[1], 16)
+            code = status >> 8 & 0xFF
+            raise RampartError(f"accelerator error {code} ({ERRORS.get(code, '?')}) at layer {status >> 16 & 0xFF}")
+        if fields[0] == "O":
+            raise RampartError("the ADC FIFO overflowed")
+        if fields[0] == "P":
+            values = [int(v) for v in fields[1:]]
+            outs.append(values[:net.output_count])
+            per.append(values[net.output_count:])
+        elif fields[0] == "T":
+            total = [int(v) for v in fields[1:]]
+    if len(outs) != n or total is None:
+        raise RampartError(f"the firmware printed {len(outs)} of {n} pulses (UART text: {text[-200:]!r})")
+    per = np.asarray(per, np.int64)
+    all_cycles, acc, wait = total
+    stats = {"pulses": n, "total": all_cycles / n, "accelerator": acc / n, "adc_wait": wait / n,
+             "cpu": (all_cycles - acc - wait) / n, "per_pulse": {"arm_to_read": per[:, 0], "accelerator": per[:, 1],
+                                                                 "adc_wait": per[:, 2]},
+             "macs_per_pulse": net.macs, "simulated_cycles": cycles}
+    return np.asarray(outs, np.int64).astype(net.output_dtype), stats

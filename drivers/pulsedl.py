@@ -264,7 +264,9 @@ def _stream_and_run(runner: SocRunner, samples: np.ndarray, max_cycles: int, chu
             break
     else:
         raise RampartError(f"the firmware did not finish within {max_cycles} cycles")
-    tail = sim.run_stimulus({"uart_rx": np.ones(12 * runner.config.uart_divisor, np.uint32)}, ["uart_tx"])
+    cycles_left = 12 * runner.config.uart_divisor
+    tail = sim.run_stimulus({"uart_rx": np.ones(cycles_left, np.uint32), "adc_valid": np.zeros(cycles_left, np.uint32)},
+                            ["uart_tx"])
     levels.append(tail["uart_tx"][:, 0].astype(np.uint8))
     return decode_uart(np.concatenate(levels), runner.config.uart_divisor), cycles
 

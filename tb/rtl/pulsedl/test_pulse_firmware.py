@@ -1,0 +1,43 @@
+"""The pulse firmware on the PulseDL-II SoC (drivers.pulsedl.infer_pulses): the CPU arms the ADC capture, the
+accelerator runs the network, the outputs come back over the UART and equal LiteRT's reference kernels; the cycle
+breakdown adds up and the accelerator's share equals the accelerator-alone run."""
+import numpy as np
+import pytest
+
+from drivers.pulsedl_nets import pulse_windows, random_pulse_cnn
+from models.npu.reference import ReferenceModel
+from models.rv32.toolchain import PICOLIBC_SPECS, missing_tools
+
+pytestmark = pytest.mark.skipif(bool(missing_tools()) or not PICOLIBC_SPECS.exists(),
+                                reason="RISC-V cross toolchain missing (install with `make sysdeps`)")
+
+
+@pytest.mark.parametrize("precision", ["int8", "16x8"])
+def test_pulses_through_the_soc_match_litert(precision):
+    from drivers.pulsedl import NnRunner, infer_pulses
+    from drivers.pulsedl_compile import compile_tflite
+
+    net = random_pulse_cnn(3, precision)
+    windows = net.quantize(pulse_windows(4, seed=11))
+    outputs, stats = infer_pulses(net.data, windows, config="16k")
+    ref = ReferenceModel(net.data)
+    want = np.stack([ref.run_all(x.reshape(1, 1, 64, 1))[0].ravel() for x in windows])
+    assert outputs.dtype == want.dtype
+    np.testing.assert_array_equal(outputs, want)
+
+    alone = NnRunner("16k")
+    alone.load(compile_tflite(net.data, alone.config))
+    cycles = alone.infer(windows[0])[1]
+    assert list(stats["per_pulse"]["accelerator"]) == [cycles] * len(windows)
+    assert stats["accelerator"] == cycles
+    assert stats["cpu"] > 0 and stats["total"] == pytest.approx(stats["cpu"] + stats["accelerator"] +
+                                                                 stats["adc_wait"])
+
+
+def test_wrong_window_dtype_is_refused():
+    from base import RampartError
+    from drivers.pulsedl import infer_pulses
+
+    net = random_pulse_cnn(3, "int8", small=True)
+    with pytest.raises(RampartError, match="must be int8"):
+        infer_pulses(net.data, np.zeros((2, 64), np.int16))

@@ -311,3 +311,92 @@ def npu_cmd(model, config, input_paths, output_path, trace, seed, max_cycles, im
     truth = "" if label is None else f", true label {label}"
     console.print(f"predicted class: {int(np.argmax(out))} (NPU){truth}; LiteRT int8 {int(np.argmax(want))}, "
                   f"float {float_class}")
+
+
+PULSE_MODEL = Path(__file__).resolve().parents[1] / "models" / "pulse" / "data" / "pulse_cnn.tflite"
+
+
+def _pulse_windows_file(path: str, net):
+    """The (N, W) windows of a .npy: the model's input dtype as is, floats quantised with its input scale."""
+    import numpy as np
+
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise RampartError(f"cannot read --windows {path}: {str(e).splitlines()[0] if str(e) else 'not a .npy'}") \
+            from None
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != net.input_len:
+        raise RampartError(f"--windows {path} must hold one (N, {net.input_len}) array")
+    if x.dtype.kind == "f":
+        scale, zp = net.input_quant
+        info = np.iinfo(net.input_dtype)
+        return np.clip(np.rint(x / scale) + zp, info.min, info.max).astype(net.input_dtype)
+    if x.dtype != net.input_dtype:
+        raise RampartError(f"--windows {path} holds {x.dtype}; give {np.dtype(net.input_dtype).name} samples (the "
+                           f"model's input type) or floats to be quantised with its input scale")
+    return x
+
+
+@run.command("pulsedl")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="A pulse-CNN .tflite (the PulseDL op subset); default: models/pulse/data/pulse_cnn.tflite if "
+                   "present, else a random int8 pulse CNN from --seed.")
+@click.option("--windows", "windows_path", type=click.Path(dir_okay=False), default=None,
+              help="A .npy of (N, 64) windows (the model's input type, or floats quantised with its input scale); "
+                   "default: N random CR-RC^4 pulses from --seed.")
+@click.option("-n", "--pulses", type=click.IntRange(1, 10_000), default=16, show_default=True,
+              help="Random pulses when no --windows is given.")
+@click.option("--precision", type=click.Choice(["int8", "16x8"]), default="int8", show_default=True,
+              help="Activation precision of the random model (ignored with --model or the trained model).")
+@config_option("A PulseDL-II preset (16k, 4k, 64k) or a TOML file (e.g. `accel_pes = 4`).")
+@click.option("--clock-mhz", type=click.FloatRange(min=0, min_open=True), default=100.0, show_default=True,
+              help="Clock for pulses per second (assumed: the paper's reported 100 MHz, not our synthesis).")
+@seed_option("Seed of the random model and pulses.")
+@output_file_option("--save-output", "output_path", "Write the (N, 2) outputs (model output type) to this .npy.",
+                    ".npy", "the outputs")
+def pulsedl_cmd(model_path, windows_path, pulses, precision, config, clock_mhz, seed, output_path):
+    """Run one batch of pulses through the PulseDL-II SoC: the RV32 firmware arms the ADC capture, the CNN
+    accelerator runs the network on each window, the CPU prints the outputs over the UART.
+
+    Prints the outputs of the first pulses, whether all equal LiteRT's reference kernels, and the cycles per pulse:
+    CPU (firmware, UART printing included), accelerator, waiting for ADC samples, total, and pulses per second at
+    --clock-mhz.
+    """
+    import numpy as np
+
+    from drivers.npu import read_model_file
+    from drivers.pulsedl import infer_pulses
+    from drivers.pulsedl_compile import compile_tflite
+    from drivers.pulsedl_nets import pulse_windows, random_pulse_cnn
+
+    console = make_console()
+    if model_path is not None:
+        data, label = read_model_file(model_path), Path(model_path).name
+    elif PULSE_MODEL.is_file():
+        data, label = PULSE_MODEL.read_bytes(), f"{PULSE_MODEL.name} (trained)"
+    else:
+        data, label = random_pulse_cnn(seed, precision).data, f"random {precision} pulse CNN (seed {seed})"
+    net = compile_tflite(data)
+    if windows_path is not None:
+        windows = _pulse_windows_file(windows_path, net)
+    else:
+        scale, zp = net.input_quant
+        info = np.iinfo(net.input_dtype)
+        raw = pulse_windows(pulses, seed=seed)
+        windows = np.clip(np.rint(raw / scale) + zp, info.min, info.max).astype(net.input_dtype)
+    outputs, stats = infer_pulses(data, windows, config=config or "16k")
+    want = np.stack([_reference_outputs(data, [w.reshape(1, 1, -1, 1)])[0].ravel() for w in windows])
+    exact = int(np.sum(np.all(outputs == want, axis=1)))
+    console.print(f"[bold]{label}[/]: {len(windows)} pulse(s), {' -> '.join(net.op_names)}, "
+                  f"{stats['macs_per_pulse']} MACs per pulse")
+    for i, row in enumerate(outputs[:5]):
+        console.print(f"  pulse {i}: outputs {list(int(v) for v in row)}")
+    console.print(f"bit-exact with LiteRT's reference kernels: {exact}/{len(windows)}")
+    per = stats["total"]
+    console.print(f"cycles per pulse: CPU {stats['cpu']:.0f}, accelerator {stats['accelerator']:.0f}, ADC wait "
+                  f"{stats['adc_wait']:.0f}, total {per:.0f} -> {clock_mhz * 1e6 / per:,.0f} pulses/s at "
+                  f"{clock_mhz:g} MHz")
+    if output_path:
+        np.save(output_path, outputs)
+    if exact != len(windows):
+        raise RampartError(f"{len(windows) - exact} pulse(s) differ from LiteRT")

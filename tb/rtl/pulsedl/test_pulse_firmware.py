@@ -41,3 +41,38 @@ def test_wrong_window_dtype_is_refused():
     net = random_pulse_cnn(3, "int8", small=True)
     with pytest.raises(RampartError, match="must be int8"):
         infer_pulses(net.data, np.zeros((2, 64), np.int16))
+
+
+def test_run_pulsedl_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from rampart.cli import main
+
+    out = tmp_path / "y.npy"
+    result = CliRunner().invoke(main, ["run", "pulsedl", "-n", "3", "--precision", "16x8", "--seed", "2",
+                                       "--save-output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "bit-exact with LiteRT's reference kernels: 3/3" in result.output
+    assert "cycles per pulse: CPU" in result.output and "pulses/s at 100 MHz" in result.output
+    assert np.load(out).shape == (3, 2) and np.load(out).dtype == np.int16
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "{tmp}/int8.tflite", "--windows", "{tmp}/missing.npy"], "cannot read --windows"),
+    (["--model", "{tmp}/int8.tflite", "--windows", "{tmp}/bad_shape.npy"], "must hold one (N, 64) array"),
+    (["--model", "{tmp}/int8.tflite", "--windows", "{tmp}/int16.npy"], "holds int16; give int8 samples"),
+    (["--model", "{tmp}/junk.tflite"], "not a readable .tflite"),
+])
+def test_run_pulsedl_bad_input_is_one_error_line(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from rampart.cli import main
+
+    np.save(tmp_path / "bad_shape.npy", np.zeros((2, 32), np.int8))
+    np.save(tmp_path / "int16.npy", np.zeros((2, 64), np.int16))
+    (tmp_path / "junk.tflite").write_bytes(b"not a flatbuffer at all")
+    (tmp_path / "int8.tflite").write_bytes(random_pulse_cnn(1, "int8", small=True).data)
+    result = CliRunner().invoke(main, ["run", "pulsedl", *[a.format(tmp=tmp_path) for a in args]])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rampart: error:") and message in lines[0], result.output

@@ -1,7 +1,7 @@
 """Storage of the PulseDL-II CNN accelerator: activation banks, the line buffer, the descriptor and quantisation
 tables, and the ADC capture unit (sample FIFO + trigger). Each is a bus-free component with plain ports; the
 accelerator top (:mod:`rtl.pulsedl.accel`) wires them to the sequencer and to its bus window."""
-from amaranth import Module, Signal, signed
+from amaranth import Cat, Module, Signal, signed
 from amaranth.hdl import MemoryData
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -95,7 +95,7 @@ class QuantTable(wiring.Component):
             m.d.comb += [table.addr.eq(self.channel), table.w_addr.eq(self.w_addr[2:]), table.w_data.eq(self.w_data),
                          table.w_en.eq(self.w_en & (self.w_addr[:2] == i))]
         t = self.tables
-        m.d.comb += [self.bias.eq((t["bias_hi"].data[:16].as_signed() << 32) | t["bias_lo"].data),
+        m.d.comb += [self.bias.eq(Cat(t["bias_lo"].data, t["bias_hi"].data[:16]).as_signed()),
                      self.mult.eq(t["mult"].data), self.shift.eq(t["shift"].data[:8])]
         return m
 

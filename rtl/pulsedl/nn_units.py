@@ -5,7 +5,7 @@ rescaling) and the small divider of average pooling.
 Operand widths cover both of TFLite's schemes: an activation operand is 17 bits signed (an int8 value minus its zero
 point needs 9 bits, a symmetric int16 value 16), a weight 8 bits signed, so one AU serves int8 x int8 and int16 x int8.
 """
-from amaranth import Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.hdl import MemoryData
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -74,8 +74,10 @@ class Requantizer(wiring.Component):
 
     ``wide`` = 0 (int8 activations, int32 accumulator): MultiplyByQuantizedMultiplier(int32): a left shift by
     ``max(shift, 0)``, SaturatingRoundingDoublingHighMul with ``mult``, RoundingDivideByPOT by ``max(-shift, 0)``.
-    ``wide`` = 1 (16x8, int64 accumulator): MultiplyByQuantizedMultiplier(int64): ``(x * mult + 2^(shift-1)) >>
-    shift`` where the compiler gives the 16-bit reduced multiplier and ``shift`` = 15 - TFLite's shift.
+    ``wide`` = 1, a single rounding in int64: ``(x * mult + 2^(shift-1)) >> shift`` (``shift`` 1..63). The compiler
+    uses it for 16x8 CONV_2D (MultiplyByQuantizedMultiplier(int64): the 16-bit reduced multiplier, ``shift`` = 15 -
+    TFLite's shift) and for FULLY_CONNECTED, whose LiteRT reference kernels round once with the 31-bit multiplier
+    (``shift`` = 31 - TFLite's shift).
     Then ``+ out_zp`` and the clamp to ``[act_min, act_max]`` (the fused ReLU/ReLU6 and the type's range).
     """
 
@@ -93,9 +95,7 @@ class Requantizer(wiring.Component):
         narrow = Signal(signed(32))
         m.d.comb += narrow.eq(self._int32_path(m, total[:32].as_signed()))
         wide = Signal(signed(64))
-        rounding = Signal(64)
-        m.d.comb += [rounding.eq(Const(1, 64) << (self.shift - 1)[:6]),
-                     wide.eq((total * self.mult + rounding) >> self.shift[:6])]
+        m.d.comb += wide.eq(self._int64_path(m, total))
         scaled = Signal(signed(34))
         m.d.comb += scaled.eq(Mux(self.wide, wide[:32].as_signed(), narrow) + self.out_zp)
         with m.If(scaled < self.act_min):
@@ -105,6 +105,20 @@ class Requantizer(wiring.Component):
         with m.Else():
             m.d.comb += self.out.eq(scaled)
         return m
+
+    def _int64_path(self, m, x):
+        """``(x * mult + 2^(shift-1)) >> shift`` in int64 arithmetic (wrapping, as C does where it does not
+        overflow), built from 64-bit pieces: ``mult`` (31 bits) in 15-bit slices, so no product is wider than 64."""
+        mult = self.mult[:31]
+        low, mid = Signal(signed(64)), Signal(signed(64))
+        m.d.comb += [low.eq(x * mult[:15]), mid.eq(x * mult[15:30])]
+        top = Signal(signed(64))
+        m.d.comb += top.eq(Mux(mult[30], x, 0))
+        product = Signal(signed(64))
+        m.d.comb += product.eq(low + Cat(Const(0, 15), mid[:49]).as_signed() + Cat(Const(0, 30), top[:34]).as_signed())
+        rounded = Signal(signed(64))
+        m.d.comb += rounded.eq(product + (Const(1 << 63, 64) >> (64 - self.shift[:6])[:7]))   # + 2^(shift-1)
+        return rounded >> self.shift[:6]
 
     def _int32_path(self, m, x):
         left = Signal(3)
@@ -117,10 +131,10 @@ class Requantizer(wiring.Component):
         m.d.comb += shifted.eq(x << left)                      # wraps to 32 bits as int32 arithmetic does
         product = Signal(signed(64))
         m.d.comb += product.eq(shifted * self.mult)
-        nudged = Signal(signed(65))
+        nudged = Signal(signed(64))                            # |product| < 2^62: no overflow
         m.d.comb += nudged.eq(product + Mux(product >= 0, 1 << 30, 1 - (1 << 30)))
         high = Signal(signed(32))                         # nudged / 2^31, truncated toward zero
-        magnitude = Signal(65)
+        magnitude = Signal(64)
         m.d.comb += magnitude.eq(Mux(nudged < 0, -nudged, nudged))
         m.d.comb += high.eq(Mux(nudged < 0, -(magnitude >> 31), magnitude >> 31))
         mask = Signal(32)

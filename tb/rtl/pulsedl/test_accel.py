@@ -203,3 +203,23 @@ def test_compiler_refuses_what_the_accelerator_cannot_run():
                                               dict(kind="fc", units=2, activation="NONE")])
     with pytest.raises(CompileError, match="kernel rows"):
         compile_tflite(big.data, PulseDlConfig(accel_kernel_rows=16))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pes, aus, rows", [(3, 1, 2048), (1, 2, 4096), (8, 4, 1024)])
+def test_other_parallelism_is_bit_exact(pes, aus, rows):
+    """PEs that do not divide the channel counts, one AU per PE, and the widest array: same outputs as LiteRT."""
+    from dataclasses import replace
+
+    from drivers.pulsedl import NnRunner
+
+    cfg = replace(PulseDlConfig(), accel_pes=pes, accel_aus=aus, accel_kernel_rows=rows)
+    runner = NnRunner(cfg)
+    for precision in ("int8", "16x8"):
+        for seed in range(6):
+            net = random_pulse_cnn(seed, precision, small=True)
+            windows = net.quantize(pulse_windows(2, seed=300 + seed))
+            compiled = compile_tflite(net.data, cfg)
+            runner.load(compiled)
+            got = np.stack([runner.infer(x)[0] for x in windows])
+            np.testing.assert_array_equal(got, litert(net, windows), err_msg=f"{precision} seed {seed}")

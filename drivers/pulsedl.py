@@ -277,8 +277,9 @@ def infer_pulses(tflite_bytes: bytes, windows: np.ndarray, config="16k", thresho
     the accelerator runs the network, the CPU prints the outputs over the UART, which are parsed here.
 
     ``windows`` (N, W) in the model's input dtype are streamed into the ADC input back to back. ``threshold``: use
-    the threshold trigger (each window must then contain a sample >= it, and the window starts there) instead of the
-    CPU's. The compiled images are preloaded into the accelerator (deployment), not written by the CPU.
+    the threshold trigger instead of the CPU's: each capture then starts at the first sample >= ``threshold`` after
+    the previous capture (so it may span two windows; the stream ends with one window of the type's minimum).
+    The compiled images are preloaded into the accelerator (deployment), not written by the CPU.
     Returns (outputs (N, n_out) in the model's output dtype, stats): ``stats`` has cycles per pulse ``cpu``,
     ``accelerator``, ``adc_wait`` and ``total`` (averages over the batch, UART printing included in ``cpu``), the
     per-pulse arrays of the firmware's lines, and the clock cycles simulated."""
@@ -300,7 +301,10 @@ def infer_pulses(tflite_bytes: bytes, windows: np.ndarray, config="16k", thresho
         elf = build_firmware("pulse.c", Path(workdir or tmp) / "pulse.elf", runner.config, defines)
         runner.load(elf)
     load_images(runner.sim, "top.accel", net)
-    samples = windows.astype(np.int64).ravel().astype(np.uint16).astype(np.uint32)
+    samples = windows.astype(np.int64).ravel()
+    if threshold is not None:       # a window of the type's minimum after the last, so its capture can complete
+        samples = np.concatenate([samples, np.full(net.input_len, np.iinfo(net.input_dtype).min)])
+    samples = samples.astype(np.uint16).astype(np.uint32)
     text, cycles = _stream_and_run(runner, samples, max_cycles or 200_000 * (n + 1), chunk)
     return _parse_pulse_output(text.decode(errors="replace"), n, net, cycles)
 

@@ -76,3 +76,24 @@ def test_run_pulsedl_bad_input_is_one_error_line(tmp_path, args, message):
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rampart: error:") and message in lines[0], result.output
+
+
+def test_threshold_trigger_aligns_the_windows():
+    """With the threshold trigger each capture starts at the first sample >= the threshold after the previous
+    capture; the expected windows are cut from the stream here and run through LiteRT."""
+    from drivers.pulsedl import infer_pulses
+
+    net = random_pulse_cnn(4, "int8", small=True)
+    windows = net.quantize(pulse_windows(3, seed=21, noise=0.0))
+    threshold = int(net.quantize(np.full((1, 64), 0.05))[0, 0])
+    stream = np.concatenate([windows.ravel(), np.full(64, -128, np.int8)])
+    cut, pos = [], 0
+    for _ in range(3):
+        start = pos + int(np.flatnonzero(stream[pos:] >= threshold)[0])
+        cut.append(stream[start:start + 64])
+        pos = start + 64
+    assert any(c[0] != w[0] for c, w in zip(cut, windows, strict=True))     # the trigger really moved the windows
+    outputs, _ = infer_pulses(net.data, windows, threshold=threshold)
+    ref = ReferenceModel(net.data)
+    want = np.stack([ref.run_all(c.reshape(1, 1, 64, 1))[0].ravel() for c in cut])
+    np.testing.assert_array_equal(outputs, want)

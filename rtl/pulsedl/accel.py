@@ -24,7 +24,7 @@ CSR = {"CTRL": 0, "STATUS": 1, "CYCLES": 2, "THRESHOLD": 3, "CAPTURE_LEN": 4, "F
 CTRL_START, CTRL_ARM, CTRL_AUTOSTART, CTRL_THRESHOLD, CTRL_CLEAR = 1, 2, 4, 8, 16
 
 #: Functional blocks of the accelerator, relative to its instance (``accel``); see rtl/pulsedl/soc.py.
-ACCEL_BLOCKS = {"": "nn_control", "sequencer": "nn_sequencer", "sequencer.requantizer": "nn_requant",
+ACCEL_BLOCKS = {"": "nn_control", "sequencer": "nn_sequencer",  # the requantiser is combinational
                 "sequencer.pool_divider": "nn_pool", "act0": "nn_buffers", "act1": "nn_buffers",
                 "line_buffer": "nn_buffers", "descriptors": "nn_buffers", "quant": "nn_buffers",
                 "capture": "adc_capture",

@@ -6,7 +6,9 @@ A descriptor is :data:`DESC_WORDS` 32-bit words (layout in :mod:`rtl.pulsedl.con
 * ``CONV`` a 1-D convolution (a fully connected layer is one with ``in_w = out_w = k = 1`` and ``in_c`` inputs):
   for each output position the line buffer is topped up with the window's new operands (one per cycle; padding
   reads as 0, every operand is value + ``in_off``), then each group of P output channels runs on the P PEs,
-  ``ceil(k * in_c / A)`` cycles of A MACs each, and the requantiser writes the group's outputs (2 cycles each);
+  ``ceil(k * in_c / A)`` cycles of A MACs each plus one HANDOFF cycle that passes the P sums to the output drain;
+  the drain requantises and writes one output per cycle while the next group computes (HANDOFF waits for it when
+  a group has fewer rows than outputs), and the layer ends when the drain is empty;
 * ``MAXPOOL`` / ``AVGPOOL`` a 1 x k window per output position and channel (one tap per cycle; the average rounds
   half away from zero as TFLite's kernels do, by a 20-cycle divider).
 
@@ -83,9 +85,8 @@ class LayerSequencer(wiring.Component):
         ow = Signal(16)
         win_start, fill_h, grow = Signal(32), Signal(32), Signal(32)
         oc_base, j = Signal(16), Signal(16)
-        lane = Signal(range(max(npe, 2)))
         out_addr = Signal(range(cfg.act_words + 1))
-        held_acc = Signal(signed(SUM_BITS))
+        drain = self._drain(m, rq, qbase, out_addr)
         # pooling loop state
         chan, tap = Signal(16), Signal(8)
         w0 = Signal(signed(18))
@@ -150,13 +151,10 @@ class LayerSequencer(wiring.Component):
                     m.d.sync += fill_h.eq(fill_h + 1)
                 with m.Else():
                     m.d.sync += [oc_base.eq(0), grow.eq(wbase), j.eq(0)]
-                    m.next = "GROUP"
-            with m.State("GROUP"):
-                with m.If(grow + rows > cfg.accel_kernel_rows):
-                    fail(6)
-                with m.Else():
                     m.next = "MAC"
             with m.State("MAC"):
+                with m.If((j == 0) & (grow + rows > cfg.accel_kernel_rows)):
+                    fail(6)
                 m.d.comb += self.line_buffer.base.eq(win_start + (j << (aus.bit_length() - 1)))
                 for pe in self.pes:
                     m.d.comb += [pe.row.eq(grow + j), pe.en.eq(1), pe.first.eq(j == 0)]
@@ -164,28 +162,26 @@ class LayerSequencer(wiring.Component):
                         m.d.comb += pe.acts[i].eq(self.line_buffer.data[i])
                 m.d.sync += j.eq(j + 1)
                 with m.If(j == rows - 1):
-                    m.d.sync += lane.eq(0)
-                    m.next = "REQUANT"
-            with m.State("REQUANT"):
-                sums = Array(pe.sum for pe in self.pes)
-                m.d.comb += self.quant.channel.eq(qbase + oc_base + lane)
-                m.d.sync += [held_acc.eq(sums[lane]), rq.bias.eq(self.quant.bias), rq.mult.eq(self.quant.mult),
-                             rq.shift.eq(self.quant.shift)]
-                m.next = "WRITE"
-            with m.State("WRITE"):
-                m.d.comb += [rq.acc.eq(held_acc), self.w_data.eq(rq.out), self.w_en.eq(1)]
-                m.d.sync += [out_addr.eq(out_addr + 1), lane.eq(lane + 1)]
-                last_lane = (lane == npe - 1) | (oc_base + lane + 1 >= out_c)
-                with m.If(~last_lane):
-                    m.next = "REQUANT"
-                with m.Elif(oc_base + npe < out_c):
-                    m.d.sync += [oc_base.eq(oc_base + npe), grow.eq(grow + rows), j.eq(0)]
-                    m.next = "GROUP"
-                with m.Elif(ow + 1 < out_w):
-                    m.d.sync += [ow.eq(ow + 1), win_start.eq(win_start + step),
-                                 fill_h.eq(Mux(fill_h > win_start + step, fill_h, win_start + step))]
-                    m.next = "FILL"
-                with m.Else():
+                    m.next = "HANDOFF"
+            with m.State("HANDOFF"):
+                # the PEs' sums go to the drain (once it has taken the previous group's) while the next group MACs
+                with m.If(drain["idle_for_next"]):
+                    m.d.comb += drain["start"].eq(1)
+                    for p, pe in enumerate(self.pes):
+                        m.d.sync += drain["held"][p].eq(pe.sum)
+                    m.d.comb += [drain["base"].eq(oc_base),
+                                 drain["lanes"].eq(Mux(oc_base + npe > out_c, out_c - oc_base, npe))]
+                    with m.If(oc_base + npe < out_c):
+                        m.d.sync += [oc_base.eq(oc_base + npe), grow.eq(grow + rows), j.eq(0)]
+                        m.next = "MAC"
+                    with m.Elif(ow + 1 < out_w):
+                        m.d.sync += [ow.eq(ow + 1), win_start.eq(win_start + step),
+                                     fill_h.eq(Mux(fill_h > win_start + step, fill_h, win_start + step))]
+                        m.next = "FILL"
+                    with m.Else():
+                        m.next = "LAYER_END"
+            with m.State("LAYER_END"):
+                with m.If(drain["idle"]):
                     next_layer()
             with m.State("POOL"):
                 w = Signal(signed(18))
@@ -226,6 +222,33 @@ class LayerSequencer(wiring.Component):
                     next_layer()
         m.d.comb += [rq.wide.eq(wide), rq.out_zp.eq(out_zp), rq.act_min.eq(act_min), rq.act_max.eq(act_max)]
         return m
+
+    def _drain(self, m, rq, qbase, out_addr) -> dict:
+        """The output drain of a convolution: at ``start`` it takes the PEs' sums of one group (``held``, written by
+        the caller in the same cycle) with ``lanes`` outputs from channel ``base``; they go one per cycle through a
+        two-stage pipe (sum and quantisation parameters registered, then requantised and written at ``out_addr``)
+        while the PEs compute the next group."""
+        npe = self.cfg.accel_pes
+        held = [Signal(signed(SUM_BITS), name=f"held{p}") for p in range(npe)]
+        start, lanes, base_in = Signal(), Signal(range(npe + 1)), Signal(16)
+        base = Signal(16)
+        left = Signal(range(npe + 1))
+        lane = Signal(range(max(npe, 2)))
+        staged = Signal()                   # stage 1 holds an output for the requantiser
+        staged_acc = Signal(signed(SUM_BITS))
+        m.d.comb += self.quant.channel.eq(qbase + base + lane)
+        m.d.sync += staged.eq(0)
+        with m.If(left != 0):
+            m.d.sync += [staged.eq(1), staged_acc.eq(Array(held)[lane]), rq.bias.eq(self.quant.bias),
+                         rq.mult.eq(self.quant.mult), rq.shift.eq(self.quant.shift), lane.eq(lane + 1),
+                         left.eq(left - 1)]
+        with m.If(start):
+            m.d.sync += [left.eq(lanes), lane.eq(0), base.eq(base_in)]
+        with m.If(staged):
+            m.d.comb += [rq.acc.eq(staged_acc), self.w_data.eq(rq.out), self.w_en.eq(1)]
+            m.d.sync += out_addr.eq(out_addr + 1)
+        return {"held": held, "start": start, "base": base_in, "lanes": lanes, "idle_for_next": left == 0,
+                "idle": (left == 0) & ~staged}
 
     def _check(self, m, fail, op, in_w, in_c, out_w, out_c, k, stride, src, dst, qbase, in_size, out_size, win):
         cfg = self.cfg

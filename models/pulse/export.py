@@ -13,6 +13,7 @@ AVERAGE_POOL_2D (1 x 2) -> CONV_2D -> AVERAGE_POOL_2D -> RESHAPE [1, N] -> FULLY
 (2 outputs: time in samples, amplitude as a fraction of full scale, one per-tensor scale for both).
 """
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from ethosu.vela.tflite import Pool2DOptions
@@ -34,7 +35,7 @@ from models.npu.tflite_builder import (
 from models.pulse.cnn import Conv, Dense, Network, Pool
 from models.pulse.frontend import ADC_BITS, WINDOW
 
-__all__ = ["SCHEMES", "QuantisedModel", "export", "quantise_input", "run_litert"]
+__all__ = ["SCHEMES", "QuantisedModel", "export", "load_model", "quantise_input", "run_litert"]
 
 SCHEMES = ("int8", "16x8")
 INT16_INPUT_SCALE = 2.0 ** -15
@@ -180,3 +181,15 @@ def run_litert(model: QuantisedModel | bytes, windows: np.ndarray) -> np.ndarray
         it.invoke()
         result[i] = it.get_tensor(out["index"])[0]
     return result
+
+
+def load_model(path) -> QuantisedModel:
+    """A pulse CNN .tflite: its scheme and quantisation come from its input and output tensors (the truth)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    data = Path(path).read_bytes()
+    it = Interpreter(model_content=data, num_threads=1)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    scheme = "int8" if np.dtype(inp["dtype"]) == np.int8 else "16x8"
+    quant = [(float(d["quantization"][0]), int(d["quantization"][1])) for d in (inp, out)]
+    return QuantisedModel(scheme, data, quant[0], quant[1])

@@ -67,15 +67,23 @@ def resolution_cmd(snr_spec, pulses, rtl_pulses, out_dir, seed, as_json):
     _print(rows, info, written)
 
 
+def rtl_backend():
+    """``drivers.pulsedl.infer_pulses`` when the accelerator is in this build, else None (never a substitute)."""
+    import drivers.pulsedl
+
+    return getattr(drivers.pulsedl, "infer_pulses", None)
+
+
 def _run(snrs, pulses, rtl_pulses, seed, quiet):
     from models.pulse.resolution import evaluate
 
+    infer = rtl_backend()
     if quiet:
-        return evaluate(snrs, pulses, seed, rtl_pulses=rtl_pulses)
+        return evaluate(snrs, pulses, seed, infer=infer, rtl_pulses=rtl_pulses)
     from rampart.console import console
 
     with console().status("pulses through the estimators ...") as status:
-        return evaluate(snrs, pulses, seed, rtl_pulses=rtl_pulses,
+        return evaluate(snrs, pulses, seed, infer=infer, rtl_pulses=rtl_pulses,
                         progress=lambda k, n: status.update(f"SNR {k}/{n} done ..."))
 
 

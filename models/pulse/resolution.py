@@ -5,12 +5,12 @@ over pulses with uniform arrival phases and the amplitude spectrum of :mod:`mode
 Gaussian-equivalent ``2 sqrt(2 ln 2) sigma`` = 2.355 sigma. Estimators:
 
 * ``cnn_rtl``: the quantised CNN on the RTL SoC (``drivers.pulsedl.infer_pulses``, the CPU firmware driving the
-  accelerator) -- only when that function exists in this build; otherwise the row says "not available in this build";
+  accelerator, passed in by the caller) -- only when that function exists in this build; otherwise the row says
+  "not available in this build";
 * ``cnn_float``: the float CNN (numpy, the weights the .tflite was quantised from);
 * ``cnn_litert``: the quantised .tflite under LiteRT's reference kernels;
 * ``ls``: least-squares template fit; ``cfd``: digital CFD (+ integral for energy); ``crlb``: the bound.
 """
-import importlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from models.pulse.crlb import crlb
 from models.pulse.estimators import cfd, ls_fit
 from models.pulse.frontend import generate, sample_ps
 
-__all__ = ["DATA", "ESTIMATORS", "FWHM", "MODEL", "PAPER", "PAPER_SNR_DB", "Row", "evaluate", "plot", "rtl_backend"]
+__all__ = ["DATA", "ESTIMATORS", "FWHM", "MODEL", "PAPER", "PAPER_SNR_DB", "Row", "evaluate", "plot"]
 
 DATA = Path(__file__).resolve().parent / "data"
 MODEL = DATA / "pulse_cnn.tflite"
@@ -57,15 +57,6 @@ class Row:
         return asdict(self)
 
 
-def rtl_backend():
-    """``drivers.pulsedl.infer_pulses`` when the accelerator is in this build, else None."""
-    try:
-        module = importlib.import_module("drivers.pulsedl")
-    except ImportError:
-        return None
-    return getattr(module, "infer_pulses", None)
-
-
 def _row(snr: float, name: str, t_err: np.ndarray, e_rel: np.ndarray, note: str = "") -> Row:
     ok = np.isfinite(t_err) & np.isfinite(e_rel)
     t_ps, e_pct = t_err[ok] * sample_ps(), e_rel[ok] * 100.0
@@ -74,14 +65,16 @@ def _row(snr: float, name: str, t_err: np.ndarray, e_rel: np.ndarray, note: str 
 
 
 def evaluate(snrs, pulses: int, seed: int = 0, *, model_path: Path = MODEL, float_path: Path = FLOAT_WEIGHTS,
-             rtl_config: str | None = None, rtl_pulses: int | None = None, progress=None) -> tuple[list[Row], dict]:
-    """Rows (SNR-major, estimators in :data:`ESTIMATORS` order) and run information (RTL cycles when it ran)."""
+             infer=None, rtl_pulses: int | None = None, progress=None) -> tuple[list[Row], dict]:
+    """Rows (SNR-major, estimators in :data:`ESTIMATORS` order) and run information (RTL cycles when it ran).
+
+    ``infer``: the RTL path, ``infer(tflite_bytes, windows) -> (outputs, stats)`` (``drivers.pulsedl.infer_pulses``
+    when the build has it); None: the ``cnn_rtl`` rows say "not available in this build"."""
     from models.pulse.cnn import Network
     from models.pulse.export import load_model, run_litert
 
     model = load_model(model_path)
     net = Network.load(float_path)
-    infer = rtl_backend()
     info = {"model": str(model_path), "scheme": model.scheme, "rtl": infer is not None, "rtl_stats": {}}
     rows = []
     for k, snr in enumerate(snrs):
@@ -96,8 +89,7 @@ def evaluate(snrs, pulses: int, seed: int = 0, *, model_path: Path = MODEL, floa
         if infer is None:
             rows.append(Row(snr, "cnn_rtl", 0, note=NOT_AVAILABLE))
         else:
-            kwargs = {} if rtl_config is None else {"config": rtl_config}
-            out, stats = infer(model.data, ints[:rtl_pulses], **kwargs)
+            out, stats = infer(model.data, ints[:rtl_pulses])
             info["rtl_stats"][str(snr)] = {key: (v.tolist() if isinstance(v, np.ndarray) else v)
                                            for key, v in dict(stats).items()}
             rows.append(_row(snr, "cnn_rtl", *errors(model.dequantise(out))))

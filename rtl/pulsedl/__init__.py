@@ -16,5 +16,5 @@ DESCRIPTOR = Design(
     blocks=BLOCK_MAP,
     workloads={"rv32_program": "faultinj.workloads.pulsedl:rv32_program"},
     driver="drivers.pulsedl:run_program",
-    board_adapter="rtl.pulsedl.board:boot_adapter",
+    board_adapter="drivers.pulsedl_boot:boot_adapter",
 )

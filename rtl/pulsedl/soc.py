@@ -1,7 +1,7 @@
 """The PulseDL-II SoC top: the RV32IM core, its instruction and data memories, the bus, the UART and the timer.
 
 The memories are loaded by the harness (``top.imem.storage``, ``top.dmem.storage``; see drivers/pulsedl.py), or, on
-a board, start from a boot image set before elaboration (``imem_init`` / ``dmem_init``; rtl/pulsedl/board.py);
+a board, start from a boot image set before elaboration (``imem_init`` / ``dmem_init``; drivers/pulsedl_boot.py);
 ``halted``/``trap`` say the core has stopped, ``instret`` counts retired instructions, ``uart_tx``/``uart_rx``
 are the serial lines.
 """

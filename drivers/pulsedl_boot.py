@@ -1,6 +1,7 @@
 """Board adapter for ``pulsedl``: the SoC boots its firmware from memory initialisation, its UART on the serial pins.
 
-Used automatically by ``rampart synth pulsedl`` (named by the descriptor, rtl/pulsedl/__init__.py). In simulation the
+Used automatically by ``rampart synth pulsedl`` (named by the descriptor, rtl/pulsedl/__init__.py); it lives with the
+drivers because it compiles the firmware (:func:`drivers.pulsedl.build_firmware`). In simulation the
 harness loads the memories; on a board nothing does, so before the SoC is elaborated this adapter compiles
 :data:`BOOT_FIRMWARE` (rtl/pulsedl/firmware, picolibc, for the design's memory sizes) and puts its ELF segments into
 the initial contents of the instruction and data memories (``PulseSoc.imem_init`` / ``dmem_init``). That is the

@@ -64,3 +64,31 @@ def test_snr_grammar():
 def test_bad_input_is_one_line(tmp_path, args, words):
     result = CliRunner().invoke(main, ["pulsedl", "resolution", *args, "-o", str(tmp_path)])
     _one_line_error(result, *words)
+
+
+def test_rtl_column_comes_from_infer_pulses(tmp_path, monkeypatch):
+    """With ``drivers.pulsedl.infer_pulses`` in the build the CLI hands it the .tflite bytes and the model's integer
+    windows and reports what it returns under the RTL label (a stand-in here: LiteRT, shifted so it is told apart)."""
+    import numpy as np
+
+    from models.pulse.export import run_litert
+    from models.pulse.resolution import MODEL
+
+    calls = []
+
+    def fake_infer(tflite, windows):
+        calls.append((tflite, windows.dtype, windows.shape))
+        out = run_litert(tflite, windows)
+        out[:, 0] += 1000                       # +1000 output steps in time: a visible bias
+        return out, {"cycles_total": np.full(len(windows), 1234)}
+
+    monkeypatch.setattr(drivers.pulsedl, "infer_pulses", fake_infer, raising=False)
+    result = CliRunner().invoke(main, ["pulsedl", "resolution", "--snr", "47.4", "--pulses", "30", "--rtl-pulses",
+                                       "5", "-o", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    rows = {r["estimator"]: r for r in doc["rows"]}
+    assert calls == [(MODEL.read_bytes(), np.int16, (5, 64))]
+    assert rows["cnn_rtl"]["pulses"] == 5 and rows["cnn_rtl"]["note"] == ""
+    assert rows["cnn_rtl"]["time_bias_ps"] > 100 > abs(rows["cnn_litert"]["time_bias_ps"])
+    assert doc["rtl"] is True and doc["rtl_stats"]["47.4"]["cycles_total"] == [1234] * 5

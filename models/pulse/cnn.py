@@ -259,7 +259,7 @@ def train(steps: int = 20000, batch: int = 256, n_train: int = 200_000, snr_rang
         if log is not None and step % 1000 == 0:
             log(step, loss)
     for layer in weighted:
-        w = fake_quantise(layer.w) if qat_steps else layer.w
-        layer.w, layer.b = w.astype(np.float64), layer.b.astype(np.float64)
+        w = layer.w.astype(np.float64)
+        layer.w, layer.b = (fake_quantise(w) if qat_steps else w), layer.b.astype(np.float64)
     _fold(net)
     return net

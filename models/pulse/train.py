@@ -7,6 +7,7 @@ range; prints the float network's efficiency (sigma / CRLB) per SNR. Determinist
 """
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -26,20 +27,22 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=40_000)
     ap.add_argument("--qat-steps", type=int, default=8_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=MODEL.parent, help="folder for the two files (default: %(default)s)")
     args = ap.parse_args(argv)
+    weights_path, model_path = args.out / FLOAT_WEIGHTS.name, args.out / MODEL.name
     start = time.time()
     net = train(steps=args.steps, qat_steps=args.qat_steps, seed=args.seed,
                 log=lambda step, loss: print(f"step {step} loss {loss:.2f} ({time.time() - start:.0f} s)", flush=True))
-    net.save(FLOAT_WEIGHTS)
+    net.save(weights_path)
     cal = generate(CALIBRATION["n"], CALIBRATION["snr_db"], CALIBRATION["seed"]).samples
-    MODEL.write_bytes(export(net, cal, SCHEME).data)
+    model_path.write_bytes(export(net, cal, SCHEME).data)
     for snr in (30, 40, 47.4, 55, 60):
         p = generate(5000, snr, 99)
         y = net.forward(p.samples)
         bound_t, bound_e = crlb(snr)
         print(f"{snr:5.1f} dB: time {np.std(y[:, 0] - p.t0) / bound_t:.2f} x CRLB, "
               f"energy {np.std(y[:, 1] / p.amplitude - 1) / bound_e:.2f} x CRLB")
-    print(f"wrote {FLOAT_WEIGHTS} and {MODEL} in {time.time() - start:.0f} s")
+    print(f"wrote {weights_path} and {model_path} in {time.time() - start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -107,11 +107,15 @@ def main():
         *schemes,
         "",
         f"* The checked-in model is **{checked_in}**: int8 activations quantise the input to 1/255 of full scale "
-        "(about 4x the noise sigma of a 0.2 FS pulse at 47.4 dB, against 2^-15 = an exact 14-bit code in 16x8), and "
+        "(4.6x the noise sigma of a 0.2 FS pulse at 47.4 dB, against 2^-15 = an exact 14-bit code in 16x8), and "
         "TFLite's one per-tensor output scale must cover time (12-13 samples) and energy (0.2-0.8) together, so an "
         "int8 output step is 0.05 sample and 0.05 FS -- far above the bound.",
         "* The RTL column comes from `drivers.pulsedl.infer_pulses` (the SoC firmware driving the accelerator) when "
         "that exists in the build; never substituted.",
+        "* CFD (fraction 0.5, delay 2 samples, linear interpolation) levels off near 120 ps at high SNR: the walk of "
+        "the linear interpolation over the arrival phase; its energy is an integral (3.5x the bound throughout). "
+        "The CNN's excess at 57-60 dB is partly the 16x8 output step (energy 4e-4 FS, vs a bound of 1.1e-4 FS at "
+        "60 dB for a 0.2 FS pulse).",
     ])
     print(body)
     if args.write:

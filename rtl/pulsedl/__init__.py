@@ -32,4 +32,5 @@ DESCRIPTOR = Design(
     workloads={"rv32_program": "faultinj.workloads.pulsedl:rv32_program"},
     driver="drivers.pulsedl:run_program",
     fixtures=(NN,),
+    board_adapter="drivers.pulsedl_boot:boot_adapter",
 )

@@ -18,10 +18,11 @@ FETCH = wiring.Signature({"adr": Out(30), "data": In(32)})
 
 
 class InstructionMemory(wiring.Component):
-    """``words`` 32-bit words read combinationally at ``fetch.adr`` (modulo the depth); loaded by the harness."""
+    """``words`` 32-bit words read combinationally at ``fetch.adr`` (modulo the depth); loaded by the harness, or
+    initialised from ``init`` (a boot image for a board build)."""
 
-    def __init__(self, words: int):
-        self.storage = MemoryData(shape=32, depth=words, init=[])
+    def __init__(self, words: int, init=()):
+        self.storage = MemoryData(shape=32, depth=words, init=list(init))
         super().__init__({"fetch": In(FETCH)})
 
     def elaborate(self, platform):
@@ -34,10 +35,10 @@ class InstructionMemory(wiring.Component):
 
 class DataMemory(wiring.Component):
     """``words`` 32-bit words on a bus slave port: a write lands (per ``sel`` byte) and a read is registered at
-    the first edge of a request; ``ack`` follows one cycle later."""
+    the first edge of a request; ``ack`` follows one cycle later. ``init``: initial words (a boot image's data)."""
 
-    def __init__(self, words: int):
-        self.storage = MemoryData(shape=32, depth=words, init=[])
+    def __init__(self, words: int, init=()):
+        self.storage = MemoryData(shape=32, depth=words, init=list(init))
         super().__init__({"bus": In(BUS)})
 
     def elaborate(self, platform):

@@ -1,7 +1,8 @@
 """The PulseDL-II SoC top: the RV32IM core, its instruction and data memories, the bus, the UART, the timer and the
 1-D CNN accelerator (rtl/pulsedl/accel.py) with its ADC stream input (``adc_valid``/``adc_data``).
 
-The memories are loaded by the harness (``top.imem.storage``, ``top.dmem.storage``; see drivers/pulsedl.py);
+The memories are loaded by the harness (``top.imem.storage``, ``top.dmem.storage``; see drivers/pulsedl.py), or, on
+a board, start from a boot image set before elaboration (``imem_init`` / ``dmem_init``; drivers/pulsedl_boot.py);
 ``halted``/``trap`` say the core has stopped, ``instret`` counts retired instructions, ``uart_tx``/``uart_rx``
 are the serial lines.
 """
@@ -37,6 +38,8 @@ BLOCK_MAP = {
 class PulseSoc(wiring.Component):
     def __init__(self, config: PulseDlConfig):
         self.config = config
+        self.imem_init: list[int] = []      # boot image (board builds); empty: the harness loads the memories
+        self.dmem_init: list[int] = []
         super().__init__({"halted": Out(1), "trap": Out(1), "instret": Out(32), "uart_tx": Out(1, init=1),
                           "uart_rx": In(1, init=1),
                           "adc_valid": In(1), "adc_data": In(signed(16)), "accel_busy": Out(1),
@@ -46,10 +49,10 @@ class PulseSoc(wiring.Component):
         m = Module()
         cfg = self.config
         m.submodules.cpu = cpu = Cpu()
-        m.submodules.imem = imem = InstructionMemory(cfg.imem_words)
-        m.submodules.dmem = dmem = DataMemory(cfg.dmem_words)
+        m.submodules.imem = imem = InstructionMemory(cfg.imem_words, self.imem_init)
+        m.submodules.dmem = dmem = DataMemory(cfg.dmem_words, self.dmem_init)
         m.submodules.bus = bus = BusDecoder({"dmem": DMEM_BASE >> 16, "mmio": MMIO_BASE >> 16,
-                                                 "accel": ACCEL_BASE >> 16}, shift=16)
+                                             "accel": ACCEL_BASE >> 16}, shift=16)
         m.submodules.periph_bus = periph = BusDecoder({"uart": 0, "timer": 1}, shift=12, stop=16)
         m.submodules.uart = uart = UartPeripheral(cfg.uart_divisor)
         m.submodules.timer = timer = Timer()

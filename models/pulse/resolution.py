@@ -64,6 +64,12 @@ def _row(snr: float, name: str, t_err: np.ndarray, e_rel: np.ndarray, note: str 
                float(FWHM * e_pct.std()), float(t_ps.mean()), float(e_pct.mean()), int((~ok).sum()), note)
 
 
+def _scalar_stats(stats) -> dict:
+    """The batch totals of ``infer``'s stats (cycles per pulse and the like); per-pulse arrays stay out of the table."""
+    return {key: float(v) if isinstance(v, (float, np.floating)) else int(v)
+            for key, v in dict(stats).items() if isinstance(v, (int, float, np.integer, np.floating))}
+
+
 def evaluate(snrs, pulses: int, seed: int = 0, *, model_path: Path = MODEL, float_path: Path = FLOAT_WEIGHTS,
              infer=None, rtl_pulses: int | None = None, progress=None) -> tuple[list[Row], dict]:
     """Rows (SNR-major, estimators in :data:`ESTIMATORS` order) and run information (RTL cycles when it ran).
@@ -90,8 +96,7 @@ def evaluate(snrs, pulses: int, seed: int = 0, *, model_path: Path = MODEL, floa
             rows.append(Row(snr, "cnn_rtl", 0, note=NOT_AVAILABLE))
         else:
             out, stats = infer(model.data, ints[:rtl_pulses])
-            info["rtl_stats"][str(snr)] = {key: (v.tolist() if isinstance(v, np.ndarray) else v)
-                                           for key, v in dict(stats).items()}
+            info["rtl_stats"][str(snr)] = _scalar_stats(stats)
             rows.append(_row(snr, "cnn_rtl", *errors(model.dequantise(out))))
         rows.append(_row(snr, "cnn_float", *errors(net.forward(x))))
         rows.append(_row(snr, "cnn_litert", *errors(model.dequantise(run_litert(model, ints))),

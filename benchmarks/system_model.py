@@ -32,8 +32,8 @@ from models.system.npu_cost import NpuCostModel  # noqa: E402
 CONFIGS = ("u55-32", "u55-64", "u55-128", "u55-256")
 DEFAULT = (8, 8)
 #: (config, bandwidth, latency) points besides the default memory: each is its own Verilator build.
-MEMORY_POINTS = (("u55-128", 4, 8), ("u55-128", 2, 8), ("u55-128", 1, 8), ("u55-128", 8, 40), ("u55-128", 4, 40),
-                 ("u55-32", 2, 8), ("u55-32", 8, 40), ("u55-256", 4, 8), ("u55-64", 4, 40))
+MEMORY_POINTS = (("u55-128", 4, 8), ("u55-128", 2, 8), ("u55-128", 8, 40), ("u55-128", 4, 40), ("u55-128", 2, 40),
+                 ("u55-32", 2, 8), ("u55-32", 8, 40))
 MEASUREMENTS = ROOT / "models" / "system" / "npu_measurements.json"
 SWEEP_BANDWIDTHS = (1, 2, 3, 4, 6, 8)
 #: The issue's targets and where this model stands (kept with the numbers it is written beside).

@@ -149,11 +149,11 @@ class NpuAccelerator(Accelerator):
                 continue
             yield env.all_of([load_done, dep, engine_done[-IN_FLIGHT]])
             issued = env.event().succeed()
-            bus_free = max(bus_free, env.now) + bus[i]
+            bus_free = max(bus_free, env.now + min(parts.handover[i], nominal_load[i])) + bus[i]
             load_done = env.process(self._load(parts, i))
             done = env.event()
             env.process(self._engine(engine_done[-1], env.timeout(min(parts.handover[i], nominal_load[i])),
-                                     load_done, parts, i, done, nominal_run[i] * parts.tail[i], bus_free))
+                                     load_done, parts, i, done, parts.tail[i], bus_free))
             engine_done.append(done)
             finished.append(done)
             done.callbacks.append(mark(i))

@@ -75,7 +75,7 @@ IN_FLIGHT = 2
 def op_matrix(ops, config: str) -> np.ndarray:
     """One row per op: kind index (DMA: 4), beats, weights, ofm_positions, stream_words, engine words,
     scale_bytes, tail share (:func:`models.system.npu_ops.op_features`), decoder lanes (``ublock_d``), IFM reads,
-    IFM reads before the first beat."""
+    IFM reads before the first beat, share of the compute after the whole IFM is staged."""
     geo = GEOMETRIES[config]
     rows = []
     for op in ops:
@@ -83,8 +83,8 @@ def op_matrix(ops, config: str) -> np.ndarray:
         kind = KERNEL_KINDS.index(op.kind) if op.is_kernel else _DMA
         rows.append((kind, f["beats"], f["weights"], f["ofm_positions"], f["stream_words"],
                      f["read_words"] + f["write_words"], f["scale_bytes"], f["tail"], geo.ublock_d, f["read_words"],
-                     f["fill_words"]))
-    return np.array(rows, dtype=float).reshape(-1, 11)
+                     f["fill_words"], f["resident_after"]))
+    return np.array(rows, dtype=float).reshape(-1, 12)
 
 
 @dataclass
@@ -152,6 +152,8 @@ class OpParts:
     load_tail: np.ndarray
     run_core: np.ndarray
     run_bytes: np.ndarray
+    read_bytes: np.ndarray  # the IFM reads of ``run_bytes``
+    run_after: np.ndarray   # cycles of the run that come after the IFM reads (the staged IFM's later sweeps)
     run_tail: np.ndarray
     handover: np.ndarray    # cycles from the start of the load until the engine may take the op (CHECK, RECORDS)
     tail: np.ndarray        # cycles of the engine's compute that come after the last weight is decoded
@@ -159,7 +161,8 @@ class OpParts:
     def durations(self, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
         """(load, run) cycles of every op alone on a memory of ``bandwidth`` bytes/cycle."""
         load = np.maximum(self.load_core, self.load_bytes / bandwidth) + self.load_tail
-        run = np.maximum(self.run_core, self.run_bytes / bandwidth) + self.run_tail
+        run = np.maximum.reduce([self.run_core, self.run_bytes / bandwidth,
+                                 self.read_bytes / bandwidth + self.run_after]) + self.run_tail
         return load, run
 
     def bus(self, bandwidth: float) -> np.ndarray:
@@ -205,6 +208,7 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
     z = np.zeros(n)
     load_core, load_bytes, load_tail = z.copy(), z.copy(), z.copy()
     run_core, run_bytes, run_tail, handover, tail = z.copy(), z.copy(), z.copy(), z.copy(), z.copy()
+    read_bytes, run_after = z.copy(), z.copy()
     if dma.any():
         load_core[dma] = theta[ix["d0"]]
         load_bytes[dma] = theta[ix["dmem"]] * 2 * x[dma, 4] * WORD_BYTES
@@ -217,10 +221,14 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
         load_core[ker], handover[ker] = _loader_cycles(p, xk, latency, theta[ix["wb"]])
         load_bytes[ker] = p[:, 1] * xk[:, 4] * WORD_BYTES
         compute = _compute_cycles(e, xk)
-        run_core[ker] = np.maximum(compute + _fill_cycles(xk, latency), _stager_cycles(xk[:, 9], latency))
+        run_after[ker] = xk[:, 11] * compute
+        run_core[ker] = np.maximum(compute + _fill_cycles(xk, latency),
+                                   _stager_cycles(xk[:, 9], latency) + run_after[ker])
         run_bytes[ker] = e[:, 3] * xk[:, 5] * WORD_BYTES
+        read_bytes[ker] = e[:, 3] * xk[:, 9] * WORD_BYTES
         tail[ker] = xk[:, 7] * compute
-    return OpParts(dma, load_core, load_bytes, load_tail, run_core, run_bytes, run_tail, handover, tail)
+    return OpParts(dma, load_core, load_bytes, load_tail, run_core, run_bytes, read_bytes, run_after, run_tail,
+                   handover, tail)
 
 
 def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[str], config_of_row: np.ndarray,
@@ -237,8 +245,10 @@ def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[s
     loader, handover = _loader_cycles(p, x, latency, theta[ix["wb"]])
     load = np.maximum(loader, p[:, 1] * x[:, 4] * WORD_BYTES / bandwidth)
     compute = _compute_cycles(eng, x)
+    after = x[:, 11] * compute
     run = np.maximum.reduce([compute + _fill_cycles(x, latency), eng[:, 3] * x[:, 5] * WORD_BYTES / bandwidth,
-                             _stager_cycles(x[:, 9], latency)])
+                             np.maximum(_stager_cycles(x[:, 9], latency), eng[:, 3] * x[:, 9] * WORD_BYTES / bandwidth)
+                             + after])
     dma_load = (np.maximum(theta[ix["d0"]], theta[ix["dmem"]] * 2 * x[:, 4] * WORD_BYTES / bandwidth)
                 + theta[ix["dlat"]] * latency)
     kernel_bus = (p[:, 1] * x[:, 4] + eng[:, 3] * x[:, 5]) * WORD_BYTES / bandwidth

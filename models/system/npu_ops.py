@@ -275,13 +275,14 @@ def op_features(op: NpuOp, geo: NpuGeometry) -> dict[str, float]:
     the weight stream; a DMA: its source); ``read_words`` / ``write_words`` the engine's IFM reads and OFM writes
     (:func:`ifm_reads`, :func:`ofm_writes`; a DMA: its destination writes); ``fill_words`` the IFM reads before
     the first MAC beat can go (the first ``KERNEL_HEIGHT`` rows of the first sweep: the stager reads row by row;
-    ``rtl/npu/compute.py`` ``_connect_stager``).
+    ``rtl/npu/compute.py`` ``_connect_stager``); ``resident_after`` the share of the MAC work that can only start
+    once the whole IFM is staged (a resident IFM is staged during the first OFM ublock's sweep only).
     """
     if op.kind == "dma":
         words = _ceil(op.dma_bytes, WORD_BYTES)
         return {"beats": 0.0, "weights": 0.0, "ofm_positions": 0.0, "stream_words": float(words),
                 "read_words": 0.0, "write_words": float(words), "scale_bytes": 0.0, "blocks": 1.0,
-                "tail": 0.0, "fill_words": 0.0}
+                "tail": 0.0, "fill_words": 0.0, "resident_after": 0.0}
     idp, (oh, ow, od), (kh, kw) = op.ifm[2], op.ofm, op.kernel
     oub = geo.ublock_d
     oblocks = _ceil(od, oub)
@@ -310,8 +311,12 @@ def op_features(op: NpuOp, geo: NpuGeometry) -> dict[str, float]:
     # the stager sweeps a conv's IFM all channels at once, a depthwise's / pool's one OFM ublock per sweep
     sweeps = _conv_passes(op, geo) if op.kind in ("conv", "fc") else oblocks
     fill = reads / sweeps * min(kh, op.ifm[0]) / max(op.ifm[0], 1)
+    # a resident IFM (a conv's that fits the line buffer) is staged once, during the first OFM ublock's sweep of the
+    # OFM; the other ublocks' sweeps (``rtl/npu/issue.py``: depth block, ublock, micro-blocks) read it as staged
+    resident_after = 1.0 - 1.0 / oblocks if op.kind in ("conv", "fc") and sweeps == 1 else 0.0
     return {"beats": float(beats), "weights": float(weights), "ofm_positions": float(positions),
             "stream_words": float(stream), "read_words": float(reads), "fill_words": fill,
+            "resident_after": resident_after,
             "write_words": float(ofm_writes(op, geo)), "scale_bytes": float(op.scale_bytes),
             "blocks": float(_ceil(oh, op.ofm_block[0]) * _ceil(ow, op.ofm_block[1])
                             * _ceil(od, op.ofm_block[2])),

@@ -72,16 +72,23 @@ class NpuAccelerator(Accelerator):
         self.cost.check_config(config)
         self.config = config
 
-    def _stage(self, core: float, nbytes: float, tail: float):
-        """Process: one stage of an op: its compute and its memory traffic side by side, then its latency tail."""
+    def _stage(self, core: float, nbytes: float, tail: float, first_bytes: float = 0.0, after: float = 0.0):
+        """Process: one stage of an op: its compute and its memory traffic side by side, then its latency tail;
+        ``after`` cycles of the compute wait for the ``first_bytes`` of the traffic (the engine's IFM reads)."""
         env, mem = self.env, self.memory
         if mem.masters <= {self.name}:     # alone on the bus: nothing to arbitrate, one event
-            yield env.timeout(max(core, nbytes / mem.bandwidth) + tail)
+            yield env.timeout(max(core, nbytes / mem.bandwidth, first_bytes / mem.bandwidth + after) + tail)
             mem.bytes[self.name] += nbytes
             mem.busy_cycles += nbytes / mem.bandwidth
             return
-        yield env.all_of([env.timeout(core), env.process(mem.transfer(self.name, nbytes, latency=False))])
+        yield env.all_of([env.timeout(core), env.process(mem.transfer(self.name, nbytes - first_bytes, latency=False)),
+                          env.process(self._then(mem.transfer(self.name, first_bytes, latency=False), after))])
         yield env.timeout(tail)
+
+    def _then(self, first, cycles: float):
+        """Process: ``first``, then ``cycles``."""
+        yield self.env.process(first)
+        yield self.env.timeout(cycles)
 
     def _engine(self, prev_done, handed_over, load_done, parts: OpParts, i: int, done, last_block: float,
                 bus_done: float):
@@ -90,7 +97,8 @@ class NpuAccelerator(Accelerator):
         up to this op (``bus_done``)."""
         env = self.env
         yield env.all_of([prev_done, handed_over])
-        yield from self._stage(parts.run_core[i], parts.run_bytes[i], parts.run_tail[i])
+        yield from self._stage(parts.run_core[i], parts.run_bytes[i], parts.run_tail[i], parts.read_bytes[i],
+                               parts.run_after[i])
         loaded_at = yield load_done
         end = max(loaded_at + last_block, bus_done)
         if end > env.now:
@@ -149,11 +157,11 @@ class NpuAccelerator(Accelerator):
                 continue
             yield env.all_of([load_done, dep, engine_done[-IN_FLIGHT]])
             issued = env.event().succeed()
-            bus_free = max(bus_free, env.now) + bus[i]
+            bus_free = max(bus_free, env.now + min(parts.handover[i], nominal_load[i])) + bus[i]
             load_done = env.process(self._load(parts, i))
             done = env.event()
             env.process(self._engine(engine_done[-1], env.timeout(min(parts.handover[i], nominal_load[i])),
-                                     load_done, parts, i, done, nominal_run[i] * parts.tail[i], bus_free))
+                                     load_done, parts, i, done, parts.tail[i], bus_free))
             engine_done.append(done)
             finished.append(done)
             done.callbacks.append(mark(i))

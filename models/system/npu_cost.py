@@ -5,30 +5,32 @@ The structure follows ``rtl/npu/compute.py``; the coefficients are fitted on RTL
 Per kernel op of kind ``k`` on NPU config ``c``, at memory bandwidth ``bw`` (bytes/cycle) and latency ``lat``::
 
     stretch = max(1, ll[k] * lat + lb[k])          # cycles per byte through the loader's byte reader
-    load = max(l0[k] + scale_bytes * stretch + max(wc[k] * weights, weights / oub, weight_bytes * stretch / 8),
+    load = max(l0[k] + scale_bytes * stretch
+               + max(wc[k] * weights + wb * weight_bytes, weights / oub, weight_bytes * stretch / 8),
                lm[k] * sw * 8 / bw)
-    run  = max(e0[c,k] + max(beat * beats, pos[c,k] * ofm_positions),  em[c,k] * ew * 8 / bw,
-               (el[c,k] * lat + eb[c,k]) * ew)
+    compute = e0[c,k] + max(beat * beats, pos[c,k] * ofm_positions)
+    run  = max(compute + fill * max(1, (lat + 3) / 16) + lat + 3,  em[c,k] * ew * 8 / bw,  reads * (lat + 3) / 16)
     DMA  = max(d0, dmem * 2 * words * 8 / bw) + dlat * lat
 
 (``beat`` is 1 but for the identity pool, ``beat[c,pool]``; ``em`` and ``lm`` are 1). ``load`` is the op
 loader (``rtl/npu/op_loader.py``: RECORDS, one record byte a cycle, then WEIGHTS: the wide decoder
 (``rtl/npu/weight_decoder.py``, 64-bit input, one beat of up to ``oub`` (the config's OFM ublock depth) weights a
-cycle into the weight buffer) at a fitted ``wc[k]`` cycles a weight but no faster than its lanes, fed
+cycle into the weight buffer) at a fitted ``wc[k]`` cycles a weight plus ``wb`` a stream byte (its parser takes
+one chunk-loop pass of the stream a cycle, so a denser stream decodes slower) but no faster than its lanes, fed
 a whole 8-byte stream word a cycle by the byte reader's word mode; ``sw`` its memory words; the byte reader
-reads at most ``1 / stretch`` bytes (records) or words (weights) a cycle under latency; zero runs, which the
-decoder passes a whole beat at once, are not a feature yet: they are inside the fitted ``wc``), ``run``
+reads at most ``1 / stretch`` bytes (records) or words (weights) a cycle under latency), ``run``
 the engine (MAC beats and output-unit positions overlapping: ``rtl/npu/mac.py`` accumulates the next
-micro-block while the previous result waits; ``ew`` its IFM reads and OFM writes); each stage is the slowest of its
-compute, its traffic at the bus bandwidth, and its traffic at the rate its few outstanding requests allow (a
-unit with ``q`` reads in flight moves ``q`` words per round trip: ``(lat + c) / q`` cycles a word). The stages of
+micro-block while the previous result waits; ``ew`` its IFM reads and OFM writes; ``reads`` the IFM reads alone,
+``fill`` those before the first beat can go: the first kernel rows of the first sweep); each stage is the slowest
+of its compute, its traffic at the bus bandwidth, and its traffic at the rate its outstanding requests allow (the
+IFM stager keeps 16 reads in flight, each a ``lat + 3`` cycle round trip: not fitted). The stages of
 consecutive ops overlap as in the hardware (:func:`schedule`): one loader and one engine, each taking the ops in
 stream order; two ops in flight (an op's load waits for a slot, freed when the engine finishes the op two
 before it); the engine takes an op once the loader has handed it over (after CHECK and RECORDS, before
-WEIGHTS: ``op_loader.py``) and it is done with the op before; the share of the run that needs the last
-weights (``tail``, from the weight stream's order: :func:`models.system.npu_ops.op_features`) comes after the
-load; a kernel op after a DMA loads only once the DMA is done. An inference is ``start[c] + slat * lat``
-plus the schedule.
+WEIGHTS: ``op_loader.py``) and it is done with the op before; the engine's traffic and the loader's weight
+words go over the bus from the hand-over on; the share of the compute that needs the last weights (``tail``, from
+the weight stream's order: :func:`models.system.npu_ops.op_features`) comes after the load; a kernel op after a
+DMA loads only once the DMA is done. An inference is ``start[c] + slat * lat`` plus the schedule.
 
 How good this is, is measured, not assumed: BENCHMARKS.md ("SimPy system model vs RTL") has the error on
 held-out layers and networks at every calibrated memory point, and which runs are still outside 5%; the
@@ -50,15 +52,21 @@ __all__ = ["COEFFS_PATH", "KERNEL_KINDS", "NpuCostModel", "OpParts", "ParamLayou
 #: Where ``calibrate`` stores the fitted coefficients (read by :meth:`NpuCostModel.load`).
 COEFFS_PATH = Path(__file__).with_name("npu_costs.json")
 KERNEL_KINDS = ("conv", "fc", "depthwise", "pool")
-ENGINE_TERMS = ("e0", "beat", "pos", "em", "el", "eb")     # per config and kind
+ENGINE_TERMS = ("e0", "beat", "pos", "em")     # per config and kind
 #: Kinds whose MAC block takes exactly one beat a cycle while its operands are there (``rtl/npu/compute.py``):
 #: ``beat`` is 1, not fitted (the fit set is mostly weight-bound, so a fitted one drifts far from what the RTL does).
 #: ``em`` and ``lm`` are 1 too: the engine's and the loader's words are counted exactly (8 bytes each).
 DERIVED_BEAT = ("conv", "fc", "depthwise")
 KIND_TERMS = ("l0", "lm", "ll", "lb", "wc")  # per kind
+#: IFM reads the stager keeps in flight (``rtl/npu/ifm_stager.py``, ``outstanding``) and the cycles a read's
+#: issue-to-free round trip adds to the memory latency (``rtl/npu/top.py``: queues of ``ext_latency + 3``): the
+#: stager reads at most ``STAGER_OUTSTANDING`` words per ``latency + ROUND_TRIP`` cycles (not fitted).
+STAGER_OUTSTANDING = 16
+ROUND_TRIP = 3
 _DMA = len(KERNEL_KINDS)   # kind index of a DMA in an op matrix
-FORM = ("two-stage pipeline v15 (wide weight decoder: fitted cycles a weight, ublock_d lanes, word-wide stream; "
-        "MAC beats overlapping the output unit; "
+FORM = ("two-stage pipeline v16 (wide weight decoder: fitted cycles a weight and a stream byte, ublock_d lanes, "
+        "word-wide stream; MAC beats overlapping the output unit; IFM stager: 16 reads in flight, first rows before "
+        "the first beat; tail of the compute after the load; bus from the hand-over; "
         "weight-stream order, exact words, shared bus)")
 #: Kernel ops in flight (``max_outstanding_kernels``): an op loads once the op ``IN_FLIGHT`` before it is done.
 IN_FLIGHT = 2
@@ -66,15 +74,17 @@ IN_FLIGHT = 2
 
 def op_matrix(ops, config: str) -> np.ndarray:
     """One row per op: kind index (DMA: 4), beats, weights, ofm_positions, stream_words, engine words,
-    scale_bytes, tail share (:func:`models.system.npu_ops.op_features`), decoder lanes (``ublock_d``)."""
+    scale_bytes, tail share (:func:`models.system.npu_ops.op_features`), decoder lanes (``ublock_d``), IFM reads,
+    IFM reads before the first beat, share of the compute after the whole IFM is staged."""
     geo = GEOMETRIES[config]
     rows = []
     for op in ops:
         f = op_features(op, geo)
         kind = KERNEL_KINDS.index(op.kind) if op.is_kernel else _DMA
         rows.append((kind, f["beats"], f["weights"], f["ofm_positions"], f["stream_words"],
-                     f["read_words"] + f["write_words"], f["scale_bytes"], f["tail"], geo.ublock_d))
-    return np.array(rows, dtype=float).reshape(-1, 9)
+                     f["read_words"] + f["write_words"], f["scale_bytes"], f["tail"], geo.ublock_d, f["read_words"],
+                     f["fill_words"], f["resident_after"]))
+    return np.array(rows, dtype=float).reshape(-1, 12)
 
 
 @dataclass
@@ -84,7 +94,7 @@ class ParamLayout:
     configs: list[str]
 
     def __post_init__(self):
-        names = [f"start[{c}]" for c in self.configs] + ["slat", "d0", "dmem", "dlat"]
+        names = [f"start[{c}]" for c in self.configs] + ["slat", "d0", "dmem", "dlat", "wb"]
         names += [f"{t}[{c},{k}]" for c in self.configs for k in KERNEL_KINDS for t in ENGINE_TERMS
                   if t != "em" and (t != "beat" or k not in DERIVED_BEAT)]
         names += [f"{t}[{k}]" for k in KERNEL_KINDS for t in KIND_TERMS if t != "lm"]
@@ -101,7 +111,7 @@ class ParamLayout:
 
     def initial(self) -> np.ndarray:
         start = {"start": 100.0, "slat": 1.0, "d0": 20.0, "dmem": 1.0, "dlat": 1.0, "e0": 50.0, "beat": 1.0,
-                 "pos": 0.5, "wc": 0.3, "l0": 20.0, "lm": 1.0, "ll": 0.03, "lb": 0.1, "em": 1.5, "el": 0.1, "eb": 0.5,
+                 "pos": 0.5, "wc": 0.3, "wb": 0.02, "l0": 20.0, "lm": 1.0, "ll": 0.03, "lb": 0.1, "em": 1.5,
                  }
         return np.array([start[n.split("[")[0]] for n in self.names])
 
@@ -123,7 +133,7 @@ class ParamLayout:
         return np.array([coeffs[n] for n in self.names], dtype=float)
 
     def engine_params(self, theta, config: str) -> np.ndarray:
-        """[kind] -> (e0, beat, pos, em, el, eb) of ``config``."""
+        """[kind] -> (e0, beat, pos, em) of ``config``."""
         return np.append(theta, 1.0)[self._engine[config]]
 
     def kind_params(self, theta) -> np.ndarray:
@@ -142,14 +152,17 @@ class OpParts:
     load_tail: np.ndarray
     run_core: np.ndarray
     run_bytes: np.ndarray
+    read_bytes: np.ndarray  # the IFM reads of ``run_bytes``
+    run_after: np.ndarray   # cycles of the run that come after the IFM reads (the staged IFM's later sweeps)
     run_tail: np.ndarray
     handover: np.ndarray    # cycles from the start of the load until the engine may take the op (CHECK, RECORDS)
-    tail: np.ndarray        # share of the run that comes after the last weight is decoded
+    tail: np.ndarray        # cycles of the engine's compute that come after the last weight is decoded
 
     def durations(self, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
         """(load, run) cycles of every op alone on a memory of ``bandwidth`` bytes/cycle."""
         load = np.maximum(self.load_core, self.load_bytes / bandwidth) + self.load_tail
-        run = np.maximum(self.run_core, self.run_bytes / bandwidth) + self.run_tail
+        run = np.maximum.reduce([self.run_core, self.run_bytes / bandwidth,
+                                 self.read_bytes / bandwidth + self.run_after]) + self.run_tail
         return load, run
 
     def bus(self, bandwidth: float) -> np.ndarray:
@@ -157,14 +170,32 @@ class OpParts:
         return (self.load_bytes + self.run_bytes) / bandwidth
 
 
-def _loader_cycles(p, x, latency) -> tuple[np.ndarray, np.ndarray]:
-    """The op loader's (cycles, hand-over cycles) (kind params ``p`` rows, op rows ``x``): CHECK and RECORDS, when
-    the op is handed to the engine, then WEIGHTS, as in the RTL."""
+def _loader_cycles(p, x, latency, wb) -> tuple[np.ndarray, np.ndarray]:
+    """The op loader's (cycles, hand-over cycles) (kind params ``p`` rows, op rows ``x``, the decoder's cycles per
+    stream byte ``wb``): CHECK and RECORDS, when the op is handed to the engine, then WEIGHTS, as in the RTL (the
+    decoder's parser takes the stream a chunk-loop pass a cycle: a denser stream, more bits a weight, is slower)."""
     stretch = np.maximum(1.0, p[:, 2] * latency + p[:, 3])
     weight_bytes = np.maximum(x[:, 4] * WORD_BYTES - x[:, 6], 0.0)
     records = p[:, 0] + x[:, 6] * stretch
-    weights = np.maximum(p[:, 4], 1.0 / x[:, 8]) * x[:, 2]
+    weights = np.maximum(p[:, 4] * x[:, 2] + wb * weight_bytes, x[:, 2] / x[:, 8])
     return records + np.maximum(weights, weight_bytes * stretch / WORD_BYTES), records
+
+
+def _compute_cycles(e, x):
+    """The engine's own cycles (engine params ``e`` rows, op rows ``x``): start-up, then MAC beats overlapping the
+    output unit's positions."""
+    return e[:, 0] + np.maximum(e[:, 1] * x[:, 1], e[:, 2] * x[:, 3])
+
+
+def _fill_cycles(x, latency):
+    """Cycles before the first MAC beat: the first rows' reads (a word a cycle, or as the stager's outstanding reads
+    allow) and one memory round trip."""
+    return x[:, 10] * np.maximum(1.0, (latency + ROUND_TRIP) / STAGER_OUTSTANDING) + latency + ROUND_TRIP
+
+
+def _stager_cycles(reads, latency):
+    """Cycles the IFM stager needs for ``reads`` words when only its outstanding reads limit it."""
+    return reads * (latency + ROUND_TRIP) / STAGER_OUTSTANDING
 
 
 def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: float) -> OpParts:
@@ -176,7 +207,8 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
     ker = ~dma
     z = np.zeros(n)
     load_core, load_bytes, load_tail = z.copy(), z.copy(), z.copy()
-    run_core, run_bytes, run_tail, handover = z.copy(), z.copy(), z.copy(), z.copy()
+    run_core, run_bytes, run_tail, handover, tail = z.copy(), z.copy(), z.copy(), z.copy(), z.copy()
+    read_bytes, run_after = z.copy(), z.copy()
     if dma.any():
         load_core[dma] = theta[ix["d0"]]
         load_bytes[dma] = theta[ix["dmem"]] * 2 * x[dma, 4] * WORD_BYTES
@@ -186,13 +218,17 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
         e = layout.engine_params(theta, config)[k]
         p = layout.kind_params(theta)[k]
         xk = x[ker]
-        load_core[ker], handover[ker] = _loader_cycles(p, xk, latency)
+        load_core[ker], handover[ker] = _loader_cycles(p, xk, latency, theta[ix["wb"]])
         load_bytes[ker] = p[:, 1] * xk[:, 4] * WORD_BYTES
-        run_core[ker] = np.maximum(e[:, 0] + np.maximum(e[:, 1] * xk[:, 1], e[:, 2] * xk[:, 3]),
-                                   (e[:, 4] * latency + e[:, 5]) * xk[:, 5])
+        compute = _compute_cycles(e, xk)
+        run_after[ker] = xk[:, 11] * compute
+        run_core[ker] = np.maximum(compute + _fill_cycles(xk, latency),
+                                   _stager_cycles(xk[:, 9], latency) + run_after[ker])
         run_bytes[ker] = e[:, 3] * xk[:, 5] * WORD_BYTES
-    return OpParts(dma, load_core, load_bytes, load_tail, run_core, run_bytes, run_tail, handover,
-                   np.where(dma, 0.0, x[:, 7]))
+        read_bytes[ker] = e[:, 3] * xk[:, 9] * WORD_BYTES
+        tail[ker] = xk[:, 7] * compute
+    return OpParts(dma, load_core, load_bytes, load_tail, run_core, run_bytes, read_bytes, run_after, run_tail,
+                   handover, tail)
 
 
 def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[str], config_of_row: np.ndarray,
@@ -206,16 +242,19 @@ def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[s
     kk = np.where(dma, 0, kind)
     eng = np.stack([layout.engine_params(theta, c) for c in configs])[config_of_row, kk]   # rows x 6
     p = layout.kind_params(theta)[kk]                                                       # rows x 5
-    loader, handover = _loader_cycles(p, x, latency)
+    loader, handover = _loader_cycles(p, x, latency, theta[ix["wb"]])
     load = np.maximum(loader, p[:, 1] * x[:, 4] * WORD_BYTES / bandwidth)
-    run = np.maximum.reduce([eng[:, 0] + np.maximum(eng[:, 1] * x[:, 1], eng[:, 2] * x[:, 3]),
-                             eng[:, 3] * x[:, 5] * WORD_BYTES / bandwidth, (eng[:, 4] * latency + eng[:, 5]) * x[:, 5]])
+    compute = _compute_cycles(eng, x)
+    after = x[:, 11] * compute
+    run = np.maximum.reduce([compute + _fill_cycles(x, latency), eng[:, 3] * x[:, 5] * WORD_BYTES / bandwidth,
+                             np.maximum(_stager_cycles(x[:, 9], latency), eng[:, 3] * x[:, 9] * WORD_BYTES / bandwidth)
+                             + after])
     dma_load = (np.maximum(theta[ix["d0"]], theta[ix["dmem"]] * 2 * x[:, 4] * WORD_BYTES / bandwidth)
                 + theta[ix["dlat"]] * latency)
     kernel_bus = (p[:, 1] * x[:, 4] + eng[:, 3] * x[:, 5]) * WORD_BYTES / bandwidth
     dma_bus = theta[ix["dmem"]] * 2 * x[:, 4] * WORD_BYTES / bandwidth
     return (np.where(dma, dma_load, load), np.where(dma, 0.0, run), np.where(dma, 0.0, handover),
-            np.where(dma, 0.0, x[:, 7]), np.where(dma, dma_bus, kernel_bus))
+            np.where(dma, 0.0, x[:, 7] * compute), np.where(dma, dma_bus, kernel_bus))
 
 
 def schedule(is_dma, load, run, handover, tail, bus) -> tuple[float, list[float]]:
@@ -223,7 +262,8 @@ def schedule(is_dma, load, run, handover, tail, bus) -> tuple[float, list[float]
     the last one done, each op's finish time). A DMA's duration is its ``load``; it starts once the DMA is free
     and the kernel op before it has started loading (the controller issues the stream in order). The engine takes
     an op once it is done with the one before and the loader has handed it over (``handover`` cycles into the
-    load); the part ``tail`` of its run waits for the load to end (the last depth block's bricks). The loader's
+    load); the last ``tail`` cycles of its compute wait for the load to end (the last depth block's bricks; the
+    IFM reads and OFM writes of the run overlap the load). The loader's
     and the engine's traffic share one bus: an op is done no earlier than its ``bus`` cycles after the bus is done
     with the ops before it and the op has started."""
     dma_free = load_free = dep = issued = bus_free = 0.0
@@ -241,9 +281,10 @@ def schedule(is_dma, load, run, handover, tail, bus) -> tuple[float, list[float]
         slot = engine_end[-IN_FLIGHT] if len(engine_end) >= IN_FLIGHT else 0.0
         issued = max(load_free, dep, slot)
         load_free = issued + ld
-        bus_free = max(bus_free, issued) + b
-        es = max(engine_end[-1] if engine_end else 0.0, issued + min(ho, ld))
-        engine_end.append(max(es + rn, load_free + rn * tl, bus_free))
+        handed = issued + min(ho, ld)
+        bus_free = max(bus_free, handed) + b
+        es = max(engine_end[-1] if engine_end else 0.0, handed)
+        engine_end.append(max(es + rn, load_free + tl, bus_free))
         finish.append(engine_end[-1])
     return max(finish, default=0.0), finish
 

@@ -209,6 +209,13 @@ def _offset(base: int, channel: int, stride_c: int, nhcwb16: bool) -> int:
     return (base + channel) % WORD_BYTES
 
 
+def _conv_passes(op: NpuOp, geo: NpuGeometry) -> int:
+    """How many times the IFM stager sweeps a conv's whole IFM: once if it fits the line buffer, else once per OFM
+    ublock (:func:`ifm_reads`)."""
+    (ih, iw, idp), od = op.ifm, op.ofm[2]
+    return 1 if ih * iw * _ceil(idp, IFM_UBLOCK) * WORD_BYTES <= geo.shram_bytes else _ceil(od, geo.ublock_d)
+
+
 def ifm_reads(op: NpuOp, geo: NpuGeometry) -> int:
     """External reads of the IFM stager (``rtl/npu/ifm_stager.py``) for ``op``: one per pixel and line-buffer word
     (8 channels; a depthwise / pool: one per pixel and OFM ublock), two when the 8 bytes are not word aligned; the
@@ -218,9 +225,7 @@ def ifm_reads(op: NpuOp, geo: NpuGeometry) -> int:
     sy, sx, sc = op.ifm_strides
     n_oub = _ceil(od, geo.ublock_d)
     if op.kind in ("conv", "fc"):
-        ub = _ceil(idp, IFM_UBLOCK)
-        passes = 1 if ih * iw * ub * WORD_BYTES <= geo.shram_bytes else n_oub
-        channels = [u * IFM_UBLOCK for u in range(ub)]
+        passes, channels = _conv_passes(op, geo), [u * IFM_UBLOCK for u in range(_ceil(idp, IFM_UBLOCK))]
     else:
         passes, channels = 1, [p * geo.ublock_d for p in range(n_oub)]
     hist = _residues(ih, iw, sy, 0 if op.ifm_nhcwb16 else sx)
@@ -268,13 +273,16 @@ def op_features(op: NpuOp, geo: NpuGeometry) -> dict[str, float]:
     through the loader's byte serialiser); ``blocks`` OFM blocks; ``tail`` the share of the engine's work left when
     the last weight is decoded (:func:`_tail_share`); ``stream_words`` the words the loader reads (scale records and
     the weight stream; a DMA: its source); ``read_words`` / ``write_words`` the engine's IFM reads and OFM writes
-    (:func:`ifm_reads`, :func:`ofm_writes`; a DMA: its destination writes).
+    (:func:`ifm_reads`, :func:`ofm_writes`; a DMA: its destination writes); ``fill_words`` the IFM reads before
+    the first MAC beat can go (the first ``KERNEL_HEIGHT`` rows of the first sweep: the stager reads row by row;
+    ``rtl/npu/compute.py`` ``_connect_stager``); ``resident_after`` the share of the MAC work that can only start
+    once the whole IFM is staged (a resident IFM is staged during the first OFM ublock's sweep only).
     """
     if op.kind == "dma":
         words = _ceil(op.dma_bytes, WORD_BYTES)
         return {"beats": 0.0, "weights": 0.0, "ofm_positions": 0.0, "stream_words": float(words),
                 "read_words": 0.0, "write_words": float(words), "scale_bytes": 0.0, "blocks": 1.0,
-                "tail": 0.0}
+                "tail": 0.0, "fill_words": 0.0, "resident_after": 0.0}
     idp, (oh, ow, od), (kh, kw) = op.ifm[2], op.ofm, op.kernel
     oub = geo.ublock_d
     oblocks = _ceil(od, oub)
@@ -299,8 +307,16 @@ def op_features(op: NpuOp, geo: NpuGeometry) -> dict[str, float]:
     beats = micro * max(per_micro, geo.ublock_h * geo.ublock_w)
     positions = oh * ow * oblocks
     stream = _ceil(op.weight_bytes, WORD_BYTES) + _ceil(op.scale_bytes, WORD_BYTES)
+    reads = ifm_reads(op, geo)
+    # the stager sweeps a conv's IFM all channels at once, a depthwise's / pool's one OFM ublock per sweep
+    sweeps = _conv_passes(op, geo) if op.kind in ("conv", "fc") else oblocks
+    fill = reads / sweeps * min(kh, op.ifm[0]) / max(op.ifm[0], 1)
+    # a resident IFM (a conv's that fits the line buffer) is staged once, during the first OFM ublock's sweep of the
+    # OFM; the other ublocks' sweeps (``rtl/npu/issue.py``: depth block, ublock, micro-blocks) read it as staged
+    resident_after = 1.0 - 1.0 / oblocks if op.kind in ("conv", "fc") and sweeps == 1 else 0.0
     return {"beats": float(beats), "weights": float(weights), "ofm_positions": float(positions),
-            "stream_words": float(stream), "read_words": float(ifm_reads(op, geo)),
+            "stream_words": float(stream), "read_words": float(reads), "fill_words": fill,
+            "resident_after": resident_after,
             "write_words": float(ofm_writes(op, geo)), "scale_bytes": float(op.scale_bytes),
             "blocks": float(_ceil(oh, op.ofm_block[0]) * _ceil(ow, op.ofm_block[1])
                             * _ceil(od, op.ofm_block[2])),

@@ -17,9 +17,12 @@ def test_plan_maps_blocks_to_instances_and_refuses_what_cannot_be_wrapped():
         "compute.mac.acc": Option.TMR, "dma": Option.DMR}
     assert protection_paths((("ofm_writer", "dmr"),)) == {"compute.feed": Option.DMR, "compute.ofm_writer": Option.DMR}
     assert protection_paths((("*", "lockstep"),)) == dict.fromkeys(LOCKSTEP_UNITS, Option.DMR)
+    assert protection_paths((("shram", "secded"), ("weight_buffer", "parity"))) == {
+        "shram": Option.SECDED, "compute.wbuf": Option.PARITY}
     for plan, message in [({"mac": "dmr"}, "holds compute.mac.acc"), ({"controller": "tmr"}, "holds"),
                           ({"engine": "dmr"}, "holds"), ({"extmem": "dmr"}, "no NPU block"),
-                          ({"dma": "parity"}, "does not apply"), ({"*": "lockstep", "dma": "dmr"}, "alone")]:
+                          ({"dma": "lockstep"}, "does not apply"), ({"controller": "secded"}, "holds"),
+                          ({"*": "lockstep", "dma": "dmr"}, "alone")]:
         with pytest.raises(ValueError, match=message):
             dataclasses.replace(PRESETS["u55-32"], protection=plan)
 
@@ -39,6 +42,17 @@ def test_protected_npu_wraps_the_planned_instances():
     text = rtlil.convert(npu, name="top")
     for module in ("top.dma.protect_copy1", "top.controller.registers.protect_copy2", "top.protect_errors"):
         assert f"module \\{module}\n" in text
+
+
+def test_memory_protection_codes_the_blocks_memories():
+    stub = dataclasses.replace(PRESETS["u55-32"], stub_compute=True, ext_mem_kib=4, protection={"dma": "secded"})
+    npu = Npu(stub)
+    assert {"sm_error", "sm_corrected"} <= set(npu.signature.members)
+    text = rtlil.convert(npu, name="top")
+    # the DMA's read queue (64-bit words written whole): SECDED adds 7 Hamming bits and the overall parity
+    assert "module \\top.dma.rdq.storage\n" in text
+    dma = text.split("module \\top.dma.rdq.storage\n", 1)[1].split("\nend\n", 1)[0]
+    assert "memory width 72 " in dma and "scrub_addr" in dma
 
 
 @pytest.mark.slow

@@ -29,7 +29,8 @@ __all__ = ["StudyRequest", "run_study", "plan_extras", "QUICK", "QUICK_SAMPLES",
 STUDY_SCHEMA_VERSION = 1
 
 #: The ``--quick`` preset per design (what is not given on the command line): one small config, its small built-in
-#: workload, a few hundred injections, no TMR, one verification round, areas without ABC.
+#: workload, a few hundred injections, no TMR (parity / SECDED on memories), one verification round, areas without
+#: ABC.
 QUICK = {"mac_array": {"configs": ("4x4",), "networks": ("mac_array_matmul",)},
          "npu": {"configs": ("u55-32",), "networks": ("npu_conv",)}}
 QUICK_SAMPLES = 300
@@ -47,19 +48,35 @@ class StudyRequest:
     margin: float | None = None
     confidence: float = 0.95
     liveness: bool = True
-    second: bool = False
+    second: bool | None = None         # None: the design's default (:func:`default_second`)
     seed: int = 0
-    options: tuple[str, ...] = ("none", "hardened", "dmr", "tmr")
+    options: tuple[str, ...] = ("none", "hardened", "dmr", "tmr", "parity", "secded")
     max_rounds: int = 3
     area_abc: bool = True
     measure_protected: bool = True
     quick: bool = False                # made by :func:`quick_request` (its command line says ``--quick``)
+
+    def __post_init__(self):
+        if self.second is None:
+            object.__setattr__(self, "second", default_second(self.design))
 
     def parameters(self) -> dict:
         """What makes two runs of a pair the same work (a pair done with other parameters is redone)."""
         return {"target": self.target, "samples": self.samples, "margin": self.margin,
                 "confidence": self.confidence, "liveness": self.liveness, "second": self.second, "seed": self.seed,
                 "options": list(self.options), "max_rounds": self.max_rounds}
+
+
+def default_second(design: str) -> bool:
+    """Whether a study of ``design`` runs the second inference by default: yes where the design runs networks (the
+    NPU), so faults left in the state after an inference separate into safe (overwritten), delayed (the next
+    inference wrong) and truly latent ones, as the part runs in the field."""
+    from rtl.designs import get_design
+
+    try:
+        return get_design(design).model_workload is not None
+    except RampartError:
+        return False
 
 
 def check_request(req: StudyRequest) -> StudyRequest:
@@ -363,7 +380,8 @@ def quick_request(design: str = "mac_array", configs=None, networks=None, sample
     if samples is None and margin is None:
         samples = QUICK_SAMPLES
     return StudyRequest(design, tuple(configs or preset["configs"]), tuple(networks or preset["networks"]),
-                        samples=samples, margin=margin, options=("none", "hardened", "dmr"), max_rounds=1,
+                        samples=samples, margin=margin, options=("none", "hardened", "dmr", "parity", "secded"),
+                        max_rounds=1,
                         area_abc=False, measure_protected=False, quick=True, **kw)
 
 
@@ -375,7 +393,7 @@ def study_command(req: StudyRequest, out) -> str:
     args = ["rampart", "fi", "study", req.design, "--configs", ",".join(req.configs),
             "--networks", ",".join(req.networks), "--target", req.target, *size, "--confidence",
             f"{req.confidence:g}", "--liveness" if req.liveness else "--no-liveness",
-            *(["--second-inference"] if req.second else []), "--seed", str(req.seed),
+            "--second-inference" if req.second else "--single-inference", "--seed", str(req.seed),
             *(["--quick"] if req.quick else []), "-o", str(out)]
     return shlex.join(args)
 

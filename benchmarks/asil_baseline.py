@@ -44,8 +44,9 @@ def run_pair(out: Path, req: StudyRequest, config: str, network: str, workers: i
 
 
 def table(rows: list[dict], confidence: float) -> list[str]:
-    lines = [f"Conservative end of {confidence:.0%} intervals (FIT-weighted stratified Agresti-Coull per block); "
-             "point values in brackets. Campaign: liveness analysis + second inference, strata = block.", "",
+    lines = [f"Conservative end of {confidence:.0%} intervals (per-block Clopper-Pearson upper bounds of the residual "
+             "and latent fractions, FIT-weighted; faultinj.protection.campaign_metrics); point values in brackets. "
+             "Campaign: liveness analysis + second inference, strata = block.", "",
              "| config | network | injections | SPFM | LFM | PMHF (FIT) | ASIL-D | highest | latent | delayed |",
              "|---|---|---:|---:|---:|---:|---|---|---:|---:|"]
     for r in rows:

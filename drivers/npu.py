@@ -109,10 +109,11 @@ class ExtMemLayout:
 
     def stimulus(self, cycles: int, start_at: int = 1) -> dict[str, np.ndarray]:
         """Per-cycle inputs of one run from reset: :meth:`registers` held for ``cycles`` cycles, ``start`` high in
-        cycle ``start_at`` only."""
+        cycle ``start_at`` only (never when ``start_at >= cycles``)."""
         inputs = {port: np.full(cycles, value, dtype=np.uint64) for port, value in self.registers().items()}
         pulse = np.zeros(cycles, dtype=np.uint64)
-        pulse[start_at] = 1
+        if start_at < cycles:   # (a run cut before a later start, e.g. the first chunk of a two-inference run)
+            pulse[start_at] = 1
         inputs["start"] = pulse
         return inputs
 

@@ -18,7 +18,14 @@ none       λ                                     λ r             λ l
 hardened   λ_ff x ff_fit_scale + λ_mem           (same) x r      (same) x l
 dmr        2 λ (two copies)                      0               2 λ l
 tmr        3 λ (three copies)                    0               3 λ l
+parity,    λ_ff + λ_mem' (λ_mem': the measured   λ_ff r_ff       λ_ff l_ff
+secded     memory bits with their check bits)
 =========  ===================================  ==============  =================
+
+``parity`` / ``secded`` code the block's memories (:mod:`rtl.common.protect.memory`): a flipped memory bit is
+checked on every read and by the background scrubber, so it is predicted detected or corrected (neither residual
+nor latent); the block's flip-flops keep the residual and latent bounds ``r_ff``, ``l_ff`` of the baseline's
+flip-flop injections alone (the whole block's when it had none).
 
 A DMR comparator sees every output of the block on the cycle it differs, so a fault that would have left the block
 is detected (MPF detected) before or when it reaches the design's outputs; TMR outvotes it (flagged as corrected). A
@@ -58,7 +65,7 @@ from faultinj.safety import (
     block_rates,
     safety_metrics,
 )
-from rtl.common.protect import LOGIC_OPTIONS, Option, normalise_plan
+from rtl.common.protect import LOGIC_OPTIONS, MEMORY_OPTIONS, Option, normalise_plan
 from rtl.designs import get_design
 
 __all__ = ["HardeningFactors", "fit_model", "BlockData", "baseline_blocks", "wrappable_blocks", "block_areas",
@@ -108,10 +115,20 @@ class BlockData:
     ff_bits: int
     mem_bits: int
     counts: Mapping[Outcome, int]
+    #: The same counts split by the kind of the injected bit ("ff", "mem"; empty: not split)
+    kind_counts: Mapping[str, Mapping[Outcome, int]] = field(default_factory=dict)
 
     def result(self, fit_scale: float = 1.0, strata: tuple = ()) -> BlockResult:
         return BlockResult(self.name, {BitKind.FF: self.ff_bits, BitKind.MEM: self.mem_bits}, dict(self.counts),
                            fit_scale, strata)
+
+    def kind_result(self, kind: str) -> BlockResult | None:
+        """The block's ``kind`` bits alone ("ff" / "mem") with their injections; None without any."""
+        counts = self.kind_counts.get(kind, {})
+        if not sum(counts.values()):
+            return None
+        bits = self.ff_bits if kind == "ff" else self.mem_bits
+        return BlockResult(f"{self.name}:{kind}", {BitKind(kind): bits}, dict(counts))
 
 
 def _campaign_build(meta: dict):
@@ -127,19 +144,31 @@ def baseline_blocks(db_path) -> list[BlockData]:
     from faultinj.campaign import campaign_meta
 
     meta = campaign_meta(db_path)
-    stats = _campaign_build(meta).stats
+    build = _campaign_build(meta)
+    stats = build.stats
     db = sqlite3.connect(db_path)
     try:
-        rows = db.execute("SELECT block, outcome, COUNT(*) FROM injections GROUP BY block, outcome").fetchall()
+        rows = db.execute("SELECT block, outcome, site FROM injections").fetchall()
     finally:
         db.close()
+    # the kind of each injected bit: sites are global state-bit indices in state-map order
+    offsets = np.cumsum([0] + [e.bits for e in build.state])
+    is_mem = np.array([e.kind == "mem" for e in build.state] + [False])
+    kinds = is_mem[np.searchsorted(offsets, np.array([r[2] for r in rows], dtype=np.int64), side="right") - 1] \
+        if rows else []
     counts: dict[str, dict[Outcome, int]] = {}
-    for block, outcome, n in rows:
-        counts.setdefault(block, {})[Outcome(outcome)] = n
+    split: dict[str, dict[str, dict[Outcome, int]]] = {}
+    for (block, outcome, _), mem in zip(rows, kinds, strict=True):
+        o = Outcome(outcome)
+        counts.setdefault(block, {}).setdefault(o, 0)
+        counts[block][o] += 1
+        per = split.setdefault(block, {}).setdefault("mem" if mem else "ff", {})
+        per[o] = per.get(o, 0) + 1
     missing = sorted(set(meta["block_bits"]) - set(counts))
     if missing:
         raise RampartError(f"{db_path}: no injections in block(s) {', '.join(missing)}; run more samples")
-    return [BlockData(b, stats.ff_bits.get(b, 0), stats.mem_bits.get(b, 0), normalize_counts(counts[b]))
+    return [BlockData(b, stats.ff_bits.get(b, 0), stats.mem_bits.get(b, 0), normalize_counts(counts[b]),
+                      {k: normalize_counts(v) for k, v in split[b].items()})
             for b in sorted(counts)]
 
 
@@ -148,17 +177,20 @@ def _instance_paths(design, block: str) -> list[str]:
     return paths or ([block] if block != "top" else [])
 
 
-def wrappable_blocks(design_name: str, blocks: Sequence[str]) -> dict[str, tuple[Option, ...]]:
+def wrappable_blocks(design_name: str, blocks: Sequence[str],
+                     memory_blocks: Sequence[str] = ()) -> dict[str, tuple[Option, ...]]:
     """The options each block can take: all of :data:`rtl.common.protect.LOGIC_OPTIONS` when every instance of
     the block is a leaf of the block map (no other block inside it; wrapping it would also copy that block), else
-    ``none`` / ``hardened`` (no logic change)."""
+    ``none`` / ``hardened`` (no logic change); a leaf among ``memory_blocks`` (blocks holding memories) also
+    :data:`rtl.common.protect.MEMORY_OPTIONS`."""
     design = get_design(design_name)
     keys = list(design.blocks)
     out = {}
     for block in blocks:
         paths = _instance_paths(design, block)
         leaf = bool(paths) and not any(k.startswith(p + ".") for p in paths for k in keys)
-        out[block] = LOGIC_OPTIONS if leaf else (Option.NONE, Option.HARDENED)
+        out[block] = (LOGIC_OPTIONS + (MEMORY_OPTIONS if block in memory_blocks else ()) if leaf
+                      else (Option.NONE, Option.HARDENED))
     return out
 
 
@@ -173,10 +205,11 @@ def protected_config(design_name: str, config, plan) -> object:
         raise RampartError(f"protection plan for {design_name}: {e}") from None
 
 
-def block_areas(design_name: str, config, blocks: Mapping[str, Sequence[Option]], *,
-                abc: bool = True) -> dict[str, dict[Option, float]]:
+def block_areas(design_name: str, config, blocks: Mapping[str, Sequence[Option]], *, abc: bool = True,
+                bits: dict | None = None) -> dict[str, dict[Option, float]]:
     """Measured area (gate equivalents, :mod:`sim.area`; ``abc``: which synthesis script) of every block under each
-    of its options."""
+    of its options (one synthesis per option, every block that can take it under it). ``bits``, if given, receives
+    ``{block: {option: (ff_bits, mem_bits)}}`` as measured (check bits and a scrubber's counter included)."""
     from sim.area import AreaModel, measure_area
 
     model = AreaModel()
@@ -184,13 +217,17 @@ def block_areas(design_name: str, config, blocks: Mapping[str, Sequence[Option]]
     base = measure_area(design_name, protected_config(design_name, config, {}), abc=abc)
     out = {b: {Option.NONE: base.blocks[b].ge(model),
                Option.HARDENED: base.blocks[b].ge(model, ff_factor=factors.ff_area)} for b in blocks}
-    for option in (Option.DMR, Option.TMR):
+    if bits is not None:
+        bits.update({b: {o: (base.blocks[b].ff_bits, base.blocks[b].mem_bits) for o in out[b]} for b in blocks})
+    for option in (Option.DMR, Option.TMR, *MEMORY_OPTIONS):
         plan = {b: option for b, options in blocks.items() if option in options}
         if not plan:
             continue
         measured = measure_area(design_name, protected_config(design_name, config, plan), abc=abc)
         for b in plan:
             out[b][option] = measured.blocks[b].ge(model)
+            if bits is not None:
+                bits[b][option] = (measured.blocks[b].ff_bits, measured.blocks[b].mem_bits)
     return out
 
 
@@ -211,8 +248,9 @@ class Candidate:
 
 def candidates(blocks: Sequence[BlockData], areas: Mapping[str, Mapping[Option, float]], *,
                fits: FitModel | None = None, factors: HardeningFactors | None = None,
-               confidence: float = 0.95) -> list[Candidate]:
-    """Every block's options with their predicted FIT split (module docstring table)."""
+               confidence: float = 0.95, bits: Mapping | None = None) -> list[Candidate]:
+    """Every block's options with their predicted FIT split (module docstring table); ``bits``: measured bits
+    under each option (:func:`block_areas`), for the check bits of ``parity`` / ``secded``."""
     fits = fits or fit_model()
     factors = factors or HardeningFactors()
     out = []
@@ -221,6 +259,7 @@ def candidates(blocks: Sequence[BlockData], areas: Mapping[str, Mapping[Option, 
         r, lat = rates.residual_upper_fraction, rates.latent_upper_fraction
         lam_ff = block.ff_bits * fits.ff_fit_per_bit
         lam = rates.total
+        ff_r, ff_l = _kind_bounds(block, "ff", fits, confidence, (r, lat))
         for option, area in areas[block.name].items():
             option = Option(option)
             match option:
@@ -233,10 +272,26 @@ def candidates(blocks: Sequence[BlockData], areas: Mapping[str, Mapping[Option, 
                     fit, res, latent = 2 * lam, 0.0, 2 * lam * lat
                 case Option.TMR:
                     fit, res, latent = 3 * lam, 0.0, 3 * lam * lat
+                case Option.PARITY | Option.SECDED:
+                    # flip-flops as unprotected; every memory bit (check bits too) read or scrubbed is checked
+                    ff, mem = (bits or {}).get(block.name, {}).get(option, (block.ff_bits, block.mem_bits))
+                    lam_ff_p = ff * fits.ff_fit_per_bit
+                    fit, res, latent = lam_ff_p + mem * fits.mem_fit_per_bit, lam_ff_p * ff_r, lam_ff_p * ff_l
                 case _:
                     raise RampartError(f"block {block.name}: no prediction for option {option.value!r}")
             out.append(Candidate(block.name, option, float(area), fit, res, latent))
     return out
+
+
+def _kind_bounds(block: BlockData, kind: str, fits: FitModel, confidence: float,
+                 fallback: tuple[float, float]) -> tuple[float, float]:
+    """Upper bounds of the residual and latent fractions of the block's ``kind`` bits alone (the whole block's,
+    ``fallback``, when that kind had no injections)."""
+    result = block.kind_result(kind)
+    if result is None or result.bits.get(BitKind(kind), 0) == 0:
+        return fallback
+    rates = block_rates(result, fits, confidence=confidence)
+    return rates.residual_upper_fraction, rates.latent_upper_fraction
 
 
 @dataclass(frozen=True)
@@ -502,10 +557,12 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
                      workers=workers, **(campaign_kw or {}))
     blocks = baseline_blocks(baseline_db)
     allowed = {Option(o) for o in options} | {Option.NONE}
+    memories = [b.name for b in blocks if b.mem_bits]
     options = {b: tuple(o for o in opts if o in allowed)
-               for b, opts in wrappable_blocks(design, [b.name for b in blocks]).items()}
-    areas = block_areas(design, config, options, abc=area_abc)
-    cands = candidates(blocks, areas, confidence=confidence)
+               for b, opts in wrappable_blocks(design, [b.name for b in blocks], memories).items()}
+    bits: dict = {}
+    areas = block_areas(design, config, options, abc=area_abc, bits=bits)
+    cands = candidates(blocks, areas, confidence=confidence, bits=bits)
     solution = optimise(cands, asil)
     front = pareto_front(cands)
     model = AreaModel()

@@ -2,6 +2,9 @@
 optimised protection plan, the protected rebuild and its verification campaign (:func:`faultinj.protection.
 protect_design`), a per-pair report, and one summary (``study.json`` and ``study.md`` in the output folder).
 
+Two-inference campaigns (the NPU's default) run on for one scrub pass after the second inference
+(:func:`scrub_tail`), so a memory scrubber's checks land inside the observed run.
+
 Resumable: ``study.json`` is rewritten after every pair; a pair already ``done`` with the same parameters is
 skipped, and an interrupted pair resumes from its campaign databases. A pair that cannot run (e.g. a network the
 NPU does not fit or support yet) is recorded as ``failed`` with the reason, the study goes on, and a later run of the
@@ -24,12 +27,13 @@ from base import RampartError
 
 __all__ = ["StudyRequest", "run_study", "plan_extras", "QUICK", "QUICK_SAMPLES", "STUDY_SCHEMA_VERSION",
            "quick_request",
-           "parse_list", "describe", "study_command", "check_request"]
+           "scrub_tail", "parse_list", "describe", "study_command", "check_request"]
 
 STUDY_SCHEMA_VERSION = 1
 
 #: The ``--quick`` preset per design (what is not given on the command line): one small config, its small built-in
-#: workload, a few hundred injections, no TMR, one verification round, areas without ABC.
+#: workload, a few hundred injections, no TMR (parity / SECDED on memories), one verification round, areas without
+#: ABC.
 QUICK = {"mac_array": {"configs": ("4x4",), "networks": ("mac_array_matmul",)},
          "npu": {"configs": ("u55-32",), "networks": ("npu_conv",)}}
 QUICK_SAMPLES = 300
@@ -47,19 +51,35 @@ class StudyRequest:
     margin: float | None = None
     confidence: float = 0.95
     liveness: bool = True
-    second: bool = False
+    second: bool | None = None         # None: the design's default (:func:`default_second`)
     seed: int = 0
-    options: tuple[str, ...] = ("none", "hardened", "dmr", "tmr")
+    options: tuple[str, ...] = ("none", "hardened", "dmr", "tmr", "parity", "secded")
     max_rounds: int = 3
     area_abc: bool = True
     measure_protected: bool = True
     quick: bool = False                # made by :func:`quick_request` (its command line says ``--quick``)
 
+    def __post_init__(self):
+        if self.second is None:
+            object.__setattr__(self, "second", default_second(self.design))
+
     def parameters(self) -> dict:
         """What makes two runs of a pair the same work (a pair done with other parameters is redone)."""
         return {"target": self.target, "samples": self.samples, "margin": self.margin,
                 "confidence": self.confidence, "liveness": self.liveness, "second": self.second, "seed": self.seed,
-                "options": list(self.options), "max_rounds": self.max_rounds}
+                "options": list(self.options), "max_rounds": self.max_rounds, "scrub_tail": self.second}
+
+
+def default_second(design: str) -> bool:
+    """Whether a study of ``design`` runs the second inference by default: yes where the design runs networks (the
+    NPU), so faults left in the state after an inference separate into safe (overwritten), delayed (the next
+    inference wrong) and truly latent ones, as the part runs in the field."""
+    from rtl.designs import get_design
+
+    try:
+        return get_design(design).model_workload is not None
+    except RampartError:
+        return False
 
 
 def check_request(req: StudyRequest) -> StudyRequest:
@@ -145,7 +165,30 @@ def _campaign_spec(req: StudyRequest, out: Path, config: str, network: str):
     spec = campaign_spec(req.design, config, workload, samples=req.samples, margin=req.margin,
                          confidence=req.confidence, model=model, liveness=req.liveness, second=req.second,
                          seed=req.seed)
+    if req.second:
+        tail = scrub_tail(req.design, spec.config)
+        if tail:
+            from faultinj.workload import make_workload
+
+            cycles = make_workload(spec.workload, spec.config, args=spec.options["workload_args"]).cycles + tail
+            spec = campaign_spec(req.design, config, workload, samples=req.samples, margin=req.margin,
+                                 confidence=req.confidence, model=model, liveness=req.liveness, second=True,
+                                 seed=req.seed, workload_cycles=cycles)
     return spec, note
+
+
+def scrub_tail(design: str, config) -> int:
+    """Cycles a study's two-inference campaign runs on after the second inference: the depth of the design's
+    deepest sampled memory, one pass of a memory's background scrubber (:mod:`rtl.common.protect.memory`, one word
+    per cycle). The part runs on after an inference (idle or the next one) and a scrubbed memory is checked within
+    one pass; without it a short network would end its observation before the scrubber reached a flipped word and
+    call the fault latent. Baseline and verification campaigns get the same tail (it changes nothing in an
+    unprotected design but the cycles a simulated fault runs)."""
+    from rtl.designs import get_design
+    from sim.build import build
+
+    skip = set(get_design(design).scaffolding)
+    return max((e.depth for e in build(design, config).state if e.kind == "mem" and e.block not in skip), default=0)
 
 
 def plan_extras(pair_dir: Path, plan: dict) -> dict:
@@ -363,7 +406,8 @@ def quick_request(design: str = "mac_array", configs=None, networks=None, sample
     if samples is None and margin is None:
         samples = QUICK_SAMPLES
     return StudyRequest(design, tuple(configs or preset["configs"]), tuple(networks or preset["networks"]),
-                        samples=samples, margin=margin, options=("none", "hardened", "dmr"), max_rounds=1,
+                        samples=samples, margin=margin, options=("none", "hardened", "dmr", "parity", "secded"),
+                        max_rounds=1,
                         area_abc=False, measure_protected=False, quick=True, **kw)
 
 
@@ -375,7 +419,7 @@ def study_command(req: StudyRequest, out) -> str:
     args = ["rampart", "fi", "study", req.design, "--configs", ",".join(req.configs),
             "--networks", ",".join(req.networks), "--target", req.target, *size, "--confidence",
             f"{req.confidence:g}", "--liveness" if req.liveness else "--no-liveness",
-            *(["--second-inference"] if req.second else []), "--seed", str(req.seed),
+            "--second-inference" if req.second else "--single-inference", "--seed", str(req.seed),
             *(["--quick"] if req.quick else []), "-o", str(out)]
     return shlex.join(args)
 

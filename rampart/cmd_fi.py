@@ -376,8 +376,9 @@ def replay_cmd(db, injection_id, trace):
               help="Confidence of the intervals, the conservative metrics and (with --margin) the sample size.")
 @click.option("--liveness/--no-liveness", default=True, show_default=True,
               help="Classify memory faults the golden run decides without simulating them (`fi run --liveness`).")
-@click.option("--second-inference", "second", is_flag=True,
-              help="Run a second inference after the faulty one (`fi run --second-inference`; NPU only).")
+@click.option("--second-inference/--single-inference", "second", default=None,
+              help="Run a second inference after the faulty one (`fi run --second-inference`), so faults left in "
+                   "the state are judged by the next inference; default: on for the NPU, off for other designs.")
 @seed_option("Seed of the fault samples.")
 @click.option("--workers", type=click.IntRange(1), default=None, help="Local worker processes (default: one per core).")
 @click.option("--quick", is_flag=True, help="A small preset (mac_array 4x4 or npu u55-32 on its small conv, "

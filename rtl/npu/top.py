@@ -43,7 +43,7 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from rtl.common.protect import LOGIC_OPTIONS, Option, has_error_ports, protect_hierarchy
+from rtl.common.protect import LOGIC_OPTIONS, MEMORY_OPTIONS, Option, has_error_ports, protect_hierarchy
 from rtl.npu.arbiter import Arbiter
 from rtl.npu.compute import Compute
 from rtl.npu.config import EXT_WORD_BYTES, NpuConfig
@@ -98,8 +98,9 @@ LOCKSTEP_UNITS = ("controller", "dma", "compute", "shram", "arbiter")
 
 def protection_paths(plan) -> dict[str, Option]:
     """A protection plan over blocks (``NpuConfig.protection``) as instance paths for
-    :func:`rtl.common.protect.protect_hierarchy`. A block can be wrapped only where no other block sits inside its
-    instances (``hardened`` and ``none`` apply to any block: they change no logic). Raises ValueError."""
+    :func:`rtl.common.protect.protect_hierarchy`. A block can be wrapped (``dmr``, ``tmr``) or have its memories
+    coded (``parity``, ``secded``) only where no other block sits inside its instances (``hardened`` and ``none``
+    apply to any block: they change no logic). Raises ValueError."""
     paths = {}
     for block, option in plan:
         option = Option(option)
@@ -110,7 +111,7 @@ def protection_paths(plan) -> dict[str, Option]:
         instances = [k for k, v in BLOCK_MAP.items() if v == block]
         if block not in BLOCK_MAP.values() and block != "top" or block == "extmem":
             raise ValueError(f"no NPU block {block!r} to protect")
-        if option not in LOGIC_OPTIONS:
+        if option not in LOGIC_OPTIONS + MEMORY_OPTIONS:
             raise ValueError(f"block {block}: option {option.value!r} does not apply to NPU blocks")
         if option in (Option.NONE, Option.HARDENED):
             continue

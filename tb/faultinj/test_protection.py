@@ -15,6 +15,7 @@ from faultinj.protection import (
     HardeningFactors,
     baseline_blocks,
     candidates,
+    fit_model,
     optimise,
     pareto_front,
     protected_config,
@@ -82,12 +83,32 @@ def test_candidates_follow_the_documented_prediction():
     assert cands[Option.TMR].fit == pytest.approx(3 * lam)
 
 
+def test_memory_options_predict_the_flip_flops_from_their_own_injections():
+    # 100 flip-flop bits (half their injections SDC) and 1000 memory bits (all latent); parity adds a bit per byte
+    block = BlockData("M", ff_bits=100, mem_bits=1000,
+                      counts={Outcome.SDC: 50, Outcome.MASKED: 50, Outcome.LATENT: 400},
+                      kind_counts={"ff": {Outcome.SDC: 50, Outcome.MASKED: 50}, "mem": {Outcome.LATENT: 400}})
+    areas = {"M": {N: 10.0, Option.PARITY: 11.0}}
+    bits = {"M": {N: (100, 1000), Option.PARITY: (104, 1125)}}
+    fits = fit_model()
+    cands = {c.option: c for c in candidates([block], areas, bits=bits)}
+    lam_ff = 104 * fits.ff_fit_per_bit
+    parity = cands[Option.PARITY]
+    assert parity.fit == pytest.approx(lam_ff + 1125 * fits.mem_fit_per_bit)
+    assert 0.5 < parity.residual / lam_ff < 0.7
+    assert 0 < parity.latent < 0.05 * lam_ff    # the flip-flops' bound (0 of 100); memory flips: checked, not latent
+    assert cands[N].latent > 0.5 * 1000 * fits.mem_fit_per_bit            # unprotected: the latent memory
+
+
 def test_only_leaf_blocks_can_be_wrapped():
     npu = wrappable_blocks("npu", ["accumulators", "mac", "controller", "config_regs", "dma", "top"])
     assert D in npu["accumulators"] and D in npu["config_regs"] and D in npu["dma"]
     assert npu["mac"] == npu["controller"] == npu["top"] == (N, H)
     mac = wrappable_blocks("mac_array", ["pe_0_0", "top"])
     assert D in mac["pe_0_0"] and mac["top"] == (N, H)
+    memories = wrappable_blocks("npu", ["shram", "controller", "issue"], memory_blocks=["shram", "controller"])
+    assert Option.SECDED in memories["shram"] and memories["controller"] == (N, H)   # (it holds config_regs)
+    assert Option.PARITY not in memories["issue"]
 
 
 CONFIG = MacArrayConfig(2, 2)

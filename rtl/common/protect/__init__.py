@@ -14,8 +14,12 @@ so every connection made to the Component still holds) plus ``sm_error`` and ``s
   disagrees with another (the voter masked it: correct). ``sm_error`` stays low (a bitwise vote always decides).
 * ``lockstep``: dual-core lockstep, ``dmr`` applied to the whole design top (:func:`lockstep`).
 
-Memories: parity and SECDED are the ``protection`` of :class:`rtl.common.sram.Sram` (its ``error`` / ``corrected``
-ports); a block built on :class:`~rtl.common.sram.Sram` takes them from there (:data:`MEMORY_OPTIONS`).
+* ``parity`` / ``secded`` (:data:`MEMORY_OPTIONS`): the block's logic unchanged, every
+  :class:`amaranth.lib.memory.Memory` inside its instance (through its helpers, e.g. a FIFO's storage) replaced by
+  a :class:`~rtl.common.protect.memory.ProtectedMemory`: per-granule parity (detect: ``sm_error``) or SECDED
+  (correct a single flip: ``sm_corrected``; detect a double: ``sm_error``), checked on every read and by a
+  background scrubber (see :mod:`rtl.common.protect.memory`). Only :func:`protect_hierarchy` applies them.
+  (:class:`rtl.common.sram.Sram` has the same codes as a configuration of its own.)
 
 Replicas are deep copies of the Component made before it is elaborated (:func:`replica`): they get their own port
 signals and state; only the control signals of Amaranth transforms around it (``ResetInserter(clear)``) stay shared.
@@ -32,7 +36,7 @@ import enum
 import re
 from collections.abc import Iterable, Mapping
 
-from amaranth import Elaboratable, Module, Signal, Value
+from amaranth import Elaboratable, Fragment, Module, Signal, Value
 from amaranth.hdl._ast import DUID
 from amaranth.hdl._xfrm import TransformedElaboratable
 from amaranth.lib import wiring
@@ -57,10 +61,11 @@ class Option(enum.StrEnum):
 
 #: Options any block's logic can take through :class:`Protected` (``hardened``: FIT/area factors only).
 LOGIC_OPTIONS: tuple[Option, ...] = (Option.NONE, Option.HARDENED, Option.DMR, Option.TMR)
-#: Options of memories built on :class:`rtl.common.sram.Sram` (its ``protection``).
+#: Options of a block's memories (:class:`~rtl.common.protect.memory.ProtectedMemory`, by :func:`protect_hierarchy`).
 MEMORY_OPTIONS: tuple[Option, ...] = (Option.PARITY, Option.SECDED)
 #: The options that change the netlist through :class:`Protected`.
 _WRAPPED = frozenset({Option.DMR, Option.TMR})
+_MEMORY = frozenset(MEMORY_OPTIONS)
 #: The ports a protected design adds (detection, correction).
 ERROR_PORTS = ("sm_error", "sm_corrected")
 
@@ -102,7 +107,7 @@ def normalise_plan(plan) -> tuple[tuple[str, str], ...]:
 def has_error_ports(plan) -> bool:
     """Whether a design under ``plan`` has the :data:`ERROR_PORTS` (some block is wrapped, or the design is in
     lockstep); ``none`` / ``hardened`` alone leave the netlist as it is."""
-    return any(Option(o) in (*_WRAPPED, Option.LOCKSTEP) for _, o in normalise_plan(plan))
+    return any(Option(o) in (*_WRAPPED, *_MEMORY, Option.LOCKSTEP) for _, o in normalise_plan(plan))
 
 
 def replica(component):
@@ -306,7 +311,9 @@ def _protect_module(m: Module, plan: dict[str, Option], collector: _Collector, w
         below = {p[len(name) + 1:]: o for p, o in plan.items() if p.startswith(name + ".")}
         if name in plan and below:
             raise ValueError(f"protection of {where + '.' if where else ''}{name} overlaps {', '.join(below)}")
-        if name in plan:
+        if name in plan and plan[name] in _MEMORY:
+            named[name] = (_protect_memories(sub, plan[name], collector), src_loc)
+        elif name in plan:
             wrapper = Protected(sub, plan[name])
             collector.wrappers.append(wrapper)
             named[name] = (wrapper, src_loc)
@@ -326,15 +333,60 @@ def _scope(sub, plan: dict[str, Option], collector: _Collector, where: str):
 
 def protect_hierarchy(m: Module, plan, error: Signal, corrected: Signal):
     """Protect instances anywhere below the top Module ``m`` (``plan``: dotted instance path -> option, e.g.
-    ``{"compute.mac.acc": "tmr"}``) and drive ``error`` / ``corrected`` with the OR of every wrapper's flags.
+    ``{"compute.mac.acc": "tmr", "shram": "secded"}``; a memory option codes every memory inside the instance)
+    and drive ``error`` / ``corrected`` with the OR of every wrapper's flags.
 
     The one hook of a hierarchical design: call it at the end of the top's ``elaborate``. Instances on the way down
     must elaborate to a :class:`~amaranth.hdl.Module` (possibly behind transforms such as ``ResetInserter``).
     """
-    plan = {k: o for k, o in _plan_options(plan).items() if o in _WRAPPED}
+    plan = {k: o for k, o in _plan_options(plan).items() if o in _WRAPPED | _MEMORY}
     collector = _Collector(error, corrected)
     _protect_module(m, plan, collector, "")
     m.submodules.protect_errors = collector
+
+
+class _MemoryScope(Elaboratable):
+    """Elaborates ``inner`` and puts every Memory below it under ``option`` (:class:`ProtectedMemory`)."""
+
+    def __init__(self, inner, option: Option, collector: _Collector):
+        self._inner, self._option, self._collector = inner, option, collector
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    def elaborate(self, platform):
+        self._inner._MustUse__used = True   # elaborated here, not through Fragment.get
+        m = self._inner.elaborate(platform)
+        if isinstance(m, Module):
+            named = m._named_submodules
+            for name, (sub, src_loc) in list(named.items()):
+                named[name] = (_protect_memories(sub, self._option, self._collector), src_loc)
+            m._anon_submodules = [(_protect_memories(sub, self._option, self._collector), src_loc)
+                                  for sub, src_loc in m._anon_submodules]
+        return m
+
+
+def _protect_memories(sub, option: Option, collector: _Collector):
+    """``sub`` with its memories (or itself, if it is one) under ``option``."""
+    from amaranth.lib.memory import Memory
+
+    from rtl.common.protect.memory import ProtectedMemory
+    from rtl.common.sram import Protection
+
+    if isinstance(sub, Memory):
+        protected = ProtectedMemory(sub, Protection(option.value))
+        collector.wrappers.append(protected)
+        return protected
+    if isinstance(sub, TransformedElaboratable):
+        outer = TransformedElaboratable(_protect_memories(sub._elaboratable_, option, collector))
+        outer._transforms_ = list(sub._transforms_)
+        sub._MustUse__silence = True   # replaced by ``outer``
+        return outer
+    if isinstance(sub, Elaboratable) and not isinstance(sub, Fragment):
+        return _MemoryScope(sub, option, collector)
+    return sub
 
 
 def lockstep(component) -> Protected:

@@ -80,6 +80,13 @@ U8_MODELS = {
     "u8_mul_4x5x12": lambda s: om.binary("MUL", (1, 4, 5, 12), (1, 4, 5, 12), seed=s, uint8=True),
 }
 
+#: SOFTMAX (Vela: ~24 POOL / ELEMENTWISE kicks on 32-bit intermediates: MAX, SUB with a 32-bit exp table, SHR,
+#: REDUCE_SUM across depth, CLZ, SUB, SHL, Newton-Raphson MUL / ADD / SUB, SHR to int8).
+SOFTMAX_MODELS = {
+    "softmax_10": lambda s: om.softmax((1, 10), seed=s),
+    "softmax_2x3x12_beta0.5": lambda s: om.softmax((1, 2, 3, 12), seed=s, beta=0.5),
+}
+
 
 def run_golden(art, inputs, shram_bytes: int = 0, commands=None) -> np.ndarray:
     """Execute the stream's POOL / ELEMENTWISE / DMA kicks (``commands``: a patched stream's instead) with the
@@ -177,3 +184,30 @@ def test_uint8_golden_vs_litert(name, accel):
             xs = [ref.random_input(rng, i) for i in range(len(ref.inputs))]
             want = ref.run_all(*xs)[0].reshape(-1)
             np.testing.assert_array_equal(run_golden(art, xs), want, err_msg=f"{name} {seed}")
+
+
+def test_softmax_golden_vs_litert():
+    """The 32-bit elementwise / pooling semantics (``vector_ref``) run Vela's int8 SOFTMAX decomposition bit-exactly
+    vs LiteRT (one config in the default tier, more below)."""
+    rng = np.random.default_rng(12)
+    for name, make in SOFTMAX_MODELS.items():
+        model = make(0)
+        art = vela.compile_model(model, "ethos-u55-128")
+        ref = ReferenceModel(model)
+        for _ in range(3):
+            x = ref.random_input(rng)
+            np.testing.assert_array_equal(run_golden(art, [x]), ref.run(x).reshape(-1), err_msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(1, 3), (1, 37), (1, 300), (2, 4, 5, 16)])
+@pytest.mark.parametrize("accel", ["ethos-u55-64", "ethos-u55-256"])
+def test_softmax_shapes_golden_vs_litert(shape, accel):
+    rng = np.random.default_rng(13)
+    for seed, beta in ((0, 1.0), (1, 0.3), (2, 2.0)):
+        model = om.softmax(shape, seed=seed, beta=beta)
+        art = vela.compile_model(model, accel)
+        ref = ReferenceModel(model)
+        for _ in range(4):
+            x = ref.random_input(rng)
+            np.testing.assert_array_equal(run_golden(art, [x]), ref.run(x).reshape(-1), err_msg=f"{shape} {seed}")

@@ -78,12 +78,24 @@ def output_stage(v: int, scale: int, shift: int, mode: int, ofm_zp: int, act_min
     lo_c, hi_c = type_range(*clip) if clip else (lo_t, hi_t)
     lo, hi = min(max(act_min, lo_c), hi_c), min(max(act_max, lo_c), hi_c)
     z = min(max(y + ofm_zp, lo_c), hi_c)
+    if lut is not None and ofm_bits == 16:
+        return min(max(interpolate16(lut, z - lo_c), lo), hi)
     if lut is not None:
         size = 4 if ofm_bits == 32 else 1
         i = (z - lo_c) * size
         z = int.from_bytes(lut[i:i + size], "little", signed=ofm_signed)
         return z if ofm_bits == 32 else min(max(z, lo), hi)
     return min(max(z, lo), hi)
+
+
+def interpolate16(lut: bytes, u: int) -> int:
+    """A 16-bit table lookup: 512 32-bit entries (base in bits [15:0], slope in [31:16], both signed) over the
+    unsigned index ``u`` (0..65535, the value minus the type's minimum); entry ``u >> 7``, then ``base + ((slope *
+    (u & 127) + 64) >> 7)`` (TFLite's ``lut_lookup_with_interpolation`` for int16, with slope = next - base)."""
+    i = 4 * (u >> 7)
+    base = int.from_bytes(lut[i:i + 2], "little", signed=True)
+    slope = int.from_bytes(lut[i + 2:i + 4], "little", signed=True)
+    return base + ((slope * (u & 127) + 64) >> 7)
 
 
 def pool(ifm: np.ndarray, mode: int, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int, int, int],
@@ -189,16 +201,17 @@ def activation_clip(kick) -> tuple[bool, int] | None:
     return CLIP_RANGES[code]
 
 
-def lookup_table(kick, shram: bytes | None, entry_bytes: int = 1) -> bytes | None:
-    """The table an ACTIVATION TABLE_n of ``kick`` reads from ``shram`` (None without a table): 256 entries of
-    ``entry_bytes`` (4 for a 32-bit OFM) from slot ``n`` (256-byte slots)."""
+def lookup_table(kick, shram: bytes | None, ofm_bytes: int = 1) -> bytes | None:
+    """The table an ACTIVATION TABLE_n of ``kick`` reads from ``shram`` (None without a table), from slot ``n``
+    (256-byte slots): 256 bytes for an 8-bit OFM (``ofm_bytes``), 256 4-byte entries for a 32-bit OFM, 512 4-byte
+    entries (:func:`interpolate16`) for a 16-bit OFM."""
     act = kick.reg("ACTIVATION", 0) & 0xFFF
     if act == 0:
         return None
     if not 16 <= act <= 23 or shram is None:
         raise ValueError(f"activation {act} is not implemented")
     base = len(shram) - LUT_BYTES + LUT_SLOT_BYTES * (act - 16)
-    return bytes(shram[base:base + 256 * entry_bytes])
+    return bytes(shram[base:base + {1: 256, 2: 2048, 4: 1024}[ofm_bytes]])
 
 
 def run_pool_kick(kick, regions: dict[int, bytearray], shram: bytes | None = None) -> None:

@@ -1,16 +1,19 @@
 """NPU vector unit: executes the NPU_OP_POOL kicks the MAC datapath does not (MAX, AVERAGE, REDUCE_SUM with any
-kernel, stride and padding) and NPU_OP_ELEMENTWISE (ADD, SUB, MUL, MIN, MAX, ABS, LRELU; IFM2 as a tensor, broadcast
-along H / W / C, or the IFM2_SCALAR; operand order swap), on S8/U8/S16/U16 feature maps in NHWC or NHCWB16, with the
-activation table lookups (ACTIVATION TABLE_0..7: 256-byte tables the stream DMAs into the SHRAM's last 2 KiB) for an
-8-bit OFM, straight from and to external memory.
+kernel, stride and padding; REDUCE_SUM also across the IFM depth) and NPU_OP_ELEMENTWISE (ADD, SUB, MUL, MIN, MAX,
+ABS, LRELU, CLZ, SHR, SHL; IFM2 as a tensor, broadcast along H / W / C, or the IFM2_SCALAR; operand order swap), on
+S8/U8/S16/U16/S32 feature maps in NHWC or NHCWB16, with the activation table lookups (ACTIVATION TABLE_0..7: tables
+the stream DMAs into the SHRAM's last 2 KiB; 8-bit entries for an 8-bit OFM, 32-bit entries for a 32-bit OFM,
+interpolated base/slope pairs for a 16-bit OFM), straight from and to external memory. Vela's SOFTMAX decomposition
+(int8 and int16) runs on it.
 
 Arithmetic: :mod:`models.npu.vector_ref` (the golden model) states it. Pooling, per OFM element: the taps of its
 kernel window are read (padding taps are skipped), reduced (max or sum of ``ifm - IFM_ZERO_POINT``), divided by the
 valid tap count for AVERAGE with padding (``pooling_reciprocal``: a table for up to 64 taps). Elementwise: the two
 operands (``ifm - zp``) are combined (ADD / SUB after rescaling one operand by OPA_SCALE, see
 :class:`ElementwiseAlu`). Then both: scaled by ``OFM_SCALE`` (global scale mode; per-channel mode: 1, shift 0) with
-the round mode of ``OFM_PRECISION[15:14]``, offset by the OFM zero point, clamped to the OFM type, looked up in the
-table if there is one, and clamped to ACTIVATION_MIN / MAX.
+the round mode of ``OFM_PRECISION[15:14]`` (32-bit MUL: the shift only), offset by the OFM zero point, clamped to
+the OFM type (or the ACTIVATION clip range's), looked up in the table if there is one, and clamped to ACTIVATION_MIN
+/ MAX (not for a 32-bit OFM, which is saturated to int32).
 
 Sub-units (functional blocks for fault injection, ``compute.vector.*``):
 
@@ -452,8 +455,9 @@ class VectorOutputStage(wiring.Component):
     lut : ``In(1)``; lut_slot : ``In(3)``; clip : ``In(4)``; lut_raddr : ``Out(range(words))``; lut_rdata : ``In(64)``
     table lookup (ACTIVATION TABLE_n): the value, clamped to the clip range's type (``clip`` = ACTIVATION[15:12]: 0
     the OFM's, 2 uint8, 3 int8), indexes table ``n`` of the SHRAM's last 2 KiB (256-byte slots; index ``value -
-    type minimum``; 4-byte entries for a 32-bit OFM); the entry is the result (8-bit OFM: then clamped to
-    ACTIVATION_MIN/MAX)
+    type minimum``; 4-byte entries for a 32-bit OFM); the entry is the result (8- / 16-bit OFM: then clamped to
+    ACTIVATION_MIN/MAX). 16-bit OFM: 512 4-byte entries (base, slope) interpolated over the 128 values of a
+    segment (``models.npu.vector_ref.interpolate16``)
     o : ``Out(stream.Signature(32))``
     """
 
@@ -484,15 +488,22 @@ class VectorOutputStage(wiring.Component):
         m.d.comb += z.eq(y + self.ofm_zero_point)
         zt = Signal(signed(18))     # clamped to the clip type: the table index (8-bit clip type)
         m.d.comb += zt.eq(Mux(z < tlo, tlo, Mux(z > thi, thi, z)))
-        index = Signal(8)
+        index = Signal(16)
         m.d.comb += index.eq(zt - tlo)
+        offset = Signal(11)     # byte offset in the table: 8-bit entries, 32-bit entries, or 16-bit OFM segments
+        m.d.comb += offset.eq(Mux(self.ofm32, index[:8] << 2, Mux(self.ofm_wide, index[7:16] << 2, index[:8])))
         byte_addr = Signal(range(self.lut_base + LUT_BYTES))
-        m.d.comb += [byte_addr.eq(self.lut_base + (self.lut_slot << 8) + Mux(self.ofm32, index << 2, index)),
-                     self.lut_raddr.eq(byte_addr >> 3)]
+        m.d.comb += [byte_addr.eq(self.lut_base + (self.lut_slot << 8) + offset), self.lut_raddr.eq(byte_addr >> 3)]
         entry = Signal(8)
         m.d.comb += entry.eq(self.lut_rdata.word_select(byte_addr[:3], 8))
-        looked_up = Signal(signed(10))
-        m.d.comb += looked_up.eq(Mux(self.ofm_signed, entry.as_signed(), entry))
+        entry32 = Signal(32)
+        m.d.comb += entry32.eq(self.lut_rdata.word_select(byte_addr[2], 32))
+        looked_up = Signal(signed(18))
+        with m.If(self.ofm_wide):   # interpolated: base + ((slope * (index % 128) + 64) >> 7)
+            m.d.comb += looked_up.eq(entry32[:16].as_signed()
+                                     + ((entry32[16:].as_signed() * index[:7] + 64) >> 7))
+        with m.Else():
+            m.d.comb += looked_up.eq(Mux(self.ofm_signed, entry.as_signed(), entry))
         res = Signal(signed(18))
         m.d.comb += res.eq(Mux(self.lut, looked_up, zt))
         sat32 = Signal(32)
@@ -503,7 +514,7 @@ class VectorOutputStage(wiring.Component):
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += held.eq(1)
             with m.If(self.ofm32):
-                m.d.sync += out.eq(Mux(self.lut, self.lut_rdata.word_select(byte_addr[2], 32), sat32))
+                m.d.sync += out.eq(Mux(self.lut, entry32, sat32))
             with m.Else():
                 m.d.sync += out.eq(Mux(res < lo, lo, Mux(res > hi, hi, res)))
         with m.Elif(self.o.ready):
@@ -741,7 +752,7 @@ class VectorUnit(wiring.Component):
 
     def _unsupported(self, m, regs, opcode, mode, geo, divide, ew, ew_mode):
         """CHECK: what this unit does not implement (yet): precisions other than 8, 16 and 32 bit (32-bit OFM: signed
-        only), tables with a 16-bit OFM (interpolated int16 tables), tile layouts other than NHWC / NHCWB16, IFM
+        only), tables with a 16-bit OFM other than TABLE_0 (2 KiB), tile layouts other than NHWC / NHCWB16, IFM
         upscaling, the TANH / SIGMOID functions (int16), clip ranges other than the OFM's except uint8 / int8 before
         a table with a 32-bit OFM (TABLE_0..4: 1 KiB tables), round mode 3, the fp16 accumulator format (INT32 and
         INT40 give the same results here: the unit's sums and operands are wider), pooling modes above REDUCE_SUM,
@@ -757,6 +768,7 @@ class VectorUnit(wiring.Component):
         lut_ok = Signal(name="activation_ok")
         m.d.comb += lut_ok.eq(((act_fn == 0) & (clip == 0))
                               | (table & (ofm_size == 0) & (clip == 0))
+                              | ((act_fn == 16) & (ofm_size == 1) & (clip == 0))
                               | (table & (ofm_size == 2) & ((clip == 2) | (clip == 3)) & (act_fn <= 20)))
         add_sub = (ew_mode == EW_ADD) | (ew_mode == EW_SUB)
         unary = (ew_mode == EW_ABS) | (ew_mode == EW_LRELU) | (ew_mode == EW_CLZ)

@@ -85,6 +85,7 @@ U8_MODELS = {
 SOFTMAX_MODELS = {
     "softmax_10": lambda s: om.softmax((1, 10), seed=s),
     "softmax_2x3x12_beta0.5": lambda s: om.softmax((1, 2, 3, 12), seed=s, beta=0.5),
+    "i16_softmax_10": lambda s: om.softmax((1, 10), seed=s, int16=True),   # 16-bit interpolated tables
 }
 
 
@@ -187,8 +188,8 @@ def test_uint8_golden_vs_litert(name, accel):
 
 
 def test_softmax_golden_vs_litert():
-    """The 32-bit elementwise / pooling semantics (``vector_ref``) run Vela's int8 SOFTMAX decomposition bit-exactly
-    vs LiteRT (one config in the default tier, more below)."""
+    """The 32-bit elementwise / pooling semantics and the 16-bit interpolated tables (``vector_ref``) run Vela's int8
+    and int16 SOFTMAX decompositions bit-exactly vs LiteRT (one config in the default tier, more below)."""
     rng = np.random.default_rng(12)
     for name, make in SOFTMAX_MODELS.items():
         model = make(0)
@@ -202,10 +203,11 @@ def test_softmax_golden_vs_litert():
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", [(1, 3), (1, 37), (1, 300), (2, 4, 5, 16)])
 @pytest.mark.parametrize("accel", ["ethos-u55-64", "ethos-u55-256"])
-def test_softmax_shapes_golden_vs_litert(shape, accel):
+@pytest.mark.parametrize("int16", [False, True])
+def test_softmax_shapes_golden_vs_litert(shape, accel, int16):
     rng = np.random.default_rng(13)
     for seed, beta in ((0, 1.0), (1, 0.3), (2, 2.0)):
-        model = om.softmax(shape, seed=seed, beta=beta)
+        model = om.softmax(shape, seed=seed, beta=beta, int16=int16)
         art = vela.compile_model(model, accel)
         ref = ReferenceModel(model)
         for _ in range(4):

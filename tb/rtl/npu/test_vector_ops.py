@@ -173,3 +173,40 @@ def test_reduce_sum_matches_golden(npu):
             want = run_golden(art, [x], cfg.shram_bytes, commands)
             assert not np.array_equal(want, run_golden(art, [x], cfg.shram_bytes)), "the patch changed nothing"
             np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("round_mode", [0, 1])   # TFL, TRUNCATE (Vela's SOFTMAX itself uses NATURAL)
+def test_shr_round_modes_match_golden(npu, round_mode):
+    """ELEMENTWISE SHR with the other round modes: the int8 SOFTMAX stream with the round mode of every SHR kick's
+    OFM_PRECISION write patched; the RTL must equal the golden model (``vector_ref.round_shift``), and the patch
+    must change the golden result (TRUNCATE) or not (TFL: half up below a 32-bit shift, as NATURAL)."""
+    config, design = npu
+    cfg = PRESETS[config]
+    art = vela.compile_model(SOFTMAX_MODELS["softmax_2x3x12_beta0.5"](0), f"ethos-u55-{cfg.macs}")
+    words = [int(w) for w in art.command_stream]
+    last_prec = None
+    patched = 0
+    for c in cs.decode_stream(words):
+        if c.name == "NPU_SET_OFM_PRECISION":
+            last_prec = c
+        elif c.name == "NPU_OP_ELEMENTWISE" and c.param == 8:
+            i = last_prec.offset // 4
+            words[i] = (words[i] & 0xFFFF) | (((last_prec.param & 0x3FFF) | (round_mode << 14)) << 16)
+            patched += 1
+    assert patched == 2
+    commands = cs.decode_stream(words)
+    rng = np.random.default_rng(6)
+    with SimDevice(NativeSim(design)) as sim:
+        for _ in range(2):
+            x = rng.integers(-128, 128, size=art.inputs[0].nbytes, dtype=np.int8)
+            lay = load(sim, cfg, art, [x])
+            npu_driver.load_bytes(sim, lay.cmd_base, np.asarray(words, "<u4").tobytes())
+            npu_driver.start(sim, lay.cmd_base, 4 * len(words), lay.basep)
+            assert npu_driver.wait_done(sim, 100_000, chunk=64) is not None, "NPU did not finish"
+            assert (sim.peek("error"), sim.peek("compute_error")) == (0, 0)
+            (out,) = art.outputs
+            got = np.frombuffer(read_bytes(sim, lay.address(out), out.nbytes), np.int8)
+            want = run_golden(art, [x], cfg.shram_bytes, commands)
+            changed = not np.array_equal(want, run_golden(art, [x], cfg.shram_bytes))
+            assert changed == (round_mode == 1)
+            np.testing.assert_array_equal(got, want)

@@ -213,3 +213,24 @@ def test_softmax_shapes_golden_vs_litert(shape, accel, int16):
         for _ in range(4):
             x = ref.random_input(rng)
             np.testing.assert_array_equal(run_golden(art, [x]), ref.run(x).reshape(-1), err_msg=f"{shape} {seed}")
+
+
+def test_shift_and_clz_semantics():
+    """CLZ / SHL / SHR / 32-bit output on hand-worked values (the Ethos-U55 register semantics as stated in
+    ``vector_ref``; SOFTMAX exercises only non-negative operands and NATURAL rounding)."""
+    ew = vr.elementwise
+    kw = dict(scale_mode=0, opa_scale=1, opa_shift=0)
+    assert [ew(vr.EW_CLZ, v, 0, **kw) for v in (0, 1, -1, 0x7FFFFFFF, 1 << 20)] == [32, 31, 0, 1, 11]
+    assert ew(vr.EW_SHL, 3, 4, **kw) == 48 and ew(vr.EW_SHL, 5, -2, **kw) == 5 and ew(vr.EW_SHL, 1, 40, **kw) == 1 << 32
+    for mode, want in ((vr.ROUND_NATURAL, [-2, -1, 3]), (vr.ROUND_TRUNCATE, [-1, -1, 2]), (vr.ROUND_TFL, [-2, -1, 3])):
+        # -7 / 4 = -1.75, -6 / 4 = -1.5, 10 / 4 = 2.5 (TRUNCATE: toward zero; NATURAL, TFL below 32: half up)
+        assert [ew(vr.EW_SHR, a, 2, round_mode=mode, **kw) for a in (-7, -6, 10)] == want, mode
+    assert ew(vr.EW_SHR, -5, 63, round_mode=vr.ROUND_NATURAL, **kw) == 0
+    assert ew(vr.EW_SUB, 7, 9, **kw) == -2
+    with pytest.raises(ValueError):
+        ew(vr.EW_ADD, 1, 1, scale_mode=0, opa_scale=3, opa_shift=0)
+    # a 32-bit OFM saturates to int32 and ignores ACTIVATION_MIN/MAX; a 32-bit table entry is the result
+    assert vr.output_stage(1 << 40, 1, 0, vr.ROUND_TFL, 0, -128, 127, ofm_bits=32) == (1 << 31) - 1
+    assert vr.output_stage(1000, 1, 0, vr.ROUND_TFL, 0, -128, 127, ofm_bits=32) == 1000
+    lut = b"".join(int(i * 1000).to_bytes(4, "little", signed=True) for i in range(256))
+    assert vr.output_stage(-3, 1, 0, vr.ROUND_TFL, 127, -128, 127, lut=lut, ofm_bits=32, clip=(True, 8)) == 252_000

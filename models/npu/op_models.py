@@ -10,6 +10,7 @@ and MAXIMUM keep the input's scale and zero point, as TFLite requires).
   constant
 * :func:`unary`: LEAKY_RELU, ABS, TANH, LOGISTIC, HARD_SWISH (and any other one-input op without options)
 * :func:`mean`: MEAN over axes of an NHWC tensor
+* :func:`softmax`: SOFTMAX over the last axis (int8 or int16; TFLite's fixed output quantisation)
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from ethosu.vela.tflite import AddOptions, LeakyReluOptions, MulOptions, Pool2DOptions, ReducerOptions, SubOptions
+from ethosu.vela.tflite import (
+    AddOptions,
+    LeakyReluOptions,
+    MulOptions,
+    Pool2DOptions,
+    ReducerOptions,
+    SoftmaxOptions,
+    SubOptions,
+)
 from ethosu.vela.tflite.BuiltinOperator import BuiltinOperator
 from ethosu.vela.tflite.BuiltinOptions import BuiltinOptions
 from ethosu.vela.tflite.Padding import Padding as TflPadding
@@ -25,7 +34,7 @@ from ethosu.vela.tflite.TensorType import TensorType
 
 from .tflite_builder import _ACT_CODE, _out_dim, _Writer
 
-__all__ = ["Quant", "pool", "binary", "unary", "mean"]
+__all__ = ["Quant", "pool", "binary", "unary", "mean", "softmax"]
 
 
 @dataclass(frozen=True)
@@ -178,3 +187,25 @@ def mean(shape: tuple[int, ...], axes: tuple[int, ...], keep_dims: bool = True, 
 
     wr.operator(BuiltinOperator.MEAN, 2, [x, ax], [y], BuiltinOptions.ReducerOptions, options)
     return _model(wr.finish([x], [y], f"rampart op_models: MEAN {shape} {axes}"))
+
+
+def softmax(shape: tuple[int, ...], *, beta: float = 1.0, seed: int = 0, int16: bool = False,
+            in_scale: float | None = None) -> bytes:
+    """A SOFTMAX model over the last axis of ``shape``; the output is quantised as TFLite requires (int8: 1/256,
+    zero point -128; int16: 1/32768, 0). ``in_scale``: the input scale (default: drawn from ``seed``)."""
+    rng = np.random.default_rng(seed)
+    q = _rand_quant(rng, 0.02, 0.2, int16=int16)
+    if in_scale is not None:
+        q = Quant(float(np.float32(in_scale)), q.zero_point)
+    qo = Quant(1 / 32768, 0) if int16 else Quant(1 / 256, -128)
+    wr = _Writer()
+    x = _tensor(wr, "input", shape, q, ttype=_ttype(int16))
+    y = _tensor(wr, "output", shape, qo, ttype=_ttype(int16))
+
+    def options(b):
+        SoftmaxOptions.Start(b)
+        SoftmaxOptions.AddBeta(b, beta)
+        return SoftmaxOptions.End(b)
+
+    wr.operator(BuiltinOperator.SOFTMAX, 2 if int16 else 1, [x], [y], BuiltinOptions.SoftmaxOptions, options)
+    return _model(wr.finish([x], [y], f"rampart op_models: SOFTMAX {shape}"))

@@ -64,37 +64,64 @@ def type_range(signed: bool, bits: int = 8) -> tuple[int, int]:
 
 
 def output_stage(v: int, scale: int, shift: int, mode: int, ofm_zp: int, act_min: int, act_max: int,
-                 ofm_signed: bool = True, lut: bytes | None = None, ofm_bits: int = 8) -> int:
-    """One OFM value from the accumulated ``v`` (see the module docstring). ``lut``: the 256-byte table of an
-    ACTIVATION TABLE_n, indexed by the value clamped to the OFM type minus the type's minimum; its entry (signed for
-    a signed OFM) is then clamped to ACTIVATION_MIN/MAX."""
+                 ofm_signed: bool = True, lut: bytes | None = None, ofm_bits: int = 8,
+                 clip: tuple[bool, int] | None = None) -> int:
+    """One OFM value from the accumulated ``v`` (see the module docstring). ``lut``: the table of an ACTIVATION
+    TABLE_n, indexed by the value clamped to the clip range's type minus its minimum; its entry (signed for a signed
+    OFM; 4-byte entries for a 32-bit OFM) is then clamped to ACTIVATION_MIN/MAX. ``clip``: the ACTIVATION clip
+    range's type as (signed, bits) (None: the OFM's). A 32-bit OFM is only saturated to int32: ACTIVATION_MIN/MAX
+    (16-bit registers) do not apply to it."""
     lo_t, hi_t = type_range(ofm_signed, ofm_bits)
-    lo, hi = min(max(act_min, lo_t), hi_t), min(max(act_max, lo_t), hi_t)
     y = round_shift(v * scale, shift, mode)
-    z = min(max(y + ofm_zp, lo_t), hi_t)
+    if ofm_bits == 32 and lut is None:
+        return min(max(y + ofm_zp, lo_t), hi_t)
+    lo_c, hi_c = type_range(*clip) if clip else (lo_t, hi_t)
+    lo, hi = min(max(act_min, lo_c), hi_c), min(max(act_max, lo_c), hi_c)
+    z = min(max(y + ofm_zp, lo_c), hi_c)
+    if lut is not None and ofm_bits == 16:
+        return min(max(interpolate16(lut, z - lo_c), lo), hi)
     if lut is not None:
-        z = lut[z - lo_t]
-        z = z - 256 if ofm_signed and z >= 128 else z
+        size = 4 if ofm_bits == 32 else 1
+        i = (z - lo_c) * size
+        z = int.from_bytes(lut[i:i + size], "little", signed=ofm_signed)
+        return z if ofm_bits == 32 else min(max(z, lo), hi)
     return min(max(z, lo), hi)
+
+
+def interpolate16(lut: bytes, u: int) -> int:
+    """A 16-bit table lookup: 512 32-bit entries (base in bits [15:0], slope in [31:16], both signed) over the
+    unsigned index ``u`` (0..65535, the value minus the type's minimum); entry ``u >> 7``, then ``base + ((slope *
+    (u & 127) + 64) >> 7)`` (TFLite's ``lut_lookup_with_interpolation`` for int16, with slope = next - base)."""
+    i = 4 * (u >> 7)
+    base = int.from_bytes(lut[i:i + 2], "little", signed=True)
+    slope = int.from_bytes(lut[i + 2:i + 4], "little", signed=True)
+    return base + ((slope * (u & 127) + 64) >> 7)
 
 
 def pool(ifm: np.ndarray, mode: int, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int, int, int],
          out_hw: tuple[int, int], *, ifm_zp: int, ofm_zp: int, scale: int, shift: int, round_mode: int,
          act_min: int, act_max: int, ofm_signed: bool = True, lut: bytes | None = None,
-         ofm_bits: int = 8) -> np.ndarray:
+         ofm_bits: int = 8, clip: tuple[bool, int] | None = None, out_depth: int | None = None) -> np.ndarray:
     """A pooling kick on an ``(H, W, C)`` integer IFM; ``pad`` = (top, left, bottom, right). Returns ``(OH, OW, C)``
-    int64 values (already clamped to the OFM type)."""
+    int64 values (already clamped to the OFM type). REDUCE_SUM with ``out_depth`` 1 and a deeper IFM sums the window
+    over every IFM channel (Vela's ReduceSum: the channel axis; OFM depth 1); with ``out_depth`` = C it sums each
+    channel's window."""
     h, w, c = ifm.shape
+    depth_sum = mode == POOL_REDUCE_SUM and out_depth == 1 and c > 1
     kh, kw = kernel
     oh, ow = out_hw
     t = ifm.astype(np.int64) - ifm_zp
     padded = any(pad)
-    out = np.zeros((oh, ow, c), np.int64)
+    out = np.zeros((oh, ow, 1 if depth_sum else c), np.int64)
     for y in range(oh):
         for x in range(ow):
             y0, x0 = y * stride[0] - pad[0], x * stride[1] - pad[1]
             win = t[max(y0, 0):min(y0 + kh, h), max(x0, 0):min(x0 + kw, w)].reshape(-1, c)
             n = win.shape[0]
+            if depth_sum:
+                out[y, x, 0] = output_stage(int(win.sum()), scale, shift, round_mode, ofm_zp, act_min, act_max,
+                                            ofm_signed, lut, ofm_bits, clip)
+                continue
             for ch in range(c):
                 if mode == POOL_MAX:
                     v = int(win[:, ch].max())
@@ -104,7 +131,7 @@ def pool(ifm: np.ndarray, mode: int, kernel: tuple[int, int], stride: tuple[int,
                         r, s = pooling_reciprocal(n)
                         v = (v * r + (1 << (s - 1))) >> s
                 out[y, x, ch] = output_stage(v, scale, shift, round_mode, ofm_zp, act_min, act_max, ofm_signed, lut,
-                                             ofm_bits)
+                                             ofm_bits, clip)
     return out
 
 
@@ -163,15 +190,28 @@ def _bound(v: int, signed: bool) -> int:
 LUT_BYTES, LUT_SLOT_BYTES = 2048, 256
 
 
-def lookup_table(kick, shram: bytes | None) -> bytes | None:
-    """The 256-byte table an ACTIVATION TABLE_n of ``kick`` reads from ``shram`` (None without a table)."""
+#: ACTIVATION[15:12] (act_clip_range) -> the type the value is clamped to before a table lookup (None: the OFM's).
+CLIP_RANGES = {0: None, 2: (False, 8), 3: (True, 8), 5: (True, 16)}
+
+
+def activation_clip(kick) -> tuple[bool, int] | None:
+    code = (kick.reg("ACTIVATION", 0) >> 12) & 15
+    if code not in CLIP_RANGES:
+        raise ValueError(f"activation clip range {code} is not defined")
+    return CLIP_RANGES[code]
+
+
+def lookup_table(kick, shram: bytes | None, ofm_bytes: int = 1) -> bytes | None:
+    """The table an ACTIVATION TABLE_n of ``kick`` reads from ``shram`` (None without a table), from slot ``n``
+    (256-byte slots): 256 bytes for an 8-bit OFM (``ofm_bytes``), 256 4-byte entries for a 32-bit OFM, 512 4-byte
+    entries (:func:`interpolate16`) for a 16-bit OFM."""
     act = kick.reg("ACTIVATION", 0) & 0xFFF
     if act == 0:
         return None
     if not 16 <= act <= 23 or shram is None:
         raise ValueError(f"activation {act} is not implemented")
     base = len(shram) - LUT_BYTES + LUT_SLOT_BYTES * (act - 16)
-    return bytes(shram[base:base + LUT_SLOT_BYTES])
+    return bytes(shram[base:base + {1: 256, 2: 2048, 4: 1024}[ofm_bytes]])
 
 
 def run_pool_kick(kick, regions: dict[int, bytearray], shram: bytes | None = None) -> None:
@@ -195,7 +235,8 @@ def run_pool_kick(kick, regions: dict[int, bytearray], shram: bytes | None = Non
                scale=scale, shift=shift, round_mode=(ofm_prec >> 14) & 3,
                act_min=_bound(r("ACTIVATION_MIN"), bool(ofm_prec & 1)),
                act_max=_bound(r("ACTIVATION_MAX"), bool(ofm_prec & 1)), ofm_signed=bool(ofm_prec & 1),
-               lut=lookup_table(kick, shram), ofm_bits=8 * _ofm_size(ofm_prec))
+               lut=lookup_table(kick, shram, _ofm_size(ofm_prec)), ofm_bits=8 * _ofm_size(ofm_prec),
+               clip=activation_clip(kick), out_depth=r("OFM_DEPTH_M1") + 1)
     write_fm(regions[r("OFM_REGION") & 7], r("OFM_BASE0"), out,
              (r("OFM_STRIDE_Y"), r("OFM_STRIDE_X"), r("OFM_STRIDE_C")), (ofm_prec >> 6) & 3 == 1, _ofm_size(ofm_prec))
 
@@ -221,8 +262,18 @@ def rdbpot(x: int, exponent: int) -> int:
     return (x + (1 << (exponent - 1)) - (x < 0)) >> exponent
 
 
+def clz32(x: int) -> int:
+    """Leading zeros of ``x`` as a 32-bit two's complement word (32 for 0)."""
+    return 32 - (x & 0xFFFFFFFF).bit_length()
+
+
+#: SHL / SHR shift amounts: IFM2 clamped to [0, SHL_MAX] / [0, SHR_MAX] (a 32-bit value shifted left by 32 or more
+#: always saturates; right by 63 always rounds to 0 or -1).
+SHL_MAX, SHR_MAX = 32, 63
+
+
 def elementwise(mode: int, a: int, b: int, *, scale_mode: int, opa_scale: int, opa_shift: int,
-                input_shift: int = ADD_SUB_SHIFT_8BIT) -> int:
+                input_shift: int = ADD_SUB_SHIFT_8BIT, opb_scale: int = 1, round_mode: int = ROUND_TFL) -> int:
     """The value an ELEMENTWISE kick hands its output stage for operands ``a`` (IFM - zp) and ``b`` (IFM2 - zp),
     8-bit operands (16-bit: ``input_shift`` 15 instead of 20, so ``x << 15``, ``opa_shift - 16`` and ``y << 14``).
 
@@ -232,7 +283,16 @@ def elementwise(mode: int, a: int, b: int, *, scale_mode: int, opa_scale: int, o
     ADD / SUB arithmetic exactly, given Vela's ``advanced_elementwise_add_sub_scale`` (``ethosu/vela/scaling.py``):
     the operand with the larger scale has TFLite multiplier 0.5, which ``srdhm`` applies exactly as ``<< 19``.
     MUL: ``a * b``; MIN / MAX: ``min`` / ``max``; ABS: ``|a|``; LRELU: ``a`` (the output stage scales it by OFM_SCALE
-    only where it is negative: OFM_SCALE holds alpha, see :func:`run_elementwise_kick`)."""
+    only where it is negative: OFM_SCALE holds alpha, see :func:`run_elementwise_kick`).
+
+    ADD / SUB in scale mode 0 (SCALE_16BIT; Vela's SOFTMAX writes OPA_SCALE 1, shift 0, OPB_SCALE 1): ``a + b`` /
+    ``a - b`` (other operand scales in this mode: not implemented). CLZ: leading zeros of ``a`` as a 32-bit word.
+    SHL: ``a << b``, SHR: ``round_shift(a, b)`` with the OFM round mode (``b`` clamped to [0, SHL_MAX] /
+    [0, SHR_MAX]; Vela's SOFTMAX uses SHR with NATURAL, i.e. TFLite's rounding of non-negative values)."""
+    if mode in (EW_ADD, EW_SUB) and scale_mode == 0:
+        if (opa_scale, opa_shift, opb_scale & 0xFFFF) != (1, 0, 1):
+            raise ValueError("ADD/SUB scale mode 0 is implemented with unit operand scales only")
+        return a + b if mode == EW_ADD else a - b
     if mode in (EW_ADD, EW_SUB):
         if scale_mode not in (1, 2):
             raise ValueError(f"ADD/SUB scale mode {scale_mode} is not implemented")
@@ -253,6 +313,12 @@ def elementwise(mode: int, a: int, b: int, *, scale_mode: int, opa_scale: int, o
         return abs(a)
     if mode == EW_LRELU:
         return a
+    if mode == EW_CLZ:
+        return clz32(a)
+    if mode == EW_SHL:
+        return a << min(max(b, 0), SHL_MAX)
+    if mode == EW_SHR:
+        return round_shift(a, min(max(b, 0), SHR_MAX), round_mode)
     raise ValueError(f"elementwise mode {mode} is not implemented")
 
 
@@ -280,7 +346,10 @@ def run_elementwise_kick(kick, regions: dict[int, bytearray], shram: bytes | Non
         prec2 = r("IFM2_PRECISION")
         if bcast & 0x80:
             scalar = r("IFM2_SCALAR")
-            raw = _s16(scalar) if prec2 & 1 else scalar
+            if _ifm_size(prec2) == 4:
+                raw = scalar - (1 << 32) if prec2 & 1 and scalar >> 31 else scalar
+            else:
+                raw = _s16(scalar) if prec2 & 1 else scalar
             b = np.full((oh, ow, oc), raw, np.int64)
         else:
             shape2 = (1 if bcast & 1 else oh, 1 if bcast & 2 else ow, 1 if bcast & 4 else oc)
@@ -292,18 +361,22 @@ def run_elementwise_kick(kick, regions: dict[int, bytearray], shram: bytes | Non
     scale, shift = (r("OFM_SCALE"), kick.params.get("OFM_SCALE", 0) & 63) if global_scale else (1, 0)
     scale_mode = (ifm_prec >> 8) & 3
     opa_scale, opa_shift = r("OPA_SCALE", 0), kick.params.get("OPA_SCALE", 0) & 63
+    opb_scale = r("OPB_SCALE", 1)
     out = np.zeros((oh, ow, oc), np.int64)
-    lut = lookup_table(kick, shram)
+    lut = lookup_table(kick, shram, _ofm_size(ofm_prec))
     sgn = bool(ofm_prec & 1)
+    round_mode = (ofm_prec >> 14) & 3
     input_shift = ADD_SUB_SHIFT_16BIT if _ifm_size(ifm_prec) == 2 else ADD_SUB_SHIFT_8BIT
+    if mode == EW_MUL and _ifm_size(ifm_prec) == 4:
+        scale = 1   # 32-bit MUL: the 64-bit product is only shifted (OFM_SCALE's multiplier is not applied)
     for idx in np.ndindex(oh, ow, oc):
         v = elementwise(mode, int(a[idx]), int(b[idx]), scale_mode=scale_mode, opa_scale=opa_scale,
-                        opa_shift=opa_shift, input_shift=input_shift)
+                        opa_shift=opa_shift, input_shift=input_shift, opb_scale=opb_scale, round_mode=round_mode)
         positive_lrelu = mode == EW_LRELU and v >= 0   # LRELU: OFM_SCALE (alpha) scales negative values only
         s, sh = (1, 0) if positive_lrelu else (scale, shift)
-        out[idx] = output_stage(v, s, sh, (ofm_prec >> 14) & 3, zp("OFM_ZERO_POINT", ofm_prec),
+        out[idx] = output_stage(v, s, sh, round_mode, zp("OFM_ZERO_POINT", ofm_prec),
                                 _bound(r("ACTIVATION_MIN"), sgn), _bound(r("ACTIVATION_MAX"), sgn), sgn, lut,
-                                8 * _ofm_size(ofm_prec))
+                                8 * _ofm_size(ofm_prec), activation_clip(kick))
     write_fm(regions[r("OFM_REGION") & 7], r("OFM_BASE0"), out,
              (r("OFM_STRIDE_Y"), r("OFM_STRIDE_X"), r("OFM_STRIDE_C")), (ofm_prec >> 6) & 3 == 1, _ofm_size(ofm_prec))
 

@@ -12,7 +12,7 @@ i.e. the driver payload + 32) and ``cmd_len`` (bytes) and pulses ``start``.
 Execution (in stream order; a wait blocks parsing):
 
 * register writes (``NPU_SET_*``) update the configuration registers (:class:`RegisterFile`, :data:`Registers`);
-  known registers the datapath does not use (IFM2 tiles 1..3 and sizes, OPB_SCALE, PARALLEL_MODE, DMA0_SIZE*/SKIP*,
+  known registers the datapath does not use (IFM2 tiles 1..3 and sizes, PARALLEL_MODE, DMA0_SIZE*/SKIP*,
   WEIGHT1/SCALE1) are accepted and dropped;
 * ``NPU_OP_CONV`` / ``DEPTHWISE`` / ``POOL`` / ``ELEMENTWISE``: wait until fewer than ``max_kernels`` kernel ops are
   outstanding, then offer a :class:`KernelOp` (opcode, param, register snapshot) on ``compute.kick``; a kernel op is
@@ -173,7 +173,7 @@ STORED_CMD1 = (
     "IFM_BASE0", "IFM_BASE1", "IFM_BASE2", "IFM_BASE3", "IFM_STRIDE_X", "IFM_STRIDE_Y", "IFM_STRIDE_C",
     "OFM_BASE0", "OFM_BASE1", "OFM_BASE2", "OFM_BASE3", "OFM_STRIDE_X", "OFM_STRIDE_Y", "OFM_STRIDE_C",
     "WEIGHT_BASE", "WEIGHT_LENGTH", "SCALE_BASE", "SCALE_LENGTH", "OFM_SCALE", "DMA0_SRC", "DMA0_DST", "DMA0_LEN",
-    "IFM2_BASE0", "IFM2_STRIDE_X", "IFM2_STRIDE_Y", "IFM2_STRIDE_C", "OPA_SCALE",
+    "IFM2_BASE0", "IFM2_STRIDE_X", "IFM2_STRIDE_Y", "IFM2_STRIDE_C", "OPA_SCALE", "OPB_SCALE",
 )
 
 #: The register file: one field per stored register, named as in Vela without ``NPU_SET_``.

@@ -1,16 +1,19 @@
 """NPU vector unit: executes the NPU_OP_POOL kicks the MAC datapath does not (MAX, AVERAGE, REDUCE_SUM with any
-kernel, stride and padding) and NPU_OP_ELEMENTWISE (ADD, SUB, MUL, MIN, MAX, ABS, LRELU; IFM2 as a tensor, broadcast
-along H / W / C, or the IFM2_SCALAR; operand order swap), on S8/U8/S16/U16 feature maps in NHWC or NHCWB16, with the
-activation table lookups (ACTIVATION TABLE_0..7: 256-byte tables the stream DMAs into the SHRAM's last 2 KiB) for an
-8-bit OFM, straight from and to external memory.
+kernel, stride and padding; REDUCE_SUM also across the IFM depth) and NPU_OP_ELEMENTWISE (ADD, SUB, MUL, MIN, MAX,
+ABS, LRELU, CLZ, SHR, SHL; IFM2 as a tensor, broadcast along H / W / C, or the IFM2_SCALAR; operand order swap), on
+S8/U8/S16/U16/S32 feature maps in NHWC or NHCWB16, with the activation table lookups (ACTIVATION TABLE_0..7: tables
+the stream DMAs into the SHRAM's last 2 KiB; 8-bit entries for an 8-bit OFM, 32-bit entries for a 32-bit OFM,
+interpolated base/slope pairs for a 16-bit OFM), straight from and to external memory. Vela's SOFTMAX decomposition
+(int8 and int16) runs on it.
 
 Arithmetic: :mod:`models.npu.vector_ref` (the golden model) states it. Pooling, per OFM element: the taps of its
 kernel window are read (padding taps are skipped), reduced (max or sum of ``ifm - IFM_ZERO_POINT``), divided by the
 valid tap count for AVERAGE with padding (``pooling_reciprocal``: a table for up to 64 taps). Elementwise: the two
 operands (``ifm - zp``) are combined (ADD / SUB after rescaling one operand by OPA_SCALE, see
 :class:`ElementwiseAlu`). Then both: scaled by ``OFM_SCALE`` (global scale mode; per-channel mode: 1, shift 0) with
-the round mode of ``OFM_PRECISION[15:14]``, offset by the OFM zero point, clamped to the OFM type, looked up in the
-table if there is one, and clamped to ACTIVATION_MIN / MAX.
+the round mode of ``OFM_PRECISION[15:14]`` (32-bit MUL: the shift only), offset by the OFM zero point, clamped to
+the OFM type (or the ACTIVATION clip range's), looked up in the table if there is one, and clamped to ACTIVATION_MIN
+/ MAX (not for a 32-bit OFM, which is saturated to int32).
 
 Sub-units (functional blocks for fault injection, ``compute.vector.*``):
 
@@ -52,8 +55,9 @@ MAX_DIVIDE_TAPS = 64     # AVERAGE with padding: kernels of up to 64 taps (Vela:
 LUT_BYTES = 2048         # the SHRAM's last 2 KiB hold the lookup tables (Vela: shram_lut_address, 256-byte slots)
 RESULT_DEPTH = 8         # result FIFO entries = elements the walker may have in flight
 PENDING_DEPTH = 16       # taps queued between the walker and the reducer (reads in flight at most)
-_ACC_BITS = 40          # reductions and elementwise results (16-bit ADD needs 34 bits)
-_OPND = 18              # an operand: a 16-bit element minus a 16-bit zero point
+_ACC_BITS = 48          # reductions (REDUCE_SUM of 32-bit elements over up to 2**15 taps)
+_WIDE = 72              # elementwise results (32-bit MUL: 68 bits; SHL of a 32-bit operand by 32: 66 bits)
+_OPND = 34              # an operand: a 32-bit element minus a 16-bit zero point
 
 
 def elem_addr(base, y, x, c, stride_y, stride_x, stride_c, nhcwb16, esz):
@@ -66,10 +70,12 @@ def elem_addr(base, y, x, c, stride_y, stride_x, stride_c, nhcwb16, esz):
 
 
 def elem_value(word, lane, esz, signed_):
-    """The ``2**esz``-byte element at byte ``lane`` of a 64-bit word, sign-extended when ``signed_`` (8 or 16 bit)."""
+    """The ``2**esz``-byte element at byte ``lane`` of a 64-bit word, sign-extended when ``signed_`` (8, 16 or 32
+    bit)."""
     shifted = word >> (lane * 8)
     return Mux(esz == 0, Mux(signed_, shifted[:8].as_signed(), shifted[:8]),
-               Mux(signed_, shifted[:16].as_signed(), shifted[:16]))
+               Mux(esz == 1, Mux(signed_, shifted[:16].as_signed(), shifted[:16]),
+                   Mux(signed_, shifted[:32].as_signed(), shifted[:32])))
 
 
 def pooling_reciprocal(n: int) -> tuple[int, int]:
@@ -120,6 +126,8 @@ class PoolGeometry(data.Struct):
     pad_left: 8
     ih: 17
     iw: 17
+    kc: 17          # channel taps per window position: the IFM depth for REDUCE_SUM across depth, else 1
+    depth_sum: 1    # REDUCE_SUM across depth: a tap's channel is its channel tap, not the OFM channel
 
 
 class _Tap(data.Struct):
@@ -161,7 +169,7 @@ class PoolWalker(wiring.Component):
         m.d.comb += [self.taps.valid.eq(pend.r_stream.valid), self.taps.payload.eq(pend.r_stream.payload),
                      pend.r_stream.ready.eq(self.taps.ready)]
         active = Signal()
-        oy, ox, oc, ky, kx = (Signal(17, name=n) for n in ("oy", "ox", "oc", "ky", "kx"))
+        oy, ox, oc, ky, kx, kc = (Signal(17, name=n) for n in ("oy", "ox", "oc", "ky", "kx", "kc"))
         credits = Signal(range(RESULT_DEPTH + 1), init=RESULT_DEPTH)
         iy, ix = Signal(signed(20)), Signal(signed(20))
         # Elementwise taps are operands, not window positions: both at the element itself.
@@ -174,14 +182,14 @@ class PoolWalker(wiring.Component):
         addr1, addr2, addr = Signal(ADDR_WIDTH), Signal(ADDR_WIDTH), Signal(ADDR_WIDTH)
         b = self.bcast
         m.d.comb += [
-            addr1.eq(elem_addr(self.base, iy[:17], ix[:17], oc, self.stride_y, self.stride_x, self.stride_c,
-                               self.nhcwb16, self.esz)),
+            addr1.eq(elem_addr(self.base, iy[:17], ix[:17], Mux(g.depth_sum, kc, oc), self.stride_y, self.stride_x,
+                               self.stride_c, self.nhcwb16, self.esz)),
             addr2.eq(elem_addr(self.base2, Mux(b[0], 0, oy), Mux(b[1], 0, ox), Mux(b[2], 0, oc), self.stride2_y,
                                self.stride2_x, self.stride2_c, self.nhcwb16_2, self.esz2)),
             addr.eq(Mux(second, addr2, addr1)),
         ]
-        last_tap = (ky == g.kh - 1) & (kx == g.kw - 1)
-        first_tap = (ky == 0) & (kx == 0)
+        last_tap = (kc == g.kc - 1) & (ky == g.kh - 1) & (kx == g.kw - 1)
+        first_tap = (kc == 0) & (ky == 0) & (kx == 0)
         can = active & pend.w_stream.ready & (~first_tap | (credits != 0))
         step = Signal()
         m.d.comb += [self.req.valid.eq(can & valid), self.req.payload.eq(addr),
@@ -200,9 +208,14 @@ class PoolWalker(wiring.Component):
                     m.d.sync += ky.eq(ky + 1)
                 with m.Else():
                     m.d.sync += ky.eq(0)
-                    self._next_element(m, oy, ox, oc, active)
+                    with m.If(kc != g.kc - 1):
+                        m.d.sync += kc.eq(kc + 1)
+                    with m.Else():
+                        m.d.sync += kc.eq(0)
+                        self._next_element(m, oy, ox, oc, active)
         with m.If(self.start):
-            m.d.sync += [active.eq(1), oy.eq(0), ox.eq(0), oc.eq(0), ky.eq(0), kx.eq(0), credits.eq(RESULT_DEPTH)]
+            m.d.sync += [active.eq(1), oy.eq(0), ox.eq(0), oc.eq(0), ky.eq(0), kx.eq(0), kc.eq(0),
+                         credits.eq(RESULT_DEPTH)]
         m.d.comb += self.busy.eq(active | pend.r_stream.valid)
         return m
 
@@ -224,10 +237,11 @@ class PoolWalker(wiring.Component):
 
 class Reduced(data.Struct):
     """A reduced OFM element on its way to the output stage (elementwise: its two operands)."""
-    value: signed(_ACC_BITS)
+    value: signed(_WIDE)
     value2: signed(_OPND)
     count: 17         # valid taps
     unscaled: 1       # the output stage skips OFM_SCALE (LRELU's non-negative values)
+    shift_only: 1     # the output stage applies OFM_SCALE's shift but not its multiplier (32-bit MUL)
 
 
 class PoolReducer(wiring.Component):
@@ -239,7 +253,7 @@ class PoolReducer(wiring.Component):
     mode : ``In(3)`` (pooling mode); ifm_signed : ``In(1)``; ifm_zero_point : ``In(signed(18))``; start : ``In(1)``
     ew : ``In(1)``; ifm2_signed : ``In(1)``; ifm2_zero_point, scalar : ``In(signed(18))``   elementwise: tap 0 is
     operand A (``value``), tap 1 operand B (``value2``; the scalar when the tap has no read)
-    esz, esz2 : ``In(2)``   log2 of the IFM / IFM2 element bytes (0 or 1)
+    esz, esz2 : ``In(2)``   log2 of the IFM / IFM2 element bytes (0, 1 or 2)
     result : ``Out(stream.Signature(Reduced))`` (must always be ready: the walker's credits guarantee room)
     """
 
@@ -255,7 +269,7 @@ class PoolReducer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         head = self.taps.payload
-        e1, e2 = Signal(signed(17)), Signal(signed(17))
+        e1, e2 = Signal(signed(33)), Signal(signed(33))
         m.d.comb += [e1.eq(elem_value(self.rdata, head.lane, self.esz, self.ifm_signed)),
                      e2.eq(elem_value(self.rdata, head.lane, self.esz2, self.ifm2_signed))]
         t = Signal(signed(_OPND))
@@ -293,7 +307,7 @@ class PoolReducer(wiring.Component):
 
 def _round_shift(m, p, shift, mode):
     """``p / 2**shift`` rounded per the OFM round mode (0 TFL, 1 TRUNCATE, 2 NATURAL; ``vector_ref.round_shift``)."""
-    w = len(p) + 2
+    w = max(len(p), 64) + 2      # room for 2**(shift - 1) at any shift
     below = Signal(6)
     m.d.comb += below.eq(shift - 1)
     half = Signal(signed(w))
@@ -327,22 +341,27 @@ class ElementwiseAlu(wiring.Component):
     """The elementwise operation on a reduced element's operands (``models.npu.vector_ref.elementwise``), one
     registered stage; a pooling element passes unchanged.
 
-    ADD / SUB: the operand ``scale_mode`` names (1: A, 2: B) is rescaled, ``rdbpot(srdhm(x << 20, opa_scale),
-    opa_shift - 11)``, the other shifted left by 19; MUL ``a * b``; MIN / MAX; ABS ``|a|``; LRELU ``a``, marked
-    ``unscaled`` when non-negative (OFM_SCALE holds alpha: only negative values are scaled). ``swap`` exchanges A and B
-    first (IFM2_BROADCAST operand order).
+    ADD / SUB: scale mode 0 (CHECK allows it with unit operand scales only): ``a + b`` / ``a - b``; scale modes 1 / 2:
+    the operand ``scale_mode`` names (1: A, 2: B) is rescaled, ``rdbpot(srdhm(x << 20, opa_scale), opa_shift - 11)``,
+    the other shifted left by 19; MUL ``a * b`` (32-bit operands: marked ``shift_only``, the output stage applies
+    OFM_SCALE's shift without its multiplier); MIN / MAX; ABS ``|a|``; LRELU ``a``, marked ``unscaled`` when
+    non-negative (OFM_SCALE holds alpha: only negative values are scaled); CLZ: leading zeros of ``a`` as a 32-bit
+    word; SHL ``a << b``, SHR ``a >> b`` rounded per ``round_mode`` (``b`` clamped to [0, 32] / [0, 63]). ``swap``
+    exchanges A and B first (IFM2_BROADCAST operand order).
 
     Members
     -------
     i : ``In(stream.Signature(Reduced))``; o : ``Out(stream.Signature(Reduced))``
     ew, swap : ``In(1)``; mode : ``In(6)``; scale_mode : ``In(2)``; opa_scale : ``In(32)``; opa_shift : ``In(6)``
     wide : ``In(1)``   16-bit operands: ADD / SUB shift by 15 / 14 instead of 20 / 19 (``opa_shift - 16``)
+    ifm32 : ``In(1)``   32-bit IFM (MUL: ``shift_only``); round_mode : ``In(2)`` (SHR)
     """
 
     def __init__(self):
         super().__init__({
             "i": In(stream.Signature(Reduced)), "o": Out(stream.Signature(Reduced)), "ew": In(1), "swap": In(1),
             "mode": In(6), "scale_mode": In(2), "opa_scale": In(32), "opa_shift": In(6), "wide": In(1),
+            "ifm32": In(1), "round_mode": In(2),
         })
 
     def elaborate(self, platform):
@@ -350,24 +369,8 @@ class ElementwiseAlu(wiring.Component):
         x, y = self.i.payload.value, self.i.payload.value2
         a, b = Signal(signed(_OPND)), Signal(signed(_OPND))
         m.d.comb += [a.eq(Mux(self.swap, y, x)), b.eq(Mux(self.swap, x, y))]
-        scale_a = self.scale_mode == 1
-        to_scale = Signal(signed(_OPND))
-        m.d.comb += to_scale.eq(Mux(scale_a, a, b))
-        in_shift, plain_shift = Signal(5), Signal(5)
-        m.d.comb += [in_shift.eq(Mux(self.wide, ADD_SUB_SHIFT_16, ADD_SUB_SHIFT)), plain_shift.eq(in_shift - 1)]
-        shifted = Signal(signed(_OPND + ADD_SUB_SHIFT))
-        m.d.comb += shifted.eq(to_scale << in_shift)
-        high = Signal(signed(40))   # srdhm(x << in_shift, opa_scale)
-        m.d.comb += high.eq((shifted * self.opa_scale + (1 << 30)) >> 31)
-        e, e_below = Signal(6), Signal(6)
-        m.d.comb += [e.eq(self.opa_shift + in_shift - 31), e_below.eq(self.opa_shift + in_shift - 32)]
-        rounded = Signal(signed(40))   # rdbpot(high, e), e >= 0 (CHECK refuses smaller OPA shifts)
-        m.d.comb += rounded.eq(Mux(e == 0, high, (high + (Const(1, signed(40)) << e_below) - (high < 0)) >> e))
-        plain = Signal(signed(40))
-        m.d.comb += plain.eq(Mux(scale_a, b, a) << plain_shift)
-        sa, sb = Signal(signed(40)), Signal(signed(40))
-        m.d.comb += [sa.eq(Mux(scale_a, rounded, plain)), sb.eq(Mux(scale_a, plain, rounded))]
-        v = Signal(signed(_ACC_BITS))
+        sa, sb = self._add_sub_operands(m, a, b)
+        v = Signal(signed(_WIDE))
         with m.Switch(self.mode):
             with m.Case(EW_ADD):
                 m.d.comb += v.eq(sa + sb)
@@ -383,16 +386,61 @@ class ElementwiseAlu(wiring.Component):
                 m.d.comb += v.eq(Mux(a < 0, -a, a))
             with m.Case(EW_LRELU):
                 m.d.comb += v.eq(a)
+            with m.Case(EW_CLZ):
+                m.d.comb += v.eq(self._clz32(m, a[:32]))
+            with m.Case(EW_SHL):
+                m.d.comb += v.eq(a << Mux(b < 0, 0, Mux(b > 32, 32, b[:6])))
+            with m.Case(EW_SHR):
+                amount = Signal(6)
+                m.d.comb += [amount.eq(Mux(b < 0, 0, Mux(b > 63, 63, b[:6]))),
+                             v.eq(_round_shift(m, a, amount, self.round_mode))]
         held = Signal()
         out = Signal(Reduced)
         m.d.comb += [self.i.ready.eq(~held | self.o.ready), self.o.valid.eq(held), self.o.payload.eq(out)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [held.eq(1), out.eq(self.i.payload)]
             with m.If(self.ew):
-                m.d.sync += [out.value.eq(v), out.unscaled.eq((self.mode == EW_LRELU) & (a >= 0))]
+                m.d.sync += [out.value.eq(v), out.unscaled.eq((self.mode == EW_LRELU) & (a >= 0)),
+                             out.shift_only.eq((self.mode == EW_MUL) & self.ifm32)]
         with m.Elif(self.o.ready):
             m.d.sync += held.eq(0)
         return m
+
+    def _add_sub_operands(self, m, a, b):
+        """ADD / SUB operands after their scaling (scale mode 0: unchanged)."""
+        scale_a = self.scale_mode == 1
+        to_scale = Signal(signed(_OPND))
+        m.d.comb += to_scale.eq(Mux(scale_a, a, b))
+        in_shift, plain_shift = Signal(5), Signal(5)
+        m.d.comb += [in_shift.eq(Mux(self.wide, ADD_SUB_SHIFT_16, ADD_SUB_SHIFT)), plain_shift.eq(in_shift - 1)]
+        shifted = Signal(signed(_OPND + ADD_SUB_SHIFT))
+        m.d.comb += shifted.eq(to_scale << in_shift)
+        high = Signal(signed(_OPND + ADD_SUB_SHIFT + 2))   # srdhm(x << in_shift, opa_scale)
+        m.d.comb += high.eq((shifted * self.opa_scale + (1 << 30)) >> 31)
+        e, e_below = Signal(6), Signal(6)
+        m.d.comb += [e.eq(self.opa_shift + in_shift - 31), e_below.eq(self.opa_shift + in_shift - 32)]
+        rounded = Signal.like(high)   # rdbpot(high, e), e >= 0 (CHECK refuses smaller OPA shifts)
+        m.d.comb += rounded.eq(Mux(e == 0, high, (high + (Const(1, signed(len(high))) << e_below) - (high < 0)) >> e))
+        plain = Signal(signed(_OPND + ADD_SUB_SHIFT))
+        m.d.comb += plain.eq(Mux(scale_a, b, a) << plain_shift)
+        sa, sb = Signal(signed(_WIDE)), Signal(signed(_WIDE))
+        with m.If(self.scale_mode == 0):
+            m.d.comb += [sa.eq(a), sb.eq(b)]
+        with m.Else():
+            m.d.comb += [sa.eq(Mux(scale_a, rounded, plain)), sb.eq(Mux(scale_a, plain, rounded))]
+        return sa, sb
+
+    @staticmethod
+    def _clz32(m, word):
+        """Leading zeros of a 32-bit word (32 for 0)."""
+        n = Signal(6, name="clz")
+        with m.If(word == 0):
+            m.d.comb += n.eq(32)
+        with m.Else():
+            for i in range(32):          # the highest set bit wins (last assignment)
+                with m.If(word[i]):
+                    m.d.comb += n.eq(31 - i)
+        return n
 
 
 class VectorOutputStage(wiring.Component):
@@ -402,11 +450,15 @@ class VectorOutputStage(wiring.Component):
     -------
     i : ``In(stream.Signature(Reduced))``; divide : ``In(1)``; scale : ``In(32)``; shift : ``In(6)``
     round_mode : ``In(2)``; ofm_zero_point, act_min, act_max : ``In(signed(18))``; ofm_signed : ``In(1)``;
-    ofm_wide : ``In(1)`` (16-bit OFM)
-    lut : ``In(1)``; lut_slot : ``In(3)``; lut_raddr : ``Out(range(words))``; lut_rdata : ``In(64)``   table
-    lookup (ACTIVATION TABLE_n): the value, clamped to the OFM type, indexes the 256-byte table ``n`` of the SHRAM's
-    last 2 KiB (index ``value - type minimum``); the entry is the result (then clamped to ACTIVATION_MIN/MAX)
-    o : ``Out(stream.Signature(16))``
+    ofm_wide : ``In(1)`` (16-bit OFM); ofm32 : ``In(1)`` (32-bit OFM: saturated to int32, ACTIVATION_MIN/MAX not
+    applied)
+    lut : ``In(1)``; lut_slot : ``In(3)``; clip : ``In(4)``; lut_raddr : ``Out(range(words))``; lut_rdata : ``In(64)``
+    table lookup (ACTIVATION TABLE_n): the value, clamped to the clip range's type (``clip`` = ACTIVATION[15:12]: 0
+    the OFM's, 2 uint8, 3 int8), indexes table ``n`` of the SHRAM's last 2 KiB (256-byte slots; index ``value -
+    type minimum``; 4-byte entries for a 32-bit OFM); the entry is the result (8- / 16-bit OFM: then clamped to
+    ACTIVATION_MIN/MAX). 16-bit OFM: 512 4-byte entries (base, slope) interpolated over the 128 values of a
+    segment (``models.npu.vector_ref.interpolate16``)
+    o : ``Out(stream.Signature(32))``
     """
 
     def __init__(self, *, shram_bytes: int):
@@ -414,12 +466,64 @@ class VectorOutputStage(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(Reduced)), "divide": In(1), "scale": In(32), "shift": In(6),
             "round_mode": In(2), "ofm_zero_point": In(signed(18)), "act_min": In(signed(18)),
-            "act_max": In(signed(18)), "ofm_signed": In(1), "ofm_wide": In(1), "o": Out(stream.Signature(16)),
-            "lut": In(1), "lut_slot": In(3), "lut_raddr": Out(range(shram_bytes // 8)), "lut_rdata": In(WORD_BITS),
+            "act_max": In(signed(18)), "ofm_signed": In(1), "ofm_wide": In(1), "ofm32": In(1),
+            "o": Out(stream.Signature(32)), "lut": In(1), "lut_slot": In(3), "clip": In(4),
+            "lut_raddr": Out(range(shram_bytes // 8)), "lut_rdata": In(WORD_BITS),
         })
 
     def elaborate(self, platform):
         m = Module()
+        y = self._scaled(m)
+        use_clip = self.lut & (self.clip != 0)
+        c_signed, c_wide = Signal(), Signal()
+        m.d.comb += [c_signed.eq(Mux(use_clip, self.clip != 2, self.ofm_signed)),
+                     c_wide.eq(Mux(use_clip, self.clip == 5, self.ofm_wide))]
+        lo, hi = Signal(signed(18)), Signal(signed(18))
+        tlo, thi = Signal(signed(18)), Signal(signed(18))   # the clip type's range (the OFM type's by default)
+        m.d.comb += [tlo.eq(Mux(c_signed, Mux(c_wide, -32768, -128), 0)),
+                     thi.eq(Mux(c_wide, Mux(c_signed, 32767, 65535), Mux(c_signed, 127, 255)))]
+        m.d.comb += [lo.eq(Mux(self.act_min < tlo, tlo, Mux(self.act_min > thi, thi, self.act_min))),
+                     hi.eq(Mux(self.act_max < tlo, tlo, Mux(self.act_max > thi, thi, self.act_max)))]
+        z = Signal(signed(len(y) + 1))
+        m.d.comb += z.eq(y + self.ofm_zero_point)
+        zt = Signal(signed(18))     # clamped to the clip type: the table index (8-bit clip type)
+        m.d.comb += zt.eq(Mux(z < tlo, tlo, Mux(z > thi, thi, z)))
+        index = Signal(16)
+        m.d.comb += index.eq(zt - tlo)
+        offset = Signal(11)     # byte offset in the table: 8-bit entries, 32-bit entries, or 16-bit OFM segments
+        m.d.comb += offset.eq(Mux(self.ofm32, index[:8] << 2, Mux(self.ofm_wide, index[7:16] << 2, index[:8])))
+        byte_addr = Signal(range(self.lut_base + LUT_BYTES))
+        m.d.comb += [byte_addr.eq(self.lut_base + (self.lut_slot << 8) + offset), self.lut_raddr.eq(byte_addr >> 3)]
+        entry = Signal(8)
+        m.d.comb += entry.eq(self.lut_rdata.word_select(byte_addr[:3], 8))
+        entry32 = Signal(32)
+        m.d.comb += entry32.eq(self.lut_rdata.word_select(byte_addr[2], 32))
+        looked_up = Signal(signed(18))
+        with m.If(self.ofm_wide):   # interpolated: base + ((slope * (index % 128) + 64) >> 7)
+            m.d.comb += looked_up.eq(entry32[:16].as_signed()
+                                     + ((entry32[16:].as_signed() * index[:7] + 64) >> 7))
+        with m.Else():
+            m.d.comb += looked_up.eq(Mux(self.ofm_signed, entry.as_signed(), entry))
+        res = Signal(signed(18))
+        m.d.comb += res.eq(Mux(self.lut, looked_up, zt))
+        sat32 = Signal(32)
+        m.d.comb += sat32.eq(Mux(z < -(1 << 31), -(1 << 31), Mux(z > (1 << 31) - 1, (1 << 31) - 1, z)))
+        out = Signal(32)
+        held = Signal()
+        m.d.comb += [self.i.ready.eq(~held | self.o.ready), self.o.valid.eq(held), self.o.payload.eq(out)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += held.eq(1)
+            with m.If(self.ofm32):
+                m.d.sync += out.eq(Mux(self.lut, entry32, sat32))
+            with m.Else():
+                m.d.sync += out.eq(Mux(res < lo, lo, Mux(res > hi, hi, res)))
+        with m.Elif(self.o.ready):
+            m.d.sync += held.eq(0)
+        return m
+
+    def _scaled(self, m):
+        """The element divided by its valid-tap count (AVERAGE with padding), times OFM_SCALE (not for LRELU's
+        non-negative values; shift only for 32-bit MUL), rounded by the shift."""
         v = self.i.payload.value
         n = self.i.payload.count
         recips = [pooling_reciprocal(k) if k else (0, 1) for k in range(MAX_DIVIDE_TAPS + 1)]
@@ -430,41 +534,13 @@ class VectorOutputStage(wiring.Component):
         r_below = Signal(6)
         m.d.comb += r_below.eq(rshift - 1)
         quotient = Signal(signed(_ACC_BITS))
-        m.d.comb += quotient.eq((v * rscale + (Const(1, signed(64)) << r_below)) >> rshift)
-        v2 = Signal(signed(_ACC_BITS))
+        m.d.comb += quotient.eq((v[:_ACC_BITS].as_signed() * rscale + (Const(1, signed(64)) << r_below)) >> rshift)
+        v2 = Signal(signed(_WIDE))
         m.d.comb += v2.eq(Mux(self.divide, quotient, v))
         unscaled = self.i.payload.unscaled
-        p = Signal(signed(_ACC_BITS + 33))
-        m.d.comb += p.eq(v2 * Mux(unscaled, 1, self.scale))
-        y = _round_shift(m, p, Mux(unscaled, 0, self.shift), self.round_mode)
-        lo, hi = Signal(signed(18)), Signal(signed(18))
-        tlo, thi = Signal(signed(18)), Signal(signed(18))   # the OFM type's range
-        m.d.comb += [tlo.eq(Mux(self.ofm_signed, Mux(self.ofm_wide, -32768, -128), 0)),
-                     thi.eq(Mux(self.ofm_wide, Mux(self.ofm_signed, 32767, 65535), Mux(self.ofm_signed, 127, 255)))]
-        m.d.comb += [lo.eq(Mux(self.act_min < tlo, tlo, Mux(self.act_min > thi, thi, self.act_min))),
-                     hi.eq(Mux(self.act_max < tlo, tlo, Mux(self.act_max > thi, thi, self.act_max)))]
-        z = Signal(signed(len(y) + 1))
-        m.d.comb += z.eq(y + self.ofm_zero_point)
-        zt = Signal(signed(18))     # clamped to the OFM type: the table index (8-bit OFM)
-        m.d.comb += zt.eq(Mux(z < tlo, tlo, Mux(z > thi, thi, z)))
-        index = Signal(8)
-        m.d.comb += index.eq(zt - tlo)
-        byte_addr = Signal(range(self.lut_base + LUT_BYTES))
-        m.d.comb += [byte_addr.eq(self.lut_base + Cat(index, self.lut_slot)), self.lut_raddr.eq(byte_addr >> 3)]
-        entry = Signal(8)
-        m.d.comb += entry.eq(self.lut_rdata.word_select(byte_addr[:3], 8))
-        looked_up = Signal(signed(10))
-        m.d.comb += looked_up.eq(Mux(self.ofm_signed, entry.as_signed(), entry))
-        res = Signal(signed(18))
-        m.d.comb += res.eq(Mux(self.lut, looked_up, zt))
-        out = Signal(16)
-        held = Signal()
-        m.d.comb += [self.i.ready.eq(~held | self.o.ready), self.o.valid.eq(held), self.o.payload.eq(out)]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [held.eq(1), out.eq(Mux(res < lo, lo, Mux(res > hi, hi, res))[:16])]
-        with m.Elif(self.o.ready):
-            m.d.sync += held.eq(0)
-        return m
+        p = Signal(signed(_WIDE + 33))
+        m.d.comb += p.eq(v2 * Mux(unscaled | self.i.payload.shift_only, 1, self.scale))
+        return _round_shift(m, p, Mux(unscaled, 0, self.shift), self.round_mode)
 
 
 class ByteWriter(wiring.Component):
@@ -473,8 +549,8 @@ class ByteWriter(wiring.Component):
     Members
     -------
     start : ``In(1)``; geo : ``In(PoolGeometry)``; base, stride_y, stride_x, stride_c : ``In(32)``; nhcwb16 : ``In(1)``
-    esz : ``In(2)`` (log2 of the OFM element bytes, 0 or 1)
-    data : ``In(stream.Signature(16))``; req_* : a strobed write of the element
+    esz : ``In(2)`` (log2 of the OFM element bytes, 0, 1 or 2)
+    data : ``In(stream.Signature(32))``; req_* : a strobed write of the element
     written : ``Out(1)`` (pulse per element written); all_done : ``Out(1)``
     """
 
@@ -482,7 +558,7 @@ class ByteWriter(wiring.Component):
         super().__init__({
             "start": In(1), "geo": In(PoolGeometry), "base": In(ADDR_WIDTH), "stride_y": In(ADDR_WIDTH),
             "stride_x": In(ADDR_WIDTH), "stride_c": In(ADDR_WIDTH), "nhcwb16": In(1),
-            "esz": In(2), "data": In(stream.Signature(16)), "req_valid": Out(1), "req_ready": In(1),
+            "esz": In(2), "data": In(stream.Signature(32)), "req_valid": Out(1), "req_ready": In(1),
             "req_addr": Out(ADDR_WIDTH),
             "req_wdata": Out(WORD_BITS), "req_wstrb": Out(8), "written": Out(1), "all_done": Out(1),
         })
@@ -496,8 +572,10 @@ class ByteWriter(wiring.Component):
                                       self.nhcwb16, self.esz))
         m.d.comb += [self.req_valid.eq(self.data.valid & ~self.all_done), self.req_addr.eq(addr),
                      self.req_wdata.eq(Mux(self.esz == 0, self.data.payload[:8].replicate(8),
-                                           self.data.payload.replicate(4))),
-                     self.req_wstrb.eq(Mux(self.esz == 0, Const(1, 8), Const(3, 8)) << addr[:3]),
+                                           Mux(self.esz == 1, self.data.payload[:16].replicate(4),
+                                               self.data.payload.replicate(2)))),
+                     self.req_wstrb.eq(Mux(self.esz == 0, Const(1, 8), Mux(self.esz == 1, Const(3, 8), Const(15, 8)))
+                                       << addr[:3]),
                      self.data.ready.eq(self.req_ready & ~self.all_done),
                      self.written.eq(self.req_valid & self.req_ready)]
         with m.If(self.written):
@@ -554,8 +632,8 @@ class VectorUnit(wiring.Component):
         ew_mode = param[:6]
         unary = Signal()
         m.d.comb += unary.eq((ew_mode == EW_ABS) | (ew_mode == EW_LRELU) | (ew_mode == EW_CLZ))
-        self._decode(m, regs, geo, ew, unary)
         mode = Mux(ew, 7, param[:3])    # pooling mode (7: none, elementwise)
+        self._decode(m, regs, geo, ew, unary, mode)
         ifm_signed, ofm_signed = regs.IFM_PRECISION[0], regs.OFM_PRECISION[0]
         padded = ((regs.IFM_PAD_TOP != 0) | (regs.IFM_PAD_LEFT != 0) | (regs.IFM_PAD_BOTTOM != 0)
                   | (regs.IFM_PAD_RIGHT != 0))
@@ -579,8 +657,10 @@ class VectorUnit(wiring.Component):
             rd.ifm2_zero_point.eq(as_typed(regs.IFM2_ZERO_POINT, regs.IFM2_PRECISION[0])),
             rd.scalar.eq(as_typed(regs.IFM2_SCALAR, regs.IFM2_PRECISION[0])),
             alu.ew.eq(ew), alu.swap.eq(bcast[6]), alu.mode.eq(ew_mode), alu.scale_mode.eq(regs.IFM_PRECISION[8:10]),
-            alu.wide.eq(regs.IFM_PRECISION[2:4] == 1),
-            ou.ofm_wide.eq(regs.OFM_PRECISION[1:3] == 1), wr.esz.eq(regs.OFM_PRECISION[1:3]),
+            alu.wide.eq(regs.IFM_PRECISION[2:4] == 1), alu.ifm32.eq(regs.IFM_PRECISION[2:4] == 2),
+            alu.round_mode.eq(regs.OFM_PRECISION[14:16]),
+            ou.ofm_wide.eq(regs.OFM_PRECISION[1:3] == 1), ou.ofm32.eq(regs.OFM_PRECISION[1:3] == 2),
+            ou.clip.eq(regs.ACTIVATION[12:16]), wr.esz.eq(regs.OFM_PRECISION[1:3]),
             alu.opa_scale.eq(regs.OPA_SCALE), alu.opa_shift.eq(regs.OPA_SCALE_SHIFT),
             ou.lut.eq(regs.ACTIVATION[4]), ou.lut_slot.eq(regs.ACTIVATION[:3]),
             self.lut_raddr.eq(ou.lut_raddr), ou.lut_rdata.eq(self.lut_rdata),
@@ -653,11 +733,14 @@ class VectorUnit(wiring.Component):
         m.d.comb += self.busy.eq(~kick.ready)
         return m
 
-    def _decode(self, m, regs, geo, ew, unary):
-        """Pooling: the kernel window; elementwise: the IFM is the OFM's shape and an element has one tap per
-        operand (kernel 1 x 2, or 1 x 1 for the one-operand modes)."""
+    def _decode(self, m, regs, geo, ew, unary, mode):
+        """Pooling: the kernel window (REDUCE_SUM with an OFM depth of 1 and a deeper IFM: the window over every IFM
+        channel); elementwise: the IFM is the OFM's shape and an element has one tap per operand (kernel 1 x 2, or
+        1 x 1 for the one-operand modes)."""
         ks = regs.KERNEL_STRIDE
         m.d.comb += [
+            geo.depth_sum.eq((mode == POOL_REDUCE_SUM) & (regs.OFM_DEPTH_M1 == 0) & (regs.IFM_DEPTH_M1 != 0)),
+            geo.kc.eq(Mux(geo.depth_sum, regs.IFM_DEPTH_M1 + 1, 1)),
             geo.oh.eq(regs.OFM_HEIGHT_M1 + 1), geo.ow.eq(regs.OFM_WIDTH_M1 + 1), geo.oc.eq(regs.OFM_DEPTH_M1 + 1),
             geo.kh.eq(Mux(ew, 1, regs.KERNEL_HEIGHT_M1 + 1)), geo.kw.eq(Mux(ew, Mux(unary, 1, 2),
                                                                             regs.KERNEL_WIDTH_M1 + 1)),
@@ -668,33 +751,46 @@ class VectorUnit(wiring.Component):
         ]
 
     def _unsupported(self, m, regs, opcode, mode, geo, divide, ew, ew_mode):
-        """CHECK: what this unit does not implement (yet): precisions other than 8 and 16 bit, tables with a 16-bit
-        OFM, tile layouts other than
-        NHWC / NHCWB16, IFM upscaling, the TANH / SIGMOID functions (int16) and clip ranges other than the OFM's,
-        round mode 3, the fp16 accumulator format (INT32 and INT40 give the same results here: the unit's sums and
-        operands are 40 bits wide), pooling modes
-        above REDUCE_SUM, dilation, AVERAGE with padding over more than 64 taps; elementwise CLZ, SHR, SHL
-        and mode numbers above 9, ADD / SUB other than with one 32-bit-scaled operand (scale modes 1 and 2, OPA
-        shift >= 11, 16 for 16-bit operands)."""
+        """CHECK: what this unit does not implement (yet): precisions other than 8, 16 and 32 bit (32-bit OFM: signed
+        only), tables with a 16-bit OFM other than TABLE_0 (2 KiB), tile layouts other than NHWC / NHCWB16, IFM
+        upscaling, the TANH / SIGMOID functions (int16), clip ranges other than the OFM's except uint8 / int8 before
+        a table with a 32-bit OFM (TABLE_0..4: 1 KiB tables), round mode 3, the fp16 accumulator format (INT32 and
+        INT40 give the same results here: the unit's sums and operands are wider), pooling modes above REDUCE_SUM,
+        REDUCE_SUM with an OFM depth other than 1 or the IFM's, dilation, AVERAGE with padding over more than 64
+        taps; elementwise mode numbers above SHL (9); ADD / SUB: scale modes 1 / 2 (one 32-bit-scaled operand) only
+        with 8- or 16-bit operands and OPA shift >= 11 (16 for 16-bit operands), scale mode 0 only with unit operand
+        scales (OPA_SCALE 1, shift 0, OPB_SCALE 1), scale mode 3 never."""
         ks = regs.KERNEL_STRIDE
         act = regs.ACTIVATION
-        lut_ok = Signal(name="activation_ok")   # none, or TABLE_0..7 (8-bit tables), clip range = OFM precision
-        m.d.comb += lut_ok.eq((act[12:16] == 0) & ((act[:12] == 0) | ((act[:12] >= 16) & (act[:12] <= 23))))
+        act_fn, clip = act[:12], act[12:16]
+        ofm_size = regs.OFM_PRECISION[1:3]
+        table = (act_fn >= 16) & (act_fn <= 23)
+        lut_ok = Signal(name="activation_ok")
+        m.d.comb += lut_ok.eq(((act_fn == 0) & (clip == 0))
+                              | (table & (ofm_size == 0) & (clip == 0))
+                              | ((act_fn == 16) & (ofm_size == 1) & (clip == 0))
+                              | (table & (ofm_size == 2) & ((clip == 2) | (clip == 3)) & (act_fn <= 20)))
         add_sub = (ew_mode == EW_ADD) | (ew_mode == EW_SUB)
+        unary = (ew_mode == EW_ABS) | (ew_mode == EW_LRELU) | (ew_mode == EW_CLZ)
+        scale_mode = regs.IFM_PRECISION[8:10]
+        add_sub_bad = Mux(scale_mode == 0,
+                          (regs.OPA_SCALE != 1) | (regs.OPA_SCALE_SHIFT != 0) | (regs.OPB_SCALE[:16] != 1),
+                          (scale_mode == 3) | (regs.IFM_PRECISION[2:4] == 2)
+                          | (regs.OPA_SCALE_SHIFT < Mux(regs.IFM_PRECISION[2:4] == 1, 16, 11)))
         ew_bad = Signal(name="elementwise_unsupported")
         m.d.comb += ew_bad.eq(
-            (ew_mode > EW_ABS)
-            | (add_sub & (((regs.IFM_PRECISION[8:10] != 1) & (regs.IFM_PRECISION[8:10] != 2))
-                          | (regs.OPA_SCALE_SHIFT < Mux(regs.IFM_PRECISION[2:4] == 1, 16, 11))))
-            | ((ew_mode != EW_ABS) & ((regs.IFM2_PRECISION[2:4] > 1) | (regs.IFM2_PRECISION[6:8] > 1))))
+            (ew_mode > EW_SHL) | (add_sub & add_sub_bad)
+            | (~unary & ((regs.IFM2_PRECISION[2:4] > 2) | (regs.IFM2_PRECISION[6:8] > 1))))
         pool_bad = Signal(name="pool_unsupported")
         m.d.comb += pool_bad.eq((mode > POOL_REDUCE_SUM) | ks[3] | ks[4]
-                                | (divide & (geo.kh * geo.kw > MAX_DIVIDE_TAPS)))
+                                | (divide & (geo.kh * geo.kw > MAX_DIVIDE_TAPS))
+                                | ((mode == POOL_REDUCE_SUM) & (regs.OFM_DEPTH_M1 != 0)
+                                   & (regs.OFM_DEPTH_M1 != regs.IFM_DEPTH_M1)))
         bad = Signal(name="unsupported")
         m.d.comb += bad.eq(
             ((opcode != CMD0.NPU_OP_POOL) & ~ew) | Mux(ew, ew_bad, pool_bad)
-            | (regs.IFM_PRECISION[2:4] > 1) | (regs.IFM_PRECISION[6:8] > 1)
-            | (regs.OFM_PRECISION[1:3] > 1) | (regs.OFM_PRECISION[6:8] > 1) | (regs.OFM_PRECISION[14:16] == 3)
-            | (act[4] & (regs.OFM_PRECISION[1:3] != 0))
+            | (regs.IFM_PRECISION[2:4] > 2) | (regs.IFM_PRECISION[6:8] > 1)
+            | (ofm_size > 2) | ((ofm_size == 2) & ~regs.OFM_PRECISION[0])
+            | (regs.OFM_PRECISION[6:8] > 1) | (regs.OFM_PRECISION[14:16] == 3)
             | (regs.IFM_UPSCALE != 0) | (regs.ACC_FORMAT > 1) | ~lut_ok)
         return bad

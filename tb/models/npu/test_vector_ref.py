@@ -80,6 +80,14 @@ U8_MODELS = {
     "u8_mul_4x5x12": lambda s: om.binary("MUL", (1, 4, 5, 12), (1, 4, 5, 12), seed=s, uint8=True),
 }
 
+#: SOFTMAX (Vela: ~24 POOL / ELEMENTWISE kicks on 32-bit intermediates: MAX, SUB with a 32-bit exp table, SHR,
+#: REDUCE_SUM across depth, CLZ, SUB, SHL, Newton-Raphson MUL / ADD / SUB, SHR to int8).
+SOFTMAX_MODELS = {
+    "softmax_10": lambda s: om.softmax((1, 10), seed=s),
+    "softmax_2x3x12_beta0.5": lambda s: om.softmax((1, 2, 3, 12), seed=s, beta=0.5),
+    "i16_softmax_10": lambda s: om.softmax((1, 10), seed=s, int16=True),   # 16-bit interpolated tables
+}
+
 
 def run_golden(art, inputs, shram_bytes: int = 0, commands=None) -> np.ndarray:
     """Execute the stream's POOL / ELEMENTWISE / DMA kicks (``commands``: a patched stream's instead) with the
@@ -177,3 +185,52 @@ def test_uint8_golden_vs_litert(name, accel):
             xs = [ref.random_input(rng, i) for i in range(len(ref.inputs))]
             want = ref.run_all(*xs)[0].reshape(-1)
             np.testing.assert_array_equal(run_golden(art, xs), want, err_msg=f"{name} {seed}")
+
+
+def test_softmax_golden_vs_litert():
+    """The 32-bit elementwise / pooling semantics and the 16-bit interpolated tables (``vector_ref``) run Vela's int8
+    and int16 SOFTMAX decompositions bit-exactly vs LiteRT (one config in the default tier, more below)."""
+    rng = np.random.default_rng(12)
+    for name, make in SOFTMAX_MODELS.items():
+        model = make(0)
+        art = vela.compile_model(model, "ethos-u55-128")
+        ref = ReferenceModel(model)
+        for _ in range(3):
+            x = ref.random_input(rng)
+            np.testing.assert_array_equal(run_golden(art, [x]), ref.run(x).reshape(-1), err_msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(1, 3), (1, 37), (1, 300), (2, 4, 5, 16)])
+@pytest.mark.parametrize("accel", ["ethos-u55-64", "ethos-u55-256"])
+@pytest.mark.parametrize("int16", [False, True])
+def test_softmax_shapes_golden_vs_litert(shape, accel, int16):
+    rng = np.random.default_rng(13)
+    for seed, beta in ((0, 1.0), (1, 0.3), (2, 2.0)):
+        model = om.softmax(shape, seed=seed, beta=beta, int16=int16)
+        art = vela.compile_model(model, accel)
+        ref = ReferenceModel(model)
+        for _ in range(4):
+            x = ref.random_input(rng)
+            np.testing.assert_array_equal(run_golden(art, [x]), ref.run(x).reshape(-1), err_msg=f"{shape} {seed}")
+
+
+def test_shift_and_clz_semantics():
+    """CLZ / SHL / SHR / 32-bit output on hand-worked values (the Ethos-U55 register semantics as stated in
+    ``vector_ref``; SOFTMAX exercises only non-negative operands and NATURAL rounding)."""
+    ew = vr.elementwise
+    kw = dict(scale_mode=0, opa_scale=1, opa_shift=0)
+    assert [ew(vr.EW_CLZ, v, 0, **kw) for v in (0, 1, -1, 0x7FFFFFFF, 1 << 20)] == [32, 31, 0, 1, 11]
+    assert ew(vr.EW_SHL, 3, 4, **kw) == 48 and ew(vr.EW_SHL, 5, -2, **kw) == 5 and ew(vr.EW_SHL, 1, 40, **kw) == 1 << 32
+    for mode, want in ((vr.ROUND_NATURAL, [-2, -1, 3]), (vr.ROUND_TRUNCATE, [-1, -1, 2]), (vr.ROUND_TFL, [-2, -1, 3])):
+        # -7 / 4 = -1.75, -6 / 4 = -1.5, 10 / 4 = 2.5 (TRUNCATE: toward zero; NATURAL, TFL below 32: half up)
+        assert [ew(vr.EW_SHR, a, 2, round_mode=mode, **kw) for a in (-7, -6, 10)] == want, mode
+    assert ew(vr.EW_SHR, -5, 63, round_mode=vr.ROUND_NATURAL, **kw) == 0
+    assert ew(vr.EW_SUB, 7, 9, **kw) == -2
+    with pytest.raises(ValueError):
+        ew(vr.EW_ADD, 1, 1, scale_mode=0, opa_scale=3, opa_shift=0)
+    # a 32-bit OFM saturates to int32 and ignores ACTIVATION_MIN/MAX; a 32-bit table entry is the result
+    assert vr.output_stage(1 << 40, 1, 0, vr.ROUND_TFL, 0, -128, 127, ofm_bits=32) == (1 << 31) - 1
+    assert vr.output_stage(1000, 1, 0, vr.ROUND_TFL, 0, -128, 127, ofm_bits=32) == 1000
+    lut = b"".join(int(i * 1000).to_bytes(4, "little", signed=True) for i in range(256))
+    assert vr.output_stage(-3, 1, 0, vr.ROUND_TFL, 127, -128, 127, lut=lut, ofm_bits=32, clip=(True, 8)) == 252_000

@@ -18,7 +18,15 @@ from rtl.npu.config import PRESETS
 from rtl.npu.controller import ErrorCode
 from sim.build import build
 from sim.harness import NativeSim
-from tb.models.npu.test_vector_ref import EW_MODELS, I16_MODELS, LUT_MODELS, POOL_MODELS, U8_MODELS, run_golden
+from tb.models.npu.test_vector_ref import (
+    EW_MODELS,
+    I16_MODELS,
+    LUT_MODELS,
+    POOL_MODELS,
+    SOFTMAX_MODELS,
+    U8_MODELS,
+    run_golden,
+)
 
 CONFIGS = ("u55-128", "u55-256")   # u55-128: the build test_compute.py / test_dma.py use too
 
@@ -96,26 +104,36 @@ def test_lut_activations_bit_exact(npu):
     check_models(npu, LUT_MODELS, None, {"NPU_OP_DMA_START", "NPU_OP_POOL"})
 
 
+def test_softmax_bit_exact(npu):
+    """int8 SOFTMAX as Vela decomposes it: 32-bit intermediates, CLZ / SHL / SHR, scale mode 0 SUB, a 32-bit exp
+    table, REDUCE_SUM across depth."""
+    check_models(npu, SOFTMAX_MODELS, None, {"NPU_OP_DMA_START", "NPU_OP_POOL", "NPU_OP_ELEMENTWISE"})
+
+
 def _patched(art, fn):
     """The artifact's stream with ``fn(word)`` applied to every word (returns the new word list)."""
     return [fn(int(w)) for w in art.command_stream]
 
 
-@pytest.mark.parametrize("what", ["bad_pool_mode", "int32_ifm", "elementwise_shl"])
+@pytest.mark.parametrize("what", ["bad_pool_mode", "reserved_ifm_precision", "unsigned_32bit_ofm",
+                                  "elementwise_mode_10"])
 def test_unsupported_op_halts(npu, what):
     config, design = npu
     cfg = PRESETS[config]
-    model = (EW_MODELS["mul_5x6x20"] if what == "elementwise_shl" else POOL_MODELS["max2x2_s2_valid_8x8x16"])(0)
+    model = (EW_MODELS["mul_5x6x20"] if what == "elementwise_mode_10" else POOL_MODELS["max2x2_s2_valid_8x8x16"])(0)
     art = vela.compile_model(model, f"ethos-u55-{cfg.macs}")
     if what == "bad_pool_mode":
         def fn(w):   # NPU_OP_POOL mode 7 (pooling_mode has 0..2)
             return w | (7 << 16) if w & 0xFFFF == 0x0005 else w
-    elif what == "int32_ifm":
-        def fn(w):   # IFM_PRECISION: 32-bit (not implemented yet)
-            return w | (2 << 18) if w & 0xFFFF == 0x0105 else w
+    elif what == "reserved_ifm_precision":
+        def fn(w):   # IFM_PRECISION bits [3:2] = 3 (8, 16 and 32 bit are 0..2)
+            return w | (3 << 18) if w & 0xFFFF == 0x0105 else w
+    elif what == "unsigned_32bit_ofm":
+        def fn(w):   # OFM_PRECISION: 32-bit unsigned (ofm_precision has S32 only)
+            return 0x0114 | ((((w >> 16) & ~7) | 4) << 16) if w & 0xFFFF == 0x0114 else w
     else:
-        def fn(w):   # NPU_OP_ELEMENTWISE MUL -> SHL (mode 9; not implemented yet)
-            return w | (9 << 16) if w == 0x0006 else w
+        def fn(w):   # NPU_OP_ELEMENTWISE MUL -> mode 10 (elementwise_mode has 0..9)
+            return w | (10 << 16) if w == 0x0006 else w
     words = _patched(art, fn)
     assert words != [int(w) for w in art.command_stream]
     xs = [np.zeros(t.nbytes, np.int8) for t in art.inputs]
@@ -154,4 +172,41 @@ def test_reduce_sum_matches_golden(npu):
             got = np.frombuffer(read_bytes(sim, lay.address(out), out.nbytes), np.int8)
             want = run_golden(art, [x], cfg.shram_bytes, commands)
             assert not np.array_equal(want, run_golden(art, [x], cfg.shram_bytes)), "the patch changed nothing"
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("round_mode", [0, 1])   # TFL, TRUNCATE (Vela's SOFTMAX itself uses NATURAL)
+def test_shr_round_modes_match_golden(npu, round_mode):
+    """ELEMENTWISE SHR with the other round modes: the int8 SOFTMAX stream with the round mode of every SHR kick's
+    OFM_PRECISION write patched; the RTL must equal the golden model (``vector_ref.round_shift``), and the patch
+    must change the golden result (TRUNCATE) or not (TFL: half up below a 32-bit shift, as NATURAL)."""
+    config, design = npu
+    cfg = PRESETS[config]
+    art = vela.compile_model(SOFTMAX_MODELS["softmax_2x3x12_beta0.5"](0), f"ethos-u55-{cfg.macs}")
+    words = [int(w) for w in art.command_stream]
+    last_prec = None
+    patched = 0
+    for c in cs.decode_stream(words):
+        if c.name == "NPU_SET_OFM_PRECISION":
+            last_prec = c
+        elif c.name == "NPU_OP_ELEMENTWISE" and c.param == 8:
+            i = last_prec.offset // 4
+            words[i] = (words[i] & 0xFFFF) | (((last_prec.param & 0x3FFF) | (round_mode << 14)) << 16)
+            patched += 1
+    assert patched == 2
+    commands = cs.decode_stream(words)
+    rng = np.random.default_rng(6)
+    with SimDevice(NativeSim(design)) as sim:
+        for _ in range(2):
+            x = rng.integers(-128, 128, size=art.inputs[0].nbytes, dtype=np.int8)
+            lay = load(sim, cfg, art, [x])
+            npu_driver.load_bytes(sim, lay.cmd_base, np.asarray(words, "<u4").tobytes())
+            npu_driver.start(sim, lay.cmd_base, 4 * len(words), lay.basep)
+            assert npu_driver.wait_done(sim, 100_000, chunk=64) is not None, "NPU did not finish"
+            assert (sim.peek("error"), sim.peek("compute_error")) == (0, 0)
+            (out,) = art.outputs
+            got = np.frombuffer(read_bytes(sim, lay.address(out), out.nbytes), np.int8)
+            want = run_golden(art, [x], cfg.shram_bytes, commands)
+            changed = not np.array_equal(want, run_golden(art, [x], cfg.shram_bytes))
+            assert changed == (round_mode == 1)
             np.testing.assert_array_equal(got, want)

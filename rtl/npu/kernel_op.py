@@ -21,8 +21,9 @@ class ComputeError(enum.Enum, shape=3):
     WEIGHT_COUNT = 4    # the decoded stream is not as long as the op's weight-order loop nest
 
 
-#: OFM channels whose records one bank of the output unit holds (an op with more channels is refused).
-MAX_CHANNELS = 256
+#: OFM channels whose records one bank of the output unit holds (an op with more channels is refused; 1024: e.g. the
+#: autoencoder's 640-channel output layer, MobileNetV1's 1024).
+MAX_CHANNELS = 1024
 #: Half the brick RAM in bytes (the RAM is a ring of twice this). An op whose largest OFM block's decoded weights do
 #: not fit the ring runs in IFM-depth passes (``split``, :mod:`rtl.npu.issue`).
 WEIGHT_BUFFER_BYTES = 32768

@@ -21,7 +21,7 @@ from rtl.npu.dma import NUM_REGIONS
 from rtl.npu.extmem import ADDR_WIDTH, MemPortSignature
 from rtl.npu.ifm_stager import fm_addr
 from rtl.npu.issue import Block
-from rtl.npu.kernel_op import ACC_ENTRIES, acc_entries, derive_op, region_base
+from rtl.npu.kernel_op import ACC_ENTRIES, MAX_CHANNELS, acc_entries, derive_op, region_base
 
 __all__ = ["OUT_QUEUE", "AccumulatorBuffer", "OutputFeed", "OfmWriter", "Position"]
 
@@ -88,7 +88,8 @@ class OutputFeed(wiring.Component):
             pos.payload.addr.eq(fm_addr(ofm_base, f_oy, f_ox, blk.ch0, regs.OFM_STRIDE_Y, regs.OFM_STRIDE_X,
                                         regs.OFM_STRIDE_C, op.ofm_fmt == 1)),
             pos.payload.mask.eq(Mux((f_oy < op.OH) & (f_ox < op.OW), lane_mask, 0)),
-            ou.payload.channel.eq(Cat(Mux(op.pool, 0, blk.ch0[:8]), self.bank)),   # POOL: one global record
+            # POOL: one global record
+            ou.payload.channel.eq(Cat(Mux(op.pool, 0, blk.ch0[:(MAX_CHANNELS - 1).bit_length()]), self.bank)),
             ou.payload.acc.eq(Array(total.as_value()[p * OUB * 32:(p + 1) * OUB * 32] for p in range(P))[feed_p]),
             ou.valid.eq(self.acc.valid & blocks.r_stream.valid & ~blk.part & pos.ready),
             pos.valid.eq(ou.valid & ou.ready),

@@ -35,6 +35,7 @@ from rtl.npu.weight_decoder import WeightDecoder, WeightDecoderConfig
 
 __all__ = ["OpLoader"]
 
+_CH_BITS = (MAX_CHANNELS - 1).bit_length()   # channel number in one records bank
 _POOL_AVERAGE = 1    # NPU_OP_POOL param (``pooling_mode.AVERAGE`` in ethos_u55_regs.py)
 #: Output-unit record of the identity POOL: bias 0, scale 1, shift 0 (little-endian 80-bit, SPEC.md section 5).
 _IDENTITY_RECORD = 1 << 40
@@ -106,7 +107,8 @@ class OpLoader(wiring.Component):
         (the CHECK verdict)
     status_slot, release : ``In(1)``; status_done, status_bad, status_memerr : ``Out(1)``;
     status_code : ``Out(ComputeError)``
-    param_we : ``Out(1)``, param_channel : ``Out(9)``, param_record : ``Out(80)``   output-unit record writes
+    param_we : ``Out(1)``, param_channel : ``Out(1 + bits(MAX_CHANNELS - 1))``, param_record : ``Out(80)``
+        output-unit record writes (bank, channel)
     wb_* : the weight buffer's write side (:class:`~rtl.npu.weight_buffer.WeightBuffer` ``open``, ``wr_*``, ``close``):
     one decoder beat of up to ``oub`` weights per cycle (``wb_data`` lanes ``wb_first .. wb_first+wb_n-1``)
     """
@@ -123,7 +125,7 @@ class OpLoader(wiring.Component):
             "code": Out(ComputeError),
             "status_slot": In(1), "release": In(1), "status_done": Out(1), "status_bad": Out(1),
             "status_memerr": Out(1), "status_code": Out(ComputeError),
-            "param_we": Out(1), "param_channel": Out(9), "param_record": Out(80),
+            "param_we": Out(1), "param_channel": Out(_CH_BITS + 1), "param_record": Out(80),
             "wb_open": Out(1), "wb_open_slot": Out(1), "wb_en": Out(1), "wb_dw": Out(1), "wb_count": Out(32),
             "wb_data": Out(8 * oub), "wb_first": Out(range(oub)), "wb_n": Out(range(oub + 1)),
             "wb_room": In(1), "wb_close": Out(1), "wb_close_bricks": Out(32),
@@ -199,7 +201,7 @@ class OpLoader(wiring.Component):
                     m.next = "RECORDS"
             with m.State("IDENTITY"):
                 # POOL: no streams; channels 0..OUB-1 of the bank get the record {bias 0, scale 1, shift 0}.
-                m.d.comb += [self.param_we.eq(1), self.param_channel.eq(Cat(rec_ch[:8], lbank)),
+                m.d.comb += [self.param_we.eq(1), self.param_channel.eq(Cat(rec_ch[:_CH_BITS], lbank)),
                              self.param_record.eq(_IDENTITY_RECORD)]
                 m.d.sync += rec_ch.eq(rec_ch + 1)
                 with m.If(rec_ch == OUB - 1):
@@ -211,7 +213,7 @@ class OpLoader(wiring.Component):
                     m.d.sync += rec.eq(Cat(rec[8:], rd.data))
                     m.d.sync += rec_n.eq(Mux(rec_n == 9, 0, rec_n + 1))
                     with m.If(rec_n == 9):
-                        m.d.comb += [self.param_we.eq(1), self.param_channel.eq(Cat(rec_ch[:8], lbank)),
+                        m.d.comb += [self.param_we.eq(1), self.param_channel.eq(Cat(rec_ch[:_CH_BITS], lbank)),
                                      self.param_record.eq(Cat(rec[8:], rd.data))]
                         m.d.sync += rec_ch.eq(rec_ch + 1)
                 with m.If(rd.idle):

@@ -30,7 +30,7 @@ NAMES = tuple(NETWORKS)
 
 
 #: Network prefixes run in the fast tier too (the others' prefixes are most of the whole network's run).
-FAST_BODIES = ("resnet8", "mobilenetv2", "digits-pool")
+FAST_BODIES = ("resnet8", "mobilenetv2", "digits-pool", "kws-dscnn")
 
 
 def _all_configs(fast=NAMES):

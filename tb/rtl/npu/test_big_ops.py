@@ -18,7 +18,7 @@ from models.npu import cmdstream as cs
 from models.npu import tflite_builder as tb
 from models.npu import vela
 from rtl.npu.compute import WEIGHT_BUFFER_BYTES
-from rtl.npu.config import PRESETS
+from rtl.npu.config import PRESETS, NpuConfig
 from tb.rtl.npu.test_sweep import CONFIGS, Case, run_case
 
 SPLIT_CASES = (
@@ -75,3 +75,17 @@ def test_large_kernels(config):
 def test_big_ops_all_configs(config):
     split_ops(config)
     large_kernels(config)
+
+
+#: u55-256 with a 3 KiB IFM line buffer: the 6x6x120 IFM (540 words) is not resident, so the split conv re-stages
+#: it for every (group, OFM ublock) pass through a 4-row ring (90 words a row).
+SMALL_LINE_BUFFER = NpuConfig(**{**PRESETS["u55-256"].__dict__, "shram_kib": 3})
+
+
+@pytest.mark.slow
+def test_split_op_ifm_not_resident():
+    case = Case(tb.Conv2D(96, kernel=(3, 3)), (6, 6, 120), 12, 5)
+    (kick,) = [k for k in _conv_kicks(case, "u55-256") if k.name == "NPU_OP_CONV"]
+    assert cs.block_weight_bytes(kick, 8) > 2 * WEIGHT_BUFFER_BYTES
+    with SimDevice.open("npu", SMALL_LINE_BUFFER) as sim:
+        run_case(sim, "u55-256", case, np.random.default_rng(33), SMALL_LINE_BUFFER)

@@ -1,6 +1,6 @@
 """NPU cycles of split ops (OFM blocks whose weights exceed the brick ring) and large kernels vs Vela's estimate.
 
-    .venv/bin/python benchmarks/npu_big_ops.py [--configs u55-128,...] [--write BENCHMARKS.md]
+    .venv/bin/python benchmarks/npu_big_ops.py [--configs u55-128,...] [--network u55-128,...] [--write BENCHMARKS.md]
 
 Each row is one single-layer int8 model (or the autoencoder network), Vela-compiled for the config and run on the
 Verilated NPU (``drivers.npu.run_on_npu``; NPU cycles kick to done, 32-cycle resolution), next to Vela's own
@@ -35,13 +35,14 @@ CASES = (
 )
 
 
-def _fc_double_rounded(model: tb.TfliteModel, x: np.ndarray) -> np.ndarray:
-    (layer,) = model.layers
+def _fc_double_rounded(layer, x: np.ndarray) -> np.ndarray:
+    """One FULLY_CONNECTED layer, Vela's FC scales, the NPU's double rounding (as tb/models/npu/test_networks)."""
     scale, shift = zip(*(requant.quantise_scale(float(np.float64(np.float32(layer.input_scale) * ws)
                                                       / np.float64(layer.output_scale)))
                          for ws in layer.weight_scales), strict=True)
+    lo = -128 if layer.spec.activation == "NONE" else layer.output_zero_point
     acc = requant.layer_accumulators(layer, x)
-    return requant.requantize(acc, layer.bias, scale, shift, layer.output_zero_point, -128, 127).reshape(-1)
+    return requant.requantize(acc, layer.bias, scale, shift, layer.output_zero_point, lo, 127)
 
 
 def _split(data: bytes, config: str) -> bool:
@@ -57,7 +58,7 @@ def measure(name: str, model: tb.TfliteModel, config: str) -> dict:
     run = run_on_npu(model, config, seed=1)
     wall = time.perf_counter() - t0
     if isinstance(model.layers[0].spec, tb.FullyConnected):
-        want = _fc_double_rounded(model, run.input)
+        want = _fc_double_rounded(model.layers[0], run.input).reshape(-1)
     else:
         want = ReferenceModel(model).run(run.input).reshape(-1)
     np.testing.assert_array_equal(run.output.reshape(-1), want, err_msg=f"{name} on {config}")
@@ -72,6 +73,10 @@ def measure_network(name: str, config: str) -> dict:
     t0 = time.perf_counter()
     run = run_on_npu(model.data, config, seed=1)
     wall = time.perf_counter() - t0
+    want = run.inputs[0]
+    for layer in model.layers:    # the autoencoder: an FC-only chain
+        want = _fc_double_rounded(layer, want)
+    np.testing.assert_array_equal(run.outputs[0].reshape(-1), want.reshape(-1), err_msg=f"{name} on {config}")
     vela_cycles = sum(layer.vela_cycles or 0 for layer in run.layers)
     return dict(config=config, layer=f"{name} (whole network)", kicks=len(run.kicks),
                 split=_split(model.data, config), cycles=run.cycles, vela=vela_cycles,
@@ -91,7 +96,8 @@ def table(rows: list[dict]) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default="u55-32,u55-64,u55-128,u55-256")
-    parser.add_argument("--network", action="store_true", help="also the autoencoder network, whole")
+    parser.add_argument("--network", default="", metavar="CONFIGS",
+                        help="also the autoencoder network, whole, on these configs")
     parser.add_argument("--write", metavar="BENCHMARKS.md", help="write the 'npu_big_ops' section there")
     args = parser.parse_args()
     rows = []
@@ -99,14 +105,15 @@ def main():
         for name, layer, shape in CASES:
             rows.append(measure(name, tb.single_layer(layer, shape, seed=0), config))
             print(rows[-1], flush=True)
-        if args.network:
-            rows.append(measure_network("autoencoder", config))
-            print(rows[-1], flush=True)
+    for config in filter(None, args.network.split(",")):
+        rows.append(measure_network("autoencoder", config))
+        print(rows[-1], flush=True)
     print(table(rows))
     if args.write:
         body = ("## NPU split ops and large kernels (issue 13, part 3)\n\n"
-                f"`PYTHONPATH=$PWD .venv/bin/python benchmarks/npu_big_ops.py --configs {args.configs} --write "
-                "BENCHMARKS.md`: " + __doc__.split("\n\n", 2)[2].replace("\n", " ").strip() + "\n\n" + table(rows))
+                f"`PYTHONPATH=$PWD .venv/bin/python benchmarks/npu_big_ops.py --configs {args.configs} "
+                f"--network {args.network} --write BENCHMARKS.md`: "
+                + __doc__.split("\n\n", 2)[2].replace("\n", " ").strip() + "\n\n" + table(rows))
         write_section(args.write, "npu_big_ops", body)
 
 

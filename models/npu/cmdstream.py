@@ -362,6 +362,23 @@ class Kick:
         return default
 
 
+def block_weight_bytes(kick: Kick, oub: int) -> int:
+    """Decoded weight bytes of a CONV kick's first OFM block on a config with OFM ublock depth ``oub``
+    (npu-weights.md section 3.2: 8x8 sub-kernels, each one's elements rounded up to 4 for part-kernel-first;
+    depth-first IFM blocks always 32 deep)."""
+    o, ob = kick.reg("OFM_DEPTH_M1") + 1, kick.reg("OFM_BLK_DEPTH_M1") + 1
+    i = kick.reg("IFM_DEPTH_M1") + 1
+    kh, kw = kick.reg("KERNEL_HEIGHT_M1") + 1, kick.reg("KERNEL_WIDTH_M1") + 1
+    pk = bool(kick.reg("KERNEL_STRIDE") & 4)
+    elements = 0
+    for sy in range(0, kh, 8):
+        for sx in range(0, kw, 8):
+            n = min(8, kh - sy) * min(8, kw - sx)
+            elements += -(-n // 4) * 4 if pk else n
+    depth = -(-i // 8) * 8 if pk else -(-i // 32) * 32
+    return -(-min(o, ob) // oub) * oub * elements * depth
+
+
 def kicks(commands: Iterable[Command]) -> list[Kick]:
     """Replay the register writes and return every kick with a snapshot of the state it uses."""
     regs: dict[str, int] = {}
@@ -441,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
-    "CMD0_NAMES", "CMD1_NAMES", "Command", "CommandStreamError", "Cop1Header", "Kick", "decode_stream",
+    "CMD0_NAMES", "CMD1_NAMES", "Command", "CommandStreamError", "Cop1Header", "Kick", "block_weight_bytes",
+    "decode_stream",
     "format_command", "format_stream", "kernel_stride", "kicks", "load_npz_stream", "parse_driver_payload",
     "signed16",
 ]

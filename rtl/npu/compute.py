@@ -31,8 +31,9 @@ or ``error``. So the weights of the next op decode while the current one compute
      must equal the loop nest's (SPEC.md section 5). The brick RAM (``2 x`` :data:`WEIGHT_BUFFER_BYTES`) is one ring
      shared by the ops in flight: bricks are numbered globally in stream order, and the decoder is held while the
      brick it would write is a whole ring ahead of the first brick of the engine's current OFM block (every brick of
-     an OFM block is reused by all its micro-blocks, so the block must be resident; an op whose largest OFM block
-     does not fit the ring is refused). So a stream may be longer than the RAM, and the next op's weights load into
+     an OFM block is reused by all its micro-blocks, so the block must be resident; a conv whose largest OFM block
+     does not fit the ring runs split, see below, and only needs its current group resident). So a stream may be
+     longer than the RAM, and the next op's weights load into
      whatever the current op no longer needs.
    * **issue**: for every OFM block, OFM ublock, OFM micro-block (``ublock_h x ublock_w`` positions), IFM block (32
      deep depth-first / 16 deep part-kernel-first), IFM ublock and kernel element, one beat: the brick (index from
@@ -60,11 +61,15 @@ OFM byte is written only after the same IFM byte was read (and the IFM stager ne
 kernels, MAX, other scales) are refused.
 
 Supported (anything else is refused with ``UNSUPPORTED``): S8 IFM/OFM, NHWC or NHCWB16, per-channel scale stream with
-TFL rounding (the identity POOL: as above), ``ACTIVATION`` = 0 (clamp only), kernels up to 8x8 (no sub-kernel
-decomposition), any stride, no dilation, up to :data:`MAX_CHANNELS` OFM channels, one OFM block's decoded weights
-up to ``2 x`` :data:`WEIGHT_BUFFER_BYTES` (Vela makes a FULLY_CONNECTED's block its whole OFM depth, so there it is
-the whole weight matrix, padded to 32 inputs), IFM tile 0 covering the whole IFM, and the IFM rows one micro-block
-row needs fitting the line buffer (``shram_kib``; see :mod:`rtl.npu.ifm_stager`). Not implemented: pooling with real
+TFL rounding (the identity POOL: as above), ``ACTIVATION`` = 0 (clamp only), kernels up to Vela's limits (height
+<= 64, height x width <= 4096; walked as 8x8 sub-kernels), any stride, no dilation, up to :data:`MAX_CHANNELS`
+OFM channels, IFM tile 0 covering the whole IFM, and the IFM rows one micro-block row needs fitting the line buffer
+(``shram_kib``; see :mod:`rtl.npu.ifm_stager`). An OFM block's decoded weights may exceed the brick ring (``2 x``
+:data:`WEIGHT_BUFFER_BYTES`; Vela makes a FULLY_CONNECTED's block its whole OFM depth, so there it is the whole
+weight matrix): such a conv runs *split* (:mod:`rtl.npu.issue`: IFM-depth passes, partial sums in the output
+path's accumulator buffer, :func:`~rtl.npu.kernel_op.acc_entries`), which needs one group of its weights to fit
+the ring and its OFM block's partial sums to fit the buffer; a depthwise block must fit the ring. Not implemented:
+pooling with real
 kernels, ELEMENTWISE, LUT activations, IFM tiles 1-3.
 
 Failures never hang: a memory response with ``err`` is recorded and reported once the op has finished; a decoder
@@ -146,7 +151,8 @@ class Compute(wiring.Component):
         ring = 2 * self.wb_depth   # brick RAM rows: one ring shared by the ops in flight
         clear = Signal()   # pulsed when the engine starts an op: its blocks start clean even after an abort
         # The loader's reader keeps enough words in flight to stream one word per cycle (the decoder's input rate).
-        m.submodules.loader = ld = OpLoader(oub=OUB, ublock_h=UH, ring=ring, line_buffer_words=self.line_buffer_words,
+        m.submodules.loader = ld = OpLoader(oub=OUB, ublock_h=UH, ublock_w=UW, ring=ring,
+                                            line_buffer_words=self.line_buffer_words,
                                             prefetch=self.config.ext_latency + 3)
         m.submodules.wbuf = wb = WeightBuffer(rows=ring, oub=OUB)
         m.submodules.stager = stg = IfmStager(depth=self.line_buffer_words, positions=self.positions)
@@ -290,7 +296,8 @@ class Compute(wiring.Component):
             stg.base.eq(region_base(self.basep, regs.IFM_REGION) + regs.IFM_BASE0),
             stg.height.eq(op.IH), stg.width.eq(op.IW), stg.ublocks.eq(op.ublocks),
             stg.stride_y.eq(regs.IFM_STRIDE_Y), stg.stride_x.eq(regs.IFM_STRIDE_X), stg.stride_c.eq(regs.IFM_STRIDE_C),
-            stg.nhcwb16.eq(op.ifm_fmt == 1), stg.ring.eq(op.dw), stg.passes.eq(op.n_oub_total),
+            stg.nhcwb16.eq(op.ifm_fmt == 1), stg.ring.eq(op.dw),
+            stg.passes.eq(Mux(op.split, op.n_groups * op.n_oub_total, op.n_oub_total)),
             stg.chan_step.eq(Mux(op.dw, self.oub, 0)), stg.span.eq(op.span),
             stg.low.eq(iss.low), iss.rows.eq(stg.rows), iss.resident.eq(stg.resident),
         ]

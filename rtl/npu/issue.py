@@ -1,13 +1,23 @@
 """NPU beat issue: walks a kernel op's loop nest and issues one MAC beat per cycle (see :mod:`rtl.npu.compute`).
 
-:class:`IssueSequencer`: for every OFM block, OFM ublock, OFM micro-block (``ublock_h x ublock_w`` positions), IFM
-block (32 deep depth-first / 16 deep part-kernel-first), IFM ublock and kernel element, one beat: the brick index
-(from the loop nest, so the stream order is honoured) goes to the weight buffer and each position's IFM tap to the
-IFM stager's line buffer (padding taps flagged: they contribute 0); the brick and the taps' bytes leave on ``beat``.
-A beat waits only while its brick is not decoded yet (``bricks``: bricks decoded so far, in stream order, unless
-``bricks_all``), its IFM rows are not staged yet, or the next stage has no room. The last beat of a micro-block
-also pushes the micro-block's place on ``block`` (for the output path); ``next_block`` pulses when the walk enters
-the next OFM block, whose first brick is ``block_offset`` (relative to the op's first brick).
+:class:`IssueSequencer`: for every OFM block, OFM ublock, OFM micro-block (``ublock_h x ublock_w`` positions) and
+*group* (an IFM block, 32 deep depth-first / 16 deep part-kernel-first, and an 8x8 sub-kernel of it: kernels larger
+than 8x8 are walked as sub-kernels, row-major, as Vela orders their weights), then IFM ublock and kernel element, one
+beat: the brick index (from the loop nest, so the stream order is honoured) goes to the weight buffer and each
+position's IFM tap to the IFM stager's line buffer (padding taps flagged: they contribute 0); the brick and the
+taps' bytes leave on ``beat``. A beat waits only while its brick is not decoded yet (``bricks``: bricks decoded so
+far, in stream order, unless ``bricks_all``), its IFM rows are not staged yet, or the next stage has no room. The
+last beat of a micro-block also pushes the micro-block's place on ``block`` (for the output path); ``next_block``
+pulses when the walk no longer needs the bricks before ``block_offset`` (relative to the op's first brick): at the
+next OFM block.
+
+**Split ops** (``split``: a conv whose OFM block's bricks do not fit the brick ring): the group loop moves outside
+the OFM ublock and micro-block loops, so the stream is consumed group by group and only one group must be resident
+(``next_block`` then pulses after every group). Each (group, OFM ublock, micro-block) *piece* ends a MAC block; its
+result is a partial sum that the output path keeps in its accumulator buffer (``part``) and adds to the next group's
+(``resume``), and only the last group's sums reach the output unit: IFM-depth-outer passes with block-sized
+accumulators, as a U55 keeps an OFM block's accumulators in SHRAM while it streams the block's weights. The weights
+are read once; the IFM is swept once per group and OFM ublock (free while it is resident in the line buffer).
 
 :class:`OperandRegister`: the MAC array's operand registers; a beat is registered and fired into the
 :class:`~rtl.npu.mac.MacBlock` the next cycle.
@@ -19,17 +29,22 @@ from amaranth.lib.wiring import In, Out
 from rtl.npu.controller import Registers
 from rtl.npu.extmem import WORD_BITS
 from rtl.npu.ifm_stager import ROW_BITS
-from rtl.npu.kernel_op import IUB, derive_op
+from rtl.npu.kernel_op import ACC_ENTRIES, IUB, SUB_KERNEL, derive_op
 from rtl.npu.mac import MacBlock
 
 __all__ = ["Block", "IssueSequencer", "OperandRegister", "beat_layout"]
 
 
 class Block(data.Struct):
-    """A micro-block on its way from the MAC block to the output unit: its first OFM row, column and channel."""
+    """A micro-block on its way from the MAC block to the output unit: its first OFM row, column and channel; for a
+    split op also whether this result is only a partial sum (``part``: kept in the accumulator buffer), whether the
+    buffer's entry is added to it (``resume``) and that entry."""
     oy: 17
     ox: 17
     ch0: 17
+    part: 1
+    resume: 1
+    entry: range(ACC_ENTRIES)
 
 
 def beat_layout(positions: int, brick_bytes: int) -> data.StructLayout:
@@ -81,42 +96,56 @@ class IssueSequencer(wiring.Component):
         regs = self.regs
         op = derive_op(m, regs, self.opcode, OUB, UH)
         O, I, KH, KW, OB, OH, OW = op.O, op.I, op.KH, op.KW, op.OB, op.OH, op.OW
-        dw, pk, ne, ib_step = op.dw, op.pk, op.ne, op.ib_step
+        dw, pk, ib_step = op.dw, op.pk, op.ib_step
 
         # Loop-nest counters.
         c = self._counters = {
             "blk_ob": Signal(17),     # first channel of the OFM block
             "blk_base": Signal(24),   # first brick of the OFM block
             "ou_idx": Signal(8),      # OFM ublock in the block
-            "oy_b": Signal(17), "ox_b": Signal(17), "ib": Signal(17), "iu": Signal(6), "ky": Signal(4),
-            "kx": Signal(4),
-            "grp_base": Signal(24),   # first brick of the current IFM-block group (relative to blk_base)
+            "oy_b": Signal(17), "ox_b": Signal(17), "ib": Signal(17), "iu": Signal(6),
+            "sk_y": Signal(7), "sk_x": Signal(13),   # the sub-kernel's first kernel row / column
+            "ky": Signal(3), "kx": Signal(3),        # kernel element in the sub-kernel
+            "grp_base": Signal(24),   # first brick of the current group (IFM block, sub-kernel) relative to blk_base
             "cbase": Signal(32),      # the stager's global row number of IFM row 0 in this pass
+            "entry": Signal(range(ACC_ENTRIES)),   # split: the micro-block's partial-sum entry in the group
         }
         blk_ob, blk_base, ou_idx, oy_b, ox_b = c["blk_ob"], c["blk_base"], c["ou_idx"], c["oy_b"], c["ox_b"]
-        ib, iu, ky, kx, grp_base = c["ib"], c["iu"], c["ky"], c["kx"], c["grp_base"]
+        iu, ky, kx, grp_base = c["iu"], c["ky"], c["kx"], c["grp_base"]
         all_issued = self.all_issued
         n_ou = Signal(8)
         ci_left = Signal(17)
         n_iu_g = Signal(6)
         grp_size = Signal(24)
         cob = Signal(17)
+        sh = Signal(4)      # sub-kernel rows / columns
+        sw = Signal(4)
+        ne = Signal(7)      # elements of the sub-kernel in the stream (part-kernel-first, depthwise: rounded up to 4)
         m.d.comb += [
             cob.eq(Mux(O - blk_ob < OB, O - blk_ob, OB)), n_ou.eq((cob + OUB - 1) >> (OUB.bit_length() - 1)),
-            ci_left.eq(I - ib), n_iu_g.eq(Mux(dw, 1, Mux(ci_left < ib_step, (ci_left + 7) >> 3, ib_step >> 3))),
-            grp_size.eq(n_ou * ne * Mux(pk, n_iu_g, 4)),
+            ci_left.eq(I - c["ib"]),
+            n_iu_g.eq(Mux(dw, 1, Mux(ci_left < ib_step, (ci_left + 7) >> 3, ib_step >> 3))),
+            sh.eq(Mux(KH - c["sk_y"] < SUB_KERNEL, KH - c["sk_y"], SUB_KERNEL)),
+            sw.eq(Mux(KW - c["sk_x"] < SUB_KERNEL, KW - c["sk_x"], SUB_KERNEL)),
+            ne.eq(Mux(pk | dw, (sh * sw + 3) & ~3, sh * sw)),
+            grp_size.eq(n_ou * ne * Mux(dw, 1, Mux(pk, n_iu_g, 4))),
         ]
-        e = Signal(8)
-        m.d.comb += e.eq(ky * KW[:4] + kx)
+        e = Signal(6)
+        m.d.comb += e.eq(ky * sw + kx)
         brick = self.brick
         m.d.comb += brick.eq(blk_base + grp_base + Mux(pk | dw, iu * (n_ou * ne) + ou_idx * ne + e,
                                                       ou_idx * ne * 4 + e * 4 + iu))
-        last_beat = Signal()
-        m.d.comb += last_beat.eq((kx == KW - 1) & (ky == KH - 1) & (iu == n_iu_g - 1) & (dw | (ib + ib_step >= I)))
+        # piece: the beats of one micro-block and one group; group: (IFM block, sub-kernel), in stream order.
         last = {"x": Signal(name="last_pos_x"), "y": Signal(name="last_pos_y"), "ou": Signal(name="last_ou"),
-                "blk": Signal(name="last_blk")}
+                "blk": Signal(name="last_blk"), "piece": Signal(name="last_piece_beat"),
+                "sub": Signal(name="last_sub"), "grp": Signal(name="last_grp")}
         m.d.comb += [last["x"].eq(ox_b + UW >= OW), last["y"].eq(oy_b + UH >= OH), last["ou"].eq(ou_idx == n_ou - 1),
-                     last["blk"].eq(blk_ob + OB >= O), self.block_offset.eq(blk_base + n_ou * op.per_ou)]
+                     last["blk"].eq(blk_ob + OB >= O),
+                     last["piece"].eq((kx == sw - 1) & (ky == sh - 1) & (iu == n_iu_g - 1)),
+                     last["sub"].eq((c["sk_y"] + SUB_KERNEL >= KH) & (c["sk_x"] + SUB_KERNEL >= KW)),
+                     last["grp"].eq(last["sub"] & (dw | (c["ib"] + ib_step >= I)))]
+        last_beat = Signal()   # the MAC block's last beat of a micro-block (split: of a piece)
+        m.d.comb += last_beat.eq(last["piece"] & (op.split | last["grp"]))
 
         pos_pad, rows_ok = self._taps(m, op)
         brick_ok = Signal()
@@ -131,13 +160,15 @@ class IssueSequencer(wiring.Component):
             beat.payload.last.eq(last_beat), beat.payload.brick.eq(self.brick_data),
             beat.payload.pool.eq(op.pool),
             block.payload.oy.eq(oy_b), block.payload.ox.eq(ox_b), block.payload.ch0.eq(blk_ob + ou_idx * OUB),
+            block.payload.part.eq(op.split & ~last["grp"]), block.payload.resume.eq(op.split & (grp_base != 0)),
+            block.payload.entry.eq(c["entry"]),
             block.valid.eq(issue & last_beat),
         ]
         pending = self.running & ~all_issued
         m.d.comb += [self.wait_weights.eq(pending & ~brick_ok), self.wait_ifm.eq(pending & brick_ok & ~rows_ok),
                      self.wait_out.eq(pending & brick_ok & rows_ok & ~issue)]
         with m.If(issue):
-            self._advance(m, op, last_beat, last, n_iu_g, n_ou, grp_size)
+            self._advance(m, op, last, n_iu_g, n_ou, grp_size, sh, sw)
         with m.If(self.restart):
             m.d.sync += [sig.eq(0) for sig in c.values()]
             m.d.sync += all_issued.eq(0)
@@ -148,7 +179,10 @@ class IssueSequencer(wiring.Component):
         staged."""
         P, UH, UW = self.positions, self.uh, self.uw
         c, regs = self._counters, self.regs
-        oy_b, ox_b, ky, kx, cbase = c["oy_b"], c["ox_b"], c["ky"], c["kx"], c["cbase"]
+        oy_b, ox_b, cbase = c["oy_b"], c["ox_b"], c["cbase"]
+        ky = Signal(7)
+        kx = Signal(13)
+        m.d.comb += [ky.eq(c["sk_y"] + c["ky"]), kx.eq(c["sk_x"] + c["kx"])]
         pos_pad = [Signal(name=f"ifm_pad_{p}") for p in range(P)]
         for p in range(P):
             ph, pw = divmod(p, UW)
@@ -172,47 +206,75 @@ class IssueSequencer(wiring.Component):
         m.d.comb += rows_ok.eq((hi_row < 0) | (self.rows > cbase + Mux(hi_row >= op.IH, op.IH - 1, hi_row[:17])))
         return pos_pad, rows_ok
 
-    def _advance(self, m, op, last_beat, last, n_iu_g, n_ou, grp_size):
-        """The loop nest's next beat (kernel element, IFM ublock, IFM block; then micro-block, pass, OFM ublock and
-        OFM block)."""
-        UH, UW = self.uh, self.uw
+    def _advance(self, m, op, last, n_iu_g, n_ou, grp_size, sh, sw):
+        """The loop nest's next beat. Per OFM block: normal order: OFM ublock, micro-block, then the groups (IFM
+        block, sub-kernel) and their beats (IFM ublock, kernel element); split order: group, OFM ublock, micro-block,
+        then the piece's beats (IFM ublock, kernel element), so the stream is consumed group by group."""
         c = self._counters
-        kx, ky, iu, ib, grp_base = c["kx"], c["ky"], c["iu"], c["ib"], c["grp_base"]
-        with m.If(~last_beat):
-            with m.If(kx != op.KW - 1):
+        kx, ky, iu = c["kx"], c["ky"], c["iu"]
+        with m.If(~last["piece"]):
+            with m.If(kx != sw - 1):
                 m.d.sync += kx.eq(kx + 1)
             with m.Else():
                 m.d.sync += kx.eq(0)
-                with m.If(ky != op.KH - 1):
+                with m.If(ky != sh - 1):
                     m.d.sync += ky.eq(ky + 1)
                 with m.Else():
-                    m.d.sync += ky.eq(0)
-                    with m.If(iu != n_iu_g - 1):
-                        m.d.sync += iu.eq(iu + 1)
-                    with m.Else():
-                        m.d.sync += [iu.eq(0), ib.eq(ib + op.ib_step), grp_base.eq(grp_base + grp_size)]
+                    m.d.sync += [ky.eq(0), iu.eq(iu + 1)]
+        with m.Elif(~op.split & ~last["grp"]):
+            m.d.sync += [kx.eq(0), ky.eq(0), iu.eq(0)]
+            self._next_group(m, op, grp_size)
         with m.Else():
-            # Next micro-block.
-            m.d.sync += [ib.eq(0), iu.eq(0), ky.eq(0), kx.eq(0), grp_base.eq(0)]
-            with m.If(~last["x"]):
-                m.d.sync += c["ox_b"].eq(c["ox_b"] + UW)
+            m.d.sync += [kx.eq(0), ky.eq(0), iu.eq(0)]
+            with m.If(~op.split):
+                m.d.sync += [c["ib"].eq(0), c["sk_y"].eq(0), c["sk_x"].eq(0), c["grp_base"].eq(0)]
+            self._next_micro_block(m, op, last, n_ou, grp_size)
+
+    def _next_group(self, m, op, grp_size):
+        """The next (IFM block, sub-kernel) group: sub-kernels row-major inside an IFM block."""
+        c = self._counters
+        with m.If(c["sk_x"] + SUB_KERNEL < op.KW):
+            m.d.sync += c["sk_x"].eq(c["sk_x"] + SUB_KERNEL)
+        with m.Else():
+            m.d.sync += c["sk_x"].eq(0)
+            with m.If(c["sk_y"] + SUB_KERNEL < op.KH):
+                m.d.sync += c["sk_y"].eq(c["sk_y"] + SUB_KERNEL)
             with m.Else():
-                m.d.sync += c["ox_b"].eq(0)
-                with m.If(~last["y"]):
-                    m.d.sync += c["oy_b"].eq(c["oy_b"] + UH)
+                m.d.sync += [c["sk_y"].eq(0), c["ib"].eq(c["ib"] + op.ib_step)]
+        m.d.sync += c["grp_base"].eq(c["grp_base"] + grp_size)
+
+    def _next_micro_block(self, m, op, last, n_ou, grp_size):
+        """After a micro-block (split: a piece): the next micro-block, pass (OFM ublock), split group, OFM block."""
+        UH, UW = self.uh, self.uw
+        c = self._counters
+        m.d.sync += c["entry"].eq(c["entry"] + 1)
+        with m.If(~last["x"]):
+            m.d.sync += c["ox_b"].eq(c["ox_b"] + UW)
+        with m.Else():
+            m.d.sync += c["ox_b"].eq(0)
+            with m.If(~last["y"]):
+                m.d.sync += c["oy_b"].eq(c["oy_b"] + UH)
+            with m.Else():
+                # Next pass over the IFM (the stager re-stages it unless it is resident).
+                m.d.sync += c["oy_b"].eq(0)
+                with m.If(~self.resident):
+                    m.d.sync += c["cbase"].eq(c["cbase"] + op.IH)
+                with m.If(~last["ou"]):
+                    m.d.sync += c["ou_idx"].eq(c["ou_idx"] + 1)
+                with m.Elif(op.split & ~last["grp"]):
+                    # Split: the group is done for every OFM ublock; its bricks may be overwritten.
+                    m.d.comb += [self.next_block.eq(1),
+                                 self.block_offset.eq(c["blk_base"] + c["grp_base"] + grp_size)]
+                    m.d.sync += [c["ou_idx"].eq(0), c["entry"].eq(0)]
+                    self._next_group(m, op, grp_size)
                 with m.Else():
-                    # Next pass over the IFM (the stager re-stages it unless it is resident).
-                    m.d.sync += c["oy_b"].eq(0)
-                    with m.If(~self.resident):
-                        m.d.sync += c["cbase"].eq(c["cbase"] + op.IH)
-                    with m.If(~last["ou"]):
-                        m.d.sync += c["ou_idx"].eq(c["ou_idx"] + 1)
-                    with m.Else():
-                        m.d.comb += self.next_block.eq(1)
-                        m.d.sync += [c["ou_idx"].eq(0), c["blk_base"].eq(c["blk_base"] + n_ou * op.per_ou),
-                                     c["blk_ob"].eq(c["blk_ob"] + op.OB)]
-                        with m.If(last["blk"]):
-                            m.d.sync += self.all_issued.eq(1)
+                    m.d.comb += [self.next_block.eq(1), self.block_offset.eq(c["blk_base"] + n_ou * op.per_ou)]
+                    m.d.sync += [c["ou_idx"].eq(0), c["entry"].eq(0), c["grp_base"].eq(0), c["ib"].eq(0),
+                                 c["sk_y"].eq(0), c["sk_x"].eq(0),
+                                 c["blk_base"].eq(c["blk_base"] + n_ou * op.per_ou),
+                                 c["blk_ob"].eq(c["blk_ob"] + op.OB)]
+                    with m.If(last["blk"]):
+                        m.d.sync += self.all_issued.eq(1)
 
 
 class OperandRegister(wiring.Component):

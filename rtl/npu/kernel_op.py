@@ -7,7 +7,9 @@ from amaranth.lib import enum
 
 from rtl.npu.controller import CMD0
 
-__all__ = ["ComputeError", "MAX_CHANNELS", "WEIGHT_BUFFER_BYTES", "IUB", "OpParams", "derive_op", "region_base"]
+__all__ = ["ACC_BUFFER_ACCUMULATORS", "ACC_ENTRIES", "ComputeError", "IUB", "MAX_CHANNELS", "MAX_KERNEL_ELEMENTS",
+           "MAX_KERNEL_H", "OpParams", "SUB_KERNEL", "WEIGHT_BUFFER_BYTES", "acc_entries", "derive_op", "region_base",
+           "ring_rows"]
 
 
 class ComputeError(enum.Enum, shape=3):
@@ -19,12 +21,24 @@ class ComputeError(enum.Enum, shape=3):
     WEIGHT_COUNT = 4    # the decoded stream is not as long as the op's weight-order loop nest
 
 
-#: OFM channels whose records one bank of the output unit holds (an op with more channels is refused).
-MAX_CHANNELS = 256
-#: Half the brick RAM in bytes (the RAM is a ring of twice this; an op whose largest OFM block's decoded weights do
-#: not fit it is refused).
+#: OFM channels whose records one bank of the output unit holds (an op with more channels is refused; 1024: e.g. the
+#: autoencoder's 640-channel output layer, MobileNetV1's 1024).
+MAX_CHANNELS = 1024
+#: Half the brick RAM in bytes (the RAM is a ring of twice this). An op whose largest OFM block's decoded weights do
+#: not fit the ring runs in IFM-depth passes (``split``, :mod:`rtl.npu.issue`).
 WEIGHT_BUFFER_BYTES = 32768
 IUB = 8   # IFM ublock depth (every U55 config)
+#: 32-bit partial sums the accumulator buffer holds (:class:`~rtl.npu.ofm_writer.AccumulatorBuffer`, 16 KiB, the
+#: size of a U55-256's SHRAM accumulator area): a split op's OFM block (all its OFM positions, rounded up to
+#: micro-blocks, x block depth) must fit.
+ACC_BUFFER_ACCUMULATORS = 4096
+#: Entries (micro-blocks) of the accumulator buffer at most (u55-32: 1 x 1 x 4 accumulators each).
+ACC_ENTRIES = 1024
+#: Kernel limits (Vela's ``tflite_supported_operators``: dilated kernel height 1..64, W x H 1..64 x 64); larger
+#: kernels are walked as sub-kernels of at most ``SUB_KERNEL x SUB_KERNEL`` (``ArchitectureFeatures.SubKernelMax``).
+MAX_KERNEL_H = 64
+MAX_KERNEL_ELEMENTS = 64 * 64
+SUB_KERNEL = 8
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,11 @@ class OpParams:
     span: Value
     ifm_fmt: Value
     ofm_fmt: Value
+    kk: Value           # kernel elements KH * KW (full width, for the limit check)
+    n_sub: Value        # sub-kernels
+    n_groups: Value     # IFM-block x sub-kernel groups per OFM block
+    block_bricks: Value  # bricks of the first (largest) OFM block
+    split: Value        # a conv whose block does not fit the brick ring: IFM-depth passes with partial sums
 
 
 def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpParams:
@@ -73,9 +92,14 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpP
         v["IH"].eq(regs.IFM_HEIGHT0_M1 + 1), v["IW"].eq(regs.IFM_WIDTH0_M1 + 1),
         sx.eq(1 + Cat(ks[0], ks[6])), sy.eq(1 + Cat(ks[1], ks[9])), pk.eq(ks[2] & ~dw),
     ]
-    kk = sig("kk", 8)     # kernel elements KH*KW (<= 64)
-    ne = sig("ne", 8)     # elements per sub-kernel in the stream (PK: rounded up to 4)
-    m.d.comb += [kk.eq(v["KH"][:4] * v["KW"][:4]), ne.eq(Mux(pk | dw, (kk + 3) & ~3, kk))]
+    kk = sig("kk", 34)    # kernel elements KH*KW
+    m.d.comb += kk.eq(v["KH"] * v["KW"])
+    # Elements per OFM ublock and IFM ublock over all sub-kernels: each sub-kernel's count is rounded up to 4 for
+    # part-kernel-first and depthwise; only the corner sub-kernel (KH % 8 x KW % 8) can need it.
+    rr = sig("kk_corner", 6)
+    ne = sig("ne", 13)
+    m.d.comb += [rr.eq(v["KH"][:3] * v["KW"][:3]),
+                 ne.eq(Mux(pk | dw, kk[:13] - rr + ((rr + 3) & ~3), kk[:13]))]
     ib_step = sig("ib_step", 6)
     m.d.comb += ib_step.eq(Mux(pk, 16, 32))
     I, O = v["I"], v["O"]
@@ -93,9 +117,29 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpP
     m.d.comb += ublocks.eq(Mux(dw, 1, (I + 7) >> 3))
     span = sig("span")               # IFM rows one micro-block row reads
     m.d.comb += span.eq((ublock_h - 1) * sy + v["KH"])
+    n_sub = sig("n_sub", 16)
+    n_groups = sig("n_groups", 16)
+    m.d.comb += [n_sub.eq(((v["KH"] + SUB_KERNEL - 1) >> 3) * ((v["KW"] + SUB_KERNEL - 1) >> 3)),
+                 n_groups.eq(n_sub * Mux(dw, 1, Mux(pk, (I + 15) >> 4, (I + 31) >> 5)))]
+    block_bricks = sig("block_bricks", 32)
+    cob = Mux(O < v["OB"], O, v["OB"])
+    m.d.comb += block_bricks.eq(((cob + oub - 1) >> (oub.bit_length() - 1)) * per_ou)
+    split = sig("split", 1)
+    m.d.comb += split.eq(~dw & (block_bricks > ring_rows(oub)))
     return OpParams(regs=regs, dw=dw, pool=pool, pk=pk, sx=sx, sy=sy, ne=ne, ib_step=ib_step,
                     n_oub_total=n_oub_total, per_ou=per_ou, expected=expected, expected_bytes=expected_bytes,
-                    ublocks=ublocks, span=span, ifm_fmt=regs.IFM_PRECISION[6:8], ofm_fmt=regs.OFM_PRECISION[6:8], **v)
+                    ublocks=ublocks, span=span, ifm_fmt=regs.IFM_PRECISION[6:8], ofm_fmt=regs.OFM_PRECISION[6:8],
+                    kk=kk, n_sub=n_sub, n_groups=n_groups, block_bricks=block_bricks, split=split, **v)
+
+
+def acc_entries(positions: int, oub: int) -> int:
+    """Micro-blocks the accumulator buffer holds on a config with ``positions`` x ``oub`` accumulators."""
+    return ACC_BUFFER_ACCUMULATORS // (positions * oub)
+
+
+def ring_rows(oub: int) -> int:
+    """Bricks in the brick ring (``2 x`` :data:`WEIGHT_BUFFER_BYTES` of ``oub x IUB``-byte bricks)."""
+    return 2 * WEIGHT_BUFFER_BYTES // (oub * IUB)
 
 
 def region_base(basep, region):

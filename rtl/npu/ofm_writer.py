@@ -10,8 +10,9 @@ unit's pipeline. Each micro-block's place arrives on ``block`` from the issue se
 external memory, pairing the output unit's results with the addresses from ``pos`` (a FIFO of
 ``OUT_QUEUE`` entries, at least the output unit's pipeline depth + 1).
 """
-from amaranth import Array, Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth import Array, Cat, Const, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from rtl.common.fifo import MemoryFIFO
@@ -20,9 +21,9 @@ from rtl.npu.dma import NUM_REGIONS
 from rtl.npu.extmem import ADDR_WIDTH, MemPortSignature
 from rtl.npu.ifm_stager import fm_addr
 from rtl.npu.issue import Block
-from rtl.npu.kernel_op import derive_op, region_base
+from rtl.npu.kernel_op import ACC_ENTRIES, MAX_CHANNELS, acc_entries, derive_op, region_base
 
-__all__ = ["OUT_QUEUE", "OutputFeed", "OfmWriter", "Position"]
+__all__ = ["OUT_QUEUE", "AccumulatorBuffer", "OutputFeed", "OfmWriter", "Position"]
 
 OUT_QUEUE = 8   # OFM positions between the output unit's input and the writer (>= its pipeline depth + 1)
 
@@ -74,15 +75,23 @@ class OutputFeed(wiring.Component):
         m.d.comb += [f_oy.eq(blk.oy + Array(Const(p // UW, 2) for p in range(P))[feed_p]),
                      f_ox.eq(blk.ox + Array(Const(p % UW, 2) for p in range(P))[feed_p])]
         lane_mask = Cat(*[(blk.ch0 + lane < op.O) for lane in range(OUB)])
+        m.submodules.acc_buffer = accb = AccumulatorBuffer(lanes=P * OUB, entries=acc_entries(P, OUB))
+        total = Signal.like(self.acc.payload)    # the MAC result plus the buffered partial sum (split ops)
+        m.d.comb += [accb.entry.eq(blk.entry), accb.resume.eq(blk.resume), accb.acc.eq(self.acc.payload),
+                     total.eq(accb.total)]
+        with m.If(blk.part):
+            # A partial sum: into the buffer, nothing to the output unit.
+            m.d.comb += [accb.we.eq(self.acc.valid & blocks.r_stream.valid),
+                         self.acc.ready.eq(accb.we), blocks.r_stream.ready.eq(accb.we)]
         ou, pos = self.ou, self.pos
         m.d.comb += [
             pos.payload.addr.eq(fm_addr(ofm_base, f_oy, f_ox, blk.ch0, regs.OFM_STRIDE_Y, regs.OFM_STRIDE_X,
                                         regs.OFM_STRIDE_C, op.ofm_fmt == 1)),
             pos.payload.mask.eq(Mux((f_oy < op.OH) & (f_ox < op.OW), lane_mask, 0)),
-            ou.payload.channel.eq(Cat(Mux(op.pool, 0, blk.ch0[:8]), self.bank)),   # POOL: one global record
-            ou.payload.acc.eq(Array(self.acc.payload.as_value()[p * OUB * 32:(p + 1) * OUB * 32]
-                                    for p in range(P))[feed_p]),
-            ou.valid.eq(self.acc.valid & blocks.r_stream.valid & pos.ready),
+            # POOL: one global record
+            ou.payload.channel.eq(Cat(Mux(op.pool, 0, blk.ch0[:(MAX_CHANNELS - 1).bit_length()]), self.bank)),
+            ou.payload.acc.eq(Array(total.as_value()[p * OUB * 32:(p + 1) * OUB * 32] for p in range(P))[feed_p]),
+            ou.valid.eq(self.acc.valid & blocks.r_stream.valid & ~blk.part & pos.ready),
             pos.valid.eq(ou.valid & ou.ready),
         ]
         with m.If(ou.valid & ou.ready):
@@ -91,6 +100,36 @@ class OutputFeed(wiring.Component):
                 m.d.comb += [self.acc.ready.eq(1), blocks.r_stream.ready.eq(1)]
         with m.If(self.restart):
             m.d.sync += feed_p.eq(0)
+        return m
+
+
+class AccumulatorBuffer(wiring.Component):
+    """Partial sums of a split op (the SHRAM accumulator area of a real U55): ``entries`` micro-blocks of ``lanes``
+    32-bit accumulators (:func:`~rtl.npu.kernel_op.acc_entries`). ``total`` = ``acc`` plus entry ``entry`` when
+    ``resume`` (else ``acc``); ``we`` stores ``total`` into the entry. Sums wrap modulo ``2**32`` like the MAC
+    block's accumulators, so summing the IFM-depth passes gives exactly the one-pass result.
+
+    Members
+    -------
+    entry : ``In(range(ACC_ENTRIES))``; resume, we : ``In(1)``; acc : ``In(lanes x signed(32))``;
+    total : ``Out(lanes x signed(32))``
+    """
+
+    def __init__(self, *, lanes: int, entries: int):
+        self.lanes, self.entries = lanes, entries
+        acc = data.ArrayLayout(signed(32), lanes)
+        super().__init__({"entry": In(range(ACC_ENTRIES)), "resume": In(1), "we": In(1), "acc": In(acc),
+                          "total": Out(acc)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.sums = mem = Memory(shape=32 * self.lanes, depth=self.entries, init=[])
+        rd = mem.read_port(domain="comb")
+        wr = mem.write_port()
+        m.d.comb += [rd.addr.eq(self.entry[:len(rd.addr)]), wr.addr.eq(self.entry[:len(wr.addr)]),
+                     wr.data.eq(self.total), wr.en.eq(self.we)]
+        for k in range(self.lanes):
+            m.d.comb += self.total[k].eq(self.acc[k] + Mux(self.resume, rd.data.word_select(k, 32).as_signed(), 0))
         return m
 
 

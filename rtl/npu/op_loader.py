@@ -21,31 +21,57 @@ from rtl.npu.controller import CMD0, KernelOp, Registers
 from rtl.npu.dma import NUM_REGIONS
 from rtl.npu.extmem import ADDR_WIDTH, MemPortSignature
 from rtl.npu.ifm_stager import line_buffer_geometry
-from rtl.npu.kernel_op import MAX_CHANNELS, ComputeError, derive_op, region_base
+from rtl.npu.kernel_op import (
+    MAX_CHANNELS,
+    MAX_KERNEL_ELEMENTS,
+    MAX_KERNEL_H,
+    SUB_KERNEL,
+    ComputeError,
+    acc_entries,
+    derive_op,
+    region_base,
+)
 from rtl.npu.weight_decoder import WeightDecoder, WeightDecoderConfig
 
 __all__ = ["OpLoader"]
 
+_CH_BITS = (MAX_CHANNELS - 1).bit_length()   # channel number in one records bank
 _POOL_AVERAGE = 1    # NPU_OP_POOL param (``pooling_mode.AVERAGE`` in ethos_u55_regs.py)
 #: Output-unit record of the identity POOL: bias 0, scale 1, shift 0 (little-endian 80-bit, SPEC.md section 5).
 _IDENTITY_RECORD = 1 << 40
 
 
-def _unsupported(m, lop, lregs, lopcode, lparam, *, oub: int, ring: int, fits, weight_addr):
+def _ring_bad(m, lop, *, oub: int, ublock_h: int, ublock_w: int, ring: int):
+    """The op's weights cannot be walked through the brick ring: a depthwise/POOL whose first OFM block does not fit
+    it, or a split conv (IFM-depth passes) whose largest IFM-block group does not fit it or whose OFM block has more
+    micro-blocks of partial sums than the accumulator buffer holds."""
+    n_ou = Signal(8)
+    m.d.comb += n_ou.eq((Mux(lop.O < lop.OB, lop.O, lop.OB) + oub - 1) >> (oub.bit_length() - 1))
+    first = Signal(7)      # elements of the first (largest) sub-kernel, rounded as in the stream
+    sub = Mux(lop.KH > SUB_KERNEL, SUB_KERNEL, lop.KH) * Mux(lop.KW > SUB_KERNEL, SUB_KERNEL, lop.KW)
+    m.d.comb += first.eq(Mux(lop.pk, (sub + 3) & ~3, sub))
+    group = Signal(24)
+    entries = Signal(32)
+    mb_rows = (lop.OH + ublock_h - 1) >> (ublock_h - 1)
+    mb_cols = (lop.OW + ublock_w - 1) >> (ublock_w - 1)
+    m.d.comb += [group.eq(n_ou * first * Mux(lop.pk, 2, 4)), entries.eq(mb_rows * mb_cols * n_ou)]
+    bad = Signal()
+    split_bad = (group > ring) | (entries > acc_entries(ublock_h * ublock_w, oub))
+    m.d.comb += bad.eq(Mux(lop.split, split_bad, lop.block_bricks > ring))
+    return bad
+
+
+def _unsupported(m, lop, lregs, lopcode, lparam, *, ring_bad, fits, weight_addr, oub: int):
     """CHECK: the register snapshot asks for something the compute unit does not implement."""
     need_h = Signal(signed(20))
     need_w = Signal(signed(20))
     m.d.comb += [need_h.eq((lop.OH - 1) * lop.sy + lop.KH - lregs.IFM_PAD_TOP - lregs.IFM_PAD_BOTTOM),
                  need_w.eq((lop.OW - 1) * lop.sx + lop.KW - lregs.IFM_PAD_LEFT - lregs.IFM_PAD_RIGHT)]
     ks = lregs.KERNEL_STRIDE
-    # Bricks of the first (largest) OFM block: all of them must fit the ring at once.
-    l_block_bricks = Signal(32)
-    l_cob = Mux(lop.O < lop.OB, lop.O, lop.OB)
-    m.d.comb += l_block_bricks.eq(((l_cob + oub - 1) >> (oub.bit_length() - 1)) * lop.per_ou)
     # Kernel ops with a weight stream and per-channel records (OFM_PRECISION[8] = 0: scale stream).
     weighted_bad = Signal()
     m.d.comb += weighted_bad.eq(
-        lregs.OFM_PRECISION[8] | (lop.O > MAX_CHANNELS) | (l_block_bricks > ring)
+        lregs.OFM_PRECISION[8] | (lop.O > MAX_CHANNELS) | ring_bad
         | (lregs.WEIGHT_LENGTH == 0) | (lregs.SCALE_LENGTH < lop.O * 10)
         | (weight_addr[:3] != 0) | (lregs.WEIGHT_LENGTH[:3] != 0))   # read in 8-byte words (Vela aligns to 16)
     # The identity POOL (compute module docstring): AVERAGE, 1x1, stride 1, no padding, global scale 1 / shift 0.
@@ -63,7 +89,7 @@ def _unsupported(m, lop, lregs, lopcode, lparam, *, oub: int, ring: int, fits, w
         | (lregs.OFM_PRECISION[0:3] != 1) | (lop.ofm_fmt > 1)
         | (lregs.OFM_PRECISION[14:16] != 0)
         | (lregs.IFM_UPSCALE != 0) | (lregs.ACC_FORMAT != 0) | (lregs.ACTIVATION[0:12] != 0)
-        | (lop.KH > 8) | (lop.KW > 8) | ks[3] | ks[4] | ks[5]
+        | (lop.KH > MAX_KERNEL_H) | (lop.kk > MAX_KERNEL_ELEMENTS) | ks[3] | ks[4] | ks[5]
         | (lop.IH < need_h) | (lop.IW < need_w)
         | (lop.OB[:3 if oub == 8 else 2] != 0) | ~fits
     )
@@ -81,13 +107,16 @@ class OpLoader(wiring.Component):
         (the CHECK verdict)
     status_slot, release : ``In(1)``; status_done, status_bad, status_memerr : ``Out(1)``;
     status_code : ``Out(ComputeError)``
-    param_we : ``Out(1)``, param_channel : ``Out(9)``, param_record : ``Out(80)``   output-unit record writes
+    param_we : ``Out(1)``, param_channel : ``Out(1 + bits(MAX_CHANNELS - 1))``, param_record : ``Out(80)``
+        output-unit record writes (bank, channel)
     wb_* : the weight buffer's write side (:class:`~rtl.npu.weight_buffer.WeightBuffer` ``open``, ``wr_*``, ``close``):
     one decoder beat of up to ``oub`` weights per cycle (``wb_data`` lanes ``wb_first .. wb_first+wb_n-1``)
     """
 
-    def __init__(self, *, oub: int, ublock_h: int, ring: int, line_buffer_words: int, prefetch: int = 4):
-        self.oub, self.ublock_h, self.ring, self.line_buffer_words = oub, ublock_h, ring, line_buffer_words
+    def __init__(self, *, oub: int, ublock_h: int, ublock_w: int, ring: int, line_buffer_words: int,
+                 prefetch: int = 4):
+        self.oub, self.ublock_h, self.ublock_w, self.ring = oub, ublock_h, ublock_w, ring
+        self.line_buffer_words = line_buffer_words
         self.prefetch = prefetch   # the byte reader's words in flight
         super().__init__({
             "kick": In(stream.Signature(KernelOp)),
@@ -96,7 +125,7 @@ class OpLoader(wiring.Component):
             "code": Out(ComputeError),
             "status_slot": In(1), "release": In(1), "status_done": Out(1), "status_bad": Out(1),
             "status_memerr": Out(1), "status_code": Out(ComputeError),
-            "param_we": Out(1), "param_channel": Out(9), "param_record": Out(80),
+            "param_we": Out(1), "param_channel": Out(_CH_BITS + 1), "param_record": Out(80),
             "wb_open": Out(1), "wb_open_slot": Out(1), "wb_en": Out(1), "wb_dw": Out(1), "wb_count": Out(32),
             "wb_data": Out(8 * oub), "wb_first": Out(range(oub)), "wb_n": Out(range(oub + 1)),
             "wb_room": In(1), "wb_close": Out(1), "wb_close_bricks": Out(32),
@@ -127,8 +156,9 @@ class OpLoader(wiring.Component):
                                                lop.span, "l_")
         weight_addr = Signal(ADDR_WIDTH)
         m.d.comb += weight_addr.eq(region_base(self.basep, lregs.WEIGHT_REGION) + lregs.WEIGHT_BASE)
-        unsupported = _unsupported(m, lop, lregs, lopcode, lparam, oub=OUB, ring=self.ring, fits=l_fits,
-                                   weight_addr=weight_addr)
+        ring_bad = _ring_bad(m, lop, oub=OUB, ublock_h=self.ublock_h, ublock_w=self.ublock_w, ring=self.ring)
+        unsupported = _unsupported(m, lop, lregs, lopcode, lparam, ring_bad=ring_bad, fits=l_fits,
+                                   weight_addr=weight_addr, oub=OUB)
 
         fail = Signal()       # more weights decoded than the loop nest has
         w_cnt = Signal(32)    # decoded weights so far
@@ -171,7 +201,7 @@ class OpLoader(wiring.Component):
                     m.next = "RECORDS"
             with m.State("IDENTITY"):
                 # POOL: no streams; channels 0..OUB-1 of the bank get the record {bias 0, scale 1, shift 0}.
-                m.d.comb += [self.param_we.eq(1), self.param_channel.eq(Cat(rec_ch[:8], lbank)),
+                m.d.comb += [self.param_we.eq(1), self.param_channel.eq(Cat(rec_ch[:_CH_BITS], lbank)),
                              self.param_record.eq(_IDENTITY_RECORD)]
                 m.d.sync += rec_ch.eq(rec_ch + 1)
                 with m.If(rec_ch == OUB - 1):
@@ -183,7 +213,7 @@ class OpLoader(wiring.Component):
                     m.d.sync += rec.eq(Cat(rec[8:], rd.data))
                     m.d.sync += rec_n.eq(Mux(rec_n == 9, 0, rec_n + 1))
                     with m.If(rec_n == 9):
-                        m.d.comb += [self.param_we.eq(1), self.param_channel.eq(Cat(rec_ch[:8], lbank)),
+                        m.d.comb += [self.param_we.eq(1), self.param_channel.eq(Cat(rec_ch[:_CH_BITS], lbank)),
                                      self.param_record.eq(Cat(rec[8:], rd.data))]
                         m.d.sync += rec_ch.eq(rec_ch + 1)
                 with m.If(rd.idle):

@@ -2,8 +2,8 @@
 error under LiteRT's reference kernels, Vela compiles every one fully to the NPU (no CPU fallback), and they run on
 the simulated NPU bit-exactly vs LiteRT.
 
-RTL runs: an operator the NPU's compute unit does not implement yet (pooling, ADD, SOFTMAX, LUT activations, kernels
-over 8 rows, an OFM block of more than 64 KiB of weights: ``rtl/npu/compute.py``) stops the NPU with
+RTL runs: an operator the NPU does not implement yet (e.g. SOFTMAX, 32-bit MEAN: ``rtl/npu/compute.py``,
+``rtl/npu/vector_unit.py``) stops the NPU with
 ``COMPUTE_FAULT (compute: UNSUPPORTED)``; only then is the whole-network test skipped, naming the command-stream
 offset, so these tests start checking each network as soon as the NPU supports its operators. Any other error, and
 every mismatch, fails. The ``mac_body`` tests run each network's prefix up to its first operator other than
@@ -30,7 +30,7 @@ NAMES = tuple(NETWORKS)
 
 
 #: Network prefixes run in the fast tier too (the others' prefixes are most of the whole network's run).
-FAST_BODIES = ("resnet8", "mobilenetv2", "digits-pool")
+FAST_BODIES = ("resnet8", "mobilenetv2", "digits-pool", "kws-dscnn")
 
 
 def _all_configs(fast=NAMES):

@@ -6,8 +6,8 @@
 * ``nsdf``: the signed distance to a torus (tilted 30 degrees) united with a rounded box, in the unit cube; output
   the SDF (1 of 16). Rendered by sphere tracing with normal shading (:func:`models.ngpc.render.sphere_trace`).
 * ``nerf`` (NeRF-lite / NVR: a density + colour volume fitted directly, rendered by our own ray marcher): three
-  soft spheres with striped colours; outputs density / 40 and RGB (4 of 16). Rendered by
-  :func:`models.ngpc.render.ray_march`.
+  soft spheres with striped colours; outputs occupancy - 0.05 (density = 40 * max(output, 0)) and RGB (4 of 16).
+  Rendered by :func:`models.ngpc.render.ray_march`.
 
 Each :class:`Scene` gives its sampler (training positions and targets), the analytic field (``truth``) and
 ``render(query, size)``; the ground-truth image is ``render(truth, size)``.
@@ -109,16 +109,19 @@ _BLOBS = (((0.36, 0.42, 0.52), 0.17, (0.92, 0.35, 0.22)),
           ((0.66, 0.44, 0.42), 0.14, (0.20, 0.55, 0.92)),
           ((0.50, 0.70, 0.62), 0.12, (0.30, 0.85, 0.35)))
 _DENSITY_SCALE = 40.0
+_EMPTY = 0.05
 
 
 def _volume(p: np.ndarray) -> np.ndarray:
-    """(density / 40, r, g, b): soft spheres (edge width 0.01), colour of the nearest sphere, striped."""
+    """(occupancy - 0.05, r, g, b): soft spheres (occupancy in [0, 1], edge width 0.01), colour of the nearest
+    sphere, striped. Density is ``40 * max(output 0, 0)``: empty space sits 0.05 below zero, so the network's small
+    errors there give no density (no haze)."""
     p = np.asarray(p, np.float64)
     gaps = np.stack([np.linalg.norm(p - c, axis=1) - r for c, r, _ in _BLOBS], axis=1)
     density = np.sum(1 / (1 + np.exp(np.clip(gaps / 0.01, -50, 50))), axis=1)
     colour = np.array([rgb for _, _, rgb in _BLOBS])[np.argmin(gaps, axis=1)]
     stripes = 0.8 + 0.2 * np.sin(2 * np.pi * 6 * (p[:, 0] + p[:, 1] + p[:, 2]))
-    return np.concatenate([np.minimum(density, 1)[:, None], colour * stripes[:, None]], axis=1)
+    return np.concatenate([np.minimum(density, 1)[:, None] - _EMPTY, colour * stripes[:, None]], axis=1)
 
 
 class NerfLite(Scene):
@@ -152,7 +155,7 @@ SCENES: dict[str, Scene] = {
 
 
 #: Bump when training changes in a way that invalidates cached parameters.
-TRAIN_VERSION = 1
+TRAIN_VERSION = 2
 
 
 def trained_field(scene: Scene, config, steps: int | None = None, seed: int = 0, log=None):

@@ -145,11 +145,11 @@ class NerfLite(Scene):
 
 
 SCENES: dict[str, Scene] = {
-    "gia": Gia("gia", 2, 3, "gia2d-w64", 1500, 1 << 14,
+    "gia": Gia("gia", 2, 3, "gia2d-w64", 400, 1 << 13,
                "scikit-learn's china.jpg (central square, 256 x 256) fitted by a 2-D hash grid + MLP"),
-    "nsdf": Nsdf("nsdf", 3, 1, "scene3d-w32", 1500, 1 << 14,
+    "nsdf": Nsdf("nsdf", 3, 1, "scene3d-w32", 400, 1 << 13,
                  "signed distance of a tilted torus united with a rounded box, sphere-traced"),
-    "nerf": NerfLite("nerf", 3, 4, "scene3d-w32", 1500, 1 << 14,
+    "nerf": NerfLite("nerf", 3, 4, "scene3d-w32", 600, 1 << 13,
                      "density + colour volume of three striped soft spheres, ray-marched (NeRF-lite / NVR)"),
 }
 

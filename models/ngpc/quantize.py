@@ -5,9 +5,11 @@ integers on one scale of our choosing (``act_frac`` fraction bits), and a layer 
 ``(a . w + 2**(weight_frac-1)) >> weight_frac`` (:mod:`models.ngpc.mlp`). Quantisation (calibrated on sample
 positions):
 
-1. each weight matrix is scaled by a power of two ``2**e_k`` so its largest magnitude uses the weight format's range
-   (a ReLU network without biases is positively homogeneous: the output scales by ``2**sum(e_k)``, undone when
-   dequantising);
+1. each weight matrix is scaled by a power of two ``2**e_k`` (a ReLU network without biases is positively
+   homogeneous: the output scales by ``2**sum(e_k)``, undone when dequantising), chosen to keep the layer's
+   activations no larger than the encoder's features (one scale serves both, so a layer that grew its activations
+   would cost the features their fraction bits), but leaving at most ``SPARE_WEIGHT_BITS`` of the weight format's
+   range unused, and never overflowing it;
 2. ``act_frac`` is the largest number of fraction bits at which every calibration activation (encoder features, hidden
    activations, outputs of the scaled network) stays within 80 % of the ``act_bits`` range;
 3. tables are rounded to ``act_frac`` fraction bits (the encoder's output has its table's scale), weights to
@@ -31,6 +33,7 @@ from models.ngpc.train import NeuralField
 __all__ = ["FixedField", "quantize_field"]
 
 _CHUNK = 1 << 17
+SPARE_WEIGHT_BITS = 2     #: weight bits a layer may leave unused to keep its activations near the features'
 
 
 @dataclass(frozen=True)
@@ -75,13 +78,18 @@ def quantize_field(net: NeuralField, config, calibration_x: np.ndarray) -> Fixed
         raise ValueError("the network's grid is not the NFP encoder's")
     if [w.shape[0] for w in net.weights[:-1]] != [mlp.width] * mlp.hidden_layers or net.outputs > mlp.outputs:
         raise ValueError("the network's MLP does not fit the NFP's MLP engine")
-    exps = [_weight_exponent(w, mlp.weight_bits, mlp.weight_frac) for w in net.weights]
-    scaled = [np.asarray(w, np.float64) * 2.0 ** e for w, e in zip(net.weights, exps, strict=True)]
     a = encode_float(net.grid, net.tables, calibration_x).astype(np.float64)
-    peak = float(np.max(np.abs(a)))
-    for k, w in enumerate(scaled):
-        a = a @ w.T
-        if k < len(scaled) - 1:
+    feature_peak = peak = float(np.max(np.abs(a)))
+    exps, scaled = [], []
+    for k, w in enumerate(net.weights):
+        y = a @ np.asarray(w, np.float64).T
+        top = _weight_exponent(w, mlp.weight_bits, mlp.weight_frac)
+        grow = float(np.max(np.abs(y)))
+        balance = math.floor(math.log2(feature_peak / grow)) if grow > 0 and feature_peak > 0 else top
+        exps.append(min(top, max(top - SPARE_WEIGHT_BITS, balance)))
+        scaled.append(np.asarray(w, np.float64) * 2.0 ** exps[-1])
+        a = y * 2.0 ** exps[-1]
+        if k < len(net.weights) - 1:
             a = np.maximum(a, 0)
         peak = max(peak, float(np.max(np.abs(a))))
     limit = 0.8 * ((1 << (mlp.act_bits - 1)) - 1)

@@ -3,8 +3,9 @@
 * ``gia`` (gigapixel-image-style 2-D fit): scikit-learn's bundled ``china.jpg`` (no network access needed), its
   central 427 x 427 square resized to 256 x 256; the target at a position is the bilinear interpolation of that
   image; outputs RGB (3 of the MLP's 16). Rendered by looking up every pixel centre.
-* ``nsdf``: the signed distance to a torus (tilted 30 degrees) united with a rounded box, in the unit cube; output
-  the SDF (1 of 16). Rendered by sphere tracing with normal shading (:func:`models.ngpc.render.sphere_trace`).
+* ``nsdf``: the signed distance to a torus (axis tilted 50 degrees towards the camera) united with a rounded box,
+  in the unit cube; output the SDF (1 of 16). Rendered by sphere tracing with normal shading
+  (:func:`models.ngpc.render.sphere_trace`).
 * ``nerf`` (NeRF-lite / NVR: a density + colour volume fitted directly, rendered by our own ray marcher): three
   soft spheres with striped colours; outputs occupancy - 0.05 (density = 40 * max(output, 0)) and RGB (4 of 16).
   Rendered by :func:`models.ngpc.render.ray_march`.
@@ -34,6 +35,7 @@ class Scene:
     steps: int                       #: default training steps
     batch: int
     summary: str
+    version: int = 1                 #: bumped when the scene changes (part of the training cache key)
 
     def truth(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -79,8 +81,8 @@ class Gia(Scene):
 
 def _torus_box(p: np.ndarray) -> np.ndarray:
     q = np.asarray(p, np.float64) - 0.5
-    c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
-    x, y, z = q[:, 0], c * q[:, 1] - s * q[:, 2], s * q[:, 1] + c * q[:, 2]
+    c, s = np.cos(np.radians(50)), np.sin(np.radians(50))
+    x, y, z = q[:, 0], c * q[:, 1] + s * q[:, 2], c * q[:, 2] - s * q[:, 1]      # axis (0, cos 50, sin 50)
     torus = np.hypot(np.hypot(x, z) - 0.27, y) - 0.075
     d = np.abs(q - np.array([0.0, 0.02, 0.0])) - 0.11
     box = np.linalg.norm(np.maximum(d, 0), axis=1) + np.minimum(np.max(d, axis=1), 0) - 0.02
@@ -148,7 +150,7 @@ SCENES: dict[str, Scene] = {
     "gia": Gia("gia", 2, 3, "gia2d-w64", 400, 1 << 13,
                "scikit-learn's china.jpg (central square, 256 x 256) fitted by a 2-D hash grid + MLP"),
     "nsdf": Nsdf("nsdf", 3, 1, "scene3d-w32", 400, 1 << 13,
-                 "signed distance of a tilted torus united with a rounded box, sphere-traced"),
+                 "signed distance of a tilted torus united with a rounded box, sphere-traced", version=2),
     "nerf": NerfLite("nerf", 3, 4, "scene3d-w32", 600, 1 << 13,
                      "density + colour volume of three striped soft spheres, ray-marched (NeRF-lite / NVR)"),
 }

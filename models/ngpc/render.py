@@ -77,7 +77,7 @@ def _background(size: int) -> np.ndarray:
 
 
 def sphere_trace(sdf: Query, size: int, steps: int = 64, eps: float = 1e-3, step_factor: float = 0.9,
-                 normal_h: float = 1 / 256, **camera) -> np.ndarray:
+                 normal_h: float = 1 / 128, **camera) -> np.ndarray:
     """Sphere-trace the SDF (output 0) from the camera (every active ray's step is one batch of queries), shade hits
     by their normal (central differences of the same SDF: one batch of 6 queries per hit) under one light."""
     origin, direction = camera_rays(size, **camera)

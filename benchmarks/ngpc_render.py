@@ -64,6 +64,17 @@ def main():
             f"{r.field_error[1]:.5f} | {p['rtl_vs_float']:.2f} dB | "
             f"{'inf dB, identical' if r.rtl_equals_golden else 'NOT identical'} | {p['float_vs_truth']:.2f} dB | "
             f"{r.queries:,} | {r.queries_per_cycle:.3f} | {r.queries_per_second:,.0f} | {wall:.1f} |")
+    lines += [
+        "",
+        "Formats: positions 16-bit unsigned fractions of the unit square / cube; tables, features, activations and "
+        "outputs signed 16-bit on one scale (`Q.n` above, chosen per network by calibration); 12-bit weights with 10 "
+        "fraction bits, each layer scaled by a power of two (undone when dequantising; `models/ngpc/quantize.py`). "
+        "Output channels: the MLP engine's 16 outputs, one pass per query: RGB = outputs 0-2 (gia), SDF = output 0 "
+        "(nsdf), occupancy - 0.05 and RGB = outputs 0-3 (nerf; density = 40 max(output 0, 0)). gia's image is "
+        "scikit-learn's bundled `china.jpg` (central square, resized to 256 x 256; no network access). nsdf is "
+        "sphere-traced (up to 64 steps, one batch per step of the rays still marching, normals from 6 more "
+        "queries per hit); nerf is ray-marched with 48 samples per ray through the cube.",
+    ]
     body = "\n".join(lines)
     print(body)
     if args.write:

@@ -12,7 +12,7 @@ import numpy as np
 
 from models.ngpc.params import PRIMES, GridConfig, Level, levels
 
-__all__ = ["grid_index", "encode_float", "random_tables"]
+__all__ = ["grid_index", "encode_float", "level_corners", "random_tables"]
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 
@@ -37,30 +37,38 @@ def _fmaf(a: np.float32, b: np.ndarray, c: float) -> np.ndarray:
     return (np.float64(a) * b.astype(np.float64) + c).astype(np.float32)
 
 
+def level_corners(level: Level, x: np.ndarray):
+    """The 2**D corners of float32 positions ``x`` (N, D) on ``level`` in tiny-cuda-nn's order: yields ``(index,
+    weight)`` per corner, table entries (N,) and float32 weights (N,), as :func:`encode_float` uses them."""
+    pos = _fmaf(np.float32(level.scale), x, 0.5)
+    grid = np.floor(pos)
+    frac = (pos - grid).astype(np.float32)
+    grid = grid.astype(np.int64)
+    n, dims = x.shape
+    for idx in range(1 << dims):
+        weight = np.ones(n, dtype=np.float32)
+        corner = grid.copy()
+        for d in range(dims):
+            if idx >> d & 1:
+                weight = weight * frac[:, d]
+                corner[:, d] += 1
+            else:
+                weight = weight * (np.float32(1) - frac[:, d])
+        yield grid_index(level, corner), weight
+
+
 def encode_float(config: GridConfig, tables: list[np.ndarray], x: np.ndarray, accumulate: str = "float32"):
     """Encode positions ``x`` (shape (N, D), in [0, 1]) with per-level ``tables`` (shape (params_l, F))."""
     if accumulate not in ("float32", "half-2022", "half-head"):
         raise ValueError(f"unknown accumulate mode {accumulate!r}")
     x = np.asarray(x, dtype=np.float32)
-    n, dims = x.shape
+    n = x.shape[0]
     out = np.zeros((n, config.levels * config.features), dtype=np.float32)
     for level, table in zip(levels(config), tables, strict=True):
-        pos = _fmaf(np.float32(level.scale), x, 0.5)
-        grid = np.floor(pos)
-        frac = (pos - grid).astype(np.float32)
-        grid = grid.astype(np.int64)
         acc_dtype = np.float32 if accumulate == "float32" else np.float16
         acc = np.zeros((n, config.features), dtype=acc_dtype)
-        for idx in range(1 << dims):
-            weight = np.ones(n, dtype=np.float32)
-            corner = grid.copy()
-            for d in range(dims):
-                if idx >> d & 1:
-                    weight = weight * frac[:, d]
-                    corner[:, d] += 1
-                else:
-                    weight = weight * (np.float32(1) - frac[:, d])
-            value = np.asarray(table)[grid_index(level, corner)]
+        for index, weight in level_corners(level, x):
+            value = np.asarray(table)[index]
             if accumulate == "float32":
                 acc = acc + weight[:, None] * value.astype(np.float32)
             elif accumulate == "half-2022":

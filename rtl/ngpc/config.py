@@ -63,4 +63,9 @@ PRESETS: dict[str, NgpcConfig] = {
     "lowres3d-small": NgpcConfig(dims=3, grid="tiled", levels=2, features=8, base_resolution=6, per_level_scale=1.0),
     "hash3d-16l": NgpcConfig(dims=3, grid="hash", levels=16, features=2, log2_table=12, base_resolution=16,
                              per_level_scale=1.3819),
+    # the rendered scenes (`rampart ngpc render`): 5 dense + 3 hashed levels in 2-D, 3 dense + 5 hashed in 3-D
+    "gia2d": NgpcConfig(dims=2, grid="hash", levels=8, features=2, log2_table=14, base_resolution=16,
+                        per_level_scale=1.5),
+    "scene3d": NgpcConfig(dims=3, grid="hash", levels=8, features=2, log2_table=14, base_resolution=8,
+                          per_level_scale=1.45),
 }

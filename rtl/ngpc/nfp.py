@@ -42,6 +42,11 @@ class NfpConfig:
 NFP_PRESETS = {
     "hash2d-w16": NfpConfig(ENCODER_PRESETS["hash2d-small"], MlpConfig(inputs=16, width=16, outputs=16)),
     "hash3d-w16": NfpConfig(ENCODER_PRESETS["hash3d-small"], MlpConfig(inputs=16, width=16, outputs=16)),
+    # the rendered scenes: GIA (RGB of 16 outputs), NSDF (1) and NeRF-lite (density + RGB) share the 3-D one
+    "gia2d-w64": NfpConfig(ENCODER_PRESETS["gia2d"], MlpConfig(inputs=16, width=64, hidden_layers=2, outputs=16,
+                                                               weight_bits=12, weight_frac=10)),
+    "scene3d-w32": NfpConfig(ENCODER_PRESETS["scene3d"], MlpConfig(inputs=16, width=32, hidden_layers=2, outputs=16,
+                                                                   weight_bits=12, weight_frac=10)),
 }
 
 

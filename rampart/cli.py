@@ -244,6 +244,7 @@ def demo_cmd(out_dir, synth):
 def _register_commands():
     from rampart.cmd_fi import fi
     from rampart.cmd_model import model
+    from rampart.cmd_ngpc import ngpc
     from rampart.cmd_run import run
     from rampart.cmd_snn import snn
     from rampart.cmd_synth import synth
@@ -253,6 +254,7 @@ def _register_commands():
     main.add_command(run)
     main.add_command(snn)
     main.add_command(model)
+    main.add_command(ngpc)
 
 
 _register_commands()

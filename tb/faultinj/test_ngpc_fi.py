@@ -12,7 +12,7 @@ from faultinj.plan import fault_plan
 from faultinj.workload import make_workload
 from faultinj.workloads.ngpc import delivered_results, expected_results, output_error
 
-CONFIG = "hash2d-x1"
+CONFIG = "hash2d-x2"
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ Observed: ``results.valid`` and ``results.payload`` on the cycles the fault-free
 (``results.valid`` high), which is what a consumer reading a fixed number of results sees. SDC is the engine's
 verdict: any result bit differs (the any-bit mismatch). How large the error of an SDC is -- the batch's largest
 output difference in LSB and its PSNR against the fault-free results -- is measured by :func:`output_error` (a
-full replay of that injection); an SDC is *visible* when the largest difference exceeds
+full replay of that injection); the workload's judge (:func:`visible_sdc`) records per SDC, in the campaign's
+``top1`` column, whether it is *visible*: the largest difference exceeds
 :func:`visible_lsb` ``= 2**(frac - 8)`` LSB, one step of an 8-bit display channel whose full scale is 1.0 at
 ``frac`` = ``act_bits - 4`` fraction bits (the Q3.12 format of 16-bit activations: 16 LSB).
 """
@@ -19,7 +20,7 @@ from base import RampartError
 from drivers.ngpc import pack_fields
 from faultinj.workload import Workload
 
-__all__ = ["delivered_results", "expected_results", "ngpc_queries", "output_error", "visible_lsb"]
+__all__ = ["delivered_results", "expected_results", "ngpc_queries", "output_error", "visible_lsb", "visible_sdc"]
 
 DEFAULT_BATCHES = 64
 
@@ -89,7 +90,8 @@ def ngpc_queries(config, seed: int = 0, cycles: int | None = None) -> Workload:
     observe[first:first + batches] = True
     params = {"seed": seed, "batches": batches, "first_result": first, "tables": tables, "weights": weights,
               "u": u, "visible_lsb": visible_lsb(config)}
-    return Workload("ngpc_queries", "ngpc", config, inputs, ("results__valid", "results__payload"), observe, params)
+    return Workload("ngpc_queries", "ngpc", config, inputs, ("results__valid", "results__payload"), observe, params,
+                    judge="faultinj.workloads.ngpc:visible_sdc")
 
 
 def expected_results(workload: Workload) -> np.ndarray:
@@ -112,17 +114,18 @@ def delivered_results(workload: Workload, trace: dict) -> np.ndarray:
     return unpack_fields(words, mlp.act_bits, n * mlp.outputs).reshape(-1, mlp.outputs)
 
 
-def output_error(workload: Workload, build_, site: int, cycle: int) -> dict:
-    """Replay one injection (fresh model, flip after ``cycle`` edges, run to the end) and measure its results
-    against the fault-free ones: ``max_lsb`` (largest |difference|), ``mismatched`` (outputs that differ),
-    ``psnr_db`` (peak: the activation range; inf when equal), ``visible`` (max_lsb above the threshold)."""
+def output_error(workload: Workload, build_, site: int, cycle: int, upset: int = 1) -> dict:
+    """Replay one injection (fresh model, ``upset`` bits flipped after ``cycle`` edges as the engine does, run to the
+    end) and measure its results against the fault-free ones: ``max_lsb`` (largest |difference|), ``mismatched``
+    (outputs that differ), ``psnr_db`` (peak: the activation range; inf when equal), ``visible`` (max_lsb above the
+    threshold)."""
     from sim.harness import NativeSim
 
     with NativeSim(build_) as sim:
         clean = sim.run_stimulus(workload.inputs, ["results__payload"])
     with NativeSim(build_) as sim:          # as the engine's runs: from the model's initial state, no reset
         sim.run_stimulus({k: v[:cycle] for k, v in workload.inputs.items()}, [])
-        sim.flip(site)
+        sim.flip_upset(int(site), upset)
         tail = sim.run_stimulus({k: v[cycle:] for k, v in workload.inputs.items()}, ["results__payload"])
     faulty = {"results__payload": np.concatenate([clean["results__payload"][:cycle], tail["results__payload"]])}
     good = delivered_results(workload, clean).astype(np.float64)
@@ -134,3 +137,9 @@ def output_error(workload: Workload, build_, site: int, cycle: int) -> dict:
     return {"max_lsb": max_lsb, "mismatched": int(np.count_nonzero(diff)),
             "psnr_db": float("inf") if mse == 0 else float(10 * np.log10(peak ** 2 / mse)),
             "visible": max_lsb > workload.params["visible_lsb"]}
+
+
+def visible_sdc(workload: Workload, build_, sites, cycles, upset: int = 1) -> np.ndarray:
+    """The workload's judge (:mod:`faultinj.workload`): 1 per SDC fault whose error is visible, else 0."""
+    return np.array([int(output_error(workload, build_, int(s), int(c), upset)["visible"])
+                     for s, c in zip(sites, cycles, strict=True)], dtype=np.int8)

@@ -74,3 +74,14 @@ def test_directed_faults_and_their_error(core, workload, golden):
     assert visible["visible"] and visible["max_lsb"] > workload.params["visible_lsb"]
     assert 0 < small["max_lsb"] <= workload.params["visible_lsb"] and not small["visible"]
     assert small["psnr_db"] > visible["psnr_db"]
+
+
+def test_campaign_records_visible_sdc(core, workload, golden):
+    """inject_ex fills the flag column from the judge: 1 exactly for the SDC faults output_error calls visible."""
+    plan = fault_plan(core, workload.cycles, 60, seed=3, strata="none")
+    outcomes, _, _, flags = golden.inject_ex(plan.sites, plan.cycles)
+    sdc = outcomes == Outcome.SDC
+    assert sdc.any() and not flags[~sdc].any()
+    want = [int(output_error(workload, core, int(s), int(c))["visible"])
+            for s, c in zip(plan.sites[sdc], plan.cycles[sdc], strict=True)]
+    assert flags[sdc].tolist() == want

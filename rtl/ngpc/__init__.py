@@ -68,4 +68,5 @@ DESCRIPTOR = Design(
     driver="drivers.ngpc:ClusterHost",
     system_model="models.system.ngpc:ngpc_cluster",
     fixtures=(ENCODER, MLP, NFP),
+    synth_opts="-nodsp",     # every lane has >= 512 multipliers; the ECP5-85F has 156 18x18 DSPs
 )

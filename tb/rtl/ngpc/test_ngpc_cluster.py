@@ -43,6 +43,7 @@ def test_mac_count_and_blocks():
     config = get_design("ngpc").config("hash2d-x2")
     assert config.macs_per_lane == 16 * 16 + 16 * 16
     design = get_design("ngpc")
-    assert design.block_of("lane_1.mlp.layer_0.w_3") == "mlp_array"
+    assert design.block_of("lane_1.mlp.layer_0.w_3") == "mlp_weights"
+    assert design.block_of("lane_1.mlp.layer_0.y__3") == "mlp_array"
     assert design.block_of("lane_0.encoder.level_2.table.bank_1") == "table_srams"
     assert design.block_of("dispatcher.buffer.x") == "query_buffer"

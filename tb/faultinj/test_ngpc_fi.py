@@ -85,3 +85,30 @@ def test_campaign_records_visible_sdc(core, workload, golden):
     want = [int(output_error(workload, core, int(s), int(c))["visible"])
             for s, c in zip(plan.sites[sdc], plan.cycles[sdc], strict=True)]
     assert flags[sdc].tolist() == want
+
+
+def test_multi_bit_upsets_agree(core, workload, golden):
+    plan = fault_plan(core, workload.cycles, 20, seed=9, strata="none")
+    fast, _ = golden.inject(plan.sites, plan.cycles, upset=3)
+    reference = ReferenceRun(core, workload)
+    assert [Outcome(f) for f in fast] == [reference.outcome(int(s), int(c), 3)
+                                          for s, c in zip(plan.sites, plan.cycles, strict=True)]
+
+
+def test_cli_campaign_records_visibility(tmp_path):
+    """`rampart fi run ngpc -w ngpc_queries -n 200`: every SDC row has its visibility flag, other rows none set."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from rampart.cli import main
+
+    db = tmp_path / "g.db"
+    run = CliRunner().invoke(main, ["fi", "run", "ngpc", "-w", "ngpc_queries", "-n", "200", "--workers", "1",
+                                    "--db", str(db)])
+    assert run.exit_code == 0, run.output
+    assert "200 of 200 injections" in run.output
+    rows = sqlite3.connect(db).execute("SELECT outcome, top1 FROM injections").fetchall()
+    assert len(rows) == 200 and any(o == Outcome.SDC for o, _ in rows)
+    assert all(t in (0, 1) for o, t in rows if o == Outcome.SDC)
+    assert all(t == 0 for o, t in rows if o != Outcome.SDC)

@@ -40,8 +40,8 @@ def _timed(fn):
 
 
 def encoder_row(preset, n, rng):
-    cfg = get_design("ngpc").config(preset)
-    b = build("ngpc", preset)
+    cfg = get_design("ngpc_encoder").config(preset)
+    b = build("ngpc_encoder", preset)
     tables = _tables(cfg, rng)
     u = rng.integers(0, 1 << cfg.pos_bits, (n, cfg.dims))
     with NativeSim(b) as sim:
@@ -51,7 +51,7 @@ def encoder_row(preset, n, rng):
     exact = np.array_equal(result.features, encode_fixed(cfg.grid_config, tables, u))
     hashed = sum(lv.hashed for lv in cfg.level_geometry)
     what = f"{cfg.grid} D={cfg.dims} L={cfg.levels} F={cfg.features} ({hashed} hashed)"
-    return ("ngpc", preset, what, result, LATENCY, b, exact, wall, cpu, "-")
+    return ("ngpc_encoder", preset, what, result, LATENCY, b, exact, wall, cpu, "-")
 
 
 def mlp_row(preset, n, rng):
@@ -89,7 +89,7 @@ def main():
     parser.add_argument("--write", metavar="BENCHMARKS.md")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    designs = (("ngpc", ENCODERS), ("ngpc_mlp", ["w16", "w64"]), ("ngpc_nfp", ["hash2d-w16", "hash3d-w16"]))
+    designs = (("ngpc_encoder", ENCODERS), ("ngpc_mlp", ["w16", "w64"]), ("ngpc_nfp", ["hash2d-w16", "hash3d-w16"]))
     for design, presets in designs:
         for preset in presets:
             build(design, preset)

@@ -12,11 +12,13 @@ import numpy as np
 
 from base import RampartError
 from models.ngpc.mlp import MlpConfig
+from rtl.ngpc.cluster import ClusterConfig
 from rtl.ngpc.config import NgpcConfig
 from rtl.ngpc.encoder import LATENCY
 from rtl.ngpc.nfp import NfpConfig
 
-__all__ = ["EncoderHost", "EncodeResult", "MlpHost", "NfpHost", "pack_fields", "stream_batch", "unpack_fields"]
+__all__ = ["ClusterHost", "EncoderHost", "EncodeResult", "MlpHost", "NfpHost", "pack_fields", "stream_batch",
+           "unpack_fields"]
 
 
 def pack_fields(values: np.ndarray, bits: int) -> np.ndarray:
@@ -167,3 +169,37 @@ class NfpHost:
         enc, mlp = self.config.encoder, self.config.mlp
         return stream_batch(self.sim, "query", "outputs", pack_fields(u, enc.pos_bits), self.config.latency,
                             mlp.act_bits, mlp.outputs, ready)
+
+
+class ClusterHost:
+    """The cluster (design ``ngpc``): the same tables and weights written once (broadcast to every lane), queries
+    streamed N per batch (query ``k`` of the batch to lane ``k``); :meth:`run` pads the last batch with copies of
+    query 0 and drops their results."""
+
+    def __init__(self, sim, config: ClusterConfig):
+        self.sim, self.config = sim, config
+        sim.reset()
+        self.encoder = EncoderHost(sim, config.nfp.encoder, reset=False)
+        self.mlp = MlpHost(sim, config.nfp.mlp, reset=False, source="query")
+
+    def load(self, tables: list[np.ndarray], weights: list[np.ndarray]) -> int:
+        return self.encoder.load_tables(tables) + self.mlp.load_weights(weights)
+
+    def batches(self, u: np.ndarray) -> np.ndarray:
+        """Positions (Q, D) -> packed batches (ceil(Q / N), words), padded with query 0."""
+        cfg, n = self.config, self.config.lanes
+        u = np.asarray(u, dtype=np.int64)
+        pad = -len(u) % n
+        u = np.concatenate([u, np.repeat(u[:1], pad, axis=0)])
+        return pack_fields(u.reshape(len(u) // n, n * cfg.nfp.encoder.dims), cfg.nfp.encoder.pos_bits)
+
+    def run(self, u: np.ndarray, ready: np.ndarray | None = None) -> EncodeResult:
+        """Stream ``u`` (Q, D) in batches of N, batch ``b`` offered on cycle ``b``; ``accepted`` indexes the batches
+        taken and ``features`` holds their results, (N * len(accepted), outputs), query ``b * N + k`` in row
+        ``i * N + k`` for ``b = accepted[i]`` (the padding's results included)."""
+        cfg, mlp = self.config, self.config.nfp.mlp
+        result = stream_batch(self.sim, "query", "results", self.batches(u), cfg.latency, mlp.act_bits,
+                              cfg.lanes * mlp.outputs, ready)
+        per_query = result.features.reshape(-1, mlp.outputs)
+        return EncodeResult(per_query, result.accepted, result.cycles, result.first_accept, result.first_output,
+                            result.last_output)

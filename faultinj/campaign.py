@@ -32,7 +32,8 @@ Tables: ``meta(key, value)`` (design, config, workload, seeds, sampling paramete
 ``injections(id, site, cycle, block, outcome, cycles, analytic, top1)`` with ``id`` the fault's id,
 ``analytic`` 1 for a fault classified by the liveness analysis without simulating it (``liveness`` in ``meta``;
 ``cycles`` is then 0) and ``top1``, for classifier workloads (the model workload with one score vector out),
-1 when the top-1 class of the output that decided an SDC or DELAYED changed, 0 otherwise, NULL for other workloads
+1 when the top-1 class of the output that decided an SDC or DELAYED changed, 0 otherwise, for workloads with a
+``judge`` (:mod:`faultinj.workload`) 1 when the SDC's error is above their threshold, NULL for other workloads
 (both columns are added, as 0 and NULL, to a database written before them), and for iterative campaigns
 ``planned(id, round, stratum, local, site, cycle)`` and ``rounds(round, injections, worst_half_width, done)``.
 
@@ -91,7 +92,8 @@ CREATE TABLE IF NOT EXISTS injections (
     outcome INTEGER NOT NULL,    -- faultinj.outcomes.Outcome value
     cycles INTEGER NOT NULL,     -- cycles simulated for this injection (0 when analytic)
     analytic INTEGER NOT NULL DEFAULT 0, -- 1: classified by the liveness analysis, not simulated
-    top1 INTEGER                 -- classifier workloads: 1 = the deciding output's top-1 class changed; else NULL
+    top1 INTEGER                 -- classifier workloads: 1 = the deciding output's top-1 class changed;
+                                 -- workloads with a judge: 1 = the SDC's error is above their threshold; else NULL
 );
 CREATE TABLE IF NOT EXISTS planned (
     id INTEGER PRIMARY KEY,      -- iterative campaigns: every planned fault, round by round

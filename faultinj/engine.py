@@ -135,7 +135,8 @@ class GoldenRun:
     def inject_ex(self, sites, cycles, upset: int = 1, liveness: bool = False):
         """Everything a campaign stores per fault: (outcome codes, cycles simulated, analytic: classified by the
         liveness analysis without simulating (``liveness``), top1: int8, for a classifier workload 1 when the
-        deciding output's top-1 class changed (SDC / DELAYED), else 0; -1 for every fault of other workloads)."""
+        deciding output's top-1 class changed (SDC / DELAYED), for a workload with a ``judge`` 1 when it calls the
+        SDC's error above its threshold, else 0; -1 for every fault of other workloads)."""
         from faultinj.liveness import SIMULATE
 
         sites = np.asarray(sites, dtype=np.int64)
@@ -157,6 +158,13 @@ class GoldenRun:
         elif run.any():
             outcomes[run], simulated[run] = self.inject(sites[run], cycles[run], upset)
         top1 = flags.astype(np.int8) if self.classifier else np.full(len(sites), -1, dtype=np.int8)
+        if self.workload.judge is not None:
+            from rtl.designs import resolve
+
+            top1[:] = 0
+            sdc = np.flatnonzero(run & (outcomes == Outcome.SDC))
+            if len(sdc):
+                top1[sdc] = resolve(self.workload.judge)(self.workload, self.build, sites[sdc], cycles[sdc], upset)
         return outcomes, simulated, ~run, top1
 
     def inject(self, sites, cycles, upset: int = 1) -> tuple[np.ndarray, np.ndarray]:

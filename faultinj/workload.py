@@ -23,6 +23,10 @@ Workloads of memory-mapped accelerators (the NPU) add, all optional:
   classifier's int8 scores (None: not one): an SDC or DELAYED then records whether the top-1 class changed;
 * ``fault_window``: faults are injected in cycles ``[0, fault_window)`` only (None: every cycle), e.g. the first
   of two inferences;
+* ``judge``: how much an SDC matters, ``"module:function"`` called as ``judge(workload, build, sites, cycles,
+  upset)`` on the SDC faults of a batch, returning 1 (the error is above the workload's threshold, e.g. visible in
+  an image) or 0 per fault; stored in the campaign's ``top1`` column, as a classifier's top-1 change is (SDC itself
+  stays the any-bit verdict, so replays agree with it);
 * ``exclude_blocks``: simulation scaffolding (e.g. the NPU's ``extmem`` memory model): blocks that are not part of
   the chip, never sampled for faults (they stay in the state and its digest); the design's descriptor lists them
   (``Design.scaffolding``, :func:`scaffolding_blocks`), so :mod:`faultinj.plan` leaves them out of every campaign.
@@ -68,6 +72,7 @@ class Workload:
     region_at: tuple = ()                  # per region: cycle it is checked at, None = the end (empty: all at the end)
     classifier: tuple = ()                 # per region: (byte offset, classes) of int8 scores or None
     fault_window: int | None = None        # faults in cycles [0, fault_window) (None: all cycles)
+    judge: str | None = None               # "module:function": 1 when an SDC's error is above the threshold
 
     def __post_init__(self):
         lengths = {len(v) for v in self.inputs.values()}
@@ -128,6 +133,8 @@ class Workload:
             digest.update(np.ascontiguousarray(self.inputs[name], dtype=np.uint64).tobytes())
         if self.observe is not None:
             digest.update(np.asarray(self.observe, dtype=np.uint8).tobytes())
+        if self.judge is not None:
+            digest.update(repr(("judge", self.judge, sorted(self.params.get("judge_params", {}).items()))).encode())
         if self.region_outcomes or self.region_at or self.classifier or self.fault_window is not None:
             digest.update(repr((self.region_outcomes, self.region_at, self.classifier, self.fault_window)).encode())
         if self.memory or self.regions or self.complete or self.detect or self.exclude_blocks:

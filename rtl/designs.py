@@ -14,6 +14,8 @@ rampart needs to know about it:
 * ``system_model``: its timed model in the SimPy system model (:mod:`models.system`), a ``"module:attribute"``
   reference to an ``Accelerator`` factory ``(env, memory, **options)``; None until one is calibrated;
 * ``fixtures``: further buildable designs of the package (functional units alone, test wrappers) for testbenches;
+* ``synth_opts``: extra options of Yosys's ``synth_<family>`` command for ``rampart synth`` (e.g. ``-nodsp`` for a
+  design with more multipliers than the FPGA has DSP blocks: they become LUT logic);
 * ``verilator_opt``: the C++ optimisation level its Verilated model is compiled at (``"O3"``; ``"Os"`` where a
   design measured faster there, see BENCHMARKS.md).
 
@@ -71,6 +73,7 @@ class Design:
     driver: str | None = None
     system_model: str | None = None
     fixtures: tuple["Design", ...] = ()
+    synth_opts: str = ""
     verilator_opt: str = "O3"
 
     def __post_init__(self):

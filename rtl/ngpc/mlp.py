@@ -15,9 +15,11 @@ from rtl.ngpc.encoder import PipelineControl
 
 __all__ = ["MLP_BLOCK_MAP", "MlpEngine", "MlpLayer", "WeightWriteSignature"]
 
-#: Fault-injection blocks of the MLP engine (layers up to 9).
+#: Fault-injection blocks of the MLP engine (layers up to 9): the weight registers (``w_<row>``, the on-chip weight
+#: storage) and the rest of each layer, its activation registers (``mlp_array``).
 MLP_BLOCK_MAP: dict[str, str] = {"control": "control"}
 MLP_BLOCK_MAP.update({f"layer_{k}": "mlp_array" for k in range(9)})
+MLP_BLOCK_MAP.update({f"layer_{k}.w_{j}": "mlp_weights" for k in range(9) for j in range(128)})
 
 
 def WeightWriteSignature(config: MlpConfig) -> wiring.Signature:

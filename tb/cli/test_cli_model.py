@@ -92,3 +92,19 @@ def test_model_bad_input_is_one_line(net, tmp_path):
     _one_line_error(runner.invoke(main, ["model", "snn", "-c", "3x3"]), "unknown NeuroCore preset")
     _one_line_error(runner.invoke(main, ["model", "snn", "--baud", "0"]), "--baud")
     _one_line_error(runner.invoke(main, ["model", "snn", "--baud", "20000000"]), "--baud")
+
+
+def test_ngpc_scaling_json_and_plot(tmp_path):
+    result = CliRunner().invoke(main, ["ngpc", "scaling", "--lanes", "8,64", "--json", "--plot",
+                                       str(tmp_path / "s.png")])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert [r["lanes"] for r in doc["rows"]] == [8, 64] and doc["rows"][1]["paper_speedup"] == 39.0
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_ngpc_scaling_bad_input_is_one_line():
+    for args in (["--lanes", "8,x"], ["-o", "scaling.png"], ["--bandwidth", "0"]):
+        result = CliRunner().invoke(main, ["ngpc", "scaling", *args])
+        assert result.exit_code == 2 and result.output.startswith("rampart: error:"), result.output
+        assert len(result.output.strip().splitlines()) == 1

@@ -30,7 +30,7 @@ def run(preset, n, seed, ready=None):
     rng = np.random.default_rng(seed)
     tables = random_tables(config, rng)
     u = np.concatenate([edge_positions(config), rng.integers(0, 1 << config.pos_bits, (n, config.dims))])
-    with NativeSim(build("ngpc", preset)) as sim:
+    with NativeSim(build("ngpc_encoder", preset)) as sim:
         host = EncoderHost(sim, config)
         host.load_tables(tables)
         result = host.encode(u, ready=None if ready is None else ready(len(u), rng))
@@ -69,7 +69,7 @@ def test_bit_exact_1e5_queries(preset):
 
 
 def test_state_maps_to_functional_blocks():
-    result = build("ngpc", "hash3d-small")
+    result = build("ngpc_encoder", "hash3d-small")
     assert set(result.blocks()) == {"control", "position_scalers", "index_units", "weight_units", "table_srams",
                                     "interpolators"}
     memories = [e for e in result.state if e.kind == "mem"]

@@ -28,6 +28,13 @@ class NfpConfig:
     mlp: MlpConfig = field(default_factory=MlpConfig)
 
     def __post_init__(self):
+        # a TOML config gives the two parts as tables: each a complete NgpcConfig / MlpConfig (unset fields default)
+        for name, kind in (("encoder", NgpcConfig), ("mlp", MlpConfig)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                object.__setattr__(self, name, kind(**value))
+            elif not isinstance(value, kind):
+                raise TypeError(f"{name} must be a table of {kind.__name__} fields, not {value!r}")
         enc, mlp = self.encoder, self.mlp
         if enc.levels * enc.features > mlp.inputs:
             raise ValueError(f"the MLP takes {mlp.inputs} inputs, the encoder makes {enc.levels * enc.features}")

@@ -59,3 +59,12 @@ def test_cli_bad_input_is_one_line(tmp_path, args, message):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rampart: error: ") and message in lines[0], result.output
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_cli_bad_toml_config_is_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('base = "hash2d-w16"\nencoder = "x"\n')
+    result = CliRunner().invoke(main, ["ngpc", "render", "gia", "-o", str(tmp_path / "x.png"), "-c", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (f"rampart: error: {bad}: invalid config: encoder must be a table of NgpcConfig "
+                                     "fields, not 'x'")

@@ -36,7 +36,8 @@ class ActivationBank(wiring.Component):
 class LineBuffer(wiring.Component):
     """The convolution window: ``depth`` (a power of two) activation operands (value + input offset, 0 in the
     padding), addressed modulo ``depth`` so the window slides along W without moving data. ``reads`` read ports at
-    consecutive addresses from ``base`` (one per AU of a PE)."""
+    consecutive addresses from ``base`` (one per AU of a PE), registered: ``data`` is the window at the ``base`` of
+    the previous cycle."""
 
     def __init__(self, depth: int, reads: int):
         self.depth, self.reads = depth, reads
@@ -51,7 +52,8 @@ class LineBuffer(wiring.Component):
         m.d.comb += [write.addr.eq(self.w_addr), write.data.eq(self.w_data), write.en.eq(self.w_en)]
         for i in range(self.reads):
             port = memory.read_port(domain="comb")
-            m.d.comb += [port.addr.eq(self.base + i), self.data[i].eq(port.data)]
+            m.d.comb += port.addr.eq(self.base + i)
+            m.d.sync += self.data[i].eq(port.data)
         return m
 
 

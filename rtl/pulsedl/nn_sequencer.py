@@ -6,7 +6,8 @@ A descriptor is :data:`DESC_WORDS` 32-bit words (layout in :mod:`rtl.pulsedl.con
 * ``CONV`` a 1-D convolution (a fully connected layer is one with ``in_w = out_w = k = 1`` and ``in_c`` inputs):
   for each output position the line buffer is topped up with the window's new operands (one per cycle; padding
   reads as 0, every operand is value + ``in_off``), then each group of P output channels runs on the P PEs,
-  ``ceil(k * in_c / A)`` cycles of A MACs each plus one HANDOFF cycle that passes the P sums to the output drain;
+  ``ceil(k * in_c / A)`` cycles of A MACs each (kernel rows and operands are read into registers, so the MACs
+  trail the issue by one cycle: one SETTLE cycle) plus one HANDOFF cycle that passes the P sums to the output drain;
   the drain requantises and writes one output per cycle while the next group computes (HANDOFF waits for it when
   a group has fewer rows than outputs), and the layer ends when the drain is empty;
 * ``MAXPOOL`` / ``AVGPOOL`` a 1 x k window per output position and channel (one tap per cycle; the average rounds
@@ -98,6 +99,8 @@ class LayerSequencer(wiring.Component):
         for bank in self.banks:
             m.d.comb += bank.addr.eq(0)
         m.d.comb += [self.w_bank.eq(dst), self.w_addr.eq(out_addr), self.descriptors.addr.eq(layer * DESC_WORDS + word)]
+        for pe in self.pes:            # the line buffer's registered window, one cycle after MAC issued its address
+            m.d.comb += [pe.acts[i].eq(self.line_buffer.data[i]) for i in range(aus)]
         m.d.sync += self.done.eq(0)
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
@@ -158,11 +161,11 @@ class LayerSequencer(wiring.Component):
                 m.d.comb += self.line_buffer.base.eq(win_start + (j << (aus.bit_length() - 1)))
                 for pe in self.pes:
                     m.d.comb += [pe.row.eq(grow + j), pe.en.eq(1), pe.first.eq(j == 0)]
-                    for i in range(aus):
-                        m.d.comb += pe.acts[i].eq(self.line_buffer.data[i])
                 m.d.sync += j.eq(j + 1)
                 with m.If(j == rows - 1):
-                    m.next = "HANDOFF"
+                    m.next = "SETTLE"
+            with m.State("SETTLE"):         # the PEs accumulate the last row (read one cycle after its issue)
+                m.next = "HANDOFF"
             with m.State("HANDOFF"):
                 # the PEs' sums go to the drain (once it has taken the previous group's) while the next group MACs
                 with m.If(drain["idle_for_next"]):

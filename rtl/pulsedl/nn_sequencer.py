@@ -95,7 +95,19 @@ class LayerSequencer(wiring.Component):
         pool_count = Signal(4)
         pool_value = Signal(signed(24))
 
-        src_data = Mux(src, self.banks[1].data, self.banks[0].data)
+        src_data = Mux(src, self.banks[1].data, self.banks[0].data)     # registered: the previous cycle's address
+        fill_pending, fill_inside, fill_lb_addr = Signal(), Signal(), Signal(range(cfg.line_buffer_depth))
+        pool_pending = Signal()
+        m.d.sync += [fill_pending.eq(0), pool_pending.eq(0)]
+        lb = self.line_buffer
+        m.d.comb += [lb.w_addr.eq(fill_lb_addr), lb.w_data.eq(Mux(fill_inside, src_data + in_off, 0)),
+                     lb.w_en.eq(fill_pending)]
+        pool_next, count_next = Signal(signed(24)), Signal(4)
+        m.d.comb += [pool_next.eq(pool_acc), count_next.eq(pool_count)]
+        with m.If(pool_pending):
+            m.d.comb += [count_next.eq(pool_count + 1),
+                         pool_next.eq(Mux(op == NnOp.MAXPOOL, Mux(src_data > pool_acc, src_data, pool_acc),
+                                          pool_acc + src_data))]
         for bank in self.banks:
             m.d.comb += bank.addr.eq(0)
         m.d.comb += [self.w_bank.eq(dst), self.w_addr.eq(out_addr), self.descriptors.addr.eq(layer * DESC_WORDS + word)]
@@ -143,15 +155,14 @@ class LayerSequencer(wiring.Component):
                 m.d.sync += [ow.eq(0), win_start.eq(0), fill_h.eq(0), out_addr.eq(0), chan.eq(0), tap.eq(0),
                              w0.eq(-pad), pool_count.eq(0), pool_acc.eq(Mux(op == NnOp.MAXPOOL, -(1 << 23), 0))]
             with m.State("FILL"):
+                # issue one operand's bank read per cycle; the registered data is written one cycle later
                 addr = Signal(signed(33))
                 m.d.comb += addr.eq(fill_h - padc)
-                inside = (addr >= 0) & (addr < in_size)
                 set_src_addr(addr[:16])
-                lb = self.line_buffer
-                m.d.comb += [lb.w_addr.eq(fill_h), lb.w_data.eq(Mux(inside, src_data + in_off, 0))]
                 with m.If(fill_h < win_start + win):
-                    m.d.comb += lb.w_en.eq(1)
-                    m.d.sync += fill_h.eq(fill_h + 1)
+                    m.d.sync += [fill_h.eq(fill_h + 1), fill_pending.eq(1), fill_inside.eq((addr >= 0) &
+                                                                                          (addr < in_size)),
+                                 fill_lb_addr.eq(fill_h)]
                 with m.Else():
                     m.d.sync += [oc_base.eq(0), grow.eq(wbase), j.eq(0)]
                     m.next = "MAC"
@@ -187,24 +198,20 @@ class LayerSequencer(wiring.Component):
                 with m.If(drain["idle"]):
                     next_layer()
             with m.State("POOL"):
+                # issue tap ``tap``'s read; the registered data of the previous tap is folded in (pool_next)
                 w = Signal(signed(18))
                 m.d.comb += w.eq(w0 + tap)
                 set_src_addr((w * in_c + chan)[:16])
+                m.d.sync += [pool_acc.eq(pool_next), pool_count.eq(count_next)]
                 with m.If(tap < k):
-                    with m.If((w >= 0) & (w < in_w)):
-                        m.d.sync += pool_count.eq(pool_count + 1)
-                        with m.If(op == NnOp.MAXPOOL):
-                            m.d.sync += pool_acc.eq(Mux(src_data > pool_acc, src_data, pool_acc))
-                        with m.Else():
-                            m.d.sync += pool_acc.eq(pool_acc + src_data)
-                    m.d.sync += tap.eq(tap + 1)
+                    m.d.sync += [tap.eq(tap + 1), pool_pending.eq((w >= 0) & (w < in_w))]
                 with m.Elif(op == NnOp.MAXPOOL):
-                    m.d.sync += pool_value.eq(pool_acc)
+                    m.d.sync += pool_value.eq(pool_next)
                     m.next = "POOL_WRITE"
                 with m.Else():
-                    magnitude = Mux(pool_acc < 0, -pool_acc, pool_acc)
-                    m.d.comb += [div.start.eq(1), div.dividend.eq(magnitude + (pool_count >> 1)),
-                                 div.divisor.eq(pool_count)]
+                    magnitude = Mux(pool_next < 0, -pool_next, pool_next)
+                    m.d.comb += [div.start.eq(1), div.dividend.eq(magnitude + (count_next >> 1)),
+                                 div.divisor.eq(count_next)]
                     m.next = "POOL_DIVIDE"
             with m.State("POOL_DIVIDE"):
                 with m.If(div.done):

@@ -1,6 +1,6 @@
 """The network level of the PulseDL-II accelerator: the layer sequencer that walks the descriptor table.
 
-A descriptor is :data:`DESC_WORDS` 32-bit words (layout in :mod:`rtl.pulsedl.config`, ``DESCRIPTOR_FIELDS``); ops:
+A descriptor is :data:`DESC_WORDS` 32-bit words (layout in the docstring of :mod:`rtl.pulsedl.config`); ops:
 
 * ``END`` stops the network (``done``);
 * ``CONV`` a 1-D convolution (a fully connected layer is one with ``in_w = out_w = k = 1`` and ``in_c`` inputs):

@@ -180,7 +180,7 @@ def random_pulse_cnn(seed: int = 0, precision: str = "int8", layers: list[dict] 
         else:
             out_q = quant(val)
         out_shape = (1, 1, val.shape[1], val.shape[2]) if val.ndim == 3 else (1, val.shape[1])
-        if lay["kind"] == "fc" and len(wr.tensors) and not _is_flat(shape):
+        if lay["kind"] == "fc" and len(shape) != 2:          # flatten [1, 1, W, C] before the first FC
             flat = (1, int(np.prod(shape[1:])))
             t = wr.tensor(f"t{i}_flat", flat, act_type, scale=[cur_q[0]], zero_point=[cur_q[1]])
             shape_t = wr.tensor(f"t{i}_shape", (2,), TensorType.INT32,
@@ -198,10 +198,6 @@ def random_pulse_cnn(seed: int = 0, precision: str = "int8", layers: list[dict] 
         cur, cur_q, shape = out, out_q, out_shape
     data = wr.finish([0], [cur], f"rampart pulsedl random CNN seed {seed} {precision}")
     return PulseNet(data, precision, in_q, tuple(layers))
-
-
-def _is_flat(shape) -> bool:
-    return len(shape) == 2
 
 
 def _write_weighted(wr, lay, p, cur, out, in_scale, wide):

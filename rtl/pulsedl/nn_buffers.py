@@ -15,7 +15,9 @@ __all__ = ["ActivationBank", "AdcCapture", "LineBuffer", "QuantTable", "Table"]
 
 class ActivationBank(wiring.Component):
     """``words`` activations (16 bits signed; int8 values sign-extended), laid out ``[w][c]`` (TFLite's NHWC with
-    H = 1, so RESHAPE to a vector is free). Two read ports (the sequencer's, the bus's), one write port."""
+    H = 1, so RESHAPE to a vector is free). Two read ports: the sequencer's (``data`` is registered: the entry at the
+    previous cycle's ``addr``, as block RAM reads) and the bus's (combinational; the bus registers it), one write
+    port."""
 
     def __init__(self, words: int):
         self.storage = MemoryData(shape=signed(16), depth=words, init=[])
@@ -27,7 +29,8 @@ class ActivationBank(wiring.Component):
         m = Module()
         m.submodules.storage = memory = Memory(data=self.storage)
         read, bus_read, write = memory.read_port(domain="comb"), memory.read_port(domain="comb"), memory.write_port()
-        m.d.comb += [read.addr.eq(self.addr), self.data.eq(read.data), bus_read.addr.eq(self.bus_addr),
+        m.d.sync += self.data.eq(read.data)
+        m.d.comb += [read.addr.eq(self.addr), bus_read.addr.eq(self.bus_addr),
                      self.bus_data.eq(bus_read.data), write.addr.eq(self.w_addr), write.data.eq(self.w_data),
                      write.en.eq(self.w_en)]
         return m
@@ -36,7 +39,8 @@ class ActivationBank(wiring.Component):
 class LineBuffer(wiring.Component):
     """The convolution window: ``depth`` (a power of two) activation operands (value + input offset, 0 in the
     padding), addressed modulo ``depth`` so the window slides along W without moving data. ``reads`` read ports at
-    consecutive addresses from ``base`` (one per AU of a PE)."""
+    consecutive addresses from ``base`` (one per AU of a PE), registered: ``data`` is the window at the ``base`` of
+    the previous cycle."""
 
     def __init__(self, depth: int, reads: int):
         self.depth, self.reads = depth, reads
@@ -51,7 +55,8 @@ class LineBuffer(wiring.Component):
         m.d.comb += [write.addr.eq(self.w_addr), write.data.eq(self.w_data), write.en.eq(self.w_en)]
         for i in range(self.reads):
             port = memory.read_port(domain="comb")
-            m.d.comb += [port.addr.eq(self.base + i), self.data[i].eq(port.data)]
+            m.d.comb += port.addr.eq(self.base + i)
+            m.d.sync += self.data[i].eq(port.data)
         return m
 
 

@@ -1,12 +1,13 @@
 """The network level of the PulseDL-II accelerator: the layer sequencer that walks the descriptor table.
 
-A descriptor is :data:`DESC_WORDS` 32-bit words (layout in :mod:`rtl.pulsedl.config`, ``DESCRIPTOR_FIELDS``); ops:
+A descriptor is :data:`DESC_WORDS` 32-bit words (layout in the docstring of :mod:`rtl.pulsedl.config`); ops:
 
 * ``END`` stops the network (``done``);
 * ``CONV`` a 1-D convolution (a fully connected layer is one with ``in_w = out_w = k = 1`` and ``in_c`` inputs):
   for each output position the line buffer is topped up with the window's new operands (one per cycle; padding
   reads as 0, every operand is value + ``in_off``), then each group of P output channels runs on the P PEs,
-  ``ceil(k * in_c / A)`` cycles of A MACs each plus one HANDOFF cycle that passes the P sums to the output drain;
+  ``ceil(k * in_c / A)`` cycles of A MACs each (kernel rows and operands are read into registers, so the MACs
+  trail the issue by one cycle: one SETTLE cycle) plus one HANDOFF cycle that passes the P sums to the output drain;
   the drain requantises and writes one output per cycle while the next group computes (HANDOFF waits for it when
   a group has fewer rows than outputs), and the layer ends when the drain is empty;
 * ``MAXPOOL`` / ``AVGPOOL`` a 1 x k window per output position and channel (one tap per cycle; the average rounds
@@ -94,10 +95,24 @@ class LayerSequencer(wiring.Component):
         pool_count = Signal(4)
         pool_value = Signal(signed(24))
 
-        src_data = Mux(src, self.banks[1].data, self.banks[0].data)
+        src_data = Mux(src, self.banks[1].data, self.banks[0].data)     # registered: the previous cycle's address
+        fill_pending, fill_inside, fill_lb_addr = Signal(), Signal(), Signal(range(cfg.line_buffer_depth))
+        pool_pending = Signal()
+        m.d.sync += [fill_pending.eq(0), pool_pending.eq(0)]
+        lb = self.line_buffer
+        m.d.comb += [lb.w_addr.eq(fill_lb_addr), lb.w_data.eq(Mux(fill_inside, src_data + in_off, 0)),
+                     lb.w_en.eq(fill_pending)]
+        pool_next, count_next = Signal(signed(24)), Signal(4)
+        m.d.comb += [pool_next.eq(pool_acc), count_next.eq(pool_count)]
+        with m.If(pool_pending):
+            m.d.comb += [count_next.eq(pool_count + 1),
+                         pool_next.eq(Mux(op == NnOp.MAXPOOL, Mux(src_data > pool_acc, src_data, pool_acc),
+                                          pool_acc + src_data))]
         for bank in self.banks:
             m.d.comb += bank.addr.eq(0)
         m.d.comb += [self.w_bank.eq(dst), self.w_addr.eq(out_addr), self.descriptors.addr.eq(layer * DESC_WORDS + word)]
+        for pe in self.pes:            # the line buffer's registered window, one cycle after MAC issued its address
+            m.d.comb += [pe.acts[i].eq(self.line_buffer.data[i]) for i in range(aus)]
         m.d.sync += self.done.eq(0)
         with m.If(self.busy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
@@ -140,15 +155,14 @@ class LayerSequencer(wiring.Component):
                 m.d.sync += [ow.eq(0), win_start.eq(0), fill_h.eq(0), out_addr.eq(0), chan.eq(0), tap.eq(0),
                              w0.eq(-pad), pool_count.eq(0), pool_acc.eq(Mux(op == NnOp.MAXPOOL, -(1 << 23), 0))]
             with m.State("FILL"):
+                # issue one operand's bank read per cycle; the registered data is written one cycle later
                 addr = Signal(signed(33))
                 m.d.comb += addr.eq(fill_h - padc)
-                inside = (addr >= 0) & (addr < in_size)
                 set_src_addr(addr[:16])
-                lb = self.line_buffer
-                m.d.comb += [lb.w_addr.eq(fill_h), lb.w_data.eq(Mux(inside, src_data + in_off, 0))]
                 with m.If(fill_h < win_start + win):
-                    m.d.comb += lb.w_en.eq(1)
-                    m.d.sync += fill_h.eq(fill_h + 1)
+                    m.d.sync += [fill_h.eq(fill_h + 1), fill_pending.eq(1), fill_inside.eq((addr >= 0) &
+                                                                                          (addr < in_size)),
+                                 fill_lb_addr.eq(fill_h)]
                 with m.Else():
                     m.d.sync += [oc_base.eq(0), grow.eq(wbase), j.eq(0)]
                     m.next = "MAC"
@@ -158,11 +172,11 @@ class LayerSequencer(wiring.Component):
                 m.d.comb += self.line_buffer.base.eq(win_start + (j << (aus.bit_length() - 1)))
                 for pe in self.pes:
                     m.d.comb += [pe.row.eq(grow + j), pe.en.eq(1), pe.first.eq(j == 0)]
-                    for i in range(aus):
-                        m.d.comb += pe.acts[i].eq(self.line_buffer.data[i])
                 m.d.sync += j.eq(j + 1)
                 with m.If(j == rows - 1):
-                    m.next = "HANDOFF"
+                    m.next = "SETTLE"
+            with m.State("SETTLE"):         # the PEs accumulate the last row (read one cycle after its issue)
+                m.next = "HANDOFF"
             with m.State("HANDOFF"):
                 # the PEs' sums go to the drain (once it has taken the previous group's) while the next group MACs
                 with m.If(drain["idle_for_next"]):
@@ -184,24 +198,20 @@ class LayerSequencer(wiring.Component):
                 with m.If(drain["idle"]):
                     next_layer()
             with m.State("POOL"):
+                # issue tap ``tap``'s read; the registered data of the previous tap is folded in (pool_next)
                 w = Signal(signed(18))
                 m.d.comb += w.eq(w0 + tap)
                 set_src_addr((w * in_c + chan)[:16])
+                m.d.sync += [pool_acc.eq(pool_next), pool_count.eq(count_next)]
                 with m.If(tap < k):
-                    with m.If((w >= 0) & (w < in_w)):
-                        m.d.sync += pool_count.eq(pool_count + 1)
-                        with m.If(op == NnOp.MAXPOOL):
-                            m.d.sync += pool_acc.eq(Mux(src_data > pool_acc, src_data, pool_acc))
-                        with m.Else():
-                            m.d.sync += pool_acc.eq(pool_acc + src_data)
-                    m.d.sync += tap.eq(tap + 1)
+                    m.d.sync += [tap.eq(tap + 1), pool_pending.eq((w >= 0) & (w < in_w))]
                 with m.Elif(op == NnOp.MAXPOOL):
-                    m.d.sync += pool_value.eq(pool_acc)
+                    m.d.sync += pool_value.eq(pool_next)
                     m.next = "POOL_WRITE"
                 with m.Else():
-                    magnitude = Mux(pool_acc < 0, -pool_acc, pool_acc)
-                    m.d.comb += [div.start.eq(1), div.dividend.eq(magnitude + (pool_count >> 1)),
-                                 div.divisor.eq(pool_count)]
+                    magnitude = Mux(pool_next < 0, -pool_next, pool_next)
+                    m.d.comb += [div.start.eq(1), div.dividend.eq(magnitude + (count_next >> 1)),
+                                 div.divisor.eq(count_next)]
                     m.next = "POOL_DIVIDE"
             with m.State("POOL_DIVIDE"):
                 with m.If(div.done):

@@ -36,7 +36,9 @@ class ArithmeticUnit(wiring.Component):
 
 class ConvLane(wiring.Component):
     """One processing element: ``aus`` arithmetic units fed by ``aus`` activations (from the line buffer, the same for
-    every PE) and one row of its kernel registers (``aus`` int8 weights per row, ``rows`` rows, read at ``row``).
+    every PE, already registered there) and one row of its kernel registers (``aus`` int8 weights per row, ``rows``
+    rows). ``row``, ``en`` and ``first`` issue a row; the row is read into a register (block RAM's read register on
+    an FPGA) and the AUs accumulate it one cycle later.
 
     ``sum`` is the sum of the AUs' accumulators. The kernel registers are written from the bus (``w_row``,
     ``w_data`` with weight ``i`` in bits ``8i..8i+7``, ``w_en``).
@@ -56,14 +58,16 @@ class ConvLane(wiring.Component):
         m.submodules.kernels = kernels = Memory(data=self.kernels)
         read = kernels.read_port(domain="comb")
         write = kernels.write_port()
+        weights, en, first = Signal(8 * self.aus), Signal(), Signal()
+        m.d.sync += [weights.eq(read.data), en.eq(self.en), first.eq(self.first)]
         m.d.comb += [read.addr.eq(self.row), write.addr.eq(self.w_row), write.data.eq(self.w_data),
                      write.en.eq(self.w_en)]
         total = Const(0, signed(SUM_BITS))
         for i in range(self.aus):
             au = ArithmeticUnit()
             m.submodules[f"au{i}"] = au
-            m.d.comb += [au.a.eq(self.acts[i]), au.b.eq(read.data[8 * i:8 * i + 8].as_signed()),
-                         au.en.eq(self.en), au.first.eq(self.first)]
+            m.d.comb += [au.a.eq(self.acts[i]), au.b.eq(weights[8 * i:8 * i + 8].as_signed()),
+                         au.en.eq(en), au.first.eq(first)]
             total = total + au.acc
         m.d.comb += self.sum.eq(total)
         return m

@@ -60,8 +60,8 @@ def test_accelerator_cycles_follow_the_schedule(nn):
     """One 1x1 convolution 64 x 1 -> 64 x 4 then END: busy cycles counted by hand from rtl/pulsedl/nn_sequencer.py.
 
     Per descriptor LOAD x 8, SIZES, CHECK. Per output position: FILL (one operand) and its exit; group 0: MAC
-    (ceil(1 / 4) = 1 row), HANDOFF; group 1: MAC, HANDOFF waiting one cycle for the drain (2 outputs, one per
-    cycle, started at group 0's HANDOFF), HANDOFF. The drain of group 1 runs during the next position's FILL.
+    (ceil(1 / 4) = 1 row), SETTLE, HANDOFF; group 1: MAC, SETTLE (the drain's 2 outputs, one per cycle, started at
+    group 0's HANDOFF, are staged by then), HANDOFF. The drain of group 1 runs during the next position's FILL.
     LAYER_END waits for the last drain: 2 outputs staged, the second written, the pipe empty: 4 cycles."""
     net = random_pulse_cnn(0, "int8", layers=[dict(kind="conv", filters=4, k=1, stride=1, padding="VALID",
                                                    activation="NONE"), dict(kind="fc", units=2, activation="NONE")])
@@ -71,7 +71,7 @@ def test_accelerator_cycles_follow_the_schedule(nn):
     nn.load(compiled)
     _, cycles = nn.infer(net.quantize(pulse_windows(1))[0])
     load = 8 + 1 + 1
-    per_position = 2 + (1 + 1) + (1 + 2)
+    per_position = 2 + (1 + 1 + 1) + (1 + 1 + 1)
     assert nn.config.accel_pes == 2 and nn.config.accel_aus == 4
     assert cycles == 2 * load + 64 * per_position + 4
 

@@ -226,10 +226,8 @@ def predict_npu(ops, config: str, *, bandwidth: float = 8, latency: float = 8, c
     cost = cost if cost is not None else NpuCostModel.load()
     if inferences < 1:
         raise ValueError(f"inferences must be >= 1, not {inferences!r}")
-    env = simpy.Environment()
-    mem = SharedMemory(env, bandwidth, latency, arbitration=arbitration)
-    npu = NpuAccelerator(env, mem, config=config, cost=cost, stage_processes=stage_processes)
-    mem.attach(npu.name)
+    SharedMemory.check(bandwidth, latency, arbitration)
+    cost.check_config(config)
     if isinstance(ops, NpuJob):
         if ops.config != config:
             raise ValueError(f"this job was prepared for {ops.config!r}, not {config!r}")
@@ -237,7 +235,11 @@ def predict_npu(ops, config: str, *, bandwidth: float = 8, latency: float = 8, c
     else:
         job = NpuJob.of(ops, config, cost)
     if inferences == 1 and not (setup_cycles or in_bytes or out_bytes or stage_processes):
-        return _alone(job, config, bandwidth, latency, cost, inflight)
+        return _alone(job, config, bandwidth, latency, cost, inflight)   # no environment to build
+    env = simpy.Environment()
+    mem = SharedMemory(env, bandwidth, latency, arbitration=arbitration)
+    npu = NpuAccelerator(env, mem, config=config, cost=cost, stage_processes=stage_processes)
+    mem.attach(npu.name)
     requests = [Request(i, job, in_bytes, out_bytes) for i in range(inferences)]
     if inferences == 1 and not (setup_cycles or in_bytes or out_bytes):
         env.run(env.process(npu.serve(requests[0])))      # nothing for the host to do: the NPU alone

@@ -37,6 +37,20 @@ MEMORY_POINTS = (("u55-128", 4, 8), ("u55-128", 2, 8), ("u55-128", 8, 40), ("u55
 MEASUREMENTS = ROOT / "models" / "system" / "npu_measurements.json"
 SWEEP_BANDWIDTHS = (1, 2, 3, 4, 6, 8)
 
+#: What the per-layer comparison with the RTL (PMU counters of ``drivers.npu.run_on_npu``) showed, and what is left.
+NOTES = """What the model mirrors since v16, from the RTL (PMU counters MAC_ACTIVE, MAC_STALLED_BY_WD / _IB, WD_ACTIVE):
+the IFM stager's rate is its 16 outstanding reads per memory round trip (it was a fitted per-word cost that
+over-charged beat-bound layers, e.g. the MobileNetV2 stem by up to 21%); a resident IFM is staged only during the
+first OFM ublock's sweep, so the other ublocks' MAC work comes after it (`rtl/npu/issue.py` walks depth block,
+ublock, then every micro-block); the first kernel rows are read before the first beat; the engine's traffic starts
+at the hand-over; the decoder costs a fitted amount per weight plus per stream byte, never faster than one beat of
+`ublock_d` weights a cycle (a zero run passes one such beat a cycle, so a zero-padded stream is bound by its weight
+count); the arbiter serves the loader before the IFM stager, so the next op's weight stream delays a bus-bound
+engine. Left: at low bandwidth the loader's priority starves the engine's IFM reads completely while the next op's
+weights stream in (stack 3 on u55-32 at 2 bytes/cycle: the RTL total fits the conv's compute running after the FC's
+weight load, which the model overlaps with it), the decoder's rate on dense streams varies by stream (5.6 to 7.4
+weights a cycle), and small dependent ops (the digits CNN) are under-predicted by 2-6%."""
+
 
 def targets(nets, sweep_s: float, memory_measured: bool) -> str:
     """The issue's targets and where this run stands (from the rows of every held-out network run)."""
@@ -304,7 +318,8 @@ def main():
                 "`models.system.npu.prepare_npu`, as a sweep or `--inflight` does; mean of 200) and *from "
                 "artifact* (command-stream read, op features and SimPy run every time; mean of 20). "
                 "Workloads the RTL NPU refuses (external memory too small, unsupported op) are left out.\n\n"
-                + text + "\n\n" + targets(default_nets + body_rows + memory_nets, sweep_s, bool(memory_nets)))
+                + text + "\n\n" + targets(default_nets + body_rows + memory_nets, sweep_s, bool(memory_nets))
+                + "\n" + NOTES)
         write_section(args.write, "system_model", body)
 
 

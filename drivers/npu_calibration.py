@@ -192,11 +192,13 @@ def fit(measurements: list[Measurement], workloads: dict[str, Workload], *, verb
     start_ix = np.array([layout.index[f"start[{m.config}]"] for m in measurements])
 
     def residual(theta):
-        load, run, handover, tail, bus = npu_cost.stacked_durations(layout, theta, x, configs, cfg, bw, lat[rep])
+        load, run, handover, tail, bus, lbus, rbus = npu_cost.stacked_durations(layout, theta, x, configs, cfg, bw,
+                                                                               lat[rep])
         pred = theta[start_ix] + theta[layout.index["slat"]] * lat
         for i in range(len(mats)):
             a, b = bounds[i], bounds[i + 1]
-            pred[i] += npu_cost.schedule(is_dma[a:b], load[a:b], run[a:b], handover[a:b], tail[a:b], bus[a:b])[0]
+            pred[i] += npu_cost.schedule(is_dma[a:b], load[a:b], run[a:b], handover[a:b], tail[a:b], bus[a:b],
+                                         lbus[a:b], rbus[a:b])[0]
         return (pred - target) / target
 
     res = least_squares(residual, layout.initial(), bounds=layout.bounds(), x_scale="jac", loss="soft_l1",

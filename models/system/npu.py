@@ -91,10 +91,12 @@ class NpuAccelerator(Accelerator):
         yield self.env.timeout(cycles)
 
     def _engine(self, prev_done, handed_over, load_done, parts: OpParts, i: int, done, last_block: float,
-                bus_done: float):
+                bus_done: float, next_issue: dict, bus_share: float):
         """Process: the engine runs op ``i`` after op ``i-1`` and once the loader has handed it over; the last
         ``last_block`` cycles of its work come after its load; it is done no earlier than the NPU's bus traffic
-        up to this op (``bus_done``)."""
+        up to this op (``bus_done``); then it waits out the next op's loader traffic that went first
+        (``next_issue[i]``: when the next kernel op was issued and its loader's bus cycles; ``bus_share`` the share
+        of this op's run that needs the bus: :func:`models.system.npu_cost.schedule`)."""
         env = self.env
         yield env.all_of([prev_done, handed_over])
         yield from self._stage(parts.run_core[i], parts.run_bytes[i], parts.run_tail[i], parts.read_bytes[i],
@@ -103,6 +105,9 @@ class NpuAccelerator(Accelerator):
         end = max(loaded_at + last_block, bus_done)
         if end > env.now:
             yield env.timeout(end - env.now)
+        if i in next_issue and next_issue[i][0] < env.now:
+            issued_at, load_bus = next_issue[i]
+            yield env.timeout(min(env.now - issued_at, load_bus) * bus_share)
         done.succeed()
 
     def _dma(self, parts: OpParts, i: int, bus_done: float):
@@ -127,7 +132,7 @@ class NpuAccelerator(Accelerator):
         if not self.stage_processes and mem.masters <= {self.name}:
             # alone on the memory nothing can delay a stage: the schedule is the closed form, one event
             total, finish_at = schedule(parts.is_dma, nominal_load, nominal_run, parts.handover, parts.tail,
-                                        parts.bus(mem.bandwidth))
+                                        parts.bus(mem.bandwidth), *parts.split_bus(mem.bandwidth))
             yield env.timeout(total)
             moved = float(parts.load_bytes.sum() + parts.run_bytes.sum())
             mem.bytes[self.name] += moved
@@ -136,6 +141,9 @@ class NpuAccelerator(Accelerator):
             return
         t0 = env.now
         bus = parts.bus(mem.bandwidth).tolist()
+        load_bus, run_bus = parts.split_bus(mem.bandwidth)
+        next_issue: dict = {}   # kernel op -> (when the next kernel op was issued, that op's loader bus cycles)
+        prev = -1
         bus_free = t0          # when the NPU's own traffic so far has passed the bus (at its full bandwidth)
         ready = env.event().succeed()
         dma_free = load_done = dep = issued = ready
@@ -157,11 +165,15 @@ class NpuAccelerator(Accelerator):
                 continue
             yield env.all_of([load_done, dep, engine_done[-IN_FLIGHT]])
             issued = env.event().succeed()
+            if prev >= 0:
+                next_issue[prev] = (env.now, float(load_bus[i]))
             bus_free = max(bus_free, env.now + min(parts.handover[i], nominal_load[i])) + bus[i]
             load_done = env.process(self._load(parts, i))
             done = env.event()
             env.process(self._engine(engine_done[-1], env.timeout(min(parts.handover[i], nominal_load[i])),
-                                     load_done, parts, i, done, parts.tail[i], bus_free))
+                                     load_done, parts, i, done, parts.tail[i], bus_free, next_issue,
+                                     min(1.0, run_bus[i] / nominal_run[i]) if nominal_run[i] > 0 else 0.0))
+            prev = i
             engine_done.append(done)
             finished.append(done)
             done.callbacks.append(mark(i))
@@ -214,10 +226,8 @@ def predict_npu(ops, config: str, *, bandwidth: float = 8, latency: float = 8, c
     cost = cost if cost is not None else NpuCostModel.load()
     if inferences < 1:
         raise ValueError(f"inferences must be >= 1, not {inferences!r}")
-    env = simpy.Environment()
-    mem = SharedMemory(env, bandwidth, latency, arbitration=arbitration)
-    npu = NpuAccelerator(env, mem, config=config, cost=cost, stage_processes=stage_processes)
-    mem.attach(npu.name)
+    SharedMemory.check(bandwidth, latency, arbitration)
+    cost.check_config(config)
     if isinstance(ops, NpuJob):
         if ops.config != config:
             raise ValueError(f"this job was prepared for {ops.config!r}, not {config!r}")
@@ -225,7 +235,11 @@ def predict_npu(ops, config: str, *, bandwidth: float = 8, latency: float = 8, c
     else:
         job = NpuJob.of(ops, config, cost)
     if inferences == 1 and not (setup_cycles or in_bytes or out_bytes or stage_processes):
-        return _alone(job, config, bandwidth, latency, cost, inflight)
+        return _alone(job, config, bandwidth, latency, cost, inflight)   # no environment to build
+    env = simpy.Environment()
+    mem = SharedMemory(env, bandwidth, latency, arbitration=arbitration)
+    npu = NpuAccelerator(env, mem, config=config, cost=cost, stage_processes=stage_processes)
+    mem.attach(npu.name)
     requests = [Request(i, job, in_bytes, out_bytes) for i in range(inferences)]
     if inferences == 1 and not (setup_cycles or in_bytes or out_bytes):
         env.run(env.process(npu.serve(requests[0])))      # nothing for the host to do: the NPU alone
@@ -258,7 +272,8 @@ def _alone(job: NpuJob, config: str, bandwidth: float, latency: float, cost: Npu
     schedule as one event: :meth:`NpuAccelerator.service`), without building the environment."""
     parts = job.parts(cost, latency)
     load, run = parts.durations(bandwidth)
-    total, finish_at = schedule(parts.is_dma, load, run, parts.handover, parts.tail, parts.bus(bandwidth))
+    total, finish_at = schedule(parts.is_dma, load, run, parts.handover, parts.tail, parts.bus(bandwidth),
+                                *parts.split_bus(bandwidth))
     cycles = cost.start_cycles(config, latency) + total
     per_layer, kinds = _layers(job, _op_cycles(finish_at))
     return NpuPrediction(config, float(bandwidth), float(latency), cycles, per_layer, kinds, 1, inflight, cycles,

@@ -66,7 +66,7 @@ ROUND_TRIP = 3
 _DMA = len(KERNEL_KINDS)   # kind index of a DMA in an op matrix
 FORM = ("two-stage pipeline v16 (wide weight decoder: fitted cycles a weight and a stream byte, ublock_d lanes, "
         "word-wide stream; MAC beats overlapping the output unit; IFM stager: 16 reads in flight, first rows before "
-        "the first beat; tail of the compute after the load; bus from the hand-over; "
+        "the first beat; tail of the compute after the load; bus from the hand-over, the next op's loader first; "
         "weight-stream order, exact words, shared bus)")
 #: Kernel ops in flight (``max_outstanding_kernels``): an op loads once the op ``IN_FLIGHT`` before it is done.
 IN_FLIGHT = 2
@@ -165,6 +165,11 @@ class OpParts:
                                  self.read_bytes / bandwidth + self.run_after]) + self.run_tail
         return load, run
 
+    def split_bus(self, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
+        """Cycles the bus is busy with each kernel op's loader traffic and with its engine's (DMAs: 0, 0)."""
+        ker = ~self.is_dma
+        return np.where(ker, self.load_bytes, 0.0) / bandwidth, self.run_bytes / bandwidth
+
     def bus(self, bandwidth: float) -> np.ndarray:
         """Cycles the bus is busy with each op's traffic (loader and engine together)."""
         return (self.load_bytes + self.run_bytes) / bandwidth
@@ -235,7 +240,7 @@ def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[s
                       bandwidth: np.ndarray, latency: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`op_parts` and :meth:`OpParts.durations` for the rows of many runs at once (the fit's inner loop):
     row ``i`` is on ``configs[config_of_row[i]]`` at ``bandwidth[i]`` / ``latency[i]``. Returns (load, run, handover,
-    tail, bus)."""
+    tail, bus, load bus, run bus)."""
     ix = layout.index
     kind = x[:, 0].astype(int)
     dma = kind == _DMA
@@ -254,10 +259,12 @@ def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[s
     kernel_bus = (p[:, 1] * x[:, 4] + eng[:, 3] * x[:, 5]) * WORD_BYTES / bandwidth
     dma_bus = theta[ix["dmem"]] * 2 * x[:, 4] * WORD_BYTES / bandwidth
     return (np.where(dma, dma_load, load), np.where(dma, 0.0, run), np.where(dma, 0.0, handover),
-            np.where(dma, 0.0, x[:, 7] * compute), np.where(dma, dma_bus, kernel_bus))
+            np.where(dma, 0.0, x[:, 7] * compute), np.where(dma, dma_bus, kernel_bus),
+            np.where(dma, 0.0, p[:, 1] * x[:, 4] * WORD_BYTES / bandwidth),
+            np.where(dma, 0.0, eng[:, 3] * x[:, 5] * WORD_BYTES / bandwidth))
 
 
-def schedule(is_dma, load, run, handover, tail, bus) -> tuple[float, list[float]]:
+def schedule(is_dma, load, run, handover, tail, bus, load_bus=None, run_bus=None) -> tuple[float, list[float]]:
     """The pipeline of the module docstring for stage durations ``load`` / ``run``: (cycles from the first op to
     the last one done, each op's finish time). A DMA's duration is its ``load``; it starts once the DMA is free
     and the kernel op before it has started loading (the controller issues the stream in order). The engine takes
@@ -265,12 +272,18 @@ def schedule(is_dma, load, run, handover, tail, bus) -> tuple[float, list[float]
     load); the last ``tail`` cycles of its compute wait for the load to end (the last depth block's bricks; the
     IFM reads and OFM writes of the run overlap the load). The loader's
     and the engine's traffic share one bus: an op is done no earlier than its ``bus`` cycles after the bus is done
-    with the ops before it and the op has started."""
+    with the ops before it and the op has started; the arbiter serves the loader before the engine, so the next op's
+    loader traffic, while it overlaps the engine's op, delays the engine by that share of its run that needs the
+    bus (``load_bus``, ``run_bus``: the loader's and the engine's bus cycles)."""
     dma_free = load_free = dep = issued = bus_free = 0.0
     engine_end: list[float] = []
     finish = []
-    for is_d, ld, rn, ho, tl, b in zip(is_dma.tolist(), load.tolist(), run.tolist(), handover.tolist(),
-                                       tail.tolist(), bus.tolist(), strict=True):
+    n = len(is_dma)
+    lb = load_bus.tolist() if load_bus is not None else [0.0] * n
+    rb = run_bus.tolist() if run_bus is not None else [0.0] * n
+    prev = -1
+    for i, (is_d, ld, rn, ho, tl, b) in enumerate(zip(is_dma.tolist(), load.tolist(), run.tolist(),
+                                                      handover.tolist(), tail.tolist(), bus.tolist(), strict=True)):
         if is_d:
             start = max(dma_free, issued)
             bus_free = max(bus_free, start) + b
@@ -280,6 +293,13 @@ def schedule(is_dma, load, run, handover, tail, bus) -> tuple[float, list[float]
             continue
         slot = engine_end[-IN_FLIGHT] if len(engine_end) >= IN_FLIGHT else 0.0
         issued = max(load_free, dep, slot)
+        if prev >= 0 and engine_end[-1] > issued and run[prev] > 0:
+            # the loader's reads go before the engine's (``rtl/npu/top.py``: arbiter priority): a bus-bound engine
+            # waits for the next op's weight stream
+            delay = min(engine_end[-1] - issued, lb[i]) * min(1.0, rb[prev] / run[prev])
+            engine_end[-1] += delay
+            finish[prev] = engine_end[-1]
+        prev = i
         load_free = issued + ld
         handed = issued + min(ho, ld)
         bus_free = max(bus_free, handed) + b
@@ -295,7 +315,8 @@ def total_cycles(layout: ParamLayout, theta, x: np.ndarray, config: str, bandwid
     load, run = parts.durations(bandwidth)
     ix = layout.index
     return float(theta[ix[f"start[{config}]"]] + theta[ix["slat"]] * latency
-                 + schedule(parts.is_dma, load, run, parts.handover, parts.tail, parts.bus(bandwidth))[0])
+                 + schedule(parts.is_dma, load, run, parts.handover, parts.tail, parts.bus(bandwidth),
+                            *parts.split_bus(bandwidth))[0])
 
 
 class NpuCostModel:

@@ -33,20 +33,25 @@ class SharedMemory:
 
     def __init__(self, env: simpy.Environment, bandwidth: float = 8.0, latency: float = 8.0, *,
                  arbitration: str = "fifo", burst_bytes: int = 256):
-        if not bandwidth > 0:
-            raise ValueError(f"bandwidth must be positive (bytes/cycle), not {bandwidth!r}")
-        if latency < 0:
-            raise ValueError(f"latency must be >= 0 cycles, not {latency!r}")
-        if arbitration not in self.ARBITRATION:
-            raise ValueError(f"arbitration must be one of {', '.join(self.ARBITRATION)}, not {arbitration!r}")
-        if burst_bytes < 1:
-            raise ValueError(f"burst_bytes must be >= 1, not {burst_bytes!r}")
+        self.check(bandwidth, latency, arbitration, burst_bytes)
         self.env, self.bandwidth, self.latency = env, float(bandwidth), float(latency)
         self.arbitration, self.burst_bytes = arbitration, burst_bytes
         self.bus = simpy.PriorityResource(env, 1)
         self.masters: set[str] = set()
         self.bytes: dict[str, float] = defaultdict(float)
         self.busy_cycles = 0.0
+
+    @classmethod
+    def check(cls, bandwidth: float, latency: float, arbitration: str = "fifo", burst_bytes: int = 256) -> None:
+        """Raise ValueError for parameters a memory cannot have."""
+        if not bandwidth > 0:
+            raise ValueError(f"bandwidth must be positive (bytes/cycle), not {bandwidth!r}")
+        if latency < 0:
+            raise ValueError(f"latency must be >= 0 cycles, not {latency!r}")
+        if arbitration not in cls.ARBITRATION:
+            raise ValueError(f"arbitration must be one of {', '.join(cls.ARBITRATION)}, not {arbitration!r}")
+        if burst_bytes < 1:
+            raise ValueError(f"burst_bytes must be >= 1, not {burst_bytes!r}")
 
     def attach(self, master: str) -> None:
         """Declare a bus master (with one master no transfer is split into bursts)."""

@@ -36,7 +36,8 @@ or ``error``. So the weights of the next op decode while the current one compute
      longer than the RAM, and the next op's weights load into
      whatever the current op no longer needs.
    * **issue**: for every OFM block, OFM ublock, OFM micro-block (``ublock_h x ublock_w`` positions), IFM block (32
-     deep depth-first / 16 deep part-kernel-first), IFM ublock and kernel element, one beat: the brick (index from
+     deep depth-first / 16 deep part-kernel-first), IFM ublock and kernel element (kernels larger than 8x8 walked as
+     8x8 sub-kernels; a split op puts the IFM-depth passes outermost), one beat: the brick (index from
      the loop nest, so the stream order is honoured) and each position's 8 IFM bytes from the stager's line buffer
      (padding taps flagged: they contribute 0) are read and registered, and fired into the
      :class:`~rtl.npu.mac.MacBlock` the next cycle. A beat waits only while its brick is not decoded yet (decoded
@@ -68,9 +69,9 @@ OFM channels, IFM tile 0 covering the whole IFM, and the IFM rows one micro-bloc
 :data:`WEIGHT_BUFFER_BYTES`; Vela makes a FULLY_CONNECTED's block its whole OFM depth, so there it is the whole
 weight matrix): such a conv runs *split* (:mod:`rtl.npu.issue`: IFM-depth passes, partial sums in the output
 path's accumulator buffer, :func:`~rtl.npu.kernel_op.acc_entries`), which needs one group of its weights to fit
-the ring and its OFM block's partial sums to fit the buffer; a depthwise block must fit the ring. Not implemented:
-pooling with real
-kernels, ELEMENTWISE, LUT activations, IFM tiles 1-3.
+the ring and its OFM block's partial sums to fit the buffer; a depthwise block must fit the ring. Pooling with real
+kernels, ELEMENTWISE and LUT activations are not this engine's: they run on :mod:`rtl.npu.vector_unit`. Not
+implemented anywhere: IFM tiles 1-3 and a 32-bit OFM from this engine (MEAN's depthwise).
 
 Failures never hang: a memory response with ``err`` is recorded and reported once the op has finished; a decoder
 error or a decoded-length mismatch stops the op at once (it could otherwise wait for bricks that never come): the

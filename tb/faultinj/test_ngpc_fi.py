@@ -112,3 +112,23 @@ def test_cli_campaign_records_visibility(tmp_path):
     assert len(rows) == 200 and any(o == Outcome.SDC for o, _ in rows)
     assert all(t in (0, 1) for o, t in rows if o == Outcome.SDC)
     assert all(t == 0 for o, t in rows if o != Outcome.SDC)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["hash3d-x2", "hash2d-x4"])
+def test_other_presets(config):
+    """The workload on a 3-D and a 4-lane cluster: the fault-free results are the golden models'; a few faults
+    agree with the reference path."""
+    from sim.build import build
+    from sim.harness import NativeSim
+
+    core = build("ngpc", config)
+    wl = make_workload("ngpc_queries", config, seed=4)
+    with NativeSim(core) as sim:
+        trace = sim.run_stimulus(wl.inputs, ["results__payload"])
+    assert np.array_equal(delivered_results(wl, trace), expected_results(wl))
+    plan = fault_plan(core, wl.cycles, 15, seed=2, strata="none")
+    fast, _ = golden_run(core, wl).inject(plan.sites, plan.cycles)
+    reference = ReferenceRun(core, wl)
+    assert [Outcome(f) for f in fast] == [reference.outcome(int(s), int(c))
+                                          for s, c in zip(plan.sites, plan.cycles, strict=True)]

@@ -103,8 +103,15 @@ def test_ngpc_scaling_json_and_plot(tmp_path):
     assert (tmp_path / "s.png").stat().st_size > 0
 
 
-def test_ngpc_scaling_bad_input_is_one_line():
-    for args in (["--lanes", "8,x"], ["-o", "scaling.png"], ["--bandwidth", "0"]):
+def test_ngpc_scaling_output_file_as_the_issue_spells_it(tmp_path):
+    result = CliRunner().invoke(main, ["ngpc", "scaling", "--lanes", "8", "-o", str(tmp_path / "scaling.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "scaling.png").stat().st_size > 0
+    assert json.loads((tmp_path / "scaling.json").read_text())["rows"][0]["lanes"] == 8
+
+
+def test_ngpc_scaling_bad_input_is_one_line(tmp_path):
+    for args in (["--lanes", "8,x"], ["-o", str(tmp_path / "missing" / "scaling.png")], ["--bandwidth", "0"]):
         result = CliRunner().invoke(main, ["ngpc", "scaling", *args])
         assert result.exit_code == 2 and result.output.startswith("rampart: error:"), result.output
         assert len(result.output.strip().splitlines()) == 1

@@ -80,7 +80,7 @@ def test_rtl_column_comes_from_infer_pulses(tmp_path, monkeypatch):
         calls.append((tflite, windows.dtype, windows.shape))
         out = run_litert(tflite, windows)
         out[:, 0] -= 1000                       # -1000 output steps in time: a visible bias (no int16 overflow)
-        return out, {"cycles_total": np.full(len(windows), 1234)}
+        return out, {"pulses": len(windows), "total": 1234.0, "per_pulse": {"accelerator": np.full(len(windows), 9)}}
 
     monkeypatch.setattr(drivers.pulsedl, "infer_pulses", fake_infer, raising=False)
     result = CliRunner().invoke(main, ["pulsedl", "resolution", "--snr", "47.4", "--pulses", "30", "--rtl-pulses",
@@ -91,4 +91,4 @@ def test_rtl_column_comes_from_infer_pulses(tmp_path, monkeypatch):
     assert calls == [(MODEL.read_bytes(), np.int16, (5, 64))]
     assert rows["cnn_rtl"]["pulses"] == 5 and rows["cnn_rtl"]["note"] == ""
     assert rows["cnn_rtl"]["time_bias_ps"] < -1000 and abs(rows["cnn_litert"]["time_bias_ps"]) < 100
-    assert doc["rtl"] is True and doc["rtl_stats"]["47.4"]["cycles_total"] == [1234] * 5
+    assert doc["rtl"] is True and doc["rtl_stats"]["47.4"] == {"pulses": 5, "total": 1234.0}

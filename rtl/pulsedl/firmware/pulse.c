@@ -5,7 +5,8 @@
        P <out0> <out1> <cycles from arm to outputs read> <accelerator cycles> <cycles waiting for ADC samples>
    and at the end the same three counts over the whole batch, UART printing included:  T <total> <acc> <wait>
    The network's descriptors, quantisation table and kernel registers were preloaded (deployed once). An accelerator
-   error prints "E <status>" and stops; an ADC FIFO overflow at the end prints "O". */
+   error prints "E <status>" and stops; an ADC FIFO overflow at the end prints "O". The outputs are also kept in
+   pulse_results (the region the fault-injection workload faultinj/workloads/pulsedl.py:pulse_batch compares). */
 #include <stdio.h>
 #include "soc.h"
 
@@ -28,6 +29,8 @@
 #define THRESHOLD 0
 #endif
 
+volatile int32_t pulse_results[NPULSES][NOUT];
+
 int main(void)
 {
     ACC_CAPTURE_LEN = WINDOW;
@@ -46,7 +49,7 @@ int main(void)
         }
         int32_t out[NOUT];
         for (unsigned i = 0; i < NOUT; i++)
-            out[i] = ACC_ACT(OUT_BANK, i);
+            pulse_results[n][i] = out[i] = ACC_ACT(OUT_BANK, i);
         uint32_t t1 = TIMER_LO, a1 = ACC_CYCLES, w1 = ACC_CAPTURE_WAIT;
         printf("P");
         for (unsigned i = 0; i < NOUT; i++)

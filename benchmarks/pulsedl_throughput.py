@@ -16,15 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
-
-def per_pulse(stats: dict, words: tuple[str, ...]) -> float | None:
-    """Mean of the first stats entry whose key contains one of ``words`` (per-pulse arrays or numbers)."""
-    for key, value in stats.items():
-        if any(w in key.lower() for w in words):
-            return float(np.mean(value))
-    return None
+#: infer_pulses' per-pulse cycle averages (its stats keys).
+CYCLE_KEYS = ("cpu", "accelerator", "adc_wait", "total")
 
 
 def main(argv=None):
@@ -46,22 +39,25 @@ def main(argv=None):
     model = load_model(MODEL)
     windows = model.quantise(generate(args.pulses, PAPER_SNR_DB, seed=0).samples)
     _, stats = infer(model.data, windows)
-    cycles = {name: per_pulse(stats, words) for name, words in
-              (("total", ("total",)), ("cpu", ("cpu",)), ("accelerator", ("acc", "nn")))}
-    if cycles["total"] is None:
-        print(f"infer_pulses' stats have no total cycle count: {sorted(stats)}")
+    missing = [key for key in CYCLE_KEYS if key not in stats]
+    if missing:
+        print(f"infer_pulses' stats lack {missing}: {sorted(stats)}")
         return 1
+    cycles = {key: float(stats[key]) for key in CYCLE_KEYS}
     clocks = {"board 25 MHz": 25e6}
     if args.synth is not None:
         synth = json.loads((args.synth / "synth.json").read_text())
         clocks = {f"fmax {synth['fmax_mhz']} MHz": synth["fmax_mhz"] * 1e6,
                   f"board {synth['clock_mhz']} MHz": synth["clock_mhz"] * 1e6}
-    result = {"pulses": args.pulses, "cycles_per_pulse": cycles,
+    result = {"pulses": int(stats["pulses"]), "cycles_per_pulse": cycles,
+              "cpu_share": cycles["cpu"] / cycles["total"],
+              "accelerator_share": cycles["accelerator"] / cycles["total"],
               "pulses_per_s": {name: hz / cycles["total"] for name, hz in clocks.items()}}
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        print(f"cycles per pulse: {cycles}")
+        print("cycles per pulse: " + ", ".join(f"{k} {v:,.0f}" for k, v in cycles.items())
+              + f" (CPU {result['cpu_share']:.1%}, accelerator {result['accelerator_share']:.1%})")
         for name, rate in result["pulses_per_s"].items():
             print(f"{name}: {rate:,.0f} pulses/s")
     return 0

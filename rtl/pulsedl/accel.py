@@ -39,6 +39,7 @@ class NnAccelerator(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
+        self.images = None      # deployed network as memory init (board builds), see preload(); None: all zero
         super().__init__({"bus": In(BUS), "adc_valid": In(1), "adc_data": In(signed(16)), "busy": Out(1),
                           "done": Out(1), "adc_level": Out(range(cfg.adc_fifo_depth + 1))})
 
@@ -55,6 +56,8 @@ class NnAccelerator(wiring.Component):
         m.submodules.quant = quant = QuantTable(cfg.quant_channels)
         m.submodules.capture = cap = AdcCapture(cfg.adc_fifo_depth, cfg.act_words)
         m.submodules.sequencer = seq = LayerSequencer(cfg, pes, lb, banks, desc, quant)
+        if self.images is not None:
+            self._preload(pes, desc, quant)
         m.d.comb += [cap.adc_valid.eq(self.adc_valid), cap.adc_data.eq(self.adc_data), self.busy.eq(seq.busy),
                      self.done.eq(seq.done), self.adc_level.eq(cap.level)]
 
@@ -85,6 +88,17 @@ class NnAccelerator(wiring.Component):
 
         self._csrs(m, seq, cap, request, write, region, banks)
         return m
+
+    def _preload(self, pes, desc, quant):
+        """``images`` = (descriptor words, quantisation words (4 per channel, bus order), kernel rows per PE) become
+        the initial contents of the tables and kernel registers, as the bus writes would leave them."""
+        descriptors, quant_words, kernels = self.images
+        desc.storage.init = [int(w) for w in descriptors]
+        fields = [int(w) for w in quant_words]
+        for f, table in enumerate(quant.tables.values()):
+            table.storage.init = fields[f::4]
+        for pe, rows in zip(pes, kernels, strict=True):
+            pe.kernels.init = [int(r) for r in rows]
 
     def _csrs(self, m, seq, cap, request, write, region, banks):
         cfg, bus = self.cfg, self.bus

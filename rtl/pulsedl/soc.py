@@ -2,7 +2,8 @@
 1-D CNN accelerator (rtl/pulsedl/accel.py) with its ADC stream input (``adc_valid``/``adc_data``).
 
 The memories are loaded by the harness (``top.imem.storage``, ``top.dmem.storage``; see drivers/pulsedl.py), or, on
-a board, start from a boot image set before elaboration (``imem_init`` / ``dmem_init``; drivers/pulsedl_boot.py);
+a board, start from a boot image set before elaboration (``imem_init`` / ``dmem_init``, and the deployed network's
+images in the accelerator's tables and kernel registers, ``accel_images``; drivers/pulsedl_boot.py);
 ``halted``/``trap`` say the core has stopped, ``instret`` counts retired instructions, ``uart_tx``/``uart_rx``
 are the serial lines.
 """
@@ -40,6 +41,7 @@ class PulseSoc(wiring.Component):
         self.config = config
         self.imem_init: list[int] = []      # boot image (board builds); empty: the harness loads the memories
         self.dmem_init: list[int] = []
+        self.accel_images = None            # deployed network (board builds; NnAccelerator.images)
         super().__init__({"halted": Out(1), "trap": Out(1), "instret": Out(32), "uart_tx": Out(1, init=1),
                           "uart_rx": In(1, init=1),
                           "adc_valid": In(1), "adc_data": In(signed(16)), "accel_busy": Out(1),
@@ -57,6 +59,7 @@ class PulseSoc(wiring.Component):
         m.submodules.uart = uart = UartPeripheral(cfg.uart_divisor)
         m.submodules.timer = timer = Timer()
         m.submodules.accel = accel = NnAccelerator(cfg)
+        accel.images = self.accel_images
         wiring.connect(m, bus.accel, accel.bus)
         wiring.connect(m, cpu.imem, imem.fetch)
         wiring.connect(m, cpu.dbus, bus.bus)

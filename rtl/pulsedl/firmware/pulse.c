@@ -5,7 +5,8 @@
        P <out0> <out1> <cycles from arm to outputs read> <accelerator cycles> <cycles waiting for ADC samples>
    and at the end the same three counts over the whole batch, UART printing included:  T <total> <acc> <wait>
    The network's descriptors, quantisation table and kernel registers were preloaded (deployed once). An accelerator
-   error prints "E <status>" and stops; an ADC FIFO overflow at the end prints "O". */
+   error prints "E <status>" and stops; an ADC FIFO overflow at the end prints "O". The outputs are also kept in
+   pulse_results (the region the fault-injection workload faultinj/workloads/pulsedl.py:pulse_batch compares). */
 #include <stdio.h>
 #include "soc.h"
 
@@ -27,6 +28,11 @@
 #ifndef THRESHOLD
 #define THRESHOLD 0
 #endif
+#ifndef FOREVER
+#define FOREVER 0   /* 1: process pulses until reset (a board's boot firmware; pulse_results keeps the last NPULSES) */
+#endif
+
+volatile int32_t pulse_results[NPULSES][NOUT];
 
 int main(void)
 {
@@ -34,7 +40,7 @@ int main(void)
     ACC_THRESHOLD = (uint32_t)THRESHOLD;
     ACC_CTRL = ACC_CTRL_CLEAR;
     uint32_t start = TIMER_LO, acc_start = ACC_CYCLES, wait_start = ACC_CAPTURE_WAIT;
-    for (unsigned n = 0; n < NPULSES; n++) {
+    for (unsigned n = 0; FOREVER || n < NPULSES; n++) {
         uint32_t t0 = TIMER_LO, a0 = ACC_CYCLES, w0 = ACC_CAPTURE_WAIT;
         ACC_CTRL = ACC_CTRL_ARM | ACC_CTRL_AUTOSTART | (THRESHOLD_MODE ? ACC_CTRL_THRESHOLD : 0u);
         uint32_t status;
@@ -46,7 +52,7 @@ int main(void)
         }
         int32_t out[NOUT];
         for (unsigned i = 0; i < NOUT; i++)
-            out[i] = ACC_ACT(OUT_BANK, i);
+            pulse_results[FOREVER ? n % NPULSES : n][i] = out[i] = ACC_ACT(OUT_BANK, i);
         uint32_t t1 = TIMER_LO, a1 = ACC_CYCLES, w1 = ACC_CAPTURE_WAIT;
         printf("P");
         for (unsigned i = 0; i < NOUT; i++)

@@ -27,3 +27,23 @@ def test_hello_on_the_pins(soc, tmp_path):
     env = {"RAMPART_PULSEDL_IMAGE": json.dumps(image(elf)), "RAMPART_PULSEDL_EXPECT": HELLO.hex(),
            "RAMPART_PULSEDL_DIVISOR": str(soc.config.uart_divisor)}
     run_cocotb("pulsedl", "16k", "cocotb_pulsedl_soc", test_dir=HERE, extra_env=env)
+
+
+def test_pulses_through_the_accelerator_pins(soc):
+    """Two pulses (47.4 dB) through the ADC pins, the pulse firmware and the accelerator with the checked-in CNN
+    deployed: the outputs printed on uart_tx are LiteRT's reference kernels' on the same windows."""
+    import numpy as np
+
+    from faultinj.workloads.pulsedl import _pulse_image, _pulse_net
+    from models.pulse.export import run_litert
+    from models.pulse.frontend import generate
+
+    model, net = _pulse_net()
+    windows = model.quantise(generate(2, 47.4, 7).samples)
+    memory, _ = _pulse_image(soc.config, windows, net)
+    env = {"RAMPART_PULSEDL_IMAGE": json.dumps([[e, f, [int(w) for w in v]] for e, f, v in memory]),
+           "RAMPART_PULSEDL_SAMPLES": json.dumps(windows.astype(np.int64).ravel().tolist()),
+           "RAMPART_PULSEDL_FIFO_DEPTH": str(soc.config.adc_fifo_depth),
+           "RAMPART_PULSEDL_EXPECT": json.dumps(np.asarray(run_litert(model, windows), np.int64).tolist()),
+           "RAMPART_PULSEDL_DIVISOR": str(soc.config.uart_divisor)}
+    run_cocotb("pulsedl", "16k", "cocotb_pulsedl_pulse", test_dir=HERE, extra_env=env)

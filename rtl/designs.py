@@ -16,6 +16,8 @@ rampart needs to know about it:
 * ``fixtures``: further buildable designs of the package (functional units alone, test wrappers) for testbenches;
 * ``synth_opts``: extra options of Yosys's ``synth_<family>`` command for ``rampart synth`` (e.g. ``-nodsp`` for a
   design with more multipliers than the FPGA has DSP blocks: they become LUT logic);
+* ``synth_after``: Yosys commands run right after ``synth_<family>`` (Amaranth's ``script_after_synth``), e.g. to
+  finish a flow that ``synth_opts`` stopped early with ``-run``;
 * ``verilator_opt``: the C++ optimisation level its Verilated model is compiled at (``"O3"``; ``"Os"`` where a
   design measured faster there, see BENCHMARKS.md).
 
@@ -74,6 +76,7 @@ class Design:
     system_model: str | None = None
     fixtures: tuple["Design", ...] = ()
     synth_opts: str = ""
+    synth_after: str = ""
     verilator_opt: str = "O3"
 
     def __post_init__(self):

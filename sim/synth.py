@@ -124,8 +124,9 @@ def synth(design_name: str, config_spec: str | Path | None, board_name: str, out
     if adapter is None:
         adapter = get_adapter(design_name)
     harness = SynthHarness(entry.make(config), adapter=adapter)
+    overrides = {"script_after_synth": entry.synth_after} if entry.synth_after else {}
     plan = board.platform().build(harness, name=TOP, do_build=False, nextpnr_opts=NEXTPNR_OPTS,
-                                  synth_opts=entry.synth_opts)
+                                  synth_opts=entry.synth_opts, **overrides)
     plan.extract(str(out))
     with open(out / "synth.log", "w") as log:
         proc = subprocess.run(["sh", f"build_{TOP}.sh"], cwd=out, env=env, stdout=log, stderr=subprocess.STDOUT)

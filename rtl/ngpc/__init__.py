@@ -55,6 +55,13 @@ NFP = Design(
     blocks=NFP_BLOCK_MAP,
 )
 
+#: The rest of ``synth_ecp5`` with Yosys's classic ABC LUT mapping in place of ABC9 (which did not finish in 90
+#: minutes on fpga-x1's 236k AND gates; this mapping took 197 s, see BENCHMARKS.md ngpc_synth). ECP5 only.
+LEGACY_LUT_MAPPING = """techmap -map +/lattice/latches_map.v
+abc -lut 4:7 -dress
+clean
+synth_ecp5 -top top -run map_cells:"""
+
 DESCRIPTOR = Design(
     name="ngpc",
     summary="NGPC cluster: N neural-fields processors (hash/dense grid encoder fused with an MLP), one query per "
@@ -68,5 +75,6 @@ DESCRIPTOR = Design(
     driver="drivers.ngpc:ClusterHost",
     system_model="models.system.ngpc:ngpc_cluster",
     fixtures=(ENCODER, MLP, NFP),
-    synth_opts="-nodsp",     # every lane has >= 512 multipliers; the ECP5-85F has 156 18x18 DSPs
+    synth_opts="-nodsp -run begin:map_luts",     # every lane has >= 512 multipliers; the ECP5-85F has 156 DSPs
+    synth_after=LEGACY_LUT_MAPPING,
 )

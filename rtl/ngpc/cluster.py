@@ -138,12 +138,17 @@ class NgpcCluster(wiring.Component):
         return m
 
 
-#: An NFP small enough for the ULX3S-85F: the 2-D hash encoder with 8-bit features feeding a 16-wide MLP with 8-bit
-#: activations and 4-bit weights (its 512 multipliers are LUT logic: the FPGA has 156 18x18 DSPs).
+#: An NFP sized for the ULX3S-85F: the 2-D hash encoder with 8-bit features feeding a 16-wide MLP with 8-bit
+#: activations and 4-bit weights (its 512 multipliers are LUT logic: the FPGA has 156 18x18 DSPs). One lane needs
+#: 104,639 LUTs, 125% of the 85F's (BENCHMARKS.md ngpc_synth).
 _SYNTH_NFP = NfpConfig(replace(NFP_PRESETS["hash2d-w16"].encoder, feature_bits=8),
                        MlpConfig(inputs=16, width=16, outputs=16, weight_bits=4, weight_frac=3, act_bits=8))
+#: The same with 2-bit weights (-2..1 in steps of 1/2; each multiplier selects and negates): one lane fits the 85F
+#: (64,746 LUTs, 77%).
+_SYNTH_NFP_W2 = replace(_SYNTH_NFP, mlp=replace(_SYNTH_NFP.mlp, weight_bits=2, weight_frac=1))
 
-#: Cluster presets: N lanes of the small 2-D hash NFP (fast simulation), 3-D lanes, and the FPGA-sized ``fpga-xN``.
+#: Cluster presets: N lanes of the small 2-D hash NFP (fast simulation), 3-D lanes, and the FPGA-sized ``fpga-xN``
+#: and ``fpga-w2-x1`` (the one that fits).
 CLUSTER_PRESETS = {
     "hash2d-x1": ClusterConfig(NFP_PRESETS["hash2d-w16"], 1),
     "hash2d-x2": ClusterConfig(NFP_PRESETS["hash2d-w16"], 2),
@@ -151,4 +156,5 @@ CLUSTER_PRESETS = {
     "hash3d-x2": ClusterConfig(NFP_PRESETS["hash3d-w16"], 2),
     "fpga-x1": ClusterConfig(_SYNTH_NFP, 1),
     "fpga-x2": ClusterConfig(_SYNTH_NFP, 2),
+    "fpga-w2-x1": ClusterConfig(_SYNTH_NFP_W2, 1),
 }

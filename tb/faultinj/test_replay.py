@@ -142,8 +142,8 @@ def test_cli_replay_prints_the_agreeing_outcome(npu_db):
         if outcome in (Outcome.MASKED, Outcome.SDC, Outcome.LATENT):
             regions = "differ" if outcome == Outcome.SDC else "equal"
             assert f"observed memory regions at the end: {regions}" in result.output
-    bad = runner.invoke(main, ["fi", "replay", str(npu_db), "4000"])
-    assert bad.exit_code == 2 and bad.output.strip() == f"rampart: error: {npu_db} has no injection 4000"
+    bad = runner.invoke(main, ["fi", "replay", str(npu_db), "999999"])
+    assert bad.exit_code == 2 and bad.output.strip() == f"rampart: error: {npu_db} has no injection 999999"
     bad = runner.invoke(main, ["fi", "replay", str(npu_db), "0", "--trace", str(npu_db.parent / "no" / "f.fst")])
     assert bad.exit_code == 2 and "does not exist" in bad.output
 

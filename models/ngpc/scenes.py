@@ -16,6 +16,7 @@ Each :class:`Scene` gives its sampler (training positions and targets), the anal
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import cache
 
@@ -27,7 +28,9 @@ __all__ = ["SCENES", "Scene", "trained_field"]
 
 
 @dataclass(frozen=True)
-class Scene:
+class Scene(ABC):
+    """A training target: ground truth at points in the unit cube and a renderer for a trained field."""
+
     name: str
     dims: int
     outputs: int
@@ -37,15 +40,17 @@ class Scene:
     summary: str
     version: int = 1                 #: bumped when the scene changes (part of the training cache key)
 
+    @abstractmethod
     def truth(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Target values (n, outputs) at points x (n, dims) in [0, 1)."""
 
     def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         x = rng.random((n, self.dims))
         return x, self.truth(x)
 
+    @abstractmethod
     def render(self, query: Query, size: int) -> np.ndarray:
-        raise NotImplementedError
+        """A size x size image of the field answered by ``query``."""
 
 
 @cache

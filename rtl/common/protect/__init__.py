@@ -305,6 +305,7 @@ def _protect_module(m: Module, plan: dict[str, Option], collector: _Collector, w
     heads = {path.split(".")[0] for path in plan}
     missing = sorted(heads - set(named))
     if missing:
+        collector._MustUse__silence = True   # the design is not built: no unused-elaboratable warning on top
         raise ValueError(f"no instance {where + '.' if where else ''}{missing[0]} to protect")
     for name in heads:
         sub, src_loc = named[name]

@@ -338,6 +338,19 @@ class NativeSim:
         word, bit = divmod(index - int(self.site_offsets[element]), self.build.state[element].width)
         return element, word, bit
 
+    def site_index(self, name: str, word: int, bit: int) -> int:
+        """(state element, word, bit) -> global site index; ``name`` is the element's hierarchical name or a
+        dotted suffix of exactly one element's name (the inverse of :meth:`site`)."""
+        state = self.build.state
+        found = [i for i, e in enumerate(state) if e.hier_name == name] or \
+                [i for i, e in enumerate(state) if e.hier_name.endswith("." + name)]
+        if len(found) != 1:
+            raise RampartError(f"state element {name!r}: {len(found)} matches, need exactly one")
+        element = state[found[0]]
+        if not (0 <= word < element.depth and 0 <= bit < element.width):
+            raise RampartError(f"{element.hier_name}: no bit {bit} of word {word} ({element.depth} x {element.width})")
+        return int(self.site_offsets[found[0]]) + word * element.width + bit
+
     def flip(self, index: int) -> int:
         return self.flip_bit(*self.site(index))
 

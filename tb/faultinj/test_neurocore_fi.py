@@ -84,13 +84,6 @@ def test_cycle_budget_gives_a_prefix(workload):
     assert make_workload("snn_pattern", CONFIG, seed=1).key != workload.key
 
 
-def site_of(core, sim, name: str, word: int, bit: int) -> int:
-    """Site of ``bit`` of ``word`` of the one state element whose dotted name ends in ``name``."""
-    found = [i for i, e in enumerate(core.state) if e.hier_name.endswith("." + name)]
-    assert len(found) == 1, (name, [core.state[i].hier_name for i in found])
-    return int(sim.site_offsets[found[0]]) + word * core.state[found[0]].width + bit
-
-
 def test_directed_faults_classify(core, workload, reference):
     """Known consequences, from the fast engine and the reference path alike: a weight bit flipped before the
     host writes the weights is overwritten (masked); after, the host reads it back (SDC); a spike counter nobody
@@ -103,10 +96,10 @@ def test_directed_faults_classify(core, workload, reference):
         mid += 1
     k = workload.config.groups
     cases = [
-        (site_of(core, sim, "w_mem_0", k, 3), 0, Outcome.MASKED),             # W[4, 0], before the setup writes
-        (site_of(core, sim, "w_mem_1", 2, 4), first_step, Outcome.SDC),       # W[1, 8] after them: read back
-        (site_of(core, sim, "neuron.count_3", 3, 2), mid, Outcome.LATENT),           # silent neuron 15's spike counter
-        (site_of(core, sim, "rdata_reg", 0, 5), mid, Outcome.MASKED),
+        (sim.site_index("w_mem_0", k, 3), 0, Outcome.MASKED),             # W[4, 0], before the setup writes
+        (sim.site_index("w_mem_1", 2, 4), first_step, Outcome.SDC),       # W[1, 8] after them: read back
+        (sim.site_index("neuron.count_3", 3, 2), mid, Outcome.LATENT),           # silent neuron 15's spike counter
+        (sim.site_index("rdata_reg", 0, 5), mid, Outcome.MASKED),
     ]
     sites = np.array([c[0] for c in cases])
     cycles = np.array([c[1] for c in cases])

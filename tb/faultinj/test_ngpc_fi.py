@@ -32,12 +32,6 @@ def golden(core, workload):
     return golden_run(core, workload)
 
 
-def site_of(core, sim, name: str, word: int, bit: int) -> int:
-    found = [i for i, e in enumerate(core.state) if e.hier_name == name]
-    assert len(found) == 1, (name, [e.hier_name for e in core.state if name.rsplit(".", 1)[0] in e.hier_name][:20])
-    return int(sim.site_offsets[found[0]]) + word * core.state[found[0]].width + bit
-
-
 def test_fault_free_results_are_the_golden_models(core, workload):
     from sim.harness import NativeSim
 
@@ -64,7 +58,7 @@ def test_directed_faults_and_their_error(core, workload, golden):
     the MLP's 1/4-bounded weights carry to the outputs as a few LSB at most (SDC, any-bit, not visible)."""
     sim = golden.sim
     start = workload.params["first_result"] - workload.config.latency
-    table = site_of(core, sim, "top.lane_0.encoder.level_0.table.bank_0", 3, 14)
+    table = sim.site_index("top.lane_0.encoder.level_0.table.bank_0", 3, 14)
     lsb = table - 14
     cases = [(table, 0, Outcome.MASKED), (table, start, Outcome.SDC), (lsb, start, Outcome.SDC)]
     got, _ = golden.inject(np.array([c[0] for c in cases]), np.array([c[1] for c in cases]))

@@ -33,12 +33,6 @@ def golden(core, workload):
     return golden_run(core, workload)
 
 
-def site_of(core, sim, name: str, word: int, bit: int) -> int:
-    found = [i for i, e in enumerate(core.state) if e.hier_name == name]
-    assert len(found) == 1, name
-    return int(sim.site_offsets[found[0]]) + word * core.state[found[0]].width + bit
-
-
 def test_golden_region_is_qemus(core, workload, tmp_path):
     from models.rv32.random_program import random_program
     from models.rv32.toolchain import assemble, run_qemu
@@ -69,10 +63,10 @@ def test_directed_faults_classify(core, workload, golden):
     untouched = int(np.flatnonzero(final == dmem_init[:64])[0])
     last = workload.params["halt_cycle"] - 1
     cases = [
-        (site_of(core, sim, "top.dmem.storage", 64 + 4, 7), 0, Outcome.MASKED),
-        (site_of(core, sim, "top.imem.storage", ecall, 0), 0, Outcome.DETECTED_UNRECOVERABLE),
-        (site_of(core, sim, "top.timer.count", 0, 40), 5, Outcome.LATENT),
-        (site_of(core, sim, "top.dmem.storage", untouched, 2), last, Outcome.SDC),
+        (sim.site_index("top.dmem.storage", 64 + 4, 7), 0, Outcome.MASKED),
+        (sim.site_index("top.imem.storage", ecall, 0), 0, Outcome.DETECTED_UNRECOVERABLE),
+        (sim.site_index("top.timer.count", 0, 40), 5, Outcome.LATENT),
+        (sim.site_index("top.dmem.storage", untouched, 2), last, Outcome.SDC),
     ]
     got, _ = golden.inject(np.array([c[0] for c in cases]), np.array([c[1] for c in cases]))
     assert [Outcome(g) for g in got] == [c[2] for c in cases]

@@ -35,12 +35,6 @@ def golden(core, workload):
     return golden_run(core, workload)
 
 
-def site_of(core, sim, name: str, word: int, bit: int) -> int:
-    found = [i for i, e in enumerate(core.state) if e.hier_name == name]
-    assert len(found) == 1, name
-    return int(sim.site_offsets[found[0]]) + word * core.state[found[0]].width + bit
-
-
 def test_golden_outputs_are_litert(core, workload):
     from faultinj.workloads.pulsedl import PULSE_SNR_DB, _printed_outputs, _uart_text
     from models.pulse.export import load_model, run_litert
@@ -72,8 +66,8 @@ def test_directed_faults_and_judge(core, workload, golden):
     sim = golden.sim
     _, net = _pulse_net()
     (_, first, count), = workload.regions
-    mult = site_of(core, sim, "top.accel.quant.mult_table.storage", net.layers[-1].quant_base, 29)
-    result = site_of(core, sim, "top.dmem.storage", first + count - 1, 0)
+    mult = sim.site_index("top.accel.quant.mult_table.storage", net.layers[-1].quant_base, 29)
+    result = sim.site_index("top.dmem.storage", first + count - 1, 0)
     sites, cycles = np.array([mult, result]), np.array([0, workload.params["halt_cycle"] - 1])
     outcomes, _, _, flags = golden.inject_ex(sites, cycles)
     assert [Outcome(o) for o in outcomes] == [Outcome.SDC, Outcome.SDC]

@@ -86,6 +86,20 @@ def test_flip_changes_exactly_that_bit_of_the_digest_input(mac):
             sim.set_bit(element, word, bit, 1 - value)
             assert sim.get_bit(element, word, bit) == 1 - value and sim.digest() != digest
             sim.set_bit(element, word, bit, value)
+            name = mac.state[element].hier_name
+            assert sim.site_index(name, word, bit) == site
+            assert sim.site_index(name.split(".", 1)[1], word, bit) == site   # a unique dotted suffix
+
+
+def test_site_index_refuses_what_is_not_one_bit(mac):
+    with NativeSim(mac) as sim:
+        with pytest.raises(RampartError, match="0 matches"):
+            sim.site_index("no_such_register", 0, 0)
+        with pytest.raises(RampartError, match="matches, need exactly one"):
+            sim.site_index("acc", 0, 0)   # every PE has one
+        width = mac.state[sim.element_index("top.pe_0_0.acc")].width
+        with pytest.raises(RampartError, match=f"no bit {width} of word 0"):
+            sim.site_index("top.pe_0_0.acc", 0, width)
 
 
 def test_flipped_accumulator_bit_reaches_the_output(mac):

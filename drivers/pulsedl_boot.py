@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 from amaranth import Module
-from amaranth.build import Platform, ResourceError
-from amaranth.lib import io
+from amaranth.build import Platform
 
 from base import RampartError
+from rtl.common.uart import connect_board_uart
 from rtl.pulsedl.config import DMEM_BASE, IMEM_BASE
 
 __all__ = ["BOOT_FIRMWARE", "BOOT_MODEL", "accel_images", "boot_adapter", "boot_image", "boot_network",
@@ -94,13 +94,6 @@ def boot_adapter(m: Module, platform: Platform | None, design) -> list[tuple]:
     net = boot_network(design.config)
     design.imem_init, design.dmem_init = boot_image(design.config, BOOT_FIRMWARE, pulse_defines(net))
     design.accel_images = accel_images(net)
-    if platform is None:
-        return []
-    try:
-        uart = platform.request("uart", 0, dir="-")
-    except ResourceError:
-        return []
-    m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
-    m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
-    m.d.comb += [design.uart_rx.eq(rx_buf.i), tx_buf.o.eq(design.uart_tx)]
-    return [("uart_rx",), ("uart_tx",)]
+    if connect_board_uart(m, platform, design.uart_rx, design.uart_tx):
+        return [("uart_rx",), ("uart_tx",)]
+    return []

@@ -4,13 +4,14 @@ A frame is a start bit (0), eight data bits LSB first, and a stop bit (1); the i
 ``divisor`` clock cycles, so a frame takes ``10 * divisor`` cycles (:attr:`UartTx.frame_cycles`).
 """
 from amaranth import Cat, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.build import ResourceError
+from amaranth.lib import io, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from rtl.common.stream import _check_positive_int, transfer
 
-__all__ = ["UartTx", "UartRx"]
+__all__ = ["UartTx", "UartRx", "connect_board_uart"]
 
 _MIN_DIVISOR = 2
 
@@ -182,3 +183,18 @@ class UartRx(wiring.Component):
                 with m.If(rx_sync):
                     m.next = "IDLE"
         return m
+
+
+def connect_board_uart(m: Module, platform, rx: Signal, tx: Signal) -> bool:
+    """Drive ``rx`` from and ``tx`` onto the platform's ``uart`` 0 pins (through I/O buffers added to ``m``);
+    ``False`` (and nothing added) when there is no platform or it has no UART."""
+    if platform is None:
+        return False
+    try:
+        uart = platform.request("uart", 0, dir="-")
+    except ResourceError:
+        return False
+    m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
+    m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
+    m.d.comb += [rx.eq(rx_buf.i), tx_buf.o.eq(tx)]
+    return True

@@ -10,8 +10,9 @@ Without a platform (plain elaboration) or on a board without a ``uart`` resource
 the harness drives ``rx`` from its LFSR and XOR-observes ``tx`` as for any other design.
 """
 from amaranth import Module
-from amaranth.build import Platform, ResourceError
-from amaranth.lib import io
+from amaranth.build import Platform
+
+from rtl.common.uart import connect_board_uart
 
 __all__ = ["BAUD_TOLERANCE", "baud_error", "check_divisor", "uart_adapter"]
 
@@ -31,13 +32,4 @@ def check_divisor(divisor: int, clock_hz: float, baud: int = 115_200) -> bool:
 
 def uart_adapter(m: Module, platform: Platform | None, design) -> list[tuple]:
     """Connect ``design.rx``/``design.tx`` to the platform's ``uart`` 0; return the paths handled."""
-    if platform is None:
-        return []
-    try:
-        uart = platform.request("uart", 0, dir="-")
-    except ResourceError:
-        return []
-    m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
-    m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
-    m.d.comb += [design.rx.eq(rx_buf.i), tx_buf.o.eq(design.tx)]
-    return [("rx",), ("tx",)]
+    return [("rx",), ("tx",)] if connect_board_uart(m, platform, design.rx, design.tx) else []

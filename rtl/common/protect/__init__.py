@@ -279,20 +279,27 @@ class _Collector(Elaboratable):
         return m
 
 
-class _Scope(Elaboratable):
-    """Elaborates ``inner`` and protects the planned instances below it (paths relative to it)."""
-
-    def __init__(self, inner, plan: dict[str, Option], collector: _Collector, where: str):
-        self._inner, self._plan, self._collector, self._where = inner, plan, collector, where
+class _Around(Elaboratable):
+    """Stands in for ``self._inner`` (its attributes read through) and elaborates it in place."""
 
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
         return getattr(self._inner, name)
 
-    def elaborate(self, platform):
+    def _elaborate_inner(self, platform):
         self._inner._MustUse__used = True   # elaborated here, not through Fragment.get
-        m = self._inner.elaborate(platform)
+        return self._inner.elaborate(platform)
+
+
+class _Scope(_Around):
+    """Elaborates ``inner`` and protects the planned instances below it (paths relative to it)."""
+
+    def __init__(self, inner, plan: dict[str, Option], collector: _Collector, where: str):
+        self._inner, self._plan, self._collector, self._where = inner, plan, collector, where
+
+    def elaborate(self, platform):
+        m = self._elaborate_inner(platform)
         if not isinstance(m, Module):
             raise ValueError(f"cannot protect instances inside {self._where}: it is not elaborated as a Module "
                              "(protect the whole instance instead)")
@@ -346,20 +353,14 @@ def protect_hierarchy(m: Module, plan, error: Signal, corrected: Signal):
     m.submodules.protect_errors = collector
 
 
-class _MemoryScope(Elaboratable):
+class _MemoryScope(_Around):
     """Elaborates ``inner`` and puts every Memory below it under ``option`` (:class:`ProtectedMemory`)."""
 
     def __init__(self, inner, option: Option, collector: _Collector):
         self._inner, self._option, self._collector = inner, option, collector
 
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._inner, name)
-
     def elaborate(self, platform):
-        self._inner._MustUse__used = True   # elaborated here, not through Fragment.get
-        m = self._inner.elaborate(platform)
+        m = self._elaborate_inner(platform)
         if isinstance(m, Module):
             named = m._named_submodules
             for name, (sub, src_loc) in list(named.items()):

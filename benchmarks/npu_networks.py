@@ -8,7 +8,9 @@ the wall time is the run: LiteRT graph inspection, loading memory, stepping to `
 cycles, reading back. Columns:
 
 * NPU cycles: the ``cycles`` counter at ``done``; Vela: the ``cycles_total`` of Vela's summary CSV
-  (``--verbose-performance``; ``VelaArtifact.perf.total_cycles``), ratio = NPU / Vela;
+  (``--verbose-performance``; ``VelaArtifact.perf.total_cycles``), ratio = NPU / Vela; Vela's total is the sum
+  over its layers of the largest of its NPU (compute) term and its memory terms (SRAM, off-chip flash); the
+  "NPU term" columns compare with the compute term alone (``PerfEstimate.npu_cycles``);
 * MAC util.: useful MACs of the graph's CONV/DEPTHWISE/FC layers / (NPU cycles x MACs per cycle);
 * DMA bytes: bytes the command stream's DMA_START commands copy (``DMA0_LEN``: weights and LUTs into the arena);
 * PMU read / write beats: the PMU's AXI0_RD_DATA_BEAT_RECEIVED / AXI0_WR_DATA_BEAT_WRITTEN counters over the whole
@@ -116,9 +118,9 @@ def measure(model, config: str) -> dict:
 
 
 def table(rows) -> str:
-    lines = ["| network | config | NPU cycles | Vela cycles | NPU / Vela | MAC util. | MAC_ACTIVE | DMA bytes "
-             "| PMU rd / wr beats | kernel ops | wall (s) | result |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| network | config | NPU cycles | Vela cycles | NPU / Vela | Vela NPU term | NPU / term | MAC util. "
+             "| MAC_ACTIVE | DMA bytes | PMU rd / wr beats | kernel ops | wall (s) | result |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, cfg, r in rows:
         done = r["status"] == "bit-exact" or r["status"].startswith("MISMATCH")
         vela_cycles = "-" if r["vela"] is None else f"{r['vela']:,}"
@@ -127,8 +129,50 @@ def table(rows) -> str:
         cycles = f"{r['cycles']:,}" + ("" if done else " (stopped)")
         active = f"{r['mac_active'] / r['cycles']:.1%}" if done and r.get("mac_active") is not None else "-"
         beats = (f"{r['rd_beats']:,} / {r['wr_beats']:,}" if r.get("rd_beats") is not None else "-")
-        lines.append(f"| {name} | {cfg} | {cycles} | {vela_cycles} | {ratio} | {util} | {active} | {r['dma']:,} | "
-                     f"{beats} | {r['kicks']} | {r['wall']:.2f} | {r['status']} |")
+        term = vela.compile_cached(_model(name).data, cfg).perf.npu_cycles
+        term_ratio = f"{r['cycles'] / term:.2f}" if done and term else "-"
+        lines.append(f"| {name} | {cfg} | {cycles} | {vela_cycles} | {ratio} | {term:,} | {term_ratio} | {util} | "
+                     f"{active} | {r['dma']:,} | {beats} | {r['kicks']} | {r['wall']:.2f} | {r['status']} |")
+    return "\n".join(lines)
+
+
+def _model(row_name: str):
+    return mac_body(row_name.removesuffix(" (body)")) if row_name.endswith(" (body)") else network(row_name)
+
+
+def vela_terms(model, config: str) -> dict[str, dict[str, int]]:
+    """Vela's per-layer terms by layer name (rows of one output tensor added up): its layer total (``op_cycles``,
+    the largest term) and the NPU, SRAM and off-chip flash terms."""
+    out: dict[str, dict[str, int]] = {}
+    for lp in vela.compile_cached(model.data, config).perf.layers:
+        t = out.setdefault(lp.name, dict.fromkeys(("total", "npu", "sram", "flash"), 0))
+        for key, value in (("total", lp.op_cycles), ("npu", lp.npu_cycles), ("sram", lp.sram_access_cycles),
+                           ("flash", lp.offchip_flash_access_cycles)):
+            t[key] += value
+    return out
+
+
+#: Conv nets and configs the 0.7-1.3x target is about.
+TARGET_CONFIGS = ("u55-64", "u55-128", "u55-256")
+CONV_NETS = ("kws-dscnn", "vww-mobilenetv1", "resnet8", "mobilenetv2", "digits-pool")
+
+
+def outliers(rows, top: int = 4) -> str:
+    """Per conv net x target config outside 0.7-1.3x of Vela: the layers that differ most from Vela's layer total,
+    with Vela's terms (what bounds its estimate: the largest)."""
+    lines = ["| network | config | layer | op | NPU cycles | Vela layer total | Vela NPU / SRAM / flash terms "
+             "| Vela bound | NPU / Vela |", "|---|---|---|---|---:|---:|---:|---|---:|"]
+    for name, cfg, r in rows:
+        if name not in CONV_NETS or cfg not in TARGET_CONFIGS or r["status"] != "bit-exact" and \
+                not r["status"].startswith("MISMATCH") or 0.7 <= r["cycles"] / r["vela"] <= 1.3:
+            continue
+        terms = vela_terms(_model(name), cfg)
+        layers = [(lname, op, cycles, terms[lname]) for lname, op, cycles, *_ in r["layers"] if lname in terms]
+        layers.sort(key=lambda la: -abs(la[2] - la[3]["total"]))
+        for lname, op, cycles, t in layers[:top]:
+            bound = max(("npu", "sram", "flash"), key=lambda k: t[k])
+            lines.append(f"| {name} | {cfg} | {lname} | {op} | {cycles:,} | {t['total']:,} | {t['npu']:,} / "
+                         f"{t['sram']:,} / {t['flash']:,} | {bound} | {cycles / t['total']:.2f} |")
     return "\n".join(lines)
 
 
@@ -146,7 +190,8 @@ def main():
         rows = collect(args.networks.split(","), args.configs.split(","))
         if args.json:
             Path(args.json).write_text(json.dumps(rows))
-    text = table(rows)
+    text = table(rows) + "\n\nLayers of the conv nets outside 0.7-1.3x of Vela on u55-64/128/256 (the " + \
+        "layers differing most from Vela's layer total):\n\n" + outliers(rows)
     print(text)
     if args.write:
         body = (f"## NPU networks (`benchmarks/npu_networks.py`)\n\n{__doc__.split(chr(10), 3)[3].strip()}\n\n"

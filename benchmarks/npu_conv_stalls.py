@@ -70,14 +70,14 @@ missed on u55-256 by 16x16x32->32 (79.8%) and 16x16x64->64 (77.1%). Where the re
   to being the bound. Per kick on 16x16x64->64 (Vela splits it into 3 kicks by OFM depth on u55-256: 16/32/16
   channels): 2,431 / 3,470 / 386 stalled cycles; where inside the kicks the stager falls behind was not traced.
 * "other" (the MAC engine idle, not stalled): 1,240 and 4,623 cycles (11% and 10%), all of it in the first kick
-  (16x16x64->64 per kick, sampled every 4 cycles: 4,602 / 14 / 15); 16x16x32->32 (2 kicks on every config) has the
-  same 1,234-1,240 on all three configs. It is the wait from the first kick to the first MAC beat: with the PMU's
-  cycle counter started by MAC_ACTIVE (PMCCNTR_CFG) the first beat comes 5,073 cycles after the first kick on
-  u55-256 16x16x64->64 (u55-128: 6,849) and 1,433 on 16x16x32->32 (u55-64: 1,239). That fits the first beat
-  waiting for most of the first kick's weights (a micro-block needs every IFM ublock of its OFM ublock, and in
-  Vela's weight order those bricks are spread over most of the kick's stream; the later kicks' weights load while
-  the previous one computes); the reason was not separated (MAC_STALLED_BY_WD counts only once the engine runs). A
-  fixed cost weighs most where the compute is shortest (u55-256).
+  (16x16x64->64 per kick, sampled every 4 cycles: 4,602 / 14 / 15); 16x16x32->32 (2 kicks on every config) has
+  the same 1,234-1,240 on all three configs. It is mostly the wait from the first kick to the first MAC beat: with
+  the PMU's cycle counter started by MAC_ACTIVE (PMCCNTR_CFG) the first beat comes 5,073 cycles after the first
+  kick on u55-256 16x16x64->64 (u55-128: 6,849) and 1,433 on 16x16x32->32 (u55-64: 1,239). That fits the first
+  beat waiting for most of the first kick's weights (a micro-block needs every IFM ublock of its OFM ublock, and
+  in Vela's weight order those bricks are spread over most of the kick's stream; the later kicks' weights load
+  while the previous one computes); the reason was not separated (MAC_STALLED_BY_WD counts only once the engine
+  runs). A fixed cost weighs most where the compute is shortest (u55-256).
 
 Neither is a contained change in the MAC / issue path: the first needs a faster or double-buffered IFM stager
 (`rtl/npu/ifm_stager.py`), the second an issue order that follows the weight stream (IFM-depth-outer over a whole

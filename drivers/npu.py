@@ -48,10 +48,10 @@ OUTSTANDING = "top.controller.kernels"
 #: The events :func:`run_on_npu` counts on the PMU's four event counters (``pmu_event_type`` names).
 PMU_EVENTS = ("MAC_ACTIVE", "AXI0_RD_DATA_BEAT_RECEIVED", "AXI0_WR_DATA_BEAT_WRITTEN", "CC_STALLED_ON_BLOCKDEP")
 
-__all__ = ["DEFAULT_CHUNK", "EXT_MEMORY", "HOST_EXT_MEM_KIB", "PMU_EVENTS", "REGION_ALIGN", "ExtMemLayout",
-           "KickCycles", "LayerCycles", "NpuRun", "ext_memory", "input_list", "layout", "load_bytes", "load_network",
-           "memory_needed", "model_inputs", "pmu_counters", "pmu_read", "pmu_setup", "pmu_write", "read_bytes",
-           "read_input_file", "read_model_file", "run_config", "run_on_npu", "start", "wait_done"]
+__all__ = ["DEFAULT_CHUNK", "EXT_MEMORY", "HOST_EXT_MEM_KIB", "OUTSTANDING", "PMU_EVENTS", "REGION_ALIGN",
+           "ExtMemLayout", "KickCycles", "LayerCycles", "NpuRun", "ext_memory", "input_list", "layout", "load_bytes",
+           "load_network", "memory_needed", "model_inputs", "pmu_counters", "pmu_read", "pmu_setup", "pmu_write",
+           "read_bytes", "read_input_file", "read_model_file", "run_config", "run_on_npu", "start", "wait_done"]
 
 
 # --- the external-memory layout ------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def measure(name: str, model: tb.TfliteModel, config: str) -> dict:
     else:
         want = ReferenceModel(model).run(run.input).reshape(-1)
     np.testing.assert_array_equal(run.output.reshape(-1), want, err_msg=f"{name} on {config}")
-    cycles = sum(layer.cycles for layer in run.layers)
+    cycles = run.cycles - run.kicks[0].issued_at     # from the first kick to done
     vela_cycles = sum(layer.vela_cycles or 0 for layer in run.layers)
     return dict(config=config, layer=name, kicks=len(run.kicks), split=_split(model.data, config), cycles=cycles,
                 vela=vela_cycles, ratio=cycles / vela_cycles if vela_cycles else None, wall=wall)

@@ -7,11 +7,14 @@ memory image and stimulus from it) and the testbenches. The host helpers (:func:
 :class:`~drivers.transport.SimDevice`, the only transport the NPU has.
 
 Cycle accounting of :func:`run_on_npu`. The ``cycles`` counter (busy cycles of the run) is sampled every ``chunk``
-cycles while the model is stepped natively; whenever ``kernel_count`` (kernel kicks issued) has advanced, the kicks
-issued in that chunk are stamped with the sampled counter. A kick's cycles are the interval to the next kick (the
-last one: to ``done``), so per-kick and per-layer figures have a resolution of ``chunk`` cycles, and up to two kernel
-ops overlap in the hardware (``max_outstanding_kernels``); the total is exact. Kicks are grouped into layers and
-paired with Vela's per-layer estimate by :mod:`models.npu.graph`.
+cycles while the model is stepped natively; the kicks issued (``kernel_count``) and finished (``kernel_count`` minus
+the controller's outstanding-op count, :data:`OUTSTANDING`, read through the simulator: a host has no register for
+it) in that chunk are stamped with the sampled counter. Up to two kernel ops are in flight
+(``max_outstanding_kernels``: the next op's weights stream in while the current one computes), so a kick's cycles are
+counted from the previous kick's completion to its own (the first from the start, the last to ``done``): the kicks'
+cycles add up to the run's, and a layer's are the cycles it was the oldest op in flight. Per-kick and per-layer
+figures have a resolution of ``chunk`` cycles; the total is exact. Kicks are grouped into layers and paired with
+Vela's per-layer estimate by :mod:`models.npu.graph`.
 
 PMU (:mod:`rtl.npu.pmu`): :func:`pmu_setup` programs the performance counters before the run (the cycle counter
 from the first NPU_ACTIVE cycle to the next NPU_IDLE one, the four event counters on :data:`PMU_EVENTS`), and
@@ -39,13 +42,16 @@ DEFAULT_CHUNK = 32
 #: Alignment of the weights and of the scratch arena in external memory.
 REGION_ALIGN = 4096
 
+#: The controller's count of kernel ops kicked and not finished yet (state element of the ``npu`` design).
+OUTSTANDING = "top.controller.kernels"
+
 #: The events :func:`run_on_npu` counts on the PMU's four event counters (``pmu_event_type`` names).
 PMU_EVENTS = ("MAC_ACTIVE", "AXI0_RD_DATA_BEAT_RECEIVED", "AXI0_WR_DATA_BEAT_WRITTEN", "CC_STALLED_ON_BLOCKDEP")
 
-__all__ = ["DEFAULT_CHUNK", "EXT_MEMORY", "HOST_EXT_MEM_KIB", "PMU_EVENTS", "REGION_ALIGN", "ExtMemLayout",
-           "KickCycles", "LayerCycles", "NpuRun", "ext_memory", "input_list", "layout", "load_bytes", "load_network",
-           "memory_needed", "model_inputs", "pmu_counters", "pmu_read", "pmu_setup", "pmu_write", "read_bytes",
-           "read_input_file", "read_model_file", "run_config", "run_on_npu", "start", "wait_done"]
+__all__ = ["DEFAULT_CHUNK", "EXT_MEMORY", "HOST_EXT_MEM_KIB", "OUTSTANDING", "PMU_EVENTS", "REGION_ALIGN",
+           "ExtMemLayout", "KickCycles", "LayerCycles", "NpuRun", "ext_memory", "input_list", "layout", "load_bytes",
+           "load_network", "memory_needed", "model_inputs", "pmu_counters", "pmu_read", "pmu_setup", "pmu_write",
+           "read_bytes", "read_input_file", "read_model_file", "run_config", "run_on_npu", "start", "wait_done"]
 
 
 # --- the external-memory layout ------------------------------------------------------------------------------------
@@ -277,7 +283,8 @@ class KickCycles:
     index: int          # 0-based kick number
     op: str             # "CONV", "DEPTHWISE", ...
     issued_at: int      # value of the ``cycles`` counter when the kick was seen (resolution: ``chunk``)
-    cycles: int         # issued_at of the next kick (or the run's total) minus this one's
+    done_at: int        # ... when it was seen finished (the run's total if it never finished)
+    cycles: int         # done_at minus the previous kick's (the first: from 0; the last: to the run's total)
     pmu: dict[str, int] | None = None   # the PMU counters' increase over the same interval
 
 
@@ -441,20 +448,25 @@ def run_on_npu(model, config="u55-128", input=None, *, trace: str | Path | None 
         estimate = art.perf.total_cycles if art.perf is not None else 0
         max_cycles = max(200_000, 50 * estimate)
 
-    stamps: list[int] = []
-    pmu_stamps: list[dict[str, int]] = []
+    stamps: list[int] = []      # issue
+    finished: list[int] = []    # completion
+    pmu_stamps: list[dict[str, int]] = []   # at completion
     with SimDevice.open("npu", run_cfg, trace=trace or None) as dev:
         lay = load_network(dev, art, list(xs), run_cfg.ext_mem_bytes)
         pmu_setup(dev, pmu_events)
         start(dev, lay.cmd_base, lay.cmd_len, lay.basep)
+        outstanding = dev.sim.element_index(OUTSTANDING)
+        width = dev.sim.build.state[outstanding].width
 
         def sample():
             issued = dev.peek("kernel_count")
-            if issued > len(stamps):
+            done = issued - sum(dev.sim.get_bit(outstanding, 0, b) << b for b in range(width))
+            if issued > len(stamps) or done > len(finished):
                 now = dev.peek("cycles")
-                counters = pmu_counters(dev, pmu_events)
-                pmu_stamps.extend([counters] * (issued - len(stamps)))
                 stamps.extend([now] * (issued - len(stamps)))
+                if done > len(finished):
+                    pmu_stamps.extend([pmu_counters(dev, pmu_events)] * (done - len(finished)))
+                    finished.extend([now] * (done - len(finished)))
 
         sample()
         stepped = wait_done(dev, max_cycles, chunk, sample)
@@ -481,11 +493,14 @@ def run_on_npu(model, config="u55-128", input=None, *, trace: str | Path | None 
                                f"{error_offset:#x}" + (" and an external-memory fault" if status["ext_fault"] else ""))
 
     kicks = []
-    for i, k in enumerate(kernel_kicks[:len(stamps)]):
-        nxt = stamps[i + 1] if i + 1 < len(stamps) else total
-        pmu_nxt = pmu_stamps[i + 1] if i + 1 < len(stamps) else pmu_total
-        kicks.append(KickCycles(i, k.name.removeprefix("NPU_OP_"), stamps[i], max(nxt - stamps[i], 0),
-                                {name: pmu_nxt[name] - pmu_stamps[i][name] for name in pmu_total}))
+    n = len(stamps)
+    done_at = (finished + [int(total)] * n)[:n - 1] + [int(total)] if n else []
+    pmu_done = (pmu_stamps + [pmu_total] * n)[:n - 1] + [pmu_total] if n else []
+    prev, pmu_prev = 0, dict.fromkeys(pmu_total, 0)
+    for i, k in enumerate(kernel_kicks[:n]):
+        kicks.append(KickCycles(i, k.name.removeprefix("NPU_OP_"), stamps[i], done_at[i], max(done_at[i] - prev, 0),
+                                {name: pmu_done[i][name] - pmu_prev[name] for name in pmu_total}))
+        prev, pmu_prev = max(prev, done_at[i]), pmu_done[i]
 
     layers: list[LayerCycles] = []
     npu_layers = vela_layers(art.perf)
@@ -493,13 +508,14 @@ def run_on_npu(model, config="u55-128", input=None, *, trace: str | Path | None 
     if len(kicks) == len(kernel_kicks) and groups:
         paired = len(groups) == len(npu_layers)
         macs_paired = len(groups) == len(mac_layers)
+        macs_by_name = {name: macs for _, name, macs in mac_layers}
         for g, idx in enumerate(groups):
             cycles = sum(kicks[i].cycles for i in idx)
             vl = npu_layers[g] if paired else None
             name = vl.name if vl else (mac_layers[g][1] if macs_paired else f"layer {g}")
             layers.append(LayerCycles(
                 name=name, op=kicks[idx[0]].op, kicks=tuple(idx), cycles=cycles,
-                macs=mac_layers[g][2] if macs_paired else None,
+                macs=mac_layers[g][2] if macs_paired else macs_by_name.get(name),
                 vela_cycles=vl.npu_cycles if vl else None, vela_mac_util=vl.mac_util_percent if vl else None,
                 pmu={name: sum(kicks[i].pmu[name] for i in idx) for name in pmu_total}))
 

@@ -77,16 +77,14 @@ def _print_cycles(console, title: str, config: str, result) -> None:
         for kick in result.kicks:
             table.add_row(f"#{kick.index}", kick.op, f"{kick.cycles:,}", "-", "-", *counters(kick.pmu, kick.cycles),
                           "-", "-")
-    first = result.kicks[0].issued_at if result.kicks else result.cycles
-    table.add_row("(before the first kick)", "", f"{first:,}", "", "", "", "", "", "")
     table.add_row("[bold]total", "", f"{result.cycles:,}", f"{result.macs:,}", f"{result.mac_utilisation:.1%}",
                   *counters(result.pmu, result.cycles),
                   "-" if vela is None else f"{vela.total_cycles:,}",
                   "-" if vela is None or not vela.total_cycles else
                   f"{vela.macs / (vela.total_cycles * result.macs_per_cycle):.1%}")
     console.print(table)
-    console.print(f"DMA busy {result.dma_cycles:,} cycles; per-layer cycles run from one kick to the next "
-                  f"(resolution {DEFAULT_CHUNK} cycles; up to two kernel ops overlap)")
+    console.print(f"DMA busy {result.dma_cycles:,} cycles; a layer's cycles run from the previous kernel op's "
+                  f"completion to its own last one's (resolution {DEFAULT_CHUNK} cycles; up to two kernel ops overlap)")
     if result.pmu:
         pmu = result.pmu
         console.print("PMU: " + ", ".join(f"{name} {value:,}" for name, value in pmu.items())

@@ -61,16 +61,46 @@ def graph_macs(model) -> list[tuple[str, str, int]]:
 
 
 def group_kicks(kernel_kicks: list[cs.Kick]) -> list[list[int]]:
-    """Indices of ``kernel_kicks`` per layer: consecutive kicks of the same operator kind that read the same IFM."""
+    """Indices of ``kernel_kicks`` per layer: consecutive kicks of the same operator kind and mode (the command's
+    param: the pooling or elementwise function) that read the same IFM, or that continue the previous kick's OFM
+    (Vela's depth slices and height stripes of one layer: the OFM base moves forward by less than the previous
+    kick's OFM extent, or to its end; the IFM base does not move back; same kernel) without reading the OFM
+    written so far."""
     groups: list[list[int]] = []
-    key_prev = None
     for i, k in enumerate(kernel_kicks):
-        key = (k.name, k.reg("IFM_REGION", 0), k.reg("IFM_BASE0", 0))
-        if key != key_prev:
+        members = [kernel_kicks[j] for j in groups[-1]] if groups else []
+        if not members or not (_same_kind(members[-1], k)
+                               and (_same_ifm(members[-1], k) or _continues_ofm(members, k))):
             groups.append([])
         groups[-1].append(i)
-        key_prev = key
     return groups
+
+
+def _same_kind(a: cs.Kick, b: cs.Kick) -> bool:
+    return (a.name, a.command.param) == (b.name, b.command.param)
+
+
+def _same_ifm(a: cs.Kick, b: cs.Kick) -> bool:
+    return all(a.reg(r, 0) == b.reg(r, 0) for r in ("IFM_REGION", "IFM_BASE0"))
+
+
+def _ofm_span(k: cs.Kick) -> tuple[int, int]:
+    base = k.reg("OFM_BASE0", 0)
+    return base, base + k.reg("OFM_STRIDE_Y", 0) * (k.reg("OFM_HEIGHT_M1", 0) + 1)
+
+
+#: Registers that the slices and stripes of one layer share.
+_SLICE_INVARIANT = ("IFM_REGION", "OFM_REGION", "KERNEL_HEIGHT_M1", "KERNEL_WIDTH_M1", "KERNEL_STRIDE")
+
+
+def _continues_ofm(members: list[cs.Kick], b: cs.Kick) -> bool:
+    a = members[-1]
+    if any(a.reg(r, 0) != b.reg(r, 0) for r in _SLICE_INVARIANT) or b.reg("IFM_BASE0", 0) < a.reg("IFM_BASE0", 0):
+        return False
+    if any(lo <= b.reg("IFM_BASE0", 0) < hi for lo, hi in map(_ofm_span, members)):
+        return False    # b reads what this group wrote: the next layer
+    lo, hi = _ofm_span(a)
+    return lo < b.reg("OFM_BASE0", 0) <= hi
 
 
 def vela_layers(perf: vela.PerfEstimate | None) -> list[vela.LayerPerf]:

@@ -23,7 +23,8 @@ def test_small_conv_equals_litert():
     assert run.vela is not None and run.vela.total_cycles > 0
     assert len(run.kicks) >= 1 and len(run.layers) == 1
     assert run.layers[0].macs == run.macs and run.layers[0].vela_cycles is not None
-    assert run.kicks[0].issued_at + sum(k.cycles for k in run.kicks) == run.cycles
+    assert sum(k.cycles for k in run.kicks) == run.cycles
+    assert all(k.issued_at <= k.done_at for k in run.kicks) and run.kicks[-1].done_at == run.cycles
     # the same seed gives the same random input and output; a different one differs
     a, b = run_on_npu(model, seed=4), run_on_npu(model, seed=4)
     np.testing.assert_array_equal(a.input, b.input)

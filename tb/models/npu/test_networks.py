@@ -115,6 +115,36 @@ def test_vela_places_every_operator_on_the_npu_all_configs(name, config):
     assert vela.cpu_operators(network(name).data, f"ethos-u55-{config[4:]}") == ()
 
 
+#: Command-stream kernel op -> the Vela layer operators it can be (None: any; elementwise ops have many names).
+_KINDS = {"NPU_OP_CONV": ("Conv2D", "FullyConnected"), "NPU_OP_DEPTHWISE": ("DepthwiseConv2D",),
+          "NPU_OP_POOL": ("AvgPool", "MaxPool", "ReduceSum"), "NPU_OP_ELEMENTWISE": None}
+
+
+def _kicks_pair_with_vela_layers(name, config):
+    from models.npu.graph import group_kicks, vela_layers
+
+    art = vela.compile_cached(network(name).data, config)
+    kernel = [k for k in cs.kicks(art.commands()) if k.name in cs.KERNEL_OPS]
+    groups, layers = group_kicks(kernel), vela_layers(art.perf)
+    assert len(groups) == len(layers), (len(groups), len(layers))
+    for idx, layer in zip(groups, layers, strict=True):
+        kinds = _KINDS[kernel[idx[0]].name]
+        assert kinds is None or layer.nng_op in kinds, (layer.name, kernel[idx[0]].name, layer.nng_op)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kicks_pair_with_vela_layers(name):
+    """u55-64: Vela slices VWW's and MobileNetV2's depthwise layers by depth there (kicks with moving IFM bases)."""
+    _kicks_pair_with_vela_layers(name, "u55-64")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("name", NAMES)
+def test_kicks_pair_with_vela_layers_all_configs(name, config):
+    _kicks_pair_with_vela_layers(name, config)
+
+
 # --- on the simulated NPU --------------------------------------------------------------------------------------
 
 def _fc_gap_outputs(model, seed: int) -> int:

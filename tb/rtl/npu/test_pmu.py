@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from ethosu.vela.ethos_u55_regs import ethos_u55_regs as regs
 
-from drivers.npu import PMU_EVENTS, run_on_npu
+from drivers.npu import DEFAULT_CHUNK, PMU_EVENTS, run_on_npu
 from models.npu import cmdstream as cs
 from models.npu import vela
 from models.npu.reference import ReferenceModel
@@ -97,6 +97,10 @@ def _mac_beats(kick: cs.Kick, cfg) -> int:
             * per_element)
 
 
+#: Kernel ops of ResNet-8 that run on the MAC block (it has no identity POOL).
+_MAC_PATH = ("NPU_OP_CONV", "NPU_OP_DEPTHWISE")
+
+
 @pytest.mark.parametrize("config", ["u55-128"])
 def test_counters_match_the_run(config):
     cfg = PRESETS[config]
@@ -106,7 +110,7 @@ def test_counters_match_the_run(config):
     run = run_on_npu(model, config, seed=2)
     np.testing.assert_array_equal(run.output, ReferenceModel(model).run(run.input))
     # the cycle counter counts exactly the busy cycles the driver's cycle accounting adds up
-    assert run.pmu["CYCLES"] == run.cycles == sum(k.cycles for k in run.kicks) + run.kicks[0].issued_at
+    assert run.pmu["CYCLES"] == run.cycles == sum(k.cycles for k in run.kicks)
     assert len(run.layers) == 3
     for name in run.pmu:
         assert sum(layer.pmu[name] for layer in run.layers) == sum(k.pmu[name] for k in run.kicks)
@@ -124,3 +128,56 @@ def test_counters_match_the_run(config):
                     * math.ceil((k.reg("OFM_DEPTH_M1") + 1) / cfg.ublock_d) for k in kernel)
     assert run.pmu["AXI0_WR_DATA_BEAT_WRITTEN"] >= ofm_words
     assert 0 <= run.pmu["CC_STALLED_ON_BLOCKDEP"] < run.cycles
+
+
+def test_counters_match_the_layers_of_a_whole_network():
+    """ResNet-8 (convs, residual ADDs, average pool, FC, the SOFTMAX's elementwise chain) on u55-128: the PMU's
+    counters over the run equal the driver's per-layer accounting, layer by layer."""
+    from models.npu.graph import vela_layers
+    from models.npu.networks import network
+
+    config, cfg = "u55-128", PRESETS["u55-128"]
+    model = network("resnet8")
+    run = run_on_npu(model.data, config, seed=1)
+    assert run.ok
+    art = vela.compile_cached(model.data, config)
+    kernel = [k for k in cs.kicks(art.commands()) if k.name in cs.KERNEL_OPS]
+    assert len(run.kicks) == len(kernel)
+    # every kick in one layer, every layer paired with Vela's
+    assert sorted(i for layer in run.layers for i in layer.kicks) == list(range(len(kernel)))
+    assert [layer.name for layer in run.layers] == [lp.name for lp in vela_layers(art.perf)]
+    # cycles: the layers add up to the run, which is the PMU's cycle counter (NPU_ACTIVE to NPU_IDLE)
+    assert sum(layer.cycles for layer in run.layers) == run.cycles == run.pmu["CYCLES"]
+    assert all(layer.pmu["CYCLES"] == layer.cycles for layer in run.layers)
+    for name in PMU_EVENTS:
+        assert sum(layer.pmu[name] for layer in run.layers) == run.pmu[name], name
+    assert 0 < run.pmu["CC_STALLED_ON_BLOCKDEP"] < run.cycles
+    # MAC_ACTIVE: the loop nests' beats of the MAC-path ops (pooling and elementwise ops run on the vector unit,
+    # rtl/npu/compute.py); each layer's within its interval (give or take the beats of the sample chunk at either
+    # end); enough beats for its useful MACs
+    beats = [sum(_mac_beats(kernel[i], cfg) for i in layer.kicks if kernel[i].name in _MAC_PATH)
+             for layer in run.layers]
+    assert run.pmu["MAC_ACTIVE"] == sum(beats)
+    diffs = {layer.name: layer.pmu["MAC_ACTIVE"] - b for layer, b in zip(run.layers, beats, strict=True)}
+    assert all(abs(d) <= 2 * DEFAULT_CHUNK for d in diffs.values()), diffs
+    for layer in run.layers:
+        if layer.macs is not None:
+            assert (layer.pmu["MAC_ACTIVE"] + 2 * DEFAULT_CHUNK) * cfg.macs >= layer.macs > 0, layer.name
+    assert sum(layer.macs for layer in run.layers if layer.macs) == run.macs
+    # memory: by the end of each layer, the weight streams of it and the layers before have been read (the next op's
+    # weights stream in while the current one computes) and the OFM words of its convs written
+    read = written = weights = ofm_words = 0
+    for layer in run.layers:
+        read += layer.pmu["AXI0_RD_DATA_BEAT_RECEIVED"]
+        written += layer.pmu["AXI0_WR_DATA_BEAT_WRITTEN"]
+        ks = [kernel[i] for i in layer.kicks if kernel[i].name in _MAC_PATH]
+        weights += sum(k.reg("WEIGHT_LENGTH", 0) for k in ks)
+        ofm_words += sum((k.reg("OFM_HEIGHT_M1") + 1) * (k.reg("OFM_WIDTH_M1") + 1)
+                         * math.ceil((k.reg("OFM_DEPTH_M1") + 1) / cfg.ublock_d) for k in ks)
+        assert read >= weights // 8 and written >= ofm_words, layer.name
+    # NPU_ACTIVE counts the cycle counter's cycles; MAC stalls and weight-decoder beats stay inside them
+    other = ("NPU_ACTIVE", "MAC_STALLED_BY_WD", "MAC_STALLED_BY_IB", "WD_ACTIVE")
+    again = run_on_npu(model.data, config, seed=1, pmu_events=other)
+    assert again.cycles == run.cycles and again.pmu["NPU_ACTIVE"] == again.pmu["CYCLES"] == run.cycles
+    assert all(again.pmu[e] < run.cycles for e in other[1:])
+    assert all(np.array_equal(a, b) for a, b in zip(again.outputs, run.outputs, strict=True))

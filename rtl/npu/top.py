@@ -215,7 +215,8 @@ class Npu(wiring.Component):
         m.submodules.shram = shram = Shram(depth=self.shram_depth)
         self.shram_data = shram.data
         if not cfg.stub_compute:
-            m.d.comb += [shram.lut_raddr.eq(compute.lut_raddr), compute.lut_rdata.eq(shram.lut_rdata)]
+            m.d.comb += [shram.lut_raddr.eq(compute.lut_raddr), compute.lut_rdata.eq(shram.lut_rdata),
+                         *(getattr(compute.lut_write, f).eq(getattr(dma.shram, f)) for f in ("addr", "data", "en"))]
 
         # Host side.
         m.d.comb += [

@@ -79,6 +79,7 @@ BLOCK_MAP: dict[str, str] = {
     "compute.mac": "mac",
     "compute.mac.acc": "accumulators",
     "compute.out": "output_unit",
+    "compute.act_table": "output_unit",             # the output path's copy of the SHRAM's activation tables
     "compute.feed": "ofm_writer",                   # micro-block queue, position stepping, OFM addresses
     "compute.ofm_writer": "ofm_writer",             # address FIFO and the write path to external memory
     "compute.vector": "vector_unit",                # POOL / ELEMENTWISE op FSM and its register snapshot

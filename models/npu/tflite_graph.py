@@ -3,13 +3,14 @@
 :mod:`models.npu.tflite_builder` writes sequential CONV/DEPTHWISE/FC models; this module extends it (same flatbuffer
 writer, same quantisation scheme) to the graphs real networks have. A :class:`Graph` is built in float, layer by
 layer (``conv2d``, ``depthwise``, ``fully_connected``, ``add``, ``avg_pool``, ``max_pool``, ``mean``, ``reshape``,
-``softmax``, ``hard_swish``); weights and biases are drawn from ``seed`` (He-normal, with a per-output-channel gain
-as a folded batch norm gives, so per-channel weight scales differ realistically), unless the caller passes trained
-ones. :meth:`Graph.build` then quantises post-training:
+``softmax``, ``hard_swish``, ``tanh``, ``logistic``); weights and biases are drawn from ``seed`` (He-normal, with a
+per-output-channel gain as a folded batch norm gives, so per-channel weight scales differ realistically), unless the
+caller passes trained ones. :meth:`Graph.build` then quantises post-training:
 
 * activations: per-tensor int8 from the float range seen on calibration inputs (``activation_quantisation``);
   MAX_POOL_2D / AVERAGE_POOL_2D / RESHAPE outputs keep their input's parameters (TFLite's int8 kernels require it),
-  SOFTMAX outputs are 1/256 with zero point -128 (TFLite's int8 convention);
+  SOFTMAX and LOGISTIC outputs are 1/256 with zero point -128, TANH's 1/128 with zero point 0 (TFLite's int8
+  conventions);
 * weights: per-output-channel symmetric int8; int32 bias at ``input_scale * weight_scale[c]``.
 
 Float semantics follow TFLite (SAME padding puts the odd extra row/column after; AVERAGE_POOL_2D divides by the
@@ -221,6 +222,12 @@ class Graph:
     def hard_swish(self, x: Tensor) -> Tensor:
         return self._add("hardswish", (x,), x.shape)
 
+    def tanh(self, x: Tensor) -> Tensor:
+        return self._add("tanh", (x,), x.shape)
+
+    def logistic(self, x: Tensor) -> Tensor:
+        return self._add("logistic", (x,), x.shape)
+
     def prefix(self, tensor: Tensor, name: str | None = None) -> Graph:
         """The graph up to ``tensor`` (every node built before it, the same weights) with ``tensor`` as its only
         output: what the NPU runs of a network whose later operators it does not support yet. Its tensors quantise
@@ -291,6 +298,10 @@ class Graph:
             return e / e.sum(axis=-1, keepdims=True)
         if node.kind == "hardswish":
             return xs[0] * np.clip(xs[0] + 3.0, 0.0, 6.0) / 6.0
+        if node.kind == "tanh":
+            return np.tanh(xs[0])
+        if node.kind == "logistic":
+            return 1.0 / (1.0 + np.exp(-xs[0]))
         raise SpecError(f"unknown node kind {node.kind!r}")
 
     def run_float(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -319,8 +330,10 @@ class Graph:
         for node, v in zip(self.nodes, values, strict=True):
             if node.kind in ("maxpool", "avgpool", "reshape"):
                 quant.append(quant[node.inputs[0]])
-            elif node.kind == "softmax":
+            elif node.kind in ("softmax", "logistic"):
                 quant.append((1.0 / 256.0, -128))
+            elif node.kind == "tanh":
+                quant.append((1.0 / 128.0, 0))
             elif node.kind == "input":
                 quant.append(activation_quantisation(node.attrs["lo"], node.attrs["hi"]))
             else:
@@ -400,6 +413,10 @@ class Graph:
                         _softmax_options(a["beta"]))
         elif node.kind == "hardswish":
             _operator_without_options(wr, BuiltinOperator.HARD_SWISH, 1, ins, [out])
+        elif node.kind == "tanh":
+            _operator_without_options(wr, BuiltinOperator.TANH, 1, ins, [out])
+        elif node.kind == "logistic":
+            _operator_without_options(wr, BuiltinOperator.LOGISTIC, 1, ins, [out])
         else:
             raise SpecError(f"unknown node kind {node.kind!r}")
         return None

@@ -45,9 +45,10 @@ or ``error``. So the weights of the next op decode while the current one compute
      MAC block has no room.
    * **output**: the MAC block hands a finished micro-block over (its result register) while the next one
      accumulates; its positions go one per cycle through the output unit (bias, scale, double rounding, zero point,
-     clamp), and each position's ``OUB`` int8 values are written (one word, two when unaligned) with byte strobes
-     (channels beyond the OFM depth and positions beyond the OFM masked). A small FIFO carries each position's
-     address alongside the output unit's pipeline.
+     an 8-bit table activation (ACTIVATION TABLE_n: ``act_table``, the output path's copy of the SHRAM's tables,
+     one read port per lane), clamp), and each position's ``OUB`` int8 values are written (one word, two when
+     unaligned) with byte strobes (channels beyond the OFM depth and positions beyond the OFM masked). A small
+     FIFO carries each position's address alongside the output unit's pipeline.
 
 **Identity POOL.** When Vela cannot fuse an activation (RELU/RELU6) into the conv/depthwise/FC before it, it emits an
 NPU_OP_POOL that only requantises and clamps (SPEC.md section 3): AVERAGE (param 1), 1x1 kernel, stride 1, no
@@ -70,7 +71,7 @@ OFM channels, IFM tile 0 covering the whole IFM, and the IFM rows one micro-bloc
 weight matrix): such a conv runs *split* (:mod:`rtl.npu.issue`: IFM-depth passes, partial sums in the output
 path's accumulator buffer, :func:`~rtl.npu.kernel_op.acc_entries`), which needs one group of its weights to fit
 the ring and its OFM block's partial sums to fit the buffer; a depthwise block must fit the ring. Pooling with real
-kernels, ELEMENTWISE and LUT activations are not this engine's: they run on :mod:`rtl.npu.vector_unit`. Not
+kernels, ELEMENTWISE and the activations of those are not this engine's: they run on :mod:`rtl.npu.vector_unit`. Not
 implemented anywhere: IFM tiles 1-3 and a 32-bit OFM from this engine (MEAN's depthwise).
 
 Failures never hang: a memory response with ``err`` is recorded and reported once the op has finished; a decoder
@@ -87,7 +88,8 @@ WEIGHTS, the op hand-over and the slot status; with its ``reader``, the byte ser
 ``issue`` (:class:`~rtl.npu.issue.IssueSequencer`, the loop nest), ``operands`` (the MAC array's operand registers),
 ``mac`` (:class:`~rtl.npu.mac.MacBlock`: multipliers ``array``, accumulators ``acc``), ``feed`` and ``ofm_writer``
 (:mod:`rtl.npu.ofm_writer`: positions into the output unit, OFM addresses, the write path) and ``out`` (the
-output unit). The engine FSM and the running op's register snapshot are this unit's own.
+output unit) with ``act_table`` (:class:`~rtl.npu.activation_table.ActivationTable`). The engine FSM and the
+running op's register snapshot are this unit's own.
 
 Timing: RECORDS ~10 cycles per OFM channel (hidden behind the previous op when there is one); then one MAC beat per
 cycle unless the weight decoder (2-5 weights per cycle on dense streams, up to ``OUB`` on zero runs; a beat needs
@@ -100,9 +102,10 @@ from amaranth import Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from rtl.npu.activation_table import ActivationTable
 from rtl.npu.config import NpuConfig
 from rtl.npu.controller import ComputeSignature, KernelOp, Registers
-from rtl.npu.dma import NUM_REGIONS
+from rtl.npu.dma import NUM_REGIONS, ShramWriteSignature
 from rtl.npu.extmem import ADDR_WIDTH, MemPortSignature
 from rtl.npu.ifm_stager import IfmStager
 from rtl.npu.issue import IssueSequencer, OperandRegister
@@ -127,6 +130,8 @@ class Compute(wiring.Component):
     bus, ifm_bus, ofm_bus, vec_bus : ``Out(MemPortSignature)``  (``id`` is left 0, the top routes responses)
     basep : ``In(32).array(8)``   region base pointers
     lut_raddr : ``Out(range(shram words))``; lut_rdata : ``In(64)``   the SHRAM's lookup-table read port
+    lut_write : ``In(ShramWriteSignature(shram words))``   the SHRAM's write port, observed (the output path's copy
+        of the tables, ``act_table``)
     last_kick : ``Out(KernelOp)``   the most recently accepted kick (debug)
     error_code : ``Out(ComputeError)``
     pmu_events : ``Out(PmuEvents)``   this unit's PMU events (MAC, output unit, weight decoder; the rest stay 0)
@@ -143,7 +148,7 @@ class Compute(wiring.Component):
                           "ifm_bus": Out(MemPortSignature), "ofm_bus": Out(MemPortSignature),
                           "vec_bus": Out(MemPortSignature), "basep": In(ADDR_WIDTH).array(NUM_REGIONS),
                           "last_kick": Out(KernelOp), "lut_raddr": Out(range(self.line_buffer_words)),
-                          "lut_rdata": In(64),
+                          "lut_rdata": In(64), "lut_write": In(ShramWriteSignature(self.line_buffer_words)),
                           "error_code": Out(ComputeError), "pmu_events": Out(PmuEvents)})
 
     def elaborate(self, platform):
@@ -163,6 +168,10 @@ class Compute(wiring.Component):
         m.submodules.mac = ResetInserter(clear)(mac)
         ou = OutputUnit(OutputUnitConfig(lanes=OUB, channels=2 * MAX_CHANNELS, acc_width=32))
         m.submodules.out = ResetInserter(clear)(ou)
+        m.submodules.act_table = table = ActivationTable(shram_depth=self.line_buffer_words, lanes=OUB)
+        m.d.comb += [getattr(table.write, f).eq(getattr(self.lut_write, f)) for f in ("addr", "data", "en")]
+        for lane in range(OUB):
+            m.d.comb += [table.index[lane].eq(ou.lut_index[lane]), ou.lut_entry[lane].eq(table.entry[lane])]
         m.submodules.feed = feed = OutputFeed(ublock_h=UH, ublock_w=UW, oub=OUB, acc_layout=mac.acc_layout,
                                               ou_layout=ou.in_layout)
         m.submodules.ofm_writer = wr = OfmWriter(oub=OUB)
@@ -201,6 +210,7 @@ class Compute(wiring.Component):
             feed.restart.eq(restart),
             ou.ofm_zero_point.eq(regs.OFM_ZERO_POINT.as_signed()),
             ou.act_min.eq(regs.ACTIVATION_MIN.as_signed()), ou.act_max.eq(regs.ACTIVATION_MAX.as_signed()),
+            ou.lut.eq(regs.ACTIVATION[4]), table.slot.eq(regs.ACTIVATION[:3]),   # CHECK: TABLE_n or none
             wr.data.valid.eq(ou.o_stream.valid), wr.data.payload.eq(ou.o_stream.payload.data),
             ou.o_stream.ready.eq(wr.data.ready),
             wr.running.eq(running), wr.restart.eq(restart), wr.clear.eq(clear),

@@ -61,6 +61,14 @@ def _ring_bad(m, lop, *, oub: int, ublock_h: int, ublock_w: int, ring: int):
     return bad
 
 
+def _activation_ok(m, act) -> Signal:
+    """ACTIVATION: none, or an 8-bit table TABLE_0..7 with the OFM's clip range (the output unit's lookup)."""
+    ok = Signal(name="activation_ok")
+    fn = act[0:12]
+    m.d.comb += ok.eq((fn == 0) | ((fn >= 16) & (fn <= 23) & (act[12:16] == 0)))
+    return ok
+
+
 def _unsupported(m, lop, lregs, lopcode, lparam, *, ring_bad, fits, weight_addr, oub: int):
     """CHECK: the register snapshot asks for something the compute unit does not implement."""
     need_h = Signal(signed(20))
@@ -88,7 +96,7 @@ def _unsupported(m, lop, lregs, lopcode, lparam, *, ring_bad, fits, weight_addr,
         | (lregs.IFM_PRECISION[0:4] != 1) | (lop.ifm_fmt > 1) | (lregs.IFM_PRECISION[8:10] != 0)
         | (lregs.OFM_PRECISION[0:3] != 1) | (lop.ofm_fmt > 1)
         | (lregs.OFM_PRECISION[14:16] != 0)
-        | (lregs.IFM_UPSCALE != 0) | (lregs.ACC_FORMAT != 0) | (lregs.ACTIVATION[0:12] != 0)
+        | (lregs.IFM_UPSCALE != 0) | (lregs.ACC_FORMAT != 0) | ~_activation_ok(m, lregs.ACTIVATION)
         | (lop.KH > MAX_KERNEL_H) | (lop.kk > MAX_KERNEL_ELEMENTS) | ks[3] | ks[4] | ks[5]
         | (lop.IH < need_h) | (lop.IW < need_w)
         | (lop.OB[:3 if oub == 8 else 2] != 0) | ~fits

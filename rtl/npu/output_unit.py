@@ -7,6 +7,11 @@ Bit-exact implementation of :mod:`models.npu.requant` (round mode TFL, the per-c
     shift <= 31: y = (p + 2**(shift-1)) >> shift                          (shift 0: y = p)
     out = min(max(y + ofm_zero_point, lo), hi)    lo/hi = act_min/act_max clipped to -128..127
 
+With ``lut`` set (ACTIVATION TABLE_n, an 8-bit table) the clamp to ``lo``/``hi`` is applied to a table entry instead:
+``z = min(max(y + ofm_zero_point, -128), 127)``, ``out = min(max(table[z + 128], lo), hi)`` (the vector unit's
+8-bit lookup, ``rtl.npu.vector_unit.VectorOutputStage``). The table is outside the unit: ``lut_index`` carries each
+lane's ``z + 128`` and ``lut_entry`` must answer in the same cycle (:class:`~rtl.npu.activation_table.ActivationTable`).
+
 Both branches share one variable shifter: ``q = t or p``, ``s = shift - 31 or shift``, ``y = (q + half(s) -
 (double & q < 0)) >> s``. ``y`` is saturated to 20 bits before the zero point is added; since the zero point is a
 16-bit value and the clamp bounds lie in -128..127, that cannot change the result. No value of the datapath is
@@ -96,6 +101,8 @@ class OutputUnit(wiring.Component):
         Write ``param_record`` (80-bit Vela record) for channel ``param_channel`` when ``param_we``.
     ofm_zero_point, act_min, act_max : ``In(signed(16))``
         OFM_ZERO_POINT, ACTIVATION_MIN, ACTIVATION_MAX register values.
+    lut : ``In(1)``; lut_index : ``Out(8).array(lanes)``; lut_entry : ``In(8).array(lanes)``
+        table activation (quasi-static, like the zero point): each lane's table index and its entry.
     """
 
     latency = 5
@@ -119,6 +126,9 @@ class OutputUnit(wiring.Component):
             "ofm_zero_point": In(signed(16)),
             "act_min": In(signed(16)),
             "act_max": In(signed(16)),
+            "lut": In(1),
+            "lut_index": Out(8).array(config.lanes),
+            "lut_entry": In(8).array(config.lanes),
         })
 
     def elaborate(self, platform):
@@ -176,7 +186,9 @@ class OutputUnit(wiring.Component):
             product_hi, product_lo = _split_product(m, v1, scale1, lane)
             z = Signal(signed(_Y_WIDTH + 1), name=f"z_{lane}")
             m.d.comb += z.eq(y3 + self.ofm_zero_point)
-            clamped = Mux(z < lo, lo, z)
+            m.d.comb += self.lut_index[lane].eq(Mux(z < -128, 0, Mux(z > 127, 255, z + 128)))
+            activated = Mux(self.lut, self.lut_entry[lane].as_signed(), z)
+            clamped = Mux(activated < lo, lo, activated)
             clamped = Mux(clamped > hi, hi, clamped)
 
             with m.If(adv):

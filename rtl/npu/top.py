@@ -79,6 +79,7 @@ BLOCK_MAP: dict[str, str] = {
     "compute.mac": "mac",
     "compute.mac.acc": "accumulators",
     "compute.out": "output_unit",
+    "compute.act_table": "output_unit",             # the output path's copy of the SHRAM's activation tables
     "compute.feed": "ofm_writer",                   # micro-block queue, position stepping, OFM addresses
     "compute.ofm_writer": "ofm_writer",             # address FIFO and the write path to external memory
     "compute.vector": "vector_unit",                # POOL / ELEMENTWISE op FSM and its register snapshot
@@ -215,7 +216,8 @@ class Npu(wiring.Component):
         m.submodules.shram = shram = Shram(depth=self.shram_depth)
         self.shram_data = shram.data
         if not cfg.stub_compute:
-            m.d.comb += [shram.lut_raddr.eq(compute.lut_raddr), compute.lut_rdata.eq(shram.lut_rdata)]
+            m.d.comb += [shram.lut_raddr.eq(compute.lut_raddr), compute.lut_rdata.eq(shram.lut_rdata),
+                         *(getattr(compute.lut_write, f).eq(getattr(dma.shram, f)) for f in ("addr", "data", "en"))]
 
         # Host side.
         m.d.comb += [

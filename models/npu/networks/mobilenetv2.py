@@ -2,7 +2,7 @@
 conv RELU6 -- omitted at expansion 1 --, depthwise 3x3 RELU6, linear 1x1 projection; ADD of the block input when
 stride 1 and the width is unchanged), a 1x1 conv to 128 + HARD_SWISH (MobileNetV3's head activation), MEAN over
 height and width, FC 10, softmax."""
-from ..tflite_graph import Graph, GraphModel
+from ..tflite_graph import Graph, GraphModel, Tensor
 
 #: (expansion t, output channels c, repeats n, first stride s), as MobileNetV2's table, scaled down.
 BLOCKS = ((1, 8, 1, 1), (4, 16, 2, 2), (4, 24, 2, 2), (4, 32, 2, 2), (4, 48, 1, 1))
@@ -23,3 +23,13 @@ def build(seed: int = 4) -> GraphModel:
     x = g.reshape(g.mean(x), (128,))
     g.output(g.softmax(g.fully_connected(x, 10)))
     return g.build()
+
+
+def features() -> GraphModel:
+    """The network up to its head HARD_SWISH (every conv, depthwise, residual ADD and both fused HARD_SWISH tables;
+    without MEAN, FC and SOFTMAX), quantised exactly as in the whole network."""
+    from . import network
+
+    g = network("mobilenetv2").graph
+    last = max(i for i, node in enumerate(g.nodes) if node.kind == "hardswish")
+    return g.prefix(Tensor(last, g.nodes[last].shape), "mobilenetv2-features").build()

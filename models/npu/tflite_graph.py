@@ -3,14 +3,14 @@
 :mod:`models.npu.tflite_builder` writes sequential CONV/DEPTHWISE/FC models; this module extends it (same flatbuffer
 writer, same quantisation scheme) to the graphs real networks have. A :class:`Graph` is built in float, layer by
 layer (``conv2d``, ``depthwise``, ``fully_connected``, ``add``, ``avg_pool``, ``max_pool``, ``mean``, ``reshape``,
-``softmax``, ``hard_swish``, ``tanh``, ``logistic``); weights and biases are drawn from ``seed`` (He-normal, with a
-per-output-channel gain as a folded batch norm gives, so per-channel weight scales differ realistically), unless the
-caller passes trained ones. :meth:`Graph.build` then quantises post-training:
+``softmax``, ``hard_swish``, ``tanh``, ``logistic``, ``resize``, ``transpose_conv``); weights and biases are drawn
+from ``seed`` (He-normal, with a per-output-channel gain as a folded batch norm gives, so per-channel weight scales
+differ realistically), unless the caller passes trained ones. :meth:`Graph.build` then quantises post-training:
 
 * activations: per-tensor int8 from the float range seen on calibration inputs (``activation_quantisation``);
-  MAX_POOL_2D / AVERAGE_POOL_2D / RESHAPE outputs keep their input's parameters (TFLite's int8 kernels require it),
-  SOFTMAX and LOGISTIC outputs are 1/256 with zero point -128, TANH's 1/128 with zero point 0 (TFLite's int8
-  conventions);
+  MAX_POOL_2D / AVERAGE_POOL_2D / RESHAPE / RESIZE_* outputs keep their input's parameters (TFLite's int8 kernels
+  require it), SOFTMAX and LOGISTIC outputs are 1/256 with zero point -128, TANH's 1/128 with zero point 0 (TFLite's
+  int8 conventions);
 * weights: per-output-channel symmetric int8; int32 bias at ``input_scale * weight_scale[c]``.
 
 Float semantics follow TFLite (SAME padding puts the odd extra row/column after; AVERAGE_POOL_2D divides by the
@@ -23,7 +23,16 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from ethosu.vela.tflite import AddOptions, Operator, Pool2DOptions, ReducerOptions, SoftmaxOptions
+from ethosu.vela.tflite import (
+    AddOptions,
+    Operator,
+    Pool2DOptions,
+    ReducerOptions,
+    ResizeBilinearOptions,
+    ResizeNearestNeighborOptions,
+    SoftmaxOptions,
+    TransposeConvOptions,
+)
 from ethosu.vela.tflite.BuiltinOperator import BuiltinOperator
 from ethosu.vela.tflite.BuiltinOptions import BuiltinOptions
 from ethosu.vela.tflite.Padding import Padding as TflPadding
@@ -228,6 +237,27 @@ class Graph:
     def logistic(self, x: Tensor) -> Tensor:
         return self._add("logistic", (x,), x.shape)
 
+    def resize(self, x: Tensor, size: tuple[int, int], bilinear: bool = False, align_corners: bool = False,
+               half_pixel_centers: bool = False) -> Tensor:
+        """RESIZE_NEAREST_NEIGHBOR (or RESIZE_BILINEAR) to ``size`` (height, width)."""
+        if align_corners and half_pixel_centers:
+            raise SpecError("align_corners and half_pixel_centers exclude each other")
+        return self._add("resize", (x,), (*size, x.shape[2]), bilinear=bilinear, align_corners=align_corners,
+                         half_pixel_centers=half_pixel_centers)
+
+    def transpose_conv(self, x: Tensor, filters: int, kernel=(3, 3), stride=(2, 2), padding="SAME",
+                       weights=None, bias=None) -> Tensor:
+        """TRANSPOSE_CONV (weights OHWI, with bias): output ``in * stride`` (SAME) or ``(in - 1) * stride +
+        kernel`` (VALID)."""
+        h, w, c = x.shape
+        k, s = tuple(kernel), tuple(stride)
+        wt, b = self._weights((filters, *k, c), k[0] * k[1] * c, filters, 0, weights, bias)
+        if padding == "SAME":
+            shape = (h * s[0], w * s[1], filters)
+        else:
+            shape = ((h - 1) * s[0] + k[0], (w - 1) * s[1] + k[1], filters)
+        return self._add("tconv", (x,), shape, k=k, s=s, padding=padding, w=wt, b=b)
+
     def prefix(self, tensor: Tensor, name: str | None = None) -> Graph:
         """The graph up to ``tensor`` (every node built before it, the same weights) with ``tensor`` as its only
         output: what the NPU runs of a network whose later operators it does not support yet. Its tensors quantise
@@ -302,6 +332,10 @@ class Graph:
             return np.tanh(xs[0])
         if node.kind == "logistic":
             return 1.0 / (1.0 + np.exp(-xs[0]))
+        if node.kind == "resize":
+            return _resize(xs[0], node.shape[:2], a)
+        if node.kind == "tconv":
+            return _transpose_conv(xs[0], node.shape, a)
         raise SpecError(f"unknown node kind {node.kind!r}")
 
     def run_float(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -328,7 +362,7 @@ class Graph:
     def _quant(self, values: list[np.ndarray]) -> list[tuple[float, int]]:
         quant: list[tuple[float, int]] = []
         for node, v in zip(self.nodes, values, strict=True):
-            if node.kind in ("maxpool", "avgpool", "reshape"):
+            if node.kind in ("maxpool", "avgpool", "reshape", "resize"):
                 quant.append(quant[node.inputs[0]])
             elif node.kind in ("softmax", "logistic"):
                 quant.append((1.0 / 256.0, -128))
@@ -417,9 +451,96 @@ class Graph:
             _operator_without_options(wr, BuiltinOperator.TANH, 1, ins, [out])
         elif node.kind == "logistic":
             _operator_without_options(wr, BuiltinOperator.LOGISTIC, 1, ins, [out])
+        elif node.kind == "resize":
+            size = wr.tensor(f"{name}_size", (2,), TensorType.INT32,
+                             buffer=wr.buffer(np.asarray(node.shape[:2], "<i4").tobytes()))
+            code, opt_type, options = ((BuiltinOperator.RESIZE_BILINEAR, BuiltinOptions.ResizeBilinearOptions,
+                                        ResizeBilinearOptions) if a["bilinear"] else
+                                       (BuiltinOperator.RESIZE_NEAREST_NEIGHBOR,
+                                        BuiltinOptions.ResizeNearestNeighborOptions, ResizeNearestNeighborOptions))
+            wr.operator(code, 3, [ins[0], size], [out], opt_type,
+                        _resize_options(options, a["align_corners"], a["half_pixel_centers"]))
+        elif node.kind == "tconv":
+            return self._write_tconv(wr, node, ins, out, in_quant, name)
         else:
             raise SpecError(f"unknown node kind {node.kind!r}")
         return None
+
+
+    @staticmethod
+    def _write_tconv(wr: _Writer, node: _Node, ins: list[int], out: int, in_quant, name: str):
+        a = node.attrs
+        qw, w_scale = _quantize_weights(a["w"], False)
+        n_out = len(w_scale)
+        in_scale = float(np.float32(in_quant[0][0]))
+        b_scale = np.float64(in_scale) * w_scale.astype(np.float64)
+        bias = np.clip(np.rint(a["b"] / b_scale), -(2**31) + 1, 2**31 - 1).astype("<i4")
+        w_t = wr.tensor(f"{name}_weights", qw.shape, TensorType.INT8, buffer=wr.buffer(qw.tobytes()),
+                        scale=w_scale, zero_point=np.zeros(n_out, np.int64), axis=0)
+        b_t = wr.tensor(f"{name}_bias", (n_out,), TensorType.INT32, buffer=wr.buffer(bias.tobytes()),
+                        scale=b_scale.astype(np.float32), zero_point=np.zeros(n_out, np.int64), axis=0)
+        shape_t = wr.tensor(f"{name}_output_shape", (4,), TensorType.INT32,
+                            buffer=wr.buffer(np.asarray((1, *node.shape), "<i4").tobytes()))
+        wr.operator(BuiltinOperator.TRANSPOSE_CONV, 3, [shape_t, w_t, ins[0], b_t], [out],
+                    BuiltinOptions.TransposeConvOptions, _tconv_options(a["s"], a["padding"]))
+        return None
+
+
+def _resize(x: np.ndarray, size, a) -> np.ndarray:
+    """TFLite's float RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR (``a``: the node's attributes)."""
+    def coords(n_in: int, n_out: int) -> np.ndarray:
+        o = np.arange(n_out, dtype=np.float64)
+        scale = (n_in - 1) / (n_out - 1) if a["align_corners"] and n_out > 1 else n_in / n_out
+        return (o + 0.5) * scale - (0.5 if a["bilinear"] else 0.0) if a["half_pixel_centers"] else o * scale
+
+    ys, xs = coords(x.shape[1], size[0]), coords(x.shape[2], size[1])
+    if not a["bilinear"]:
+        def pick(v):   # TFLite: std::round (half away from zero) with align_corners, else floor
+            return np.floor(v + 0.5 if a["align_corners"] else v).astype(int)
+        iy = np.minimum(pick(ys), x.shape[1] - 1)
+        ix = np.minimum(pick(xs), x.shape[2] - 1)
+        return x[:, iy][:, :, ix]
+    y0 = np.clip(np.floor(ys), 0, None).astype(int)
+    x0 = np.clip(np.floor(xs), 0, None).astype(int)
+    y1 = np.minimum(np.ceil(ys), x.shape[1] - 1).astype(int)
+    x1 = np.minimum(np.ceil(xs), x.shape[2] - 1).astype(int)
+    fy = (ys - y0).reshape(1, -1, 1, 1)   # as TFLite: from the clamped lower bound
+    fx = (xs - x0).reshape(1, 1, -1, 1)
+    top = x[:, y0][:, :, x0] * (1 - fx) + x[:, y0][:, :, x1] * fx
+    bottom = x[:, y1][:, :, x0] * (1 - fx) + x[:, y1][:, :, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _transpose_conv(x: np.ndarray, shape, a) -> np.ndarray:
+    """TFLite's float TRANSPOSE_CONV: input pixel ``i`` scatters ``w`` onto outputs ``i * stride + k - pad``."""
+    (kh, kw), (sh, sw) = a["k"], a["s"]
+    n, h, w, _ = x.shape
+    oh, ow, _ = shape
+    full = np.zeros((n, (h - 1) * sh + kh, (w - 1) * sw + kw, shape[2]))
+    for ky in range(kh):
+        for kx in range(kw):
+            full[:, ky:ky + sh * (h - 1) + 1:sh, kx:kx + sw * (w - 1) + 1:sw, :] += x @ a["w"][:, ky, kx, :].T
+    top, left = max(full.shape[1] - oh, 0) // 2, max(full.shape[2] - ow, 0) // 2
+    return full[:, top:top + oh, left:left + ow, :] + a["b"]
+
+
+def _resize_options(options, align_corners: bool, half_pixel_centers: bool):
+    def build(b):
+        options.Start(b)
+        options.AddAlignCorners(b, align_corners)
+        options.AddHalfPixelCenters(b, half_pixel_centers)
+        return options.End(b)
+    return build
+
+
+def _tconv_options(s, padding: str):
+    def build(b):
+        TransposeConvOptions.Start(b)
+        TransposeConvOptions.AddPadding(b, TflPadding.SAME if padding == "SAME" else TflPadding.VALID)
+        TransposeConvOptions.AddStrideW(b, s[1])
+        TransposeConvOptions.AddStrideH(b, s[0])
+        return TransposeConvOptions.End(b)
+    return build
 
 
 def _add_options(activation: str):

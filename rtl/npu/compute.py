@@ -305,6 +305,11 @@ class Compute(wiring.Component):
         """The IFM stager sweeps the engine's op's IFM; the issue sequencer reads its line buffer."""
         m.d.comb += [
             stg.base.eq(region_base(self.basep, regs.IFM_REGION) + regs.IFM_BASE0),
+            stg.tile_base[0].eq(region_base(self.basep, regs.IFM_REGION) + regs.IFM_BASE1),
+            stg.tile_base[1].eq(region_base(self.basep, regs.IFM_REGION) + regs.IFM_BASE2),
+            stg.tile_base[2].eq(region_base(self.basep, regs.IFM_REGION) + regs.IFM_BASE3),
+            stg.tile_h0.eq(regs.IFM_HEIGHT0_M1 + 1), stg.tile_h1.eq(regs.IFM_HEIGHT1_M1 + 1),
+            stg.tile_w0.eq(regs.IFM_WIDTH0_M1 + 1),
             stg.height.eq(op.IH), stg.width.eq(op.IW), stg.ublocks.eq(op.ublocks),
             stg.stride_y.eq(regs.IFM_STRIDE_Y), stg.stride_x.eq(regs.IFM_STRIDE_X), stg.stride_c.eq(regs.IFM_STRIDE_C),
             stg.nhcwb16.eq(op.ifm_fmt == 1), stg.ring.eq(op.dw),

@@ -3,8 +3,9 @@
 The buffer (``depth`` 64-bit words, the configuration's SHRAM budget) holds one word per IFM pixel and IFM ublock
 (8 channels): word ``slot(row) * row_words + x * ublocks + u`` holds channels ``c0 + 8u .. c0 + 8u + 7`` of pixel
 ``(row, x)``, with ``row_words = width * ublocks``. The eight bytes are read from external memory at the byte
-address SPEC.md section 4 gives for that pixel and channel (NHWC or NHCWB16), one or two word reads (unaligned),
-and re-aligned, so the compute unit reads a whole MAC-beat operand per position per cycle.
+address SPEC.md section 4 gives for that pixel and channel (NHWC or NHCWB16) in its IFM tile (:func:`fm_tile`:
+``base`` is tile 0's, ``tile_base`` tiles 1-3's, ``tile_h0`` / ``tile_h1`` / ``tile_w0`` their split), one or two
+word reads (unaligned), and re-aligned, so the compute unit reads a whole MAC-beat operand per position per cycle.
 
 Rows are numbered globally: pass ``k`` (the IFM is swept once per *pass*) has rows ``k * height .. (k+1) * height
 - 1``. ``rows`` counts the global rows written so far (a consumer may read a row once ``rows`` exceeds its number);
@@ -31,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 from rtl.common.fifo import MemoryFIFO
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, MemPortSignature
 
-__all__ = ["IfmStager", "fm_addr", "line_buffer_geometry"]
+__all__ = ["IfmStager", "fm_addr", "fm_tile", "line_buffer_geometry"]
 
 ROW_BITS = 32
 
@@ -41,6 +42,21 @@ def fm_addr(base, y, x, c, stride_y, stride_x, stride_c, nhcwb16):
     nhwc = base + y * stride_y + x * stride_x + c
     nhcwb = base + y * stride_y + (x << 4) + (c >> 4) * stride_c + c[:4]
     return Mux(nhcwb16, nhcwb, nhwc)[:ADDR_WIDTH]
+
+
+def fm_tile(m, y, x, bases, h0, h1, w0, prefix: str = ""):
+    """The tile holding pixel ``(y, x)`` of a feature map in up to four tiles (NPU_SET_*_BASE0-3, HEIGHT0/1,
+    WIDTH0): (its base address, the pixel's row and column in it). Columns ``< w0`` are in tiles 0 / 2 (split at row
+    ``h0``), the others in tiles 1 / 3 (split at ``h1``). One tile whose sizes cover the map is the plain layout."""
+    right = Signal(name=f"{prefix}tile_right")
+    bottom = Signal(name=f"{prefix}tile_bottom")
+    m.d.comb += [right.eq(x >= w0), bottom.eq(y >= Mux(right, h1, h0))]
+    base = Signal(ADDR_WIDTH, name=f"{prefix}tile_base")
+    m.d.comb += base.eq(Mux(bottom, Mux(right, bases[3], bases[2]), Mux(right, bases[1], bases[0])))
+    ty = Signal(17, name=f"{prefix}tile_row")
+    tx = Signal(17, name=f"{prefix}tile_col")
+    m.d.comb += [ty.eq(y - Mux(bottom, Mux(right, h1, h0), 0)), tx.eq(x - Mux(right, w0, 0))]
+    return base, ty, tx
 
 
 def line_buffer_geometry(m, depth: int, width, ublocks, height, ring, span, prefix: str = ""):
@@ -95,6 +111,7 @@ class IfmStager(wiring.Component):
             "bus": Out(MemPortSignature),
             "start": In(1), "abort": In(1),
             "base": In(ADDR_WIDTH), "height": In(17), "width": In(17), "ublocks": In(14),
+            "tile_base": In(ADDR_WIDTH).array(3), "tile_h0": In(17), "tile_h1": In(17), "tile_w0": In(17),
             "stride_y": In(ADDR_WIDTH), "stride_x": In(ADDR_WIDTH), "stride_c": In(ADDR_WIDTH), "nhcwb16": In(1),
             "ring": In(1), "passes": In(16), "chan_step": In(5),
             "span": In(17), "fits": Out(1), "resident": Out(1),
@@ -135,7 +152,8 @@ class IfmStager(wiring.Component):
         second = Signal()
         inflight = Signal(range(self.outstanding + 1))
         addr = Signal(ADDR_WIDTH)
-        m.d.comb += addr.eq(fm_addr(self.base, r, x, c0 + (u << 3), self.stride_y, self.stride_x, self.stride_c,
+        tile_base, ty, tx = fm_tile(m, r, x, [self.base, *self.tile_base], self.tile_h0, self.tile_h1, self.tile_w0)
+        m.d.comb += addr.eq(fm_addr(tile_base, ty, tx, c0 + (u << 3), self.stride_y, self.stride_x, self.stride_c,
                                     self.nhcwb16))
         two = addr[:3] != 0
         grow = gbase + r
@@ -205,3 +223,4 @@ class IfmStager(wiring.Component):
         with m.Elif(self.abort):
             m.d.sync += active.eq(0)
         return m
+

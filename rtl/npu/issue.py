@@ -188,19 +188,23 @@ class IssueSequencer(wiring.Component):
             ph, pw = divmod(p, UW)
             oy = oy_b + ph
             ox = ox_b + pw
-            iy = Signal(signed(20), name=f"iy_{p}")
+            iy = Signal(signed(20), name=f"iy_{p}")   # in the (upscaled) IFM the kernel walks
             ix = Signal(signed(20), name=f"ix_{p}")
             m.d.comb += [iy.eq(oy * op.sy + ky - regs.IFM_PAD_TOP), ix.eq(ox * op.sx + kx - regs.IFM_PAD_LEFT)]
-            pad = (oy >= op.OH) | (ox >= op.OW) | (iy < 0) | (iy >= op.IH) | (ix < 0) | (ix >= op.IW)
+            # Upscaled x2: NEAREST repeats each pixel 2x2, TRANSPOSE puts it at the even row / column and zeros
+            # (padding taps) between.
+            pad = ((oy >= op.OH) | (ox >= op.OW) | (iy < 0) | (iy >= op.IH << op.up) | (ix < 0)
+                   | (ix >= op.IW << op.up) | (op.transpose & (iy[0] | ix[0])))
             m.d.comb += [
                 pos_pad[p].eq(pad),
-                self.rd_row[p].eq(cbase + Mux(pad, 0, iy[:17])), self.rd_x[p].eq(Mux(pad, 0, ix[:17])),
+                self.rd_row[p].eq(cbase + Mux(pad, 0, (iy >> op.up)[:17])),
+                self.rd_x[p].eq(Mux(pad, 0, (ix >> op.up)[:17])),
                 self.rd_u[p].eq(Mux(op.dw, 0, (c["ib"] >> 3) + c["iu"])),
             ]
         lo_row = Signal(signed(20))     # lowest IFM row this micro-block row reads
         hi_row = Signal(signed(20))     # highest IFM row this beat reads
-        m.d.comb += [lo_row.eq(oy_b * op.sy - regs.IFM_PAD_TOP),
-                     hi_row.eq((oy_b + UH - 1) * op.sy + ky - regs.IFM_PAD_TOP),
+        m.d.comb += [lo_row.eq((oy_b * op.sy - regs.IFM_PAD_TOP) >> op.up),
+                     hi_row.eq(((oy_b + UH - 1) * op.sy + ky - regs.IFM_PAD_TOP) >> op.up),
                      self.low.eq(cbase + Mux(lo_row < 0, 0, lo_row[:17]))]
         rows_ok = Signal()
         m.d.comb += rows_ok.eq((hi_row < 0) | (self.rows > cbase + Mux(hi_row >= op.IH, op.IH - 1, hi_row[:17])))

@@ -2,14 +2,14 @@
 from a register snapshot (SPEC.md sections 4-5). See :mod:`rtl.npu.compute` for the unit they make up."""
 from dataclasses import dataclass
 
-from amaranth import Array, Cat, Mux, Signal, Value
+from amaranth import Array, Cat, Const, Mux, Signal, Value, signed
 from amaranth.lib import enum
 
 from rtl.npu.controller import CMD0
 
 __all__ = ["ACC_BUFFER_ACCUMULATORS", "ACC_ENTRIES", "ComputeError", "IUB", "MAX_CHANNELS", "MAX_KERNEL_ELEMENTS",
-           "MAX_KERNEL_H", "OpParams", "SUB_KERNEL", "WEIGHT_BUFFER_BYTES", "acc_entries", "derive_op", "region_base",
-           "ring_rows"]
+           "MAX_KERNEL_H", "OpParams", "SUB_KERNEL", "WEIGHT_BUFFER_BYTES", "acc_entries", "derive_op",
+           "identity_scale", "region_base", "ring_rows"]
 
 
 class ComputeError(enum.Enum, shape=3):
@@ -55,8 +55,12 @@ class OpParams:
     OB: Value
     OH: Value
     OW: Value
-    IH: Value
+    IH: Value           # IFM height / width over all tiles (before upscaling)
     IW: Value
+    up: Value           # IFM_UPSCALE NEAREST or TRANSPOSE: the kernel walks a 2x upscaled IFM
+    transpose: Value    # TRANSPOSE: the upscaled IFM has zeros between the pixels (only even rows / columns)
+    need_h: Value       # upscaled IFM rows / columns the op reads (without padding)
+    need_w: Value
     sx: Value
     sy: Value
     ne: Value
@@ -89,9 +93,9 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpP
         v["O"].eq(regs.OFM_DEPTH_M1 + 1), v["I"].eq(regs.IFM_DEPTH_M1 + 1),
         v["KH"].eq(regs.KERNEL_HEIGHT_M1 + 1), v["KW"].eq(regs.KERNEL_WIDTH_M1 + 1),
         v["OB"].eq(regs.OFM_BLK_DEPTH_M1 + 1), v["OH"].eq(regs.OFM_HEIGHT_M1 + 1), v["OW"].eq(regs.OFM_WIDTH_M1 + 1),
-        v["IH"].eq(regs.IFM_HEIGHT0_M1 + 1), v["IW"].eq(regs.IFM_WIDTH0_M1 + 1),
         sx.eq(1 + Cat(ks[0], ks[6])), sy.eq(1 + Cat(ks[1], ks[9])), pk.eq(ks[2] & ~dw),
     ]
+    up, transpose, need_h, need_w = _ifm_extent(m, regs, v, sx, sy, prefix)
     kk = sig("kk", 34)    # kernel elements KH*KW
     m.d.comb += kk.eq(v["KH"] * v["KW"])
     # Elements per OFM ublock and IFM ublock over all sub-kernels: each sub-kernel's count is rounded up to 4 for
@@ -129,7 +133,44 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpP
     return OpParams(regs=regs, dw=dw, pool=pool, pk=pk, sx=sx, sy=sy, ne=ne, ib_step=ib_step,
                     n_oub_total=n_oub_total, per_ou=per_ou, expected=expected, expected_bytes=expected_bytes,
                     ublocks=ublocks, span=span, ifm_fmt=regs.IFM_PRECISION[6:8], ofm_fmt=regs.OFM_PRECISION[6:8],
-                    kk=kk, n_sub=n_sub, n_groups=n_groups, block_bricks=block_bricks, split=split, **v)
+                    kk=kk, n_sub=n_sub, n_groups=n_groups, block_bricks=block_bricks, split=split, up=up,
+                    transpose=transpose, need_h=need_h, need_w=need_w, **v)
+
+
+def _ifm_extent(m, regs, v, sx, sy, prefix: str):
+    """The IFM's extent (``v["IH"]``, ``v["IW"]``) and resampling. The U55 has no register for the whole IFM: it
+    reads what the OFM, kernel, stride and padding need; ``IFM_HEIGHT0`` / ``WIDTH0`` only bound tile 0, and rows
+    below it come from tiles 2 / 3, columns right of it from tiles 1 / 3 (:mod:`rtl.npu.ifm_stager`). So the IFM is
+    the larger of tile 0 and what the op reads; ops within tile 0 (every untiled op) keep ``HEIGHT0 x WIDTH0``.
+    With upscaling (NEAREST / TRANSPOSE, always x2) padding and kernel are in upscaled coordinates."""
+    up, transpose = Signal(name=f"{prefix}upscale"), Signal(name=f"{prefix}transpose")
+    need_h, need_w = Signal(signed(20), name=f"{prefix}need_h"), Signal(signed(20), name=f"{prefix}need_w")
+    src_h, src_w = Signal(signed(20), name=f"{prefix}src_need_h"), Signal(signed(20), name=f"{prefix}src_need_w")
+    h0, w0 = regs.IFM_HEIGHT0_M1 + 1, regs.IFM_WIDTH0_M1 + 1
+    m.d.comb += [
+        up.eq(regs.IFM_UPSCALE[0:2] != 0), transpose.eq(regs.IFM_UPSCALE[0:2] == 2),
+        need_h.eq((v["OH"] - 1) * sy + v["KH"] - regs.IFM_PAD_TOP - regs.IFM_PAD_BOTTOM),
+        need_w.eq((v["OW"] - 1) * sx + v["KW"] - regs.IFM_PAD_LEFT - regs.IFM_PAD_RIGHT),
+        src_h.eq((need_h + up) >> up), src_w.eq((need_w + up) >> up),
+        v["IH"].eq(Mux(src_h > h0, src_h, h0)), v["IW"].eq(Mux(src_w > w0, src_w, w0)),
+    ]
+    return up, transpose, need_h, need_w
+
+
+def identity_scale(m, regs, prefix: str = "") -> Value:
+    """A POOL's global OFM_SCALE / SHIFT leaves every int8 difference ``x - zp`` (|.| <= 255) as it is, so the op is
+    the identity the MAC datapath runs: scale 1, shift 0 (Vela's fused-activation pool) or, for an upscaled IFM,
+    ``2**shift`` (+ 1) with ``shift`` 10..31 (Vela's ``quantise_pooling_scale(1, 0)`` gives RESIZE's 1x1 pools
+    0x80000001 / 31; 255 x 1 < 2**9, so the rounding never moves the result). Pools without upscaling keep the
+    narrow form, so what the vector unit runs does not change."""
+    one = Signal(33, name=f"{prefix}scale_one")
+    ok = Signal(name=f"{prefix}identity_scale")
+    shift, scale = regs.OFM_SCALE_SHIFT, regs.OFM_SCALE
+    m.d.comb += [one.eq(Const(1, 33) << shift),
+                 ok.eq(((scale == 1) & (shift == 0))
+                       | ((regs.IFM_UPSCALE[0:2] != 0) & (shift >= 10) & (shift <= 31)
+                          & ((scale == one) | (scale == one + 1))))]
+    return ok
 
 
 def acc_entries(positions: int, oub: int) -> int:

@@ -19,7 +19,7 @@ from rtl.common.fifo import MemoryFIFO
 from rtl.npu.controller import Registers
 from rtl.npu.dma import NUM_REGIONS
 from rtl.npu.extmem import ADDR_WIDTH, MemPortSignature
-from rtl.npu.ifm_stager import fm_addr
+from rtl.npu.ifm_stager import fm_addr, fm_tile
 from rtl.npu.issue import Block
 from rtl.npu.kernel_op import ACC_ENTRIES, MAX_CHANNELS, acc_entries, derive_op, region_base
 
@@ -64,8 +64,8 @@ class OutputFeed(wiring.Component):
         m.submodules.blocks = blocks = ResetInserter(self.clear)(MemoryFIFO(width=Block.as_shape().size, depth=4))
         m.d.comb += [blocks.w_stream.valid.eq(self.block.valid), blocks.w_stream.payload.eq(self.block.payload),
                      self.block.ready.eq(blocks.w_stream.ready), self.busy.eq(blocks.r_stream.valid)]
-        ofm_base = Signal(ADDR_WIDTH)
-        m.d.comb += ofm_base.eq(region_base(self.basep, regs.OFM_REGION) + regs.OFM_BASE0)
+        region = region_base(self.basep, regs.OFM_REGION)
+        ofm_bases = [region + getattr(regs, f"OFM_BASE{t}") for t in range(4)]
 
         blk = Signal(Block)
         m.d.comb += blk.eq(blocks.r_stream.payload)
@@ -84,8 +84,11 @@ class OutputFeed(wiring.Component):
             m.d.comb += [accb.we.eq(self.acc.valid & blocks.r_stream.valid),
                          self.acc.ready.eq(accb.we), blocks.r_stream.ready.eq(accb.we)]
         ou, pos = self.ou, self.pos
+        # OFM tiles: Vela writes across the end of a rolling buffer (a cascade) through tile 2.
+        t_base, t_oy, t_ox = fm_tile(m, f_oy, f_ox, ofm_bases, regs.OFM_HEIGHT0_M1 + 1, regs.OFM_HEIGHT1_M1 + 1,
+                                     regs.OFM_WIDTH0_M1 + 1, "ofm_")
         m.d.comb += [
-            pos.payload.addr.eq(fm_addr(ofm_base, f_oy, f_ox, blk.ch0, regs.OFM_STRIDE_Y, regs.OFM_STRIDE_X,
+            pos.payload.addr.eq(fm_addr(t_base, t_oy, t_ox, blk.ch0, regs.OFM_STRIDE_Y, regs.OFM_STRIDE_X,
                                         regs.OFM_STRIDE_C, op.ofm_fmt == 1)),
             pos.payload.mask.eq(Mux((f_oy < op.OH) & (f_ox < op.OW), lane_mask, 0)),
             # POOL: one global record

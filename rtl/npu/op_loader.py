@@ -12,7 +12,7 @@ ring, from its kick until the engine releases it with ``release``): busy, weight
 (``bad`` with its ``code``), and whether a record/weight read failed (``memerr``); ``status_*`` show slot
 ``status_slot``'s.
 """
-from amaranth import Array, Cat, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,6 +29,7 @@ from rtl.npu.kernel_op import (
     ComputeError,
     acc_entries,
     derive_op,
+    identity_scale,
     region_base,
 )
 from rtl.npu.weight_decoder import WeightDecoder, WeightDecoderConfig
@@ -71,10 +72,6 @@ def _activation_ok(m, act) -> Signal:
 
 def _unsupported(m, lop, lregs, lopcode, lparam, *, ring_bad, fits, weight_addr, oub: int):
     """CHECK: the register snapshot asks for something the compute unit does not implement."""
-    need_h = Signal(signed(20))
-    need_w = Signal(signed(20))
-    m.d.comb += [need_h.eq((lop.OH - 1) * lop.sy + lop.KH - lregs.IFM_PAD_TOP - lregs.IFM_PAD_BOTTOM),
-                 need_w.eq((lop.OW - 1) * lop.sx + lop.KW - lregs.IFM_PAD_LEFT - lregs.IFM_PAD_RIGHT)]
     ks = lregs.KERNEL_STRIDE
     # Kernel ops with a weight stream and per-channel records (OFM_PRECISION[8] = 0: scale stream).
     weighted_bad = Signal()
@@ -82,13 +79,12 @@ def _unsupported(m, lop, lregs, lopcode, lparam, *, ring_bad, fits, weight_addr,
         lregs.OFM_PRECISION[8] | (lop.O > MAX_CHANNELS) | ring_bad
         | (lregs.WEIGHT_LENGTH == 0) | (lregs.SCALE_LENGTH < lop.O * 10)
         | (weight_addr[:3] != 0) | (lregs.WEIGHT_LENGTH[:3] != 0))   # read in 8-byte words (Vela aligns to 16)
-    # The identity POOL (compute module docstring): AVERAGE, 1x1, stride 1, no padding, global scale 1 / shift 0.
+    # The identity POOL (compute module docstring): AVERAGE, 1x1, stride 1, no padding, a unit global scale.
     pool_bad = Signal()
     m.d.comb += pool_bad.eq(
         (lparam != _POOL_AVERAGE) | (lop.KH != 1) | (lop.KW != 1) | ks[0] | ks[1] | ks[6] | ks[9]
         | (lregs.IFM_PAD_TOP != 0) | (lregs.IFM_PAD_LEFT != 0) | (lregs.IFM_PAD_BOTTOM != 0)
-        | (lregs.IFM_PAD_RIGHT != 0) | ~lregs.OFM_PRECISION[8] | (lregs.OFM_SCALE != 1)
-        | (lregs.OFM_SCALE_SHIFT != 0))
+        | (lregs.IFM_PAD_RIGHT != 0) | ~lregs.OFM_PRECISION[8] | ~identity_scale(m, lregs, "l_"))
     unsupported = Signal()
     m.d.comb += unsupported.eq(
         ((lopcode != CMD0.NPU_OP_CONV) & ~lop.dw)
@@ -96,9 +92,9 @@ def _unsupported(m, lop, lregs, lopcode, lparam, *, ring_bad, fits, weight_addr,
         | (lregs.IFM_PRECISION[0:4] != 1) | (lop.ifm_fmt > 1) | (lregs.IFM_PRECISION[8:10] != 0)
         | (lregs.OFM_PRECISION[0:3] != 1) | (lop.ofm_fmt > 1)
         | (lregs.OFM_PRECISION[14:16] != 0)
-        | (lregs.IFM_UPSCALE != 0) | (lregs.ACC_FORMAT != 0) | ~_activation_ok(m, lregs.ACTIVATION)
+        | (lregs.IFM_UPSCALE[0:2] == 3) | (lregs.ACC_FORMAT != 0) | ~_activation_ok(m, lregs.ACTIVATION)
         | (lop.KH > MAX_KERNEL_H) | (lop.kk > MAX_KERNEL_ELEMENTS) | ks[3] | ks[4] | ks[5]
-        | (lop.IH < need_h) | (lop.IW < need_w)
+        | (lop.need_h < 1) | (lop.need_w < 1)
         | (lop.OB[:3 if oub == 8 else 2] != 0) | ~fits
     )
     return unsupported

@@ -45,7 +45,7 @@ from rtl.common.fifo import MemoryFIFO
 from rtl.npu.controller import CMD0, KernelOp, Registers
 from rtl.npu.dma import NUM_REGIONS
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, MemPortSignature
-from rtl.npu.kernel_op import ComputeError, region_base
+from rtl.npu.kernel_op import ComputeError, identity_scale, region_base
 
 __all__ = ["POOL_MAX", "POOL_AVERAGE", "POOL_REDUCE_SUM", "MAX_DIVIDE_TAPS", "is_vector_op", "PoolWalker",
            "PoolReducer", "VectorOutputStage", "ByteWriter", "VectorUnit"]
@@ -86,7 +86,7 @@ def pooling_reciprocal(n: int) -> tuple[int, int]:
 
 def is_identity_pool(m, op) -> Value:
     """The POOL form the MAC datapath runs (``rtl.npu.op_loader``): AVERAGE 1x1, stride 1, no padding, int8, global
-    scale 1 / shift 0, round TFL, no activation function."""
+    unit scale (:func:`~rtl.npu.kernel_op.identity_scale`), round TFL, no activation function."""
     r = op.regs
     ks = r.KERNEL_STRIDE
     ident = Signal(name="identity_pool")
@@ -94,7 +94,7 @@ def is_identity_pool(m, op) -> Value:
         (op.opcode == CMD0.NPU_OP_POOL) & (op.param == POOL_AVERAGE) & (r.KERNEL_HEIGHT_M1 == 0)
         & (r.KERNEL_WIDTH_M1 == 0) & ~ks[0] & ~ks[1] & ~ks[6] & ~ks[9]
         & (r.IFM_PAD_TOP == 0) & (r.IFM_PAD_LEFT == 0) & (r.IFM_PAD_BOTTOM == 0) & (r.IFM_PAD_RIGHT == 0)
-        & r.OFM_PRECISION[8] & (r.OFM_SCALE == 1) & (r.OFM_SCALE_SHIFT == 0) & (r.OFM_PRECISION[14:16] == 0)
+        & r.OFM_PRECISION[8] & identity_scale(m, r) & (r.OFM_PRECISION[14:16] == 0)
         & (r.IFM_PRECISION[0:4] == 1) & (r.OFM_PRECISION[0:3] == 1) & (r.ACTIVATION[0:12] == 0))
     return ident
 
@@ -792,5 +792,16 @@ class VectorUnit(wiring.Component):
             | (regs.IFM_PRECISION[2:4] > 2) | (regs.IFM_PRECISION[6:8] > 1)
             | (ofm_size > 2) | ((ofm_size == 2) & ~regs.OFM_PRECISION[0])
             | (regs.OFM_PRECISION[6:8] > 1) | (regs.OFM_PRECISION[14:16] == 3)
-            | (regs.IFM_UPSCALE != 0) | (regs.ACC_FORMAT > 1) | ~lut_ok)
+            | (regs.IFM_UPSCALE != 0) | (regs.ACC_FORMAT > 1) | ~lut_ok | self._tiled(m, regs, geo, ew))
         return bad
+
+    @staticmethod
+    def _tiled(m, regs, geo, ew):
+        """CHECK, too: the OFM, or a pool's IFM, is split into tiles (Vela's rolling buffers in a cascade); not
+        implemented here (:func:`rtl.npu.ifm_stager.fm_tile` is the MAC path's)."""
+        need_h = (geo.oh - 1) * geo.sy + geo.kh - regs.IFM_PAD_TOP - regs.IFM_PAD_BOTTOM
+        need_w = (geo.ow - 1) * geo.sx + geo.kw - regs.IFM_PAD_LEFT - regs.IFM_PAD_RIGHT
+        tiled = Signal(name="tiled_unsupported")
+        m.d.comb += tiled.eq((regs.OFM_HEIGHT0_M1 < regs.OFM_HEIGHT_M1) | (regs.OFM_WIDTH0_M1 < regs.OFM_WIDTH_M1)
+                             | (~ew & ((need_h > geo.ih) | (need_w > geo.iw))))
+        return tiled

@@ -52,8 +52,7 @@ def run_stager(op, consumer, *, latency=5, seed=0, positions=2, depth=64):
             cycle += 1
 
     async def testbench(ctx):
-        for name, value in op.items():
-            ctx.set(getattr(dut, name), value)
+        set_op(ctx, dut, op)
         ctx.set(dut.start, 1)
         await ctx.tick()
         ctx.set(dut.start, 0)
@@ -69,10 +68,23 @@ def run_stager(op, consumer, *, latency=5, seed=0, positions=2, depth=64):
     sim.run()
 
 
-def make_op(height, width, ublocks, *, base=8, sy=None, sx=16, sc=0, nhcwb16=0, ring=0, passes=1, chan_step=0, span=3):
+def make_op(height, width, ublocks, *, base=8, sy=None, sx=16, sc=0, nhcwb16=0, ring=0, passes=1, chan_step=0, span=3,
+            tiles=None):
+    """One op; ``tiles`` = (h0, h1, w0, (base1, base2, base3)), default: tile 0 is the whole IFM."""
     sy = sy if sy is not None else width * sx
+    h0, h1, w0, bases = tiles if tiles is not None else (height, height, width, (0, 0, 0))
     return dict(base=base, height=height, width=width, ublocks=ublocks, stride_y=sy, stride_x=sx, stride_c=sc,
-                nhcwb16=nhcwb16, ring=ring, passes=passes, chan_step=chan_step, span=span)
+                nhcwb16=nhcwb16, ring=ring, passes=passes, chan_step=chan_step, span=span, tile_h0=h0, tile_h1=h1,
+                tile_w0=w0, tile_base=bases)
+
+
+def set_op(ctx, dut, op):
+    for name, value in op.items():
+        if name == "tile_base":
+            for port, v in zip(dut.tile_base, value, strict=True):
+                ctx.set(port, v)
+        else:
+            ctx.set(getattr(dut, name), value)
 
 
 async def read_word(ctx, dut, row, x, u):
@@ -144,8 +156,7 @@ def test_fits_reports_rows_that_do_not_fit():
     seen = {}
 
     async def testbench(ctx):
-        for name, value in make_op(40, 8, 2, ring=1, span=4).items():   # 16 words per row: 4 slots
-            ctx.set(getattr(dut, name), value)
+        set_op(ctx, dut, make_op(40, 8, 2, ring=1, span=4))   # 16 words per row: 4 slots
         await ctx.delay(1e-8)
         seen["four"] = ctx.get(dut.fits)
         ctx.set(dut.span, 5)
@@ -155,3 +166,40 @@ def test_fits_reports_rows_that_do_not_fit():
     sim.add_testbench(testbench)
     sim.run()
     assert seen == {"four": 1, "five": 0}
+
+
+@pytest.mark.parametrize("nhcwb16", [0, 1])
+def test_tiles_1_to_3_address_generation(nhcwb16):
+    """Four IFM tiles (NPU_SET_IFM_BASE0-3, HEIGHT0/1, WIDTH0): pixel (y, x) comes from tile 0 (y < h0, x < w0),
+    1 (y < h1, x >= w0), 2 (y >= h0, x < w0) or 3 (y >= h1, x >= w0), at its row and column inside that tile; the
+    tiles' bases are unrelated and one of them unaligned (NHWC)."""
+    h, w, ub, h0, h1, w0 = 5, 6, 2, 2, 3, 4
+    sx = 16
+    sy = w * 16 * 2 if nhcwb16 else 4 * sx
+    sc = w * 16
+    bases = (8, 512 + 16, 1024 + (0 if nhcwb16 else 5), 2048 + 32)
+    op = make_op(h, w, ub, base=bases[0], sx=sx, sy=sy, sc=sc, nhcwb16=nhcwb16,
+                 tiles=(h0, h1, w0, bases[1:]))
+    done = []
+
+    def tile_of(y, x):
+        if x < w0:
+            return (0, y, x) if y < h0 else (2, y - h0, x)
+        return (1, y, x - w0) if y < h1 else (3, y - h1, x - w0)
+
+    async def consumer(ctx, dut, mem):
+        for _ in range(3000):
+            if ctx.get(dut.rows) == h:
+                break
+            await ctx.tick()
+        assert ctx.get(dut.rows) == h
+        for y in range(h):
+            for x in range(w):
+                t, ty, tx = tile_of(y, x)
+                for u in range(ub):
+                    want = expected_word(mem, bases[t], ty, tx, 8 * u, sy, sx, sc, nhcwb16)
+                    assert await read_word(ctx, dut, y, x, u) == want, (y, x, u, t)
+        done.append(True)
+
+    run_stager(op, consumer)
+    assert done

@@ -46,11 +46,11 @@ def npu_ops(art: vela.VelaArtifact) -> str:
 
 
 def _stop_command(art: vela.VelaArtifact, offset: int) -> str:
-    """The last op kicked at or before byte ``offset`` of the command stream: a compute fault arrives while the
-    controller has fetched on, so ``error_offset`` may be past the kick that failed."""
+    """Where the stream stopped: byte ``offset`` and the last two ops kicked before it (a compute fault arrives
+    while the controller has fetched on, so the failing op is one of those, not necessarily the last)."""
     kinds = ("NPU_OP_CONV", "NPU_OP_DEPTHWISE", "NPU_OP_POOL", "NPU_OP_ELEMENTWISE", "NPU_OP_DMA_START")
-    cmds = [c for c in art.commands() if c.offset <= offset and c.name in kinds]
-    return f"{cmds[-1].name} @ {offset:#x}" if cmds else f"offset {offset:#x}"
+    kicked = [c.name.removeprefix("NPU_OP_") for c in art.commands() if c.offset <= offset and c.name in kinds]
+    return f"offset {offset:#x}" + (f", after {' / '.join(kicked[-2:])}" if kicked else "")
 
 
 def _compile(model: bytes, config: str) -> vela.VelaArtifact:
@@ -58,8 +58,8 @@ def _compile(model: bytes, config: str) -> vela.VelaArtifact:
 
 
 def run_row(dev, config: str, row: Row, seed: int = 0, trials: int = 2, max_cycles: int = 400_000) -> RowResult:
-    """Run ``row`` on the open NPU ``dev`` (built for preset ``config``): ``trials`` random inputs, every output
-    compared."""
+    """Run ``row`` on the open NPU ``dev`` (built for preset ``config``): ``trials`` random inputs and one with
+    every input element at its dtype's maximum; every output compared."""
     from rtl.npu.config import PRESETS
 
     cfg = PRESETS[config]
@@ -79,8 +79,10 @@ def run_row(dev, config: str, row: Row, seed: int = 0, trials: int = 2, max_cycl
     ops = npu_ops(art)
     rng = np.random.default_rng(1000 + seed)
     cycles = 0
-    for _ in range(trials):
+    for trial in range(trials + 1):
         xs = [_input(ref, rng, i, row.input_low) for i in range(len(ref.inputs))]
+        if trial == trials:     # the largest input everywhere: sums and products at their extremes
+            xs = [np.full_like(x, np.iinfo(x.dtype).max) for x in xs]
         try:
             wants = ref.run_all(*xs)
         except RuntimeError as e:   # a kernel LiteRT registers but does not run at this precision

@@ -23,6 +23,7 @@ from ethosu.vela.tflite import (
     PackOptions,
     PadOptions,
     QuantizeOptions,
+    ReducerOptions,
     ReshapeOptions,
     ResizeBilinearOptions,
     ResizeNearestNeighborOptions,
@@ -304,9 +305,12 @@ def _resize(op: str, precision: str):
 
 def _mean(precision: str, shape, axes, same_quant=False):
     def make(seed: int) -> bytes:
-        if precision != "int8":
-            raise NotImplementedError
-        return om.mean(shape, axes, True, seed=seed, same_quant=same_quant)
+        if precision == "int8":
+            return om.mean(shape, axes, True, seed=seed, same_quant=same_quant)
+        out = tuple(1 if i in axes else d for i, d in enumerate(shape))
+        opts = _options(ReducerOptions, BuiltinOptions.ReducerOptions, KeepDims=True)
+        return _single(BuiltinOperator.MEAN, 2, precision, [shape], [out], [list(axes)], opts, seed=seed,
+                       same_quant=same_quant, desc=f"MEAN {shape} {axes}")
     return make
 
 
@@ -334,11 +338,15 @@ def _rows() -> list[Row]:
     r += [Row("MEAN", P8, "hw_5x6x8", _mean(P8, (1, 5, 6, 8), (1, 2))),
           Row("MEAN", P8, "hw_same_quant_4x4x16", _mean(P8, (1, 4, 4, 16), (1, 2), same_quant=True)),
           Row("MEAN", P8, "w_3x7x5", _mean(P8, (1, 3, 7, 5), (2,))),
-          Row("MEAN", P8, "c_1x4x10", _mean(P8, (1, 1, 4, 10), (3,)))]
+          Row("MEAN", P8, "c_1x4x10", _mean(P8, (1, 1, 4, 10), (3,))),
+          Row("MEAN", P8, "hw_7x7x32", _mean(P8, (1, 7, 7, 32), (1, 2))),
+          Row("MEAN", P8, "hw_100x8x4", _mean(P8, (1, 100, 8, 4), (1, 2))),       # reshaped to 1 x 800
+          Row("MEAN", P8, "hw_80x64x2", _mean(P8, (1, 80, 64, 2), (1, 2))),       # two depthwise sums + ADD
+          Row("MEAN", P16, "hw_5x6x8", _mean(P16, (1, 5, 6, 8), (1, 2)))]
     for p in (P8, P16, PU8):
         r += [Row("ADD", p, "tensor", _binary("ADD", p)), Row("SUB", p, "bcast_c", _binary("SUB", p, (1, 1, 1, 6))),
               Row("MUL", p, "tensor", _binary("MUL", p))]
-    for p in (P8, P16):
+    for p in (P8, P16, PU8):
         r += [Row("MINIMUM", p, "tensor", _binary("MINIMUM", p)),
               Row("MAXIMUM", p, "bcast_hw", _binary("MAXIMUM", p, (1, 1, 5, 6))),
               Row("MINIMUM", p, "scalar", _binary("MINIMUM", p, (1, 1, 1, 1), constant2=True))]
@@ -358,7 +366,7 @@ def _rows() -> list[Row]:
     r += [Row("QUANTIZE", P8, "to_int8", _quantize(P8, P8)), Row("QUANTIZE", P16, "to_int16", _quantize(P16, P16)),
           Row("QUANTIZE", P8, "to_int16", _quantize(P8, P16)), Row("QUANTIZE", P16, "to_int8", _quantize(P16, P8)),
           Row("QUANTIZE", PU8, "to_int8", _quantize(PU8, P8)), Row("QUANTIZE", P8, "to_uint8", _quantize(P8, PU8))]
-    for p in (P8, P16):
+    for p in (P8, P16, PU8):
         r += [Row("PAD", p, "hw", _pad(p)), Row("MIRROR_PAD", p, "reflect_hw", _pad(p, mirror=True)),
               Row("CONCATENATION", p, "axis3", _concat(p, 3)), Row("CONCATENATION", p, "axis1", _concat(p, 1)),
               Row("SLICE", p, "4d", _slice(p)), Row("STRIDED_SLICE", p, "s2", _strided_slice(p)),

@@ -86,7 +86,8 @@ def _unsupported(m, lop, lregs, lopcode, lparam, *, ring_bad, fits, weight_addr,
         ((lopcode != CMD0.NPU_OP_CONV) & ~lop.dw)
         | Mux(lop.pool, pool_bad, weighted_bad)
         | (lregs.IFM_PRECISION[0:4] != 1) | (lop.ifm_fmt > 1) | (lregs.IFM_PRECISION[8:10] != 0)
-        | (lregs.OFM_PRECISION[0:3] != 1) | (lop.ofm_fmt > 1)
+        | ~lregs.OFM_PRECISION[0] | (lregs.OFM_PRECISION[1:3] == 3)       # signed 8 / 16 / 32-bit OFM
+        | (lop.pool & (lregs.OFM_PRECISION[1:3] != 0)) | (lop.ofm_fmt > 1)
         | (lregs.OFM_PRECISION[14:16] != 0)
         | (lregs.IFM_UPSCALE != 0) | (lregs.ACC_FORMAT != 0) | (lregs.ACTIVATION[0:12] != 0)
         | (lop.KH > MAX_KERNEL_H) | (lop.kk > MAX_KERNEL_ELEMENTS) | ks[3] | ks[4] | ks[5]

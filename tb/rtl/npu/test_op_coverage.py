@@ -18,8 +18,12 @@ OPEN = {
     "transpose_conv_int8_-": "h-npuresample (not built here)",
     "unidirectional_sequence_lstm_int16_-": "not built",
     "shape_int32_-": "no NPU op",
-    **{n: "open: DEPTHWISE with a 32-bit OFM" for n in ("mean_int8_hw_5x6x8", "mean_int8_hw_same_quant_4x4x16",
-                                                          "mean_int8_w_3x7x5", "mean_int8_c_1x4x10", "arg_max_int8_c")},
+    "arg_max_int8_c": "open: its depthwise's weight stream fails to decode (COMPUTE_FAULT / DECODE)",
+    "mean_int8_hw_80x64x2": "open: the 64x64-kernel depthwise sums stop with UNSUPPORTED",
+    "mean_int16_hw_5x6x8": "open: a 16-bit IFM on the MAC path",
+    # Vela writes the uint8 TRANSPOSE's identity POOL as S8 IFM / OFM, zero points 128, clamp 0..127: inputs >= 128
+    # come out as 0 on the NPU and in the golden model alike (the stream, not the hardware, differs from LiteRT)
+    "transpose_uint8_hw": "Vela's uint8 TRANSPOSE stream clamps inputs >= 128 to 0",
 }
 
 #: Operators that the default tier runs here (the others' default-tier tests are test_vector_ops / test_sweep).

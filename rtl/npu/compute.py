@@ -62,17 +62,20 @@ output-unit read at that record, so its channel count is not limited by :data:`M
 OFM byte is written only after the same IFM byte was read (and the IFM stager never re-reads it). Other pools (real
 kernels, MAX, other scales) are refused.
 
-Supported (anything else is refused with ``UNSUPPORTED``): S8 IFM/OFM, NHWC or NHCWB16, per-channel scale stream with
-TFL rounding (the identity POOL: as above), ``ACTIVATION`` = 0 (clamp only), kernels up to Vela's limits (height
-<= 64, height x width <= 4096; walked as 8x8 sub-kernels), any stride, no dilation, up to :data:`MAX_CHANNELS`
-OFM channels, IFM tile 0 covering the whole IFM, and the IFM rows one micro-block row needs fitting the line buffer
-(``shram_kib``; see :mod:`rtl.npu.ifm_stager`). An OFM block's decoded weights may exceed the brick ring (``2 x``
-:data:`WEIGHT_BUFFER_BYTES`; Vela makes a FULLY_CONNECTED's block its whole OFM depth, so there it is the whole
-weight matrix): such a conv runs *split* (:mod:`rtl.npu.issue`: IFM-depth passes, partial sums in the output
-path's accumulator buffer, :func:`~rtl.npu.kernel_op.acc_entries`), which needs one group of its weights to fit
-the ring and its OFM block's partial sums to fit the buffer; a depthwise block must fit the ring. Pooling with real
-kernels, ELEMENTWISE and the activations of those are not this engine's: they run on :mod:`rtl.npu.vector_unit`. Not
-implemented anywhere: IFM tiles 1-3 and a 32-bit OFM from this engine (MEAN's depthwise).
+Supported (anything else is refused with ``UNSUPPORTED``): S8 IFM, S8 OFM (S16 / S32 for a conv / depthwise), NHWC or
+NHCWB16, per-channel scale stream with TFL rounding (the identity POOL: as above), ``ACTIVATION`` = 0 (clamp only) or
+an 8-bit table ``TABLE_0..7`` for an S8 OFM (:class:`~rtl.npu.activation_table.ActivationTable`), kernels up to
+Vela's limits (height <= 64, height x width <= 4096; walked as 8x8 sub-kernels), any stride, no dilation, up to
+:data:`MAX_CHANNELS` OFM channels, IFM / OFM tiles 0-3 as Vela lays them out, NEAREST / TRANSPOSE IFM upscaling, and
+the IFM rows one micro-block row needs fitting the line buffer (``shram_kib``; see :mod:`rtl.npu.ifm_stager`). An
+OFM block's decoded weights may exceed the brick ring (``2 x`` :data:`WEIGHT_BUFFER_BYTES`; Vela makes a
+FULLY_CONNECTED's block its whole OFM depth, so there it is the whole weight matrix): such a conv runs *split*
+(:mod:`rtl.npu.issue`: IFM-depth passes, partial sums in the output path's accumulator buffer,
+:func:`~rtl.npu.kernel_op.acc_entries`), which needs one group of its weights to fit the ring and its OFM block's
+partial sums to fit the buffer; a depthwise block must fit the ring. Pooling with real kernels and ELEMENTWISE are
+not this engine's: they run on :mod:`rtl.npu.vector_unit`. A conv / depthwise may write a 16- or 32-bit OFM
+(ARG_MAX's and MEAN's depthwise): the output unit clamps to the 16-bit ACTIVATION_MIN / MAX or saturates to int32
+(:class:`~rtl.npu.output_unit.OutputUnit` ``ofm_size``) and the writer writes 2 or 4 bytes per element.
 
 Failures never hang: a memory response with ``err`` is recorded and reported once the op has finished; a decoder
 error or a decoded-length mismatch stops the op at once (it could otherwise wait for bricks that never come): the
@@ -111,7 +114,7 @@ from rtl.npu.ifm_stager import IfmStager
 from rtl.npu.issue import IssueSequencer, OperandRegister
 from rtl.npu.kernel_op import IUB, MAX_CHANNELS, WEIGHT_BUFFER_BYTES, ComputeError, derive_op, region_base
 from rtl.npu.mac import MacBlock, MacBlockConfig
-from rtl.npu.ofm_writer import OfmWriter, OutputFeed
+from rtl.npu.ofm_writer import OfmWriter, OutputFeed, ofm_size
 from rtl.npu.op_loader import OpLoader
 from rtl.npu.output_unit import OutputUnit, OutputUnitConfig
 from rtl.npu.pmu import PmuEvents
@@ -211,7 +214,8 @@ class Compute(wiring.Component):
             ou.ofm_zero_point.eq(regs.OFM_ZERO_POINT.as_signed()),
             ou.act_min.eq(regs.ACTIVATION_MIN.as_signed()), ou.act_max.eq(regs.ACTIVATION_MAX.as_signed()),
             ou.lut.eq(regs.ACTIVATION[4]), table.slot.eq(regs.ACTIVATION[:3]),   # CHECK: TABLE_n or none
-            wr.data.valid.eq(ou.o_stream.valid), wr.data.payload.eq(ou.o_stream.payload.data),
+            ou.ofm_size.eq(ofm_size(regs)), wr.ofm_size.eq(ofm_size(regs)),
+            wr.data.valid.eq(ou.o_stream.valid), wr.data.payload.eq(ou.wide),
             ou.o_stream.ready.eq(wr.data.ready),
             wr.running.eq(running), wr.restart.eq(restart), wr.clear.eq(clear),
         ]

@@ -6,9 +6,10 @@ scale, double rounding, zero point, clamp), and for each position computes its O
 (channels beyond the OFM depth and positions beyond the OFM masked), which travel on ``pos`` alongside the output
 unit's pipeline. Each micro-block's place arrives on ``block`` from the issue sequencer (a 4-entry FIFO).
 
-:class:`OfmWriter`: writes each position's ``OUB`` int8 values (one word, two when unaligned) with byte strobes to
-external memory, pairing the output unit's results with the addresses from ``pos`` (a FIFO of
-``OUT_QUEUE`` entries, at least the output unit's pipeline depth + 1).
+:class:`OfmWriter`: writes each position's ``OUB`` int8 values (one word, two when unaligned), or ``OUB``
+int16 / int32 values with a 16- / 32-bit OFM (up to three / five words), with byte strobes to external memory,
+pairing the output unit's results with the addresses from ``pos`` (a FIFO of ``OUT_QUEUE`` entries, at least the
+output unit's pipeline depth + 1).
 """
 from amaranth import Array, Cat, Const, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, stream, wiring
@@ -23,7 +24,7 @@ from rtl.npu.ifm_stager import fm_addr, fm_tile
 from rtl.npu.issue import Block
 from rtl.npu.kernel_op import ACC_ENTRIES, MAX_CHANNELS, acc_entries, derive_op, region_base
 
-__all__ = ["OUT_QUEUE", "AccumulatorBuffer", "OutputFeed", "OfmWriter", "Position"]
+__all__ = ["OUT_QUEUE", "AccumulatorBuffer", "OutputFeed", "OfmWriter", "Position", "ofm_size"]
 
 OUT_QUEUE = 8   # OFM positions between the output unit's input and the writer (>= its pipeline depth + 1)
 
@@ -32,6 +33,19 @@ class Position(data.Struct):
     """One OFM position on its way through the output unit."""
     addr: ADDR_WIDTH
     mask: 8
+
+
+def ofm_size(regs):
+    """log2 of the OFM element bytes: OFM_PRECISION bits [2:1] (0 8-bit, 1 16-bit, 2 32-bit)."""
+    return regs.OFM_PRECISION[1:3]
+
+
+def _ofm_addr(base, y, x, c, regs, nhcwb16):
+    """Byte address of channel ``c`` of OFM pixel ``(y, x)`` (NHWC or NHCWB16, elements of any size)."""
+    size = ofm_size(regs)
+    nhwc = base + y * regs.OFM_STRIDE_Y + x * regs.OFM_STRIDE_X + (c << size)
+    nhcwb = base + y * regs.OFM_STRIDE_Y + (x << (size + 4)) + (c >> 4) * regs.OFM_STRIDE_C + (c[:4] << size)
+    return Mux(nhcwb16, nhcwb, nhwc)[:ADDR_WIDTH]
 
 
 class OutputFeed(wiring.Component):
@@ -88,8 +102,10 @@ class OutputFeed(wiring.Component):
         t_base, t_oy, t_ox = fm_tile(m, f_oy, f_ox, ofm_bases, regs.OFM_HEIGHT0_M1 + 1, regs.OFM_HEIGHT1_M1 + 1,
                                      regs.OFM_WIDTH0_M1 + 1, "ofm_")
         m.d.comb += [
-            pos.payload.addr.eq(fm_addr(t_base, t_oy, t_ox, blk.ch0, regs.OFM_STRIDE_Y, regs.OFM_STRIDE_X,
-                                        regs.OFM_STRIDE_C, op.ofm_fmt == 1)),
+            pos.payload.addr.eq(Mux(ofm_size(regs) != 0,
+                                    _ofm_addr(t_base, t_oy, t_ox, blk.ch0, regs, op.ofm_fmt == 1),
+                                    fm_addr(t_base, t_oy, t_ox, blk.ch0, regs.OFM_STRIDE_Y, regs.OFM_STRIDE_X,
+                                            regs.OFM_STRIDE_C, op.ofm_fmt == 1))),
             pos.payload.mask.eq(Mux((f_oy < op.OH) & (f_ox < op.OW), lane_mask, 0)),
             # POOL: one global record
             ou.payload.channel.eq(Cat(Mux(op.pool, 0, blk.ch0[:(MAX_CHANNELS - 1).bit_length()]), self.bank)),
@@ -141,7 +157,8 @@ class OfmWriter(wiring.Component):
 
     Members
     -------
-    pos : ``In(stream.Signature(Position))``; data : ``In(stream.Signature(8 * oub))`` (the output unit's results)
+    pos : ``In(stream.Signature(Position))``; data : ``In(stream.Signature(32 * oub))`` (the output unit's results,
+    32 bits per lane); ofm_size : ``In(2)``  log2 of the OFM element bytes (each lane's low 1, 2 or 4 bytes);
     running : ``In(1)``   writes allowed;  restart : ``In(1)``  drop the position being written;
     clear : ``In(1)``   empty the position FIFO (synchronous reset)
     bus : ``Out(MemPortSignature)`` (writes only);  busy : ``Out(1)``  a position is queued or being written
@@ -150,7 +167,7 @@ class OfmWriter(wiring.Component):
     def __init__(self, *, oub: int):
         self.oub = oub
         super().__init__({
-            "pos": In(stream.Signature(Position)), "data": In(stream.Signature(8 * oub)),
+            "pos": In(stream.Signature(Position)), "data": In(stream.Signature(32 * oub)), "ofm_size": In(2),
             "running": In(1), "restart": In(1), "clear": In(1),
             "bus": Out(MemPortSignature), "busy": Out(1),
         })
@@ -158,25 +175,34 @@ class OfmWriter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         OUB = self.oub
+        n_words = 4 * OUB // 8 + 1    # words a wide position touches at most (unaligned)
         m.submodules.outq = outq = ResetInserter(self.clear)(MemoryFIFO(width=Position.as_shape().size,
                                                                         depth=OUT_QUEUE))
         m.d.comb += [outq.w_stream.valid.eq(self.pos.valid), outq.w_stream.payload.eq(self.pos.payload),
                      self.pos.ready.eq(outq.w_stream.ready)]
+        lanes = [self.data.payload[32 * i:32 * (i + 1)] for i in range(OUB)]
+        packed = Mux(self.ofm_size == 2, self.data.payload,
+                     Mux(self.ofm_size == 1, Cat(*[lane[:16] for lane in lanes]), Cat(*[lane[:8] for lane in lanes])))
         wr_have = Signal()
-        wr_phase = Signal()
-        wr_data = Signal(8 * OUB)
+        wr_phase = Signal(range(n_words))
+        wr_data = Signal(32 * OUB)
         wr_pos = Signal(Position)
-        wide_data = Signal(128)
-        wide_strb = Signal(16)
+        byte_mask = Mux(self.ofm_size == 2, Cat(*[wr_pos.mask[i].replicate(4) for i in range(OUB)]),
+                        Mux(self.ofm_size == 1, Cat(*[wr_pos.mask[i].replicate(2) for i in range(OUB)]),
+                            wr_pos.mask[:OUB]))
+        wide_data = Signal(64 * n_words)
+        wide_strb = Signal(8 * n_words)
         m.d.comb += [wide_data.eq(wr_data << (wr_pos.addr[:3] * 8)),
-                     wide_strb.eq(wr_pos.mask[:OUB] << wr_pos.addr[:3])]
-        strb = Mux(wr_phase, wide_strb[8:], wide_strb[:8])
+                     wide_strb.eq(byte_mask << wr_pos.addr[:3])]
+        strb = wide_strb.word_select(wr_phase, 8)
+        later = Signal()    # a word after this phase's has strobes
+        m.d.comb += later.eq((wide_strb >> ((wr_phase + 1) * 8)) != 0)
         ofm = self.bus
         m.d.comb += [
             ofm.req.valid.eq(wr_have & (strb != 0) & self.running),
             ofm.req.payload.write.eq(1),
-            ofm.req.payload.addr.eq((wr_pos.addr & ~7) + Mux(wr_phase, 8, 0)),
-            ofm.req.payload.wdata.eq(Mux(wr_phase, wide_data[64:], wide_data[:64])),
+            ofm.req.payload.addr.eq((wr_pos.addr & ~7) + wr_phase * 8),
+            ofm.req.payload.wdata.eq(wide_data.word_select(wr_phase, 64)),
             ofm.req.payload.wstrb.eq(strb),
             ofm.resp.ready.eq(1),
             self.busy.eq(outq.r_stream.valid | wr_have),
@@ -185,16 +211,16 @@ class OfmWriter(wiring.Component):
         complete = Signal()
         load = Signal()
         m.d.comb += [step.eq(wr_have & self.running & ((strb == 0) | ofm.req.ready)),
-                     complete.eq(step & (wr_phase | (wide_strb[8:] == 0))),
+                     complete.eq(step & ~later),
                      load.eq((~wr_have | complete) & self.data.valid & outq.r_stream.valid),
                      self.data.ready.eq(load), outq.r_stream.ready.eq(load)]
         with m.If(load):
-            m.d.sync += [wr_have.eq(1), wr_phase.eq(0), wr_data.eq(self.data.payload),
+            m.d.sync += [wr_have.eq(1), wr_phase.eq(0), wr_data.eq(packed),
                          wr_pos.eq(outq.r_stream.payload)]
         with m.Elif(complete):
             m.d.sync += wr_have.eq(0)
         with m.Elif(step):
-            m.d.sync += wr_phase.eq(1)
+            m.d.sync += wr_phase.eq(wr_phase + 1)
         with m.If(self.restart):
             m.d.sync += wr_have.eq(0)
         return m

@@ -62,11 +62,13 @@ def _ring_bad(m, lop, *, oub: int, ublock_h: int, ublock_w: int, ring: int):
     return bad
 
 
-def _activation_ok(m, act) -> Signal:
-    """ACTIVATION: none, or an 8-bit table TABLE_0..7 with the OFM's clip range (the output unit's lookup)."""
+def _activation_ok(m, act, ofm_precision) -> Signal:
+    """ACTIVATION: none, or an 8-bit table TABLE_0..7 with the OFM's clip range on an 8-bit OFM (the output unit's
+    lookup; a 16 / 32-bit OFM has no table path)."""
     ok = Signal(name="activation_ok")
     fn = act[0:12]
-    m.d.comb += ok.eq((fn == 0) | ((fn >= 16) & (fn <= 23) & (act[12:16] == 0)))
+    table = (fn >= 16) & (fn <= 23) & (act[12:16] == 0) & (ofm_precision[1:3] == 0)
+    m.d.comb += ok.eq((fn == 0) | table)
     return ok
 
 
@@ -90,9 +92,11 @@ def _unsupported(m, lop, lregs, lopcode, lparam, *, ring_bad, fits, weight_addr,
         ((lopcode != CMD0.NPU_OP_CONV) & ~lop.dw)
         | Mux(lop.pool, pool_bad, weighted_bad)
         | (lregs.IFM_PRECISION[0:4] != 1) | (lop.ifm_fmt > 1) | (lregs.IFM_PRECISION[8:10] != 0)
-        | (lregs.OFM_PRECISION[0:3] != 1) | (lop.ofm_fmt > 1)
+        | ~lregs.OFM_PRECISION[0] | (lregs.OFM_PRECISION[1:3] == 3)       # signed 8 / 16 / 32-bit OFM
+        | (lop.pool & (lregs.OFM_PRECISION[1:3] != 0)) | (lop.ofm_fmt > 1)
         | (lregs.OFM_PRECISION[14:16] != 0)
-        | (lregs.IFM_UPSCALE[0:2] == 3) | (lregs.ACC_FORMAT != 0) | ~_activation_ok(m, lregs.ACTIVATION)
+        | (lregs.IFM_UPSCALE[0:2] == 3) | (lregs.ACC_FORMAT != 0)
+        | ~_activation_ok(m, lregs.ACTIVATION, lregs.OFM_PRECISION)
         | (lop.KH > MAX_KERNEL_H) | (lop.kk > MAX_KERNEL_ELEMENTS) | ks[3] | ks[4] | ks[5]
         | (lop.need_h < 1) | (lop.need_w < 1)
         | (lop.OB[:3 if oub == 8 else 2] != 0) | ~fits

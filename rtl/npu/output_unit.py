@@ -13,8 +13,14 @@ With ``lut`` set (ACTIVATION TABLE_n, an 8-bit table) the clamp to ``lo``/``hi``
 lane's ``z + 128`` and ``lut_entry`` must answer in the same cycle (:class:`~rtl.npu.activation_table.ActivationTable`).
 
 Both branches share one variable shifter: ``q = t or p``, ``s = shift - 31 or shift``, ``y = (q + half(s) -
-(double & q < 0)) >> s``. ``y`` is saturated to 20 bits before the zero point is added; since the zero point is a
-16-bit value and the clamp bounds lie in -128..127, that cannot change the result. No value of the datapath is
+(double & q < 0)) >> s``. ``y`` is saturated to 33 bits before the zero point is added; since the zero point is a
+16-bit value and the clamp bounds lie in -128..127 (or the int16 / int32 range, see ``ofm_size``), that cannot
+change the result.
+
+``ofm_size`` (log2 of the OFM element bytes): 0 int8 as above; 1 int16, clamped to ACTIVATION_MIN / MAX as they are
+(ARG_MAX's depthwise); 2 int32 (MEAN's depthwise sum): ``y + ofm_zero_point`` saturated to int32, ACTIVATION_MIN / MAX
+ignored (as the vector unit's 32-bit OFM). The results are on ``wide`` (32 bits a lane, valid with ``o_stream``);
+``o_stream.data`` carries their low bytes. No value of the datapath is
 wider than 64 bits (the 73-bit product is kept as two words; see the comment at ``_V_WIDTH`` for the ranges).
 
 Channel parameters live in a memory written through ``param_*`` (one record per cycle, while the unit is idle):
@@ -40,7 +46,7 @@ __all__ = ["OutputUnitConfig", "OutputUnit", "RECORD_WIDTH"]
 
 #: Width of a channel record as written on ``param_record`` (10 bytes).
 RECORD_WIDTH = 80
-_Y_WIDTH = 20  # saturated width of the rescaled value (needs > 16 bits + int8 range; see module docstring)
+_Y_WIDTH = 33  # saturated width of the rescaled value (the int32 range plus a bit; see module docstring)
 _V_WIDTH = 41  # v = acc + bias: a 32- or 40-bit accumulator plus the 40-bit bias
 
 # Arithmetic widths. Every value of the datapath stays within 64 bits: Verilator evaluates wider ones with
@@ -51,7 +57,8 @@ _V_WIDTH = 41  # v = acc + bias: a 32- or 40-bit accumulator plus the 40-bit bia
 #   9 bits (signed) * scale, 42 bits (:func:`_split_product`).
 # * Double rounding (shift > 31): t = (p + 2**30) >> 31 = 2 * hi + ((lo + 2**30) >> 31), |t| < 2**42.
 # * Single rounding (shift <= 31): p is used as it is when -2**61 <= p < 2**61 (hi within 30-bit signed). Otherwise
-#   |p / 2**shift| >= 2**30 and y saturates to the 20-bit bound of p's sign, as the exact result would.
+#   |p / 2**shift| >= 2**30 and y saturates to the _Y_WIDTH bound of p's sign: exact for an int8 / int16 OFM; an int32
+#   OFM then saturates to int32 even where the exact y lies in 2**30..2**31-1 (MEAN's unit scale never gets there).
 # * The rounding shift of q (t or p, 62-bit signed) by s <= 32 (shift - 31 or shift) is
 #   (q + 2**(s-1) - away) >> s = (((q - away) >> (s - 1)) + 1) >> 1 for s >= 1, and q for s == 0 (away is only
 #   set with double rounding, where s >= 1): 64 bits at most, without forming 2**s.
@@ -97,12 +104,15 @@ class OutputUnit(wiring.Component):
     i_stream : ``In(stream.Signature({acc: lanes x signed(acc_width), channel}))``
         ``channel`` is that of lane 0, a multiple of ``lanes``.
     o_stream : ``Out(stream.Signature({data: lanes x signed(8), channel}))``
+    wide : ``Out(lanes x signed(32))``  the output register in full (32-bit lanes), valid with ``o_stream``
     param_we, param_channel, param_record : ``In``
         Write ``param_record`` (80-bit Vela record) for channel ``param_channel`` when ``param_we``.
     ofm_zero_point, act_min, act_max : ``In(signed(16))``
         OFM_ZERO_POINT, ACTIVATION_MIN, ACTIVATION_MAX register values.
     lut : ``In(1)``; lut_index : ``Out(8).array(lanes)``; lut_entry : ``In(8).array(lanes)``
         table activation (quasi-static, like the zero point): each lane's table index and its entry.
+    ofm_size : ``In(2)``
+        log2 of the OFM element bytes (quasi-static like the zero point; see the module docstring).
     """
 
     latency = 5
@@ -129,6 +139,8 @@ class OutputUnit(wiring.Component):
             "lut": In(1),
             "lut_index": Out(8).array(config.lanes),
             "lut_entry": In(8).array(config.lanes),
+            "ofm_size": In(2),
+            "wide": Out(data.ArrayLayout(signed(32), config.lanes)),
         })
 
     def elaborate(self, platform):
@@ -151,10 +163,10 @@ class OutputUnit(wiring.Component):
             m.d.sync += [channel[n].eq(channel[n - 1]) for n in range(1, 5)]
         m.d.comb += self.o_stream.payload.channel.eq(channel[4])
 
-        # Clamp bounds: the 16-bit registers clipped to the int8 range.
-        lo, hi = Signal(signed(8)), Signal(signed(8))
+        # Clamp bounds: the 16-bit registers, clipped to the int8 range for an int8 OFM.
+        lo, hi = Signal(signed(16)), Signal(signed(16))
         for bound, reg in ((lo, self.act_min), (hi, self.act_max)):
-            m.d.comb += bound.eq(Mux(reg < -128, -128, Mux(reg > 127, 127, reg)))
+            m.d.comb += bound.eq(Mux(self.ofm_size != 0, reg, Mux(reg < -128, -128, Mux(reg > 127, 127, reg))))
 
         record_bits = ChannelRecord.as_shape().size  # 78: the two top bits of a record are reserved
         write_lane = self.param_channel[:lane_bits] if lane_bits else Const(0)
@@ -180,8 +192,8 @@ class OutputUnit(wiring.Component):
             shift2 = Signal(unsigned(6), name=f"shift2_{lane}")
             # stage 3: rounding shift, saturated
             y3 = Signal(signed(_Y_WIDTH), name=f"y3_{lane}")
-            # stage 4: zero point and clamp (the output register)
-            out4 = Signal(signed(8), name=f"out4_{lane}")
+            # stage 4: zero point and clamp (the output register; 32 bits for an int32 OFM)
+            out4 = Signal(signed(32), name=f"out4_{lane}")
 
             product_hi, product_lo = _split_product(m, v1, scale1, lane)
             z = Signal(signed(_Y_WIDTH + 1), name=f"z_{lane}")
@@ -190,6 +202,8 @@ class OutputUnit(wiring.Component):
             activated = Mux(self.lut, self.lut_entry[lane].as_signed(), z)
             clamped = Mux(activated < lo, lo, activated)
             clamped = Mux(clamped > hi, hi, clamped)
+            i32_min, i32_max = -(1 << 31), (1 << 31) - 1
+            saturated = Mux(z < i32_min, i32_min, Mux(z > i32_max, i32_max, z))
 
             with m.If(adv):
                 m.d.sync += [
@@ -197,9 +211,9 @@ class OutputUnit(wiring.Component):
                     v1.eq(acc0 + record.bias), scale1.eq(record.scale), shift1.eq(record.shift),
                     p2_hi.eq(product_hi), p2_lo.eq(product_lo), shift2.eq(shift1),
                     y3.eq(_rounding_shift(m, p2_hi, p2_lo, shift2, lane)),
-                    out4.eq(clamped),
+                    out4.eq(Mux(self.ofm_size == 2, saturated, clamped)),
                 ]
-            m.d.comb += self.o_stream.payload.data[lane].eq(out4)
+            m.d.comb += [self.o_stream.payload.data[lane].eq(out4[:8]), self.wide[lane].eq(out4)]
         return m
 
 

@@ -166,6 +166,9 @@ def test_error_paths_answer_every_kick(npu, tmp_path_factory):
             # OFM_PRECISION round mode NATURAL: the unit implements only what TFL (0) asks for, never guesses
             "round_mode": (words[:at] + [0x114 | (weights.reg("OFM_PRECISION") | 2 << 14) << 16] + words[at:], basep,
                            None),
+            # OFM_PRECISION U8 (unsigned) and 64-bit: the MAC path writes only S8 / S16 / S32
+            "ofm_u8": (words[:at] + [0x114 | (weights.reg("OFM_PRECISION") & ~1) << 16] + words[at:], basep, None),
+            "ofm_64bit": (words[:at] + [0x114 | (weights.reg("OFM_PRECISION") | 6) << 16] + words[at:], basep, None),
             # the weight region beyond external memory: every read answers err
             "memory": (words, [b if n != art.weight_region else CFG.ext_mem_bytes for n, b in enumerate(basep)],
                        None),
@@ -173,6 +176,7 @@ def test_error_paths_answer_every_kick(npu, tmp_path_factory):
             "weight_count": (words, basep, b"\xff"),
         }
         expect = {"unsupported": ComputeError.UNSUPPORTED, "round_mode": ComputeError.UNSUPPORTED,
+                  "ofm_u8": ComputeError.UNSUPPORTED, "ofm_64bit": ComputeError.UNSUPPORTED,
                   "memory": ComputeError.MEMORY,
                   "weight_count": ComputeError.WEIGHT_COUNT}
         for name, (w, bp, fill) in cases.items():

@@ -22,13 +22,15 @@ NOTES = """Measured 2026-12-07 on the shared 2-core machine at load 11-15 (wall 
 The features rows are bit-exact vs LiteRT on every config: both HARD_SWISH tables (TABLE_0 on the stem conv,
 TABLE_1 on the head conv) run on the MAC output path. The whole network still stops at MEAN: Vela lowers it to a
 DEPTHWISE with a 32-bit OFM (then an ELEMENTWISE), which the MAC path does not implement yet (kernel op #29 on
-u55-32 / u55-128 / u55-256, #37 on u55-64, where Vela splits the layers differently); its cycles are up to that stop.
+u55-32 / u55-128, #37 on u55-64, #32 on u55-256: Vela splits the layers differently per config); its cycles are
+up to that stop.
 
-Ratios 0.56-0.73x: the NPU finishes well before Vela's estimate, most on the small configs. Not analysed layer by
-layer here (`rampart run npu` prints the per-layer pairs); the same direction as the VWW / ResNet-8 bodies in
-`npu_networks` (0.73-0.98x), where the likely cause named there is Vela serialising each op's weight and IFM traffic
-at its system config's bandwidth while this NPU overlaps the next op's weight load with the current op's compute.
-MAC utilisation 24-36%: the depthwise layers run on the diagonal of the MAC brick (at most 1/8 of its MACs useful,
+Ratios 0.56-0.88x (features rows): the NPU finishes before Vela's estimate, most on the small configs. Not
+analysed layer by layer here (`rampart run npu` prints the per-layer pairs); the same direction as the VWW /
+ResNet-8 bodies in `npu_networks` (0.73-0.98x), where the likely cause named there is Vela serialising each op's
+weight and IFM traffic at its system config's bandwidth while this NPU overlaps the next op's weight load with the
+current op's compute.
+MAC utilisation 14-36%: the depthwise layers run on the diagonal of the MAC brick (at most 1/8 of its MACs useful,
 `benchmarks/npu_perf.py`). The table lookup itself costs no cycles (it sits in the output unit's last stage): the
 four networks that ran before (resnet8, kws-dscnn, vww-mobilenetv1, digits-pool on u55-128) take exactly the cycles
 they took before the change (215,919 / 84,640 / 167,046 / 5,405)."""

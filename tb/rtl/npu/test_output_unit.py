@@ -249,6 +249,67 @@ def test_native_datapath_edges_vs_golden():
     assert len(groups) > 3000 and 5 * in_window > len(groups) * lanes   # a fifth or more inside the clamp bounds
 
 
+def _wide_expected(v: int, scale: int, shift: int, zp: int, size: int, act_min: int, act_max: int) -> int:
+    """The 16- / 32-bit OFM value (module docstring): the rounding shift of v * scale, plus the zero point, then
+    clamped to ACTIVATION_MIN / MAX (int16) or saturated to int32."""
+    p = v * scale
+    if shift > 31:
+        t = (p + (1 << 30)) >> 31
+        y = (t + (1 << (shift - 32)) - (1 if t < 0 else 0)) >> (shift - 31)
+    else:
+        y = (p + (1 << (shift - 1))) >> shift if shift else p
+    z = y + zp
+    return min(max(z, act_min), act_max) if size == 1 else min(max(z, -(1 << 31)), (1 << 31) - 1)
+
+
+def test_native_wide_ofm_sizes():
+    """``ofm_size`` 1 (int16, clamped to the 16-bit ACTIVATION_MIN / MAX) and 2 (int32, saturated, no clamp) on
+    ``wide``: MEAN's unit scale (2**30, shift 30) with sums beyond the int8 datapath's old 20-bit bound and beyond
+    int32, and a double-rounding scale."""
+    cfg = OutputUnitConfig(lanes=8, channels=8, acc_width=40)
+    result = build("npu_output_unit", cfg)
+    lanes, aw, ch_bits = cfg.lanes, cfg.acc_width, cfg.channel_bits
+    vs = [1_044_480, -1_044_480, (1 << 31) - 7, -(1 << 31) + 3, (1 << 33) + 5, -(1 << 35), 123_456_789, -1]
+    cases = [(size, scale, shift, zp, amin, amax)
+             for size, amin, amax in ((1, -32768, 32767), (1, -1000, 20000), (2, -128, 127))
+             for scale, shift, zp in (((1 << 30), 30, 0), ((1 << 30), 30, -9), (3 << 28, 33, 17))]
+    cols = {k: [] for k in ("we", "wch", "wrec", "i_valid", "i_payload", "zp", "size", "amin", "amax")}
+    beats, want = [], []
+    for size, scale, shift, zp, amin, amax in cases:
+        pairs = [_acc_and_bias(v) for v in vs]
+        fixed = (zp, size, amin & 0xFFFF, amax & 0xFFFF)
+        for c, (_, bias) in enumerate(pairs):
+            for k, v in zip(cols, (1, c, requant.record_word(bias, scale, shift), 0, 0, *fixed), strict=True):
+                cols[k].append(v)
+        beats.append(len(cols["we"]))
+        for k, v in zip(cols, (0, 0, 0, 1, _pack([a for a, _ in pairs] + [0], [aw] * lanes + [ch_bits]), *fixed),
+                        strict=True):
+            cols[k].append(v)
+        for _ in range(OutputUnit.latency + 1):
+            for k, v in zip(cols, (0, 0, 0, 0, 0, *fixed), strict=True):
+                cols[k].append(v)
+        want.append([_wide_expected(v, scale, shift, zp, size, amin, amax) for v in vs])
+    n = len(cols["we"])
+    stimulus = {
+        "param_we": np.array(cols["we"], dtype=np.uint32), "param_channel": np.array(cols["wch"], dtype=np.uint32),
+        "param_record": _words(cols["wrec"], 80), "i_stream__valid": np.array(cols["i_valid"], dtype=np.uint32),
+        "i_stream__payload": _words(cols["i_payload"], aw * lanes + ch_bits),
+        "o_stream__ready": np.ones(n, dtype=np.uint32),
+        "ofm_zero_point": np.array(cols["zp"], dtype=np.int64) & 0xFFFF,
+        "ofm_size": np.array(cols["size"], dtype=np.uint32),
+        "act_min": np.array(cols["amin"], dtype=np.uint32), "act_max": np.array(cols["amax"], dtype=np.uint32),
+    }
+    with NativeSim(result) as sim:
+        sim.reset()
+        trace = sim.run_stimulus(stimulus, ["o_stream__valid", "wide"])
+    outs = _ints(trace["wide"])
+    assert np.flatnonzero(trace["o_stream__valid"][:, 0]).tolist() == [b + OutputUnit.latency for b in beats]
+    for beat, expected, case in zip(beats, want, cases, strict=True):
+        got = [_signed((outs[beat + OutputUnit.latency] >> (32 * lane)) & 0xFFFFFFFF, 32) for lane in range(lanes)]
+        assert got == expected, f"case {case}"
+    assert any(abs(e) > (1 << 19) and abs(e) < (1 << 31) - 1 for row in want for e in row)   # beyond 20 bits
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Verilator, end to end: Vela's records on the parameter port, numpy accumulators in, LiteRT's output out
 

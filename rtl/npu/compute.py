@@ -51,31 +51,33 @@ or ``error``. So the weights of the next op decode while the current one compute
      FIFO carries each position's address alongside the output unit's pipeline.
 
 **Identity POOL.** When Vela cannot fuse an activation (RELU/RELU6) into the conv/depthwise/FC before it, it emits an
-NPU_OP_POOL that only requantises and clamps (SPEC.md section 3): AVERAGE (param 1), 1x1 kernel, stride 1, no
-padding, ``OFM_PRECISION[8]`` = 1 (global scale; ``generate_ofm_precision`` in Vela's
-``register_command_stream_generator.py``), ``OFM_SCALE`` = 1 with shift 0 (``generate_ofm_scaling_for_pooling``,
-its last branch), often in place (IFM base = OFM base) over a reshaped ``H x 1 x C`` view of the tensor. Its
-result ``clamp((x - IFM_ZP) * 1 + OFM_ZP, ACT_MIN, ACT_MAX)`` is exactly a 1x1 depthwise with weight 1, bias 0,
-scale 1, shift 0, and it runs as one: the loader skips both streams and writes that record into channels
-``0 .. OUB-1`` of the op's bank (IDENTITY), the engine feeds the MAC block a constant diagonal brick and points every
-output-unit read at that record, so its channel count is not limited by :data:`MAX_CHANNELS`. In place is safe: every
-OFM byte is written only after the same IFM byte was read (and the IFM stager never re-reads it). Other pools (real
-kernels, MAX, other scales) are refused.
+NPU_OP_POOL that only requantises and clamps (SPEC.md section 3): AVERAGE (param 1), 1x1 kernel, stride 1, no padding,
+``OFM_PRECISION[8]`` = 1 (global scale; ``generate_ofm_precision`` in Vela's ``register_command_stream_generator.py``),
+``OFM_SCALE`` = 1 with shift 0 (``generate_ofm_scaling_for_pooling``, its last branch), often in place (IFM base = OFM
+base) over a reshaped ``H x 1 x C`` view of the tensor. Its result ``clamp((x - IFM_ZP) * 1 + OFM_ZP, ACT_MIN,
+ACT_MAX)`` is exactly a 1x1 depthwise with weight 1, bias 0, scale 1, shift 0, and it runs as one: the loader skips both
+streams and writes that record into channels ``0 .. OUB-1`` of the op's bank (IDENTITY), the engine feeds the MAC block
+a constant diagonal brick and points every output-unit read at that record, so its channel count is not limited by
+:data:`MAX_CHANNELS`. In place is safe: every OFM byte is written only after the same IFM byte was read (and the IFM
+stager never re-reads it). RESIZE_NEAREST_NEIGHBOR is the same pool on a NEAREST-upscaled IFM, with ``OFM_SCALE``
+0x80000001 / shift 31 (identity for every int8 input: :func:`~rtl.npu.kernel_op.identity_scale`). Other pools (real
+kernels, MAX, other scales) are the vector unit's.
 
 Supported (anything else is refused with ``UNSUPPORTED``): S8 IFM, S8 OFM (S16 / S32 for a conv / depthwise), NHWC or
 NHCWB16, per-channel scale stream with TFL rounding (the identity POOL: as above), ``ACTIVATION`` = 0 (clamp only) or
-an 8-bit table ``TABLE_0..7`` for an S8 OFM (:class:`~rtl.npu.activation_table.ActivationTable`), kernels up to
-Vela's limits (height <= 64, height x width <= 4096; walked as 8x8 sub-kernels), any stride, no dilation, up to
-:data:`MAX_CHANNELS` OFM channels, IFM / OFM tiles 0-3 as Vela lays them out, NEAREST / TRANSPOSE IFM upscaling, and
-the IFM rows one micro-block row needs fitting the line buffer (``shram_kib``; see :mod:`rtl.npu.ifm_stager`). An
-OFM block's decoded weights may exceed the brick ring (``2 x`` :data:`WEIGHT_BUFFER_BYTES`; Vela makes a
-FULLY_CONNECTED's block its whole OFM depth, so there it is the whole weight matrix): such a conv runs *split*
-(:mod:`rtl.npu.issue`: IFM-depth passes, partial sums in the output path's accumulator buffer,
-:func:`~rtl.npu.kernel_op.acc_entries`), which needs one group of its weights to fit the ring and its OFM block's
-partial sums to fit the buffer; a depthwise block must fit the ring. Pooling with real kernels and ELEMENTWISE are
-not this engine's: they run on :mod:`rtl.npu.vector_unit`. A conv / depthwise may write a 16- or 32-bit OFM
-(ARG_MAX's and MEAN's depthwise): the output unit clamps to the 16-bit ACTIVATION_MIN / MAX or saturates to int32
-(:class:`~rtl.npu.output_unit.OutputUnit` ``ofm_size``) and the writer writes 2 or 4 bytes per element.
+an 8-bit table ``TABLE_0..7`` for an S8 OFM (:class:`~rtl.npu.activation_table.ActivationTable`), kernels up to Vela's
+limits (height <= 64, height x width <= 4096; walked as 8x8 sub-kernels), any stride, no dilation, up to
+:data:`MAX_CHANNELS` OFM channels, IFM / OFM tiles 0-3 (:func:`~rtl.npu.ifm_stager.fm_tile`), IFM_UPSCALE NONE /
+NEAREST / TRANSPOSE (the kernel walk reads the x2 upscaled IFM, :mod:`rtl.npu.issue`), and the IFM rows one micro-block
+row needs fitting the line buffer (``shram_kib``; see :mod:`rtl.npu.ifm_stager`). An OFM block's decoded weights may
+exceed the brick ring (``2 x`` :data:`WEIGHT_BUFFER_BYTES`; Vela makes a FULLY_CONNECTED's block its whole OFM depth,
+so there it is the whole weight matrix): such a conv runs *split* (:mod:`rtl.npu.issue`: IFM-depth passes, partial sums
+in the output path's accumulator buffer, :func:`~rtl.npu.kernel_op.acc_entries`), which needs one group of its weights
+to fit the ring and its OFM block's partial sums to fit the buffer; a depthwise block must fit the ring. Pooling with
+real kernels and ELEMENTWISE are not this engine's: they run on :mod:`rtl.npu.vector_unit`. A conv / depthwise may
+write a 16- or 32-bit OFM (ARG_MAX's and MEAN's depthwise): the output unit clamps to the 16-bit ACTIVATION_MIN / MAX
+or saturates to int32 (:class:`~rtl.npu.output_unit.OutputUnit` ``ofm_size``) and the writer writes 2 or 4 bytes per
+element.
 
 Failures never hang: a memory response with ``err`` is recorded and reported once the op has finished; a decoder
 error or a decoded-length mismatch stops the op at once (it could otherwise wait for bricks that never come): the

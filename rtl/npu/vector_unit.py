@@ -792,16 +792,14 @@ class VectorUnit(wiring.Component):
             | (regs.IFM_PRECISION[2:4] > 2) | (regs.IFM_PRECISION[6:8] > 1)
             | (ofm_size > 2) | ((ofm_size == 2) & ~regs.OFM_PRECISION[0])
             | (regs.OFM_PRECISION[6:8] > 1) | (regs.OFM_PRECISION[14:16] == 3)
-            | (regs.IFM_UPSCALE != 0) | (regs.ACC_FORMAT > 1) | ~lut_ok | self._tiled(m, regs, geo, ew))
+            | (regs.IFM_UPSCALE != 0) | (regs.ACC_FORMAT > 1) | ~lut_ok | self._tiled(m, regs))
         return bad
 
     @staticmethod
-    def _tiled(m, regs, geo, ew):
-        """CHECK, too: the OFM, or a pool's IFM, is split into tiles (Vela's rolling buffers in a cascade); not
-        implemented here (:func:`rtl.npu.ifm_stager.fm_tile` is the MAC path's)."""
-        need_h = (geo.oh - 1) * geo.sy + geo.kh - regs.IFM_PAD_TOP - regs.IFM_PAD_BOTTOM
-        need_w = (geo.ow - 1) * geo.sx + geo.kw - regs.IFM_PAD_LEFT - regs.IFM_PAD_RIGHT
-        tiled = Signal(name="tiled_unsupported")
-        m.d.comb += tiled.eq((regs.OFM_HEIGHT0_M1 < regs.OFM_HEIGHT_M1) | (regs.OFM_WIDTH0_M1 < regs.OFM_WIDTH_M1)
-                             | (~ew & ((need_h > geo.ih) | (need_w > geo.iw))))
+    def _tiled(m, regs):
+        """CHECK, too: the OFM is split into tiles (Vela writes across the end of a rolling buffer in a cascade); not
+        implemented here (:func:`rtl.npu.ifm_stager.fm_tile` is the MAC path's). IFM rows beyond ``IFM_HEIGHT0``
+        are read as padding here, not from tile 2."""
+        tiled = Signal(name="ofm_tiled_unsupported")
+        m.d.comb += tiled.eq((regs.OFM_HEIGHT0_M1 < regs.OFM_HEIGHT_M1) | (regs.OFM_WIDTH0_M1 < regs.OFM_WIDTH_M1))
         return tiled

@@ -19,6 +19,7 @@ Fast tier: u55-128 and u55-256 (the builds ``test_vector_ops`` uses); ``slow``: 
 import numpy as np
 import pytest
 
+from base import cache_root
 from drivers import npu as npu_driver
 from drivers.transport import SimDevice
 from models.npu import cmdstream as cs
@@ -83,6 +84,10 @@ def _tiled(kick) -> bool:
     return need > r("IFM_HEIGHT0_M1") + 1 and r("IFM_BASE2") != r("IFM_BASE0")
 
 
+def _compile(model, cfg, extra_args=()):
+    return vela.compile_model(model, f"ethos-u55-{cfg.macs}", cache_dir=cache_root() / "vela", extra_args=extra_args)
+
+
 def run_checked(sim, config, name, model, art):
     cfg = PRESETS[config]
     rng = np.random.default_rng(13)
@@ -104,12 +109,12 @@ def check_resample(config: str, design, names=tuple(RESAMPLE_MODELS)) -> dict[st
         for name in names:
             make, mode = RESAMPLE_MODELS[name]
             model = make()
-            art = vela.compile_model(model, f"ethos-u55-{cfg.macs}")
+            art = _compile(model, cfg)
             modes = {k.reg("IFM_UPSCALE") for k in cs.kicks(art.commands()) if k.name in _KERNEL_OPS}
             assert modes == {mode}, (name, modes)
             cycles[name] = run_checked(sim, config, name, model, art)
         model = cascade_model()
-        art = vela.compile_model(model, f"ethos-u55-{cfg.macs}", extra_args=CASCADE_ARGS)
+        art = _compile(model, cfg, CASCADE_ARGS)
         assert sum(_tiled(k) for k in cs.kicks(art.commands()) if k.name == "NPU_OP_CONV") >= 1
         cycles["cascade_tiles_24x16x16"] = run_checked(sim, config, "cascade_tiles_24x16x16", model, art)
     return cycles

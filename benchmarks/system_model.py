@@ -1,6 +1,6 @@
 """SimPy system model vs the RTL: measure, fit the NPU cost model, validate on held-out workloads, time the sweep.
 
-    .venv/bin/python benchmarks/system_model.py [--quick] [--refit] [--write BENCHMARKS.md]
+    .venv/bin/python benchmarks/system_model.py [--quick] [--refit] [--memory-points C:B:L,...] [--write BENCHMARKS.md]
 
 1. **measure** (RTL, native harness): random single-layer models for the fit (conv / depthwise / FC, and pool /
    ADD / SOFTMAX on the vector unit), and held-out single layers and networks (the digits CNN, random conv /
@@ -40,7 +40,8 @@ SWEEP_BANDWIDTHS = (1, 2, 3, 4, 6, 8)
 
 #: What the per-layer comparison with the RTL (PMU counters of ``drivers.npu.run_on_npu``) showed, and what is left.
 NOTES = """New in v17 (the RTL re-measured first: its merges since v16 moved no cycle of a workload that ran before --
-43 of 43 re-run fit layers identical; two big FC layers that were refused now run as IFM-depth passes):
+all 242 re-run workloads with a v16 measurement identical; 28 runs v16's RTL refused (big FC layers, now IFM-depth
+passes) run now):
 * the vector unit (`rtl/npu/vector_unit.py`): every POOL but the identity form and every ELEMENTWISE (ADD, MUL,
   SOFTMAX's decomposition) runs there, one kernel tap a walker step, one word read per valid tap, one word write
   per OFM element, 16 reads / 8 elements in flight; the dispatcher takes it only when no MAC-datapath op is
@@ -52,8 +53,10 @@ NOTES = """New in v17 (the RTL re-measured first: its merges since v16 moved no 
   instead of overlapping: an FC chain on 4 lanes (u55-32) takes the 8-lane time plus one extra cycle per 8 weights.
 Carried from v16: the IFM stager's 16 outstanding reads, a resident IFM staged during the first OFM ublock's sweep,
 the first kernel rows before the first beat, traffic from the hand-over, the loader's bus priority.
-Left (per layer, predicted vs the RTL's kick-to-kick cycles): small dependent convs are still under-predicted (the
-digits CNN by 4-8%; its loads are the critical path and the RTL's loader takes ~10% longer than modelled on them),
+Left (per layer, predicted vs the RTL's kick-to-kick cycles and PMU counters): small convs whose load is the critical
+path are under-predicted (the digits CNN by 1-7%, digits-pool's 4x4x16 -> 32 conv after a pool on u55-64: 1,579
+modelled vs 2,112 RTL cycles, of which 631 MAC_STALLED_BY_WD -- the engine waits for the decoder brick by brick
+longer than the model's tail share says),
 KWS's 10x4 stride-2 first conv walked as 8x8 sub-kernels, and single strided convs with a misaligned IFM (-10 to
 -17% on some fit layers); at low bandwidth the loader's priority starving the engine (v16's note) is not modelled."""
 

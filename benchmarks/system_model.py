@@ -1,15 +1,16 @@
 """SimPy system model vs the RTL: measure, fit the NPU cost model, validate on held-out workloads, time the sweep.
 
-    .venv/bin/python benchmarks/system_model.py [--quick] [--refit] [--write BENCHMARKS.md]
+    .venv/bin/python benchmarks/system_model.py [--quick] [--refit] [--memory-points C:B:L,...] [--write BENCHMARKS.md]
 
-1. **measure** (RTL, native harness): random single-layer models for the fit, and held-out single layers and
-   networks (the digits CNN, random conv / depthwise / FC stacks), on all four NPU configs with the external memory
-   at its default (8 bytes/cycle, latency 8) and on the bandwidth / latency points of :data:`MEMORY_POINTS`. Every
-   run is cached in :data:`MEASUREMENTS` (so a refit needs no RTL: ``--refit``).
+1. **measure** (RTL, native harness): random single-layer models for the fit (conv / depthwise / FC, and pool /
+   ADD / SOFTMAX on the vector unit), and held-out single layers and networks (the digits CNN, random conv /
+   depthwise / FC stacks, every network of ``models.npu.networks`` whole), on all four NPU configs with the
+   external memory at its default (8 bytes/cycle, latency 8) and on the bandwidth / latency points of
+   :data:`MEMORY_POINTS`. Every run is cached in :data:`MEASUREMENTS` (so a refit needs no RTL: ``--refit``).
 2. **fit** the coefficients on the fit runs only and store them (``models/system/npu_costs.json``).
 3. **validate**: predicted (SimPy, one inference on an idle system) vs RTL total cycles on every held-out run;
    speed-up = RTL wall time (``run_on_npu``, Vela artifact and build cached) / model wall time (SimPy run from the
-   parsed command stream); the full sweep (4 configs x 6 bandwidths x every held-out network) timed.
+   parsed command stream); the full sweep (4 configs x 6 bandwidths x the six networks) timed.
 """
 import argparse
 import json
@@ -38,18 +39,27 @@ MEASUREMENTS = ROOT / "models" / "system" / "npu_measurements.json"
 SWEEP_BANDWIDTHS = (1, 2, 3, 4, 6, 8)
 
 #: What the per-layer comparison with the RTL (PMU counters of ``drivers.npu.run_on_npu``) showed, and what is left.
-NOTES = """What the model mirrors since v16, from the RTL (PMU counters MAC_ACTIVE, MAC_STALLED_BY_WD / _IB, WD_ACTIVE):
-the IFM stager's rate is its 16 outstanding reads per memory round trip (it was a fitted per-word cost that
-over-charged beat-bound layers, e.g. the MobileNetV2 stem by up to 21%); a resident IFM is staged only during the
-first OFM ublock's sweep, so the other ublocks' MAC work comes after it (`rtl/npu/issue.py` walks depth block,
-ublock, then every micro-block); the first kernel rows are read before the first beat; the engine's traffic starts
-at the hand-over; the decoder costs a fitted amount per weight plus per stream byte, never faster than one beat of
-`ublock_d` weights a cycle (a zero run passes one such beat a cycle, so a zero-padded stream is bound by its weight
-count); the arbiter serves the loader before the IFM stager, so the next op's weight stream delays a bus-bound
-engine. Left: at low bandwidth the loader's priority starves the engine's IFM reads completely while the next op's
-weights stream in (stack 3 on u55-32 at 2 bytes/cycle: the RTL total fits the conv's compute running after the FC's
-weight load, which the model overlaps with it), the decoder's rate on dense streams varies by stream (5.6 to 7.4
-weights a cycle), and small dependent ops (the digits CNN) are under-predicted by 2-6%."""
+NOTES = """New in v17 (the RTL re-measured first: its merges since v16 moved no cycle of a workload that ran before --
+all 242 re-run workloads with a v16 measurement identical; 28 runs v16's RTL refused (big FC layers, now IFM-depth
+passes) run now):
+* the vector unit (`rtl/npu/vector_unit.py`): every POOL but the identity form and every ELEMENTWISE (ADD, MUL,
+  SOFTMAX's decomposition) runs there, one kernel tap a walker step, one word read per valid tap, one word write
+  per OFM element, 16 reads / 8 elements in flight; the dispatcher takes it only when no MAC-datapath op is
+  outstanding and takes no kick while it runs, so it is a barrier in the schedule. Fitted on 16 random pool / ADD /
+  SOFTMAX layers x 4 configs: 0.99 cycles per step, a few cycles per op (the fit set's vector layers within ~4%).
+* the controller parses the commands before each kick (fitted 0.4 cycles a command word) only once
+  the kick before was taken, so a short op after a long command block waits for it (`rtl/npu/controller.py`).
+* the weight decoder's output beats (`ublock_d` weights a cycle) and its parser's cycles (per stream byte) add up
+  instead of overlapping: an FC chain on 4 lanes (u55-32) takes the 8-lane time plus one extra cycle per 8 weights.
+Carried from v16: the IFM stager's 16 outstanding reads, a resident IFM staged during the first OFM ublock's sweep,
+the first kernel rows before the first beat, traffic from the hand-over, the loader's bus priority.
+Left (per layer, predicted vs the RTL's kick-to-kick cycles and PMU counters): small convs whose load is the critical
+path are under-predicted (the digits CNN by 1-7%, digits-pool's 4x4x16 -> 32 conv after a pool on u55-64: 1,579
+modelled vs 2,112 RTL cycles, of which 631 MAC_STALLED_BY_WD -- the engine waits for the decoder brick by brick
+longer than the model's tail share says),
+KWS's 10x4 stride-2 first conv walked as 8x8 sub-kernels, and single strided convs with a misaligned IFM (-10 to
+-17% on some fit layers); at low bandwidth the loader's priority starving the engine (v16's note) is not modelled."""
+
 
 
 def targets(nets, sweep_s: float, memory_measured: bool) -> str:
@@ -110,24 +120,38 @@ class Store:
         self.path.write_text(json.dumps(sorted(self.rows.values(), key=_key), indent=0) + "\n")
 
 
-def plan(quick: bool, default_only: bool = False):
-    memory_points = () if default_only else MEMORY_POINTS
+def memory_points(spec: str | None, default_only: bool) -> tuple:
+    """The memory points to measure: none (``--default-memory-only``), those of ``--memory-points`` (a subset of
+    :data:`MEMORY_POINTS`, written ``config:bytes:latency,...``) or all."""
+    if default_only:
+        return ()
+    if not spec:
+        return MEMORY_POINTS
+    points = tuple((c, int(bw), int(lat)) for c, bw, lat in (p.split(":") for p in spec.split(",")))
+    unknown = [p for p in points if p not in MEMORY_POINTS]
+    if unknown:
+        raise SystemExit(f"--memory-points: {unknown} not in {MEMORY_POINTS}")
+    return points
+
+
+def plan(quick: bool, points: tuple = MEMORY_POINTS):
+    memory_points = points
     n_fit, n_sweep_fit, n_held, n_sweep_held, n_nets = (12, 4, 4, 2, 2) if quick else (28, 10, 8, 4, 5)
-    fit_w = cal.fit_layers(n_fit, CONFIGS)
+    fit_w = cal.fit_layers(n_fit, CONFIGS) + cal.fit_vector_layers(6 if quick else 16, CONFIGS)
     fit_nets = cal.fit_networks(3 if quick else 8, CONFIGS)
     held_w = cal.held_out_layers(n_held, CONFIGS)
     nets = cal.held_out_networks(n_nets, CONFIGS)
     fit_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in fit_w]
-    fit_runs += [(w, c, bw, lat) for c, bw, lat in memory_points for w in fit_w[:n_sweep_fit]]
+    fit_runs += [(w, c, bw, lat) for c, bw, lat in memory_points for w in fit_w[:n_sweep_fit] + fit_w[-4:]]
     fit_runs += [(w, c, *DEFAULT) for c in CONFIGS for w in fit_nets]
     fit_runs += [(w, c, bw, lat) for c, bw, lat in memory_points for w in fit_nets[:3]]
     held_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in held_w]
     held_runs += [(w, c, bw, lat) for c, bw, lat in memory_points for w in held_w[:n_sweep_held]]
     net_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in nets]
     net_runs += [(w, c, bw, lat) for c, bw, lat in memory_points for w in nets]
-    bodies = [] if quick else cal.network_bodies()
-    body_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in bodies]
-    return fit_runs, held_runs, net_runs, nets, body_runs
+    wholes = [] if quick else cal.whole_networks(CONFIGS)
+    whole_runs = [(w, c, *DEFAULT) for c in CONFIGS for w in wholes]
+    return fit_runs, held_runs, net_runs, nets, whole_runs, wholes
 
 
 def model_time(model, art, config, bw, lat, repeats=20, warm_repeats=200):
@@ -229,6 +253,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="a small workload set (smoke run)")
     parser.add_argument("--default-memory-only", action="store_true",
                         help="only the default memory point (no bandwidth / latency builds; a reduced run)")
+    parser.add_argument("--memory-points", metavar="C:B:L,...",
+                        help="measure only these of the bandwidth / latency points (each its own Verilator build)")
     parser.add_argument("--refit", action="store_true", help="use the cached RTL measurements only (no RTL runs)")
     parser.add_argument("--measure-only", action="store_true", help="run and cache the RTL measurements, no fit")
     parser.add_argument("--no-fit", action="store_true",
@@ -238,11 +264,12 @@ def main():
     args = parser.parse_args()
     store = Store(MEASUREMENTS)
     rtl = not args.refit
-    fit_runs, held_runs, net_runs, nets, body_runs = plan(args.quick, args.default_memory_only)
-    workloads = {w.name: w for w, *_ in fit_runs + held_runs + net_runs + body_runs}
+    points = memory_points(args.memory_points, args.default_memory_only)
+    fit_runs, held_runs, net_runs, nets, whole_runs, wholes = plan(args.quick, points)
+    workloads = {w.name: w for w, *_ in fit_runs + held_runs + net_runs + whole_runs}
 
     if args.measure_only:
-        for w, c, bw, lat in fit_runs + held_runs + net_runs + body_runs:
+        for w, c, bw, lat in fit_runs + held_runs + net_runs + whole_runs:
             store.get(w, c, bw, lat)
         return
     from models.system.npu import sweep_npu
@@ -270,12 +297,13 @@ def main():
     layer_rows = validate(model, store, held_runs, rtl)
     default_nets = validate(model, store, [r for r in net_runs if tuple(r[2:]) == DEFAULT], rtl, fresh=True)
     memory_nets = validate(model, store, [r for r in net_runs if tuple(r[2:]) != DEFAULT], rtl)
-    body_rows = validate(model, store, body_runs, rtl, fresh=True)
-    refused = sorted({w.name for w, c, bw, lat in body_runs if store.get(w, c, bw, lat, rtl) is None})
+    whole_rows = validate(model, store, whole_runs, rtl, fresh=True)
+    refused = sorted({w.name for w, c, bw, lat in whole_runs if store.get(w, c, bw, lat, rtl) is None})
 
-    ops = {(w.name, c): cal.ops_of(w, c) for w in nets for c in CONFIGS}
+    swept = wholes or nets      # the issue's six networks (the random stacks in a --quick run)
+    ops = {(w.name, c): cal.ops_of(w, c) for w in swept for c in CONFIGS}
     t0 = time.perf_counter()
-    points = sweep_npu({name: {c: ops[(name, c)] for c in CONFIGS} for name in [w.name for w in nets]},
+    points = sweep_npu({w.name: {c: ops[(w.name, c)] for c in CONFIGS} for w in swept},
                        CONFIGS, SWEEP_BANDWIDTHS, latency=8, cost=model)
     sweep_s = time.perf_counter() - t0
 
@@ -288,28 +316,33 @@ def main():
                if memory_nets else
                "Other memory points: **not measured in this run** (`--default-memory-only`: each point is its own "
                "Verilator build; bandwidth / latency sensitivity of the v14 model is not validated against this RTL)."),
-              f"Networks of `models/npu/networks` (their `mac_body`, as benchmarks/npu_networks.py runs them; "
-              f"never fitted on), default memory:\n\n{table(body_rows, False)}\n\n{summary(body_rows)}"
+              f"Networks of `models/npu/networks`, whole (as `rampart run npu NAME` runs them: POOL, ELEMENTWISE "
+              f"and SOFTMAX on the vector unit, split and big-kernel ops; never fitted on), default memory:\n\n"
+              f"{table(whole_rows, False)}\n\n{summary(whole_rows)}"
               + (f"\n\nRefused by the RTL NPU (left out): {', '.join(refused)}." if refused else ""),
-              f"All held-out networks at the default memory (digits CNN, random stacks and network bodies): "
-              f"{summary(default_nets + body_rows)}",
+              f"All held-out networks at the default memory (digits CNN, random stacks and whole networks): "
+              f"{summary(default_nets + whole_rows)}",
               f"Held-out single layers (all points): {summary(layer_rows)}",
-              f"Held-out networks outside 5% (all memory points):\n\n{misses(default_nets + body_rows + memory_nets)}",
-              f"Full sweep: {len(CONFIGS)} configs x {len(SWEEP_BANDWIDTHS)} bandwidths x {len(nets)} networks = "
+              f"Held-out networks outside 5% (all memory points):\n\n{misses(default_nets + whole_rows + memory_nets)}",
+              f"Full sweep: {len(CONFIGS)} configs x {len(SWEEP_BANDWIDTHS)} bandwidths x {len(swept)} networks "
+              f"({', '.join(w.name for w in swept)}; the ops read once per network and config, as `rampart model "
+              f"npu --sweep` does) = "
               f"{len(points)} SimPy inferences in {sweep_s:.2f} s."]
     text = "\n\n".join(report)
     print(text)
     if args.write:
         body = ("## SimPy system model vs RTL\n\n"
                 f"`python benchmarks/system_model.py{' --quick' if args.quick else ''}"
-                f"{' --default-memory-only' if args.default_memory_only else ''} --write BENCHMARKS.md"
+                f"{' --default-memory-only' if args.default_memory_only else ''}"
+                f"{' --memory-points ' + args.memory_points if args.memory_points and points else ''}"
+                " --write BENCHMARKS.md"
                 f"{' --no-fit' if args.no_fit else ''}` "
                 "(fit: the same command without --no-fit; measured "
                 f"{time.strftime('%Y-%m-%d')}, 2 shared cores): the NPU cost model "
                 f"(`models/system/npu_cost.py`, coefficients in `models/system/npu_costs.json`) fitted on "
                 f"{len(fit_meas)} RTL runs (random single-layer models and random 2-4 layer stacks; 4 configs at the "
-                f"default memory" + ("" if args.default_memory_only else
-                                     f" plus {len(MEMORY_POINTS)} bandwidth/latency points, each its own Verilator "
+                f"default memory" + ("" if not points else
+                                     f" plus {len(points)} bandwidth/latency points, each its own Verilator "
                                      "build") + "), "
                 "then compared with RTL runs of workloads from other seeds (held out). RTL cycles: the NPU's "
                 "`cycles` counter at `done` (exact). Wall: `run_on_npu` (build and Vela artifact cached; for the "
@@ -318,7 +351,7 @@ def main():
                 "`models.system.npu.prepare_npu`, as a sweep or `--inflight` does; mean of 200) and *from "
                 "artifact* (command-stream read, op features and SimPy run every time; mean of 20). "
                 "Workloads the RTL NPU refuses (external memory too small, unsupported op) are left out.\n\n"
-                + text + "\n\n" + targets(default_nets + body_rows + memory_nets, sweep_s, bool(memory_nets))
+                + text + "\n\n" + targets(default_nets + whole_rows + memory_nets, sweep_s, bool(memory_nets))
                 + "\n" + NOTES)
         write_section(args.write, "system_model", body)
 

@@ -24,11 +24,11 @@ from models.npu import vela
 from models.system import npu_cost
 from models.system.npu_ops import ops_from_commands
 
-__all__ = ["Measurement", "rtl_key", "Workload", "fit", "fit_layers", "held_out_layers", "held_out_networks", "measure",
-           "network_bodies", "npu_config"]
+__all__ = ["Measurement", "rtl_key", "Workload", "fit", "fit_layers", "fit_vector_layers", "held_out_layers",
+           "held_out_networks", "measure", "network_bodies", "npu_config", "whole_networks"]
 
 #: Seed ranges of the random workloads (disjoint: nothing held out is ever fitted on).
-FIT_SEED0, FIT_NET_SEED0, HELD_LAYER_SEED0, HELD_NET_SEED0 = 1000, 7000, 5000, 9000
+FIT_SEED0, FIT_NET_SEED0, HELD_LAYER_SEED0, HELD_NET_SEED0, FIT_VECTOR_SEED0 = 1000, 7000, 5000, 9000, 3000
 
 
 def rtl_key() -> str:
@@ -120,6 +120,43 @@ def fit_layers(n: int, configs) -> list[Workload]:
     return _draw(FIT_SEED0, n, configs, **_layer_kw())
 
 
+def _random_vector_layer(seed: int) -> Workload:
+    """One random vector-unit layer: an average or max pool (kernel, stride, padding), an ADD of two inputs, or a
+    SOFTMAX (Vela decomposes it into ELEMENTWISE ops and a table lookup)."""
+    from models.npu.tflite_graph import Graph
+
+    rng = np.random.default_rng(seed)
+    kind = ("avgpool", "maxpool", "add", "softmax")[int(rng.integers(0, 4))]
+    h, w, c = (int(rng.integers(1, 25)), int(rng.integers(1, 25)), int(rng.integers(1, 49)))
+    if kind == "softmax":
+        h, w = int(rng.integers(1, 4)), int(rng.integers(1, 9))
+    g = Graph(f"s{seed} {h}x{w}x{c}_{kind}", seed=seed)
+    x = g.input((h, w, c))
+    if kind == "add":
+        g.output(g.add(x, g.input((h, w, c))))
+        return Workload(g.name, g.build().data)
+    if kind == "softmax":
+        g.output(g.softmax(x))
+        return Workload(g.name, g.build().data)
+    pad = ("VALID", "SAME")[int(rng.integers(0, 2))]
+    k = (int(rng.integers(1, min(h, 5) + 1)), int(rng.integers(1, min(w, 5) + 1)))
+    st = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    g.name += f"k{k[0]}x{k[1]}s{st[0]}x{st[1]}{pad[0].lower()}"
+    g.output((g.avg_pool if kind == "avgpool" else g.max_pool)(x, k, st, pad))
+    return Workload(g.name, g.build().data)
+
+
+def fit_vector_layers(n: int, configs) -> list[Workload]:
+    """``n`` random vector-unit layers for the fit (POOL / ELEMENTWISE on the NPU's vector unit)."""
+    out, seed = [], FIT_VECTOR_SEED0
+    while len(out) < n:
+        w = _random_vector_layer(seed)
+        if _runs_everywhere(w, configs):
+            out.append(w)
+        seed += 1
+    return out
+
+
 def held_out_layers(n: int, configs) -> list[Workload]:
     """``n`` random single-layer models from seeds the fit never sees."""
     return _draw(HELD_LAYER_SEED0, n, configs, **_layer_kw())
@@ -147,6 +184,15 @@ def held_out_networks(n_random: int, configs) -> list[Workload]:
     from models.npu.digits import digits_model
 
     return [Workload("digits CNN", digits_model().data)] + _stacks(HELD_NET_SEED0, n_random, configs, "stack")
+
+
+def whole_networks(configs) -> list[Workload]:
+    """Every network of :mod:`models.npu.networks` Vela maps to the NPU whole on ``configs`` (held out: never fitted
+    on), as ``NAME``; the RTL NPU may still refuse one (an op it does not run yet)."""
+    from models.npu.networks import NETWORKS, network
+
+    out = [Workload(name, network(name).data) for name in NETWORKS]
+    return [w for w in out if _runs_everywhere(w, configs)]
 
 
 def network_bodies() -> list[Workload]:
@@ -188,8 +234,10 @@ def fit(measurements: list[Measurement], workloads: dict[str, Workload], *, verb
     bw = np.array([m.bandwidth for m in measurements], dtype=float)[rep]
     lat = np.array([m.latency for m in measurements], dtype=float)
     is_dma = x[:, 0] == len(npu_cost.KERNEL_KINDS)
+    is_vec = x[:, 0] == len(npu_cost.KERNEL_KINDS) + 1
     target = np.array([m.cycles for m in measurements], dtype=float)
     start_ix = np.array([layout.index[f"start[{m.config}]"] for m in measurements])
+    cw = layout.index["cw"]
 
     def residual(theta):
         load, run, handover, tail, bus, lbus, rbus = npu_cost.stacked_durations(layout, theta, x, configs, cfg, bw,
@@ -198,7 +246,7 @@ def fit(measurements: list[Measurement], workloads: dict[str, Workload], *, verb
         for i in range(len(mats)):
             a, b = bounds[i], bounds[i + 1]
             pred[i] += npu_cost.schedule(is_dma[a:b], load[a:b], run[a:b], handover[a:b], tail[a:b], bus[a:b],
-                                         lbus[a:b], rbus[a:b])[0]
+                                         lbus[a:b], rbus[a:b], is_vec[a:b], theta[cw] * x[a:b, 14])[0]
         return (pred - target) / target
 
     res = least_squares(residual, layout.initial(), bounds=layout.bounds(), x_scale="jac", loss="soft_l1",

@@ -49,6 +49,10 @@ def _model_bytes(model_arg: str) -> tuple[bytes, str]:
         from models.npu.digits import digits_model
 
         return digits_model().data, "digits CNN"
+    from models.npu.networks import NETWORKS, network
+
+    if model_arg in NETWORKS:
+        return network(model_arg).data, model_arg
     from drivers.npu import read_model_file
 
     return read_model_file(model_arg), Path(model_arg).name
@@ -114,7 +118,8 @@ def _positive(name: str, value, allow_zero: bool = False):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
 def npu_cmd(model_arg, config, bandwidth, latency, inflight, inferences, setup_cycles, interval, clock_mhz, sweep,
             bandwidths, plot, out_dir, as_json):
-    """Predict cycles and latency of MODEL (.tflite, int8, or `digits`) on the NPU with the SimPy system model.
+    """Predict cycles and latency of MODEL (.tflite, int8; `digits`; or a network name: kws-dscnn, vww-mobilenetv1,
+    resnet8, autoencoder, mobilenetv2, digits-pool) on the NPU with the SimPy system model.
 
     The model is compiled with Vela for the config; each op of its command stream costs what the cost model,
     fitted on RTL cycle counts (`python benchmarks/system_model.py`; its error against the RTL is in

@@ -111,10 +111,18 @@ class NpuAccelerator(Accelerator):
         done.succeed()
 
     def _dma(self, parts: OpParts, i: int, bus_done: float):
-        """Process: DMA ``i``, done no earlier than the NPU's bus traffic up to it (``bus_done``)."""
+        """Process: DMA or vector-unit op ``i``, done no earlier than the NPU's bus traffic up to it
+        (``bus_done``); its value is the time it ends."""
         yield from self._stage(parts.load_core[i], parts.load_bytes[i], parts.load_tail[i])
         if bus_done > self.env.now:
             yield self.env.timeout(bus_done - self.env.now)
+        return self.env.now
+
+    def _after(self, when: float):
+        """Generator: wait until ``when`` (if later than now); returns the time then."""
+        if when > self.env.now:
+            yield self.env.timeout(when - self.env.now)
+        return self.env.now
 
     def _load(self, parts: OpParts, i: int):
         """Process: op ``i``'s load stage; its value is the time it ends."""
@@ -132,7 +140,8 @@ class NpuAccelerator(Accelerator):
         if not self.stage_processes and mem.masters <= {self.name}:
             # alone on the memory nothing can delay a stage: the schedule is the closed form, one event
             total, finish_at = schedule(parts.is_dma, nominal_load, nominal_run, parts.handover, parts.tail,
-                                        parts.bus(mem.bandwidth), *parts.split_bus(mem.bandwidth))
+                                        parts.bus(mem.bandwidth), *parts.split_bus(mem.bandwidth), parts.is_vec,
+                                        parts.parse)
             yield env.timeout(total)
             moved = float(parts.load_bytes.sum() + parts.run_bytes.sum())
             mem.bytes[self.name] += moved
@@ -143,6 +152,8 @@ class NpuAccelerator(Accelerator):
         bus = parts.bus(mem.bandwidth).tolist()
         load_bus, run_bus = parts.split_bus(mem.bandwidth)
         next_issue: dict = {}   # kernel op -> (when the next kernel op was issued, that op's loader bus cycles)
+        parse = parts.parse.tolist()
+        accepted = t0          # when the controller took the last kick (it parses the next op's commands from then)
         prev = -1
         bus_free = t0          # when the NPU's own traffic so far has passed the bus (at its full bandwidth)
         ready = env.event().succeed()
@@ -155,15 +166,29 @@ class NpuAccelerator(Accelerator):
                 finish_at[i] = env.now - t0
             return record
 
-        for i, is_dma in enumerate(parts.is_dma.tolist()):
+        for i, (is_dma, is_vec) in enumerate(zip(parts.is_dma.tolist(), parts.is_vec.tolist(), strict=True)):
+            if is_vec:
+                # a barrier: after every op before it, nothing loads while it runs
+                yield env.all_of([engine_done[-1], load_done, dep])
+                accepted = yield from self._after(accepted + parse[i])
+                issued = env.event().succeed()
+                bus_free = max(bus_free, env.now) + bus[i]
+                load_done = done = env.process(self._dma(parts, i, bus_free))
+                prev = -1
+                engine_done.append(done)
+                finished.append(done)
+                done.callbacks.append(mark(i))
+                continue
             if is_dma:
                 yield env.all_of([dma_free, issued])
+                accepted = yield from self._after(accepted + parse[i])
                 bus_free = max(bus_free, env.now) + bus[i]
                 dma_free = dep = env.process(self._dma(parts, i, bus_free))
                 finished.append(dma_free)
                 dma_free.callbacks.append(mark(i))
                 continue
             yield env.all_of([load_done, dep, engine_done[-IN_FLIGHT]])
+            accepted = yield from self._after(accepted + parse[i])
             issued = env.event().succeed()
             if prev >= 0:
                 next_issue[prev] = (env.now, float(load_bus[i]))
@@ -273,7 +298,7 @@ def _alone(job: NpuJob, config: str, bandwidth: float, latency: float, cost: Npu
     parts = job.parts(cost, latency)
     load, run = parts.durations(bandwidth)
     total, finish_at = schedule(parts.is_dma, load, run, parts.handover, parts.tail, parts.bus(bandwidth),
-                                *parts.split_bus(bandwidth))
+                                *parts.split_bus(bandwidth), parts.is_vec, parts.parse)
     cycles = cost.start_cycles(config, latency) + total
     per_layer, kinds = _layers(job, _op_cycles(finish_at))
     return NpuPrediction(config, float(bandwidth), float(latency), cycles, per_layer, kinds, 1, inflight, cycles,

@@ -6,17 +6,19 @@ Per kernel op of kind ``k`` on NPU config ``c``, at memory bandwidth ``bw`` (byt
 
     stretch = max(1, ll[k] * lat + lb[k])          # cycles per byte through the loader's byte reader
     load = max(l0[k] + scale_bytes * stretch
-               + max(wc[k] * weights + wb * weight_bytes, weights / oub, weight_bytes * stretch / 8),
+               + max(weights / oub + wc[k] * weights + wb * weight_bytes, weight_bytes * stretch / 8),
                lm[k] * sw * 8 / bw)
     compute = e0[c,k] + max(beat * beats, pos[c,k] * ofm_positions)
     run  = max(compute + fill * max(1, (lat + 3) / 16) + lat + 3,  em[c,k] * ew * 8 / bw,  reads * (lat + 3) / 16)
     DMA  = max(d0, dmem * 2 * words * 8 / bw) + dlat * lat
+    vector op = v0 + vl * lat + max(vt * (steps + writes), (reads + writes) * 8 / bw, reads * (lat + 3) / inflight)
 
 (``beat`` is 1 but for the identity pool, ``beat[c,pool]``; ``em`` and ``lm`` are 1). ``load`` is the op
 loader (``rtl/npu/op_loader.py``: RECORDS, one record byte a cycle, then WEIGHTS: the wide decoder
 (``rtl/npu/weight_decoder.py``, 64-bit input, one beat of up to ``oub`` (the config's OFM ublock depth) weights a
-cycle into the weight buffer) at a fitted ``wc[k]`` cycles a weight plus ``wb`` a stream byte (its parser takes
-one chunk-loop pass of the stream a cycle, so a denser stream decodes slower) but no faster than its lanes, fed
+cycle into the weight buffer): one output beat a cycle plus a fitted ``wc[k]`` cycles a weight and ``wb`` a stream
+byte (its parser takes one chunk-loop pass of the stream a cycle, so a denser stream decodes slower; the parser
+and the output stage do not overlap, as the RTL totals of FC chains on 4 and 8 lanes show), fed
 a whole 8-byte stream word a cycle by the byte reader's word mode; ``sw`` its memory words; the byte reader
 reads at most ``1 / stretch`` bytes (records) or words (weights) a cycle under latency), ``run``
 the engine (MAC beats and output-unit positions overlapping: ``rtl/npu/mac.py`` accumulates the next
@@ -30,7 +32,12 @@ before it); the engine takes an op once the loader has handed it over (after CHE
 WEIGHTS: ``op_loader.py``) and it is done with the op before; the engine's traffic and the loader's weight
 words go over the bus from the hand-over on; the share of the compute that needs the last weights (``tail``, from
 the weight stream's order: :func:`models.system.npu_ops.op_features`) comes after the load; a kernel op after a
-DMA loads only once the DMA is done. An inference is ``start[c] + slat * lat`` plus the schedule.
+DMA loads only once the DMA is done. A POOL (other than the identity form) or ELEMENTWISE op runs on the vector
+unit (``rtl/npu/vector_unit.py``): the compute dispatcher takes it only when no MAC-datapath op is outstanding and
+takes no kick while it runs, so it is a barrier in the schedule; its walker steps a tap a cycle, reads a word per
+valid tap and writes a word per OFM element (``steps``, ``reads``, ``writes``:
+:func:`models.system.npu_ops.vector_features`), with ``inflight`` reads at most in flight. An inference is
+``start[c] + slat * lat`` plus the schedule.
 
 How good this is, is measured, not assumed: BENCHMARKS.md ("SimPy system model vs RTL") has the error on
 held-out layers and networks at every calibrated memory point, and which runs are still outside 5%; the
@@ -64,7 +71,12 @@ KIND_TERMS = ("l0", "lm", "ll", "lb", "wc")  # per kind
 STAGER_OUTSTANDING = 16
 ROUND_TRIP = 3
 _DMA = len(KERNEL_KINDS)   # kind index of a DMA in an op matrix
-FORM = ("two-stage pipeline v16 (wide weight decoder: fitted cycles a weight and a stream byte, ublock_d lanes, "
+_VEC = _DMA + 1            # kind index of a vector-unit op
+VECTOR_TERMS = ("v0", "vt", "vl")   # the vector unit's (the same unit on every config)
+_COLS = 15
+FORM = ("two-stage pipeline v17 (command parsing before each kick; vector-unit ops as barriers: a tap a cycle, "
+        "a word per valid tap and element; "
+        "wide weight decoder: ublock_d-lane output beats plus fitted cycles a weight and a stream byte, "
         "word-wide stream; MAC beats overlapping the output unit; IFM stager: 16 reads in flight, first rows before "
         "the first beat; tail of the compute after the load; bus from the hand-over, the next op's loader first; "
         "weight-stream order, exact words, shared bus)")
@@ -73,18 +85,20 @@ IN_FLIGHT = 2
 
 
 def op_matrix(ops, config: str) -> np.ndarray:
-    """One row per op: kind index (DMA: 4), beats, weights, ofm_positions, stream_words, engine words,
-    scale_bytes, tail share (:func:`models.system.npu_ops.op_features`), decoder lanes (``ublock_d``), IFM reads,
-    IFM reads before the first beat, share of the compute after the whole IFM is staged."""
+    """One row per op: kind index (DMA: 4, vector unit: 5), beats, weights, ofm_positions, stream_words, engine
+    words, scale_bytes, tail share (:func:`models.system.npu_ops.op_features`), decoder lanes (``ublock_d``), IFM
+    reads, IFM reads before the first beat, share of the compute after the whole IFM is staged, the vector unit's
+    walker steps and reads in flight, the command words parsed before the op's kick."""
     geo = GEOMETRIES[config]
     rows = []
     for op in ops:
         f = op_features(op, geo)
-        kind = KERNEL_KINDS.index(op.kind) if op.is_kernel else _DMA
+        kind = _VEC if op.vector else KERNEL_KINDS.index(op.kind) if op.is_kernel else _DMA
         rows.append((kind, f["beats"], f["weights"], f["ofm_positions"], f["stream_words"],
                      f["read_words"] + f["write_words"], f["scale_bytes"], f["tail"], geo.ublock_d, f["read_words"],
-                     f["fill_words"], f["resident_after"]))
-    return np.array(rows, dtype=float).reshape(-1, 12)
+                     f["fill_words"], f["resident_after"], f.get("vector_steps", 0.0), f.get("vector_inflight", 1.0),
+                     op.cmd_words))
+    return np.array(rows, dtype=float).reshape(-1, _COLS)
 
 
 @dataclass
@@ -94,7 +108,7 @@ class ParamLayout:
     configs: list[str]
 
     def __post_init__(self):
-        names = [f"start[{c}]" for c in self.configs] + ["slat", "d0", "dmem", "dlat", "wb"]
+        names = [f"start[{c}]" for c in self.configs] + ["slat", "d0", "dmem", "dlat", "wb", "cw", *VECTOR_TERMS]
         names += [f"{t}[{c},{k}]" for c in self.configs for k in KERNEL_KINDS for t in ENGINE_TERMS
                   if t != "em" and (t != "beat" or k not in DERIVED_BEAT)]
         names += [f"{t}[{k}]" for k in KERNEL_KINDS for t in KIND_TERMS if t != "lm"]
@@ -111,13 +125,13 @@ class ParamLayout:
 
     def initial(self) -> np.ndarray:
         start = {"start": 100.0, "slat": 1.0, "d0": 20.0, "dmem": 1.0, "dlat": 1.0, "e0": 50.0, "beat": 1.0,
-                 "pos": 0.5, "wc": 0.3, "wb": 0.02, "l0": 20.0, "lm": 1.0, "ll": 0.03, "lb": 0.1, "em": 1.5,
-                 }
+                 "pos": 0.5, "wc": 0.05, "wb": 0.02, "l0": 20.0, "lm": 1.0, "ll": 0.03, "lb": 0.1, "em": 1.5,
+                 "v0": 20.0, "vt": 1.0, "vl": 1.0, "cw": 1.0}
         return np.array([start[n.split("[")[0]] for n in self.names])
 
     def bounds(self):
         # the wide decoder has at most 8 lanes (a lane bound per config is in the form)
-        low = np.array([0.125 if n.startswith("wc[") else 0.0 for n in self.names])
+        low = np.zeros(self.size)
         return low, np.full(self.size, np.inf)
 
     def to_dict(self, theta) -> dict:
@@ -147,6 +161,7 @@ class OpParts:
     DMA the ``load_*`` entries are the DMA's and its ``run_*`` are 0."""
 
     is_dma: np.ndarray
+    is_vec: np.ndarray      # vector-unit ops (a barrier; their ``load_*`` entries are the op's)
     load_core: np.ndarray
     load_bytes: np.ndarray
     load_tail: np.ndarray
@@ -157,6 +172,7 @@ class OpParts:
     run_tail: np.ndarray
     handover: np.ndarray    # cycles from the start of the load until the engine may take the op (CHECK, RECORDS)
     tail: np.ndarray        # cycles of the engine's compute that come after the last weight is decoded
+    parse: np.ndarray       # cycles the controller parses the op's commands after the previous kick was taken
 
     def durations(self, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
         """(load, run) cycles of every op alone on a memory of ``bandwidth`` bytes/cycle."""
@@ -167,7 +183,7 @@ class OpParts:
 
     def split_bus(self, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
         """Cycles the bus is busy with each kernel op's loader traffic and with its engine's (DMAs: 0, 0)."""
-        ker = ~self.is_dma
+        ker = ~self.is_dma & ~self.is_vec
         return np.where(ker, self.load_bytes, 0.0) / bandwidth, self.run_bytes / bandwidth
 
     def bus(self, bandwidth: float) -> np.ndarray:
@@ -178,11 +194,12 @@ class OpParts:
 def _loader_cycles(p, x, latency, wb) -> tuple[np.ndarray, np.ndarray]:
     """The op loader's (cycles, hand-over cycles) (kind params ``p`` rows, op rows ``x``, the decoder's cycles per
     stream byte ``wb``): CHECK and RECORDS, when the op is handed to the engine, then WEIGHTS, as in the RTL (the
-    decoder's parser takes the stream a chunk-loop pass a cycle: a denser stream, more bits a weight, is slower)."""
+    decoder's output beats plus its parser's cycles, which take the stream a chunk-loop pass a cycle: a denser
+    stream, more bits a weight, is slower)."""
     stretch = np.maximum(1.0, p[:, 2] * latency + p[:, 3])
     weight_bytes = np.maximum(x[:, 4] * WORD_BYTES - x[:, 6], 0.0)
     records = p[:, 0] + x[:, 6] * stretch
-    weights = np.maximum(p[:, 4] * x[:, 2] + wb * weight_bytes, x[:, 2] / x[:, 8])
+    weights = x[:, 2] / x[:, 8] + p[:, 4] * x[:, 2] + wb * weight_bytes
     return records + np.maximum(weights, weight_bytes * stretch / WORD_BYTES), records
 
 
@@ -198,6 +215,14 @@ def _fill_cycles(x, latency):
     return x[:, 10] * np.maximum(1.0, (latency + ROUND_TRIP) / STAGER_OUTSTANDING) + latency + ROUND_TRIP
 
 
+def _vector_parts(theta, ix, x, latency):
+    """A vector-unit op's (core cycles, bus bytes, fixed cycles): the walker's steps and the writes that take its
+    port, or the reads its queue keeps in flight per memory round trip; its words; start-up and one round trip."""
+    writes = x[:, 5] - x[:, 9]
+    core = np.maximum(theta[ix["vt"]] * (x[:, 12] + writes), x[:, 9] * (latency + ROUND_TRIP) / x[:, 13])
+    return core, x[:, 5] * WORD_BYTES, theta[ix["v0"]] + theta[ix["vl"]] * latency
+
+
 def _stager_cycles(reads, latency):
     """Cycles the IFM stager needs for ``reads`` words when only its outstanding reads limit it."""
     return reads * (latency + ROUND_TRIP) / STAGER_OUTSTANDING
@@ -209,7 +234,8 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
     n = len(x)
     kind = x[:, 0].astype(int)
     dma = kind == _DMA
-    ker = ~dma
+    vec = kind == _VEC
+    ker = ~dma & ~vec
     z = np.zeros(n)
     load_core, load_bytes, load_tail = z.copy(), z.copy(), z.copy()
     run_core, run_bytes, run_tail, handover, tail = z.copy(), z.copy(), z.copy(), z.copy(), z.copy()
@@ -218,6 +244,8 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
         load_core[dma] = theta[ix["d0"]]
         load_bytes[dma] = theta[ix["dmem"]] * 2 * x[dma, 4] * WORD_BYTES
         load_tail[dma] = theta[ix["dlat"]] * latency
+    if vec.any():
+        load_core[vec], load_bytes[vec], load_tail[vec] = _vector_parts(theta, ix, x[vec], latency)
     if ker.any():
         k = kind[ker]
         e = layout.engine_params(theta, config)[k]
@@ -232,8 +260,8 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
         run_bytes[ker] = e[:, 3] * xk[:, 5] * WORD_BYTES
         read_bytes[ker] = e[:, 3] * xk[:, 9] * WORD_BYTES
         tail[ker] = xk[:, 7] * compute
-    return OpParts(dma, load_core, load_bytes, load_tail, run_core, run_bytes, read_bytes, run_after, run_tail,
-                   handover, tail)
+    return OpParts(dma, vec, load_core, load_bytes, load_tail, run_core, run_bytes, read_bytes, run_after, run_tail,
+                   handover, tail, theta[ix["cw"]] * x[:, 14])
 
 
 def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[str], config_of_row: np.ndarray,
@@ -244,7 +272,9 @@ def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[s
     ix = layout.index
     kind = x[:, 0].astype(int)
     dma = kind == _DMA
-    kk = np.where(dma, 0, kind)
+    vec = kind == _VEC
+    other = dma | vec
+    kk = np.where(other, 0, kind)
     eng = np.stack([layout.engine_params(theta, c) for c in configs])[config_of_row, kk]   # rows x 6
     p = layout.kind_params(theta)[kk]                                                       # rows x 5
     loader, handover = _loader_cycles(p, x, latency, theta[ix["wb"]])
@@ -258,13 +288,17 @@ def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[s
                 + theta[ix["dlat"]] * latency)
     kernel_bus = (p[:, 1] * x[:, 4] + eng[:, 3] * x[:, 5]) * WORD_BYTES / bandwidth
     dma_bus = theta[ix["dmem"]] * 2 * x[:, 4] * WORD_BYTES / bandwidth
-    return (np.where(dma, dma_load, load), np.where(dma, 0.0, run), np.where(dma, 0.0, handover),
-            np.where(dma, 0.0, x[:, 7] * compute), np.where(dma, dma_bus, kernel_bus),
-            np.where(dma, 0.0, p[:, 1] * x[:, 4] * WORD_BYTES / bandwidth),
-            np.where(dma, 0.0, eng[:, 3] * x[:, 5] * WORD_BYTES / bandwidth))
+    vcore, vbytes, vfixed = _vector_parts(theta, ix, x, latency)
+    vec_load = np.maximum(vcore, vbytes / bandwidth) + vfixed
+    return (np.where(dma, dma_load, np.where(vec, vec_load, load)), np.where(other, 0.0, run),
+            np.where(other, 0.0, handover), np.where(other, 0.0, x[:, 7] * compute),
+            np.where(dma, dma_bus, np.where(vec, vbytes / bandwidth, kernel_bus)),
+            np.where(other, 0.0, p[:, 1] * x[:, 4] * WORD_BYTES / bandwidth),
+            np.where(other, 0.0, eng[:, 3] * x[:, 5] * WORD_BYTES / bandwidth))
 
 
-def schedule(is_dma, load, run, handover, tail, bus, load_bus=None, run_bus=None) -> tuple[float, list[float]]:
+def schedule(is_dma, load, run, handover, tail, bus, load_bus=None, run_bus=None, is_vec=None,
+             parse=None) -> tuple[float, list[float]]:
     """The pipeline of the module docstring for stage durations ``load`` / ``run``: (cycles from the first op to
     the last one done, each op's finish time). A DMA's duration is its ``load``; it starts once the DMA is free
     and the kernel op before it has started loading (the controller issues the stream in order). The engine takes
@@ -274,25 +308,40 @@ def schedule(is_dma, load, run, handover, tail, bus, load_bus=None, run_bus=None
     and the engine's traffic share one bus: an op is done no earlier than its ``bus`` cycles after the bus is done
     with the ops before it and the op has started; the arbiter serves the loader before the engine, so the next op's
     loader traffic, while it overlaps the engine's op, delays the engine by that share of its run that needs the
-    bus (``load_bus``, ``run_bus``: the loader's and the engine's bus cycles)."""
-    dma_free = load_free = dep = issued = bus_free = 0.0
+    bus (``load_bus``, ``run_bus``: the loader's and the engine's bus cycles). A vector-unit op (``is_vec``; its
+    duration is its ``load``) starts once the engine and the loader are done with every op before it and the DMAs
+    it waits for are done, and nothing starts loading while it runs. The controller parses the commands before a
+    kick (``parse`` cycles) only once it has handed over the kick before (``rtl/npu/controller.py``: in stream
+    order, a kick blocks parsing until it is taken), so no op starts before that."""
+    dma_free = load_free = dep = issued = bus_free = accepted = 0.0
     engine_end: list[float] = []
     finish = []
     n = len(is_dma)
     lb = load_bus.tolist() if load_bus is not None else [0.0] * n
     rb = run_bus.tolist() if run_bus is not None else [0.0] * n
+    vec = is_vec.tolist() if is_vec is not None else [False] * n
+    cmd = parse.tolist() if parse is not None else [0.0] * n
     prev = -1
     for i, (is_d, ld, rn, ho, tl, b) in enumerate(zip(is_dma.tolist(), load.tolist(), run.tolist(),
                                                       handover.tolist(), tail.tolist(), bus.tolist(), strict=True)):
+        parsed = accepted + cmd[i]
+        if vec[i]:
+            issued = accepted = max(engine_end[-1] if engine_end else 0.0, load_free, dep, parsed)
+            bus_free = max(bus_free, issued) + b
+            load_free = max(issued + ld, bus_free)
+            engine_end.append(load_free)
+            finish.append(load_free)
+            prev = -1
+            continue
         if is_d:
-            start = max(dma_free, issued)
+            start = accepted = max(dma_free, issued, parsed)
             bus_free = max(bus_free, start) + b
             dma_free = max(start + ld, bus_free)
             dep = dma_free
             finish.append(dma_free)
             continue
         slot = engine_end[-IN_FLIGHT] if len(engine_end) >= IN_FLIGHT else 0.0
-        issued = max(load_free, dep, slot)
+        issued = accepted = max(load_free, dep, slot, parsed)
         if prev >= 0 and engine_end[-1] > issued and run[prev] > 0:
             # the loader's reads go before the engine's (``rtl/npu/top.py``: arbiter priority): a bus-bound engine
             # waits for the next op's weight stream
@@ -316,7 +365,7 @@ def total_cycles(layout: ParamLayout, theta, x: np.ndarray, config: str, bandwid
     ix = layout.index
     return float(theta[ix[f"start[{config}]"]] + theta[ix["slat"]] * latency
                  + schedule(parts.is_dma, load, run, parts.handover, parts.tail, parts.bus(bandwidth),
-                            *parts.split_bus(bandwidth))[0])
+                            *parts.split_bus(bandwidth), parts.is_vec, parts.parse)[0])
 
 
 class NpuCostModel:

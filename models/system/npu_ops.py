@@ -8,7 +8,7 @@ weight per cycle; one 8-byte memory word per request) -- the structure, not the 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from models.npu import cmdstream as cs
 
@@ -19,8 +19,14 @@ __all__ = ["GEOMETRIES", "NpuGeometry", "NpuOp", "OP_KINDS", "WORD_BYTES", "laye
 WORD_BYTES = 8
 #: IFM channels per MAC beat (the brick's input depth).
 IFM_UBLOCK = 8
-#: Op kinds the cost model knows: kernel ops by what they compute, and the DMA.
-OP_KINDS = ("conv", "fc", "depthwise", "pool", "dma")
+#: Op kinds the cost model knows: kernel ops by what they compute, and the DMA. A "pool" is the identity form the
+#: MAC datapath runs unless ``vector``; "elementwise" ops and every other pool run on the vector unit.
+OP_KINDS = ("conv", "fc", "depthwise", "pool", "elementwise", "dma")
+#: The vector unit (``rtl/npu/vector_unit.py``): taps its walker keeps queued (reads in flight at most) and OFM
+#: elements it may have in flight (its result credits).
+VECTOR_PENDING, VECTOR_RESULTS = 16, 8
+_POOL_AVERAGE, _POOL_REDUCE_SUM = 1, 2
+_EW_UNARY = (5, 6, 7)      # LRELU, ABS, CLZ: one operand
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,11 @@ class NpuOp:
     ofm_base: int = 0
     ofm_strides: tuple[int, int, int] = (0, 0, 0)  # OFM_STRIDE_Y/X/C (bytes)
     ofm_nhcwb16: bool = False
+    vector: bool = False                  # runs on the vector unit (not the MAC datapath)
+    mode: int = 0                         # the kick's pooling / elementwise mode
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)   # IFM_PAD_TOP/LEFT/BOTTOM/RIGHT
+    ifm2_scalar: bool = False             # elementwise: the second operand is IFM2_SCALAR (no reads)
+    cmd_words: int = 0                    # command words the controller parses after the previous kick, this one's too
 
     @property
     def is_kernel(self) -> bool:
@@ -76,6 +87,17 @@ def _ceil(a: int, b: int) -> int:
 
 def _pad(a: int, b: int) -> int:
     return _ceil(a, b) * b
+
+
+def _is_identity_pool(k, mode: int) -> bool:
+    """The POOL form the MAC datapath runs (``rtl/npu/vector_unit.py`` ``is_identity_pool``): AVERAGE 1x1, stride 1,
+    no padding, int8, global scale 1 / shift 0, round TFL, no activation; every other POOL goes to the vector unit."""
+    pads = (k.reg(f"IFM_PAD_{side}", 0) for side in ("TOP", "LEFT", "BOTTOM", "RIGHT"))
+    ofm_prec = k.reg("OFM_PRECISION", 0)
+    return (mode == _POOL_AVERAGE and k.reg("KERNEL_HEIGHT_M1", 0) == 0 and k.reg("KERNEL_WIDTH_M1", 0) == 0
+            and k.reg("KERNEL_STRIDE", 0) & 0x243 == 0 and not any(pads) and (ofm_prec >> 8) & 1
+            and k.reg("OFM_SCALE", 0) == 1 and k.reg("OFM_SCALE_SHIFT", 0) == 0 and (ofm_prec >> 14) & 3 == 0
+            and k.reg("IFM_PRECISION", 0) & 15 == 1 and ofm_prec & 7 == 1 and k.reg("ACTIVATION", 0) & 0xFFF == 0)
 
 
 def _kernel_op(index: int, k) -> NpuOp:
@@ -91,10 +113,12 @@ def _kernel_op(index: int, k) -> NpuOp:
         kind = "fc" if ifm[:2] == (1, 1) and ofm[:2] == (1, 1) and kernel == (1, 1) else "conv"
     else:
         kind = k.name.removeprefix("NPU_OP_").lower()
-    pool = kind == "pool"
+    mode = k.param
+    vector = kind == "elementwise" or (kind == "pool" and not _is_identity_pool(k, mode))
+    no_weights = kind in ("pool", "elementwise")
     return NpuOp(index, kind, ifm, ofm, kernel, (st["stride_y"], st["stride_x"]),
-                 weight_bytes=0 if pool else k.reg("WEIGHT_LENGTH", 0),
-                 scale_bytes=0 if pool else k.reg("SCALE_LENGTH", 0),
+                 weight_bytes=0 if no_weights else k.reg("WEIGHT_LENGTH", 0),
+                 scale_bytes=0 if no_weights else k.reg("SCALE_LENGTH", 0),
                  ifm_key=(k.reg("IFM_REGION", 0), k.reg("IFM_BASE0", 0)),
                  part_kernel_first=st["weight_order"] == "PART_KERNEL_FIRST",
                  ofm_block=(k.reg("OFM_BLK_HEIGHT_M1", 0) + 1, k.reg("OFM_BLK_WIDTH_M1", 0) + 1,
@@ -102,25 +126,34 @@ def _kernel_op(index: int, k) -> NpuOp:
                  ifm_strides=(k.reg("IFM_STRIDE_Y", 0), k.reg("IFM_STRIDE_X", 0), k.reg("IFM_STRIDE_C", 0)),
                  ifm_nhcwb16=(k.reg("IFM_PRECISION", 0) >> 6) & 3 == 1, ofm_base=k.reg("OFM_BASE0", 0),
                  ofm_strides=(k.reg("OFM_STRIDE_Y", 0), k.reg("OFM_STRIDE_X", 0), k.reg("OFM_STRIDE_C", 0)),
-                 ofm_nhcwb16=(k.reg("OFM_PRECISION", 0) >> 6) & 3 == 1)
+                 ofm_nhcwb16=(k.reg("OFM_PRECISION", 0) >> 6) & 3 == 1, vector=vector, mode=mode,
+                 pads=tuple(k.reg(f"IFM_PAD_{side}", 0) for side in ("TOP", "LEFT", "BOTTOM", "RIGHT")),
+                 ifm2_scalar=bool((k.reg("IFM2_BROADCAST", 0) >> 7) & 1))
 
 
 def ops_from_commands(commands) -> tuple[NpuOp, ...]:
     """Every kernel op and DMA of a decoded command stream, in stream order."""
     ops = []
+    after = 0     # word offset after the previous kick
     for k in cs.kicks(commands):
+        words = k.command.offset // 4 + 1 - after
         if k.name in cs.KERNEL_OPS:
-            ops.append(_kernel_op(len(ops), k))
+            shift = {"OFM_SCALE_SHIFT": k.params["OFM_SCALE"]} if "OFM_SCALE" in k.params else {}
+            op = _kernel_op(len(ops), _Registers(k.name, k.registers | shift, k.command.param))
         elif k.name in cs.DMA_OPS:
-            ops.append(NpuOp(len(ops), "dma", dma_bytes=k.reg("DMA0_LEN", 0)))
+            op = NpuOp(len(ops), "dma", dma_bytes=k.reg("DMA0_LEN", 0))
+        else:
+            continue
+        ops.append(replace(op, cmd_words=words))
+        after = k.command.offset // 4 + 1
     return tuple(ops)
 
 
 class _Registers:
     """The register state at one kick (the part of :class:`models.npu.cmdstream.Kick` this module reads)."""
 
-    def __init__(self, name: str, registers: dict[str, int]):
-        self.name, self.registers = name, registers
+    def __init__(self, name: str, registers: dict[str, int], param: int = 0):
+        self.name, self.registers, self.param = name, registers, param
 
     def reg(self, short: str, default: int) -> int:
         return self.registers.get(short, default)
@@ -139,7 +172,7 @@ def ops_from_words(words) -> tuple[NpuOp, ...]:
     w = words.tolist() if hasattr(words, "tolist") else [int(x) for x in words]
     regs: dict[str, int] = {}
     ops: list[NpuOp] = []
-    i = 0
+    i = after = 0
     while i < len(w):
         w0 = w[i]
         opcode, mode, param = w0 & cs.OPCODE_MASK, w0 & cs.MODE_MASK, w0 >> 16
@@ -150,6 +183,8 @@ def ops_from_words(words) -> tuple[NpuOp, ...]:
                 raise ValueError(f"bad cmd1 {w0:#010x} at {4 * i:#06x}")
             if opcode in _SHORT1:
                 regs[_SHORT1[opcode]] = w[i + 1]
+                if _SHORT1[opcode] == "OFM_SCALE":
+                    regs["OFM_SCALE_SHIFT"] = param
             i += 2
             continue
         i += 1
@@ -157,11 +192,13 @@ def ops_from_words(words) -> tuple[NpuOp, ...]:
             regs[_SHORT0[opcode]] = param
         elif opcode in _KICKS:
             name = _KICKS[opcode]
-            view = _Registers(name, dict(regs))
+            view = _Registers(name, dict(regs), param)
             if name in cs.KERNEL_OPS:
-                ops.append(_kernel_op(len(ops), view))
+                op = _kernel_op(len(ops), view)
             else:
-                ops.append(NpuOp(len(ops), "dma", dma_bytes=view.reg("DMA0_LEN", 0)))
+                op = NpuOp(len(ops), "dma", dma_bytes=view.reg("DMA0_LEN", 0))
+            ops.append(replace(op, cmd_words=i - after))
+            after = i
         elif opcode == _STOP:
             return tuple(ops)
         elif opcode not in cs.CMD0_NAMES:
@@ -263,6 +300,32 @@ def _tail_share(op: NpuOp, micro: int, oublocks: int) -> float:
     return max(share - 1.0 / max(micro, 1), 0.0)
 
 
+def _valid_taps(n_out: int, k: int, stride: int, pad: int, n_in: int) -> int:
+    """Kernel taps inside the IFM, summed over the ``n_out`` output positions along one axis."""
+    return sum(sum(0 <= o * stride + t - pad < n_in for t in range(k)) for o in range(n_out))
+
+
+def vector_features(op: NpuOp) -> dict[str, float]:
+    """What the vector unit (``rtl/npu/vector_unit.py``) does for ``op``: its walker steps one tap a cycle (a pool:
+    every kernel tap of every OFM element, padding taps without a read; REDUCE_SUM across depth: every IFM channel;
+    elementwise: one tap per operand, the IFM2 scalar without a read) and reads one memory word per valid tap; one
+    strobed word write per OFM element, which goes before the walker's next read; at most ``VECTOR_PENDING`` reads
+    and ``VECTOR_RESULTS`` elements in flight."""
+    oh, ow, oc = op.ofm
+    elements = oh * ow * oc
+    if op.kind == "elementwise":
+        taps = 1 if op.mode in _EW_UNARY else 2
+        reads = elements * (1 if taps == 1 or op.ifm2_scalar else 2)
+    else:
+        (kh, kw), (sy, sx) = op.kernel, op.stride
+        depth = op.ifm[2] if op.mode == _POOL_REDUCE_SUM and oc == 1 and op.ifm[2] > 1 else 1
+        taps = kh * kw * depth
+        pt, pl = op.pads[0], op.pads[1]
+        reads = (_valid_taps(oh, kh, sy, pt, op.ifm[0]) * _valid_taps(ow, kw, sx, pl, op.ifm[1]) * oc * depth)
+    return {"vector_steps": float(elements * taps), "read_words": float(reads), "write_words": float(elements),
+            "vector_inflight": float(min(VECTOR_PENDING, VECTOR_RESULTS * taps))}
+
+
 def op_features(op: NpuOp, geo: NpuGeometry) -> dict[str, float]:
     """The quantities one op's cycles are fitted on, for the MAC array ``geo``:
 
@@ -278,6 +341,9 @@ def op_features(op: NpuOp, geo: NpuGeometry) -> dict[str, float]:
     ``rtl/npu/compute.py`` ``_connect_stager``); ``resident_after`` the share of the MAC work that can only start
     once the whole IFM is staged (a resident IFM is staged during the first OFM ublock's sweep only).
     """
+    if op.vector:
+        return {"beats": 0.0, "weights": 0.0, "ofm_positions": 0.0, "stream_words": 0.0, "scale_bytes": 0.0,
+                "blocks": 1.0, "tail": 0.0, "fill_words": 0.0, "resident_after": 0.0} | vector_features(op)
     if op.kind == "dma":
         words = _ceil(op.dma_bytes, WORD_BYTES)
         return {"beats": 0.0, "weights": 0.0, "ofm_positions": 0.0, "stream_words": float(words),

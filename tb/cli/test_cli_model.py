@@ -45,6 +45,14 @@ def test_model_npu_predicts_per_layer_and_per_inference(net):
     assert text.exit_code == 0 and "total" in text.output and "inferences/s" in text.output, text.output
 
 
+def test_model_npu_takes_a_network_by_name_and_costs_its_vector_ops():
+    """A whole network by name: its pools and SOFTMAX's ELEMENTWISE ops are layers the model costs."""
+    doc = _json(["model", "npu", "-c", "u55-128", "digits-pool"])
+    kinds = {layer["kind"] for layer in doc["layers"]}
+    assert {"conv", "pool", "elementwise"} <= kinds, kinds
+    assert all(layer["cycles"] >= 0 for layer in doc["layers"]) and doc["cycles"] > 1000
+
+
 def test_model_npu_inflight_raises_throughput_when_the_host_set_up_overlaps(net):
     setup = round(_json(["model", "npu", str(net)])["cycles"])        # host set-up as long as an inference
     args = ["model", "npu", str(net), "--setup-cycles", str(setup), "--inferences", "8"]

@@ -175,11 +175,9 @@ def test_run_npu_builtin_network(tmp_path):
     _one_line_error(CliRunner().invoke(main, ["run", "npu", "resnet8", "--images", "2"]), "digits")
 
 
-@pytest.mark.xfail(strict=True, reason="MEAN (kernel op #29 on u55-128: a DEPTHWISE with a 32-bit OFM, then an "
-                   "ELEMENTWISE) is not implemented on this branch; remove this mark once it is")
 def test_run_npu_mobilenetv2():
-    """MobileNetV2 runs whole from the CLI (its HARD_SWISH stem and head fused into convs as table lookups):
-    bit-exact, no UNSUPPORTED stop."""
+    """MobileNetV2 runs whole from the CLI (its HARD_SWISH stem and head fused into convs as table lookups, MEAN as a
+    depthwise with a 32-bit OFM): bit-exact, no UNSUPPORTED stop."""
     result = CliRunner().invoke(main, ["run", "npu", "mobilenetv2", "-c", "u55-128", "--seed", "0"])
     assert result.exit_code == 0, result.output
     assert "bit-exact: yes" in result.output

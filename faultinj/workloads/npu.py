@@ -220,7 +220,7 @@ def _network_workload(name: str, config, art, x: np.ndarray, seed: int, cycles: 
                     classifier=(top1, top2) if classes else (), fault_window=start2, **common)
 
 
-def _npu_done_cycle(name: str, config, memory, stimulus, limit: int = 1 << 20, after: int = 0) -> int:
+def _npu_done_cycle(name: str, config, memory, stimulus, limit: int = 1 << 23, after: int = 0) -> int:
     """First cycle at which ``done`` rises (is high, sampled before that cycle's edge, after being low at some
     cycle ``>= after``; with ``after == 0``: the first cycle it is high) in a plain run of the workload."""
     from sim.build import build

@@ -123,3 +123,17 @@ def test_output_must_be_a_writable_folder(tmp_path):
     blocker.write_text("x")
     result = _study(blocker)
     assert result.exit_code == 2 and result.output.startswith("rampart: error: --output:"), result.output
+
+
+def test_a_built_in_network_is_studied_whole(tmp_path):
+    """digits-pool (pooling, FC, SOFTMAX) is the campaign's model as built, not a CONV/DEPTHWISE/FC prefix."""
+    from faultinj.study import _campaign_spec
+    from models.npu.graph import interpreter
+    from models.npu.networks import network
+
+    req = StudyRequest("npu", ("u55-128",), ("digits-pool",), samples=5, second=False)
+    spec, note = _campaign_spec(req, tmp_path, "u55-128", "digits-pool")
+    model = spec.options["workload_args"]["model"]
+    assert note == "" and open(model, "rb").read() == network("digits-pool").data
+    ops = {d["op_name"] for d in interpreter(network("digits-pool").data)._get_ops_details()}
+    assert {"SOFTMAX", "MAX_POOL_2D", "AVERAGE_POOL_2D"} <= ops

@@ -155,6 +155,15 @@ def _campaign_spec(req: StudyRequest, out: Path, config: str, network: str):
         if not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)
         model = str(path)
+    if model is not None:
+        from faultinj.workloads.npu import fi_memory_config
+        from rtl.designs import get_design
+
+        preset = get_design(req.design).config(config)
+        config = fi_memory_config(preset, Path(model).read_bytes(), req.second)
+        if config != preset:
+            note = (f"external-memory model enlarged to {config.ext_mem_kib} KiB for this network (simulation "
+                    "scaffolding, not a fault site; the chip is unchanged)")
     spec = campaign_spec(req.design, config, workload, samples=req.samples, margin=req.margin,
                          confidence=req.confidence, model=model, liveness=req.liveness, second=req.second,
                          seed=req.seed)
@@ -319,7 +328,7 @@ def _run_pair(out: Path, req: StudyRequest, config: str, network: str, workers, 
             log(f"{config} / {network}: {note}")
         log(f"{config} / {network}: baseline, optimisation and verification ({spec.samples:,} injections each)")
         kw = dict(spec.options)     # (with --margin: ``sized_for`` keeps the campaigns' confidence)
-        plan = protect_design(pair_dir, req.design, config, spec.workload, target=req.target,
+        plan = protect_design(pair_dir, req.design, spec.config, spec.workload, target=req.target,
                               baseline_samples=spec.samples, verify_samples=spec.samples, seed=req.seed,
                               workers=workers, confidence=req.confidence, campaign_kw=kw,
                               options=req.options, max_rounds=req.max_rounds, area_abc=req.area_abc,

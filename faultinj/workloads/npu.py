@@ -17,7 +17,8 @@ from drivers.npu import REGION_ALIGN, layout, read_input_file, read_model_file
 from faultinj.workload import Workload
 from rtl.common.protect import has_error_ports
 
-__all__ = ["NPU_EXTMEM", "NPU_DONE_MARGIN", "npu_conv", "npu_cnn", "npu_network", "npu_model"]
+__all__ = ["NPU_EXTMEM", "NPU_DONE_MARGIN", "npu_conv", "npu_cnn", "npu_network", "npu_model",
+           "fi_memory_config"]
 
 #: Cycles the golden run goes on after ``done`` rises (the end state then has ``done`` high).
 NPU_DONE_MARGIN = 4
@@ -140,6 +141,26 @@ def npu_model(config, model, input=None, seed: int = 0, cycles: int | None = Non
                              {"model": str(model), "output_shape": out_shape, "classes": classes},
                              _second(second, second_input, x, in_shape))
 
+
+
+def fi_memory_config(config, model_data: bytes, second: bool):
+    """``config``, or the same NPU with a larger external-memory model (the next power of two in KiB) when the
+    Vela-compiled ``model_data`` does not fit it (``second``: with the second inference's scratch arena after the
+    first). The external memory is scaffolding (``exclude_blocks``: never a fault site) kept in the netlist, so
+    snapshots and golden runs cover it; a larger one costs one more build and larger snapshots, not fault sites."""
+    from dataclasses import replace
+
+    from drivers.npu import memory_needed
+    from models.npu import vela
+
+    art = vela.compile_cached(model_data, f"u55-{config.macs}")
+    need = memory_needed(art) + (-(-art.scratch_size // REGION_ALIGN) * REGION_ALIGN if second else 0)
+    if need <= config.ext_mem_bytes:
+        return config
+    kib = config.ext_mem_kib
+    while kib * 1024 < need:
+        kib *= 2
+    return replace(config, ext_mem_kib=kib)
 
 
 def _network_workload(name: str, config, art, x: np.ndarray, seed: int, cycles: int | None, params: dict,

@@ -137,3 +137,17 @@ def test_a_built_in_network_is_studied_whole(tmp_path):
     assert note == "" and open(model, "rb").read() == network("digits-pool").data
     ops = {d["op_name"] for d in interpreter(network("digits-pool").data)._get_ops_details()}
     assert {"SOFTMAX", "MAX_POOL_2D", "AVERAGE_POOL_2D"} <= ops
+
+
+def test_the_fi_memory_grows_only_for_a_network_that_does_not_fit():
+    """autoencoder's 272 KiB of weights do not fit the FI NPU's 256 KiB external-memory model: the study runs it
+    on the same NPU with 512 KiB (scaffolding, never a fault site); digits-pool keeps the preset."""
+    from faultinj.workloads.npu import fi_memory_config
+    from models.npu.networks import network
+    from rtl.npu import PRESETS
+
+    preset = PRESETS["u55-32"]
+    assert fi_memory_config(preset, network("digits-pool").data, second=True) is preset
+    big = fi_memory_config(preset, network("autoencoder").data, second=False)
+    assert big.ext_mem_kib == 512 and big.macs == preset.macs and big.protection == preset.protection
+    assert big == type(preset)(**{**preset.__dict__, "ext_mem_kib": 512})

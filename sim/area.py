@@ -213,7 +213,7 @@ def measure_area(design: str, config=None, *, abc: bool = True) -> AreaReport:
 #: ``synth_ecp5`` with the hierarchy kept, so every module's cells go to its functional block (and the scaffolding,
 #: e.g. the NPU's external-memory model, can be left out); flattening would let optimisation cross block boundaries,
 #: so these counts are a little above what ``rampart synth`` (flattened) reports for the same design.
-ECP5_SCRIPT = "hierarchy -top top\nsynth_ecp5 -top top -noflatten\ntee -q -o {out} stat -json\n"
+ECP5_SCRIPT = "hierarchy -top {top}\nsynth_ecp5 -top {top} -noflatten\ntee -q -o {out} stat -json\n"
 
 
 @dataclass(frozen=True)
@@ -244,17 +244,19 @@ class Ecp5Area:
                 "dsp": t["MULT18X18D"], "cells": dict(sorted(t.items()))}
 
 
-def ecp5_of_rtlil(rtlil_text: str) -> dict[str, dict[str, int]]:
+def ecp5_of_rtlil(rtlil_text: str, top: str = "top") -> dict[str, dict[str, int]]:
     """Per module (instance path, ``""`` for the top): ECP5 cell counts by type from :data:`ECP5_SCRIPT` (cached
-    by the RTLIL's hash and the script)."""
-    key = hashlib.sha256((rtlil_text + ECP5_SCRIPT + str(_FORMAT)).encode()).hexdigest()
+    by the RTLIL's hash and the script); ``top``: the module synthesised with everything below it (e.g.
+    ``top.compute.wbuf``, one instance alone)."""
+    script = ECP5_SCRIPT.format(top=top, out="{out}")
+    key = hashlib.sha256((rtlil_text + script + str(_FORMAT)).encode()).hexdigest()
     cache = cache_root() / "area" / f"ecp5-{key[:32]}.json"
     if cache.exists():
         return json.loads(cache.read_text())
     cache.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
         (Path(tmp) / "top.il").write_text(rtlil_text)
-        (Path(tmp) / "ecp5.ys").write_text("read_rtlil top.il\n" + ECP5_SCRIPT.format(out="stat.json"))
+        (Path(tmp) / "ecp5.ys").write_text("read_rtlil top.il\n" + script.format(out="stat.json"))
         proc = subprocess.run([_yosys(), "-q", "-s", "ecp5.ys"], cwd=tmp, capture_output=True, text=True)
         if proc.returncode != 0 or not (Path(tmp) / "stat.json").exists():
             error = next((line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line), "no output")
@@ -272,14 +274,15 @@ def ecp5_of_rtlil(rtlil_text: str) -> dict[str, dict[str, int]]:
     return modules
 
 
-def measure_ecp5(design: str, config=None) -> Ecp5Area:
-    """ECP5 LUT / FF / BRAM / DSP counts of ``design`` (config as :func:`measure_area`) per functional block."""
+def measure_ecp5(design: str, config=None, instance: str | None = None) -> Ecp5Area:
+    """ECP5 LUT / FF / BRAM / DSP counts of ``design`` (config as :func:`measure_area`) per functional block;
+    ``instance`` (an instance path, e.g. ``compute.wbuf``): that instance and what is inside it only."""
     entry = get_design(design)
     if not isinstance(config, entry.config_type):
         config = entry.config(config)
     text = rtlil.convert(entry.make(config), name="top")
     blocks: dict[str, Counter] = {}
-    for path, cells in ecp5_of_rtlil(text).items():
+    for path, cells in ecp5_of_rtlil(text, "top" if instance is None else f"top.{instance}").items():
         block = entry.block_of(f"{path}.$cells") if path else "top"
         blocks[block] = blocks.get(block, Counter()) + Counter(cells)
     return Ecp5Area(design, config, blocks, hashlib.sha256(text.encode()).hexdigest()[:20])

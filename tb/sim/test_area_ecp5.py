@@ -20,3 +20,10 @@ def test_scaffolding_blocks_can_be_left_out():
     without = area.summary(exclude=("pe_0_0",))
     assert whole["dsp"] == 16 and without["dsp"] == 15      # one 8x8 multiplier per PE
     assert without["ff"] == whole["ff"] - area.blocks["pe_0_0"]["TRELLIS_FF"]
+
+
+def test_one_instance_alone_matches_its_share_of_the_whole():
+    whole = measure_ecp5("mac_array", "4x4")
+    alone = measure_ecp5("mac_array", "4x4", instance="pe_1_1")
+    assert set(alone.blocks) == {"pe_1_1"}
+    assert alone.blocks["pe_1_1"] == whole.blocks["pe_1_1"]       # the hierarchy is kept: same cells

@@ -43,28 +43,55 @@ def _cell(m: dict) -> str:
 
 
 def _last_verify(pair_dir: Path, plan_doc: dict) -> Path | None:
+    """The database of the pair's last verification campaign (stored relative to where the study ran)."""
     db = (plan_doc.get("verified") or {}).get("db")
-    return Path(db) if db and Path(db).exists() else None
+    return pair_dir / Path(db).name if db and (pair_dir / Path(db).name).exists() else None
 
 
-def rows(study: Path, confidence: float) -> tuple[list[str], list[str]]:
+def _complete(db: Path, samples: int | None) -> bool:
+    """The campaign at ``db`` exists and holds all its injections (a baseline the study or a helper finished)."""
+    if not db.exists() or not samples:
+        return False
+    return campaign_counts(db) and sum(campaign_counts(db).values()) >= samples
+
+
+def _pairs(study: Path) -> list[dict]:
+    """Every config x network of the study (the order of its command), with the pair's study.json entry or
+    ``not reached``."""
     doc = json.loads((study / "study.json").read_text())
+    known = {(p["config"], p["network"]): p for p in doc["pairs"]}
+    return [{"dir": f"{c}/{n}", **known.get((c, n), {"config": c, "network": n, "status": "not reached"}),
+             "_samples": doc["parameters"]["samples"]} for c in doc["configs"] for n in doc["networks"]]
+
+
+def rows(studies: list[Path], confidence: float) -> tuple[list[str], list[str]]:
     base = ["| config | network | injections | SPFM | LFM | PMHF (FIT) | ASIL-D | highest | latent | delayed | "
-            "pair wall (s) |", "|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|"]
+            "study pair |", "|---|---|---:|---:|---:|---:|---|---|---:|---:|---|"]
     prot = ["| config | network | plan (blocks not listed: none) | plan area overhead (NAND2 GE) | lockstep overhead | "
             "verification injections | SPFM | LFM | PMHF (FIT) | ASIL-D |",
             "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
-    for p in doc["pairs"]:
-        pair_dir = study / p.get("dir", f"{p['config']}/{p['network']}")
-        if p.get("status") != "done":
-            why = p.get("error") or p.get("status")
-            base.append(f"| {p['config']} | {p['network']} | | | | | {p.get('status')}: {why} | | | | |")
+    # a pair another folder got further with (e.g. a second study process on other configs) replaces the first
+    # folder's "not reached" entry
+    chosen: dict = {}
+    for study in studies:
+        for p in _pairs(study):
+            key = (p["config"], p["network"])
+            if key not in chosen or chosen[key][1]["status"] == "not reached":
+                chosen[key] = (study, p)
+    for study, p in chosen.values():
+        pair_dir = study / p["dir"]
+        status = p.get("status")
+        state = "done" if status == "done" else f"{status}" + (f": {p['error']}" if p.get("error") else "")
+        if status == "done" or _complete(pair_dir / "baseline.db", p["_samples"]):
+            b = _metrics(pair_dir / "baseline.db", None, confidence)
+            highest = _verdict(b["cons"], "ASIL-D")["highest"]
+            base.append(f"| {p['config']} | {p['network']} | {b['n']:,} | {_cell(b)} | {_fails(b['cons'])} | "
+                        f"{highest or 'none'} | {b['counts'].get('latent', 0)} | "
+                        f"{b['counts'].get('delayed', 0)} | {state} |")
+        else:
+            base.append(f"| {p['config']} | {p['network']} | | | | | | | | | {state} |")
+        if status != "done":
             continue
-        b = _metrics(pair_dir / "baseline.db", None, confidence)
-        highest = _verdict(b["cons"], "ASIL-D")["highest"]
-        base.append(f"| {p['config']} | {p['network']} | {b['n']:,} | {_cell(b)} | {_fails(b['cons'])} | "
-                    f"{highest or 'none'} | {b['counts'].get('latent', 0)} | {b['counts'].get('delayed', 0)} | "
-                    f"{p.get('seconds', 0):,.0f} |")
         plan = {k: v for k, v in (p.get("plan") or {}).items() if v != "none"}
         plan_text = ", ".join(f"{o} {b_}" for b_, o in sorted(plan.items())) or "(none: no feasible plan)"
         plan_doc = json.loads((pair_dir / "plan.json").read_text())
@@ -76,14 +103,14 @@ def rows(study: Path, confidence: float) -> tuple[list[str], list[str]]:
                         "not verified |")
             continue
         v = _metrics(vdb, p.get("plan"), confidence)
-        prot.append(f"| {p['config']} | {p['network']} | {plan_text} | {area} | {lock} | {v['n']:,} | {_cell(v)} | "
-                    f"{_fails(v['cons'])} |")
+        prot.append(f"| {p['config']} | {p['network']} | {plan_text} | {area} | {lock} | {v['n']:,} | "
+                    f"{_cell(v)} | {_fails(v['cons'])} |")
     return base, prot
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("study", type=Path)
+    ap.add_argument("study", type=Path, nargs="+", help="study folders (their pairs in order)")
     ap.add_argument("--confidence", type=float, default=0.95)
     ap.add_argument("--write", type=Path, default=None)
     ap.add_argument("--command", default=None, help="the study's command line (default: study.json's)")
@@ -93,10 +120,11 @@ def main():
     base, prot = rows(args.study, args.confidence)
     print("\n".join(base + [""] + prot))
     if args.write:
-        cmd = args.command or json.loads((args.study / "study.json").read_text()).get("command")
+        cmd = args.command or json.loads((args.study[0] / "study.json").read_text()).get("command")
         notes = {k: (f.read_text().strip() if f else "") for k, f in (("baseline", args.notes_baseline),
                                                                         ("protected", args.notes_protected))}
-        head = (f"Command: `{cmd}`\n\nTable: `.venv/bin/python benchmarks/asil_study.py {args.study} --write "
+        head = (f"Command: `{cmd}`\n\nTable: `.venv/bin/python benchmarks/asil_study.py "
+                f"{' '.join(map(str, args.study))} --write "
                 f"{args.write}`. Conservative end of {args.confidence:.0%} intervals (point value in brackets).\n")
         write_section(args.write, "asil_baseline", "\n".join(
             ["## ASIL baseline (asil_baseline)", "", head, *base, "", notes["baseline"]]).rstrip())

@@ -36,8 +36,8 @@ from amaranth.back import rtlil
 from base import RampartError, cache_root
 from rtl.designs import get_design
 
-__all__ = ["AREA_SCRIPT", "AREA_SCRIPT_NO_ABC", "ECP5_SCRIPT", "AreaModel", "BlockArea", "AreaReport", "Ecp5Area",
-           "measure_area", "area_of_rtlil", "measure_ecp5", "ecp5_of_rtlil"]
+__all__ = ["AREA_SCRIPT", "AREA_SCRIPT_NO_ABC", "ECP5_SCRIPT", "ECP5_INSTANCE_SCRIPT", "AreaModel", "BlockArea",
+           "AreaReport", "Ecp5Area", "measure_area", "area_of_rtlil", "measure_ecp5", "ecp5_of_rtlil"]
 
 AREA_SCRIPT = ("hierarchy -top top\nproc\nopt\nmemory -nomap\nopt\ntechmap\nopt -fast\n"
                "abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\nopt_clean\ntee -q -o {out} stat -json\n")
@@ -210,10 +210,14 @@ def measure_area(design: str, config=None, *, abc: bool = True) -> AreaReport:
 
 # --- ECP5 LUT / FF counts (Yosys synth_ecp5, the mapping `rampart synth` uses, without place and route) -------------
 
-#: ``synth_ecp5`` with the hierarchy kept, so every module's cells go to its functional block (and the scaffolding,
-#: e.g. the NPU's external-memory model, can be left out); flattening would let optimisation cross block boundaries,
-#: so these counts are a little above what ``rampart synth`` (flattened) reports for the same design.
+#: ``synth_ecp5`` of the whole design with the hierarchy kept (``-noflatten``), so every module's cells go to its
+#: functional block (and the scaffolding, e.g. the NPU's external-memory model, can be left out). Caveat: a memory
+#: whose read register sits in another module than the memory is not merged into a block RAM without flattening
+#: (it becomes LUT RAM), so these whole-design counts are above what ``rampart synth`` (flattened) reports.
 ECP5_SCRIPT = "hierarchy -top {top}\nsynth_ecp5 -top {top} -noflatten\ntee -q -o {out} stat -json\n"
+#: One instance alone (:func:`measure_ecp5` with ``instance``): flattened, as ``rampart synth`` maps a design, so its
+#: memories map to block RAM as they do in the whole chip; its cells are counted as the instance's block.
+ECP5_INSTANCE_SCRIPT = "hierarchy -top {top}\nsynth_ecp5 -top {top}\ntee -q -o {out} stat -json\n"
 
 
 @dataclass(frozen=True)
@@ -247,8 +251,8 @@ class Ecp5Area:
 def ecp5_of_rtlil(rtlil_text: str, top: str = "top") -> dict[str, dict[str, int]]:
     """Per module (instance path, ``""`` for the top): ECP5 cell counts by type from :data:`ECP5_SCRIPT` (cached
     by the RTLIL's hash and the script); ``top``: the module synthesised with everything below it (e.g.
-    ``top.compute.wbuf``, one instance alone)."""
-    script = ECP5_SCRIPT.format(top=top, out="{out}")
+    ``top.compute.wbuf``, one instance alone, flattened: :data:`ECP5_INSTANCE_SCRIPT`)."""
+    script = (ECP5_SCRIPT if top == "top" else ECP5_INSTANCE_SCRIPT).format(top=top, out="{out}")
     key = hashlib.sha256((rtlil_text + script + str(_FORMAT)).encode()).hexdigest()
     cache = cache_root() / "area" / f"ecp5-{key[:32]}.json"
     if cache.exists():
@@ -276,13 +280,16 @@ def ecp5_of_rtlil(rtlil_text: str, top: str = "top") -> dict[str, dict[str, int]
 
 def measure_ecp5(design: str, config=None, instance: str | None = None) -> Ecp5Area:
     """ECP5 LUT / FF / BRAM / DSP counts of ``design`` (config as :func:`measure_area`) per functional block;
-    ``instance`` (an instance path, e.g. ``compute.wbuf``): that instance and what is inside it only."""
+    ``instance`` (an instance path, e.g. ``compute.wbuf``): that instance and what is inside it only, flattened
+    (all its cells in its block)."""
     entry = get_design(design)
     if not isinstance(config, entry.config_type):
         config = entry.config(config)
     text = rtlil.convert(entry.make(config), name="top")
     blocks: dict[str, Counter] = {}
     for path, cells in ecp5_of_rtlil(text, "top" if instance is None else f"top.{instance}").items():
+        if instance is not None:
+            path = instance
         block = entry.block_of(f"{path}.$cells") if path else "top"
         blocks[block] = blocks.get(block, Counter()) + Counter(cells)
     return Ecp5Area(design, config, blocks, hashlib.sha256(text.encode()).hexdigest()[:20])

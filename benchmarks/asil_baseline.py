@@ -2,8 +2,7 @@
 each (liveness on, second inference on: the study's campaign), with ASIL-D pass/fail on the conservative bounds.
 
 Resumable: every pair's campaign is its own database under ``--out`` (a killed run continues where it stopped) and
-the table is rewritten after every pair. Built-in networks the NPU cannot run whole are studied on their
-CONV/DEPTHWISE/FC body, as ``rampart fi study`` does (the table says which).
+the table is rewritten after every pair. Built-in networks run whole, as in ``rampart fi study``.
 
     nice -n 19 .venv/bin/python benchmarks/asil_baseline.py --out bench-out/asil-baseline \\
         --configs u55-32,u55-64,u55-128,u55-256 --networks kws-dscnn,resnet8,autoencoder --samples 2000 \\

@@ -145,23 +145,25 @@ def _campaign_spec(req: StudyRequest, out: Path, config: str, network: str):
     elif kind == "model":
         model = network
     else:
-        from models.npu.networks import NETWORKS, mac_body
         from models.npu.networks import network as build
 
-        net = NETWORKS[network]
-        if net.mac_ops_only:
-            data = build(network).data
-        else:
-            # the NPU's compute unit runs CONV_2D / DEPTHWISE / FC only today: the study covers the body up to the
-            # first other operator (quantised as in the whole network) and says so
-            data = mac_body(network).data
-            note = (f"{network} uses {', '.join(net.ops)}, which the NPU does not run yet (COMPUTE_FAULT "
-                    "UNSUPPORTED): the study covers its CONV/DEPTHWISE/FC body up to the first such operator")
+        # the whole network (the NPU runs every operator of the built-in networks but mobilenetv2's; a network it
+        # cannot run stops the fault-free run with COMPUTE_FAULT and its pair is recorded as failed)
+        data = build(network).data
         path = out / "models" / f"{network}.tflite"
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)
         model = str(path)
+    if model is not None:
+        from faultinj.workloads.npu import fi_memory_config
+        from rtl.designs import get_design
+
+        preset = get_design(req.design).config(config)
+        config = fi_memory_config(preset, Path(model).read_bytes(), req.second)
+        if config != preset:
+            note = (f"external-memory model enlarged to {config.ext_mem_kib} KiB for this network (simulation "
+                    "scaffolding, not a fault site; the chip is unchanged)")
     spec = campaign_spec(req.design, config, workload, samples=req.samples, margin=req.margin,
                          confidence=req.confidence, model=model, liveness=req.liveness, second=req.second,
                          seed=req.seed)
@@ -326,7 +328,7 @@ def _run_pair(out: Path, req: StudyRequest, config: str, network: str, workers, 
             log(f"{config} / {network}: {note}")
         log(f"{config} / {network}: baseline, optimisation and verification ({spec.samples:,} injections each)")
         kw = dict(spec.options)     # (with --margin: ``sized_for`` keeps the campaigns' confidence)
-        plan = protect_design(pair_dir, req.design, config, spec.workload, target=req.target,
+        plan = protect_design(pair_dir, req.design, spec.config, spec.workload, target=req.target,
                               baseline_samples=spec.samples, verify_samples=spec.samples, seed=req.seed,
                               workers=workers, confidence=req.confidence, campaign_kw=kw,
                               options=req.options, max_rounds=req.max_rounds, area_abc=req.area_abc,

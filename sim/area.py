@@ -36,7 +36,8 @@ from amaranth.back import rtlil
 from base import RampartError, cache_root
 from rtl.designs import get_design
 
-__all__ = ["AREA_SCRIPT", "AREA_SCRIPT_NO_ABC", "AreaModel", "BlockArea", "AreaReport", "measure_area", "area_of_rtlil"]
+__all__ = ["AREA_SCRIPT", "AREA_SCRIPT_NO_ABC", "ECP5_SCRIPT", "ECP5_INSTANCE_SCRIPT", "AreaModel", "BlockArea",
+           "AreaReport", "Ecp5Area", "measure_area", "area_of_rtlil", "measure_ecp5", "ecp5_of_rtlil"]
 
 AREA_SCRIPT = ("hierarchy -top top\nproc\nopt\nmemory -nomap\nopt\ntechmap\nopt -fast\n"
                "abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\nopt_clean\ntee -q -o {out} stat -json\n")
@@ -205,3 +206,90 @@ def measure_area(design: str, config=None, *, abc: bool = True) -> AreaReport:
         blocks[block] = blocks.get(block, BlockArea()) + area
     key = hashlib.sha256(text.encode()).hexdigest()[:20]
     return AreaReport(design, config, blocks, key, abc)
+
+
+# --- ECP5 LUT / FF counts (Yosys synth_ecp5, the mapping `rampart synth` uses, without place and route) -------------
+
+#: ``synth_ecp5`` of the whole design with the hierarchy kept (``-noflatten``), so every module's cells go to its
+#: functional block (and the scaffolding, e.g. the NPU's external-memory model, can be left out). Caveat: a memory
+#: whose read register sits in another module than the memory is not merged into a block RAM without flattening
+#: (it becomes LUT RAM), so these whole-design counts are above what ``rampart synth`` (flattened) reports.
+ECP5_SCRIPT = "hierarchy -top {top}\nsynth_ecp5 -top {top} -noflatten\ntee -q -o {out} stat -json\n"
+#: One instance alone (:func:`measure_ecp5` with ``instance``): flattened, as ``rampart synth`` maps a design, so its
+#: memories map to block RAM as they do in the whole chip; its cells are counted as the instance's block.
+ECP5_INSTANCE_SCRIPT = "hierarchy -top {top}\nsynth_ecp5 -top {top}\ntee -q -o {out} stat -json\n"
+
+
+@dataclass(frozen=True)
+class Ecp5Area:
+    """ECP5 cell counts of one design per functional block (``{block: {cell type: n}}``)."""
+
+    design: str
+    config: Any
+    blocks: dict[str, Counter]
+    key: str
+
+    def total(self, exclude: tuple[str, ...] = ()) -> Counter:
+        out: Counter = Counter()
+        for block, cells in self.blocks.items():
+            if block not in exclude:
+                out += cells
+        return out
+
+    @staticmethod
+    def luts(cells: Counter) -> int:
+        """LUT4s, counting a carry cell (CCU2C) as the two LUT4s it holds (nextpnr's TRELLIS_COMB count without
+        the LUT-RAM slices)."""
+        return cells["LUT4"] + 2 * cells["CCU2C"]
+
+    def summary(self, exclude: tuple[str, ...] = ()) -> dict:
+        t = self.total(exclude)
+        return {"lut": self.luts(t), "ff": t["TRELLIS_FF"], "lutram": t["TRELLIS_DPR16X4"], "bram": t["DP16KD"],
+                "dsp": t["MULT18X18D"], "cells": dict(sorted(t.items()))}
+
+
+def ecp5_of_rtlil(rtlil_text: str, top: str = "top") -> dict[str, dict[str, int]]:
+    """Per module (instance path, ``""`` for the top): ECP5 cell counts by type from :data:`ECP5_SCRIPT` (cached
+    by the RTLIL's hash and the script); ``top``: the module synthesised with everything below it (e.g.
+    ``top.compute.wbuf``, one instance alone, flattened: :data:`ECP5_INSTANCE_SCRIPT`)."""
+    script = (ECP5_SCRIPT if top == "top" else ECP5_INSTANCE_SCRIPT).format(top=top, out="{out}")
+    key = hashlib.sha256((rtlil_text + script + str(_FORMAT)).encode()).hexdigest()
+    cache = cache_root() / "area" / f"ecp5-{key[:32]}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
+        (Path(tmp) / "top.il").write_text(rtlil_text)
+        (Path(tmp) / "ecp5.ys").write_text("read_rtlil top.il\n" + script.format(out="stat.json"))
+        proc = subprocess.run([_yosys(), "-q", "-s", "ecp5.ys"], cwd=tmp, capture_output=True, text=True)
+        if proc.returncode != 0 or not (Path(tmp) / "stat.json").exists():
+            error = next((line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line), "no output")
+            raise RampartError(f"Yosys synth_ecp5 failed: {error.strip()}")
+        stat = json.loads((Path(tmp) / "stat.json").read_text())
+    modules = {}
+    for name, data in stat["modules"].items():
+        name = name.lstrip("\\")
+        path = name[len("top."):] if name.startswith("top.") else ""
+        modules[path] = {cell.lstrip("\\"): n for cell, n in data.get("num_cells_by_type", {}).items()
+                         if not cell.lstrip("\\").startswith("top.")}    # (submodule instances are not cells)
+    staging = cache.with_suffix(".tmp")
+    staging.write_text(json.dumps(modules, indent=1, sort_keys=True))
+    staging.rename(cache)
+    return modules
+
+
+def measure_ecp5(design: str, config=None, instance: str | None = None) -> Ecp5Area:
+    """ECP5 LUT / FF / BRAM / DSP counts of ``design`` (config as :func:`measure_area`) per functional block;
+    ``instance`` (an instance path, e.g. ``compute.wbuf``): that instance and what is inside it only, flattened
+    (all its cells in its block)."""
+    entry = get_design(design)
+    if not isinstance(config, entry.config_type):
+        config = entry.config(config)
+    text = rtlil.convert(entry.make(config), name="top")
+    blocks: dict[str, Counter] = {}
+    for path, cells in ecp5_of_rtlil(text, "top" if instance is None else f"top.{instance}").items():
+        if instance is not None:
+            path = instance
+        block = entry.block_of(f"{path}.$cells") if path else "top"
+        blocks[block] = blocks.get(block, Counter()) + Counter(cells)
+    return Ecp5Area(design, config, blocks, hashlib.sha256(text.encode()).hexdigest()[:20])

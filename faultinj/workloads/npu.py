@@ -17,7 +17,8 @@ from drivers.npu import REGION_ALIGN, layout, read_input_file, read_model_file
 from faultinj.workload import Workload
 from rtl.common.protect import has_error_ports
 
-__all__ = ["NPU_EXTMEM", "NPU_DONE_MARGIN", "npu_conv", "npu_cnn", "npu_network", "npu_model"]
+__all__ = ["NPU_EXTMEM", "NPU_DONE_MARGIN", "npu_conv", "npu_cnn", "npu_network", "npu_model",
+           "fi_memory_config"]
 
 #: Cycles the golden run goes on after ``done`` rises (the end state then has ``done`` high).
 NPU_DONE_MARGIN = 4
@@ -142,6 +143,26 @@ def npu_model(config, model, input=None, seed: int = 0, cycles: int | None = Non
 
 
 
+def fi_memory_config(config, model_data: bytes, second: bool):
+    """``config``, or the same NPU with a larger external-memory model (the next power of two in KiB) when the
+    Vela-compiled ``model_data`` does not fit it (``second``: with the second inference's scratch arena after the
+    first). The external memory is scaffolding (``exclude_blocks``: never a fault site) kept in the netlist, so
+    snapshots and golden runs cover it; a larger one costs one more build and larger snapshots, not fault sites."""
+    from dataclasses import replace
+
+    from drivers.npu import memory_needed
+    from models.npu import vela
+
+    art = vela.compile_cached(model_data, f"u55-{config.macs}")
+    need = memory_needed(art) + (-(-art.scratch_size // REGION_ALIGN) * REGION_ALIGN if second else 0)
+    if need <= config.ext_mem_bytes:
+        return config
+    kib = config.ext_mem_kib
+    while kib * 1024 < need:
+        kib *= 2
+    return replace(config, ext_mem_kib=kib)
+
+
 def _network_workload(name: str, config, art, x: np.ndarray, seed: int, cycles: int | None, params: dict,
                       x2: np.ndarray | None = None) -> Workload:
     """The workload of Vela artifact ``art`` run on the int8 input ``x`` (flat), and again on ``x2`` unless None
@@ -220,7 +241,7 @@ def _network_workload(name: str, config, art, x: np.ndarray, seed: int, cycles: 
                     classifier=(top1, top2) if classes else (), fault_window=start2, **common)
 
 
-def _npu_done_cycle(name: str, config, memory, stimulus, limit: int = 1 << 20, after: int = 0) -> int:
+def _npu_done_cycle(name: str, config, memory, stimulus, limit: int = 1 << 23, after: int = 0) -> int:
     """First cycle at which ``done`` rises (is high, sampled before that cycle's edge, after being low at some
     cycle ``>= after``; with ``after == 0``: the first cycle it is high) in a plain run of the workload."""
     from sim.build import build

@@ -123,3 +123,31 @@ def test_output_must_be_a_writable_folder(tmp_path):
     blocker.write_text("x")
     result = _study(blocker)
     assert result.exit_code == 2 and result.output.startswith("rampart: error: --output:"), result.output
+
+
+def test_a_built_in_network_is_studied_whole(tmp_path):
+    """digits-pool (pooling, FC, SOFTMAX) is the campaign's model as built, not a CONV/DEPTHWISE/FC prefix."""
+    from faultinj.study import _campaign_spec
+    from models.npu.graph import interpreter
+    from models.npu.networks import network
+
+    req = StudyRequest("npu", ("u55-128",), ("digits-pool",), samples=5, second=False)
+    spec, note = _campaign_spec(req, tmp_path, "u55-128", "digits-pool")
+    model = spec.options["workload_args"]["model"]
+    assert note == "" and open(model, "rb").read() == network("digits-pool").data
+    ops = {d["op_name"] for d in interpreter(network("digits-pool").data)._get_ops_details()}
+    assert {"SOFTMAX", "MAX_POOL_2D", "AVERAGE_POOL_2D"} <= ops
+
+
+def test_the_fi_memory_grows_only_for_a_network_that_does_not_fit():
+    """autoencoder's 272 KiB of weights do not fit the FI NPU's 256 KiB external-memory model: the study runs it
+    on the same NPU with 512 KiB (scaffolding, never a fault site); digits-pool keeps the preset."""
+    from faultinj.workloads.npu import fi_memory_config
+    from models.npu.networks import network
+    from rtl.npu import PRESETS
+
+    preset = PRESETS["u55-32"]
+    assert fi_memory_config(preset, network("digits-pool").data, second=True) is preset
+    big = fi_memory_config(preset, network("autoencoder").data, second=False)
+    assert big.ext_mem_kib == 512 and big.macs == preset.macs and big.protection == preset.protection
+    assert big == type(preset)(**{**preset.__dict__, "ext_mem_kib": 512})

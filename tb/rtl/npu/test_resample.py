@@ -14,7 +14,8 @@ RESIZE_BILINEAR is no longer used): those are tested in ``test_ifm_stager`` agai
 A reserved ``IFM_UPSCALE`` (3) and an upscaled pool on the vector unit (RESIZE_BILINEAR's 2x2 AVERAGE pool with
 NEAREST; not implemented there) must stop the stream with ``COMPUTE_FAULT`` / ``UNSUPPORTED``.
 
-Fast tier: u55-128 and u55-256 (the builds ``test_vector_ops`` uses); ``slow``: all four configs.
+Fast tier: every model on u55-128, one per mode and the cascade on u55-256 (the builds ``test_vector_ops`` uses);
+``slow``: every model on all four configs.
 """
 import numpy as np
 import pytest
@@ -120,13 +121,20 @@ def check_resample(config: str, design, names=tuple(RESAMPLE_MODELS)) -> dict[st
     return cycles
 
 
-@pytest.mark.parametrize("config", ("u55-128", "u55-256"))
-def test_resample_bit_exact(config):
-    check_resample(config, build("npu", config))
+#: The second fast-tier config runs one model per mode (and the cascade); the slow tier runs them all.
+SECOND_CONFIG_MODELS = ("nearest_x4_3x4x8", "nearest_align_corners_4x5x8", "tconv3x3_s2_valid_3x4x12")
+
+
+def test_resample_bit_exact():
+    check_resample("u55-128", build("npu", "u55-128"))
+
+
+def test_resample_bit_exact_second_config():
+    check_resample("u55-256", build("npu", "u55-256"), SECOND_CONFIG_MODELS)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ("u55-32", "u55-64"))
+@pytest.mark.parametrize("config", ("u55-32", "u55-64", "u55-256"))
 def test_resample_bit_exact_other_configs(config):
     check_resample(config, build("npu", config))
 

@@ -90,7 +90,7 @@ def _analysed(result, workload, n, seed):
 
 def test_npu_sample_agrees_with_reference(npu):
     workload = make_workload("npu_conv", CONFIG)
-    sites, cycles, classes = _analysed(npu, workload, 400, 5)
+    sites, cycles, classes = _analysed(npu, workload, 2000, 5)   # a sample large enough to hold MASKED ones
     assert len(sites) >= 50 and {MASKED, LATENT} <= set(classes.tolist())
     pick = np.random.default_rng(0).choice(len(sites), 50, replace=False)
     pick = np.concatenate([pick, np.flatnonzero(classes == MASKED)[:5]])

@@ -161,8 +161,12 @@ def test_error_paths_answer_every_kick(npu, tmp_path_factory):
     x = ReferenceModel(model).random_input(np.random.default_rng(7))
     with SimDevice(NativeSim(npu)) as sim:
         cases = {
-            # an activation LUT (ACTIVATION = 16) is not implemented
-            "unsupported": (words[:at] + [0x125 | 16 << 16] + words[at:], basep, None),
+            # the TANH hardware function (ACTIVATION = 3) is not implemented on the MAC path (only tables are)
+            "unsupported": (words[:at] + [0x125 | 3 << 16] + words[at:], basep, None),
+            # a table (TABLE_0) on a 16-bit OFM: the output unit's lookup is the 8-bit one
+            "table_ofm16": (words[:at] + [0x125 | 16 << 16,
+                                          0x114 | (weights.reg("OFM_PRECISION") & ~0x6 | 2) << 16] + words[at:],
+                            basep, None),
             # OFM_PRECISION round mode NATURAL: the unit implements only what TFL (0) asks for, never guesses
             "round_mode": (words[:at] + [0x114 | (weights.reg("OFM_PRECISION") | 2 << 14) << 16] + words[at:], basep,
                            None),
@@ -177,6 +181,7 @@ def test_error_paths_answer_every_kick(npu, tmp_path_factory):
         }
         expect = {"unsupported": ComputeError.UNSUPPORTED, "round_mode": ComputeError.UNSUPPORTED,
                   "ofm_u8": ComputeError.UNSUPPORTED, "ofm_64bit": ComputeError.UNSUPPORTED,
+                  "table_ofm16": ComputeError.UNSUPPORTED,
                   "memory": ComputeError.MEMORY,
                   "weight_count": ComputeError.WEIGHT_COUNT}
         for name, (w, bp, fill) in cases.items():

@@ -13,9 +13,8 @@ from models.npu.op_matrix import ROWS
 OPEN = {
     "relu_n1_to_1_int16_4x5x6": "LiteRT has no int16 RELU_N1_TO_1 kernel",
     "relu_0_to_1_int16_4x5x6": "LiteRT has no int16 RELU_0_TO_1 kernel",
-    "resize_nearest_neighbor_int8_2x": "h-npuresample",
-    "resize_bilinear_int8_2x": "h-npuresample",
-    "transpose_conv_int8_-": "h-npuresample (not built here)",
+    "resize_bilinear_int8_2x": "open: a 2x2 AVERAGE pool on a NEAREST-upscaled IFM (vector unit)",
+    "transpose_conv_int8_-": "not built here (tb/rtl/npu/test_resample.py runs 8 TRANSPOSE_CONV models)",
     "unidirectional_sequence_lstm_int16_-": "not built",
     "shape_int32_-": "no NPU op",
     "arg_max_int8_c": "open: its depthwise's weight stream fails to decode (COMPUTE_FAULT / DECODE)",

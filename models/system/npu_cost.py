@@ -9,8 +9,9 @@ Per kernel op of kind ``k`` on NPU config ``c``, at memory bandwidth ``bw`` (byt
                + max(weights / oub + wc[k] * weights + wb * weight_bytes, weight_bytes * stretch / 8),
                lm[k] * sw * 8 / bw)
     compute = e0[c,k] + max(beat * beats, pos[c,k] * ofm_positions)
-    run  = max(compute + fill * max(1, (lat + 3) / 16) + lat + 3,  em[c,k] * ew * 8 / bw,  reads * (lat + 3) / 16)
-    DMA  = max(d0, dmem * 2 * words * 8 / bw) + dlat * lat
+    run  = max(compute + fill * max(1, (lat + 3) / 16) + lat + 3,  em[c,k] * ew * 8 / bw,  reads * (lat + 3) / 16,
+               writes)                       # the OFM writer: a word a cycle
+    DMA  = max(d0, dmem * (words + ext_writes) * 8 / bw) + dlat * lat   # into the SHRAM (a table): no writes
     vector op = v0 + vl * lat + max(vt * (steps + writes), (reads + writes) * 8 / bw, reads * (lat + 3) / inflight)
 
 (``beat`` is 1 but for the identity pool, ``beat[c,pool]``; ``em`` and ``lm`` are 1). ``load`` is the op
@@ -74,8 +75,9 @@ _DMA = len(KERNEL_KINDS)   # kind index of a DMA in an op matrix
 _VEC = _DMA + 1            # kind index of a vector-unit op
 VECTOR_TERMS = ("v0", "vt", "vl")   # the vector unit's (the same unit on every config)
 _COLS = 15
-FORM = ("two-stage pipeline v17 (command parsing before each kick; vector-unit ops as barriers: a tap a cycle, "
-        "a word per valid tap and element; "
+FORM = ("two-stage pipeline v18 (command parsing before each kick; vector-unit ops as barriers: a tap a cycle, "
+        "a word per valid tap and element; OFM writer a word a cycle, 1/2/4-byte OFM elements; a DMA into the SHRAM "
+        "(a table) reads only; "
         "wide weight decoder: ublock_d-lane output beats plus fitted cycles a weight and a stream byte, "
         "word-wide stream; MAC beats overlapping the output unit; IFM stager: 16 reads in flight, first rows before "
         "the first beat; tail of the compute after the load; bus from the hand-over, the next op's loader first; "
@@ -223,6 +225,12 @@ def _vector_parts(theta, ix, x, latency):
     return core, x[:, 5] * WORD_BYTES, theta[ix["v0"]] + theta[ix["vl"]] * latency
 
 
+def _writer_cycles(x):
+    """Cycles the OFM writer needs at least: one word a cycle (``rtl/npu/ofm_writer.py``; a 32-bit OFM's position is
+    four or five words). At 8 bytes/cycle or less the bus term is never smaller; it bounds a faster memory."""
+    return x[:, 5] - x[:, 9]
+
+
 def _stager_cycles(reads, latency):
     """Cycles the IFM stager needs for ``reads`` words when only its outstanding reads limit it."""
     return reads * (latency + ROUND_TRIP) / STAGER_OUTSTANDING
@@ -242,7 +250,7 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
     read_bytes, run_after = z.copy(), z.copy()
     if dma.any():
         load_core[dma] = theta[ix["d0"]]
-        load_bytes[dma] = theta[ix["dmem"]] * 2 * x[dma, 4] * WORD_BYTES
+        load_bytes[dma] = theta[ix["dmem"]] * (x[dma, 4] + x[dma, 5]) * WORD_BYTES
         load_tail[dma] = theta[ix["dlat"]] * latency
     if vec.any():
         load_core[vec], load_bytes[vec], load_tail[vec] = _vector_parts(theta, ix, x[vec], latency)
@@ -255,8 +263,8 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
         load_bytes[ker] = p[:, 1] * xk[:, 4] * WORD_BYTES
         compute = _compute_cycles(e, xk)
         run_after[ker] = xk[:, 11] * compute
-        run_core[ker] = np.maximum(compute + _fill_cycles(xk, latency),
-                                   _stager_cycles(xk[:, 9], latency) + run_after[ker])
+        run_core[ker] = np.maximum.reduce([compute + _fill_cycles(xk, latency),
+                                           _stager_cycles(xk[:, 9], latency) + run_after[ker], _writer_cycles(xk)])
         run_bytes[ker] = e[:, 3] * xk[:, 5] * WORD_BYTES
         read_bytes[ker] = e[:, 3] * xk[:, 9] * WORD_BYTES
         tail[ker] = xk[:, 7] * compute
@@ -283,11 +291,11 @@ def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[s
     after = x[:, 11] * compute
     run = np.maximum.reduce([compute + _fill_cycles(x, latency), eng[:, 3] * x[:, 5] * WORD_BYTES / bandwidth,
                              np.maximum(_stager_cycles(x[:, 9], latency), eng[:, 3] * x[:, 9] * WORD_BYTES / bandwidth)
-                             + after])
-    dma_load = (np.maximum(theta[ix["d0"]], theta[ix["dmem"]] * 2 * x[:, 4] * WORD_BYTES / bandwidth)
+                             + after, _writer_cycles(x)])
+    dma_load = (np.maximum(theta[ix["d0"]], theta[ix["dmem"]] * (x[:, 4] + x[:, 5]) * WORD_BYTES / bandwidth)
                 + theta[ix["dlat"]] * latency)
     kernel_bus = (p[:, 1] * x[:, 4] + eng[:, 3] * x[:, 5]) * WORD_BYTES / bandwidth
-    dma_bus = theta[ix["dmem"]] * 2 * x[:, 4] * WORD_BYTES / bandwidth
+    dma_bus = theta[ix["dmem"]] * (x[:, 4] + x[:, 5]) * WORD_BYTES / bandwidth
     vcore, vbytes, vfixed = _vector_parts(theta, ix, x, latency)
     vec_load = np.maximum(vcore, vbytes / bandwidth) + vfixed
     return (np.where(dma, dma_load, np.where(vec, vec_load, load)), np.where(other, 0.0, run),

@@ -70,6 +70,8 @@ class NpuOp:
     ofm_base: int = 0
     ofm_strides: tuple[int, int, int] = (0, 0, 0)  # OFM_STRIDE_Y/X/C (bytes)
     ofm_nhcwb16: bool = False
+    ofm_bytes: int = 1                    # OFM element bytes (OFM_PRECISION[2:1]: 8, 16 or 32 bit)
+    dma_to_shram: bool = False            # a DMA into the SHRAM (DMA0_DST_REGION internal: a lookup table)
     vector: bool = False                  # runs on the vector unit (not the MAC datapath)
     mode: int = 0                         # the kick's pooling / elementwise mode
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)   # IFM_PAD_TOP/LEFT/BOTTOM/RIGHT
@@ -126,9 +128,16 @@ def _kernel_op(index: int, k) -> NpuOp:
                  ifm_strides=(k.reg("IFM_STRIDE_Y", 0), k.reg("IFM_STRIDE_X", 0), k.reg("IFM_STRIDE_C", 0)),
                  ifm_nhcwb16=(k.reg("IFM_PRECISION", 0) >> 6) & 3 == 1, ofm_base=k.reg("OFM_BASE0", 0),
                  ofm_strides=(k.reg("OFM_STRIDE_Y", 0), k.reg("OFM_STRIDE_X", 0), k.reg("OFM_STRIDE_C", 0)),
-                 ofm_nhcwb16=(k.reg("OFM_PRECISION", 0) >> 6) & 3 == 1, vector=vector, mode=mode,
+                 ofm_nhcwb16=(k.reg("OFM_PRECISION", 0) >> 6) & 3 == 1,
+                 ofm_bytes=1 << ((k.reg("OFM_PRECISION", 0) >> 1) & 3), vector=vector, mode=mode,
                  pads=tuple(k.reg(f"IFM_PAD_{side}", 0) for side in ("TOP", "LEFT", "BOTTOM", "RIGHT")),
                  ifm2_scalar=bool((k.reg("IFM2_BROADCAST", 0) >> 7) & 1))
+
+
+def _dma_op(index: int, k) -> NpuOp:
+    # DMA0_DST_REGION bit 8 (``internal``): the destination is the SHRAM, so only the reads use external memory
+    internal = bool((k.reg("DMA0_DST_REGION", 0) >> 8) & 1)
+    return NpuOp(index, "dma", dma_bytes=k.reg("DMA0_LEN", 0), dma_to_shram=internal)
 
 
 def ops_from_commands(commands) -> tuple[NpuOp, ...]:
@@ -141,7 +150,7 @@ def ops_from_commands(commands) -> tuple[NpuOp, ...]:
             shift = {"OFM_SCALE_SHIFT": k.params["OFM_SCALE"]} if "OFM_SCALE" in k.params else {}
             op = _kernel_op(len(ops), _Registers(k.name, k.registers | shift, k.command.param))
         elif k.name in cs.DMA_OPS:
-            op = NpuOp(len(ops), "dma", dma_bytes=k.reg("DMA0_LEN", 0))
+            op = _dma_op(len(ops), k)
         else:
             continue
         ops.append(replace(op, cmd_words=words))
@@ -196,7 +205,7 @@ def ops_from_words(words) -> tuple[NpuOp, ...]:
             if name in cs.KERNEL_OPS:
                 op = _kernel_op(len(ops), view)
             else:
-                op = NpuOp(len(ops), "dma", dma_bytes=view.reg("DMA0_LEN", 0))
+                op = _dma_op(len(ops), view)
             ops.append(replace(op, cmd_words=i - after))
             after = i
         elif opcode == _STOP:
@@ -239,11 +248,12 @@ def _residues(h: int, w: int, sy: int, sx: int) -> list[int]:
     return out
 
 
-def _offset(base: int, channel: int, stride_c: int, nhcwb16: bool) -> int:
-    """Byte offset mod 8 of ``channel`` at pixel (0, 0) (SPEC.md section 4; an NHCWB16 pixel's x stride is 16)."""
+def _offset(base: int, channel: int, stride_c: int, nhcwb16: bool, elem: int = 1) -> int:
+    """Byte offset mod 8 of ``channel`` at pixel (0, 0) for ``elem``-byte elements (SPEC.md section 4; an NHCWB16
+    pixel's x stride is 16 elements)."""
     if nhcwb16:
-        return (base + (channel >> 4) * stride_c + (channel & 15)) % WORD_BYTES
-    return (base + channel) % WORD_BYTES
+        return (base + (channel >> 4) * stride_c + (channel & 15) * elem) % WORD_BYTES
+    return (base + channel * elem) % WORD_BYTES
 
 
 def _conv_passes(op: NpuOp, geo: NpuGeometry) -> int:
@@ -271,15 +281,17 @@ def ifm_reads(op: NpuOp, geo: NpuGeometry) -> int:
 
 
 def ofm_writes(op: NpuOp, geo: NpuGeometry) -> int:
-    """External writes of the OFM writer (``rtl/npu/ofm_writer.py``): one per position and OFM ublock, two when its
-    ``OUB`` bytes (the channels left, in the last ublock) cross a word boundary."""
+    """External writes of the OFM writer (``rtl/npu/ofm_writer.py``): per position and OFM ublock, one per 8-byte
+    word its ``OUB`` elements (the channels left, in the last ublock) touch: int8 one or two; a 32-bit OFM (MEAN's
+    depthwise) 4 bytes an element, up to five words, written one a cycle."""
     oh, ow, od = op.ofm
     sy, sx, sc = op.ofm_strides
+    eb = op.ofm_bytes
     hist = _residues(oh, ow, sy, 0 if op.ofm_nhcwb16 else sx)
     writes = 0
     for c0 in range(0, od, geo.ublock_d):
-        off, width = _offset(op.ofm_base, c0, sc, op.ofm_nhcwb16), min(geo.ublock_d, od - c0)
-        writes += oh * ow + sum(n for r, n in enumerate(hist) if (r + off) % WORD_BYTES + width > WORD_BYTES)
+        off, nbytes = _offset(op.ofm_base, c0, sc, op.ofm_nhcwb16, eb), min(geo.ublock_d, od - c0) * eb
+        writes += sum(n * _ceil((r + off) % WORD_BYTES + nbytes, WORD_BYTES) for r, n in enumerate(hist))
     return writes
 
 
@@ -336,10 +348,11 @@ def op_features(op: NpuOp, geo: NpuGeometry) -> dict[str, float]:
     through the loader's byte serialiser); ``blocks`` OFM blocks; ``tail`` the share of the engine's work left when
     the last weight is decoded (:func:`_tail_share`); ``stream_words`` the words the loader reads (scale records and
     the weight stream; a DMA: its source); ``read_words`` / ``write_words`` the engine's IFM reads and OFM writes
-    (:func:`ifm_reads`, :func:`ofm_writes`; a DMA: its destination writes); ``fill_words`` the IFM reads before
-    the first MAC beat can go (the first ``KERNEL_HEIGHT`` rows of the first sweep: the stager reads row by row;
-    ``rtl/npu/compute.py`` ``_connect_stager``); ``resident_after`` the share of the MAC work that can only start
-    once the whole IFM is staged (a resident IFM is staged during the first OFM ublock's sweep only).
+    (:func:`ifm_reads`, :func:`ofm_writes`; a DMA: its writes to external memory, none into the SHRAM);
+    ``fill_words`` the IFM reads before the first MAC beat can go (the first ``KERNEL_HEIGHT`` rows of the first
+    sweep: the stager reads row by row; ``rtl/npu/compute.py`` ``_connect_stager``); ``resident_after`` the share
+    of the MAC work that can only start once the whole IFM is staged (a resident IFM is staged during the first OFM
+    ublock's sweep only).
     """
     if op.vector:
         return {"beats": 0.0, "weights": 0.0, "ofm_positions": 0.0, "stream_words": 0.0, "scale_bytes": 0.0,
@@ -347,7 +360,8 @@ def op_features(op: NpuOp, geo: NpuGeometry) -> dict[str, float]:
     if op.kind == "dma":
         words = _ceil(op.dma_bytes, WORD_BYTES)
         return {"beats": 0.0, "weights": 0.0, "ofm_positions": 0.0, "stream_words": float(words),
-                "read_words": 0.0, "write_words": float(words), "scale_bytes": 0.0, "blocks": 1.0,
+                "read_words": 0.0, "write_words": 0.0 if op.dma_to_shram else float(words), "scale_bytes": 0.0,
+                "blocks": 1.0,
                 "tail": 0.0, "fill_words": 0.0, "resident_after": 0.0}
     idp, (oh, ow, od), (kh, kw) = op.ifm[2], op.ofm, op.kernel
     oub = geo.ublock_d

@@ -83,8 +83,8 @@ def test_a_second_master_on_the_memory_slows_the_npu(digits, cost):
 
 
 _U55_128_MISS = pytest.mark.xfail(
-    strict=True, reason="the digits CNN is under-predicted by -8.49% on u55-128 (3,877 vs 4,236 RTL cycles; "
-    "BENCHMARKS.md, 'SimPy system model vs RTL', cost model form v17)")
+    strict=True, reason="the digits CNN is under-predicted by -8.07% on u55-128 (3,894 vs 4,236 RTL cycles; "
+    "BENCHMARKS.md, 'SimPy system model vs RTL', cost model form v18)")
 
 
 @pytest.mark.parametrize("config, bandwidth, latency", [
@@ -101,10 +101,10 @@ def test_prediction_within_5_percent_of_a_fresh_rtl_run(digits, cost, config, ba
 
 
 @pytest.mark.parametrize("config", ["u55-32", "u55-64", pytest.param("u55-128", marks=pytest.mark.xfail(
-    strict=True, reason="v17 under-predicts the digits CNN on u55-128 by -8.49% (v16: -5.82%; BENCHMARKS.md)"))])
+    strict=True, reason="v18 under-predicts the digits CNN on u55-128 by -8.07% (v17: -8.49%; BENCHMARKS.md)"))])
 def test_prediction_of_the_digits_cnn_is_within_its_benchmarked_error(digits, cost, config):
     """The error BENCHMARKS.md states for the digits CNN on u55-32 and u55-64 (under 6% at the default memory:
-    -1.38% / -4.84%) holds on a fresh RTL run, so a refit that gets worse fails here; on u55-128 (-8.49%) it does
+    -1.14% / -4.45%) holds on a fresh RTL run, so a refit that gets worse fails here; on u55-128 (-8.07%) it does
     not hold any more (strict xfail)."""
     from drivers.npu import run_on_npu
 
@@ -114,7 +114,7 @@ def test_prediction_of_the_digits_cnn_is_within_its_benchmarked_error(digits, co
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bandwidth, latency, benchmarked", [(2, 8, -3.32), (2, 40, -3.42)])
+@pytest.mark.parametrize("bandwidth, latency, benchmarked", [(2, 8, -3.32), (2, 40, -3.51)])
 def test_bandwidth_latency_point_within_its_benchmarked_error(digits, cost, bandwidth, latency, benchmarked):
     """At a slower memory (each point its own Verilator build, hence slow) the digits CNN on u55-128 is within the
     error BENCHMARKS.md states for it there (bandwidth / latency table), on a fresh RTL run."""
@@ -127,14 +127,17 @@ def test_bandwidth_latency_point_within_its_benchmarked_error(digits, cost, band
     assert abs(model - rtl) / rtl < (abs(benchmarked) + 1) / 100, (model, rtl)
 
 
-@pytest.mark.parametrize("config, benchmarked", [("u55-128", -3.93), ("u55-256", -3.82)])
-def test_whole_network_with_vector_ops_is_within_5_percent_of_a_fresh_rtl_run(cost, config, benchmarked):
+@pytest.mark.parametrize("name, config, benchmarked", [("digits-pool", "u55-128", -3.85),
+                                                       ("digits-pool", "u55-256", -3.72),
+                                                       ("mobilenetv2", "u55-128", +0.65)])
+def test_whole_network_with_vector_ops_is_within_5_percent_of_a_fresh_rtl_run(cost, name, config, benchmarked):
     """Held out: digits-pool whole (convs, max and average pool, FC and SOFTMAX's ELEMENTWISE decomposition on the
-    vector unit) is never in the fit; the RTL run is fresh. BENCHMARKS.md states its error there."""
+    vector unit) and MobileNetV2 whole (table activations, MEAN as a 32-bit depthwise and MUL, ADDs, SOFTMAX) are
+    never in the fit; the RTL run is fresh. BENCHMARKS.md states their error there."""
     from drivers.npu import run_on_npu
     from models.npu.networks import network
 
-    data = network("digits-pool").data
+    data = network(name).data
     rtl = run_on_npu(data, config, seed=7).cycles
     model = predict_npu(ops_from_artifact(vela.compile_cached(data, config)), config, cost=cost).cycles
     assert abs(model - rtl) / rtl < 0.05, (model, rtl)
@@ -189,17 +192,21 @@ def _brute_ifm_reads(op, geo):
 
 
 def _brute_ofm_writes(op, geo):
+    """Every position's first byte address (``rtl/npu/ofm_writer.py`` ``_ofm_addr``), and the 8-byte words its
+    ublock's elements touch, counted."""
     oh, ow, od = op.ofm
     sy, sx, sc = op.ofm_strides
+    eb = op.ofm_bytes
     writes = 0
     for c in range(0, od, geo.ublock_d):
         for y in range(oh):
             for x in range(ow):
                 if op.ofm_nhcwb16:
-                    addr = op.ofm_base + y * sy + x * 16 + (c >> 4) * sc + (c & 15)
+                    addr = op.ofm_base + y * sy + x * 16 * eb + (c >> 4) * sc + (c & 15) * eb
                 else:
-                    addr = op.ofm_base + y * sy + x * sx + c
-                writes += 1 if addr % 8 + min(geo.ublock_d, od - c) <= 8 else 2
+                    addr = op.ofm_base + y * sy + x * sx + c * eb
+                first, last = addr // 8, (addr + min(geo.ublock_d, od - c) * eb - 1) // 8
+                writes += last - first + 1
     return writes
 
 
@@ -216,6 +223,48 @@ def test_engine_word_counts_match_an_address_by_address_count(digits, config):
             if op.is_kernel:
                 assert ifm_reads(op, geo) == _brute_ifm_reads(op, geo), op
                 assert ofm_writes(op, geo) == _brute_ofm_writes(op, geo), op
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_mean_is_a_depthwise_with_a_32_bit_ofm_then_a_mul_on_the_vector_unit(config):
+    """Vela's MEAN: a depthwise on the MAC path writing 4-byte OFM elements (up to five words a position instead of
+    one or two), then a 32-bit MUL on the vector unit (a word read per operand, a write per element)."""
+    from models.npu.tflite_graph import Graph
+    from models.system.npu_ops import ofm_writes, vector_features
+
+    geo = GEOMETRIES[config]
+    for shape in ((6, 6, 20), (5, 7, 13), (10, 10, 40)):
+        g = Graph("mean", seed=1)
+        g.output(g.mean(g.input(shape)))
+        dw, mul = ops_from_artifact(vela.compile_cached(g.build().data, config))
+        assert (dw.kind, dw.vector, dw.ofm, dw.ofm_bytes) == ("depthwise", False, (1, 1, shape[2]), 4)
+        assert ofm_writes(dw, geo) == _brute_ofm_writes(dw, geo)
+        assert ofm_writes(dw, geo) >= -(-shape[2] * 4 // 8) > -(-shape[2] // geo.ublock_d)
+        assert (mul.kind, mul.vector, mul.mode) == ("elementwise", True, 0)
+        f = vector_features(mul)
+        assert (f["read_words"], f["write_words"]) == (2 * shape[2], shape[2])
+
+
+def test_a_table_activation_costs_its_table_dma_only():
+    """A table activation (TANH) runs in the output unit at no extra cycles on the MAC path: the conv's cost row is
+    the one without it; the stream's DMA of the table into the SHRAM reads its words and writes none to memory."""
+    from models.npu.tflite_graph import Graph
+
+    def ops(act):
+        g = Graph("t", seed=1)
+        y = g.conv2d(g.input((10, 10, 16)), 24)
+        g.output(g.tanh(y) if act else y)
+        return ops_from_artifact(vela.compile_cached(g.build().data, "u55-128"))
+
+    plain, table = ops(False), ops(True)
+    (dma,) = [op for op in table if op.dma_to_shram]
+    rest = [op for op in table if op is not dma]
+    assert [op.kind for op in rest] == [op.kind for op in plain] and "conv" in [op.kind for op in plain]
+    # every column but the command words parsed before the kick (the table's ACTIVATION and DMA registers)
+    assert np.array_equal(npu_cost.op_matrix(rest, "u55-128")[:, :-1], npu_cost.op_matrix(plain, "u55-128")[:, :-1])
+    assert dma.kind == "dma" and dma.dma_bytes == 256
+    f = op_features(dma, GEOMETRIES["u55-128"])
+    assert (f["stream_words"], f["write_words"]) == (32, 0)
 
 
 def _vector_ops(build, config="u55-128"):

@@ -39,9 +39,19 @@ MEASUREMENTS = ROOT / "models" / "system" / "npu_measurements.json"
 SWEEP_BANDWIDTHS = (1, 2, 3, 4, 6, 8)
 
 #: What the per-layer comparison with the RTL (PMU counters of ``drivers.npu.run_on_npu``) showed, and what is left.
-NOTES = """New in v17 (the RTL re-measured first: its merges since v16 moved no cycle of a workload that ran before --
-all 242 re-run workloads with a v16 measurement identical; 28 runs v16's RTL refused (big FC layers, now IFM-depth
-passes) run now):
+NOTES = """New in v18 (the RTL re-measured first, on the merged NPU: all 473 re-run workloads with a v17 measurement
+give identical cycles; MobileNetV2, refused by v17's RTL (MEAN, table activations), runs whole now: held out, never
+fitted or tuned on):
+* a table activation (HARD_SWISH, TANH, ...: ACTIVATION TABLE_n on a MAC-datapath op) adds no cycle to the op (the
+  output unit's latency is unchanged; on the RTL a 10x10x16 conv to 24 channels with TANH takes 34 cycles more than
+  without: its table's DMA); that DMA goes into the SHRAM, so it only reads external memory (`rtl/npu/dma.py`; v17
+  counted a read and a write per word).
+* MEAN (Vela: a depthwise with a 32-bit OFM, then a 32-bit MUL on the vector unit): the OFM writer writes a
+  position's OUB 4-byte elements as 4 or 5 words, one a cycle (`rtl/npu/ofm_writer.py`; v17 counted 1 or 2); the
+  MUL costs as any vector-unit ELEMENTWISE op (a word read per operand, a write per element).
+* the OFM writer's word a cycle bounds an op's run (never binding at 8 bytes/cycle or less: the bus term is larger).
+MobileNetV2 whole: -2.08% / -3.18% / +0.65% / +2.39% on u55-32 / 64 / 128 / 256.
+From v17:
 * the vector unit (`rtl/npu/vector_unit.py`): every POOL but the identity form and every ELEMENTWISE (ADD, MUL,
   SOFTMAX's decomposition) runs there, one kernel tap a walker step, one word read per valid tap, one word write
   per OFM element, 16 reads / 8 elements in flight; the dispatcher takes it only when no MAC-datapath op is

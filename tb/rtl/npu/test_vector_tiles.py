@@ -67,7 +67,17 @@ def _ifm_tiled(kick) -> bool:
 
 
 def test_pool_writing_ofm_tiles_in_a_vela_cascade_bit_exact(npu):
-    cfg = PRESETS[CONFIG]
+    check_pool_cascade(CONFIG, npu)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["u55-32", "u55-64", "u55-256"])
+def test_pool_writing_ofm_tiles_other_configs(config):
+    check_pool_cascade(config, build("npu", config))
+
+
+def check_pool_cascade(config: str, design):
+    cfg = PRESETS[config]
     model = pool_cascade_model()
     art = vela.compile_model(model, f"ethos-u55-{cfg.macs}", cache_dir=cache_root() / "vela",
                              extra_args=("--optimise", "Performance", "--arena-cache-size", "12000"))
@@ -75,8 +85,8 @@ def test_pool_writing_ofm_tiles_in_a_vela_cascade_bit_exact(npu):
     pools = [k for k in kicks if k.name == "NPU_OP_POOL"]
     assert sum(_ofm_tiled(k) for k in pools) >= 1, "Vela's stream has no POOL writing OFM tile 2"
     assert not any(_ifm_tiled(k) for k in kicks if k.name in VECTOR_OPS), "Vela now tiles a vector op's IFM"
-    with SimDevice(NativeSim(npu)) as sim:
-        run_checked(sim, CONFIG, "pool_cascade_ofm_tiles", model, art)
+    with SimDevice(NativeSim(design)) as sim:
+        run_checked(sim, config, "pool_cascade_ofm_tiles", model, art)
 
 
 def _cmd0(code: int, value: int) -> list[int]:

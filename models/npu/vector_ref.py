@@ -143,27 +143,50 @@ def _addr(base: int, y: int, x: int, c: int, sy: int, sx: int, sc: int, nhcwb16:
     return base + y * sy + x * sx + c * size
 
 
+def tile_of(tiles, base: int, y: int, x: int) -> tuple[int, int, int]:
+    """(base, row, column) of pixel ``(y, x)`` in a feature map split into tiles: ``tiles`` = (BASE1, BASE2, BASE3,
+    HEIGHT0, HEIGHT1, WIDTH0); columns ``< WIDTH0`` are in tiles 0 / 2 (split at row HEIGHT0), the others in tiles
+    1 / 3 (split at HEIGHT1). ``tiles`` None: one tile at ``base``."""
+    if tiles is None:
+        return base, y, x
+    b1, b2, b3, h0, h1, w0 = tiles
+    right = x >= w0
+    split = h1 if right else h0
+    bottom = y >= split
+    return ((b3 if right else b2) if bottom else (b1 if right else base), y - split if bottom else y,
+            x - w0 if right else x)
+
+
+def fm_tiles(kick, fm: str) -> tuple[int, int, int, int, int, int]:
+    """The tiles argument of :func:`read_fm` / :func:`write_fm` from a kick's ``fm`` (IFM / OFM) registers."""
+    r = kick.reg
+    return (r(f"{fm}_BASE1", 0), r(f"{fm}_BASE2", 0), r(f"{fm}_BASE3", 0), r(f"{fm}_HEIGHT0_M1") + 1,
+            r(f"{fm}_HEIGHT1_M1", 0) + 1, r(f"{fm}_WIDTH0_M1") + 1)
+
+
 def read_fm(mem: bytes, base: int, shape: tuple[int, int, int], strides: tuple[int, int, int], nhcwb16: bool,
-            signed: bool, size: int = 1) -> np.ndarray:
+            signed: bool, size: int = 1, tiles=None) -> np.ndarray:
     """An ``(H, W, C)`` feature map of ``size``-byte little-endian elements at ``base`` of ``mem`` (strides y, x, c
-    in bytes; SPEC.md section 4)."""
+    in bytes; SPEC.md section 4), in the tiles ``tiles`` (:func:`tile_of`) if given."""
     h, w, c = shape
     out = np.zeros(shape, np.int64)
     for y in range(h):
         for x in range(w):
+            tb, ty, tx = tile_of(tiles, base, y, x)
             for ch in range(c):
-                a = _addr(base, y, x, ch, strides[0], strides[1], strides[2], nhcwb16, size)
+                a = _addr(tb, ty, tx, ch, strides[0], strides[1], strides[2], nhcwb16, size)
                 out[y, x, ch] = int.from_bytes(mem[a:a + size], "little", signed=signed)
     return out
 
 
 def write_fm(mem: bytearray, base: int, values: np.ndarray, strides: tuple[int, int, int], nhcwb16: bool,
-             size: int = 1) -> None:
+             size: int = 1, tiles=None) -> None:
     h, w, c = values.shape
     for y in range(h):
         for x in range(w):
+            tb, ty, tx = tile_of(tiles, base, y, x)
             for ch in range(c):
-                a = _addr(base, y, x, ch, strides[0], strides[1], strides[2], nhcwb16, size)
+                a = _addr(tb, ty, tx, ch, strides[0], strides[1], strides[2], nhcwb16, size)
                 mem[a:a + size] = (int(values[y, x, ch]) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
 
 
@@ -222,14 +245,17 @@ def run_pool_kick(kick, regions: dict[int, bytearray], shram: bytes | None = Non
     stride = (1 + ((ks >> 1) & 1) + 2 * ((ks >> 9) & 1), 1 + (ks & 1) + 2 * ((ks >> 6) & 1))
     kernel = (r("KERNEL_HEIGHT_M1") + 1, r("KERNEL_WIDTH_M1") + 1)
     ifm_prec, ofm_prec = r("IFM_PRECISION"), r("OFM_PRECISION")
-    ifm = read_fm(regions[r("IFM_REGION") & 7], r("IFM_BASE0"),
-                  (r("IFM_HEIGHT0_M1") + 1, r("IFM_WIDTH0_M1") + 1, r("IFM_DEPTH_M1") + 1),
-                  (r("IFM_STRIDE_Y"), r("IFM_STRIDE_X"), r("IFM_STRIDE_C")), (ifm_prec >> 6) & 3 == 1,
-                  bool(ifm_prec & 1), _ifm_size(ifm_prec))
     pad = (r("IFM_PAD_TOP"), r("IFM_PAD_LEFT"), r("IFM_PAD_BOTTOM"), r("IFM_PAD_RIGHT"))
+    oh, ow = r("OFM_HEIGHT_M1") + 1, r("OFM_WIDTH_M1") + 1
+    # The IFM is what the windows read (no register holds its size), at least tile 0; past tile 0: tiles 1-3.
+    ih = max((oh - 1) * stride[0] + kernel[0] - pad[0] - pad[2], r("IFM_HEIGHT0_M1") + 1)
+    iw = max((ow - 1) * stride[1] + kernel[1] - pad[1] - pad[3], r("IFM_WIDTH0_M1") + 1)
+    ifm = read_fm(regions[r("IFM_REGION") & 7], r("IFM_BASE0"), (ih, iw, r("IFM_DEPTH_M1") + 1),
+                  (r("IFM_STRIDE_Y"), r("IFM_STRIDE_X"), r("IFM_STRIDE_C")), (ifm_prec >> 6) & 3 == 1,
+                  bool(ifm_prec & 1), _ifm_size(ifm_prec), fm_tiles(kick, "IFM"))
     global_scale = bool(ofm_prec >> 8 & 1)
     scale, shift = (r("OFM_SCALE"), kick.params.get("OFM_SCALE", 0) & 63) if global_scale else (1, 0)
-    out = pool(ifm, kick.command.param & 7, kernel, stride, pad, (r("OFM_HEIGHT_M1") + 1, r("OFM_WIDTH_M1") + 1),
+    out = pool(ifm, kick.command.param & 7, kernel, stride, pad, (oh, ow),
                ifm_zp=_s16(r("IFM_ZERO_POINT")) if ifm_prec & 1 else r("IFM_ZERO_POINT"),
                ofm_zp=_s16(r("OFM_ZERO_POINT")) if ofm_prec & 1 else r("OFM_ZERO_POINT"),
                scale=scale, shift=shift, round_mode=(ofm_prec >> 14) & 3,
@@ -238,7 +264,8 @@ def run_pool_kick(kick, regions: dict[int, bytearray], shram: bytes | None = Non
                lut=lookup_table(kick, shram, _ofm_size(ofm_prec)), ofm_bits=8 * _ofm_size(ofm_prec),
                clip=activation_clip(kick), out_depth=r("OFM_DEPTH_M1") + 1)
     write_fm(regions[r("OFM_REGION") & 7], r("OFM_BASE0"), out,
-             (r("OFM_STRIDE_Y"), r("OFM_STRIDE_X"), r("OFM_STRIDE_C")), (ofm_prec >> 6) & 3 == 1, _ofm_size(ofm_prec))
+             (r("OFM_STRIDE_Y"), r("OFM_STRIDE_X"), r("OFM_STRIDE_C")), (ofm_prec >> 6) & 3 == 1, _ofm_size(ofm_prec),
+             fm_tiles(kick, "OFM"))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -330,15 +357,15 @@ def run_elementwise_kick(kick, regions: dict[int, bytearray], shram: bytes | Non
     ifm_prec, ofm_prec = r("IFM_PRECISION"), r("OFM_PRECISION")
     oh, ow, oc = r("OFM_HEIGHT_M1") + 1, r("OFM_WIDTH_M1") + 1, r("OFM_DEPTH_M1") + 1
 
-    def fm(prefix, prec, shape):
+    def fm(prefix, prec, shape, tiles=None):
         return read_fm(regions[r(f"{prefix}_REGION") & 7], r(f"{prefix}_BASE0"), shape,
                        (r(f"{prefix}_STRIDE_Y"), r(f"{prefix}_STRIDE_X"), r(f"{prefix}_STRIDE_C")),
-                       (prec >> 6) & 3 == 1, bool(prec & 1), _ifm_size(prec))
+                       (prec >> 6) & 3 == 1, bool(prec & 1), _ifm_size(prec), tiles)
 
     def zp(name, prec):
         return _s16(r(name)) if prec & 1 else r(name)
 
-    a = fm("IFM", ifm_prec, (oh, ow, oc)) - zp("IFM_ZERO_POINT", ifm_prec)
+    a = fm("IFM", ifm_prec, (oh, ow, oc), fm_tiles(kick, "IFM")) - zp("IFM_ZERO_POINT", ifm_prec)
     bcast = r("IFM2_BROADCAST", 0)
     if mode in (EW_ABS, EW_CLZ, EW_LRELU):
         b = np.zeros_like(a)
@@ -378,7 +405,8 @@ def run_elementwise_kick(kick, regions: dict[int, bytearray], shram: bytes | Non
                                 _bound(r("ACTIVATION_MIN"), sgn), _bound(r("ACTIVATION_MAX"), sgn), sgn, lut,
                                 8 * _ofm_size(ofm_prec), activation_clip(kick))
     write_fm(regions[r("OFM_REGION") & 7], r("OFM_BASE0"), out,
-             (r("OFM_STRIDE_Y"), r("OFM_STRIDE_X"), r("OFM_STRIDE_C")), (ofm_prec >> 6) & 3 == 1, _ofm_size(ofm_prec))
+             (r("OFM_STRIDE_Y"), r("OFM_STRIDE_X"), r("OFM_STRIDE_C")), (ofm_prec >> 6) & 3 == 1, _ofm_size(ofm_prec),
+             fm_tiles(kick, "OFM"))
 
 
 def run_dma(kick, regions: dict[int, bytearray], shram: bytearray) -> None:

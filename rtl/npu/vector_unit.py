@@ -3,7 +3,11 @@ kernel, stride and padding; REDUCE_SUM also across the IFM depth) and NPU_OP_ELE
 ABS, LRELU, CLZ, SHR, SHL; IFM2 as a tensor, broadcast along H / W / C, or the IFM2_SCALAR; operand order swap), on
 S8/U8/S16/U16/S32 feature maps in NHWC or NHCWB16, with the activation table lookups (ACTIVATION TABLE_0..7: tables
 the stream DMAs into the SHRAM's last 2 KiB; 8-bit entries for an 8-bit OFM, 32-bit entries for a 32-bit OFM,
-interpolated base/slope pairs for a 16-bit OFM), straight from and to external memory. Vela's SOFTMAX decomposition
+interpolated base/slope pairs for a 16-bit OFM), straight from and to external memory. IFM and OFM may be split
+into tiles 0-3 (NPU_SET_*_BASE0-3 / HEIGHT0/1 / WIDTH0, as Vela writes them across the end of a rolling buffer in a
+cascade) and are addressed through :func:`rtl.npu.ifm_stager.fm_tile` as on the MAC path; a pool's IFM extent is
+what its windows read (``(OFM - 1) * stride + kernel - padding``), at least tile 0. IFM2 is always one tile (its
+BASE1-3 are not stored: Vela never cascades an elementwise op whose IFM2 is a feature map). Vela's SOFTMAX decomposition
 (int8 and int16) runs on it.
 
 Arithmetic: :mod:`models.npu.vector_ref` (the golden model) states it. Pooling, per OFM element: the taps of its
@@ -19,16 +23,17 @@ Sub-units (functional blocks for fault injection, ``compute.vector.*``):
 
 * :class:`PoolWalker` (``walker``): walks OFM rows, columns and channels and, per element, its taps (the kernel
   window; elementwise: the IFM element and the IFM2 element); issues one external read per tap that needs one (the
-  element's word) and queues each tap's description (byte lane, valid, last tap of the element, IFM2) in its
-  ``pending`` FIFO. It starts an element only while the result queue has a credit, so the reduction below never has
-  to stall a read response for long.
+  element's word, in its IFM tile) and queues each tap's description (byte lane, valid, last tap of the element,
+  IFM2) in its ``pending`` FIFO. It starts an element only while the result queue has a credit, so the reduction
+  below never has to stall a read response for long.
 * :class:`PoolReducer` (``reducer``): pops the queue in order, takes each tap's element from its read response (or
   the scalar), and reduces the element (max / sum and valid-tap count; elementwise: the operand pair); finished
   elements go into the ``results`` FIFO.
 * :class:`ElementwiseAlu` (``alu``): the elementwise operation (one registered stage).
 * :class:`VectorOutputStage` (``out``): reciprocal divide, OFM scale and rounding, zero point, clamp, table lookup
   (one registered stage; the SHRAM table port is asynchronous).
-* :class:`ByteWriter` (``writer``): the OFM element's address (its own row/column/channel counters, same order)
+* :class:`ByteWriter` (``writer``): the OFM element's address (its own row/column/channel counters, same order;
+  in its OFM tile)
   and a strobed write of its one or two bytes.
 
 The unit owns one memory port (``bus``); a pending write goes before the walker's next read. Ops run one at a time:
@@ -45,6 +50,7 @@ from rtl.common.fifo import MemoryFIFO
 from rtl.npu.controller import CMD0, KernelOp, Registers
 from rtl.npu.dma import NUM_REGIONS
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, MemPortSignature
+from rtl.npu.ifm_stager import fm_tile
 from rtl.npu.kernel_op import ComputeError, identity_scale, region_base
 
 __all__ = ["POOL_MAX", "POOL_AVERAGE", "POOL_REDUCE_SUM", "MAX_DIVIDE_TAPS", "is_vector_op", "PoolWalker",
@@ -113,6 +119,20 @@ def as_typed(reg, signed_):
     return Mux(signed_, reg.as_signed(), reg)
 
 
+def _tile_ports() -> dict:
+    """A feature map's tiles 1-3 (:func:`rtl.npu.ifm_stager.fm_tile`; ``base`` is tile 0's)."""
+    return {"tile_base": In(ADDR_WIDTH).array(3), "tile_h0": In(17), "tile_h1": In(17), "tile_w0": In(17)}
+
+
+def _connect_tiles(unit, basep, regs, fm: str) -> list:
+    """Drive ``unit``'s tile ports from the ``fm`` (``IFM`` / ``OFM``) BASE1-3, HEIGHT0/1 and WIDTH0 registers."""
+    region = region_base(basep, getattr(regs, f"{fm}_REGION"))
+    return [*(unit.tile_base[i].eq(region + getattr(regs, f"{fm}_BASE{i + 1}")) for i in range(3)),
+            unit.tile_h0.eq(getattr(regs, f"{fm}_HEIGHT0_M1") + 1),
+            unit.tile_h1.eq(getattr(regs, f"{fm}_HEIGHT1_M1") + 1),
+            unit.tile_w0.eq(getattr(regs, f"{fm}_WIDTH0_M1") + 1)]
+
+
 class PoolGeometry(data.Struct):
     """The quasi-static op parameters the walker and writer share (decoded once per op)."""
     oh: 17
@@ -143,6 +163,7 @@ class PoolWalker(wiring.Component):
     Members
     -------
     start : ``In(1)``; geo : ``In(PoolGeometry)``; base, stride_y, stride_x, stride_c : ``In(32)``; nhcwb16 : ``In(1)``
+    tile_base : ``In(32).array(3)``; tile_h0, tile_h1, tile_w0 : ``In(17)``   tiles 1-3 (``base``: tile 0's)
     ew : ``In(1)``   elementwise: tap 0 of an element is the IFM at the element, tap 1 (``geo.kw`` = 2) the IFM2 at
     ``base2`` / ``stride2_*`` / ``nhcwb16_2`` with its broadcast axes (``bcast`` bits 0..2 = H, W, C) zeroed, or no
     read when ``scalar``
@@ -154,7 +175,7 @@ class PoolWalker(wiring.Component):
     def __init__(self):
         super().__init__({
             "start": In(1), "geo": In(PoolGeometry), "base": In(ADDR_WIDTH), "stride_y": In(ADDR_WIDTH),
-            "stride_x": In(ADDR_WIDTH), "stride_c": In(ADDR_WIDTH), "nhcwb16": In(1),
+            "stride_x": In(ADDR_WIDTH), "stride_c": In(ADDR_WIDTH), "nhcwb16": In(1), **_tile_ports(),
             "ew": In(1), "base2": In(ADDR_WIDTH), "stride2_y": In(ADDR_WIDTH), "stride2_x": In(ADDR_WIDTH),
             "stride2_c": In(ADDR_WIDTH), "nhcwb16_2": In(1), "bcast": In(3), "scalar": In(1),
             "esz": In(2), "esz2": In(2),
@@ -181,8 +202,10 @@ class PoolWalker(wiring.Component):
         m.d.comb += valid.eq((iy >= 0) & (iy < g.ih) & (ix >= 0) & (ix < g.iw) & ~(second & self.scalar))
         addr1, addr2, addr = Signal(ADDR_WIDTH), Signal(ADDR_WIDTH), Signal(ADDR_WIDTH)
         b = self.bcast
+        tile_base, ty, tx = fm_tile(m, iy[:17], ix[:17], [self.base, *self.tile_base], self.tile_h0, self.tile_h1,
+                                    self.tile_w0, prefix="ifm_")
         m.d.comb += [
-            addr1.eq(elem_addr(self.base, iy[:17], ix[:17], Mux(g.depth_sum, kc, oc), self.stride_y, self.stride_x,
+            addr1.eq(elem_addr(tile_base, ty, tx, Mux(g.depth_sum, kc, oc), self.stride_y, self.stride_x,
                                self.stride_c, self.nhcwb16, self.esz)),
             addr2.eq(elem_addr(self.base2, Mux(b[0], 0, oy), Mux(b[1], 0, ox), Mux(b[2], 0, oc), self.stride2_y,
                                self.stride2_x, self.stride2_c, self.nhcwb16_2, self.esz2)),
@@ -549,6 +572,7 @@ class ByteWriter(wiring.Component):
     Members
     -------
     start : ``In(1)``; geo : ``In(PoolGeometry)``; base, stride_y, stride_x, stride_c : ``In(32)``; nhcwb16 : ``In(1)``
+    tile_base : ``In(32).array(3)``; tile_h0, tile_h1, tile_w0 : ``In(17)``   tiles 1-3 (``base``: tile 0's)
     esz : ``In(2)`` (log2 of the OFM element bytes, 0, 1 or 2)
     data : ``In(stream.Signature(32))``; req_* : a strobed write of the element
     written : ``Out(1)`` (pulse per element written); all_done : ``Out(1)``
@@ -557,7 +581,7 @@ class ByteWriter(wiring.Component):
     def __init__(self):
         super().__init__({
             "start": In(1), "geo": In(PoolGeometry), "base": In(ADDR_WIDTH), "stride_y": In(ADDR_WIDTH),
-            "stride_x": In(ADDR_WIDTH), "stride_c": In(ADDR_WIDTH), "nhcwb16": In(1),
+            "stride_x": In(ADDR_WIDTH), "stride_c": In(ADDR_WIDTH), "nhcwb16": In(1), **_tile_ports(),
             "esz": In(2), "data": In(stream.Signature(32)), "req_valid": Out(1), "req_ready": In(1),
             "req_addr": Out(ADDR_WIDTH),
             "req_wdata": Out(WORD_BITS), "req_wstrb": Out(8), "written": Out(1), "all_done": Out(1),
@@ -568,7 +592,9 @@ class ByteWriter(wiring.Component):
         g = self.geo
         oy, ox, oc = (Signal(17, name=n) for n in ("oy", "ox", "oc"))
         addr = Signal(ADDR_WIDTH)
-        m.d.comb += addr.eq(elem_addr(self.base, oy, ox, oc, self.stride_y, self.stride_x, self.stride_c,
+        tile_base, ty, tx = fm_tile(m, oy, ox, [self.base, *self.tile_base], self.tile_h0, self.tile_h1,
+                                    self.tile_w0, prefix="ofm_")
+        m.d.comb += addr.eq(elem_addr(tile_base, ty, tx, oc, self.stride_y, self.stride_x, self.stride_c,
                                       self.nhcwb16, self.esz))
         m.d.comb += [self.req_valid.eq(self.data.valid & ~self.all_done), self.req_addr.eq(addr),
                      self.req_wdata.eq(Mux(self.esz == 0, self.data.payload[:8].replicate(8),
@@ -646,6 +672,7 @@ class VectorUnit(wiring.Component):
         ifm_base = region_base(self.basep, regs.IFM_REGION) + regs.IFM_BASE0
         ofm_base = region_base(self.basep, regs.OFM_REGION) + regs.OFM_BASE0
         bcast = regs.IFM2_BROADCAST
+        m.d.comb += _connect_tiles(wk, self.basep, regs, "IFM") + _connect_tiles(wr, self.basep, regs, "OFM")
         m.d.comb += [
             wk.ew.eq(ew), wk.base2.eq(region_base(self.basep, regs.IFM2_REGION) + regs.IFM2_BASE0),
             wk.stride2_y.eq(regs.IFM2_STRIDE_Y), wk.stride2_x.eq(regs.IFM2_STRIDE_X),
@@ -746,8 +773,16 @@ class VectorUnit(wiring.Component):
                                                                             regs.KERNEL_WIDTH_M1 + 1)),
             geo.sy.eq(Mux(ew, 1, 1 + Cat(ks[1], ks[9]))), geo.sx.eq(Mux(ew, 1, 1 + Cat(ks[0], ks[6]))),
             geo.pad_top.eq(Mux(ew, 0, regs.IFM_PAD_TOP)), geo.pad_left.eq(Mux(ew, 0, regs.IFM_PAD_LEFT)),
-            geo.ih.eq(Mux(ew, regs.OFM_HEIGHT_M1, regs.IFM_HEIGHT0_M1) + 1),
-            geo.iw.eq(Mux(ew, regs.OFM_WIDTH_M1, regs.IFM_WIDTH0_M1) + 1),
+        ]
+        # A pool's IFM extent, as the MAC path's (rtl.npu.kernel_op._ifm_extent): what the window reads, at least
+        # tile 0; rows / columns past tile 0 come from tiles 1-3.
+        need_h, need_w = Signal(signed(20), name="pool_need_h"), Signal(signed(20), name="pool_need_w")
+        h0, w0 = regs.IFM_HEIGHT0_M1 + 1, regs.IFM_WIDTH0_M1 + 1
+        m.d.comb += [
+            need_h.eq((geo.oh - 1) * geo.sy + geo.kh - regs.IFM_PAD_TOP - regs.IFM_PAD_BOTTOM),
+            need_w.eq((geo.ow - 1) * geo.sx + geo.kw - regs.IFM_PAD_LEFT - regs.IFM_PAD_RIGHT),
+            geo.ih.eq(Mux(ew, geo.oh, Mux(need_h > h0, need_h, h0))),
+            geo.iw.eq(Mux(ew, geo.ow, Mux(need_w > w0, need_w, w0))),
         ]
 
     def _unsupported(self, m, regs, opcode, mode, geo, divide, ew, ew_mode):
@@ -792,14 +827,5 @@ class VectorUnit(wiring.Component):
             | (regs.IFM_PRECISION[2:4] > 2) | (regs.IFM_PRECISION[6:8] > 1)
             | (ofm_size > 2) | ((ofm_size == 2) & ~regs.OFM_PRECISION[0])
             | (regs.OFM_PRECISION[6:8] > 1) | (regs.OFM_PRECISION[14:16] == 3)
-            | (regs.IFM_UPSCALE != 0) | (regs.ACC_FORMAT > 1) | ~lut_ok | self._tiled(m, regs))
+            | (regs.IFM_UPSCALE != 0) | (regs.ACC_FORMAT > 1) | ~lut_ok)
         return bad
-
-    @staticmethod
-    def _tiled(m, regs):
-        """CHECK, too: the OFM is split into tiles (Vela writes across the end of a rolling buffer in a cascade); not
-        implemented here (:func:`rtl.npu.ifm_stager.fm_tile` is the MAC path's). IFM rows beyond ``IFM_HEIGHT0``
-        are read as padding here, not from tile 2."""
-        tiled = Signal(name="ofm_tiled_unsupported")
-        m.d.comb += tiled.eq((regs.OFM_HEIGHT0_M1 < regs.OFM_HEIGHT_M1) | (regs.OFM_WIDTH0_M1 < regs.OFM_WIDTH_M1))
-        return tiled

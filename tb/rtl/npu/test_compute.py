@@ -276,7 +276,9 @@ def test_pool_variants_run_on_the_vector_unit(npu, tmp_path_factory):
     x = ref.random_input(np.random.default_rng(3))
     cases = {
         "max": words[:at] + [0x005] + words[at + 1:],
-        "kernel_3x3": words[:at] + [0x121 | 2 << 16, 0x120 | 2 << 16] + words[at:],
+        # 3x3 windows over the conv's whole OFM: the bottom / right padding says where the IFM ends (rows past
+        # IFM_HEIGHT0 without it are the IFM's, from tile 2).
+        "kernel_3x3": words[:at] + [0x121 | 2 << 16, 0x120 | 2 << 16, 0x103 | 2 << 16, 0x102 | 2 << 16] + words[at:],
         "scale_shift_1": words[:at] + [0x024 | 1 << 14 | 1 << 16, 1] + words[at:],
         "scale_2": words[:at] + [0x024 | 1 << 14, 2] + words[at:],
     }

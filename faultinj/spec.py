@@ -42,6 +42,20 @@ class CampaignSpec:
                             workers, progress, scheduler=scheduler, **self.options)
 
 
+def _config_for_model(entry, config, model: Path, second: bool):
+    """``config``, or what the design's ``model_config`` hook makes of it for ``model`` (the NPU: an external-memory
+    model large enough for the network and, with ``second``, its second inference). An unreadable model is left to
+    the workload, which refuses it (and a malformed one) in one line."""
+    if entry.model_config is None or not model.is_file():
+        return config
+    from rtl.designs import resolve
+
+    try:
+        return resolve(entry.model_config)(config, model.read_bytes(), second)
+    except RampartError:
+        return config   # a malformed model: the workload below says what is wrong with it
+
+
 def campaign_spec(design: str, config=None, workload: str | None = None, *, samples: int | None = None,
                   margin: float | None = None, confidence: float = 0.99, iterative: bool = False, pilot: int = 30,
                   rates: str | None = None, per_block: bool = False, exhaustive: bool = False,
@@ -86,6 +100,7 @@ def campaign_spec(design: str, config=None, workload: str | None = None, *, samp
             raise RampartError(f"design {design} does not run models (--model is for the NPU)")
         workload = model_workload_name(design)
         args = {"model": str(Path(model).resolve()), "input": None if input is None else str(Path(input).resolve())}
+        config = _config_for_model(entry, config, Path(model), second)
     workload = workload or default_workload(design)
     if second_input is not None and not second:
         raise RampartError("--second-input needs --second-inference")

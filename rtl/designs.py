@@ -70,6 +70,9 @@ class Design:
     #: The factory of the workload that runs a user's model (``rampart fi run --model``), ``"module:function"``
     #: taking ``(config, model=..., input=..., seed=..., cycles=...)``; its workload name is ``<design>_model``.
     model_workload: str | None = None
+    #: ``"module:function"`` taking ``(config, model_data, second)`` and returning the config a campaign on that
+    #: model runs (e.g. a larger external-memory model: scaffolding, never fault sites); None: ``config`` as given.
+    model_config: str | None = None
     board_adapter: str | None = None
     golden: str | None = None
     driver: str | None = None

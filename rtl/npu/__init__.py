@@ -55,6 +55,7 @@ DESCRIPTOR = Design(
     scaffolding=("extmem",),
     workloads={"npu_conv": "faultinj.workloads.npu:npu_conv", "npu_cnn": "faultinj.workloads.npu:npu_cnn"},
     model_workload="faultinj.workloads.npu:npu_model",
+    model_config="faultinj.workloads.npu:fi_memory_config",
     golden="models.npu.reference:run_reference",
     driver="drivers.npu:run_on_npu",
     system_model="models.system.npu:NpuAccelerator",

@@ -111,3 +111,21 @@ def test_classifier_records_top1(tmp_path):
             sim.flip(site)
             sim.run_stimulus({k: v[cycle:] for k, v in workload.inputs.items()}, [])
             assert flag == int(top1(sim) != golden)
+
+
+def test_model_over_the_fi_memory_gets_a_larger_memory_model(conv_model, tmp_path):
+    """A network that does not fit the FI model's external memory (the autoencoder: 270 KB of weights) runs on the
+    same NPU with a larger external-memory model (scaffolding: the chip is unchanged), not refused; a network that
+    fits keeps the preset."""
+    import dataclasses
+
+    from models.npu.networks import network
+    from rtl.designs import get_design
+
+    preset = get_design("npu").config(CONFIG)
+    path = tmp_path / "autoencoder.tflite"
+    path.write_bytes(network("autoencoder").data)
+    big = campaign_spec("npu", CONFIG, model=str(path), samples=10).config
+    assert big.ext_mem_kib > preset.ext_mem_kib
+    assert dataclasses.replace(big, ext_mem_kib=preset.ext_mem_kib) == preset
+    assert campaign_spec("npu", CONFIG, model=str(conv_model), samples=10).config == preset

@@ -456,11 +456,10 @@ def run_on_npu(model, config="u55-128", input=None, *, trace: str | Path | None 
         pmu_setup(dev, pmu_events)
         start(dev, lay.cmd_base, lay.cmd_len, lay.basep)
         outstanding = dev.sim.element_index(OUTSTANDING)
-        width = dev.sim.build.state[outstanding].width
 
         def sample():
             issued = dev.peek("kernel_count")
-            done = issued - sum(dev.sim.get_bit(outstanding, 0, b) << b for b in range(width))
+            done = issued - int(dev.sim.read_memory(outstanding, 0, 1)[0])
             if issued > len(stamps) or done > len(finished):
                 now = dev.peek("cycles")
                 stamps.extend([now] * (issued - len(stamps)))

@@ -155,18 +155,16 @@ def _campaign_spec(req: StudyRequest, out: Path, config: str, network: str):
         if not path.exists() or path.read_bytes() != data:
             path.write_bytes(data)
         model = str(path)
-    if model is not None:
-        from faultinj.workloads.npu import fi_memory_config
-        from rtl.designs import get_design
-
-        preset = get_design(req.design).config(config)
-        config = fi_memory_config(preset, Path(model).read_bytes(), req.second)
-        if config != preset:
-            note = (f"external-memory model enlarged to {config.ext_mem_kib} KiB for this network (simulation "
-                    "scaffolding, not a fault site; the chip is unchanged)")
+    # a model that does not fit the design's external-memory model gets a larger one there (Design.model_config)
     spec = campaign_spec(req.design, config, workload, samples=req.samples, margin=req.margin,
                          confidence=req.confidence, model=model, liveness=req.liveness, second=req.second,
                          seed=req.seed)
+    if model is not None:
+        from rtl.designs import get_design
+
+        if spec.config != get_design(req.design).config(config):
+            note = (f"external-memory model enlarged to {spec.config.ext_mem_kib} KiB for this network (simulation "
+                    "scaffolding, not a fault site; the chip is unchanged)")
     if req.second:
         tail = scrub_tail(req.design, spec.config)
         if tail:

@@ -125,6 +125,8 @@ from rtl.npu.weight_buffer import WeightBuffer
 
 __all__ = ["Compute", "ComputeError", "MAX_CHANNELS", "WEIGHT_BUFFER_BYTES"]
 
+ACC_WIDTH = 40   # the U55's accumulators (Vela's Acc40); ACC_FORMAT INT32 uses their low 32 bits (rtl.npu.ofm_writer)
+
 
 class Compute(wiring.Component):
     """The compute unit (see the module docstring).
@@ -168,10 +170,10 @@ class Compute(wiring.Component):
         m.submodules.wbuf = wb = WeightBuffer(rows=ring, oub=OUB)
         m.submodules.stager = stg = IfmStager(depth=self.line_buffer_words, positions=self.positions)
         m.submodules.issue = iss = IssueSequencer(ublock_h=UH, ublock_w=UW, oub=OUB)
-        mac = MacBlock(MacBlockConfig(UH, UW, OUB, IUB, 32))
+        mac = MacBlock(MacBlockConfig(UH, UW, OUB, IUB, ACC_WIDTH, wide_ifm=True))
         m.submodules.operands = opr = OperandRegister(mac, brick_bytes=self.brick_bytes)
         m.submodules.mac = ResetInserter(clear)(mac)
-        ou = OutputUnit(OutputUnitConfig(lanes=OUB, channels=2 * MAX_CHANNELS, acc_width=32))
+        ou = OutputUnit(OutputUnitConfig(lanes=OUB, channels=2 * MAX_CHANNELS, acc_width=ACC_WIDTH))
         m.submodules.out = ResetInserter(clear)(ou)
         m.submodules.act_table = table = ActivationTable(shram_depth=self.line_buffer_words, lanes=OUB)
         m.d.comb += [getattr(table.write, f).eq(getattr(self.lut_write, f)) for f in ("addr", "data", "en")]
@@ -217,6 +219,7 @@ class Compute(wiring.Component):
             ou.act_min.eq(regs.ACTIVATION_MIN.as_signed()), ou.act_max.eq(regs.ACTIVATION_MAX.as_signed()),
             ou.lut.eq(regs.ACTIVATION[4]), table.slot.eq(regs.ACTIVATION[:3]),   # CHECK: TABLE_n or none
             ou.ofm_size.eq(ofm_size(regs)), wr.ofm_size.eq(ofm_size(regs)),
+            ou.natural.eq(regs.OFM_PRECISION[15]),   # CHECK: round mode TFL (0) or NATURAL (2)
             wr.data.valid.eq(ou.o_stream.valid), wr.data.payload.eq(ou.wide),
             ou.o_stream.ready.eq(wr.data.ready),
             wr.running.eq(running), wr.restart.eq(restart), wr.clear.eq(clear),
@@ -318,7 +321,7 @@ class Compute(wiring.Component):
             stg.tile_w0.eq(regs.IFM_WIDTH0_M1 + 1),
             stg.height.eq(op.IH), stg.width.eq(op.IW), stg.ublocks.eq(op.ublocks),
             stg.stride_y.eq(regs.IFM_STRIDE_Y), stg.stride_x.eq(regs.IFM_STRIDE_X), stg.stride_c.eq(regs.IFM_STRIDE_C),
-            stg.nhcwb16.eq(op.ifm_fmt == 1), stg.ring.eq(op.dw),
+            stg.nhcwb16.eq(op.ifm_fmt == 1), stg.ring.eq(op.dw), stg.wide.eq(op.wide),
             stg.passes.eq(Mux(op.split, op.n_groups * op.n_oub_total, op.n_oub_total)),
             stg.chan_step.eq(Mux(op.dw, self.oub, 0)), stg.span.eq(op.span),
             stg.low.eq(iss.low), iss.rows.eq(stg.rows), iss.resident.eq(stg.resident),

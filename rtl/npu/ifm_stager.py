@@ -2,7 +2,8 @@
 
 The buffer (``depth`` 64-bit words, the configuration's SHRAM budget) holds one word per IFM pixel and IFM ublock
 (8 channels): word ``slot(row) * row_words + x * ublocks + u`` holds channels ``c0 + 8u .. c0 + 8u + 7`` of pixel
-``(row, x)``, with ``row_words = width * ublocks``. The eight bytes are read from external memory at the byte
+``(row, x)``, with ``row_words = width * ublocks``; with a 16-bit IFM (``wide``) a word holds 4 channels,
+``c0 + 4u .. c0 + 4u + 3``. The eight bytes are read from external memory at the byte
 address SPEC.md section 4 gives for that pixel and channel (NHWC or NHCWB16) in its IFM tile (:func:`fm_tile`:
 ``base`` is tile 0's, ``tile_base`` tiles 1-3's, ``tile_h0`` / ``tile_h1`` / ``tile_w0`` their split), one or two
 word reads (unaligned), and re-aligned, so the compute unit reads a whole MAC-beat operand per position per cycle.
@@ -37,10 +38,11 @@ __all__ = ["IfmStager", "fm_addr", "fm_tile", "line_buffer_geometry"]
 ROW_BITS = 32
 
 
-def fm_addr(base, y, x, c, stride_y, stride_x, stride_c, nhcwb16):
-    """Byte address of channel ``c`` of pixel ``(y, x)`` (SPEC.md section 4: NHWC or NHCWB16)."""
-    nhwc = base + y * stride_y + x * stride_x + c
-    nhcwb = base + y * stride_y + (x << 4) + (c >> 4) * stride_c + c[:4]
+def fm_addr(base, y, x, c, stride_y, stride_x, stride_c, nhcwb16, size=0):
+    """Byte address of channel ``c`` of pixel ``(y, x)`` (SPEC.md section 4: NHWC or NHCWB16) of ``2**size``-byte
+    elements."""
+    nhwc = base + y * stride_y + x * stride_x + (c << size)
+    nhcwb = base + y * stride_y + (x << (4 + size)) + (c >> 4) * stride_c + (c[:4] << size)
     return Mux(nhcwb16, nhcwb, nhwc)[:ADDR_WIDTH]
 
 
@@ -113,7 +115,7 @@ class IfmStager(wiring.Component):
             "base": In(ADDR_WIDTH), "height": In(17), "width": In(17), "ublocks": In(14),
             "tile_base": In(ADDR_WIDTH).array(3), "tile_h0": In(17), "tile_h1": In(17), "tile_w0": In(17),
             "stride_y": In(ADDR_WIDTH), "stride_x": In(ADDR_WIDTH), "stride_c": In(ADDR_WIDTH), "nhcwb16": In(1),
-            "ring": In(1), "passes": In(16), "chan_step": In(5),
+            "ring": In(1), "passes": In(16), "chan_step": In(5), "wide": In(1),
             "span": In(17), "fits": Out(1), "resident": Out(1),
             "low": In(ROW_BITS), "rows": Out(ROW_BITS),
             "rd_row": In(ROW_BITS).array(positions), "rd_x": In(17).array(positions), "rd_u": In(14).array(positions),
@@ -153,8 +155,9 @@ class IfmStager(wiring.Component):
         inflight = Signal(range(self.outstanding + 1))
         addr = Signal(ADDR_WIDTH)
         tile_base, ty, tx = fm_tile(m, r, x, [self.base, *self.tile_base], self.tile_h0, self.tile_h1, self.tile_w0)
-        m.d.comb += addr.eq(fm_addr(tile_base, ty, tx, c0 + (u << 3), self.stride_y, self.stride_x, self.stride_c,
-                                    self.nhcwb16))
+        chan = c0 + Mux(self.wide, u << 2, u << 3)   # a word's first channel: 8 a word, 4 with 16-bit elements
+        m.d.comb += addr.eq(fm_addr(tile_base, ty, tx, chan, self.stride_y, self.stride_x, self.stride_c,
+                                    self.nhcwb16, self.wide))
         two = addr[:3] != 0
         grow = gbase + r
         room = self.resident | (grow < self.low + slots)

@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 from rtl.npu.controller import Registers
 from rtl.npu.extmem import WORD_BITS
 from rtl.npu.ifm_stager import ROW_BITS
-from rtl.npu.kernel_op import ACC_ENTRIES, IUB, SUB_KERNEL, derive_op
+from rtl.npu.kernel_op import ACC_ENTRIES, IUB, SUB_KERNEL, derive_op, round_elements
 from rtl.npu.mac import MacBlock
 
 __all__ = ["Block", "IssueSequencer", "OperandRegister", "beat_layout"]
@@ -49,9 +49,10 @@ class Block(data.Struct):
 
 def beat_layout(positions: int, brick_bytes: int) -> data.StructLayout:
     """One MAC beat: each position's 8 IFM bytes, its padding flag, the last-beat-of-the-micro-block flag, the
-    brick as read from the brick RAM, and whether the identity brick replaces it (the identity POOL)."""
+    brick as read from the brick RAM, whether the identity brick replaces it (the identity POOL), and for a 16-bit
+    IFM (``wide``: the 8 bytes are 4 channels) which half of the brick's IFM channels they meet (``half``)."""
     return data.StructLayout({"act": WORD_BITS * positions, "pad": positions, "last": 1, "brick": 8 * brick_bytes,
-                              "pool": 1})
+                              "pool": 1, "wide": 1, "half": 1})
 
 
 def identity_brick(brick_bytes: int) -> Const:
@@ -106,6 +107,7 @@ class IssueSequencer(wiring.Component):
             "oy_b": Signal(17), "ox_b": Signal(17), "ib": Signal(17), "iu": Signal(6),
             "sk_y": Signal(7), "sk_x": Signal(13),   # the sub-kernel's first kernel row / column
             "ky": Signal(3), "kx": Signal(3),        # kernel element in the sub-kernel
+            "hf": Signal(1),          # 16-bit IFM: which half of the IFM ublock (4 channels) the beat takes
             "grp_base": Signal(24),   # first brick of the current group (IFM block, sub-kernel) relative to blk_base
             "cbase": Signal(32),      # the stager's global row number of IFM row 0 in this pass
             "entry": Signal(range(ACC_ENTRIES)),   # split: the micro-block's partial-sum entry in the group
@@ -120,28 +122,31 @@ class IssueSequencer(wiring.Component):
         cob = Signal(17)
         sh = Signal(4)      # sub-kernel rows / columns
         sw = Signal(4)
-        ne = Signal(7)      # elements of the sub-kernel in the stream (part-kernel-first, depthwise: rounded up to 4)
+        ne = Signal(7)      # elements of the sub-kernel in the stream (part-kernel-first, depthwise: rounded up)
+        df_iu = Signal(3)   # depth-first: bricks per kernel element (IFM ublocks in an IFM block)
         m.d.comb += [
             cob.eq(Mux(O - blk_ob < OB, O - blk_ob, OB)), n_ou.eq((cob + OUB - 1) >> (OUB.bit_length() - 1)),
             ci_left.eq(I - c["ib"]),
             n_iu_g.eq(Mux(dw, 1, Mux(ci_left < ib_step, (ci_left + 7) >> 3, ib_step >> 3))),
             sh.eq(Mux(KH - c["sk_y"] < SUB_KERNEL, KH - c["sk_y"], SUB_KERNEL)),
             sw.eq(Mux(KW - c["sk_x"] < SUB_KERNEL, KW - c["sk_x"], SUB_KERNEL)),
-            ne.eq(Mux(pk | dw, (sh * sw + 3) & ~3, sh * sw)),
-            grp_size.eq(n_ou * ne * Mux(dw, 1, Mux(pk, n_iu_g, 4))),
+            ne.eq(Mux(pk | dw, round_elements(sh * sw, pk & ~dw & op.wide), sh * sw)),
+            df_iu.eq(ib_step >> 3),
+            grp_size.eq(n_ou * ne * Mux(dw, 1, Mux(pk, n_iu_g, df_iu))),
         ]
         e = Signal(6)
         m.d.comb += e.eq(ky * sw + kx)
         brick = self.brick
         m.d.comb += brick.eq(blk_base + grp_base + Mux(pk | dw, iu * (n_ou * ne) + ou_idx * ne + e,
-                                                      ou_idx * ne * 4 + e * 4 + iu))
+                                                      (ou_idx * ne + e) * df_iu + iu))
         # piece: the beats of one micro-block and one group; group: (IFM block, sub-kernel), in stream order.
         last = {"x": Signal(name="last_pos_x"), "y": Signal(name="last_pos_y"), "ou": Signal(name="last_ou"),
                 "blk": Signal(name="last_blk"), "piece": Signal(name="last_piece_beat"),
-                "sub": Signal(name="last_sub"), "grp": Signal(name="last_grp")}
+                "sub": Signal(name="last_sub"), "grp": Signal(name="last_grp"), "hf": Signal(name="last_half")}
         m.d.comb += [last["x"].eq(ox_b + UW >= OW), last["y"].eq(oy_b + UH >= OH), last["ou"].eq(ou_idx == n_ou - 1),
                      last["blk"].eq(blk_ob + OB >= O),
-                     last["piece"].eq((kx == sw - 1) & (ky == sh - 1) & (iu == n_iu_g - 1)),
+                     last["hf"].eq(c["hf"] == op.halves - 1),
+                     last["piece"].eq(last["hf"] & (kx == sw - 1) & (ky == sh - 1) & (iu == n_iu_g - 1)),
                      last["sub"].eq((c["sk_y"] + SUB_KERNEL >= KH) & (c["sk_x"] + SUB_KERNEL >= KW)),
                      last["grp"].eq(last["sub"] & (dw | (c["ib"] + ib_step >= I)))]
         last_beat = Signal()   # the MAC block's last beat of a micro-block (split: of a piece)
@@ -158,7 +163,7 @@ class IssueSequencer(wiring.Component):
             issue.eq(beat.valid & beat.ready),
             beat.payload.act.eq(Cat(*self.rd_data)), beat.payload.pad.eq(Cat(*pos_pad)),
             beat.payload.last.eq(last_beat), beat.payload.brick.eq(self.brick_data),
-            beat.payload.pool.eq(op.pool),
+            beat.payload.pool.eq(op.pool), beat.payload.wide.eq(op.wide), beat.payload.half.eq(c["hf"]),
             block.payload.oy.eq(oy_b), block.payload.ox.eq(ox_b), block.payload.ch0.eq(blk_ob + ou_idx * OUB),
             block.payload.part.eq(op.split & ~last["grp"]), block.payload.resume.eq(op.split & (grp_base != 0)),
             block.payload.entry.eq(c["entry"]),
@@ -168,7 +173,9 @@ class IssueSequencer(wiring.Component):
         m.d.comb += [self.wait_weights.eq(pending & ~brick_ok), self.wait_ifm.eq(pending & brick_ok & ~rows_ok),
                      self.wait_out.eq(pending & brick_ok & rows_ok & ~issue)]
         with m.If(issue):
-            self._advance(m, op, last, n_iu_g, n_ou, grp_size, sh, sw)
+            m.d.sync += c["hf"].eq(Mux(last["hf"], 0, c["hf"] + 1))
+            with m.If(last["hf"]):   # (a 16-bit IFM's first half: the same brick and taps again for the other half)
+                self._advance(m, op, last, n_iu_g, n_ou, grp_size, sh, sw)
         with m.If(self.restart):
             m.d.sync += [sig.eq(0) for sig in c.values()]
             m.d.sync += all_issued.eq(0)
@@ -199,7 +206,7 @@ class IssueSequencer(wiring.Component):
                 pos_pad[p].eq(pad),
                 self.rd_row[p].eq(cbase + Mux(pad, 0, (iy >> op.up)[:17])),
                 self.rd_x[p].eq(Mux(pad, 0, (ix >> op.up)[:17])),
-                self.rd_u[p].eq(Mux(op.dw, 0, (c["ib"] >> 3) + c["iu"])),
+                self.rd_u[p].eq(Mux(op.dw, 0, ((c["ib"] >> 3) + c["iu"]) << op.wide) + c["hf"]),
             ]
         lo_row = Signal(signed(20))     # lowest IFM row this micro-block row reads
         hi_row = Signal(signed(20))     # highest IFM row this beat reads
@@ -304,7 +311,8 @@ class OperandRegister(wiring.Component):
         P = self.positions
         valid = Signal()
         beat = self.beat.payload
-        held = Signal(data.StructLayout({name: beat.shape()[name].shape for name in ("act", "pad", "last", "pool")}))
+        fields = ("act", "pad", "last", "pool", "wide", "half")
+        held = Signal(data.StructLayout({name: beat.shape()[name].shape for name in fields}))
         # The brick has a register of its own, a plain copy of the brick RAM's read data, and the identity brick is
         # chosen after it: that is what lets Yosys map the brick RAM to FPGA block RAM.
         brick = Signal(8 * self.brick_bytes)
@@ -313,13 +321,14 @@ class OperandRegister(wiring.Component):
             m.d.comb += self.act.payload.data[p].eq(held.act.word_select(p, WORD_BITS))
         m.d.comb += [
             self.act.payload.pad.eq(held.pad), self.act.payload.last.eq(held.last),
+            self.act.payload.wide.eq(held.wide), self.act.payload.half.eq(held.half),
             self.weight.payload.eq(Mux(held.pool, identity_brick(self.brick_bytes), brick)),
             self.act.valid.eq(valid), self.weight.valid.eq(valid),
             fired.eq(valid & self.act.ready), self.beat.ready.eq(~valid | fired),
         ]
         with m.If(self.beat.valid & self.beat.ready):
             m.d.sync += [valid.eq(1), brick.eq(beat.brick)]
-            m.d.sync += [getattr(held, name).eq(getattr(beat, name)) for name in ("act", "pad", "last", "pool")]
+            m.d.sync += [getattr(held, name).eq(getattr(beat, name)) for name in fields]
         with m.Elif(fired):
             m.d.sync += valid.eq(0)
         with m.If(self.restart):

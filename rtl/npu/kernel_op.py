@@ -9,7 +9,7 @@ from rtl.npu.controller import CMD0
 
 __all__ = ["ACC_BUFFER_ACCUMULATORS", "ACC_ENTRIES", "ComputeError", "IUB", "MAX_CHANNELS", "MAX_KERNEL_ELEMENTS",
            "MAX_KERNEL_H", "OpParams", "SUB_KERNEL", "WEIGHT_BUFFER_BYTES", "acc_entries", "derive_op",
-           "identity_scale", "region_base", "ring_rows"]
+           "identity_scale", "region_base", "ring_rows", "round_elements"]
 
 
 class ComputeError(enum.Enum, shape=3):
@@ -78,6 +78,8 @@ class OpParams:
     n_groups: Value     # IFM-block x sub-kernel groups per OFM block
     block_bricks: Value  # bricks of the first (largest) OFM block
     split: Value        # a conv whose block does not fit the brick ring: IFM-depth passes with partial sums
+    wide: Value         # 16-bit IFM: a line-buffer word holds 4 channels, a MAC beat takes half an IFM ublock
+    halves: Value       # MAC beats per brick and kernel element: 2 for a 16-bit IFM (1 on a depthwise with OUB 4)
 
 
 def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpParams:
@@ -86,8 +88,12 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpP
         return Signal(shape, name=f"{prefix}{name}")
     v = {name: sig(name) for name in ("O", "I", "KH", "KW", "OB", "OH", "OW", "IH", "IW")}
     sx, sy, pk, dw, pool = sig("sx", 3), sig("sy", 3), sig("pk", 1), sig("dw", 1), sig("pool", 1)
+    wide, halves = sig("wide", 1), sig("halves", 2)
     ks = regs.KERNEL_STRIDE
     m.d.comb += [
+        wide.eq(regs.IFM_PRECISION[2:4] == 1),
+        # A 16-bit beat takes 4 channels: two beats per brick, or one on U55-32's 4-channel depthwise bricks.
+        halves.eq(Mux(wide & ~dw, 2, 1) if oub == 4 else Mux(wide, 2, 1)),
         pool.eq(opcode == CMD0.NPU_OP_POOL),
         dw.eq((opcode == CMD0.NPU_OP_DEPTHWISE) | pool),
         v["O"].eq(regs.OFM_DEPTH_M1 + 1), v["I"].eq(regs.IFM_DEPTH_M1 + 1),
@@ -99,16 +105,18 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpP
     kk = sig("kk", 34)    # kernel elements KH*KW
     m.d.comb += kk.eq(v["KH"] * v["KW"])
     # Elements per OFM ublock and IFM ublock over all sub-kernels: each sub-kernel's count is rounded up to 4 for
-    # part-kernel-first and depthwise; only the corner sub-kernel (KH % 8 x KW % 8) can need it.
+    # part-kernel-first and depthwise (to 2 for part-kernel-first on a 16-bit IFM: mlw_codec's reorder); only the
+    # corner sub-kernel (KH % 8 x KW % 8) can need it.
     rr = sig("kk_corner", 6)
     ne = sig("ne", 13)
     m.d.comb += [rr.eq(v["KH"][:3] * v["KW"][:3]),
-                 ne.eq(Mux(pk | dw, kk[:13] - rr + ((rr + 3) & ~3), kk[:13]))]
-    ib_step = sig("ib_step", 6)
-    m.d.comb += ib_step.eq(Mux(pk, 16, 32))
+                 ne.eq(Mux(pk | dw, kk[:13] - rr + round_elements(rr, pk & ~dw & wide), kk[:13]))]
+    ib_step = sig("ib_step", 6)   # IFM block depth: 16 part-kernel-first or with a 16-bit IFM, else 32
+    m.d.comb += ib_step.eq(Mux(pk | wide, 16, 32))
     I, O = v["I"], v["O"]
     n_iu_total = sig("n_iu_total", 16)   # bricks per (OFM ublock, kernel element) over the whole IFM depth
-    m.d.comb += n_iu_total.eq(Mux(dw, 1, Mux(pk, (I + 7) >> 3, ((I + 31) >> 5) << 2)))
+    m.d.comb += n_iu_total.eq(Mux(dw, 1, Mux(pk, (I + 7) >> 3,
+                                             Mux(wide, ((I + 15) >> 4) << 1, ((I + 31) >> 5) << 2))))
     n_oub_total = sig("n_oub_total", 16)
     m.d.comb += n_oub_total.eq((O + oub - 1) >> (oub.bit_length() - 1))
     per_ou = sig("per_ou", 24)       # bricks per OFM ublock
@@ -118,13 +126,13 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpP
     expected_bytes = sig("expected_bytes", 32)   # weights in the decoded stream (depthwise: OUB per brick)
     m.d.comb += expected_bytes.eq(Mux(dw, expected * oub, expected * oub * IUB))
     ublocks = sig("ublocks", 14)     # line-buffer words per IFM pixel
-    m.d.comb += ublocks.eq(Mux(dw, 1, (I + 7) >> 3))
+    m.d.comb += ublocks.eq(Mux(dw, Mux(wide, halves, 1), Mux(wide, ((I + 7) >> 3) << 1, (I + 7) >> 3)))
     span = sig("span")               # IFM rows one micro-block row reads
     m.d.comb += span.eq((ublock_h - 1) * sy + v["KH"])
     n_sub = sig("n_sub", 16)
     n_groups = sig("n_groups", 16)
     m.d.comb += [n_sub.eq(((v["KH"] + SUB_KERNEL - 1) >> 3) * ((v["KW"] + SUB_KERNEL - 1) >> 3)),
-                 n_groups.eq(n_sub * Mux(dw, 1, Mux(pk, (I + 15) >> 4, (I + 31) >> 5)))]
+                 n_groups.eq(n_sub * Mux(dw, 1, Mux(pk | wide, (I + 15) >> 4, (I + 31) >> 5)))]
     block_bricks = sig("block_bricks", 32)
     cob = Mux(O < v["OB"], O, v["OB"])
     m.d.comb += block_bricks.eq(((cob + oub - 1) >> (oub.bit_length() - 1)) * per_ou)
@@ -134,7 +142,13 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpP
                     n_oub_total=n_oub_total, per_ou=per_ou, expected=expected, expected_bytes=expected_bytes,
                     ublocks=ublocks, span=span, ifm_fmt=regs.IFM_PRECISION[6:8], ofm_fmt=regs.OFM_PRECISION[6:8],
                     kk=kk, n_sub=n_sub, n_groups=n_groups, block_bricks=block_bricks, split=split, up=up,
-                    transpose=transpose, need_h=need_h, need_w=need_w, **v)
+                    transpose=transpose, need_h=need_h, need_w=need_w, wide=wide, halves=halves, **v)
+
+
+def round_elements(n, by_two) -> Value:
+    """A sub-kernel's element count ``n`` as the weight stream pads it: up to a multiple of 4, or of 2 (``by_two``:
+    part-kernel-first on a 16-bit IFM)."""
+    return Mux(by_two, (n + 1) & ~1, (n + 3) & ~3)
 
 
 def _ifm_extent(m, regs, v, sx, sy, prefix: str):

@@ -14,6 +14,16 @@ ACC_FORMAT INT_32BIT, used for every int8 layer; 40: INT_40BIT, chosen by ``arch
 for 16-bit IFMs) and wrap modulo ``2**acc_width`` (TFLite's int32 overflow is undefined; valid models never reach
 it). Depthwise convolution is the same block fed diagonal weights (``weight[o][i] = 0`` for ``i != o``).
 
+**16-bit IFMs** (``wide_ifm``: the act stream has ``wide`` and ``half`` flags): a wide beat's 8 bytes per position
+are 4 int16 activations (little-endian), and they meet the brick's IFM channels ``4 * half .. 4 * half + 3``::
+
+    acc[p][o] += sum_{i < 4} (pad[p] ? 0 : act16[p][i] - ifm_zero_point) * weight[o][4 * half + i]
+
+so an IFM ublock (8 channels, one brick) takes two beats, as on the U55, whose MAC rate halves for 16-bit IFMs
+(Vela's ``npu_performance``). The multipliers are the same ones: 4 of the 8 per dot product take the 16-bit
+operands (their activation input is 17 bits wide anyway: ``act - ifm_zero_point`` of a 16-bit zero point), the
+other 4 are given 0; what is added is the choice of operands (two muxes per lane) in front of them.
+
 Streams: a beat is taken when ``act_stream`` and ``weight_stream`` are both valid (they are joined: each ``ready``
 is the other's ``valid`` and the block's readiness) and, if it is a block's last beat, ``acc_stream`` holds no
 unread result (or it is read in that cycle): the next block accumulates while the result waits. The beat with
@@ -26,7 +36,7 @@ Structure: ``array`` (:class:`MacArray`, the multipliers: combinational dot prod
 """
 from dataclasses import dataclass
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -42,6 +52,7 @@ class MacBlockConfig:
     ublock_d: int = 8
     ifm_depth: int = 8
     acc_width: int = 32
+    wide_ifm: bool = False    # the act stream carries ``wide`` / ``half`` (16-bit IFMs; see the module docstring)
 
     def __post_init__(self):
         for name in ("ublock_h", "ublock_w"):
@@ -54,10 +65,20 @@ class MacBlockConfig:
                 raise ValueError(f"{name} must be an integer in 1..16, not {value!r}")
         if not isinstance(self.acc_width, int) or self.acc_width not in (32, 40):
             raise ValueError(f"acc_width must be 32 or 40, not {self.acc_width!r}")
+        if not isinstance(self.wide_ifm, bool) or (self.wide_ifm and self.ifm_depth != 8):
+            raise ValueError(f"wide_ifm must be a bool (True only with ifm_depth 8), not {self.wide_ifm!r}")
 
     @property
     def positions(self) -> int:
         return self.ublock_h * self.ublock_w
+
+    @property
+    def act_layout(self) -> data.StructLayout:
+        vec = data.ArrayLayout(signed(8), self.ifm_depth)
+        fields = {"data": data.ArrayLayout(vec, self.positions), "pad": unsigned(self.positions), "last": 1}
+        if self.wide_ifm:
+            fields |= {"wide": 1, "half": 1}
+        return data.StructLayout(fields)
 
     @property
     def accumulators(self) -> int:
@@ -83,6 +104,7 @@ class MacBlock(wiring.Component):
     Members
     -------
     act_stream : ``In(stream.Signature({data: positions x ifm_depth x signed(8), pad: positions, last: 1}))``
+        (and ``wide: 1, half: 1`` with ``wide_ifm``)
     weight_stream : ``In(stream.Signature(ublock_d x ifm_depth x signed(8)))``
         ``weight[o][i]`` for output channel ``o``, input channel ``i``.
     acc_stream : ``Out(stream.Signature(positions * ublock_d x signed(acc_width)))``
@@ -97,8 +119,7 @@ class MacBlock(wiring.Component):
             raise TypeError(f"config must be a MacBlockConfig, not {config!r}")
         self.config = config
         vec = data.ArrayLayout(signed(8), config.ifm_depth)
-        self.act_layout = data.StructLayout({
-            "data": data.ArrayLayout(vec, config.positions), "pad": unsigned(config.positions), "last": 1})
+        self.act_layout = config.act_layout
         self.weight_layout = data.ArrayLayout(vec, config.ublock_d)
         self.acc_layout = data.ArrayLayout(signed(config.acc_width), config.accumulators)
         super().__init__({
@@ -141,8 +162,7 @@ class MacArray(wiring.Component):
         self.config = config
         vec = data.ArrayLayout(signed(8), config.ifm_depth)
         super().__init__({
-            "act": In(data.StructLayout({"data": data.ArrayLayout(vec, config.positions),
-                                         "pad": unsigned(config.positions), "last": 1})),
+            "act": In(config.act_layout),
             "weights": In(data.ArrayLayout(vec, config.ublock_d)),
             "ifm_zero_point": In(signed(16)),
             "dots": Out(data.ArrayLayout(_dot_shape(config), config.accumulators)),
@@ -151,16 +171,25 @@ class MacArray(wiring.Component):
     def elaborate(self, platform):
         cfg = self.config
         m = Module()
-        # (act - zp), or 0 on a padded position: 17-bit signed.
+        # (act - zp), or 0 on a padded position: 17-bit signed (an int16 activation minus a 16-bit zero point fits).
         centred = [[Signal(signed(17), name=f"x_{p}_{i}") for i in range(cfg.ifm_depth)] for p in range(cfg.positions)]
         for p in range(cfg.positions):
             for i in range(cfg.ifm_depth):
-                m.d.comb += centred[p][i].eq(Mux(self.act.pad[p], 0, self.act.data[p][i] - self.ifm_zero_point))
+                x, idle = self.act.data[p][i], self.act.pad[p]
+                if cfg.wide_ifm and i < 4:    # lanes 0-3 take the 4 int16 activations of a wide beat
+                    x = Mux(self.act.wide, Cat(self.act.data[p][2 * i], self.act.data[p][2 * i + 1]).as_signed(), x)
+                elif cfg.wide_ifm:            # lanes 4-7 are idle on a wide beat
+                    idle = idle | self.act.wide
+                m.d.comb += centred[p][i].eq(Mux(idle, 0, x - self.ifm_zero_point))
+        weights = self.weights
+        if cfg.wide_ifm:   # a wide beat meets brick columns 4 * half .. 4 * half + 3
+            weights = [[Mux(self.act.wide & self.act.half, self.weights[o][i + 4], self.weights[o][i]) if i < 4
+                        else self.weights[o][i] for i in range(cfg.ifm_depth)] for o in range(cfg.ublock_d)]
         for p in range(cfg.positions):
             for o in range(cfg.ublock_d):
                 k = p * cfg.ublock_d + o
                 dot = Signal(_dot_shape(cfg), name=f"dot_{k}")
-                m.d.comb += [dot.eq(sum(centred[p][i] * self.weights[o][i] for i in range(cfg.ifm_depth))),
+                m.d.comb += [dot.eq(sum(centred[p][i] * weights[o][i] for i in range(cfg.ifm_depth))),
                              self.dots[k].eq(dot)]
         return m
 

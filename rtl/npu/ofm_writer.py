@@ -90,9 +90,16 @@ class OutputFeed(wiring.Component):
                      f_ox.eq(blk.ox + Array(Const(p % UW, 2) for p in range(P))[feed_p])]
         lane_mask = Cat(*[(blk.ch0 + lane < op.O) for lane in range(OUB)])
         m.submodules.acc_buffer = accb = AccumulatorBuffer(lanes=P * OUB, entries=acc_entries(P, OUB))
-        total = Signal.like(self.acc.payload)    # the MAC result plus the buffered partial sum (split ops)
-        m.d.comb += [accb.entry.eq(blk.entry), accb.resume.eq(blk.resume), accb.acc.eq(self.acc.payload),
-                     total.eq(accb.total)]
+        # The MAC result plus the buffered partial sum (split ops). ACC_FORMAT INT32 (every 8-bit IFM) keeps the
+        # accumulators' low 32 bits, so they wrap as 32-bit ones do; INT40 (16-bit IFMs) passes them whole (a split
+        # op, whose partial sums are 32-bit, is refused with INT40: rtl.npu.op_loader).
+        total = Signal.like(self.acc.payload)
+        acc = self.acc.payload
+        acc_bits = len(acc[0])
+        m.d.comb += [accb.entry.eq(blk.entry), accb.resume.eq(blk.resume)]
+        for k in range(P * OUB):
+            m.d.comb += [accb.acc[k].eq(acc[k][:32]),
+                         total[k].eq(Mux(regs.ACC_FORMAT == 0, accb.total[k], acc[k]))]
         with m.If(blk.part):
             # A partial sum: into the buffer, nothing to the output unit.
             m.d.comb += [accb.we.eq(self.acc.valid & blocks.r_stream.valid),
@@ -109,7 +116,8 @@ class OutputFeed(wiring.Component):
             pos.payload.mask.eq(Mux((f_oy < op.OH) & (f_ox < op.OW), lane_mask, 0)),
             # POOL: one global record
             ou.payload.channel.eq(Cat(Mux(op.pool, 0, blk.ch0[:(MAX_CHANNELS - 1).bit_length()]), self.bank)),
-            ou.payload.acc.eq(Array(total.as_value()[p * OUB * 32:(p + 1) * OUB * 32] for p in range(P))[feed_p]),
+            ou.payload.acc.eq(Array(total.as_value()[p * OUB * acc_bits:(p + 1) * OUB * acc_bits]
+                                    for p in range(P))[feed_p]),
             ou.valid.eq(self.acc.valid & blocks.r_stream.valid & ~blk.part & pos.ready),
             pos.valid.eq(ou.valid & ou.ready),
         ]

@@ -31,6 +31,7 @@ from rtl.npu.kernel_op import (
     derive_op,
     identity_scale,
     region_base,
+    round_elements,
 )
 from rtl.npu.weight_decoder import WeightDecoder, WeightDecoderConfig
 
@@ -50,14 +51,15 @@ def _ring_bad(m, lop, *, oub: int, ublock_h: int, ublock_w: int, ring: int):
     m.d.comb += n_ou.eq((Mux(lop.O < lop.OB, lop.O, lop.OB) + oub - 1) >> (oub.bit_length() - 1))
     first = Signal(7)      # elements of the first (largest) sub-kernel, rounded as in the stream
     sub = Mux(lop.KH > SUB_KERNEL, SUB_KERNEL, lop.KH) * Mux(lop.KW > SUB_KERNEL, SUB_KERNEL, lop.KW)
-    m.d.comb += first.eq(Mux(lop.pk, (sub + 3) & ~3, sub))
+    m.d.comb += first.eq(Mux(lop.pk, round_elements(sub, lop.wide), sub))
     group = Signal(24)
     entries = Signal(32)
     mb_rows = (lop.OH + ublock_h - 1) >> (ublock_h - 1)
     mb_cols = (lop.OW + ublock_w - 1) >> (ublock_w - 1)
-    m.d.comb += [group.eq(n_ou * first * Mux(lop.pk, 2, 4)), entries.eq(mb_rows * mb_cols * n_ou)]
+    m.d.comb += [group.eq(n_ou * first * (lop.ib_step >> 3)), entries.eq(mb_rows * mb_cols * n_ou)]
     bad = Signal()
-    split_bad = (group > ring) | (entries > acc_entries(ublock_h * ublock_w, oub))
+    # The accumulator buffer keeps 32-bit partial sums: 40-bit ones (ACC_FORMAT INT40) cannot be split.
+    split_bad = (group > ring) | (entries > acc_entries(ublock_h * ublock_w, oub)) | (lop.regs.ACC_FORMAT != 0)
     m.d.comb += bad.eq(Mux(lop.split, split_bad, lop.block_bricks > ring))
     return bad
 
@@ -91,11 +93,12 @@ def _unsupported(m, lop, lregs, lopcode, lparam, *, ring_bad, fits, weight_addr,
     m.d.comb += unsupported.eq(
         ((lopcode != CMD0.NPU_OP_CONV) & ~lop.dw)
         | Mux(lop.pool, pool_bad, weighted_bad)
-        | (lregs.IFM_PRECISION[0:4] != 1) | (lop.ifm_fmt > 1) | (lregs.IFM_PRECISION[8:10] != 0)
+        | (lregs.IFM_PRECISION[0:2] != 1) | (lregs.IFM_PRECISION[2:4] > 1) | (lop.pool & lop.wide)   # S8 / S16 IFM
+        | (lop.ifm_fmt > 1) | (lregs.IFM_PRECISION[8:10] != 0)
         | ~lregs.OFM_PRECISION[0] | (lregs.OFM_PRECISION[1:3] == 3)       # signed 8 / 16 / 32-bit OFM
         | (lop.pool & (lregs.OFM_PRECISION[1:3] != 0)) | (lop.ofm_fmt > 1)
-        | (lregs.OFM_PRECISION[14:16] != 0)
-        | (lregs.IFM_UPSCALE[0:2] == 3) | (lregs.ACC_FORMAT != 0)
+        | (lregs.OFM_PRECISION[14] != 0)                                    # round mode TFL or NATURAL
+        | (lregs.IFM_UPSCALE[0:2] == 3) | (lregs.ACC_FORMAT > 1)           # INT32 or INT40 accumulators
         | ~_activation_ok(m, lregs.ACTIVATION, lregs.OFM_PRECISION)
         | (lop.KH > MAX_KERNEL_H) | (lop.kk > MAX_KERNEL_ELEMENTS) | ks[3] | ks[4] | ks[5]
         | (lop.need_h < 1) | (lop.need_w < 1)

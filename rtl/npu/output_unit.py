@@ -7,6 +7,11 @@ Bit-exact implementation of :mod:`models.npu.requant` (round mode TFL, the per-c
     shift <= 31: y = (p + 2**(shift-1)) >> shift                          (shift 0: y = p)
     out = min(max(y + ofm_zero_point, lo), hi)    lo/hi = act_min/act_max clipped to -128..127
 
+With ``natural`` (round mode NATURAL, which Vela writes for every conv / depthwise / FC on a 16-bit IFM, whose
+LiteRT kernels round once: ``MultiplyByQuantizedMultiplier(int64_t, ...)``) one rounding for every shift:
+``y = (p + 2**(shift-1)) >> shift``. For ``shift > 31`` that is ``t = p >> 31`` (no rounding), then
+``y = (t + 2**(r-1)) >> r``: exact, since ``2**(shift-1)`` is a multiple of ``2**31``.
+
 With ``lut`` set (ACTIVATION TABLE_n, an 8-bit table) the clamp to ``lo``/``hi`` is applied to a table entry instead:
 ``z = min(max(y + ofm_zero_point, -128), 127)``, ``out = min(max(table[z + 128], lo), hi)`` (the vector unit's
 8-bit lookup, ``rtl.npu.vector_unit.VectorOutputStage``). The table is outside the unit: ``lut_index`` carries each
@@ -113,6 +118,8 @@ class OutputUnit(wiring.Component):
         table activation (quasi-static, like the zero point): each lane's table index and its entry.
     ofm_size : ``In(2)``
         log2 of the OFM element bytes (quasi-static like the zero point; see the module docstring).
+    natural : ``In(1)``
+        round mode NATURAL instead of TFL (quasi-static; see the module docstring).
     """
 
     latency = 5
@@ -140,6 +147,7 @@ class OutputUnit(wiring.Component):
             "lut_index": Out(8).array(config.lanes),
             "lut_entry": In(8).array(config.lanes),
             "ofm_size": In(2),
+            "natural": In(1),
             "wide": Out(data.ArrayLayout(signed(32), config.lanes)),
         })
 
@@ -210,7 +218,7 @@ class OutputUnit(wiring.Component):
                     acc0.eq(self.i_stream.payload.acc[lane]), record.eq(rd.data),
                     v1.eq(acc0 + record.bias), scale1.eq(record.scale), shift1.eq(record.shift),
                     p2_hi.eq(product_hi), p2_lo.eq(product_lo), shift2.eq(shift1),
-                    y3.eq(_rounding_shift(m, p2_hi, p2_lo, shift2, lane)),
+                    y3.eq(_rounding_shift(m, p2_hi, p2_lo, shift2, lane, self.natural)),
                     out4.eq(Mux(self.ofm_size == 2, saturated, clamped)),
                 ]
             m.d.comb += [self.o_stream.payload.data[lane].eq(out4[:8]), self.wide[lane].eq(out4)]
@@ -225,17 +233,18 @@ def _split_product(m: Module, v, scale, lane: int) -> tuple[Value, Value]:
     return high + low[32:], low[:32]
 
 
-def _rounding_shift(m: Module, hi, lo, shift, lane: int) -> Value:
-    """The requantisation's rounding right shift of p = hi * 2**32 + lo by ``shift``, saturated to _Y_WIDTH bits."""
+def _rounding_shift(m: Module, hi, lo, shift, lane: int, natural) -> Value:
+    """The requantisation's rounding right shift of p = hi * 2**32 + lo by ``shift``, saturated to _Y_WIDTH bits:
+    TFL's double rounding, or one rounding (``natural``)."""
     double = shift > 31
     t = Signal(signed(_V_WIDTH + 2), name=f"t_{lane}")
-    m.d.comb += t.eq(hi * 2 + ((lo + (1 << 30)) >> 31))
+    m.d.comb += t.eq(hi * 2 + Mux(natural, lo[31], (lo + (1 << 30)) >> 31))
     small = (hi >= -(1 << (_Q_WIDTH - 33))) & (hi < (1 << (_Q_WIDTH - 33)))   # |p| < 2**61
     q = Signal(signed(_Q_WIDTH), name=f"q_{lane}")
     m.d.comb += q.eq(Mux(double, t, Cat(lo, hi[:_Q_WIDTH - 32]).as_signed()))
     s = Signal(unsigned(6), name=f"s_{lane}")
     m.d.comb += s.eq(Mux(double, shift - 31, shift))
-    away = double & q[-1]                        # round half away from zero (RoundingDivideByPOT)
+    away = double & q[-1] & ~natural             # round half away from zero (RoundingDivideByPOT)
     below = Signal(unsigned(6), name=f"s_minus_1_{lane}")
     m.d.comb += below.eq(s - 1)
     shifted = Signal(signed(_Q_WIDTH + 2), name=f"shifted_{lane}")

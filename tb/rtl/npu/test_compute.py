@@ -167,9 +167,12 @@ def test_error_paths_answer_every_kick(npu, tmp_path_factory):
             "table_ofm16": (words[:at] + [0x125 | 16 << 16,
                                           0x114 | (weights.reg("OFM_PRECISION") & ~0x6 | 2) << 16] + words[at:],
                             basep, None),
-            # OFM_PRECISION round mode NATURAL: the unit implements only what TFL (0) asks for, never guesses
-            "round_mode": (words[:at] + [0x114 | (weights.reg("OFM_PRECISION") | 2 << 14) << 16] + words[at:], basep,
+            # OFM_PRECISION round mode TRUNCATE: the unit implements TFL (0) and NATURAL (2, Vela's for 16-bit IFMs:
+            # tb/rtl/npu/test_int16_mac.py), never guesses
+            "round_mode": (words[:at] + [0x114 | (weights.reg("OFM_PRECISION") | 1 << 14) << 16] + words[at:], basep,
                            None),
+            # an IFM of 32-bit elements: the MAC path takes S8 / S16 IFMs
+            "ifm_32bit": (words[:at] + [0x105 | 0x9 << 16] + words[at:], basep, None),
             # OFM_PRECISION U8 (unsigned) and 64-bit: the MAC path writes only S8 / S16 / S32
             "ofm_u8": (words[:at] + [0x114 | (weights.reg("OFM_PRECISION") & ~1) << 16] + words[at:], basep, None),
             "ofm_64bit": (words[:at] + [0x114 | (weights.reg("OFM_PRECISION") | 6) << 16] + words[at:], basep, None),
@@ -181,7 +184,7 @@ def test_error_paths_answer_every_kick(npu, tmp_path_factory):
         }
         expect = {"unsupported": ComputeError.UNSUPPORTED, "round_mode": ComputeError.UNSUPPORTED,
                   "ofm_u8": ComputeError.UNSUPPORTED, "ofm_64bit": ComputeError.UNSUPPORTED,
-                  "table_ofm16": ComputeError.UNSUPPORTED,
+                  "table_ofm16": ComputeError.UNSUPPORTED, "ifm_32bit": ComputeError.UNSUPPORTED,
                   "memory": ComputeError.MEMORY,
                   "weight_count": ComputeError.WEIGHT_COUNT}
         for name, (w, bp, fill) in cases.items():

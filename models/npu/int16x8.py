@@ -1,0 +1,103 @@
+"""Single-layer int16x8 models (TFLite's 16x8 scheme: int16 activations, int8 weights) written without TensorFlow.
+
+The scheme (TFLite's post-training "16x8" quantisation): activations int16 with a per-tensor scale and zero point 0;
+weights int8, symmetric per output channel (-127..127, zero point 0); bias int64 at ``input_scale *
+weight_scale[c]``. LiteRT's reference kernels accumulate in 64 bits and requantise with
+``MultiplyByQuantizedMultiplier(int64, ...)`` (the multiplier rounded to 16 bits, one rounding shift); Vela writes
+that as the "reduced" per-channel scale and the NATURAL round mode (``weight_compressor._prepare_scale_and_bias``,
+``high_level_command_to_npu_op.get_rounding_mode``).
+
+Every number a builder leaves open (weights, biases, scales) is drawn from ``numpy.random.default_rng(seed)``;
+the output scale maps about four standard deviations of the accumulator onto the int16 range, so the outputs use
+most of it without saturating everywhere.
+
+* :func:`conv2d`: CONV_2D (kernel, stride, SAME / VALID, fused NONE / RELU / RELU6)
+* :func:`depthwise_conv2d`: DEPTHWISE_CONV_2D, depth multiplier 1
+* :func:`fully_connected`: FULLY_CONNECTED on a 2-D input
+"""
+from __future__ import annotations
+
+import numpy as np
+from ethosu.vela.tflite.BuiltinOperator import BuiltinOperator
+from ethosu.vela.tflite.BuiltinOptions import BuiltinOptions
+from ethosu.vela.tflite.TensorType import TensorType
+
+from .tflite_builder import (
+    Conv2D,
+    DepthwiseConv2D,
+    FullyConnected,
+    _conv_options,
+    _dw_options,
+    _fc_options,
+    _out_dim,
+    _Writer,
+)
+
+__all__ = ["conv2d", "depthwise_conv2d", "fully_connected"]
+
+#: LiteRT's operator versions for int16 activations with int8 weights.
+_VERSIONS = {"conv": 4, "dw": 5, "fc": 7}
+_INT16_STD = 9000.0   # std of the int16 inputs the models are drawn for (most of the range, some saturation)
+
+
+def _draw(rng: np.random.Generator, wshape, n_out: int, fan_axis_sum, in_scale: float):
+    """int8 weights (bell-shaped, some exact zeros), their per-channel scales, int64 biases and an output scale."""
+    w = np.clip(np.rint(rng.normal(0.0, rng.uniform(20, 60), size=wshape)), -127, 127)
+    w[rng.random(wshape) < rng.uniform(0.0, 0.3)] = 0
+    w = w.astype(np.int8)
+    w_scale = (rng.uniform(0.5, 2.0, size=n_out) * 0.004).astype(np.float32)
+    wnorm = np.sqrt(fan_axis_sum(w.astype(np.float64) ** 2))
+    acc_std = np.maximum(_INT16_STD * in_scale * wnorm * w_scale, 1e-9)
+    bias_scale = np.float64(in_scale) * w_scale.astype(np.float64)
+    bias = np.rint(rng.normal(0.0, 0.5, size=n_out) * acc_std / bias_scale).astype(np.int64)
+    out_scale = float(np.float32(float(np.median(acc_std)) * 8.0 / 65535.0 * rng.uniform(0.7, 1.4)))
+    return w, w_scale, bias, out_scale
+
+
+def _layer(code: int, version: int, build, opt_type: int, wshape, axis: int, in_shape, out_shape, fan_axis_sum,
+           seed: int, desc: str) -> bytes:
+    rng = np.random.default_rng(seed)
+    in_scale = float(np.float32(rng.uniform(0.02, 0.1) / 128))
+    n_out = wshape[axis]
+    w, w_scale, bias, out_scale = _draw(rng, wshape, n_out, fan_axis_sum, in_scale)
+    wr = _Writer()
+    x = wr.tensor("input", in_shape, TensorType.INT16, scale=[in_scale], zero_point=[0])
+    w_t = wr.tensor("weights", w.shape, TensorType.INT8, buffer=wr.buffer(w.tobytes()), scale=w_scale,
+                    zero_point=np.zeros(n_out, np.int64), axis=axis)
+    b_scale = (np.float64(in_scale) * w_scale.astype(np.float64)).astype(np.float32)
+    b_t = wr.tensor("bias", (n_out,), TensorType.INT64, buffer=wr.buffer(bias.astype("<i8").tobytes()),
+                    scale=b_scale, zero_point=np.zeros(n_out, np.int64), axis=0)
+    y = wr.tensor("output", out_shape, TensorType.INT16, scale=[out_scale], zero_point=[0])
+    wr.operator(code, version, [x, w_t, b_t], [y], opt_type, build)
+    return wr.finish([x], [y], f"rampart int16x8: {desc}")
+
+
+def conv2d(input_shape: tuple[int, int, int], out_channels: int, kernel=(3, 3), stride=(1, 1), padding="SAME",
+           activation="NONE", *, seed: int = 0) -> bytes:
+    """A CONV_2D model on an int16 ``(H, W, C)`` input."""
+    spec = Conv2D(out_channels, tuple(kernel), tuple(stride), padding, activation)
+    h, w, c = input_shape
+    out = (1, _out_dim(h, kernel[0], stride[0], padding), _out_dim(w, kernel[1], stride[1], padding), out_channels)
+    return _layer(BuiltinOperator.CONV_2D, _VERSIONS["conv"], _conv_options(spec), BuiltinOptions.Conv2DOptions,
+                  (out_channels, *kernel, c), 0, (1, h, w, c), out, lambda w2: w2.reshape(out_channels, -1).sum(1),
+                  seed, f"CONV_2D {input_shape} -> {out_channels} k{kernel} s{stride} {padding} {activation}")
+
+
+def depthwise_conv2d(input_shape: tuple[int, int, int], kernel=(3, 3), stride=(1, 1), padding="SAME",
+                     activation="NONE", *, seed: int = 0) -> bytes:
+    """A DEPTHWISE_CONV_2D model (depth multiplier 1) on an int16 ``(H, W, C)`` input."""
+    spec = DepthwiseConv2D(tuple(kernel), tuple(stride), padding, activation)
+    h, w, c = input_shape
+    out = (1, _out_dim(h, kernel[0], stride[0], padding), _out_dim(w, kernel[1], stride[1], padding), c)
+    return _layer(BuiltinOperator.DEPTHWISE_CONV_2D, _VERSIONS["dw"], _dw_options(spec),
+                  BuiltinOptions.DepthwiseConv2DOptions, (1, *kernel, c), 3, (1, h, w, c), out,
+                  lambda w2: w2.reshape(-1, c).sum(0), seed,
+                  f"DEPTHWISE_CONV_2D {input_shape} k{kernel} s{stride} {padding} {activation}")
+
+
+def fully_connected(n_in: int, units: int, activation="NONE", *, seed: int = 0) -> bytes:
+    """A FULLY_CONNECTED model on an int16 ``(1, n_in)`` input."""
+    spec = FullyConnected(units, activation)
+    return _layer(BuiltinOperator.FULLY_CONNECTED, _VERSIONS["fc"], _fc_options(spec),
+                  BuiltinOptions.FullyConnectedOptions, (units, n_in), 0, (1, n_in), (1, units),
+                  lambda w2: w2.sum(1), seed, f"FULLY_CONNECTED {n_in} -> {units} {activation}")

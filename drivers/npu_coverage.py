@@ -20,7 +20,7 @@ from models.npu.reference import ReferenceModel, ReferenceModelError
 
 from .npu import ext_memory, layout, read_bytes, start, wait_done
 
-__all__ = ["RowResult", "run_row", "npu_ops"]
+__all__ = ["RowResult", "run_artifact", "run_row", "npu_ops"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,15 @@ def run_row(dev, config: str, row: Row, seed: int = 0, trials: int = 2, max_cycl
 def _input(ref: ReferenceModel, rng: np.random.Generator, index: int, low: int | None) -> np.ndarray:
     x = ref.random_input(rng, index)
     return x if low is None else np.maximum(x, np.asarray(low, x.dtype))
+
+
+def run_artifact(dev, config: str, art: vela.VelaArtifact, xs, out_dtypes, max_cycles: int = 400_000):
+    """Run a compiled (possibly patched) ``art`` on the open NPU ``dev`` (built for preset ``config``) with inputs
+    ``xs``: (status, outputs), status "" (ok), "timeout" or the error's name (as :func:`run_row` reports it)."""
+    from rtl.npu.config import PRESETS
+
+    status, outs, _, _ = _run(dev, PRESETS[config], art, xs, out_dtypes, max_cycles)
+    return status, outs
 
 
 def _run(dev, cfg, art: vela.VelaArtifact, xs, out_dtypes, max_cycles: int):

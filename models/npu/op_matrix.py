@@ -40,6 +40,7 @@ from ethosu.vela.tflite.BuiltinOperator import BuiltinOperator
 from ethosu.vela.tflite.BuiltinOptions import BuiltinOptions
 from ethosu.vela.tflite.TensorType import TensorType
 
+from . import int16x8
 from . import op_models as om
 from .tflite_builder import Conv2D, DepthwiseConv2D, FullyConnected, ModelSpec, _Writer, build_model
 
@@ -119,6 +120,20 @@ def _depthwise(seed: int) -> bytes:
 
 def _fc(seed: int) -> bytes:
     return build_model(ModelSpec((40,), (FullyConnected(12, "RELU6"),), seed)).data
+
+
+def _conv16(seed: int) -> bytes:
+    return int16x8.conv2d((6, 7, 5), 8, (3, 3), (1, 1), "SAME", "RELU", seed=seed)
+
+
+def _depthwise16(seed: int) -> bytes:
+    return int16x8.depthwise_conv2d((6, 7, 8), (3, 3), (2, 2), "SAME", seed=seed)
+
+
+def _fc16(exact_scales: bool):
+    def make(seed: int) -> bytes:
+        return int16x8.fully_connected(40, 12, "RELU6", seed=seed, exact_scales=exact_scales)
+    return make
 
 
 def _pad(precision: str, mirror: bool = False):
@@ -332,6 +347,9 @@ def _rows() -> list[Row]:
     P8, P16, PU8 = "int8", "int16", "uint8"
     r += [Row("CONV_2D", P8, "3x3_relu", _conv), Row("DEPTHWISE_CONV_2D", P8, "3x3_s2", _depthwise),
           Row("FULLY_CONNECTED", P8, "40x12_relu6", _fc)]
+    r += [Row("CONV_2D", P16, "3x3_relu", _conv16), Row("DEPTHWISE_CONV_2D", P16, "3x3_s2", _depthwise16),
+          Row("FULLY_CONNECTED", P16, "40x12_relu6", _fc16(False)),
+          Row("FULLY_CONNECTED", P16, "40x12_relu6_exact_scales", _fc16(True))]
     for p in (P8, P16, PU8):
         r += [Row("MAX_POOL_2D", p, "3x3_s2_same", _pool("MAX", p)),
               Row("AVERAGE_POOL_2D", p, "3x3_s2_same", _pool("AVERAGE", p))]

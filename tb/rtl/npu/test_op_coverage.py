@@ -19,7 +19,9 @@ OPEN = {
     "shape_int32_-": "no NPU op",
     "arg_max_int8_c": "open: its depthwise's weight stream fails to decode (COMPUTE_FAULT / DECODE)",
     "mean_int8_hw_80x64x2": "open: the 64x64-kernel depthwise sums stop with UNSUPPORTED",
-    "mean_int16_hw_5x6x8": "open: a 16-bit IFM on the MAC path",
+    # Vela writes the 16-bit "reduced" scale for an int16 FC as for conv; LiteRT's int16 FC uses the 32-bit
+    # multiplier: ~10% of outputs off by one (the stream, not the NPU; tb/rtl/npu/test_int16_mac.py)
+    "fully_connected_int16_40x12_relu6": "Vela's int16 FC scale is not LiteRT's (off by one in ~10% of outputs)",
     # Vela writes the uint8 TRANSPOSE's identity POOL as S8 IFM / OFM, zero points 128, clamp 0..127: inputs >= 128
     # come out as 0 on the NPU and in the golden model alike (the stream, not the hardware, differs from LiteRT)
     "transpose_uint8_hw": "Vela's uint8 TRANSPOSE stream clamps inputs >= 128 to 0",

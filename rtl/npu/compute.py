@@ -1,8 +1,9 @@
 """NPU compute unit: executes NPU_OP_CONV (CONV_2D, FULLY_CONNECTED), NPU_OP_DEPTHWISE and the identity
-NPU_OP_POOL kicks (int8) from external memory, pipelined so that the MAC block takes one beat per cycle whenever its
-operands are on chip; every other NPU_OP_POOL and every NPU_OP_ELEMENTWISE goes to its
-:class:`~rtl.npu.vector_unit.VectorUnit` (``vector``: its own memory port ``vec_bus`` and the SHRAM lookup-table port
-``lut_raddr`` / ``lut_rdata``), one op at a time and in kick order with the MAC-datapath ops (``_dispatch``).
+NPU_OP_POOL kicks (8-bit IFMs; CONV / DEPTHWISE also 16-bit) from external memory, pipelined so that the MAC block
+takes one beat per cycle whenever its operands are on chip; every other NPU_OP_POOL and every NPU_OP_ELEMENTWISE
+goes to its :class:`~rtl.npu.vector_unit.VectorUnit` (``vector``: its own memory port ``vec_bus`` and the SHRAM
+lookup-table port ``lut_raddr`` / ``lut_rdata``), one op at a time and in kick order with the MAC-datapath ops
+(``_dispatch``).
 
 Implements ``In(ComputeSignature)`` (:mod:`rtl.npu.controller`) and owns three external-memory ports
 (:data:`rtl.npu.extmem.MemPortSignature`; the top arbitrates them): ``bus`` (scale/bias records and the compressed
@@ -63,8 +64,9 @@ stager never re-reads it). RESIZE_NEAREST_NEIGHBOR is the same pool on a NEAREST
 0x80000001 / shift 31 (identity for every int8 input: :func:`~rtl.npu.kernel_op.identity_scale`). Other pools (real
 kernels, MAX, other scales) are the vector unit's.
 
-Supported (anything else is refused with ``UNSUPPORTED``): S8 IFM, S8 OFM (S16 / S32 for a conv / depthwise), NHWC or
-NHCWB16, per-channel scale stream with TFL rounding (the identity POOL: as above), ``ACTIVATION`` = 0 (clamp only) or
+Supported (anything else is refused with ``UNSUPPORTED``): S8 IFM (S16 for a conv / depthwise: int16x8, below), S8
+OFM (S16 / S32 for a conv / depthwise), NHWC or NHCWB16, per-channel scale stream with round mode TFL or NATURAL
+(the identity POOL: as above), ACC_FORMAT INT32 or INT40, ``ACTIVATION`` = 0 (clamp only) or
 an 8-bit table ``TABLE_0..7`` for an S8 OFM (:class:`~rtl.npu.activation_table.ActivationTable`), kernels up to Vela's
 limits (height <= 64, height x width <= 4096; walked as 8x8 sub-kernels), any stride, no dilation, up to
 :data:`MAX_CHANNELS` OFM channels, IFM / OFM tiles 0-3 (:func:`~rtl.npu.ifm_stager.fm_tile`), IFM_UPSCALE NONE /
@@ -78,6 +80,18 @@ real kernels and ELEMENTWISE are not this engine's: they run on :mod:`rtl.npu.ve
 write a 16- or 32-bit OFM (ARG_MAX's and MEAN's depthwise): the output unit clamps to the 16-bit ACTIVATION_MIN / MAX
 or saturates to int32 (:class:`~rtl.npu.output_unit.OutputUnit` ``ofm_size``) and the writer writes 2 or 4 bytes per
 element.
+
+**16-bit IFMs** (TFLite's int16x8: int16 activations, int8 weights; Vela writes IFM_PRECISION S16, ACC_FORMAT
+INT40 and round mode NATURAL): the weight stream has 16-channel IFM blocks (part-kernel-first sub-kernels padded to
+2 elements, mlw_codec's reorder with ``ifm_bitdepth`` 16), so the loop nest differs only in those two numbers. A
+line-buffer word holds 4 channels (the stager reads 2-byte elements), and an IFM ublock (8 channels, one brick) takes
+two MAC beats, one per half of the brick's IFM channels (``IssueSequencer``'s ``hf`` counter; one beat on U55-32's
+4-channel depthwise bricks): the U55 halves its MAC rate for 16-bit IFMs too (Vela's ``npu_performance``), and the
+64-bit line-buffer read ports, the brick RAM and the multipliers (17 bits x 8 bits already, for the zero point) stay
+as they are; 4 of a dot product's 8 multipliers take the 16-bit operands (:class:`~rtl.npu.mac.MacArray`). The
+accumulators are 40 bits (the U55's); with ACC_FORMAT INT32 (every 8-bit op) the output path uses their low 32 bits,
+so 8-bit ops wrap and time exactly as before. The output unit rounds once for NATURAL. A split conv keeps 32-bit
+partial sums, so one with INT40 accumulators is refused.
 
 Failures never hang: a memory response with ``err`` is recorded and reported once the op has finished; a decoder
 error or a decoded-length mismatch stops the op at once (it could otherwise wait for bricks that never come): the

@@ -15,11 +15,7 @@ from models.npu.op_matrix import ROWS
 
 #: Why the rows that do not pass do not (what was found; the table's last column).
 NOTES = {
-    "mean_int8_hw_80x64x2": "the 64x64-kernel depthwise's IFM rows do not fit the line buffer (probably; "
-                            "rtl/npu/ifm_stager.py refuses it)",
     "mean_int16_hw_5x6x8": "16-bit IFM on the MAC path: not implemented",
-    "arg_max_int8_c": "the weight decoder refuses its 1x1 depthwise's stream (weight 128, uint8: probably "
-                      "the 9-bit weight range; not investigated)",
     "transpose_uint8_hw": "Vela writes the uint8 TRANSPOSE as an S8 identity POOL (zero points 128, clamp 0..127): "
                           "inputs >= 128 become 0 on the NPU and in the golden model alike",
     "relu_n1_to_1_int16_4x5x6": "LiteRT has no int16 kernel",

@@ -114,7 +114,15 @@ from rtl.npu.dma import NUM_REGIONS, ShramWriteSignature
 from rtl.npu.extmem import ADDR_WIDTH, MemPortSignature
 from rtl.npu.ifm_stager import IfmStager
 from rtl.npu.issue import IssueSequencer, OperandRegister
-from rtl.npu.kernel_op import IUB, MAX_CHANNELS, WEIGHT_BUFFER_BYTES, ComputeError, derive_op, region_base
+from rtl.npu.kernel_op import (
+    IUB,
+    MAX_CHANNELS,
+    WEIGHT_BITS,
+    WEIGHT_BUFFER_BYTES,
+    ComputeError,
+    derive_op,
+    region_base,
+)
 from rtl.npu.mac import MacBlock, MacBlockConfig
 from rtl.npu.ofm_writer import OfmWriter, OutputFeed, ofm_size
 from rtl.npu.op_loader import OpLoader
@@ -167,8 +175,9 @@ class Compute(wiring.Component):
                                             prefetch=self.config.ext_latency + 3)
         m.submodules.wbuf = wb = WeightBuffer(rows=ring, oub=OUB)
         m.submodules.stager = stg = IfmStager(depth=self.line_buffer_words, positions=self.positions)
-        m.submodules.issue = iss = IssueSequencer(ublock_h=UH, ublock_w=UW, oub=OUB)
-        mac = MacBlock(MacBlockConfig(UH, UW, OUB, IUB, 32))
+        m.submodules.issue = iss = IssueSequencer(ublock_h=UH, ublock_w=UW, oub=OUB,
+                                                           line_buffer_words=self.line_buffer_words)
+        mac = MacBlock(MacBlockConfig(UH, UW, OUB, IUB, 32, weight_width=WEIGHT_BITS))
         m.submodules.operands = opr = OperandRegister(mac, brick_bytes=self.brick_bytes)
         m.submodules.mac = ResetInserter(clear)(mac)
         ou = OutputUnit(OutputUnitConfig(lanes=OUB, channels=2 * MAX_CHANNELS, acc_width=32))
@@ -205,7 +214,8 @@ class Compute(wiring.Component):
         running = Signal()
         restart = Signal()
         wiring.connect(m, wiring.flipped(self.ifm_bus), stg.bus)
-        self._connect_stager(m, stg, iss, derive_op(m, regs, opcode, OUB, UH), regs)
+        self._connect_stager(m, stg, iss, derive_op(m, regs, opcode, OUB, UH,
+                                                    line_buffer_words=self.line_buffer_words), regs)
         m.d.comb += [
             iss.regs.eq(regs), iss.opcode.eq(opcode), iss.running.eq(running), iss.restart.eq(restart),
             wb.rd_slot.eq(ebank), wb.rd_brick.eq(iss.brick), iss.brick_data.eq(wb.rd_data),
@@ -321,6 +331,7 @@ class Compute(wiring.Component):
             stg.nhcwb16.eq(op.ifm_fmt == 1), stg.ring.eq(op.dw),
             stg.passes.eq(Mux(op.split, op.n_groups * op.n_oub_total, op.n_oub_total)),
             stg.chan_step.eq(Mux(op.dw, self.oub, 0)), stg.span.eq(op.span),
+            stg.groups.eq(Mux(op.split & op.dw, op.n_groups, 1)), stg.chan_block.eq(op.OB), stg.chan_depth.eq(op.O),
             stg.low.eq(iss.low), iss.rows.eq(stg.rows), iss.resident.eq(stg.resident),
         ]
         for p in range(self.positions):

@@ -42,6 +42,8 @@ class MacBlockConfig:
     ublock_d: int = 8
     ifm_depth: int = 8
     acc_width: int = 32
+    #: bits of a weight: 8, or 9 for Vela's full ``weight - zero point`` range (the NPU's, ``kernel_op.WEIGHT_BITS``)
+    weight_width: int = 8
 
     def __post_init__(self):
         for name in ("ublock_h", "ublock_w"):
@@ -54,6 +56,8 @@ class MacBlockConfig:
                 raise ValueError(f"{name} must be an integer in 1..16, not {value!r}")
         if not isinstance(self.acc_width, int) or self.acc_width not in (32, 40):
             raise ValueError(f"acc_width must be 32 or 40, not {self.acc_width!r}")
+        if not isinstance(self.weight_width, int) or self.weight_width not in (8, 9):
+            raise ValueError(f"weight_width must be 8 or 9, not {self.weight_width!r}")
 
     @property
     def positions(self) -> int:
@@ -83,7 +87,7 @@ class MacBlock(wiring.Component):
     Members
     -------
     act_stream : ``In(stream.Signature({data: positions x ifm_depth x signed(8), pad: positions, last: 1}))``
-    weight_stream : ``In(stream.Signature(ublock_d x ifm_depth x signed(8)))``
+    weight_stream : ``In(stream.Signature(ublock_d x ifm_depth x signed(weight_width)))``
         ``weight[o][i]`` for output channel ``o``, input channel ``i``.
     acc_stream : ``Out(stream.Signature(positions * ublock_d x signed(acc_width)))``
     ifm_zero_point : ``In(signed(16))``
@@ -99,7 +103,7 @@ class MacBlock(wiring.Component):
         vec = data.ArrayLayout(signed(8), config.ifm_depth)
         self.act_layout = data.StructLayout({
             "data": data.ArrayLayout(vec, config.positions), "pad": unsigned(config.positions), "last": 1})
-        self.weight_layout = data.ArrayLayout(vec, config.ublock_d)
+        self.weight_layout = _weight_layout(config)
         self.acc_layout = data.ArrayLayout(signed(config.acc_width), config.accumulators)
         super().__init__({
             "act_stream": In(stream.Signature(self.act_layout)),
@@ -125,7 +129,11 @@ class MacBlock(wiring.Component):
 
 
 def _dot_shape(config: MacBlockConfig):
-    return signed(25 + config.ifm_depth.bit_length())
+    return signed(17 + config.weight_width + config.ifm_depth.bit_length())
+
+
+def _weight_layout(config: MacBlockConfig):
+    return data.ArrayLayout(data.ArrayLayout(signed(config.weight_width), config.ifm_depth), config.ublock_d)
 
 
 class MacArray(wiring.Component):
@@ -134,7 +142,8 @@ class MacArray(wiring.Component):
     Members
     -------
     act : ``In(act_layout)``; weights : ``In(weight_layout)``; ifm_zero_point : ``In(signed(16))``
-    dots : ``Out(ArrayLayout(signed(25 + bits(ifm_depth)), positions * ublock_d))``   index ``p * ublock_d + o``
+    dots : ``Out(ArrayLayout(signed(17 + weight_width + bits(ifm_depth)), positions * ublock_d))``
+        index ``p * ublock_d + o``
     """
 
     def __init__(self, config: MacBlockConfig):
@@ -143,7 +152,7 @@ class MacArray(wiring.Component):
         super().__init__({
             "act": In(data.StructLayout({"data": data.ArrayLayout(vec, config.positions),
                                          "pad": unsigned(config.positions), "last": 1})),
-            "weights": In(data.ArrayLayout(vec, config.ublock_d)),
+            "weights": In(_weight_layout(config)),
             "ifm_zero_point": In(signed(16)),
             "dots": Out(data.ArrayLayout(_dot_shape(config), config.accumulators)),
         })

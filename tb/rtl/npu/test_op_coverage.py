@@ -10,6 +10,7 @@ import pytest
 from drivers.npu_coverage import run_row
 from drivers.transport import SimDevice
 from models.npu.op_matrix import ROWS
+from rtl.npu.config import PRESETS
 
 #: Rows that are not expected to pass, with why (another package's operator, or not runnable by LiteRT).
 OPEN = {
@@ -59,3 +60,31 @@ def test_coverage_fast_u55_32():
 @pytest.mark.parametrize("config", ["u55-32", "u55-64", "u55-128", "u55-256"])
 def test_coverage_all_configs(config):
     _check(config, PASSING)
+
+
+def test_split_depthwise_over_the_accumulator_buffer_halts():
+    """MEAN over 80x64's second depthwise (64x64 kernel: sub-kernel passes) with its OFM patched to 32x32: the partial
+    sums of 1,024 positions do not fit u55-128's accumulator buffer (256 micro-blocks), so the op is refused with
+    COMPUTE_FAULT / UNSUPPORTED and the NPU halts (no reads for it, no hang)."""
+    import numpy as np
+
+    from drivers import npu as npu_driver
+    from models.npu import vela
+    from rtl.npu.compute import ComputeError
+    from rtl.npu.controller import ErrorCode
+    from tb.rtl.npu.test_vector_ops import load
+
+    config = "u55-128"
+    row = next(r for r in ROWS if r.name == "mean_int8_hw_80x64x2")
+    art = vela.compile_cached(row.builder(0), config)
+    words = [int(w) for w in art.command_stream]
+    second = [i for i, w in enumerate(words) if w == 0x0003][1]      # the second NPU_OP_DEPTHWISE
+    words[second:second] = [0x001F0112, 0x001F0111]                   # OFM_HEIGHT_M1 / OFM_WIDTH_M1 = 31
+    with SimDevice.open("npu", config) as sim:
+        lay = load(sim, PRESETS[config], art, [np.zeros(t.nbytes, np.int8) for t in art.inputs])
+        addr = lay.cmd_addr + art.header.stream_offset
+        npu_driver.load_bytes(sim, addr, np.asarray(words, "<u4").tobytes())
+        npu_driver.start(sim, addr, 4 * len(words), lay.basep)
+        assert npu_driver.wait_done(sim, 200_000, chunk=64) is not None, "NPU hung"
+        assert (sim.peek("error"), sim.peek("error_code"), sim.peek("compute_error")) == (
+            1, ErrorCode.COMPUTE_FAULT, ComputeError.UNSUPPORTED.value)

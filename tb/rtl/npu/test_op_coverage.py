@@ -88,3 +88,17 @@ def test_split_depthwise_over_the_accumulator_buffer_halts():
         assert npu_driver.wait_done(sim, 200_000, chunk=64) is not None, "NPU hung"
         assert (sim.peek("error"), sim.peek("error_code"), sim.peek("compute_error")) == (
             1, ErrorCode.COMPUTE_FAULT, ComputeError.UNSUPPORTED.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config,shape", [("u55-128", (1, 80, 64, 20)), ("u55-32", (1, 80, 64, 40))],
+                         ids=["u55-128-3-ublocks", "u55-32-2-blocks"])
+def test_split_depthwise_ublocks_and_blocks(config, shape):
+    """MEAN over 80x64 with more channels: the sub-kernel passes of its 64x64 depthwise over several OFM ublocks
+    (u55-128: 3 of 8 channels) and two OFM blocks (u55-32: Vela's block depth 32 of 40), bit-exact vs LiteRT."""
+    from models.npu.op_matrix import Row, _mean
+
+    row = Row("MEAN", "int8", "x".join(map(str, shape[1:])), _mean("int8", shape, (1, 2)))
+    with SimDevice.open("npu", config) as dev:
+        result = run_row(dev, config, row, max_cycles=3_000_000)
+    assert result.passed, f"{result.result} {result.detail}"

@@ -11,13 +11,16 @@ last beat of a micro-block also pushes the micro-block's place on ``block`` (for
 pulses when the walk no longer needs the bricks before ``block_offset`` (relative to the op's first brick): at the
 next OFM block.
 
-**Split ops** (``split``: a conv whose OFM block's bricks do not fit the brick ring): the group loop moves outside
-the OFM ublock and micro-block loops, so the stream is consumed group by group and only one group must be resident
-(``next_block`` then pulses after every group). Each (group, OFM ublock, micro-block) *piece* ends a MAC block; its
-result is a partial sum that the output path keeps in its accumulator buffer (``part``) and adds to the next group's
+**Split ops** (``split``: a conv whose OFM block's bricks do not fit the brick ring; a depthwise whose block does not
+fit it or whose kernel rows do not fit the line buffer, :func:`~rtl.npu.kernel_op.derive_op`): the group loop moves
+outside the OFM ublock and micro-block loops, so the stream is consumed group by group and only one group must be
+resident (``next_block`` then pulses after every group). Each (group, OFM ublock, micro-block) *piece* ends a MAC block;
+its result is a partial sum that the output path keeps in its accumulator buffer (``part``) and adds to the next group's
 (``resume``), and only the last group's sums reach the output unit: IFM-depth-outer passes with block-sized
-accumulators, as a U55 keeps an OFM block's accumulators in SHRAM while it streams the block's weights. The weights
-are read once; the IFM is swept once per group and OFM ublock (free while it is resident in the line buffer).
+accumulators, as a U55 keeps an OFM block's accumulators in SHRAM while it streams the block's weights. The weights are
+read once; the IFM is swept once per group and OFM ublock (free while it is resident in the line buffer; a split
+depthwise's pass reads only its sub-kernel's rows: ``low`` includes the sub-kernel's first row, and the stager skips the
+rows below it).
 
 :class:`OperandRegister`: the MAC array's operand registers; a beat is registered and fired into the
 :class:`~rtl.npu.mac.MacBlock` the next cycle.

@@ -15,11 +15,7 @@ from models.npu.op_matrix import ROWS
 
 #: Why the rows that do not pass do not (what was found; the table's last column).
 NOTES = {
-    "mean_int8_hw_80x64x2": "the 64x64-kernel depthwise's IFM rows do not fit the line buffer (probably; "
-                            "rtl/npu/ifm_stager.py refuses it)",
     "mean_int16_hw_5x6x8": "16-bit IFM on the MAC path: not implemented",
-    "arg_max_int8_c": "the weight decoder refuses its 1x1 depthwise's stream (weight 128, uint8: probably "
-                      "the 9-bit weight range; not investigated)",
     "transpose_uint8_hw": "Vela writes the uint8 TRANSPOSE as an S8 identity POOL (zero points 128, clamp 0..127): "
                           "inputs >= 128 become 0 on the NPU and in the golden model alike",
     "relu_n1_to_1_int16_4x5x6": "LiteRT has no int16 kernel",
@@ -73,12 +69,18 @@ def main():
         "Vela's reason. Owner: another work package's operator.", "",
         f"{n_ok} of {len(results)} rows bit-exact.", "",
         "Every row not listed as open in `tb/rtl/npu/test_op_coverage.py` is a test: `pytest "
-        "tb/rtl/npu/test_op_coverage.py` (default tier: the operators no other default-tier test runs, u55-128; "
-        "`-m slow`: every passing row on u55-32/64/128/256, all passed on 2026-12-07). MEAN runs since its "
-        "depthwise may write a 32-bit OFM (the MAC path writes S8 / S16 / S32); before that every MEAN row stopped "
-        "with COMPUTE_FAULT (UNSUPPORTED) at its DEPTHWISE. NPU cycles of ops that ran before are unchanged (conv, "
-        "depthwise, FC, pooling, digits-pool 5,405 and ResNet-8 215,919 cycles on u55-128, identical to the "
-        "branch point).", "",
+        "tb/rtl/npu/test_op_coverage.py` (default tier: the operators no other default-tier test runs, u55-128, and "
+        "ARG_MAX / MEAN 80x64x2 / RESIZE_BILINEAR on u55-32 too; `-m slow`: every passing row on u55-32/64/128/256, "
+        "all passed on 2026-12-07 before those three joined; they are bit-exact on all four configs). ARG_MAX runs "
+        "since the weight path carries 9-bit weights (its depthwise multiplies by uint8 128; the decoder refused it as "
+        "out of int8 range), MEAN over 80x64 since a depthwise whose 64x64 kernel does not fit the line buffer's rows "
+        "or the brick ring runs in 8x8 sub-kernel passes with on-chip partial sums (72,538 cycles on u55-128), "
+        "RESIZE_BILINEAR since the vector unit's POOL reads a NEAREST-upscaled IFM; NPU cycles of what ran before are "
+        "unchanged (`rampart run npu` digits-pool 5,405 / 6,565 and kws-dscnn 84,640 / 125,745 cycles on u55-128 / "
+        "u55-64, per layer identical before and after). MEAN runs since its depthwise may write a 32-bit OFM (the MAC "
+        "path writes S8 / S16 / S32); before that every MEAN row stopped with COMPUTE_FAULT (UNSUPPORTED) at its "
+        "DEPTHWISE. NPU cycles of ops that ran before are unchanged (conv, depthwise, FC, pooling, digits-pool 5,405 "
+        "and ResNet-8 215,919 cycles on u55-128, identical to the branch point).", "",
         table(results),
     ])
     print(body)

@@ -394,8 +394,7 @@ def _rows() -> list[Row]:
               Row("EXPAND_DIMS", p, "axis2", _expand_dims(p)), Row("TRANSPOSE", p, "hw", _transpose(p))]
     r += [Row("ARG_MAX", P8, "c", _arg_max(P8))]
     r += [Row("RESIZE_NEAREST_NEIGHBOR", P8, "2x", _resize("RESIZE_NEAREST_NEIGHBOR", P8)),
-          Row("RESIZE_BILINEAR", P8, "2x", _resize("RESIZE_BILINEAR", P8),
-              note="open: its 2x2 AVERAGE pool on a NEAREST-upscaled IFM runs on the vector unit, which refuses it")]
+          Row("RESIZE_BILINEAR", P8, "2x", _resize("RESIZE_BILINEAR", P8))]   # a 2x2 AVERAGE on a NEAREST-upscaled IFM
     r += [Row("TRANSPOSE_CONV", P8, "-", None, note="8 models in tb/rtl/npu/test_resample.py instead"),
           Row("UNIDIRECTIONAL_SEQUENCE_LSTM", P16, "-", None, note="not built (int16 LSTM with int8 weights)"),
           Row("SHAPE", "int32", "-", None, note="a constant once shapes are static: no NPU op")]

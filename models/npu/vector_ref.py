@@ -247,12 +247,18 @@ def run_pool_kick(kick, regions: dict[int, bytearray], shram: bytes | None = Non
     ifm_prec, ofm_prec = r("IFM_PRECISION"), r("OFM_PRECISION")
     pad = (r("IFM_PAD_TOP"), r("IFM_PAD_LEFT"), r("IFM_PAD_BOTTOM"), r("IFM_PAD_RIGHT"))
     oh, ow = r("OFM_HEIGHT_M1") + 1, r("OFM_WIDTH_M1") + 1
-    # The IFM is what the windows read (no register holds its size), at least tile 0; past tile 0: tiles 1-3.
-    ih = max((oh - 1) * stride[0] + kernel[0] - pad[0] - pad[2], r("IFM_HEIGHT0_M1") + 1)
-    iw = max((ow - 1) * stride[1] + kernel[1] - pad[1] - pad[3], r("IFM_WIDTH0_M1") + 1)
+    # The IFM is what the windows read (no register holds its size), at least tile 0; past tile 0: tiles 1-3. With
+    # IFM_UPSCALE NEAREST the windows walk the IFM upscaled x2 (each pixel repeated 2x2); padding is in those units.
+    up = r("IFM_UPSCALE") & 3
+    if up not in (0, 1):
+        raise ValueError(f"POOL with IFM_UPSCALE mode {up} (only NEAREST is defined for POOL)")
+    ih = max(-(-((oh - 1) * stride[0] + kernel[0] - pad[0] - pad[2]) >> up), r("IFM_HEIGHT0_M1") + 1)
+    iw = max(-(-((ow - 1) * stride[1] + kernel[1] - pad[1] - pad[3]) >> up), r("IFM_WIDTH0_M1") + 1)
     ifm = read_fm(regions[r("IFM_REGION") & 7], r("IFM_BASE0"), (ih, iw, r("IFM_DEPTH_M1") + 1),
                   (r("IFM_STRIDE_Y"), r("IFM_STRIDE_X"), r("IFM_STRIDE_C")), (ifm_prec >> 6) & 3 == 1,
                   bool(ifm_prec & 1), _ifm_size(ifm_prec), fm_tiles(kick, "IFM"))
+    if up:
+        ifm = ifm.repeat(2, axis=0).repeat(2, axis=1)
     global_scale = bool(ofm_prec >> 8 & 1)
     scale, shift = (r("OFM_SCALE"), kick.params.get("OFM_SCALE", 0) & 63) if global_scale else (1, 0)
     out = pool(ifm, kick.command.param & 7, kernel, stride, pad, (oh, ow),

@@ -25,17 +25,17 @@ or ``error``. So the weights of the next op decode while the current one compute
 
    * **weights**: the ``WEIGHT_LENGTH`` bytes at ``WEIGHT_BASE`` go, a word at a time, through the byte serialiser (a
      prefetch FIFO of ``ext_latency + 3`` words, so its responses never block the shared response path) into the wide
-     :class:`~rtl.npu.weight_decoder.WeightDecoder` (64-bit words in, up to ``OUB`` weights per cycle out); its
-     output (``mlw_codec.decode`` order) is written one decoder beat per cycle into the *brick* RAM: one row = one
-     ``OUB x 8`` brick (``weight[o][i]`` of one OFM ublock and one IFM ublock for one kernel element). Depthwise
-     streams carry ``OUB`` weights per kernel element, written on the diagonal (``weight[o][o]``). The decoded count
-     must equal the loop nest's (SPEC.md section 5). The brick RAM (``2 x`` :data:`WEIGHT_BUFFER_BYTES`) is one ring
-     shared by the ops in flight: bricks are numbered globally in stream order, and the decoder is held while the
-     brick it would write is a whole ring ahead of the first brick of the engine's current OFM block (every brick of
-     an OFM block is reused by all its micro-blocks, so the block must be resident; a conv whose largest OFM block
-     does not fit the ring runs split, see below, and only needs its current group resident). So a stream may be
-     longer than the RAM, and the next op's weights load into
-     whatever the current op no longer needs.
+     :class:`~rtl.npu.weight_decoder.WeightDecoder` (64-bit words in, up to ``OUB`` weights per cycle out); its output
+     (``mlw_codec.decode`` order; 9-bit weights, :data:`~rtl.npu.kernel_op.WEIGHT_BITS`) is written one decoder beat per
+     cycle into the *brick* RAM: one row = one ``OUB x 8`` brick (``weight[o][i]`` of one OFM ublock and one IFM ublock
+     for one kernel element). Depthwise streams carry ``OUB`` weights per kernel element, written on the diagonal
+     (``weight[o][o]``). The decoded count must equal the loop nest's (SPEC.md section 5). The brick RAM (``2 x``
+     :data:`WEIGHT_BUFFER_BYTES`) is one ring shared by the ops in flight: bricks are numbered globally in stream order,
+     and the decoder is held while the brick it would write is a whole ring ahead of the first brick of the engine's
+     current OFM block (every brick of an OFM block is reused by all its micro-blocks, so the block must be resident; a
+     conv whose largest OFM block does not fit the ring runs split, see below, and only needs its current group
+     resident). So a stream may be longer than the RAM, and the next op's weights load into whatever the current op no
+     longer needs.
    * **issue**: for every OFM block, OFM ublock, OFM micro-block (``ublock_h x ublock_w`` positions), IFM block (32
      deep depth-first / 16 deep part-kernel-first), IFM ublock and kernel element (kernels larger than 8x8 walked as
      8x8 sub-kernels; a split op puts the IFM-depth passes outermost), one beat: the brick (index from
@@ -71,11 +71,13 @@ an 8-bit table ``TABLE_0..7`` for an S8 OFM (:class:`~rtl.npu.activation_table.A
 limits (height <= 64, height x width <= 4096; walked as 8x8 sub-kernels), any stride, no dilation, up to
 :data:`MAX_CHANNELS` OFM channels, IFM / OFM tiles 0-3 (:func:`~rtl.npu.ifm_stager.fm_tile`), IFM_UPSCALE NONE /
 NEAREST / TRANSPOSE (the kernel walk reads the x2 upscaled IFM, :mod:`rtl.npu.issue`), and the IFM rows one micro-block
-row needs fitting the line buffer (``shram_kib``; see :mod:`rtl.npu.ifm_stager`). An OFM block's decoded weights may
+row needs fitting the line buffer (``shram_kib``; see :mod:`rtl.npu.ifm_stager`; a depthwise whose kernel is too tall
+for it runs split, below, so only one 8x8 sub-kernel's rows are needed at once). An OFM block's decoded weights may
 exceed the brick ring (``2 x`` :data:`WEIGHT_BUFFER_BYTES`; Vela makes a FULLY_CONNECTED's block its whole OFM depth,
 so there it is the whole weight matrix): such a conv runs *split* (:mod:`rtl.npu.issue`: IFM-depth passes, partial sums
 in the output path's accumulator buffer, :func:`~rtl.npu.kernel_op.acc_entries`), which needs one group of its weights
-to fit the ring and its OFM block's partial sums to fit the buffer; a depthwise block must fit the ring. Pooling with
+to fit the ring and its OFM block's partial sums to fit the buffer; a depthwise whose block does not fit the ring (or
+whose kernel rows do not fit the line buffer) runs split the same way in 8x8 sub-kernel passes. Pooling with
 real kernels and ELEMENTWISE are not this engine's: they run on :mod:`rtl.npu.vector_unit`. A conv / depthwise may
 write a 16- or 32-bit OFM (ARG_MAX's and MEAN's depthwise): the output unit clamps to the 16-bit ACTIVATION_MIN / MAX
 or saturates to int32 (:class:`~rtl.npu.output_unit.OutputUnit` ``ofm_size``) and the writer writes 2 or 4 bytes per
@@ -128,7 +130,15 @@ from rtl.npu.dma import NUM_REGIONS, ShramWriteSignature
 from rtl.npu.extmem import ADDR_WIDTH, MemPortSignature
 from rtl.npu.ifm_stager import IfmStager
 from rtl.npu.issue import IssueSequencer, OperandRegister
-from rtl.npu.kernel_op import IUB, MAX_CHANNELS, WEIGHT_BUFFER_BYTES, ComputeError, derive_op, region_base
+from rtl.npu.kernel_op import (
+    IUB,
+    MAX_CHANNELS,
+    WEIGHT_BITS,
+    WEIGHT_BUFFER_BYTES,
+    ComputeError,
+    derive_op,
+    region_base,
+)
 from rtl.npu.mac import MacBlock, MacBlockConfig
 from rtl.npu.ofm_writer import OfmWriter, OutputFeed, ofm_size
 from rtl.npu.op_loader import OpLoader
@@ -183,8 +193,9 @@ class Compute(wiring.Component):
                                             prefetch=self.config.ext_latency + 3)
         m.submodules.wbuf = wb = WeightBuffer(rows=ring, oub=OUB)
         m.submodules.stager = stg = IfmStager(depth=self.line_buffer_words, positions=self.positions)
-        m.submodules.issue = iss = IssueSequencer(ublock_h=UH, ublock_w=UW, oub=OUB)
-        mac = MacBlock(MacBlockConfig(UH, UW, OUB, IUB, ACC_WIDTH, wide_ifm=True))
+        m.submodules.issue = iss = IssueSequencer(ublock_h=UH, ublock_w=UW, oub=OUB,
+                                                  line_buffer_words=self.line_buffer_words)
+        mac = MacBlock(MacBlockConfig(UH, UW, OUB, IUB, ACC_WIDTH, wide_ifm=True, weight_width=WEIGHT_BITS))
         m.submodules.operands = opr = OperandRegister(mac, brick_bytes=self.brick_bytes)
         m.submodules.mac = ResetInserter(clear)(mac)
         ou = OutputUnit(OutputUnitConfig(lanes=OUB, channels=2 * MAX_CHANNELS, acc_width=ACC_WIDTH))
@@ -221,7 +232,8 @@ class Compute(wiring.Component):
         running = Signal()
         restart = Signal()
         wiring.connect(m, wiring.flipped(self.ifm_bus), stg.bus)
-        self._connect_stager(m, stg, iss, derive_op(m, regs, opcode, OUB, UH), regs)
+        self._connect_stager(m, stg, iss, derive_op(m, regs, opcode, OUB, UH,
+                                                    line_buffer_words=self.line_buffer_words), regs)
         m.d.comb += [
             iss.regs.eq(regs), iss.opcode.eq(opcode), iss.running.eq(running), iss.restart.eq(restart),
             wb.rd_slot.eq(ebank), wb.rd_brick.eq(iss.brick), iss.brick_data.eq(wb.rd_data),
@@ -338,6 +350,7 @@ class Compute(wiring.Component):
             stg.nhcwb16.eq(op.ifm_fmt == 1), stg.ring.eq(op.dw), stg.wide.eq(op.wide),
             stg.passes.eq(Mux(op.split, op.n_groups * op.n_oub_total, op.n_oub_total)),
             stg.chan_step.eq(Mux(op.dw, self.oub, 0)), stg.span.eq(op.span),
+            stg.groups.eq(Mux(op.split & op.dw, op.n_groups, 1)), stg.chan_block.eq(op.OB), stg.chan_depth.eq(op.O),
             stg.low.eq(iss.low), iss.rows.eq(stg.rows), iss.resident.eq(stg.resident),
         ]
         for p in range(self.positions):

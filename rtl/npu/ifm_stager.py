@@ -13,7 +13,9 @@ Rows are numbered globally: pass ``k`` (the IFM is swept once per *pass*) has ro
 ``low`` is the lowest global row the consumer still needs. Two modes:
 
 * **resident** (``ring`` low and the whole IFM fits): one pass, ``slot(row) = row``.
-* **ring**: ``passes`` passes (channel offset ``c0`` grows by ``chan_step`` per pass), ``2**k`` row slots (the
+* **ring**: ``passes`` passes (channel offset ``c0`` grows by ``chan_step`` per pass; with ``groups`` > 1 each
+  OFM block's ublocks, channels ``c0 .. min(c0 + chan_block, chan_depth)``, are swept ``groups`` times over, as a
+  split depthwise's sub-kernel passes need them), ``2**k`` row slots (the
   largest power of two that fits), ``slot(row) = row mod 2**k``; row ``g`` is only written once ``g < low +
   2**k``, so the stager never overwrites a row still needed. ``fits`` says whether ``span`` rows (what one consumer
   step needs at once) fit the ring; a consumer must not start otherwise.
@@ -116,6 +118,7 @@ class IfmStager(wiring.Component):
             "tile_base": In(ADDR_WIDTH).array(3), "tile_h0": In(17), "tile_h1": In(17), "tile_w0": In(17),
             "stride_y": In(ADDR_WIDTH), "stride_x": In(ADDR_WIDTH), "stride_c": In(ADDR_WIDTH), "nhcwb16": In(1),
             "ring": In(1), "passes": In(16), "chan_step": In(5), "wide": In(1),
+            "groups": In(16), "chan_block": In(17), "chan_depth": In(17),
             "span": In(17), "fits": Out(1), "resident": Out(1),
             "low": In(ROW_BITS), "rows": Out(ROW_BITS),
             "rd_row": In(ROW_BITS).array(positions), "rd_x": In(17).array(positions), "rd_u": In(14).array(positions),
@@ -148,6 +151,8 @@ class IfmStager(wiring.Component):
         pass_i = Signal(16)
         gbase = Signal(ROW_BITS)
         c0 = Signal(17)
+        c0_block = Signal(17)    # first channel of the OFM block (groups > 1)
+        group = Signal(16)
         r = Signal(17)
         x = Signal(17)
         u = Signal(14)
@@ -165,9 +170,15 @@ class IfmStager(wiring.Component):
         entry_done = ~two | second
         row_end = (x == self.width - 1) & (u == self.ublocks - 1)
 
+        # A split depthwise's pass needs only its sub-kernel's rows: a row below ``low`` is skipped (one cycle, once the
+        # reads before it are answered, so ``rows`` still counts rows in order).
+        skippable = Signal()
+        skip = Signal()
+        m.d.comb += [skippable.eq((self.groups > 1) & (grow < self.low) & (x == 0) & (u == 0) & ~second),
+                     skip.eq(active & ~self.abort & skippable & (inflight == 0))]
         issue = Signal()
         m.d.comb += [
-            issue.eq(active & ~self.abort & room & (inflight != self.outstanding) & pend.w_stream.ready),
+            issue.eq(active & ~self.abort & ~skippable & room & (inflight != self.outstanding) & pend.w_stream.ready),
             self.bus.req.valid.eq(issue),
             self.bus.req.payload.addr.eq((addr & ~7) + Mux(second, 8, 0)),
             pend.w_stream.valid.eq(self.bus.req.valid & self.bus.req.ready),
@@ -176,6 +187,18 @@ class IfmStager(wiring.Component):
         m.d.comb += [entry.waddr.eq(word_addr(grow, x, u)), entry.shift.eq(addr[:3]), entry.two.eq(two),
                      entry.second.eq(second), entry.row_end.eq(row_end), pend.w_stream.payload.eq(entry)]
 
+        def next_row():
+            with m.If(r != self.height - 1):
+                m.d.sync += r.eq(r + 1)
+            with m.Else():
+                m.d.sync += [r.eq(0), pass_i.eq(pass_i + 1), gbase.eq(gbase + self.height)]
+                self._next_channels(m, c0, c0_block, group)
+                with m.If(last_pass):
+                    m.d.sync += active.eq(0)
+
+        with m.If(skip):
+            m.d.sync += self.rows.eq(self.rows + 1)
+            next_row()
         with m.If(self.bus.req.valid & self.bus.req.ready):
             m.d.sync += second.eq(~entry_done)
             with m.If(entry_done):
@@ -187,13 +210,7 @@ class IfmStager(wiring.Component):
                         m.d.sync += x.eq(x + 1)
                     with m.Else():
                         m.d.sync += x.eq(0)
-                        with m.If(r != self.height - 1):
-                            m.d.sync += r.eq(r + 1)
-                        with m.Else():
-                            m.d.sync += [r.eq(0), pass_i.eq(pass_i + 1), gbase.eq(gbase + self.height),
-                                         c0.eq(c0 + self.chan_step)]
-                            with m.If(last_pass):
-                                m.d.sync += active.eq(0)
+                        next_row()
 
         # ---- response side -------------------------------------------------------------------------------------
         head = Signal(_Pending)
@@ -221,9 +238,21 @@ class IfmStager(wiring.Component):
         m.d.comb += self.busy.eq(active | (inflight != 0))
 
         with m.If(self.start):
-            m.d.sync += [active.eq(1), pass_i.eq(0), gbase.eq(0), c0.eq(0), r.eq(0), x.eq(0), u.eq(0), second.eq(0),
-                         self.rows.eq(0), self.mem_err.eq(0)]
+            m.d.sync += [active.eq(1), pass_i.eq(0), gbase.eq(0), c0.eq(0), c0_block.eq(0), group.eq(0), r.eq(0),
+                         x.eq(0), u.eq(0), second.eq(0), self.rows.eq(0), self.mem_err.eq(0)]
         with m.Elif(self.abort):
             m.d.sync += active.eq(0)
         return m
+
+    def _next_channels(self, m, c0, c0_block, group):
+        """The next pass's channel offset: the next OFM ublock, or (``groups`` > 1) after a block's last ublock the
+        block's first again until its ``groups`` sweeps are done."""
+        nxt = c0 + self.chan_step
+        block_end = (nxt >= c0_block + self.chan_block) | (nxt >= self.chan_depth)
+        with m.If((self.groups > 1) & block_end & (group + 1 < self.groups)):
+            m.d.sync += [c0.eq(c0_block), group.eq(group + 1)]
+        with m.Else():
+            m.d.sync += c0.eq(nxt)
+            with m.If(block_end):
+                m.d.sync += [c0_block.eq(nxt), group.eq(0)]
 

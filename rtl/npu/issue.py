@@ -11,13 +11,16 @@ last beat of a micro-block also pushes the micro-block's place on ``block`` (for
 pulses when the walk no longer needs the bricks before ``block_offset`` (relative to the op's first brick): at the
 next OFM block.
 
-**Split ops** (``split``: a conv whose OFM block's bricks do not fit the brick ring): the group loop moves outside
-the OFM ublock and micro-block loops, so the stream is consumed group by group and only one group must be resident
-(``next_block`` then pulses after every group). Each (group, OFM ublock, micro-block) *piece* ends a MAC block; its
-result is a partial sum that the output path keeps in its accumulator buffer (``part``) and adds to the next group's
+**Split ops** (``split``: a conv whose OFM block's bricks do not fit the brick ring; a depthwise whose block does not
+fit it or whose kernel rows do not fit the line buffer, :func:`~rtl.npu.kernel_op.derive_op`): the group loop moves
+outside the OFM ublock and micro-block loops, so the stream is consumed group by group and only one group must be
+resident (``next_block`` then pulses after every group). Each (group, OFM ublock, micro-block) *piece* ends a MAC block;
+its result is a partial sum that the output path keeps in its accumulator buffer (``part``) and adds to the next group's
 (``resume``), and only the last group's sums reach the output unit: IFM-depth-outer passes with block-sized
-accumulators, as a U55 keeps an OFM block's accumulators in SHRAM while it streams the block's weights. The weights
-are read once; the IFM is swept once per group and OFM ublock (free while it is resident in the line buffer).
+accumulators, as a U55 keeps an OFM block's accumulators in SHRAM while it streams the block's weights. The weights are
+read once; the IFM is swept once per group and OFM ublock (free while it is resident in the line buffer; a split
+depthwise's pass reads only its sub-kernel's rows: ``low`` includes the sub-kernel's first row, and the stager skips the
+rows below it).
 
 :class:`OperandRegister`: the MAC array's operand registers; a beat is registered and fired into the
 :class:`~rtl.npu.mac.MacBlock` the next cycle.
@@ -29,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 from rtl.npu.controller import Registers
 from rtl.npu.extmem import WORD_BITS
 from rtl.npu.ifm_stager import ROW_BITS
-from rtl.npu.kernel_op import ACC_ENTRIES, IUB, SUB_KERNEL, derive_op, round_elements
+from rtl.npu.kernel_op import ACC_ENTRIES, IUB, SUB_KERNEL, WEIGHT_BITS, derive_op, round_elements
 from rtl.npu.mac import MacBlock
 
 __all__ = ["Block", "IssueSequencer", "OperandRegister", "beat_layout"]
@@ -51,13 +54,14 @@ def beat_layout(positions: int, brick_bytes: int) -> data.StructLayout:
     """One MAC beat: each position's 8 IFM bytes, its padding flag, the last-beat-of-the-micro-block flag, the
     brick as read from the brick RAM, whether the identity brick replaces it (the identity POOL), and for a 16-bit
     IFM (``wide``: the 8 bytes are 4 channels) which half of the brick's IFM channels they meet (``half``)."""
-    return data.StructLayout({"act": WORD_BITS * positions, "pad": positions, "last": 1, "brick": 8 * brick_bytes,
-                              "pool": 1, "wide": 1, "half": 1})
+    return data.StructLayout({"act": WORD_BITS * positions, "pad": positions, "last": 1,
+                              "brick": WEIGHT_BITS * brick_bytes, "pool": 1, "wide": 1, "half": 1})
 
 
 def identity_brick(brick_bytes: int) -> Const:
     """The brick of the identity POOL: ``weight[o][o] = 1``."""
-    return Const(sum(1 << (8 * b) for b in range(brick_bytes) if b // IUB == b % IUB), 8 * brick_bytes)
+    return Const(sum(1 << (WEIGHT_BITS * b) for b in range(brick_bytes) if b // IUB == b % IUB),
+                 WEIGHT_BITS * brick_bytes)
 
 
 class IssueSequencer(wiring.Component):
@@ -76,8 +80,9 @@ class IssueSequencer(wiring.Component):
     rows / room downstream
     """
 
-    def __init__(self, *, ublock_h: int, ublock_w: int, oub: int):
+    def __init__(self, *, ublock_h: int, ublock_w: int, oub: int, line_buffer_words: int | None = None):
         self.uh, self.uw, self.oub = ublock_h, ublock_w, oub
+        self.line_buffer_words = line_buffer_words
         P = ublock_h * ublock_w
         self.positions, self.brick_bytes = P, oub * IUB
         super().__init__({
@@ -85,7 +90,8 @@ class IssueSequencer(wiring.Component):
             "resident": In(1), "rows": In(ROW_BITS), "low": Out(ROW_BITS),
             "rd_row": Out(ROW_BITS).array(P), "rd_x": Out(17).array(P), "rd_u": Out(14).array(P),
             "rd_data": In(WORD_BITS).array(P),
-            "brick": Out(24), "brick_data": In(8 * self.brick_bytes), "bricks": In(32), "bricks_all": In(1),
+            "brick": Out(24), "brick_data": In(WEIGHT_BITS * self.brick_bytes), "bricks": In(32),
+            "bricks_all": In(1),
             "beat": Out(stream.Signature(beat_layout(P, self.brick_bytes))), "block": Out(stream.Signature(Block)),
             "all_issued": Out(1), "next_block": Out(1), "block_offset": Out(32),
             "wait_weights": Out(1), "wait_ifm": Out(1), "wait_out": Out(1),
@@ -95,7 +101,7 @@ class IssueSequencer(wiring.Component):
         m = Module()
         UH, UW, OUB = self.uh, self.uw, self.oub
         regs = self.regs
-        op = derive_op(m, regs, self.opcode, OUB, UH)
+        op = derive_op(m, regs, self.opcode, OUB, UH, line_buffer_words=self.line_buffer_words)
         O, I, KH, KW, OB, OH, OW = op.O, op.I, op.KH, op.KW, op.OB, op.OH, op.OW
         dw, pk, ib_step = op.dw, op.pk, op.ib_step
 
@@ -208,9 +214,10 @@ class IssueSequencer(wiring.Component):
                 self.rd_x[p].eq(Mux(pad, 0, (ix >> op.up)[:17])),
                 self.rd_u[p].eq(Mux(op.dw, 0, ((c["ib"] >> 3) + c["iu"]) << op.wide) + c["hf"]),
             ]
-        lo_row = Signal(signed(20))     # lowest IFM row this micro-block row reads
+        lo_row = Signal(signed(20))     # lowest IFM row this micro-block row reads (a split depthwise: in this pass)
         hi_row = Signal(signed(20))     # highest IFM row this beat reads
-        m.d.comb += [lo_row.eq((oy_b * op.sy - regs.IFM_PAD_TOP) >> op.up),
+        sub_top = Mux(op.split & op.dw, c["sk_y"], 0)
+        m.d.comb += [lo_row.eq((oy_b * op.sy + sub_top - regs.IFM_PAD_TOP) >> op.up),
                      hi_row.eq(((oy_b + UH - 1) * op.sy + ky - regs.IFM_PAD_TOP) >> op.up),
                      self.low.eq(cbase + Mux(lo_row < 0, 0, lo_row[:17]))]
         rows_ok = Signal()
@@ -315,7 +322,7 @@ class OperandRegister(wiring.Component):
         held = Signal(data.StructLayout({name: beat.shape()[name].shape for name in fields}))
         # The brick has a register of its own, a plain copy of the brick RAM's read data, and the identity brick is
         # chosen after it: that is what lets Yosys map the brick RAM to FPGA block RAM.
-        brick = Signal(8 * self.brick_bytes)
+        brick = Signal(WEIGHT_BITS * self.brick_bytes)
         fired = Signal()
         for p in range(P):
             m.d.comb += self.act.payload.data[p].eq(held.act.word_select(p, WORD_BITS))

@@ -6,9 +6,10 @@ from amaranth import Array, Cat, Const, Mux, Signal, Value, signed
 from amaranth.lib import enum
 
 from rtl.npu.controller import CMD0
+from rtl.npu.ifm_stager import line_buffer_geometry
 
 __all__ = ["ACC_BUFFER_ACCUMULATORS", "ACC_ENTRIES", "ComputeError", "IUB", "MAX_CHANNELS", "MAX_KERNEL_ELEMENTS",
-           "MAX_KERNEL_H", "OpParams", "SUB_KERNEL", "WEIGHT_BUFFER_BYTES", "acc_entries", "derive_op",
+           "MAX_KERNEL_H", "OpParams", "SUB_KERNEL", "WEIGHT_BITS", "WEIGHT_BUFFER_BYTES", "acc_entries", "derive_op",
            "identity_scale", "region_base", "ring_rows", "round_elements"]
 
 
@@ -28,6 +29,9 @@ MAX_CHANNELS = 1024
 #: not fit the ring runs in IFM-depth passes (``split``, :mod:`rtl.npu.issue`).
 WEIGHT_BUFFER_BYTES = 32768
 IUB = 8   # IFM ublock depth (every U55 config)
+#: Bits of one decoded weight, in the decoder's output, the brick RAM and the MAC array: Vela codes ``weight - weight
+#: zero point`` (``weight_compressor``), -255..255, e.g. ARG_MAX's depthwise multiplies by 128.
+WEIGHT_BITS = 9
 #: 32-bit partial sums the accumulator buffer holds (:class:`~rtl.npu.ofm_writer.AccumulatorBuffer`, 16 KiB, the
 #: size of a U55-256's SHRAM accumulator area): a split op's OFM block (all its OFM positions, rounded up to
 #: micro-blocks, x block depth) must fit.
@@ -77,13 +81,17 @@ class OpParams:
     n_sub: Value        # sub-kernels
     n_groups: Value     # IFM-block x sub-kernel groups per OFM block
     block_bricks: Value  # bricks of the first (largest) OFM block
-    split: Value        # a conv whose block does not fit the brick ring: IFM-depth passes with partial sums
+    split: Value        # partial sums in passes: a conv whose block does not fit the brick ring (IFM-depth passes),
+    #                     a depthwise that does not fit the brick ring or the line buffer (sub-kernel passes)
     wide: Value         # 16-bit IFM: a line-buffer word holds 4 channels, a MAC beat takes half an IFM ublock
     halves: Value       # MAC beats per brick and kernel element: 2 for a 16-bit IFM (1 on a depthwise with OUB 4)
 
 
-def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpParams:
-    """The op parameters of a register snapshot (SPEC.md sections 4-5), as combinational signals of ``m``."""
+def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "", *,
+              line_buffer_words: int | None = None) -> OpParams:
+    """The op parameters of a register snapshot (SPEC.md sections 4-5), as combinational signals of ``m``.
+    ``line_buffer_words``: the IFM stager's buffer, which decides whether a depthwise with a tall kernel runs split
+    (``split``, ``span``); without it a depthwise is never split."""
     def sig(name, shape=17):
         return Signal(shape, name=f"{prefix}{name}")
     v = {name: sig(name) for name in ("O", "I", "KH", "KW", "OB", "OH", "OW", "IH", "IW")}
@@ -127,8 +135,8 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpP
     m.d.comb += expected_bytes.eq(Mux(dw, expected * oub, expected * oub * IUB))
     ublocks = sig("ublocks", 14)     # line-buffer words per IFM pixel
     m.d.comb += ublocks.eq(Mux(dw, Mux(wide, halves, 1), Mux(wide, ((I + 7) >> 3) << 1, (I + 7) >> 3)))
-    span = sig("span")               # IFM rows one micro-block row reads
-    m.d.comb += span.eq((ublock_h - 1) * sy + v["KH"])
+    span_kernel = sig("span_kernel")   # IFM rows one micro-block row reads over the whole kernel
+    m.d.comb += span_kernel.eq((ublock_h - 1) * sy + v["KH"])
     n_sub = sig("n_sub", 16)
     n_groups = sig("n_groups", 16)
     m.d.comb += [n_sub.eq(((v["KH"] + SUB_KERNEL - 1) >> 3) * ((v["KW"] + SUB_KERNEL - 1) >> 3)),
@@ -136,8 +144,7 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "") -> OpP
     block_bricks = sig("block_bricks", 32)
     cob = Mux(O < v["OB"], O, v["OB"])
     m.d.comb += block_bricks.eq(((cob + oub - 1) >> (oub.bit_length() - 1)) * per_ou)
-    split = sig("split", 1)
-    m.d.comb += split.eq(~dw & (block_bricks > ring_rows(oub)))
+    split, span = _split(m, v, dw, pool, sy, span_kernel, block_bricks, oub, ublock_h, line_buffer_words, prefix)
     return OpParams(regs=regs, dw=dw, pool=pool, pk=pk, sx=sx, sy=sy, ne=ne, ib_step=ib_step,
                     n_oub_total=n_oub_total, per_ou=per_ou, expected=expected, expected_bytes=expected_bytes,
                     ublocks=ublocks, span=span, ifm_fmt=regs.IFM_PRECISION[6:8], ofm_fmt=regs.OFM_PRECISION[6:8],
@@ -149,6 +156,25 @@ def round_elements(n, by_two) -> Value:
     """A sub-kernel's element count ``n`` as the weight stream pads it: up to a multiple of 4, or of 2 (``by_two``:
     part-kernel-first on a 16-bit IFM)."""
     return Mux(by_two, (n + 1) & ~1, (n + 3) & ~3)
+
+
+def _split(m, v, dw, pool, sy, span_kernel, block_bricks, oub: int, ublock_h: int, line_buffer_words, prefix: str):
+    """(split, span): whether the op runs in passes with partial sums, and the IFM rows one micro-block row needs at
+    once. A conv splits when its OFM block's bricks do not fit the brick ring (IFM-depth passes). A depthwise splits
+    when its block's bricks do not fit the ring or ``span_kernel`` rows do not fit the line buffer's ring of rows:
+    it then walks its 8x8 sub-kernels as passes (a MEAN's 64x64 kernel), so only a sub-kernel's rows must be staged,
+    as a U55 walks an IFM block per sub-kernel through SHRAM."""
+    split = Signal(name=f"{prefix}split")
+    span = Signal(17, name=f"{prefix}span")
+    rows_fit = Const(1)
+    if line_buffer_words is not None:
+        _, _, _, rows_fit = line_buffer_geometry(m, line_buffer_words, v["IW"], 1, v["IH"], 1, span_kernel,
+                                                 f"{prefix}kernel_")
+    too_big = block_bricks > ring_rows(oub)
+    m.d.comb += split.eq(Mux(dw, ~pool & (too_big | ~rows_fit), too_big))
+    sub_h = Mux(v["KH"] > SUB_KERNEL, SUB_KERNEL, v["KH"])
+    m.d.comb += span.eq(Mux(split & dw, (ublock_h - 1) * sy + sub_h, span_kernel))
+    return split, span
 
 
 def _ifm_extent(m, regs, v, sx, sy, prefix: str):

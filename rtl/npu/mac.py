@@ -53,6 +53,8 @@ class MacBlockConfig:
     ifm_depth: int = 8
     acc_width: int = 32
     wide_ifm: bool = False    # the act stream carries ``wide`` / ``half`` (16-bit IFMs; see the module docstring)
+    #: bits of a weight: 8, or 9 for Vela's full ``weight - zero point`` range (the NPU's, ``kernel_op.WEIGHT_BITS``)
+    weight_width: int = 8
 
     def __post_init__(self):
         for name in ("ublock_h", "ublock_w"):
@@ -67,6 +69,8 @@ class MacBlockConfig:
             raise ValueError(f"acc_width must be 32 or 40, not {self.acc_width!r}")
         if not isinstance(self.wide_ifm, bool) or (self.wide_ifm and self.ifm_depth != 8):
             raise ValueError(f"wide_ifm must be a bool (True only with ifm_depth 8), not {self.wide_ifm!r}")
+        if not isinstance(self.weight_width, int) or self.weight_width not in (8, 9):
+            raise ValueError(f"weight_width must be 8 or 9, not {self.weight_width!r}")
 
     @property
     def positions(self) -> int:
@@ -105,7 +109,7 @@ class MacBlock(wiring.Component):
     -------
     act_stream : ``In(stream.Signature({data: positions x ifm_depth x signed(8), pad: positions, last: 1}))``
         (and ``wide: 1, half: 1`` with ``wide_ifm``)
-    weight_stream : ``In(stream.Signature(ublock_d x ifm_depth x signed(8)))``
+    weight_stream : ``In(stream.Signature(ublock_d x ifm_depth x signed(weight_width)))``
         ``weight[o][i]`` for output channel ``o``, input channel ``i``.
     acc_stream : ``Out(stream.Signature(positions * ublock_d x signed(acc_width)))``
     ifm_zero_point : ``In(signed(16))``
@@ -118,9 +122,8 @@ class MacBlock(wiring.Component):
             self._MustUse__silence = True  # a block that failed to construct is not an unused elaboratable
             raise TypeError(f"config must be a MacBlockConfig, not {config!r}")
         self.config = config
-        vec = data.ArrayLayout(signed(8), config.ifm_depth)
         self.act_layout = config.act_layout
-        self.weight_layout = data.ArrayLayout(vec, config.ublock_d)
+        self.weight_layout = _weight_layout(config)
         self.acc_layout = data.ArrayLayout(signed(config.acc_width), config.accumulators)
         super().__init__({
             "act_stream": In(stream.Signature(self.act_layout)),
@@ -146,7 +149,11 @@ class MacBlock(wiring.Component):
 
 
 def _dot_shape(config: MacBlockConfig):
-    return signed(25 + config.ifm_depth.bit_length())
+    return signed(17 + config.weight_width + config.ifm_depth.bit_length())
+
+
+def _weight_layout(config: MacBlockConfig):
+    return data.ArrayLayout(data.ArrayLayout(signed(config.weight_width), config.ifm_depth), config.ublock_d)
 
 
 class MacArray(wiring.Component):
@@ -155,15 +162,15 @@ class MacArray(wiring.Component):
     Members
     -------
     act : ``In(act_layout)``; weights : ``In(weight_layout)``; ifm_zero_point : ``In(signed(16))``
-    dots : ``Out(ArrayLayout(signed(25 + bits(ifm_depth)), positions * ublock_d))``   index ``p * ublock_d + o``
+    dots : ``Out(ArrayLayout(signed(17 + weight_width + bits(ifm_depth)), positions * ublock_d))``
+        index ``p * ublock_d + o``
     """
 
     def __init__(self, config: MacBlockConfig):
         self.config = config
-        vec = data.ArrayLayout(signed(8), config.ifm_depth)
         super().__init__({
             "act": In(config.act_layout),
-            "weights": In(data.ArrayLayout(vec, config.ublock_d)),
+            "weights": In(_weight_layout(config)),
             "ifm_zero_point": In(signed(16)),
             "dots": Out(data.ArrayLayout(_dot_shape(config), config.accumulators)),
         })

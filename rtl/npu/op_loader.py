@@ -26,6 +26,7 @@ from rtl.npu.kernel_op import (
     MAX_KERNEL_ELEMENTS,
     MAX_KERNEL_H,
     SUB_KERNEL,
+    WEIGHT_BITS,
     ComputeError,
     acc_entries,
     derive_op,
@@ -45,18 +46,18 @@ _IDENTITY_RECORD = 1 << 40
 
 def _ring_bad(m, lop, *, oub: int, ublock_h: int, ublock_w: int, ring: int):
     """The op's weights cannot be walked through the brick ring: a depthwise/POOL whose first OFM block does not fit
-    it, or a split conv (IFM-depth passes) whose largest IFM-block group does not fit it or whose OFM block has more
-    micro-blocks of partial sums than the accumulator buffer holds."""
+    it, or a split conv (IFM-depth passes) or depthwise (sub-kernel passes) whose largest group does not fit it or
+    whose OFM block has more micro-blocks of partial sums than the accumulator buffer holds."""
     n_ou = Signal(8)
     m.d.comb += n_ou.eq((Mux(lop.O < lop.OB, lop.O, lop.OB) + oub - 1) >> (oub.bit_length() - 1))
     first = Signal(7)      # elements of the first (largest) sub-kernel, rounded as in the stream
     sub = Mux(lop.KH > SUB_KERNEL, SUB_KERNEL, lop.KH) * Mux(lop.KW > SUB_KERNEL, SUB_KERNEL, lop.KW)
-    m.d.comb += first.eq(Mux(lop.pk, round_elements(sub, lop.wide), sub))
+    m.d.comb += first.eq(Mux(lop.pk | lop.dw, round_elements(sub, lop.pk & ~lop.dw & lop.wide), sub))
     group = Signal(24)
     entries = Signal(32)
     mb_rows = (lop.OH + ublock_h - 1) >> (ublock_h - 1)
     mb_cols = (lop.OW + ublock_w - 1) >> (ublock_w - 1)
-    m.d.comb += [group.eq(n_ou * first * (lop.ib_step >> 3)), entries.eq(mb_rows * mb_cols * n_ou)]
+    m.d.comb += [group.eq(n_ou * first * Mux(lop.dw, 1, lop.ib_step >> 3)), entries.eq(mb_rows * mb_cols * n_ou)]
     bad = Signal()
     # The accumulator buffer keeps 32-bit partial sums: 40-bit ones (ACC_FORMAT INT40) cannot be split.
     split_bad = (group > ring) | (entries > acc_entries(ublock_h * ublock_w, oub)) | (lop.regs.ACC_FORMAT != 0)
@@ -121,7 +122,8 @@ class OpLoader(wiring.Component):
     param_we : ``Out(1)``, param_channel : ``Out(1 + bits(MAX_CHANNELS - 1))``, param_record : ``Out(80)``
         output-unit record writes (bank, channel)
     wb_* : the weight buffer's write side (:class:`~rtl.npu.weight_buffer.WeightBuffer` ``open``, ``wr_*``, ``close``):
-    one decoder beat of up to ``oub`` weights per cycle (``wb_data`` lanes ``wb_first .. wb_first+wb_n-1``)
+    one decoder beat of up to ``oub`` weights of ``WEIGHT_BITS`` per cycle (``wb_data`` lanes
+    ``wb_first .. wb_first+wb_n-1``)
     """
 
     def __init__(self, *, oub: int, ublock_h: int, ublock_w: int, ring: int, line_buffer_words: int,
@@ -138,7 +140,7 @@ class OpLoader(wiring.Component):
             "status_memerr": Out(1), "status_code": Out(ComputeError),
             "param_we": Out(1), "param_channel": Out(_CH_BITS + 1), "param_record": Out(80),
             "wb_open": Out(1), "wb_open_slot": Out(1), "wb_en": Out(1), "wb_dw": Out(1), "wb_count": Out(32),
-            "wb_data": Out(8 * oub), "wb_first": Out(range(oub)), "wb_n": Out(range(oub + 1)),
+            "wb_data": Out(WEIGHT_BITS * oub), "wb_first": Out(range(oub)), "wb_n": Out(range(oub + 1)),
             "wb_room": In(1), "wb_close": Out(1), "wb_close_bricks": Out(32),
         })
 
@@ -146,7 +148,8 @@ class OpLoader(wiring.Component):
         m = Module()
         OUB = self.oub
         m.submodules.reader = rd = ByteReader(prefetch=self.prefetch)
-        m.submodules.decoder = dec = WeightDecoder(config=WeightDecoderConfig(in_width=64, out_lanes=OUB))
+        m.submodules.decoder = dec = WeightDecoder(config=WeightDecoderConfig(in_width=64, weight_width=WEIGHT_BITS,
+                                                                               out_lanes=OUB))
         wiring.connect(m, wiring.flipped(self.bus), rd.bus)
         kick = self.kick
         bank_busy = Array(Signal(name=f"bank_busy_{b}") for b in range(2))
@@ -162,7 +165,7 @@ class OpLoader(wiring.Component):
         lparam = Signal(16)
         lbank_next = Signal()
         m.d.comb += [self.last_kick.regs.eq(lregs), self.last_kick.opcode.eq(lopcode)]
-        lop = derive_op(m, lregs, lopcode, OUB, self.ublock_h, "l_")
+        lop = derive_op(m, lregs, lopcode, OUB, self.ublock_h, "l_", line_buffer_words=self.line_buffer_words)
         _, _, _, l_fits = line_buffer_geometry(m, self.line_buffer_words, lop.IW, lop.ublocks, lop.IH, lop.dw,
                                                lop.span, "l_")
         weight_addr = Signal(ADDR_WIDTH)

@@ -5,10 +5,11 @@ S8/U8/S16/U16/S32 feature maps in NHWC or NHCWB16, with the activation table loo
 the stream DMAs into the SHRAM's last 2 KiB; 8-bit entries for an 8-bit OFM, 32-bit entries for a 32-bit OFM,
 interpolated base/slope pairs for a 16-bit OFM), straight from and to external memory. IFM and OFM may be split
 into tiles 0-3 (NPU_SET_*_BASE0-3 / HEIGHT0/1 / WIDTH0, as Vela writes them across the end of a rolling buffer in a
-cascade) and are addressed through :func:`rtl.npu.ifm_stager.fm_tile` as on the MAC path; a pool's IFM extent is
-what its windows read (``(OFM - 1) * stride + kernel - padding``), at least tile 0. IFM2 is always one tile (its
-BASE1-3 are not stored: Vela never cascades an elementwise op whose IFM2 is a feature map). Vela's SOFTMAX decomposition
-(int8 and int16) runs on it.
+cascade) and are addressed through :func:`rtl.npu.ifm_stager.fm_tile` as on the MAC path; a pool's IFM extent is what
+its windows read (``(OFM - 1) * stride + kernel - padding``), at least tile 0. A POOL may walk its IFM upscaled x2 by
+NEAREST (IFM_UPSCALE 1, e.g. Vela's RESIZE_BILINEAR: a 2x2 AVERAGE on it), as the MAC path does. IFM2 is always one tile
+(its BASE1-3 are not stored: Vela never cascades an elementwise op whose IFM2 is a feature map). Vela's SOFTMAX
+decomposition (int8 and int16) runs on it.
 
 Arithmetic: :mod:`models.npu.vector_ref` (the golden model) states it. Pooling, per OFM element: the taps of its
 kernel window are read (padding taps are skipped), reduced (max or sum of ``ifm - IFM_ZERO_POINT``), divided by the
@@ -144,8 +145,9 @@ class PoolGeometry(data.Struct):
     sx: 3
     pad_top: 8
     pad_left: 8
-    ih: 17
+    ih: 17          # IFM extent (before upscaling)
     iw: 17
+    up: 1           # IFM_UPSCALE NEAREST: the window walks the IFM upscaled x2 (each pixel repeated 2x2)
     kc: 17          # channel taps per window position: the IFM depth for REDUCE_SUM across depth, else 1
     depth_sum: 1    # REDUCE_SUM across depth: a tap's channel is its channel tap, not the OFM channel
 
@@ -193,17 +195,19 @@ class PoolWalker(wiring.Component):
         oy, ox, oc, ky, kx, kc = (Signal(17, name=n) for n in ("oy", "ox", "oc", "ky", "kx", "kc"))
         credits = Signal(range(RESULT_DEPTH + 1), init=RESULT_DEPTH)
         iy, ix = Signal(signed(20)), Signal(signed(20))
-        # Elementwise taps are operands, not window positions: both at the element itself.
+        # Elementwise taps are operands, not window positions: both at the element itself. (iy, ix) is in the
+        # upscaled IFM when ``up``; the tap reads its source pixel (iy >> up, ix >> up).
         m.d.comb += [iy.eq(oy * g.sy + Mux(self.ew, 0, ky) - g.pad_top),
                      ix.eq(ox * g.sx + Mux(self.ew, 0, kx) - g.pad_left)]
         second = Signal()
         m.d.comb += second.eq(self.ew & (kx == 1))
         valid = Signal()
-        m.d.comb += valid.eq((iy >= 0) & (iy < g.ih) & (ix >= 0) & (ix < g.iw) & ~(second & self.scalar))
+        m.d.comb += valid.eq((iy >= 0) & (iy < g.ih << g.up) & (ix >= 0) & (ix < g.iw << g.up)
+                             & ~(second & self.scalar))
         addr1, addr2, addr = Signal(ADDR_WIDTH), Signal(ADDR_WIDTH), Signal(ADDR_WIDTH)
         b = self.bcast
-        tile_base, ty, tx = fm_tile(m, iy[:17], ix[:17], [self.base, *self.tile_base], self.tile_h0, self.tile_h1,
-                                    self.tile_w0, prefix="ifm_")
+        tile_base, ty, tx = fm_tile(m, (iy >> g.up)[:17], (ix >> g.up)[:17], [self.base, *self.tile_base],
+                                    self.tile_h0, self.tile_h1, self.tile_w0, prefix="ifm_")
         m.d.comb += [
             addr1.eq(elem_addr(tile_base, ty, tx, Mux(g.depth_sum, kc, oc), self.stride_y, self.stride_x,
                                self.stride_c, self.nhcwb16, self.esz)),
@@ -774,15 +778,18 @@ class VectorUnit(wiring.Component):
             geo.sy.eq(Mux(ew, 1, 1 + Cat(ks[1], ks[9]))), geo.sx.eq(Mux(ew, 1, 1 + Cat(ks[0], ks[6]))),
             geo.pad_top.eq(Mux(ew, 0, regs.IFM_PAD_TOP)), geo.pad_left.eq(Mux(ew, 0, regs.IFM_PAD_LEFT)),
         ]
-        # A pool's IFM extent, as the MAC path's (rtl.npu.kernel_op._ifm_extent): what the window reads, at least
-        # tile 0; rows / columns past tile 0 come from tiles 1-3.
+        # A pool's IFM extent, as the MAC path's (rtl.npu.kernel_op._ifm_extent): what the window reads (upscaled:
+        # halved, rounding up), at least tile 0; rows / columns past tile 0 come from tiles 1-3.
         need_h, need_w = Signal(signed(20), name="pool_need_h"), Signal(signed(20), name="pool_need_w")
+        src_h, src_w = Signal(signed(20), name="pool_src_need_h"), Signal(signed(20), name="pool_src_need_w")
         h0, w0 = regs.IFM_HEIGHT0_M1 + 1, regs.IFM_WIDTH0_M1 + 1
         m.d.comb += [
+            geo.up.eq(~ew & (regs.IFM_UPSCALE[0:2] == 1)),
             need_h.eq((geo.oh - 1) * geo.sy + geo.kh - regs.IFM_PAD_TOP - regs.IFM_PAD_BOTTOM),
             need_w.eq((geo.ow - 1) * geo.sx + geo.kw - regs.IFM_PAD_LEFT - regs.IFM_PAD_RIGHT),
-            geo.ih.eq(Mux(ew, geo.oh, Mux(need_h > h0, need_h, h0))),
-            geo.iw.eq(Mux(ew, geo.ow, Mux(need_w > w0, need_w, w0))),
+            src_h.eq((need_h + geo.up) >> geo.up), src_w.eq((need_w + geo.up) >> geo.up),
+            geo.ih.eq(Mux(ew, geo.oh, Mux(src_h > h0, src_h, h0))),
+            geo.iw.eq(Mux(ew, geo.ow, Mux(src_w > w0, src_w, w0))),
         ]
 
     def _unsupported(self, m, regs, opcode, mode, geo, divide, ew, ew_mode):
@@ -794,7 +801,7 @@ class VectorUnit(wiring.Component):
         REDUCE_SUM with an OFM depth other than 1 or the IFM's, dilation, AVERAGE with padding over more than 64
         taps; elementwise mode numbers above SHL (9); ADD / SUB: scale modes 1 / 2 (one 32-bit-scaled operand) only
         with 8- or 16-bit operands and OPA shift >= 11 (16 for 16-bit operands), scale mode 0 only with unit operand
-        scales (OPA_SCALE 1, shift 0, OPB_SCALE 1), scale mode 3 never."""
+        scales (OPA_SCALE 1, shift 0, OPB_SCALE 1), scale mode 3 never. (IFM upscaling: a POOL's NEAREST runs.)"""
         ks = regs.KERNEL_STRIDE
         act = regs.ACTIVATION
         act_fn, clip = act[:12], act[12:16]
@@ -827,5 +834,5 @@ class VectorUnit(wiring.Component):
             | (regs.IFM_PRECISION[2:4] > 2) | (regs.IFM_PRECISION[6:8] > 1)
             | (ofm_size > 2) | ((ofm_size == 2) & ~regs.OFM_PRECISION[0])
             | (regs.OFM_PRECISION[6:8] > 1) | (regs.OFM_PRECISION[14:16] == 3)
-            | (regs.IFM_UPSCALE != 0) | (regs.ACC_FORMAT > 1) | ~lut_ok)
+            | ((regs.IFM_UPSCALE != 0) & (ew | (regs.IFM_UPSCALE != 1))) | (regs.ACC_FORMAT > 1) | ~lut_ok)
         return bad

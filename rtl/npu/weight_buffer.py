@@ -1,6 +1,7 @@
 """NPU weight buffer: the *brick* RAM of the compute unit, one ring shared by the two kernel ops in flight.
 
-One row is one ``OUB x 8`` brick (``weight[o][i]`` of one OFM ublock and one IFM ublock for one kernel element).
+One row is one ``OUB x 8`` brick (``weight[o][i]`` of one OFM ublock and one IFM ublock for one kernel element), one
+``WEIGHT_BITS``-bit lane per weight.
 The loader writes the decoded stream into it one decoder beat per cycle (``wr_*``: up to ``OUB`` consecutive weights of
 one stream-aligned group of ``OUB``, which lies in one brick; a depthwise stream carries ``OUB`` weights per brick,
 written on the diagonal ``weight[o][o]``), the engine reads one brick per cycle (``rd_*``, asynchronous).
@@ -16,7 +17,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from rtl.npu.kernel_op import IUB
+from rtl.npu.kernel_op import IUB, WEIGHT_BITS
 
 __all__ = ["WeightBuffer"]
 
@@ -28,33 +29,36 @@ class WeightBuffer(wiring.Component):
     -------
     open, open_slot : ``In(1)``           ``start[open_slot] <= end``
     wr_en, wr_slot, wr_dw : ``In(1)``     write weights ``wr_count ..`` of slot ``wr_slot``'s stream
-    wr_count : ``In(32)``; wr_data : ``In(8 * oub)``; wr_first : ``In(range(oub))``; wr_n : ``In(range(oub + 1))``
+    wr_count : ``In(32)``; wr_data : ``In(WEIGHT_BITS * oub)``; wr_first : ``In(range(oub))``;
+    wr_n : ``In(range(oub + 1))``
                                           lanes ``wr_first .. wr_first+wr_n-1`` of the group are weights
                                           ``wr_count ..`` (``wr_count % oub == wr_first``)
     wr_room : ``Out(1)``                  that group's brick may be written now
     wr_bricks : ``Out(32)``               bricks of slot ``wr_slot`` complete before weight ``wr_count``
     close : ``In(1)``; close_bricks : ``In(32)``   ``end <= start[wr_slot] + close_bricks``
     low_set, low_slot : ``In(1)``; low_offset : ``In(32)``
-    rd_slot : ``In(1)``; rd_brick : ``In(24)``; rd_data : ``Out(8 * brick_bytes)``   brick ``start[rd_slot] + rd_brick``
+    rd_slot : ``In(1)``; rd_brick : ``In(24)``; rd_data : ``Out(WEIGHT_BITS * brick_bytes)``
+                                          brick ``start[rd_slot] + rd_brick``
     """
 
     def __init__(self, *, rows: int, oub: int):
         self.rows, self.oub, self.brick_bytes = rows, oub, oub * IUB
         super().__init__({
             "open": In(1), "open_slot": In(1),
-            "wr_en": In(1), "wr_slot": In(1), "wr_dw": In(1), "wr_count": In(32), "wr_data": In(8 * oub),
+            "wr_en": In(1), "wr_slot": In(1), "wr_dw": In(1), "wr_count": In(32), "wr_data": In(WEIGHT_BITS * oub),
             "wr_first": In(range(oub)), "wr_n": In(range(oub + 1)),
             "wr_room": Out(1), "wr_bricks": Out(32),
             "close": In(1), "close_bricks": In(32),
             "low_set": In(1), "low_slot": In(1), "low_offset": In(32),
-            "rd_slot": In(1), "rd_brick": In(24), "rd_data": Out(8 * self.brick_bytes),
+            "rd_slot": In(1), "rd_brick": In(24), "rd_data": Out(WEIGHT_BITS * self.brick_bytes),
         })
 
     def elaborate(self, platform):
         m = Module()
         OUB, BB, ring = self.oub, self.brick_bytes, self.rows
-        m.submodules.bricks = mem = Memory(shape=8 * BB, depth=ring, init=[])
-        wr = mem.write_port(granularity=8)
+        W = WEIGHT_BITS
+        m.submodules.bricks = mem = Memory(shape=W * BB, depth=ring, init=[])
+        wr = mem.write_port(granularity=W)
         rd = mem.read_port(domain="comb")
         ring_bits = (ring - 1).bit_length()
         start = Array(Signal(32, name=f"start_{b}") for b in range(2))
@@ -68,10 +72,10 @@ class WeightBuffer(wiring.Component):
         with m.If(self.low_set):
             m.d.sync += low.eq(start[self.low_slot] + self.low_offset)
 
-        # Write side: the group of weights ``wr_count ..`` goes to byte lanes of brick ``row`` of the slot.
+        # Write side: the group of weights ``wr_count ..`` goes to weight lanes of brick ``row`` of the slot.
         lanes_w = self.wr_data
         cnt = self.wr_count
-        diag = Cat(*[lanes_w.word_select(b // IUB, 8) if b // IUB == b % IUB else Const(0, 8) for b in range(BB)])
+        diag = Cat(*[lanes_w.word_select(b // IUB, W) if b // IUB == b % IUB else Const(0, W) for b in range(BB)])
         grp = cnt[OUB.bit_length() - 1:BB.bit_length() - 1]    # the group's place in a (non-depthwise) brick
         row = Mux(self.wr_dw, cnt >> (OUB.bit_length() - 1), cnt >> (BB.bit_length() - 1))
         w_abs = Signal(32)      # global number of the brick being written

@@ -2,23 +2,23 @@
 row not listed in :data:`OPEN` must run bit-exactly vs LiteRT on the Verilated NPU (two random inputs each).
 
 Default tier: on u55-128, the rows whose operator no other default-tier test runs (memory moves, QUANTIZE, the RELU
-family, PRELU, EXP, RSQRT, SQUARED_DIFFERENCE, MEAN, ARG_MAX). Slow tier: every passing row on all four configs."""
+family, PRELU, EXP, RSQRT, SQUARED_DIFFERENCE, MEAN, ARG_MAX, RESIZE_BILINEAR); on u55-32 too, the rows that need
+9-bit weights (ARG_MAX), a depthwise in sub-kernel passes (MEAN over 80x64) and a NEAREST-upscaled POOL
+(RESIZE_BILINEAR). Slow tier: every passing row on all four configs."""
 import pytest
 
 from drivers.npu_coverage import run_row
 from drivers.transport import SimDevice
 from models.npu.op_matrix import ROWS
+from rtl.npu.config import PRESETS
 
 #: Rows that are not expected to pass, with why (another package's operator, or not runnable by LiteRT).
 OPEN = {
     "relu_n1_to_1_int16_4x5x6": "LiteRT has no int16 RELU_N1_TO_1 kernel",
     "relu_0_to_1_int16_4x5x6": "LiteRT has no int16 RELU_0_TO_1 kernel",
-    "resize_bilinear_int8_2x": "open: a 2x2 AVERAGE pool on a NEAREST-upscaled IFM (vector unit)",
     "transpose_conv_int8_-": "not built here (tb/rtl/npu/test_resample.py runs 8 TRANSPOSE_CONV models)",
     "unidirectional_sequence_lstm_int16_-": "not built",
     "shape_int32_-": "no NPU op",
-    "arg_max_int8_c": "open: its depthwise's weight stream fails to decode (COMPUTE_FAULT / DECODE)",
-    "mean_int8_hw_80x64x2": "open: the 64x64-kernel depthwise sums stop with UNSUPPORTED",
     # Vela writes the 16-bit "reduced" scale for an int16 FC as for conv; LiteRT's int16 FC uses the 32-bit
     # multiplier: ~10% of outputs off by one (the stream, not the NPU; tb/rtl/npu/test_int16_mac.py)
     "fully_connected_int16_40x12_relu6": "Vela's int16 FC scale is not LiteRT's (off by one in ~10% of outputs)",
@@ -30,7 +30,9 @@ OPEN = {
 #: Operators that the default tier runs here (the others' default-tier tests are test_vector_ops / test_sweep).
 FAST_OPS = {"PAD", "MIRROR_PAD", "CONCATENATION", "SLICE", "STRIDED_SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK",
             "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "QUANTIZE", "RELU", "RELU6", "RELU_N1_TO_1",
-            "RELU_0_TO_1", "PRELU", "EXP", "RSQRT", "SQUARED_DIFFERENCE", "MEAN", "ARG_MAX"}
+            "RELU_0_TO_1", "PRELU", "EXP", "RSQRT", "SQUARED_DIFFERENCE", "MEAN", "ARG_MAX", "RESIZE_BILINEAR"}
+#: Rows the default tier also runs on a second config (u55-32: the smallest SHRAM and micro-block).
+SECOND_CONFIG_ROWS = ("arg_max_int8_c", "mean_int8_hw_80x64x2", "resize_bilinear_int8_2x")
 
 PASSING = [r for r in ROWS if r.name not in OPEN]
 FAST = [r for r in PASSING if r.op in FAST_OPS and (r.precision == "int8" or r.op in ("QUANTIZE", "MEAN"))]
@@ -52,7 +54,53 @@ def test_coverage_fast_u55_128():
     _check("u55-128", FAST)
 
 
+def test_coverage_fast_u55_32():
+    _check("u55-32", [r for r in PASSING if r.name in SECOND_CONFIG_ROWS])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["u55-32", "u55-64", "u55-128", "u55-256"])
 def test_coverage_all_configs(config):
     _check(config, PASSING)
+
+
+def test_split_depthwise_over_the_accumulator_buffer_halts():
+    """MEAN over 80x64's second depthwise (64x64 kernel: sub-kernel passes) with its OFM patched to 32x32: the partial
+    sums of 1,024 positions do not fit u55-128's accumulator buffer (256 micro-blocks), so the op is refused with
+    COMPUTE_FAULT / UNSUPPORTED and the NPU halts (no reads for it, no hang)."""
+    import numpy as np
+
+    from drivers import npu as npu_driver
+    from models.npu import vela
+    from rtl.npu.compute import ComputeError
+    from rtl.npu.controller import ErrorCode
+    from tb.rtl.npu.test_vector_ops import load
+
+    config = "u55-128"
+    row = next(r for r in ROWS if r.name == "mean_int8_hw_80x64x2")
+    art = vela.compile_cached(row.builder(0), config)
+    words = [int(w) for w in art.command_stream]
+    second = [i for i, w in enumerate(words) if w == 0x0003][1]      # the second NPU_OP_DEPTHWISE
+    words[second:second] = [0x001F0112, 0x001F0111]                   # OFM_HEIGHT_M1 / OFM_WIDTH_M1 = 31
+    with SimDevice.open("npu", config) as sim:
+        lay = load(sim, PRESETS[config], art, [np.zeros(t.nbytes, np.int8) for t in art.inputs])
+        addr = lay.cmd_addr + art.header.stream_offset
+        npu_driver.load_bytes(sim, addr, np.asarray(words, "<u4").tobytes())
+        npu_driver.start(sim, addr, 4 * len(words), lay.basep)
+        assert npu_driver.wait_done(sim, 200_000, chunk=64) is not None, "NPU hung"
+        assert (sim.peek("error"), sim.peek("error_code"), sim.peek("compute_error")) == (
+            1, ErrorCode.COMPUTE_FAULT, ComputeError.UNSUPPORTED.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config,shape", [("u55-128", (1, 80, 64, 20)), ("u55-32", (1, 80, 64, 40))],
+                         ids=["u55-128-3-ublocks", "u55-32-2-blocks"])
+def test_split_depthwise_ublocks_and_blocks(config, shape):
+    """MEAN over 80x64 with more channels: the sub-kernel passes of its 64x64 depthwise over several OFM ublocks
+    (u55-128: 3 of 8 channels) and two OFM blocks (u55-32: Vela's block depth 32 of 40), bit-exact vs LiteRT."""
+    from models.npu.op_matrix import Row, _mean
+
+    row = Row("MEAN", "int8", "x".join(map(str, shape[1:])), _mean("int8", shape, (1, 2)))
+    with SimDevice.open("npu", config) as dev:
+        result = run_row(dev, config, row, max_cycles=3_000_000)
+    assert result.passed, f"{result.result} {result.detail}"

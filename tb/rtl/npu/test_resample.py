@@ -1,7 +1,8 @@
 """IFM resampling (NPU_SET_IFM_UPSCALE) and IFM tiles (NPU_SET_IFM_BASE0-3 / HEIGHT0/1 / WIDTH0) end to end.
 
 Vela-compiled RESIZE_NEAREST_NEIGHBOR (1x1 AVERAGE pools with NEAREST x2 upscaling, chained for x4; with
-align_corners a depthwise conv on the upscaled IFM) and TRANSPOSE_CONV (a stride-1 conv on the TRANSPOSE upscaled
+align_corners a depthwise conv on the upscaled IFM), RESIZE_BILINEAR x2 (a 2x2 AVERAGE pool on the NEAREST-upscaled
+IFM: the vector unit's) and TRANSPOSE_CONV (a stride-1 conv on the TRANSPOSE upscaled
 IFM: zeros between the pixels) run on the whole NPU under Verilator; the OFM read back from external memory must
 equal LiteRT's reference kernels exactly. Each case also checks that Vela's stream really uses the mode
 (``IFM_UPSCALE``), so a change in Vela cannot make the test vacuous.
@@ -11,8 +12,8 @@ equal LiteRT's reference kernels exactly. Each case also checks that Vela's stre
 Vela 5.2 never emits tiles 1 / 3 (``addresses_for_rolling_buffer`` refuses vertical striping; its TILE padding for
 RESIZE_BILINEAR is no longer used): those are tested in ``test_ifm_stager`` against the address formula.
 
-A reserved ``IFM_UPSCALE`` (3) and an upscaled pool on the vector unit (RESIZE_BILINEAR's 2x2 AVERAGE pool with
-NEAREST; not implemented there) must stop the stream with ``COMPUTE_FAULT`` / ``UNSUPPORTED``.
+A reserved ``IFM_UPSCALE`` (3) and a TRANSPOSE-upscaled pool on the vector unit (RESIZE_BILINEAR's pool patched
+from NEAREST; the vector unit upscales by NEAREST only) must stop the stream with ``COMPUTE_FAULT`` / ``UNSUPPORTED``.
 
 Fast tier: every model on u55-128, one per mode and the cascade on u55-256 (the builds ``test_vector_ops`` uses);
 ``slow``: every model on all four configs.
@@ -59,6 +60,7 @@ RESAMPLE_MODELS = {
         x, 24, (2, 2), (2, 2), "SAME")), TRANSPOSE),
     "tconv4x4_s2_same_3x3x3": (lambda: _graph("tc4", 8, (3, 3, 3), lambda g, x: g.transpose_conv(
         x, 6, (4, 4), (2, 2), "SAME")), TRANSPOSE),
+    "bilinear_x2_4x5x16": (lambda: _bilinear_pool_model(), NEAREST),
 }
 
 _KERNEL_OPS = ("NPU_OP_CONV", "NPU_OP_DEPTHWISE", "NPU_OP_POOL")
@@ -143,7 +145,7 @@ def _bilinear_pool_model():
     return _graph("bil", 10, (4, 5, 16), lambda g, x: g.resize(x, (8, 10), bilinear=True))
 
 
-@pytest.mark.parametrize("what", ["reserved_upscale", "upscaled_vector_pool"])
+@pytest.mark.parametrize("what", ["reserved_upscale", "transpose_vector_pool"])
 def test_unsupported_resampling_halts(what):
     config = "u55-128"
     cfg = PRESETS[config]
@@ -151,11 +153,13 @@ def test_unsupported_resampling_halts(what):
         art = vela.compile_model(RESAMPLE_MODELS["tconv3x3_s2_same_4x5x8"][0](), f"ethos-u55-{cfg.macs}")
         words = [w | (3 << 16) if w & 0xFFFF == 0x0107 else w for w in (int(w) for w in art.command_stream)]
         assert words != [int(w) for w in art.command_stream]
-    else:   # Vela: a 2x2 AVERAGE pool with NEAREST upscaling (the vector unit's op)
+    else:   # Vela: a 2x2 AVERAGE pool with NEAREST upscaling (the vector unit's op), patched to TRANSPOSE
         art = vela.compile_model(_bilinear_pool_model(), f"ethos-u55-{cfg.macs}")
         (kick,) = cs.kicks(art.commands())
         assert (kick.name, kick.reg("IFM_UPSCALE"), kick.reg("KERNEL_HEIGHT_M1")) == ("NPU_OP_POOL", NEAREST, 1)
-        words = [int(w) for w in art.command_stream]
+        words = [(w & 0xFFFF) | (TRANSPOSE << 16) if w & 0xFFFF == 0x0107 else w
+                 for w in (int(w) for w in art.command_stream)]
+        assert words != [int(w) for w in art.command_stream]
     xs = [np.zeros(t.nbytes, np.int8) for t in art.inputs]
     with SimDevice(NativeSim(build("npu", config))) as sim:
         lay = load(sim, cfg, art, xs)

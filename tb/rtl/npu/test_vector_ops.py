@@ -2,8 +2,10 @@
 ABS, LEAKY_RELU / TANH / LOGISTIC / HARD_SWISH (table lookups), int16 pooling / ADD / SUB / MUL / MAXIMUM /
 LEAKY_RELU / ABS and uint8 pooling / ADD / SUB / MUL models run on the whole NPU under Verilator; the OFM read back
 from external memory must equal LiteRT's reference kernels exactly (and the golden model ``models.npu.vector_ref``).
-Two configs in the default tier (u55-128 and u55-256, one build each); an illegal pooling mode, an unsupported
-precision and an unimplemented elementwise mode must stop the stream with ``COMPUTE_FAULT`` / ``UNSUPPORTED``."""
+RESIZE_BILINEAR (a 2x2 AVERAGE POOL on the IFM upscaled by NEAREST) too. Two configs in the default tier (u55-128 and
+u55-256, one build each); an illegal pooling mode, an unsupported precision, an unimplemented elementwise mode and
+IFM upscaling the vector unit does not define (TRANSPOSE on a POOL, NEAREST on an ELEMENTWISE) must stop the stream
+with ``COMPUTE_FAULT`` / ``UNSUPPORTED``."""
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from drivers.npu import EXT_MEMORY, read_bytes
 from drivers.transport import SimDevice
 from models.npu import cmdstream as cs
 from models.npu import vela
+from models.npu.op_matrix import rows_by_name
 from models.npu.reference import ReferenceModel
 from rtl.npu.compute import ComputeError
 from rtl.npu.config import PRESETS
@@ -110,17 +113,25 @@ def test_softmax_bit_exact(npu):
     check_models(npu, SOFTMAX_MODELS, None, {"NPU_OP_DMA_START", "NPU_OP_POOL", "NPU_OP_ELEMENTWISE"})
 
 
+def test_nearest_upscaled_pool_bit_exact(npu):
+    """RESIZE_BILINEAR x2 (no half-pixel centres): Vela's one POOL reads the IFM through IFM_UPSCALE NEAREST."""
+    row = rows_by_name()["resize_bilinear_int8_2x"]
+    check_models(npu, {row.name: row.builder}, "NPU_OP_POOL")
+
+
 def _patched(art, fn):
     """The artifact's stream with ``fn(word)`` applied to every word (returns the new word list)."""
     return [fn(int(w)) for w in art.command_stream]
 
 
 @pytest.mark.parametrize("what", ["bad_pool_mode", "reserved_ifm_precision", "unsigned_32bit_ofm",
-                                  "elementwise_mode_10"])
+                                  "elementwise_mode_10", "pool_transpose_upscale", "elementwise_upscale"])
 def test_unsupported_op_halts(npu, what):
     config, design = npu
     cfg = PRESETS[config]
-    model = (EW_MODELS["mul_5x6x20"] if what == "elementwise_mode_10" else POOL_MODELS["max2x2_s2_valid_8x8x16"])(0)
+    model = (EW_MODELS["mul_5x6x20"] if what.startswith("elementwise")
+             else rows_by_name()["resize_bilinear_int8_2x"].builder if what == "pool_transpose_upscale"
+             else POOL_MODELS["max2x2_s2_valid_8x8x16"])(0)
     art = vela.compile_model(model, f"ethos-u55-{cfg.macs}")
     if what == "bad_pool_mode":
         def fn(w):   # NPU_OP_POOL mode 7 (pooling_mode has 0..2)
@@ -131,6 +142,12 @@ def test_unsupported_op_halts(npu, what):
     elif what == "unsigned_32bit_ofm":
         def fn(w):   # OFM_PRECISION: 32-bit unsigned (ofm_precision has S32 only)
             return 0x0114 | ((((w >> 16) & ~7) | 4) << 16) if w & 0xFFFF == 0x0114 else w
+    elif what == "pool_transpose_upscale":
+        def fn(w):   # IFM_UPSCALE NEAREST -> TRANSPOSE (transpose conv only)
+            return 0x0107 | (2 << 16) if w == 0x00010107 else w
+    elif what == "elementwise_upscale":
+        def fn(w):   # IFM_UPSCALE NONE -> NEAREST on an elementwise op
+            return 0x00010107 if w == 0x0107 else w
     else:
         def fn(w):   # NPU_OP_ELEMENTWISE MUL -> mode 10 (elementwise_mode has 0..9)
             return w | (10 << 16) if w == 0x0006 else w

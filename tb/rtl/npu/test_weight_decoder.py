@@ -518,3 +518,24 @@ def test_native_real_vela_streams(accelerator, vela_cache, byte_dec, word_dec, w
     assert total["weights"] / total["cycles_word"] > 0.95, total
     assert total["weights"] / total["cycles_byte"] > 0.95, total
     assert total["weights"] / total["cycles_wide"] > 2.0, total
+
+
+@pytest.mark.parametrize("accelerator,lanes", [("ethos-u55-128", 8), ("ethos-u55-32", 4)])
+def test_npu_decoder_argmax_nine_bit_stream(accelerator, lanes, vela_cache, wide_dec):
+    """Vela's ARG_MAX depthwise (uint8 weight 128 per channel: the 9-bit ``weight - zero point`` range) decodes
+    exactly with the NPU's decoder configuration (64-bit input, ``WEIGHT_BITS`` = 9, one lane per OFM ublock
+    channel; pysim); the int8 build of the same wide decoder reports BAD_INDEX on it, which is what the NPU did."""
+    from models.npu.op_matrix import rows_by_name
+    from rtl.npu.kernel_op import WEIGHT_BITS
+
+    art = compile_model(rows_by_name()["arg_max_int8_c"].builder(0), accelerator, cache_dir=vela_cache)
+    (stream,) = _vela_streams(art)
+    golden = _golden(stream)
+    assert 128 in golden and max(golden) == 128
+    config = WeightDecoderConfig(in_width=64, weight_width=WEIGHT_BITS, out_lanes=lanes)
+    beats, status = _pysim(WeightDecoder(config=config), stream)
+    assert status == {"done": 1, "error": 0, "code": DecodeError.NONE}
+    words = np.array([[v >> (32 * i) & 0xFFFFFFFF for i in range(4)] for v in (b.as_value().value for b in beats)])
+    assert _wide_weights(words, config) == golden
+    out, done, code, *_ = wide_dec.run(stream)
+    assert (done, code) == (False, DecodeError.BAD_INDEX)

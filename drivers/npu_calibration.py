@@ -8,7 +8,9 @@ Measures int8 layers and networks on the Verilated NPU through :func:`drivers.np
 Workloads (all from seeds, nothing hand-picked): :func:`fit_layers` / :func:`held_out_layers`: random single-layer
 models (conv, depthwise, fully connected; Vela adds identity pools and DMAs where it needs them);
 :func:`fit_networks` / :func:`held_out_networks`: random 2-4 layer conv / depthwise / FC stacks (the held-out set
-also has the digits CNN); every set from its own seed range, so nothing held out is ever fitted on.
+also has the digits CNN); :func:`fit_block_stacks`: random stacks of the blocks real networks use (depthwise-separable,
+inverted residual with ADD, residual conv pair, pools, FC head, SOFTMAX: the weight DMAs between ops); every set
+from its own seed range, so nothing held out is ever fitted on.
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ Per kernel op of kind ``k`` on NPU config ``c``, at memory bandwidth ``bw`` (byt
     run  = max(compute + fill * max(1, (lat + 3) / 16) + lat + 3,  em[c,k] * ew * 8 / bw,  reads * (lat + 3) / 16,
                writes)                       # the OFM writer: a word a cycle
     DMA  = max(d0, dmem * (words + ext_writes) * 8 / bw) + dlat * lat   # into the SHRAM (a table): no writes
+    stall = ds[k] * overlap(DMA, run of the last kernel op issued before its resident IFM is staged)
     vector op = v0 + vl * lat + max(vt * (steps + writes), (reads + writes) * 8 / bw, reads * (lat + 3) / inflight)
 
 (``beat`` is 1 but for the identity pool, ``beat[c,pool]``; ``em`` and ``lm`` are 1). ``load`` is the op
@@ -38,7 +39,12 @@ unit (``rtl/npu/vector_unit.py``): the compute dispatcher takes it only when no 
 takes no kick while it runs, so it is a barrier in the schedule; its walker steps a tap a cycle, reads a word per
 valid tap and writes a word per OFM element (``steps``, ``reads``, ``writes``:
 :func:`models.system.npu_ops.vector_features`), with ``inflight`` reads at most in flight. An inference is
-``start[c] + slat * lat`` plus the schedule.
+``start[c] + slat * lat`` plus the schedule. Between ops (v19, from the whole networks' per-kick cycles and PMU
+counters): an NPU_OP_KERNEL_WAIT ``n`` (Vela's, before the DMA of the next op's weights into a buffer an op in
+flight still reads) holds the controller until at most ``n`` kernel ops are outstanding, so that DMA runs beside
+the op on the engine; the arbiter serves the DMA first (``rtl/npu/top.py``), so the DMA takes its own time and that
+op's IFM stager gets no bus meanwhile: the op waits ``ds[k]`` (fitted, at most 1) of the overlap, unless its IFM is
+resident and staged by then.
 
 How good this is, is measured, not assumed: BENCHMARKS.md ("SimPy system model vs RTL") has the error on
 held-out layers and networks at every calibrated memory point, and which runs are still outside 5%; the
@@ -342,37 +348,35 @@ def schedule(is_dma, load, run, handover, tail, bus, load_bus=None, run_bus=None
     order, a kick blocks parsing until it is taken), so no op starts before that; an NPU_OP_KERNEL_WAIT ``n``
     among them (``kernel_wait``; Vela puts one before the DMA of the next op's weights into a buffer an op in
     flight still reads) blocks parsing until at most ``n`` kernel ops are outstanding. The arbiter serves the DMA
-    before everything else (``rtl/npu/top.py``), so the kernel op on the engine waits for its
-    ``dma_stall`` share of the cycles a DMA runs beside it while its IFM streams in (:func:`_stall_engine`): the
-    IFM stager gets no bus meanwhile and its line buffer runs dry (measured: a 3x3 depthwise on u55-64 waits out the
-    whole DMA: 1,184 MAC_STALLED_BY_IB cycles, the DMA's 1,184); an op whose IFM is resident and staged (its last
-    ``staged`` cycles) does not wait."""
+    before everything else (``rtl/npu/top.py``), so the last kernel op issued waits for its ``dma_stall`` share of
+    the cycles a DMA overlaps its run on the engine but its last ``staged`` cycles (a later op starts after it on
+    the in-order engine): the IFM stager gets no bus meanwhile and its line buffer runs dry (measured: a 3x3
+    depthwise on u55-64 waits out the whole DMA: 1,184 MAC_STALLED_BY_IB cycles, the DMA's 1,184); an op whose IFM
+    is resident and staged (its last ``staged`` cycles) reads nothing then and does not wait."""
     dma_free = load_free = dep = issued = bus_free = accepted = 0.0
     engine_end: list[float] = []
-    engine_start: list[float] = []   # when the engine (or the vector unit) began each op of ``engine_end``
-    engine_op: list[int] = []        # ... and which op that is
+    last_start, last_op = 0.0, -1    # when the engine began the last kernel op issued, which op (-1: a vector op)
     finish = []
     n = len(is_dma)
     lb = load_bus.tolist() if load_bus is not None else [0.0] * n
     rb = run_bus.tolist() if run_bus is not None else [0.0] * n
     vec = is_vec.tolist() if is_vec is not None else [False] * n
     cmd = parse.tolist() if parse is not None else [0.0] * n
-    waits = kernel_wait.tolist() if kernel_wait is not None else [-1] * n
+    waits = np.asarray(kernel_wait).astype(int).tolist() if kernel_wait is not None else [-1] * n
     shares = dma_stall.tolist() if dma_stall is not None else [0.0] * n
     after = staged.tolist() if staged is not None else [0.0] * n
     prev = -1
     for i, (is_d, ld, rn, ho, tl, b) in enumerate(zip(is_dma.tolist(), load.tolist(), run.tolist(),
                                                       handover.tolist(), tail.tolist(), bus.tolist(), strict=True)):
-        parsed = max(accepted, _kernels_done(engine_end, int(waits[i]))) + cmd[i]
+        w = waits[i]      # KERNEL_WAIT w: until at most w kernel ops are outstanding
+        parsed = (max(accepted, engine_end[-w - 1]) if 0 <= w < len(engine_end) else accepted) + cmd[i]
         if vec[i]:
             issued = accepted = max(engine_end[-1] if engine_end else 0.0, load_free, dep, parsed)
             bus_free = max(bus_free, issued) + b
             load_free = max(issued + ld, bus_free)
             engine_end.append(load_free)
-            engine_start.append(issued)
-            engine_op.append(i)
             finish.append(load_free)
-            prev = -1
+            prev = last_op = -1
             continue
         if is_d:
             start = accepted = max(dma_free, issued, parsed)
@@ -380,8 +384,11 @@ def schedule(is_dma, load, run, handover, tail, bus, load_bus=None, run_bus=None
             dma_free = start + ld       # the arbiter serves the DMA first, whatever else is queued for the bus
             dep = dma_free
             finish.append(dma_free)
-            if engine_end and not vec[engine_op[-1]]:
-                _stall_engine(engine_end, engine_start, engine_op, finish, start, dma_free, shares, after)
+            if last_op >= 0:
+                over = (min(dma_free, engine_end[-1] - after[last_op]) - max(start, last_start)) * shares[last_op]
+                if over > 0:
+                    engine_end[-1] += over
+                    finish[last_op] = engine_end[-1]
             continue
         slot = engine_end[-IN_FLIGHT] if len(engine_end) >= IN_FLIGHT else 0.0
         issued = accepted = max(load_free, dep, slot, parsed)
@@ -397,26 +404,9 @@ def schedule(is_dma, load, run, handover, tail, bus, load_bus=None, run_bus=None
         bus_free = max(bus_free, handed) + b
         es = max(engine_end[-1] if engine_end else 0.0, handed)
         engine_end.append(max(es + rn, load_free + tl, bus_free))
-        engine_start.append(es)
-        engine_op.append(i)
+        last_start, last_op = es, i
         finish.append(engine_end[-1])
     return max(finish, default=0.0), finish
-
-
-def _kernels_done(engine_end: list[float], n: int) -> float:
-    """When at most ``n`` of the kernel ops issued so far are outstanding (``n`` < 0: no wait)."""
-    return engine_end[-(n + 1)] if 0 <= n < len(engine_end) else 0.0
-
-
-def _stall_engine(engine_end, engine_start, engine_op, finish, start: float, end: float, shares, staged) -> None:
-    """A DMA from ``start`` to ``end`` holds the bus: the last kernel op issued waits its share (``shares[op]``) of
-    the cycles the DMA overlaps its run on the engine before its last ``staged[op]`` cycles (those need no IFM
-    reads); ops issued later start after it on the in-order engine."""
-    op = engine_op[-1]
-    over = (min(end, engine_end[-1] - staged[op]) - max(start, engine_start[-1])) * shares[op]
-    if over > 0:
-        engine_end[-1] += over
-        finish[op] = engine_end[-1]
 
 
 def total_cycles(layout: ParamLayout, theta, x: np.ndarray, config: str, bandwidth: float, latency: float) -> float:

@@ -40,7 +40,8 @@ SWEEP_BANDWIDTHS = (1, 2, 3, 4, 6, 8)
 
 #: What the per-layer comparison with the RTL (PMU counters of ``drivers.npu.run_on_npu``) showed, and what is left.
 NOTES = """New in v19 (all runs re-measured on the current RTL; the diagnosis compared the model op by op with the
-whole networks' per-kick cycles and PMU counters -- diagnosis only, nothing fitted or tuned on them):
+whole networks' per-kick cycles and PMU counters -- `python benchmarks/system_model_ops.py NETWORK CONFIG`;
+diagnosis only, nothing fitted or tuned on them):
 * the missing between-op cost was the weight DMA of the next op. Vela puts NPU_OP_KERNEL_WAIT 1 before it (the
   buffer is still read by an op in flight), so it runs beside the op on the engine, and the arbiter serves the DMA
   first (`rtl/npu/top.py`): that op's IFM stager gets no bus and the engine waits. Measured on KWS u55-64: each 3x3

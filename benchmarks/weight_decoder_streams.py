@@ -1,0 +1,113 @@
+"""Each kernel op's weight stream through the RTL weight decoder alone, against the cost model's decoder term
+(diagnosis only: nothing here is fitted).
+
+    .venv/bin/python benchmarks/weight_decoder_streams.py NETWORK CONFIG
+
+NETWORK is a name of ``models.npu.networks``. Every kernel op's ``WEIGHT_LENGTH`` bytes (from the Vela artifact's
+weight region, or from the DMA that copied them) are fed to the NPU's wide decoder (``rtl/npu/weight_decoder.py``,
+64-bit input, the config's ``ublock_d`` output lanes) in its own Verilator testbench with no back-pressure, as fast
+as it takes them: its cycles to ``done`` are what the decoder alone needs for that stream's content. Printed beside
+them: the stream's decoded weights (``ethosu.mlw_codec.decode``), the non-zero ones, the scale-record bytes (the op
+loader reads them one byte a cycle before the weights), and the model's WEIGHTS stage (``load_core - handover`` of
+:func:`models.system.npu_cost.op_parts`, the stored calibration) and its whole loader stage.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ethosu import mlw_codec  # noqa: E402
+
+from models.npu import cmdstream as cs  # noqa: E402
+from models.npu import vela  # noqa: E402
+from models.npu.networks import network  # noqa: E402
+from models.system.npu_cost import NpuCostModel  # noqa: E402
+from models.system.npu_ops import GEOMETRIES, ops_from_commands  # noqa: E402
+from rtl.npu.weight_decoder import WeightDecoderConfig, WeightDecoderTestbenchConfig  # noqa: E402
+from sim.build import build  # noqa: E402
+from sim.harness import NativeSim  # noqa: E402
+
+
+def _stream(art, regs: dict, copies: list) -> bytes:
+    """The op's weight stream: from the weight region, or through the last DMA that wrote it elsewhere."""
+    region, base, n = regs.get("WEIGHT_REGION", 0), regs.get("WEIGHT_BASE", 0), regs.get("WEIGHT_LENGTH", 0)
+    for dst_region, dst, src_region, src, length in reversed(copies):
+        if dst_region == region and dst <= base and base + n <= dst + length:
+            region, base = src_region, src + base - dst
+            break
+    if region != art.weight_region:
+        raise ValueError(f"weight stream in region {region}, not the weight region {art.weight_region}")
+    return art.weight_data[base:base + n]
+
+
+def weight_streams(art, ops):
+    """(op, weight stream bytes) of every op of ``ops`` (:func:`ops_from_commands` of ``art``) with weights."""
+    copies = []
+    kicks = [k for k in cs.kicks(art.commands()) if k.name in cs.KERNEL_OPS or k.name in cs.DMA_OPS]
+    for k, op in zip(kicks, ops, strict=True):
+        r = k.registers
+        if not op.is_kernel and not op.dma_to_shram:
+            copies.append((r.get("DMA0_DST_REGION", 0) & 0xFF, r.get("DMA0_DST", 0), r.get("DMA0_SRC_REGION", 0) & 0xFF,
+                           r.get("DMA0_SRC", 0), r.get("DMA0_LEN", 0)))
+        elif op.is_kernel and op.weight_bytes:   # (a pool's kick may carry a stale WEIGHT_LENGTH: not its stream)
+            yield op, _stream(art, r, copies)
+
+
+class StandaloneDecoder:
+    """The NPU's wide decoder (``lanes`` output lanes) in the ``npu_weight_decoder_tb`` Verilator testbench."""
+
+    OUTPUTS = ["o_stream__valid", "done", "error"]
+
+    def __init__(self, lanes: int, depth: int = 1 << 15):
+        self.sim = NativeSim(build("npu_weight_decoder_tb", WeightDecoderTestbenchConfig(
+            decoder=WeightDecoderConfig(in_width=64, out_lanes=lanes), depth=depth)))
+        self.memory = self.sim.element_index("top.stream")
+
+    def cycles(self, stream: bytes) -> int:
+        """Cycles from reset to ``done`` with the output always ready; raises on a decode error."""
+        beats = np.frombuffer(stream + bytes(-len(stream) % 8), dtype=np.uint64)
+        self.sim.reset()
+        self.sim.load_memory(self.memory, beats)
+        n = 16 * len(stream) + 4000
+        out = self.sim.run_stimulus({"length": np.full(n, len(beats), dtype=np.uint64),
+                                     "o_stream__ready": np.ones(n, dtype=np.uint64)}, self.OUTPUTS)
+        ended = np.flatnonzero(out["done"][:, 0] | out["error"][:, 0])
+        if len(ended) == 0 or out["error"][ended[0], 0]:
+            raise RuntimeError("the decoder did not finish the stream cleanly")
+        return int(ended[0])
+
+
+def rows(name: str, config: str, latency: float = 8):
+    art = vela.compile_cached(network(name).data, config)
+    cost = NpuCostModel.load()
+    ops = ops_from_commands(art.commands())
+    parts = cost.op_parts(cost.matrix(ops, config), config, latency)
+    decoder = StandaloneDecoder(GEOMETRIES[config].ublock_d)
+    for op, stream in weight_streams(art, ops):
+        w = np.asarray(mlw_codec.decode(bytearray(stream))).ravel()
+        i = op.index
+        yield dict(op=op, bytes=len(stream), weights=w.size, nonzero=int((w != 0).sum()),
+                   records=op.scale_bytes, decoder=decoder.cycles(stream),
+                   model_weights=parts.load_core[i] - parts.handover[i], model_load=parts.load_core[i])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("network")
+    parser.add_argument("config")
+    args = parser.parse_args()
+    print(f"{args.network} on {args.config}: per kernel op with weights")
+    for r in rows(args.network, args.config):
+        op = r["op"]
+        print(f"{op.index:3d} {op.kind:9} ifm {op.ifm} ofm {op.ofm} k{op.kernel} | stream {r['bytes']:6d} B "
+              f"weights {r['weights']:6d} non-zero {r['nonzero']:6d} | decoder alone {r['decoder']:6d} "
+              f"model WEIGHTS {r['model_weights']:8.0f} ({100 * (r['model_weights'] / r['decoder'] - 1):+6.1f}%) | "
+              f"records {r['records']:5d} B + decoder {r['records'] + r['decoder']:6d}, model loader "
+              f"{r['model_load']:8.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,8 @@
 (diagnosis only: nothing here is fitted).
 
     .venv/bin/python benchmarks/weight_decoder_streams.py NETWORK CONFIG
+    .venv/bin/python benchmarks/weight_decoder_streams.py --synthetic LANES
+
 
 NETWORK is a name of ``models.npu.networks``. Every kernel op's ``WEIGHT_LENGTH`` bytes (from the Vela artifact's
 weight region, or from the DMA that copied them) are fed to the NPU's wide decoder (``rtl/npu/weight_decoder.py``,
@@ -10,6 +12,10 @@ as it takes them: its cycles to ``done`` are what the decoder alone needs for th
 them: the stream's decoded weights (``ethosu.mlw_codec.decode``), the non-zero ones, the scale-record bytes (the op
 loader reads them one byte a cycle before the weights), and the model's WEIGHTS stage (``load_core - handover`` of
 :func:`models.system.npu_cost.op_parts`, the stored calibration) and its whole loader stage.
+
+``--synthetic LANES``: 16,384 weights of several value distributions (seed 5), encoded by ``mlw_codec.encode``,
+through the ``LANES``-lane decoder: how the decoder's cycles depend on the stream's content (its first slice's WDIV,
+7 = uncompressed, and palette size are printed).
 """
 import argparse
 import sys
@@ -94,11 +100,47 @@ def rows(name: str, config: str, latency: float = 8):
                    model_weights=parts.load_core[i] - parts.handover[i], model_load=parts.load_core[i])
 
 
+def _first_slice(stream: bytes) -> tuple[int, int]:
+    """(WDIV, palette entries) of the stream's first slice header (npu-weights.md section 2)."""
+    bits = int.from_bytes(stream[:8], "little")
+    return (bits >> 18) & 7, ((bits >> 28) & 31) + 1 if (bits >> 28) & 31 else 0
+
+
+def synthetic(lanes: int, n: int = 16384):
+    rng = np.random.default_rng(5)
+    cases = {
+        "uniform -127..127": rng.integers(-127, 128, n),
+        "normal sigma 40": np.clip(np.round(rng.normal(0, 40, n)), -127, 127),
+        "normal sigma 10": np.clip(np.round(rng.normal(0, 10, n)), -127, 127),
+        "normal sigma 3": np.clip(np.round(rng.normal(0, 3, n)), -127, 127),
+        "uniform, 50% zeros": rng.integers(-127, 128, n) * (rng.random(n) < 0.5),
+        "uniform, 90% zeros": rng.integers(-127, 128, n) * (rng.random(n) < 0.1),
+        "16 values": rng.choice(np.arange(-8, 8) * 9, n),
+        "all zero": np.zeros(n, dtype=int),
+    }
+    decoder = StandaloneDecoder(lanes)
+    for name, w in cases.items():
+        stream = bytes(mlw_codec.encode([int(v) for v in w]))
+        wdiv, palette = _first_slice(stream)
+        cycles = decoder.cycles(stream)
+        yield dict(name=name, bytes=len(stream), nonzero=int((w != 0).sum()), wdiv=wdiv, palette=palette,
+                   cycles=cycles, beats=n // lanes, n=n)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("network")
-    parser.add_argument("config")
+    parser.add_argument("network", nargs="?")
+    parser.add_argument("config", nargs="?")
+    parser.add_argument("--synthetic", type=int, metavar="LANES", help="synthetic streams through LANES lanes")
     args = parser.parse_args()
+    if args.synthetic:
+        for r in synthetic(args.synthetic):
+            print(f"{r['name']:20} {r['bytes']:6d} B ({8 * r['bytes'] / r['n']:4.2f} bits a weight) non-zero "
+                  f"{r['nonzero']:6d} WDIV {r['wdiv']} palette {r['palette']:2d} | cycles {r['cycles']:6d} = "
+                  f"{r['beats']} output beats + {r['cycles'] - r['beats']}")
+        return
+    if not (args.network and args.config):
+        parser.error("NETWORK and CONFIG, or --synthetic LANES")
     print(f"{args.network} on {args.config}: per kernel op with weights")
     for r in rows(args.network, args.config):
         op = r["op"]

@@ -10,7 +10,8 @@ weight region, or from the DMA that copied them) are fed to the NPU's wide decod
 64-bit input, the config's ``ublock_d`` output lanes) in its own Verilator testbench with no back-pressure, as fast
 as it takes them: its cycles to ``done`` are what the decoder alone needs for that stream's content. Printed beside
 them: the stream's decoded weights (``ethosu.mlw_codec.decode``), the non-zero ones, the scale-record bytes (the op
-loader reads them one byte a cycle before the weights), and the model's WEIGHTS stage (``load_core - handover`` of
+loader reads them one byte a cycle before the weights), a content estimate of the decoder's cycles
+(:func:`decoder_estimate`, a prototype), and the model's WEIGHTS stage (``load_core - handover`` of
 :func:`models.system.npu_cost.op_parts`, the stored calibration) and its whole loader stage.
 
 ``--synthetic LANES``: 16,384 weights of several value distributions (seed 5), encoded by ``mlw_codec.encode``,
@@ -86,6 +87,57 @@ class StandaloneDecoder:
         return int(ended[0])
 
 
+def _header(stream: bytes) -> dict:
+    """The first slice header's fields (npu-weights.md section 2.3; LSB first) and its palette's ``u`` codes."""
+    bits = int.from_bytes(stream[:16], "little")
+
+    def field(lo, n):
+        return (bits >> lo) & ((1 << n) - 1)
+
+    size = field(28, 5) + 1 if field(28, 5) else 0
+    width = field(33, 3) + 2
+    return dict(zdiv=field(0, 3), wdiv=field(18, 3), wtrunc=field(21, 1), dirofs=field(23, 5), palbits=width,
+                palette=[field(36 + i * width, width) for i in range(size)])
+
+
+def _chunk_cycles(positions: np.ndarray, chunk: int, lanes: int) -> tuple[int, int]:
+    """(assembler cycles, chunks) of symbols taking ``positions`` unary positions each, ``chunk`` positions a chunk:
+    a chunk a cycle at most, and at most ``lanes`` of the symbols ending in it a cycle."""
+    if len(positions) == 0:
+        return 0, 0
+    ends = (np.cumsum(positions) - 1) // chunk
+    per = np.bincount(ends, minlength=int(ends[-1]) + 1)
+    return int(np.maximum(1, -(-per // lanes)).sum()), len(per)
+
+
+def decoder_estimate(stream: bytes, lanes: int) -> int:
+    """A content estimate of the wide decoder's cycles (prototype, not in the cost model): the slowest of the output
+    stage (a beat of ``lanes`` weights a cycle), the W assembler and the Z assembler (``_WideAssembler``: one chunk
+    descriptor a cycle, at most ``lanes`` symbols of it a cycle) and the parser (one chunk-loop pass a cycle). A W
+    symbol takes ``q // 2 + 1`` chunk positions of 12 (q = index >> WDIV; one if WTRUNC or uncompressed, then 8 a
+    chunk if the index is wider than 5 bits), a zero run ``(run >> ZDIV) + 1`` of 12 (8 if ZDIV >= 3). The first
+    slice's parameters are used for the whole stream (most streams have one slice). Start-up, slice drains and
+    palette entries (a cycle each) are not counted."""
+    h = _header(stream)
+    w = np.asarray(mlw_codec.decode(bytearray(stream))).ravel()
+    zrun = h["zdiv"] != 6
+    coded = w[w != 0] if zrun else w
+    u = 2 * np.abs(coded) + (coded < 0)
+    pal = {code: i for i, code in enumerate(h["palette"])}
+    index = np.array([pal[x] if x in pal else x - h["dirofs"] + len(pal) for x in u.tolist()], dtype=int)
+    if h["wdiv"] == 7:
+        width = int(np.ceil(np.log2(len(pal)))) if pal else h["palbits"]
+        wasm, wchunks = _chunk_cycles(np.ones(len(index), dtype=int), 8 if width > 5 else 12, lanes)
+    else:
+        steps = np.ones(len(index), dtype=int) if h["wtrunc"] else (index >> h["wdiv"]) // 2 + 1
+        wasm, wchunks = _chunk_cycles(steps, 12, lanes)
+    zasm = zchunks = 0
+    if zrun:
+        runs = np.diff(np.concatenate([[-1], np.flatnonzero(w != 0), [w.size]])) - 1
+        zasm, zchunks = _chunk_cycles((runs >> h["zdiv"]) + 1, 12 if h["zdiv"] < 3 else 8, lanes)
+    return max(-(-w.size // lanes), wasm, zasm, wchunks, zchunks)
+
+
 def rows(name: str, config: str, latency: float = 8):
     art = vela.compile_cached(network(name).data, config)
     cost = NpuCostModel.load()
@@ -97,6 +149,7 @@ def rows(name: str, config: str, latency: float = 8):
         i = op.index
         yield dict(op=op, bytes=len(stream), weights=w.size, nonzero=int((w != 0).sum()),
                    records=op.scale_bytes, decoder=decoder.cycles(stream),
+                   estimate=decoder_estimate(stream, GEOMETRIES[config].ublock_d),
                    model_weights=parts.load_core[i] - parts.handover[i], model_load=parts.load_core[i])
 
 
@@ -124,7 +177,7 @@ def synthetic(lanes: int, n: int = 16384):
         wdiv, palette = _first_slice(stream)
         cycles = decoder.cycles(stream)
         yield dict(name=name, bytes=len(stream), nonzero=int((w != 0).sum()), wdiv=wdiv, palette=palette,
-                   cycles=cycles, beats=n // lanes, n=n)
+                   cycles=cycles, beats=n // lanes, n=n, estimate=decoder_estimate(stream, lanes))
 
 
 def main():
@@ -137,7 +190,7 @@ def main():
         for r in synthetic(args.synthetic):
             print(f"{r['name']:20} {r['bytes']:6d} B ({8 * r['bytes'] / r['n']:4.2f} bits a weight) non-zero "
                   f"{r['nonzero']:6d} WDIV {r['wdiv']} palette {r['palette']:2d} | cycles {r['cycles']:6d} = "
-                  f"{r['beats']} output beats + {r['cycles'] - r['beats']}")
+                  f"{r['beats']} output beats + {r['cycles'] - r['beats']} | content estimate {r['estimate']}")
         return
     if not (args.network and args.config):
         parser.error("NETWORK and CONFIG, or --synthetic LANES")
@@ -146,6 +199,7 @@ def main():
         op = r["op"]
         print(f"{op.index:3d} {op.kind:9} ifm {op.ifm} ofm {op.ofm} k{op.kernel} | stream {r['bytes']:6d} B "
               f"weights {r['weights']:6d} non-zero {r['nonzero']:6d} | decoder alone {r['decoder']:6d} "
+              f"content estimate {r['estimate']:6d} ({100 * (r['estimate'] / r['decoder'] - 1):+6.1f}%) "
               f"model WEIGHTS {r['model_weights']:8.0f} ({100 * (r['model_weights'] / r['decoder'] - 1):+6.1f}%) | "
               f"records {r['records']:5d} B + decoder {r['records'] + r['decoder']:6d}, model loader "
               f"{r['model_load']:8.0f}")

@@ -8,7 +8,9 @@ Measures int8 layers and networks on the Verilated NPU through :func:`drivers.np
 Workloads (all from seeds, nothing hand-picked): :func:`fit_layers` / :func:`held_out_layers`: random single-layer
 models (conv, depthwise, fully connected; Vela adds identity pools and DMAs where it needs them);
 :func:`fit_networks` / :func:`held_out_networks`: random 2-4 layer conv / depthwise / FC stacks (the held-out set
-also has the digits CNN); every set from its own seed range, so nothing held out is ever fitted on.
+also has the digits CNN); :func:`fit_block_stacks`: random stacks of the blocks real networks use (depthwise-separable,
+inverted residual with ADD, residual conv pair, pools, FC head, SOFTMAX: the weight DMAs between ops); every set
+from its own seed range, so nothing held out is ever fitted on.
 """
 from __future__ import annotations
 
@@ -24,11 +26,13 @@ from models.npu import vela
 from models.system import npu_cost
 from models.system.npu_ops import ops_from_commands
 
-__all__ = ["Measurement", "rtl_key", "Workload", "fit", "fit_layers", "fit_vector_layers", "held_out_layers",
+__all__ = ["Measurement", "rtl_key", "Workload", "fit", "fit_block_stacks", "fit_layers", "fit_vector_layers",
+           "held_out_layers",
            "held_out_networks", "measure", "network_bodies", "npu_config", "whole_networks"]
 
 #: Seed ranges of the random workloads (disjoint: nothing held out is ever fitted on).
 FIT_SEED0, FIT_NET_SEED0, HELD_LAYER_SEED0, HELD_NET_SEED0, FIT_VECTOR_SEED0 = 1000, 7000, 5000, 9000, 3000
+FIT_BLOCK_SEED0 = 11000
 
 
 def rtl_key() -> str:
@@ -174,6 +178,59 @@ def _stacks(seed: int, n: int, configs, label: str) -> list[Workload]:
     return nets
 
 
+def _random_block_stack(seed: int) -> Workload:
+    """A random stack of the blocks real networks are made of (what single layers never show: the weight DMAs
+    between ops, a DMA beside a running op, vector ops after MAC ops): a stem conv, then 1-4 blocks, each a
+    depthwise-separable block (depthwise 3x3, stride 1 or 2, then a 1x1 conv), an inverted residual (1x1
+    expansion, depthwise, 1x1 projection, a residual ADD when the shape allows) or a 3x3 conv pair with a residual
+    ADD; then a head: a global average pool or a 2x2 max pool, optionally a fully connected layer, optionally a
+    SOFTMAX."""
+    from models.npu.tflite_graph import Graph
+
+    rng = np.random.default_rng(seed)
+    hw = int(rng.integers(6, 25))
+    c = int(rng.choice([8, 16, 24, 32]))
+    g = Graph(f"s{seed} blocks {hw}x{hw}", seed=seed)
+    x = g.conv2d(g.input((hw, hw, int(rng.integers(1, 4)))), c, (3, 3), (int(rng.integers(1, 3)),) * 2, "SAME", "RELU")
+    for _ in range(int(rng.integers(1, 5))):
+        kind = ("separable", "inverted", "residual")[int(rng.integers(0, 3))]
+        stride = int(rng.integers(1, 3)) if x.shape[0] >= 6 else 1
+        width = int(rng.choice([8, 16, 24, 32, 48, 64]))
+        if kind == "separable":
+            x = g.conv2d(g.depthwise(x, (3, 3), (stride, stride), "SAME", "RELU"), width, (1, 1), (1, 1), "SAME",
+                         "RELU")
+        elif kind == "inverted":
+            y = g.conv2d(x, x.shape[2] * int(rng.integers(2, 7)), (1, 1), (1, 1), "SAME", "RELU6")
+            y = g.depthwise(y, (3, 3), (stride, stride), "SAME", "RELU6")
+            out = x.shape[2] if stride == 1 and rng.random() < 0.6 else width
+            y = g.conv2d(y, out, (1, 1), (1, 1), "SAME", "NONE")
+            x = g.add(x, y) if y.shape == x.shape else y
+        else:
+            y = g.conv2d(g.conv2d(x, x.shape[2], (3, 3), (1, 1), "SAME", "RELU"), x.shape[2], (3, 3), (1, 1), "SAME")
+            x = g.add(x, y, "RELU")
+    if rng.random() < 0.5 or x.shape[0] < 2:
+        x = g.avg_pool(x, x.shape[:2])
+    else:
+        x = g.max_pool(x, (2, 2))
+    if rng.random() < 0.7:
+        x = g.fully_connected(g.reshape(x, (int(np.prod(x.shape)),)), int(rng.integers(2, 17)))
+        if rng.random() < 0.6:
+            x = g.softmax(x)
+    g.output(x)
+    return Workload(g.name, g.build().data)
+
+
+def fit_block_stacks(n: int, configs) -> list[Workload]:
+    """``n`` random block stacks (:func:`_random_block_stack`) for the fit, from their own seed range."""
+    out, seed = [], FIT_BLOCK_SEED0
+    while len(out) < n:
+        w = _random_block_stack(seed)
+        if _runs_everywhere(w, configs):
+            out.append(Workload(f"fit blocks {len(out) + 1}: " + w.name, w.data))
+        seed += 1
+    return out
+
+
 def fit_networks(n: int, configs) -> list[Workload]:
     """``n`` random 2-4 layer stacks for the fit (how consecutive ops overlap; seeds apart from the held-out)."""
     return _stacks(FIT_NET_SEED0, n, configs, "fit stack")
@@ -240,13 +297,15 @@ def fit(measurements: list[Measurement], workloads: dict[str, Workload], *, verb
     cw = layout.index["cw"]
 
     def residual(theta):
-        load, run, handover, tail, bus, lbus, rbus = npu_cost.stacked_durations(layout, theta, x, configs, cfg, bw,
-                                                                               lat[rep])
+        load, run, handover, tail, bus, lbus, rbus, staged = npu_cost.stacked_durations(layout, theta, x, configs,
+                                                                                       cfg, bw, lat[rep])
         pred = theta[start_ix] + theta[layout.index["slat"]] * lat
+        shares = npu_cost.stall_shares(layout, theta, x)
         for i in range(len(mats)):
             a, b = bounds[i], bounds[i + 1]
             pred[i] += npu_cost.schedule(is_dma[a:b], load[a:b], run[a:b], handover[a:b], tail[a:b], bus[a:b],
-                                         lbus[a:b], rbus[a:b], is_vec[a:b], theta[cw] * x[a:b, 14])[0]
+                                         lbus[a:b], rbus[a:b], is_vec[a:b], theta[cw] * x[a:b, 14],
+                                         x[a:b, 15], shares[a:b], staged[a:b])[0]
         return (pred - target) / target
 
     res = least_squares(residual, layout.initial(), bounds=layout.bounds(), x_scale="jac", loss="soft_l1",

@@ -91,28 +91,38 @@ class NpuAccelerator(Accelerator):
         yield self.env.timeout(cycles)
 
     def _engine(self, prev_done, handed_over, load_done, parts: OpParts, i: int, done, last_block: float,
-                bus_done: float, next_issue: dict, bus_share: float):
+                bus_done: float, next_issue: dict, bus_share: float, dmas: list):
         """Process: the engine runs op ``i`` after op ``i-1`` and once the loader has handed it over; the last
         ``last_block`` cycles of its work come after its load; it is done no earlier than the NPU's bus traffic
-        up to this op (``bus_done``); then it waits out the next op's loader traffic that went first
-        (``next_issue[i]``: when the next kernel op was issued and its loader's bus cycles; ``bus_share`` the share
-        of this op's run that needs the bus: :func:`models.system.npu_cost.schedule`)."""
+        up to this op (``bus_done``); then it waits its share of the DMAs that ran beside it before its IFM was
+        staged (``dmas``: their (start, end), appended by the controller while this is the last op issued), then
+        the next op's loader
+        traffic that went first (``next_issue[i]``: when the next kernel op was issued and its loader's bus cycles;
+        ``bus_share`` the share of this op's run that needs the bus: :func:`models.system.npu_cost.schedule`)."""
         env = self.env
         yield env.all_of([prev_done, handed_over])
+        began = env.now
         yield from self._stage(parts.run_core[i], parts.run_bytes[i], parts.run_tail[i], parts.read_bytes[i],
                                parts.run_after[i])
         loaded_at = yield load_done
         end = max(loaded_at + last_block, bus_done)
         if end > env.now:
             yield env.timeout(end - env.now)
+        seen = 0
+        while seen < len(dmas):      # a DMA may start while the op waits for one before it
+            start, dma_end = dmas[seen]
+            seen += 1
+            over = (min(dma_end, env.now - parts.run_after[i]) - max(start, began)) * parts.dma_stall[i]
+            if over > 0:
+                yield env.timeout(over)
         if i in next_issue and next_issue[i][0] < env.now:
             issued_at, load_bus = next_issue[i]
             yield env.timeout(min(env.now - issued_at, load_bus) * bus_share)
         done.succeed()
 
     def _dma(self, parts: OpParts, i: int, bus_done: float):
-        """Process: DMA or vector-unit op ``i``, done no earlier than the NPU's bus traffic up to it
-        (``bus_done``); its value is the time it ends."""
+        """Process: DMA or vector-unit op ``i``, done no earlier than ``bus_done`` (a vector-unit op: the NPU's bus
+        traffic up to it; a DMA, which the arbiter serves first: 0); its value is the time it ends."""
         yield from self._stage(parts.load_core[i], parts.load_bytes[i], parts.load_tail[i])
         if bus_done > self.env.now:
             yield self.env.timeout(bus_done - self.env.now)
@@ -141,7 +151,7 @@ class NpuAccelerator(Accelerator):
             # alone on the memory nothing can delay a stage: the schedule is the closed form, one event
             total, finish_at = schedule(parts.is_dma, nominal_load, nominal_run, parts.handover, parts.tail,
                                         parts.bus(mem.bandwidth), *parts.split_bus(mem.bandwidth), parts.is_vec,
-                                        parts.parse)
+                                        parts.parse, parts.kernel_wait, parts.dma_stall, parts.run_after)
             yield env.timeout(total)
             moved = float(parts.load_bytes.sum() + parts.run_bytes.sum())
             mem.bytes[self.name] += moved
@@ -153,6 +163,9 @@ class NpuAccelerator(Accelerator):
         load_bus, run_bus = parts.split_bus(mem.bandwidth)
         next_issue: dict = {}   # kernel op -> (when the next kernel op was issued, that op's loader bus cycles)
         parse = parts.parse.tolist()
+        waits = parts.kernel_wait.tolist()
+        dmas_beside: dict = {}  # kernel op -> the DMAs started while it was the last op issued: [(start, end)]
+        last_kernel = -1        # the last op issued if it is a kernel op (not the vector unit's)
         accepted = t0          # when the controller took the last kick (it parses the next op's commands from then)
         prev = -1
         bus_free = t0          # when the NPU's own traffic so far has passed the bus (at its full bandwidth)
@@ -167,6 +180,10 @@ class NpuAccelerator(Accelerator):
             return record
 
         for i, (is_dma, is_vec) in enumerate(zip(parts.is_dma.tolist(), parts.is_vec.tolist(), strict=True)):
+            if 0 <= waits[i] < len(engine_done) - IN_FLIGHT:
+                # NPU_OP_KERNEL_WAIT n: parsing stops until at most n kernel ops are outstanding
+                yield engine_done[-(int(waits[i]) + 1)]
+                accepted = env.now
             if is_vec:
                 # a barrier: after every op before it, nothing loads while it runs
                 yield env.all_of([engine_done[-1], load_done, dep])
@@ -174,7 +191,7 @@ class NpuAccelerator(Accelerator):
                 issued = env.event().succeed()
                 bus_free = max(bus_free, env.now) + bus[i]
                 load_done = done = env.process(self._dma(parts, i, bus_free))
-                prev = -1
+                prev = last_kernel = -1
                 engine_done.append(done)
                 finished.append(done)
                 done.callbacks.append(mark(i))
@@ -183,7 +200,9 @@ class NpuAccelerator(Accelerator):
                 yield env.all_of([dma_free, issued])
                 accepted = yield from self._after(accepted + parse[i])
                 bus_free = max(bus_free, env.now) + bus[i]
-                dma_free = dep = env.process(self._dma(parts, i, bus_free))
+                if last_kernel >= 0:
+                    dmas_beside[last_kernel].append((env.now, env.now + nominal_load[i]))
+                dma_free = dep = env.process(self._dma(parts, i, 0.0))    # served first: its own time
                 finished.append(dma_free)
                 dma_free.callbacks.append(mark(i))
                 continue
@@ -197,8 +216,9 @@ class NpuAccelerator(Accelerator):
             done = env.event()
             env.process(self._engine(engine_done[-1], env.timeout(min(parts.handover[i], nominal_load[i])),
                                      load_done, parts, i, done, parts.tail[i], bus_free, next_issue,
-                                     min(1.0, run_bus[i] / nominal_run[i]) if nominal_run[i] > 0 else 0.0))
-            prev = i
+                                     min(1.0, run_bus[i] / nominal_run[i]) if nominal_run[i] > 0 else 0.0,
+                                     dmas_beside.setdefault(i, [])))
+            prev = last_kernel = i
             engine_done.append(done)
             finished.append(done)
             done.callbacks.append(mark(i))
@@ -298,7 +318,8 @@ def _alone(job: NpuJob, config: str, bandwidth: float, latency: float, cost: Npu
     parts = job.parts(cost, latency)
     load, run = parts.durations(bandwidth)
     total, finish_at = schedule(parts.is_dma, load, run, parts.handover, parts.tail, parts.bus(bandwidth),
-                                *parts.split_bus(bandwidth), parts.is_vec, parts.parse)
+                                *parts.split_bus(bandwidth), parts.is_vec, parts.parse, parts.kernel_wait,
+                                parts.dma_stall, parts.run_after)
     cycles = cost.start_cycles(config, latency) + total
     per_layer, kinds = _layers(job, _op_cycles(finish_at))
     return NpuPrediction(config, float(bandwidth), float(latency), cycles, per_layer, kinds, 1, inflight, cycles,

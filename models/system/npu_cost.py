@@ -12,6 +12,7 @@ Per kernel op of kind ``k`` on NPU config ``c``, at memory bandwidth ``bw`` (byt
     run  = max(compute + fill * max(1, (lat + 3) / 16) + lat + 3,  em[c,k] * ew * 8 / bw,  reads * (lat + 3) / 16,
                writes)                       # the OFM writer: a word a cycle
     DMA  = max(d0, dmem * (words + ext_writes) * 8 / bw) + dlat * lat   # into the SHRAM (a table): no writes
+    stall = ds[k] * overlap(DMA, run of the last kernel op issued before its resident IFM is staged)
     vector op = v0 + vl * lat + max(vt * (steps + writes), (reads + writes) * 8 / bw, reads * (lat + 3) / inflight)
 
 (``beat`` is 1 but for the identity pool, ``beat[c,pool]``; ``em`` and ``lm`` are 1). ``load`` is the op
@@ -38,7 +39,12 @@ unit (``rtl/npu/vector_unit.py``): the compute dispatcher takes it only when no 
 takes no kick while it runs, so it is a barrier in the schedule; its walker steps a tap a cycle, reads a word per
 valid tap and writes a word per OFM element (``steps``, ``reads``, ``writes``:
 :func:`models.system.npu_ops.vector_features`), with ``inflight`` reads at most in flight. An inference is
-``start[c] + slat * lat`` plus the schedule.
+``start[c] + slat * lat`` plus the schedule. Between ops (v19, from the whole networks' per-kick cycles and PMU
+counters): an NPU_OP_KERNEL_WAIT ``n`` (Vela's, before the DMA of the next op's weights into a buffer an op in
+flight still reads) holds the controller until at most ``n`` kernel ops are outstanding, so that DMA runs beside
+the op on the engine; the arbiter serves the DMA first (``rtl/npu/top.py``), so the DMA takes its own time and that
+op's IFM stager gets no bus meanwhile: the op waits ``ds[k]`` (fitted, at most 1) of the overlap, unless its IFM is
+resident and staged by then.
 
 How good this is, is measured, not assumed: BENCHMARKS.md ("SimPy system model vs RTL") has the error on
 held-out layers and networks at every calibrated memory point, and which runs are still outside 5%; the
@@ -55,7 +61,7 @@ import numpy as np
 from models.system.npu_ops import GEOMETRIES, WORD_BYTES, NpuOp, op_features
 
 __all__ = ["COEFFS_PATH", "KERNEL_KINDS", "NpuCostModel", "OpParts", "ParamLayout", "op_matrix", "op_parts",
-           "IN_FLIGHT", "schedule", "stacked_durations", "total_cycles"]
+           "IN_FLIGHT", "STALL_KINDS", "schedule", "stacked_durations", "stall_shares", "total_cycles"]
 
 #: Where ``calibrate`` stores the fitted coefficients (read by :meth:`NpuCostModel.load`).
 COEFFS_PATH = Path(__file__).with_name("npu_costs.json")
@@ -74,8 +80,12 @@ ROUND_TRIP = 3
 _DMA = len(KERNEL_KINDS)   # kind index of a DMA in an op matrix
 _VEC = _DMA + 1            # kind index of a vector-unit op
 VECTOR_TERMS = ("v0", "vt", "vl")   # the vector unit's (the same unit on every config)
-_COLS = 15
-FORM = ("two-stage pipeline v18 (command parsing before each kick; vector-unit ops as barriers: a tap a cycle, "
+#: Op kinds with their own share of a DMA's cycles they wait (``ds[kind]``): how much of the DMA their buffers cover
+#: depends on how they use the bus (a depthwise streams its IFM, a conv's IFM may be resident), so it is fitted.
+STALL_KINDS = KERNEL_KINDS
+_COLS = 16
+FORM = ("two-stage pipeline v19 (KERNEL_WAIT before a DMA; a DMA stalls the op running on the engine; "
+        "command parsing before each kick; vector-unit ops as barriers: a tap a cycle, "
         "a word per valid tap and element; OFM writer a word a cycle, 1/2/4-byte OFM elements; a DMA into the SHRAM "
         "(a table) reads only; "
         "wide weight decoder: ublock_d-lane output beats plus fitted cycles a weight and a stream byte, "
@@ -90,7 +100,8 @@ def op_matrix(ops, config: str) -> np.ndarray:
     """One row per op: kind index (DMA: 4, vector unit: 5), beats, weights, ofm_positions, stream_words, engine
     words, scale_bytes, tail share (:func:`models.system.npu_ops.op_features`), decoder lanes (``ublock_d``), IFM
     reads, IFM reads before the first beat, share of the compute after the whole IFM is staged, the vector unit's
-    walker steps and reads in flight, the command words parsed before the op's kick."""
+    walker steps and reads in flight, the command words parsed before the op's kick, the ``n`` of a KERNEL_WAIT
+    among them (-1: none)."""
     geo = GEOMETRIES[config]
     rows = []
     for op in ops:
@@ -99,7 +110,7 @@ def op_matrix(ops, config: str) -> np.ndarray:
         rows.append((kind, f["beats"], f["weights"], f["ofm_positions"], f["stream_words"],
                      f["read_words"] + f["write_words"], f["scale_bytes"], f["tail"], geo.ublock_d, f["read_words"],
                      f["fill_words"], f["resident_after"], f.get("vector_steps", 0.0), f.get("vector_inflight", 1.0),
-                     op.cmd_words))
+                     op.cmd_words, op.kernel_wait))
     return np.array(rows, dtype=float).reshape(-1, _COLS)
 
 
@@ -111,6 +122,7 @@ class ParamLayout:
 
     def __post_init__(self):
         names = [f"start[{c}]" for c in self.configs] + ["slat", "d0", "dmem", "dlat", "wb", "cw", *VECTOR_TERMS]
+        names += [f"ds[{k}]" for k in STALL_KINDS]
         names += [f"{t}[{c},{k}]" for c in self.configs for k in KERNEL_KINDS for t in ENGINE_TERMS
                   if t != "em" and (t != "beat" or k not in DERIVED_BEAT)]
         names += [f"{t}[{k}]" for k in KERNEL_KINDS for t in KIND_TERMS if t != "lm"]
@@ -128,13 +140,15 @@ class ParamLayout:
     def initial(self) -> np.ndarray:
         start = {"start": 100.0, "slat": 1.0, "d0": 20.0, "dmem": 1.0, "dlat": 1.0, "e0": 50.0, "beat": 1.0,
                  "pos": 0.5, "wc": 0.05, "wb": 0.02, "l0": 20.0, "lm": 1.0, "ll": 0.03, "lb": 0.1, "em": 1.5,
-                 "v0": 20.0, "vt": 1.0, "vl": 1.0, "cw": 1.0}
+                 "v0": 20.0, "vt": 1.0, "vl": 1.0, "cw": 1.0, "ds": 0.5}
         return np.array([start[n.split("[")[0]] for n in self.names])
 
     def bounds(self):
         # the wide decoder has at most 8 lanes (a lane bound per config is in the form)
         low = np.zeros(self.size)
-        return low, np.full(self.size, np.inf)
+        high = np.full(self.size, np.inf)
+        high[[self.index[f"ds[{k}]"] for k in STALL_KINDS]] = 1.0    # a share of the DMA's cycles
+        return low, high
 
     def to_dict(self, theta) -> dict:
         return {"form": FORM, "coefficients": {n: float(v) for n, v in zip(self.names, theta, strict=True)}}
@@ -175,6 +189,8 @@ class OpParts:
     handover: np.ndarray    # cycles from the start of the load until the engine may take the op (CHECK, RECORDS)
     tail: np.ndarray        # cycles of the engine's compute that come after the last weight is decoded
     parse: np.ndarray       # cycles the controller parses the op's commands after the previous kick was taken
+    kernel_wait: np.ndarray  # n of a KERNEL_WAIT before the op (-1: none)
+    dma_stall: np.ndarray   # share of a DMA's cycles the op waits while on the engine (the DMA is served first)
 
     def durations(self, bandwidth: float) -> tuple[np.ndarray, np.ndarray]:
         """(load, run) cycles of every op alone on a memory of ``bandwidth`` bytes/cycle."""
@@ -269,14 +285,22 @@ def op_parts(layout: ParamLayout, theta, x: np.ndarray, config: str, latency: fl
         read_bytes[ker] = e[:, 3] * xk[:, 9] * WORD_BYTES
         tail[ker] = xk[:, 7] * compute
     return OpParts(dma, vec, load_core, load_bytes, load_tail, run_core, run_bytes, read_bytes, run_after, run_tail,
-                   handover, tail, theta[ix["cw"]] * x[:, 14])
+                   handover, tail, theta[ix["cw"]] * x[:, 14], x[:, 15], stall_shares(layout, theta, x))
+
+
+def stall_shares(layout: ParamLayout, theta, x: np.ndarray) -> np.ndarray:
+    """Per op (rows ``x``): the share of a DMA's cycles beside it that the op waits while on the engine (its kind's
+    ``ds``; a DMA or a vector-unit op: 0)."""
+    ds = np.append(np.array([theta[layout.index[f"ds[{k}]"]] for k in STALL_KINDS]), 0.0)
+    kind = x[:, 0].astype(int)
+    return ds[np.where(kind >= len(KERNEL_KINDS), len(STALL_KINDS), kind)]
 
 
 def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[str], config_of_row: np.ndarray,
                       bandwidth: np.ndarray, latency: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`op_parts` and :meth:`OpParts.durations` for the rows of many runs at once (the fit's inner loop):
     row ``i`` is on ``configs[config_of_row[i]]`` at ``bandwidth[i]`` / ``latency[i]``. Returns (load, run, handover,
-    tail, bus, load bus, run bus)."""
+    tail, bus, load bus, run bus, staged: the run's cycles after a resident IFM is staged)."""
     ix = layout.index
     kind = x[:, 0].astype(int)
     dma = kind == _DMA
@@ -302,14 +326,15 @@ def stacked_durations(layout: ParamLayout, theta, x: np.ndarray, configs: list[s
             np.where(other, 0.0, handover), np.where(other, 0.0, x[:, 7] * compute),
             np.where(dma, dma_bus, np.where(vec, vbytes / bandwidth, kernel_bus)),
             np.where(other, 0.0, p[:, 1] * x[:, 4] * WORD_BYTES / bandwidth),
-            np.where(other, 0.0, eng[:, 3] * x[:, 5] * WORD_BYTES / bandwidth))
+            np.where(other, 0.0, eng[:, 3] * x[:, 5] * WORD_BYTES / bandwidth), np.where(other, 0.0, after))
 
 
 def schedule(is_dma, load, run, handover, tail, bus, load_bus=None, run_bus=None, is_vec=None,
-             parse=None) -> tuple[float, list[float]]:
+             parse=None, kernel_wait=None, dma_stall=None, staged=None) -> tuple[float, list[float]]:
     """The pipeline of the module docstring for stage durations ``load`` / ``run``: (cycles from the first op to
     the last one done, each op's finish time). A DMA's duration is its ``load``; it starts once the DMA is free
-    and the kernel op before it has started loading (the controller issues the stream in order). The engine takes
+    and the kernel op before it has started loading (the controller issues the stream in order), and takes its own
+    time whatever else is queued for the bus (the arbiter serves it first). The engine takes
     an op once it is done with the one before and the loader has handed it over (``handover`` cycles into the
     load); the last ``tail`` cycles of its compute wait for the load to end (the last depth block's bricks; the
     IFM reads and OFM writes of the run overlap the load). The loader's
@@ -320,33 +345,50 @@ def schedule(is_dma, load, run, handover, tail, bus, load_bus=None, run_bus=None
     duration is its ``load``) starts once the engine and the loader are done with every op before it and the DMAs
     it waits for are done, and nothing starts loading while it runs. The controller parses the commands before a
     kick (``parse`` cycles) only once it has handed over the kick before (``rtl/npu/controller.py``: in stream
-    order, a kick blocks parsing until it is taken), so no op starts before that."""
+    order, a kick blocks parsing until it is taken), so no op starts before that; an NPU_OP_KERNEL_WAIT ``n``
+    among them (``kernel_wait``; Vela puts one before the DMA of the next op's weights into a buffer an op in
+    flight still reads) blocks parsing until at most ``n`` kernel ops are outstanding. The arbiter serves the DMA
+    before everything else (``rtl/npu/top.py``), so the last kernel op issued waits for its ``dma_stall`` share of
+    the cycles a DMA overlaps its run on the engine but its last ``staged`` cycles (a later op starts after it on
+    the in-order engine): the IFM stager gets no bus meanwhile and its line buffer runs dry (measured: a 3x3
+    depthwise on u55-64 waits out the whole DMA: 1,184 MAC_STALLED_BY_IB cycles, the DMA's 1,184); an op whose IFM
+    is resident and staged (its last ``staged`` cycles) reads nothing then and does not wait."""
     dma_free = load_free = dep = issued = bus_free = accepted = 0.0
     engine_end: list[float] = []
+    last_start, last_op = 0.0, -1    # when the engine began the last kernel op issued, which op (-1: a vector op)
     finish = []
     n = len(is_dma)
     lb = load_bus.tolist() if load_bus is not None else [0.0] * n
     rb = run_bus.tolist() if run_bus is not None else [0.0] * n
     vec = is_vec.tolist() if is_vec is not None else [False] * n
     cmd = parse.tolist() if parse is not None else [0.0] * n
+    waits = np.asarray(kernel_wait).astype(int).tolist() if kernel_wait is not None else [-1] * n
+    shares = dma_stall.tolist() if dma_stall is not None else [0.0] * n
+    after = staged.tolist() if staged is not None else [0.0] * n
     prev = -1
     for i, (is_d, ld, rn, ho, tl, b) in enumerate(zip(is_dma.tolist(), load.tolist(), run.tolist(),
                                                       handover.tolist(), tail.tolist(), bus.tolist(), strict=True)):
-        parsed = accepted + cmd[i]
+        w = waits[i]      # KERNEL_WAIT w: until at most w kernel ops are outstanding
+        parsed = (max(accepted, engine_end[-w - 1]) if 0 <= w < len(engine_end) else accepted) + cmd[i]
         if vec[i]:
             issued = accepted = max(engine_end[-1] if engine_end else 0.0, load_free, dep, parsed)
             bus_free = max(bus_free, issued) + b
             load_free = max(issued + ld, bus_free)
             engine_end.append(load_free)
             finish.append(load_free)
-            prev = -1
+            prev = last_op = -1
             continue
         if is_d:
             start = accepted = max(dma_free, issued, parsed)
             bus_free = max(bus_free, start) + b
-            dma_free = max(start + ld, bus_free)
+            dma_free = start + ld       # the arbiter serves the DMA first, whatever else is queued for the bus
             dep = dma_free
             finish.append(dma_free)
+            if last_op >= 0:
+                over = (min(dma_free, engine_end[-1] - after[last_op]) - max(start, last_start)) * shares[last_op]
+                if over > 0:
+                    engine_end[-1] += over
+                    finish[last_op] = engine_end[-1]
             continue
         slot = engine_end[-IN_FLIGHT] if len(engine_end) >= IN_FLIGHT else 0.0
         issued = accepted = max(load_free, dep, slot, parsed)
@@ -362,6 +404,7 @@ def schedule(is_dma, load, run, handover, tail, bus, load_bus=None, run_bus=None
         bus_free = max(bus_free, handed) + b
         es = max(engine_end[-1] if engine_end else 0.0, handed)
         engine_end.append(max(es + rn, load_free + tl, bus_free))
+        last_start, last_op = es, i
         finish.append(engine_end[-1])
     return max(finish, default=0.0), finish
 
@@ -373,7 +416,8 @@ def total_cycles(layout: ParamLayout, theta, x: np.ndarray, config: str, bandwid
     ix = layout.index
     return float(theta[ix[f"start[{config}]"]] + theta[ix["slat"]] * latency
                  + schedule(parts.is_dma, load, run, parts.handover, parts.tail, parts.bus(bandwidth),
-                            *parts.split_bus(bandwidth), parts.is_vec, parts.parse)[0])
+                            *parts.split_bus(bandwidth), parts.is_vec, parts.parse, parts.kernel_wait,
+                            parts.dma_stall, parts.run_after)[0])
 
 
 class NpuCostModel:

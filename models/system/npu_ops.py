@@ -77,6 +77,8 @@ class NpuOp:
     pads: tuple[int, int, int, int] = (0, 0, 0, 0)   # IFM_PAD_TOP/LEFT/BOTTOM/RIGHT
     ifm2_scalar: bool = False             # elementwise: the second operand is IFM2_SCALAR (no reads)
     cmd_words: int = 0                    # command words the controller parses after the previous kick, this one's too
+    kernel_wait: int = -1                 # n of an NPU_OP_KERNEL_WAIT among those words (-1: none): the controller
+                                          # parses on once at most n kernel ops are outstanding
 
     @property
     def is_kernel(self) -> bool:
@@ -144,8 +146,10 @@ def ops_from_commands(commands) -> tuple[NpuOp, ...]:
     """Every kernel op and DMA of a decoded command stream, in stream order."""
     ops = []
     after = 0     # word offset after the previous kick
+    waits = {c.offset: c.param for c in commands if c.name == "NPU_OP_KERNEL_WAIT"}
     for k in cs.kicks(commands):
         words = k.command.offset // 4 + 1 - after
+        wait = max((n for at, n in waits.items() if after <= at // 4 < after + words), default=-1)
         if k.name in cs.KERNEL_OPS:
             shift = {"OFM_SCALE_SHIFT": k.params["OFM_SCALE"]} if "OFM_SCALE" in k.params else {}
             op = _kernel_op(len(ops), _Registers(k.name, k.registers | shift, k.command.param))
@@ -153,7 +157,7 @@ def ops_from_commands(commands) -> tuple[NpuOp, ...]:
             op = _dma_op(len(ops), k)
         else:
             continue
-        ops.append(replace(op, cmd_words=words))
+        ops.append(replace(op, cmd_words=words, kernel_wait=wait))
         after = k.command.offset // 4 + 1
     return tuple(ops)
 
@@ -172,6 +176,7 @@ _SHORT0 = {op: name[len("NPU_SET_"):] for op, name in cs.CMD0_NAMES.items() if n
 _SHORT1 = {op: name[len("NPU_SET_"):] for op, name in cs.CMD1_NAMES.items() if name.startswith("NPU_SET_")}
 _KICKS = {op: name for op, name in cs.CMD0_NAMES.items() if name in cs.KERNEL_OPS or name in cs.DMA_OPS}
 _STOP = next(op for op, name in cs.CMD0_NAMES.items() if name == "NPU_OP_STOP")
+_KERNEL_WAIT = next(op for op, name in cs.CMD0_NAMES.items() if name == "NPU_OP_KERNEL_WAIT")
 
 
 def ops_from_words(words) -> tuple[NpuOp, ...]:
@@ -182,6 +187,7 @@ def ops_from_words(words) -> tuple[NpuOp, ...]:
     regs: dict[str, int] = {}
     ops: list[NpuOp] = []
     i = after = 0
+    wait = -1
     while i < len(w):
         w0 = w[i]
         opcode, mode, param = w0 & cs.OPCODE_MASK, w0 & cs.MODE_MASK, w0 >> 16
@@ -206,8 +212,10 @@ def ops_from_words(words) -> tuple[NpuOp, ...]:
                 op = _kernel_op(len(ops), view)
             else:
                 op = _dma_op(len(ops), view)
-            ops.append(replace(op, cmd_words=i - after))
-            after = i
+            ops.append(replace(op, cmd_words=i - after, kernel_wait=wait))
+            after, wait = i, -1
+        elif opcode == _KERNEL_WAIT:
+            wait = max(wait, param)
         elif opcode == _STOP:
             return tuple(ops)
         elif opcode not in cs.CMD0_NAMES:

@@ -52,8 +52,11 @@ def test_beats_times_macs_is_the_layers_macs_when_shapes_divide(config):
 
 
 def test_simpy_run_alone_is_the_fitted_formula(digits, cost):
-    for config in cost.configs:
-        ops = ops_from_artifact(vela.compile_cached(digits, config))
+    from models.npu.networks import network
+
+    kws = network("kws-dscnn").data       # weight DMAs behind KERNEL_WAITs, beside running ops
+    for config, data in [(c, d) for c in cost.configs for d in (digits, kws)]:
+        ops = ops_from_artifact(vela.compile_cached(data, config))
         x = npu_cost.op_matrix(ops, config)
         for bw, lat in ((8, 8), (3, 40), (1, 2)):
             want = npu_cost.total_cycles(cost.layout, cost.theta, x, config, bw, lat)
@@ -61,6 +64,51 @@ def test_simpy_run_alone_is_the_fitted_formula(digits, cost):
                 p = predict_npu(ops, config, bandwidth=bw, latency=lat, cost=cost, stage_processes=stages)
                 assert p.cycles == pytest.approx(want, rel=1e-12)
                 assert sum(p.layer_cycles) == pytest.approx(want - cost.start_cycles(config, lat), rel=1e-12)
+
+
+def test_kernel_wait_is_read_from_the_stream():
+    """Vela puts NPU_OP_KERNEL_WAIT 1 before the DMA of the next op's weights (the buffer an op in flight still
+    reads; KERNEL_WAIT 0 before SOFTMAX's table DMA): both stream readers give it to that DMA, and only to DMAs
+    here."""
+    from models.npu.networks import network
+
+    art = vela.compile_cached(network("kws-dscnn").data, "u55-64")
+    ops = ops_from_words(art.command_stream)
+    assert ops == ops_from_commands(art.commands())
+    waits = [c.param for c in art.commands() if c.name == "NPU_OP_KERNEL_WAIT"]
+    assert [op.kernel_wait for op in ops if op.kernel_wait >= 0] == waits
+    assert {op.kind for op in ops if op.kernel_wait >= 0} == {"dma"} and waits.count(1) >= 4
+
+
+def _sched(kinds, load, run, **kw):
+    n = len(kinds)
+    z = np.zeros(n)
+    is_dma = np.array([k == "dma" for k in kinds])
+    return npu_cost.schedule(is_dma, np.array(load, float), np.array(run, float), z, z, z, **kw)
+
+
+def test_a_kernel_wait_holds_the_dma_until_the_op_before_is_done():
+    """conv A (load 10, run 100), conv B (load 10, run 100), handed to the engine at once (engine: A 0-100, B
+    100-200), then a DMA of 30 cycles after KERNEL_WAIT 1: without the wait the DMA starts when B starts loading
+    (cycle 10) and is done at 40; with it the DMA waits for A (at most one kernel op outstanding) and is done at 130;
+    with KERNEL_WAIT 0 it waits for B too."""
+    kinds, load, run = ["conv", "conv", "dma"], [10, 10, 30], [100, 100, 0]
+    assert _sched(kinds, load, run)[1][2] == 40
+    assert _sched(kinds, load, run, kernel_wait=np.array([-1, -1, 1]))[1][2] == 130
+    assert _sched(kinds, load, run, kernel_wait=np.array([-1, -1, 0]))[1][2] == 230
+
+
+def test_a_dma_beside_a_running_op_delays_it_by_its_share():
+    """conv A (load 10, run 100: engine 0-100), then a DMA of 40 cycles from cycle 0: A waits out its share of the
+    overlap (40 cycles) while its IFM streams in, so at share 1 it is done at 140, at share 0.5 at 120; a DMA after A
+    is done (KERNEL_WAIT 0) delays nothing."""
+    kinds, load, run = ["conv", "dma"], [10, 40], [100, 0]
+    for share, done in ((0.0, 100), (1.0, 140), (0.5, 120)):
+        assert _sched(kinds, load, run, dma_stall=np.array([share, 0.0]))[1][0] == done
+    late = _sched(["conv", "dma"], [10, 40], [100, 0], kernel_wait=np.array([-1, 0]), dma_stall=np.array([1.0, 0]))
+    assert late[1] == [100, 140]
+    # its IFM resident and staged for its last 80 cycles (no reads then): only 20 cycles of the DMA stall it
+    assert _sched(kinds, load, run, dma_stall=np.array([1.0, 0.0]), staged=np.array([80.0, 0.0]))[1][0] == 120
 
 
 def test_a_prepared_job_predicts_what_the_ops_do(digits, cost):
@@ -83,8 +131,8 @@ def test_a_second_master_on_the_memory_slows_the_npu(digits, cost):
 
 
 _U55_128_MISS = pytest.mark.xfail(
-    strict=True, reason="the digits CNN is under-predicted by -8.07% on u55-128 (3,894 vs 4,236 RTL cycles; "
-    "BENCHMARKS.md, 'SimPy system model vs RTL', cost model form v18)")
+    strict=True, reason="the digits CNN is under-predicted by -8.10% on u55-128 (3,893 vs 4,236 RTL cycles; "
+    "BENCHMARKS.md, 'SimPy system model vs RTL', cost model form v19)")
 
 
 @pytest.mark.parametrize("config, bandwidth, latency", [
@@ -101,10 +149,10 @@ def test_prediction_within_5_percent_of_a_fresh_rtl_run(digits, cost, config, ba
 
 
 @pytest.mark.parametrize("config", ["u55-32", "u55-64", pytest.param("u55-128", marks=pytest.mark.xfail(
-    strict=True, reason="v18 under-predicts the digits CNN on u55-128 by -8.07% (v17: -8.49%; BENCHMARKS.md)"))])
+    strict=True, reason="v19 under-predicts the digits CNN on u55-128 by -8.10% (v18: -8.07%; BENCHMARKS.md)"))])
 def test_prediction_of_the_digits_cnn_is_within_its_benchmarked_error(digits, cost, config):
     """The error BENCHMARKS.md states for the digits CNN on u55-32 and u55-64 (under 6% at the default memory:
-    -1.14% / -4.45%) holds on a fresh RTL run, so a refit that gets worse fails here; on u55-128 (-8.07%) it does
+    -1.16% / -4.39%) holds on a fresh RTL run, so a refit that gets worse fails here; on u55-128 (-8.10%) it does
     not hold any more (strict xfail)."""
     from drivers.npu import run_on_npu
 
@@ -114,7 +162,7 @@ def test_prediction_of_the_digits_cnn_is_within_its_benchmarked_error(digits, co
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bandwidth, latency, benchmarked", [(2, 8, -3.32), (2, 40, -3.51)])
+@pytest.mark.parametrize("bandwidth, latency, benchmarked", [(2, 8, -3.38), (2, 40, -3.51)])
 def test_bandwidth_latency_point_within_its_benchmarked_error(digits, cost, bandwidth, latency, benchmarked):
     """At a slower memory (each point its own Verilator build, hence slow) the digits CNN on u55-128 is within the
     error BENCHMARKS.md states for it there (bandwidth / latency table), on a fresh RTL run."""
@@ -127,12 +175,14 @@ def test_bandwidth_latency_point_within_its_benchmarked_error(digits, cost, band
     assert abs(model - rtl) / rtl < (abs(benchmarked) + 1) / 100, (model, rtl)
 
 
-@pytest.mark.parametrize("name, config, benchmarked", [("digits-pool", "u55-128", -3.85),
-                                                       ("digits-pool", "u55-256", -3.72),
-                                                       ("mobilenetv2", "u55-128", +0.65)])
+@pytest.mark.parametrize("name, config, benchmarked", [("digits-pool", "u55-128", -3.10),
+                                                       ("digits-pool", "u55-256", -3.20),
+                                                       ("mobilenetv2", "u55-128", -1.29),
+                                                       ("kws-dscnn", "u55-64", +1.83)])
 def test_whole_network_with_vector_ops_is_within_5_percent_of_a_fresh_rtl_run(cost, name, config, benchmarked):
     """Held out: digits-pool whole (convs, max and average pool, FC and SOFTMAX's ELEMENTWISE decomposition on the
-    vector unit) and MobileNetV2 whole (table activations, MEAN as a 32-bit depthwise and MUL, ADDs, SOFTMAX) are
+    vector unit), MobileNetV2 whole (table activations, MEAN as a 32-bit depthwise and MUL, ADDs, SOFTMAX) and KWS
+    whole (each 1x1 conv's weight DMA, after a KERNEL_WAIT, beside the depthwise before it: v18 was -5.18% there) are
     never in the fit; the RTL run is fresh. BENCHMARKS.md states their error there."""
     from drivers.npu import run_on_npu
     from models.npu.networks import network
@@ -261,7 +311,9 @@ def test_a_table_activation_costs_its_table_dma_only():
     rest = [op for op in table if op is not dma]
     assert [op.kind for op in rest] == [op.kind for op in plain] and "conv" in [op.kind for op in plain]
     # every column but the command words parsed before the kick (the table's ACTIVATION and DMA registers)
-    assert np.array_equal(npu_cost.op_matrix(rest, "u55-128")[:, :-1], npu_cost.op_matrix(plain, "u55-128")[:, :-1])
+    cmd_words = 14
+    assert np.array_equal(np.delete(npu_cost.op_matrix(rest, "u55-128"), cmd_words, axis=1),
+                          np.delete(npu_cost.op_matrix(plain, "u55-128"), cmd_words, axis=1))
     assert dma.kind == "dma" and dma.dma_bytes == 256
     f = op_features(dma, GEOMETRIES["u55-128"])
     assert (f["stream_words"], f["write_words"]) == (32, 0)

@@ -108,8 +108,8 @@ precision the target networks use in a few layers. Exception: on U55-32 a depthw
 which one word holds, so 16-bit depthwise runs at the 8-bit rate there (Vela assumes x2: NPU / Vela
 0.38-0.39).
 
-Measured int16 / int8 cycle ratios are 1.0-1.8, not 2: these small layers also spend fixed cycles on
-records, weights and the OFM; the FC is bound by its weight stream (1,280 weights), not by MAC beats, and
+Measured int16 / int8 cycle ratios are 0.99-1.81, not 2: these small layers also spend fixed cycles on
+records, weights and the OFM; the FC is bound by its weight stream (64 x 20 weights), not by MAC beats, and
 costs the same. NPU / Vela (Vela's compute term) is 0.61-1.22 outside U55-32's depthwise.
 
 8-bit ops are unchanged: `benchmarks/npu_networks.py --configs u55-64,u55-256 --networks
@@ -118,7 +118,10 @@ layer, MAC_ACTIVE and PMU read beats (kws 125,745 / 55,401; digits-pool 6,565 / 
 162,061 on u55-64 / u55-256).
 
 Area (`sim.area.area_of_rtlil`, Yosys generic gates in NAND2 equivalents, the blocks that grew, before ->
-after): MAC block u55-32 45,097 -> 46,259 GE (+2.6%; flip-flops 257 -> 321 bits); AREA_MORE"""
+after): MAC block u55-32 45,097 -> 46,259 GE (+2.6%; flip-flops 257 -> 321 bits: the 40-bit accumulators and
+result register; the rest is operand muxes and the wider accumulator adders), u55-256 355,157 -> 362,104 GE
+(+2.0%; flip-flops 2,049 -> 2,561). The output unit's input register grows by 8 bits a lane and its rounding
+by one mux."""
 
 if __name__ == "__main__":
     main()

@@ -14,10 +14,13 @@ most of it without saturating everywhere.
 * :func:`conv2d`: CONV_2D (kernel, stride, SAME / VALID, fused NONE / RELU / RELU6)
 * :func:`depthwise_conv2d`: DEPTHWISE_CONV_2D, depth multiplier 1
 * :func:`fully_connected`: FULLY_CONNECTED on a 2-D input
+* :func:`stack`: CONV_2D / DEPTHWISE_CONV_2D layers in sequence (16-bit intermediates, NHCWB16 in Vela's arena)
+* :func:`lstm`: UNIDIRECTIONAL_SEQUENCE_LSTM (no CIFG, peephole, projection or layer norm: what Vela lowers)
 """
 from __future__ import annotations
 
 import numpy as np
+from ethosu.vela.tflite import UnidirectionalSequenceLSTMOptions
 from ethosu.vela.tflite.BuiltinOperator import BuiltinOperator
 from ethosu.vela.tflite.BuiltinOptions import BuiltinOptions
 from ethosu.vela.tflite.TensorType import TensorType
@@ -33,7 +36,7 @@ from .tflite_builder import (
     _Writer,
 )
 
-__all__ = ["conv2d", "depthwise_conv2d", "fully_connected"]
+__all__ = ["conv2d", "depthwise_conv2d", "fully_connected", "lstm", "stack"]
 
 #: LiteRT's operator versions for int16 activations with int8 weights.
 _VERSIONS = {"conv": 4, "dw": 5, "fc": 7}
@@ -123,3 +126,77 @@ def fully_connected(n_in: int, units: int, activation="NONE", *, seed: int = 0, 
                   BuiltinOptions.FullyConnectedOptions, (units, n_in), 0, (1, n_in), (1, units),
                   lambda w2: w2.sum(1), seed, f"FULLY_CONNECTED {n_in} -> {units} {activation}"
                   + (" exact scales" if exact_scales else ""), exact_scales)
+
+
+def stack(input_shape: tuple[int, int, int], layers: tuple, *, seed: int = 0) -> bytes:
+    """``layers`` (:class:`~models.npu.tflite_builder.Conv2D` / ``DepthwiseConv2D`` specs) in sequence on an int16
+    ``(H, W, C)`` input, every tensor int16x8 as in :func:`conv2d`."""
+    rng = np.random.default_rng(seed)
+    wr = _Writer()
+    scale = float(np.float32(rng.uniform(0.02, 0.1) / 128))
+    shape = (1, *input_shape)
+    x = cur = wr.tensor("input", shape, TensorType.INT16, scale=[scale], zero_point=[0])
+    for i, layer in enumerate(layers):
+        _, h, w, c = shape
+        conv = isinstance(layer, Conv2D)
+        n_out = layer.out_channels if conv else c
+        wshape, axis = ((n_out, *layer.kernel, c), 0) if conv else ((1, *layer.kernel, c), 3)
+        fan = (lambda w2, n=n_out: w2.reshape(n, -1).sum(1)) if conv else (lambda w2, n=c: w2.reshape(-1, n).sum(0))
+        wt, w_scale, bias, out_scale = _draw(rng, wshape, n_out, fan, scale)
+        w_t = wr.tensor(f"l{i}_weights", wt.shape, TensorType.INT8, buffer=wr.buffer(wt.tobytes()), scale=w_scale,
+                        zero_point=np.zeros(n_out, np.int64), axis=axis)
+        b_t = wr.tensor(f"l{i}_bias", (n_out,), TensorType.INT64, buffer=wr.buffer(bias.astype("<i8").tobytes()),
+                        scale=(np.float64(scale) * w_scale.astype(np.float64)).astype(np.float32),
+                        zero_point=np.zeros(n_out, np.int64))
+        shape = (1, _out_dim(h, layer.kernel[0], layer.stride[0], layer.padding),
+                 _out_dim(w, layer.kernel[1], layer.stride[1], layer.padding), n_out)
+        y = wr.tensor("output" if i == len(layers) - 1 else f"l{i}_out", shape, TensorType.INT16, scale=[out_scale],
+                      zero_point=[0])
+        if conv:
+            wr.operator(BuiltinOperator.CONV_2D, _VERSIONS["conv"], [cur, w_t, b_t], [y], BuiltinOptions.Conv2DOptions,
+                        _conv_options(layer))
+        else:
+            wr.operator(BuiltinOperator.DEPTHWISE_CONV_2D, _VERSIONS["dw"], [cur, w_t, b_t], [y],
+                        BuiltinOptions.DepthwiseConv2DOptions, _dw_options(layer))
+        cur, scale = y, out_scale
+    return wr.finish([x], [cur], f"rampart int16x8: {len(layers)} layers on {input_shape}")
+
+
+def lstm(n_time: int = 3, n_input: int = 8, n_cell: int = 8, *, seed: int = 0) -> bytes:
+    """A batch-major UNIDIRECTIONAL_SEQUENCE_LSTM on an int16 ``(1, n_time, n_input)`` input, as TFLite's 16x8 LSTM
+    is quantised: int8 per-tensor weights, int64 gate biases, int16 states (cell 2**-11: 4 integer bits; hidden
+    2**-15), the gate and hidden intermediates (Vela reads the hidden one's scale). No CIFG, peephole, projection
+    or layer norm (Vela 5.2's constraints). LiteRT's own kernel does not run it: its integer LSTM takes int8
+    inputs only (an int16 input wants float biases, ``unidirectional_sequence_lstm.cc``), so there is no reference
+    to compare with."""
+    rng = np.random.default_rng(seed)
+    wr = _Writer()
+    x = wr.tensor("input", (1, n_time, n_input), TensorType.INT16, scale=[2.0 ** -12], zero_point=[0])
+
+    def weights(name, shape):
+        w = np.clip(np.rint(rng.normal(0, 40, shape)), -127, 127).astype(np.int8)
+        return wr.tensor(name, shape, TensorType.INT8, buffer=wr.buffer(w.tobytes()), scale=[0.004], zero_point=[0])
+
+    gates = ("input", "forget", "cell", "output")
+    w_in = [weights(f"input_to_{g}_weights", (n_cell, n_input)) for g in gates]
+    w_rec = [weights(f"recurrent_to_{g}_weights", (n_cell, n_cell)) for g in gates]
+    biases = [wr.tensor(f"{g}_gate_bias", (n_cell,), TensorType.INT64, scale=[2.0 ** -12 * 0.004], zero_point=[0],
+                        buffer=wr.buffer(rng.integers(-4000, 4000, n_cell).astype("<i8").tobytes())) for g in gates]
+    h = wr.tensor("output_state", (1, n_cell), TensorType.INT16, scale=[2.0 ** -15], zero_point=[0], variable=True)
+    c = wr.tensor("cell_state", (1, n_cell), TensorType.INT16, scale=[2.0 ** -11], zero_point=[0], variable=True)
+    y = wr.tensor("output", (1, n_time, n_cell), TensorType.INT16, scale=[2.0 ** -15], zero_point=[0])
+    mids = tuple(wr.tensor(f"intermediate_{g}", (0,), TensorType.INT16, scale=[2.0 ** -12], zero_point=[0])
+                 for g in gates) + (wr.tensor("intermediate_hidden", (0,), TensorType.INT16, scale=[2.0 ** -15],
+                                              zero_point=[0]),)
+    none = -1
+    inputs = [x, *w_in, *w_rec, none, none, none, *biases, none, none, h, c, none, none, none, none]
+
+    def options(b):
+        UnidirectionalSequenceLSTMOptions.Start(b)
+        UnidirectionalSequenceLSTMOptions.AddFusedActivationFunction(b, 4)   # TANH
+        UnidirectionalSequenceLSTMOptions.AddTimeMajor(b, False)
+        return UnidirectionalSequenceLSTMOptions.End(b)
+
+    wr.operator(BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM, 1, inputs, [y],
+                BuiltinOptions.UnidirectionalSequenceLSTMOptions, options, mids)
+    return wr.finish([x], [y], f"rampart int16x8: UNIDIRECTIONAL_SEQUENCE_LSTM {n_time}x{n_input} -> {n_cell}")

@@ -396,7 +396,7 @@ def _rows() -> list[Row]:
     r += [Row("RESIZE_NEAREST_NEIGHBOR", P8, "2x", _resize("RESIZE_NEAREST_NEIGHBOR", P8)),
           Row("RESIZE_BILINEAR", P8, "2x", _resize("RESIZE_BILINEAR", P8))]   # a 2x2 AVERAGE on a NEAREST-upscaled IFM
     r += [Row("TRANSPOSE_CONV", P8, "-", None, note="8 models in tb/rtl/npu/test_resample.py instead"),
-          Row("UNIDIRECTIONAL_SEQUENCE_LSTM", P16, "-", None, note="not built (int16 LSTM with int8 weights)"),
+          Row("UNIDIRECTIONAL_SEQUENCE_LSTM", P16, "3x8_8", lambda seed: int16x8.lstm(seed=seed)),
           Row("SHAPE", "int32", "-", None, note="a constant once shapes are static: no NPU op")]
     return r
 

@@ -405,7 +405,8 @@ class _Writer:
         return self.b.CreateNumpyVector(np.asarray(values, dtype=dtype))
 
     def tensor(self, name: str, shape: tuple[int, ...], ttype: int, buffer: int = 0,
-               scale: np.ndarray | None = None, zero_point: np.ndarray | None = None, axis: int = 0) -> int:
+               scale: np.ndarray | None = None, zero_point: np.ndarray | None = None, axis: int = 0,
+               variable: bool = False) -> int:
         b = self.b
         qoff = None
         if scale is not None:
@@ -425,6 +426,8 @@ class _Writer:
         Tensor.AddName(b, name_off)
         if qoff is not None:
             Tensor.AddQuantization(b, qoff)
+        if variable:
+            Tensor.AddIsVariable(b, True)
         self.tensors.append(Tensor.End(b))
         return len(self.tensors) - 1
 
@@ -435,17 +438,20 @@ class _Writer:
         return self.opcodes.index(key)
 
     def operator(self, code: int, version: int, inputs: list[int], outputs: list[int], opt_type: int,
-                 opt_builder) -> None:
+                 opt_builder, intermediates: tuple[int, ...] = ()) -> None:
         b = self.b
         opt_off = opt_builder(b)
         in_off = self._int_vec(inputs)
         out_off = self._int_vec(outputs)
+        mid_off = self._int_vec(intermediates) if intermediates else None
         Operator.Start(b)
         Operator.AddOpcodeIndex(b, self.opcode(code, version))
         Operator.AddInputs(b, in_off)
         Operator.AddOutputs(b, out_off)
         Operator.AddBuiltinOptionsType(b, opt_type)
         Operator.AddBuiltinOptions(b, opt_off)
+        if mid_off is not None:
+            Operator.AddIntermediates(b, mid_off)
         self.operators.append(Operator.End(b))
 
     def _offset_vector(self, offsets: list[int]) -> int:

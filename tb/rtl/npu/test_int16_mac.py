@@ -47,6 +47,9 @@ CASES = [
          lambda s: int16x8.depthwise_conv2d((8, 9, 20), (5, 5), (1, 1), "VALID", "RELU6", seed=s)),
     _row("FULLY_CONNECTED", "40x12_exact_scales",
          lambda s: int16x8.fully_connected(40, 12, "RELU", seed=s, exact_scales=True)),
+    # 16-bit NHCWB16 intermediates in Vela's arena, DMA'd weights
+    _row("STACK", "conv_dw_conv", lambda s: int16x8.stack((7, 8, 12), (
+        tb.Conv2D(20, activation="RELU"), tb.DepthwiseConv2D(), tb.Conv2D(24, (1, 1))), seed=s)),
 ]
 
 

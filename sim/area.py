@@ -143,7 +143,7 @@ def area_of_rtlil(rtlil_text: str, abc: bool = True) -> dict[str, dict]:
     passes never cross a module boundary, so the counts are those of the whole design's run) and cached by its own
     text with its instance path abstracted (:func:`_module_key`): a protected variant synthesises only the modules
     it changed, and a module that recurs under another path (a lockstep copy, a DMR replica whose ports are all
-    used) is a cache hit. All uncached modules of one call go to one Yosys run."""
+    used) is a cache hit. All uncached modules of one call go to one Yosys run, each distinct one once."""
     script = AREA_SCRIPT if abc else AREA_SCRIPT_NO_ABC
     modules = _rtlil_modules(rtlil_text)
     keys = {name: _module_key(name, modules, script) for name in modules}
@@ -157,13 +157,19 @@ def area_of_rtlil(rtlil_text: str, abc: bool = True) -> dict[str, dict]:
         else:
             missing.append(name)
     if missing:
-        fresh = _synthesise_modules(missing, modules, script)
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        first = {}                  # one module per key (a DMR / TMR wrapper's copies are the same module)
         for name in missing:
-            counts[name] = fresh.get(name, {"gates": {}, "ff_bits": 0, "mem_bits": 0})
-            staging = cache_dir / f"mod-{keys[name][:32]}.{os.getpid()}.tmp"
-            staging.write_text(json.dumps(counts[name], sort_keys=True))
-            staging.replace(cache_dir / f"mod-{keys[name][:32]}.json")
+            first.setdefault(keys[name], name)
+        fresh = _synthesise_modules(list(first.values()), modules, script)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for key, name in first.items():
+            data = fresh.get(name, {"gates": {}, "ff_bits": 0, "mem_bits": 0})
+            staging = cache_dir / f"mod-{key[:32]}.{os.getpid()}.tmp"
+            staging.write_text(json.dumps(data, sort_keys=True))
+            staging.replace(cache_dir / f"mod-{key[:32]}.json")
+        for name in missing:
+            counts[name] = json.loads(json.dumps(fresh.get(first[keys[name]], {"gates": {}, "ff_bits": 0,
+                                                                                 "mem_bits": 0})))
     out = {(name[len("top."):] if name.startswith("top.") else ""): data for name, data in counts.items()}
     return _with_memories(out, rtlil_text)
 

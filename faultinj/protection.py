@@ -45,6 +45,7 @@ import dataclasses
 import json
 import math
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -532,7 +533,9 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
                    measure_protected: bool = True) -> dict:
     """Optimise and verify a protection plan for ``design`` / ``config`` running ``workload``; files in
     ``out_dir``: ``baseline.db`` (unless ``baseline_db`` is given), ``plan.json``, ``verify.db``, ``pareto.json``,
-    ``pareto.png``, ``area.json``. Returns the summary written to ``plan.json``.
+    ``pareto.png``, ``area.json``. Returns the summary written to ``plan.json``; its ``seconds`` says where this
+    call's wall time went (baseline campaign, block areas, optimisation, unprotected and lockstep areas, and per
+    verification round the protected build and its campaign; a resumed step takes only its look-up).
 
     ``options`` limits the options considered (e.g. without ``tmr`` to save a synthesis of a large design);
     ``measure_protected=False`` takes the protected design's area as the sum of its blocks' measured areas (exact
@@ -545,16 +548,19 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
     """
     from faultinj.campaign import run_campaign
     from sim.area import AreaModel, measure_area
+    from sim.build import build
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     entry = get_design(design)
     config = protected_config(design, entry.config(config), {})
     asil = _asil(target)
+    clock = _StepClock()
     if baseline_db is None:
         baseline_db = out / "baseline.db"
         run_campaign(baseline_db, design, config, workload, samples=baseline_samples, seed=seed, strata="block",
                      workers=workers, **(campaign_kw or {}))
+    clock.step("baseline_campaign")
     blocks = baseline_blocks(baseline_db)
     allowed = {Option(o) for o in options} | {Option.NONE}
     memories = [b.name for b in blocks if b.mem_bits]
@@ -562,9 +568,11 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
                for b, opts in wrappable_blocks(design, [b.name for b in blocks], memories).items()}
     bits: dict = {}
     areas = block_areas(design, config, options, abc=area_abc, bits=bits)
+    clock.step("block_areas")
     cands = candidates(blocks, areas, confidence=confidence, bits=bits)
     solution = optimise(cands, asil)
     front = pareto_front(cands)
+    clock.step("optimisation")
     model = AreaModel()
     scaffolding = tuple(entry.scaffolding)
     unprotected = measure_area(design, config, abc=area_abc)
@@ -579,6 +587,7 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
         summary["lockstep_ge"] = ls.ge(model, exclude=scaffolding)
         summary["lockstep_overhead"] = summary["lockstep_ge"] / base_ge - 1
         area_doc["lockstep"] = ls.as_dict(model)
+    clock.step("unprotected_and_lockstep_areas")
     verification, rounds = None, []
     bounds = {"spfm_min": ASIL_TARGETS[asil].spfm_min, "lfm_min": ASIL_TARGETS[asil].lfm_min,
               "pmhf_max": ASIL_TARGETS[asil].pmhf_max_fit}
@@ -597,9 +606,13 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
         summary["protected_area_measured"] = measure_protected
         summary["protected_overhead"] = summary["protected_ge"] / base_ge - 1
         db = out / ("verify.db" if attempt == 0 else f"verify{attempt}.db")
+        clock.step(f"round{attempt}_protected_area")
+        build(design, protected_config(design, config, solution.plan))    # (the campaign's build: cached)
+        clock.step(f"round{attempt}_protected_build")
         verification = verify_plan(db, design, config, solution.plan, workload, target=asil,
                                    samples=verify_samples, seed=seed + 1 + attempt, workers=workers,
                                    confidence=confidence, **(campaign_kw or {}))
+        clock.step(f"round{attempt}_verification_campaign")
         rounds.append({"bounds": dict(bounds), "plan": solution.plan_json(), "area_ge": summary["protected_ge"],
                        "predicted": _json_metrics(solution.predicted), "passed": verification.passed,
                        "failing": list(verification.failing),
@@ -612,6 +625,7 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
         bounds = tighter
         solution = optimise(cands, **bounds)
     summary["rounds"] = rounds
+    summary["seconds"] = clock.seconds
     (out / "area.json").write_text(json.dumps(area_doc, indent=1, default=str) + "\n")
     # the options' areas cover every sampled block; the design's other cells (scaffolding excluded) are fixed
     fixed = base_ge - sum(areas[b][Option.NONE] for b in areas)
@@ -632,6 +646,19 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
     write_plan(out / "plan.json", solution, design=design, config=config, target=asil.name, baseline_db=baseline_db,
                verification=verification, extra={"summary": summary, "solver_status": solution.status})
     return json.loads((out / "plan.json").read_text())
+
+
+class _StepClock:
+    """Wall seconds per named step (each step ends where the next begins)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def step(self, name: str):
+        now = time.monotonic()
+        self.seconds[name] = round(now - self._last, 1)
+        self._last = now
 
 
 def _tightened(bounds: dict, predicted: MetricSet, measured: MetricSet) -> dict:

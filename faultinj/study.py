@@ -265,7 +265,8 @@ def _pair_result(plan: dict, target: str) -> dict:
             "protected_area_measured": s.get("protected_area_measured"),
             "verified": bool(s.get("meets_target")), "verification": cons,
             "verification_asil": _verdict(cons, target), "verification_injections": ver.get("injections"),
-            "rounds": len(s.get("rounds", [])), "solver_status": plan.get("solver_status")}
+            "rounds": len(s.get("rounds", [])), "solver_status": plan.get("solver_status"),
+            "step_seconds": s.get("seconds")}
 
 
 @dataclass

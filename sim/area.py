@@ -9,8 +9,13 @@ generic flow without technology mapping of memories::
 then ``stat`` per module. Every module's cells go to the block of its instance path
 (:meth:`rtl.designs.Design.block_of`, which puts a protection wrapper's comparator or voter and its replicas in the
 block they protect). Per block: flip-flop bits (the ``$_*DFF*`` cells, one per bit after ``techmap``), logic gates
-by type, memory bits (``$mem_v2`` cells kept as macros). Results are cached under ``<cache>/area/`` by a hash of the
-RTLIL and the script, so a design is synthesised once.
+by type, memory bits (taken from the RTLIL's memory declarations; ``$mem_v2`` cells are kept as macros).
+
+Synthesis is per module (:func:`area_of_rtlil`): the flow never flattens, so no pass crosses a module boundary and
+synthesising each module with its submodules as black boxes gives the whole run's counts (tested). Each module's
+counts are cached under ``<cache>/area/mod-*.json`` by its text with its instance path abstracted, so a protected
+variant re-synthesises only the modules the protection changed (the wrapped blocks and their parents up to the
+top), and a module that recurs under another path is a cache hit.
 
 Area in NAND2 gate equivalents (GE) uses :class:`AreaModel`: measured cell counts times per-cell weights. The
 weights are the X1 cell areas of the Nangate 45 nm Open Cell Library divided by NAND2_X1 (0.798 um^2): INV 0.67,
@@ -21,6 +26,7 @@ SRAM array with its periphery) converts them. Hardened flip-flops are ``ff_ge x 
 """
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -45,6 +51,8 @@ AREA_SCRIPT = ("hierarchy -top top\nproc\nopt\nmemory -nomap\nopt\ntechmap\nopt 
 #: design (the NPU), coarser (more gates); compare only areas measured with the same script.
 AREA_SCRIPT_NO_ABC = AREA_SCRIPT.replace("abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX\n", "")
 _FORMAT = 1
+#: Version of the per-module area cache entries (``<cache>/area/mod-*.json``).
+_MODULE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -129,39 +137,109 @@ def _is_ff(cell: str) -> bool:
 
 
 def area_of_rtlil(rtlil_text: str, abc: bool = True) -> dict[str, dict]:
-    """Per module (instance path, ``""`` for the top): ``{"gates": {type: n}, "ff_bits": n, "mem_bits": n}``,
-    from Yosys (cached by the RTLIL's hash and the script)."""
+    """Per module (instance path, ``""`` for the top): ``{"gates": {type: n}, "ff_bits": n, "mem_bits": n}``.
+
+    Each module is synthesised alone (its submodules as black boxes with their ports: without flattening Yosys's
+    passes never cross a module boundary, so the counts are those of the whole design's run) and cached by its own
+    text with its instance path abstracted (:func:`_module_key`): a protected variant synthesises only the modules
+    it changed, and a module that recurs under another path (a lockstep copy, a DMR replica whose ports are all
+    used) is a cache hit. All uncached modules of one call go to one Yosys run, each distinct one once."""
     script = AREA_SCRIPT if abc else AREA_SCRIPT_NO_ABC
-    key = hashlib.sha256((rtlil_text + script + str(_FORMAT)).encode()).hexdigest()
-    cache = cache_root() / "area" / f"{key[:32]}.json"
-    if cache.exists():
-        return _with_memories(json.loads(cache.read_text()), rtlil_text)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
-        (Path(tmp) / "top.il").write_text(rtlil_text)
-        (Path(tmp) / "area.ys").write_text("read_rtlil top.il\n" + script.format(out="stat.json"))
+    modules = _rtlil_modules(rtlil_text)
+    keys = {name: _module_key(name, modules, script) for name in modules}
+    cache_dir = cache_root() / "area"
+    counts: dict[str, dict] = {}
+    missing = []
+    for name, key in keys.items():
+        path = cache_dir / f"mod-{key[:32]}.json"
+        if path.exists():
+            counts[name] = json.loads(path.read_text())
+        else:
+            missing.append(name)
+    if missing:
+        first = {}                  # one module per key (a DMR / TMR wrapper's copies are the same module)
+        for name in missing:
+            first.setdefault(keys[name], name)
+        fresh = _synthesise_modules(list(first.values()), modules, script)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for key, name in first.items():
+            data = fresh.get(name, {"gates": {}, "ff_bits": 0, "mem_bits": 0})
+            staging = cache_dir / f"mod-{key[:32]}.{os.getpid()}.tmp"
+            staging.write_text(json.dumps(data, sort_keys=True))
+            staging.replace(cache_dir / f"mod-{key[:32]}.json")
+        for name in missing:
+            counts[name] = json.loads(json.dumps(fresh.get(first[keys[name]], {"gates": {}, "ff_bits": 0,
+                                                                                 "mem_bits": 0})))
+    out = {(name[len("top."):] if name.startswith("top.") else ""): data for name, data in counts.items()}
+    return _with_memories(out, rtlil_text)
+
+
+_CELL_RE = re.compile(r"^\s+cell \\(\S+) ")
+
+
+def _rtlil_modules(rtlil_text: str) -> dict[str, str]:
+    """``{module name: its text from ``module`` to ``end``}`` without ``src`` attributes (file paths and line numbers
+    change no cell, and would tie the cache to one checkout)."""
+    modules: dict[str, str] = {}
+    name, lines = None, []
+    for line in rtlil_text.splitlines():
+        if name is None:
+            if m := _MODULE_RE.match(line):
+                name, lines = m[1], [line]
+        elif not line.lstrip().startswith("attribute \\src "):
+            lines.append(line)
+            if line == "end":
+                modules[name] = "\n".join(lines) + "\n"
+                name = None
+    return modules
+
+
+def _children(name: str, modules: dict[str, str]) -> list[str]:
+    return sorted({m[1] for line in modules[name].splitlines() if (m := _CELL_RE.match(line)) and m[1] in modules})
+
+
+def _stub(name: str, modules: dict[str, str]) -> str:
+    """A black box with ``name``'s ports (what the parent's synthesis needs of a child)."""
+    ports = [line for line in modules[name].splitlines() if line.startswith("  wire ") and
+             (" input " in line or " output " in line or " inout " in line)]
+    return "attribute \\blackbox 1\n" + "\n".join([f"module \\{name}", *ports, "end"]) + "\n"
+
+
+def _module_key(name: str, modules: dict[str, str], script: str) -> str:
+    """Hash of the module with its children's stubs and the script, its own instance path replaced by ``@`` (its
+    children's paths start with it), so the same module under another path has the same key."""
+    text = modules[name] + "".join(_stub(c, modules) for c in _children(name, modules))
+    text = re.sub(re.escape("\\" + name) + r"(?=[.\s]|$)", r"\\@", text, flags=re.M)
+    return hashlib.sha256((text + script + str(_MODULE_FORMAT)).encode()).hexdigest()
+
+
+def _synthesise_modules(names: list[str], modules: dict[str, str], script: str) -> dict[str, dict]:
+    """One Yosys run over ``names`` (every other module they instantiate a black box); counts per module name."""
+    wanted = set(names)
+    stubs = sorted({c for n in names for c in _children(n, modules)} - wanted)
+    text = "".join(modules[n] for n in names) + "".join(_stub(c, modules) for c in stubs)
+    body = script.split("\n", 1)[1]          # (no ``hierarchy -top``: several modules, black boxes kept)
+    with tempfile.TemporaryDirectory(dir=cache_root()) as tmp:
+        (Path(tmp) / "top.il").write_text(text)
+        (Path(tmp) / "area.ys").write_text("read_rtlil top.il\n" + body.format(out="stat.json"))
         proc = subprocess.run([_yosys(), "-q", "-s", "area.ys"], cwd=tmp, capture_output=True, text=True)
         if proc.returncode != 0 or not (Path(tmp) / "stat.json").exists():
             error = next((line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line), "no output")
             raise RampartError(f"Yosys area synthesis failed: {error.strip()}")
         stat = json.loads((Path(tmp) / "stat.json").read_text())
-    modules = {}
+    out = {}
     for name, data in stat["modules"].items():
         name = name.lstrip("\\")
-        path = name[len("top."):] if name.startswith("top.") else ""
-        gates, ff, mem = Counter(), 0, 0
+        if name not in wanted:
+            continue
+        gates, ff = Counter(), 0
         for cell, n in data.get("num_cells_by_type", {}).items():
             if _is_ff(cell):
                 ff += n
-            elif cell in ("$mem_v2", "$mem"):
-                mem += 0   # counted from the memory widths below
             elif cell.startswith("$_"):
                 gates[cell] += n
-        modules[path] = {"gates": dict(gates), "ff_bits": ff, "mem_bits": mem}
-    staging = cache.with_suffix(".tmp")
-    staging.write_text(json.dumps(modules, indent=1, sort_keys=True))
-    staging.rename(cache)
-    return _with_memories(modules, rtlil_text)
+        out[name] = {"gates": dict(gates), "ff_bits": ff, "mem_bits": 0}    # memory bits: from the RTLIL
+    return out
 
 
 def _with_memories(modules: dict[str, dict], rtlil_text: str) -> dict[str, dict]:

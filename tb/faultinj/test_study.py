@@ -42,6 +42,10 @@ def test_tiny_study_end_to_end_and_rerun_does_no_new_work(tmp_path):
     assert 0 < pair["plan_overhead"] and 0 < pair["lockstep_overhead"]
     assert pair["verified"] == pair["verification_asil"]["target_met"]
     assert set(pair["verification"]) == {"spfm", "lfm", "pmhf"}
+    steps = pair["step_seconds"]
+    assert list(steps) == ["baseline_campaign", "block_areas", "optimisation", "unprotected_and_lockstep_areas",
+                           "round0_protected_area", "round0_protected_build", "round0_verification_campaign"]
+    assert all(t >= 0 for t in steps.values()) and sum(steps.values()) <= pair["seconds"]
     html = (out / pair["report"]["html"]).read_text()
     assert 'id="protection"' in html and "Pareto" in html
     report = json.loads((out / pair["report"]["json"]).read_text())

@@ -378,6 +378,8 @@ def _rows() -> list[Row]:
     r += [Row("PRELU", P8, "alpha_c", _prelu(P8)),
           Row("TANH", P8, "4x5x6", _unary("TANH", P8, out_quant=om.Quant(1 / 128, 0))),
           Row("LOGISTIC", P8, "4x5x6", _unary("LOGISTIC", P8, out_quant=om.Quant(1 / 256, -128))),
+          Row("TANH", P16, "4x5x6", _unary("TANH", P16, out_quant=om.Quant(1 / 32768, 0))),
+          Row("LOGISTIC", P16, "4x5x6", _unary("LOGISTIC", P16, out_quant=om.Quant(1 / 32768, 0))),
           Row("HARD_SWISH", P8, "4x5x6", _unary("HARD_SWISH", P8)),
           Row("EXP", P8, "4x5x6", _unary("EXP", P8)), Row("RSQRT", P8, "4x5x6", _unary("RSQRT", P8), input_low=-127),
           Row("SOFTMAX", P8, "2x12", _softmax(P8)), Row("SOFTMAX", P16, "2x12", _softmax(P16))]

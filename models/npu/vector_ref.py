@@ -12,6 +12,7 @@ kx)``; taps outside the IFM are padding and take no part (MAX ignores them, sums
     v      = (v * R(n) + 2**(S(n)-1)) >> S(n)     n = valid taps; (R, S) = pooling_reciprocal(n)
     p      = v * OFM_SCALE                        (32-bit unsigned scale; shift = OFM_SCALE's param[5:0])
     y      = round(p / 2**shift)                  round mode OFM_PRECISION[15:14]: 0 TFL, 1 TRUNCATE, 2 NATURAL
+    y      = f(y)                                 ACTIVATION TANH / SIGMOID (int16): rtl.npu.sigmoid_tanh
     z      = clamp(y + OFM_ZERO_POINT, OFM type)  (then a table lookup, if ACTIVATION is TABLE_n)
     out    = clamp(z, lo, hi)                     lo/hi = ACTIVATION_MIN/MAX clipped to the OFM type's range
 
@@ -31,6 +32,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from rtl.npu.sigmoid_tanh import ACT_SIGMOID, ACT_TANH, sigmoid_tanh16
 
 __all__ = ["POOL_MAX", "POOL_AVERAGE", "POOL_REDUCE_SUM", "ROUND_TFL", "ROUND_TRUNCATE", "ROUND_NATURAL",
            "pooling_reciprocal", "round_shift", "output_stage", "pool", "read_fm", "write_fm", "run_pool_kick",
@@ -65,14 +68,17 @@ def type_range(signed: bool, bits: int = 8) -> tuple[int, int]:
 
 def output_stage(v: int, scale: int, shift: int, mode: int, ofm_zp: int, act_min: int, act_max: int,
                  ofm_signed: bool = True, lut: bytes | None = None, ofm_bits: int = 8,
-                 clip: tuple[bool, int] | None = None) -> int:
-    """One OFM value from the accumulated ``v`` (see the module docstring). ``lut``: the table of an ACTIVATION
-    TABLE_n, indexed by the value clamped to the clip range's type minus its minimum; its entry (signed for a signed
-    OFM; 4-byte entries for a 32-bit OFM) is then clamped to ACTIVATION_MIN/MAX. ``clip``: the ACTIVATION clip
+                 clip: tuple[bool, int] | None = None, function: int = 0) -> int:
+    """One OFM value from the accumulated ``v`` (see the module docstring). ``function``: the ACTIVATION function (TANH
+    3 / SIGMOID 4: :func:`rtl.npu.sigmoid_tanh.sigmoid_tanh16` of the scaled value; else none). ``lut``: the table of an
+    ACTIVATION TABLE_n, indexed by the value clamped to the clip range's type minus its minimum; its entry (signed for a
+    signed OFM; 4-byte entries for a 32-bit OFM) is then clamped to ACTIVATION_MIN/MAX. ``clip``: the ACTIVATION clip
     range's type as (signed, bits) (None: the OFM's). A 32-bit OFM is only saturated to int32: ACTIVATION_MIN/MAX
     (16-bit registers) do not apply to it."""
     lo_t, hi_t = type_range(ofm_signed, ofm_bits)
     y = round_shift(v * scale, shift, mode)
+    if function in (ACT_TANH, ACT_SIGMOID):
+        y = sigmoid_tanh16(y, function == ACT_TANH)
     if ofm_bits == 32 and lut is None:
         return min(max(y + ofm_zp, lo_t), hi_t)
     lo_c, hi_c = type_range(*clip) if clip else (lo_t, hi_t)
@@ -101,7 +107,8 @@ def interpolate16(lut: bytes, u: int) -> int:
 def pool(ifm: np.ndarray, mode: int, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int, int, int],
          out_hw: tuple[int, int], *, ifm_zp: int, ofm_zp: int, scale: int, shift: int, round_mode: int,
          act_min: int, act_max: int, ofm_signed: bool = True, lut: bytes | None = None,
-         ofm_bits: int = 8, clip: tuple[bool, int] | None = None, out_depth: int | None = None) -> np.ndarray:
+         ofm_bits: int = 8, clip: tuple[bool, int] | None = None, out_depth: int | None = None,
+         function: int = 0) -> np.ndarray:
     """A pooling kick on an ``(H, W, C)`` integer IFM; ``pad`` = (top, left, bottom, right). Returns ``(OH, OW, C)``
     int64 values (already clamped to the OFM type). REDUCE_SUM with ``out_depth`` 1 and a deeper IFM sums the window
     over every IFM channel (Vela's ReduceSum: the channel axis; OFM depth 1); with ``out_depth`` = C it sums each
@@ -120,7 +127,7 @@ def pool(ifm: np.ndarray, mode: int, kernel: tuple[int, int], stride: tuple[int,
             n = win.shape[0]
             if depth_sum:
                 out[y, x, 0] = output_stage(int(win.sum()), scale, shift, round_mode, ofm_zp, act_min, act_max,
-                                            ofm_signed, lut, ofm_bits, clip)
+                                            ofm_signed, lut, ofm_bits, clip, function)
                 continue
             for ch in range(c):
                 if mode == POOL_MAX:
@@ -131,7 +138,7 @@ def pool(ifm: np.ndarray, mode: int, kernel: tuple[int, int], stride: tuple[int,
                         r, s = pooling_reciprocal(n)
                         v = (v * r + (1 << (s - 1))) >> s
                 out[y, x, ch] = output_stage(v, scale, shift, round_mode, ofm_zp, act_min, act_max, ofm_signed, lut,
-                                             ofm_bits, clip)
+                                             ofm_bits, clip, function)
     return out
 
 
@@ -268,7 +275,8 @@ def run_pool_kick(kick, regions: dict[int, bytearray], shram: bytes | None = Non
                act_min=_bound(r("ACTIVATION_MIN"), bool(ofm_prec & 1)),
                act_max=_bound(r("ACTIVATION_MAX"), bool(ofm_prec & 1)), ofm_signed=bool(ofm_prec & 1),
                lut=lookup_table(kick, shram, _ofm_size(ofm_prec)), ofm_bits=8 * _ofm_size(ofm_prec),
-               clip=activation_clip(kick), out_depth=r("OFM_DEPTH_M1") + 1)
+               clip=activation_clip(kick), out_depth=r("OFM_DEPTH_M1") + 1,
+               function=r("ACTIVATION", 0) & 0xFFF)
     write_fm(regions[r("OFM_REGION") & 7], r("OFM_BASE0"), out,
              (r("OFM_STRIDE_Y"), r("OFM_STRIDE_X"), r("OFM_STRIDE_C")), (ofm_prec >> 6) & 3 == 1, _ofm_size(ofm_prec),
              fm_tiles(kick, "OFM"))
@@ -409,7 +417,7 @@ def run_elementwise_kick(kick, regions: dict[int, bytearray], shram: bytes | Non
         s, sh = (1, 0) if positive_lrelu else (scale, shift)
         out[idx] = output_stage(v, s, sh, round_mode, zp("OFM_ZERO_POINT", ofm_prec),
                                 _bound(r("ACTIVATION_MIN"), sgn), _bound(r("ACTIVATION_MAX"), sgn), sgn, lut,
-                                8 * _ofm_size(ofm_prec), activation_clip(kick))
+                                8 * _ofm_size(ofm_prec), activation_clip(kick), r("ACTIVATION", 0) & 0xFFF)
     write_fm(regions[r("OFM_REGION") & 7], r("OFM_BASE0"), out,
              (r("OFM_STRIDE_Y"), r("OFM_STRIDE_X"), r("OFM_STRIDE_C")), (ofm_prec >> 6) & 3 == 1, _ofm_size(ofm_prec),
              fm_tiles(kick, "OFM"))

@@ -3,7 +3,8 @@ kernel, stride and padding; REDUCE_SUM also across the IFM depth) and NPU_OP_ELE
 ABS, LRELU, CLZ, SHR, SHL; IFM2 as a tensor, broadcast along H / W / C, or the IFM2_SCALAR; operand order swap), on
 S8/U8/S16/U16/S32 feature maps in NHWC or NHCWB16, with the activation table lookups (ACTIVATION TABLE_0..7: tables
 the stream DMAs into the SHRAM's last 2 KiB; 8-bit entries for an 8-bit OFM, 32-bit entries for a 32-bit OFM,
-interpolated base/slope pairs for a 16-bit OFM), straight from and to external memory. IFM and OFM may be split
+interpolated base/slope pairs for a 16-bit OFM) and the int16 TANH / SIGMOID functions (:mod:`rtl.npu.sigmoid_tanh`),
+straight from and to external memory. IFM and OFM may be split
 into tiles 0-3 (NPU_SET_*_BASE0-3 / HEIGHT0/1 / WIDTH0, as Vela writes them across the end of a rolling buffer in a
 cascade) and are addressed through :func:`rtl.npu.ifm_stager.fm_tile` as on the MAC path; a pool's IFM extent is what
 its windows read (``(OFM - 1) * stride + kernel - padding``), at least tile 0. A POOL may walk its IFM upscaled x2 by
@@ -16,9 +17,10 @@ kernel window are read (padding taps are skipped), reduced (max or sum of ``ifm 
 valid tap count for AVERAGE with padding (``pooling_reciprocal``: a table for up to 64 taps). Elementwise: the two
 operands (``ifm - zp``) are combined (ADD / SUB after rescaling one operand by OPA_SCALE, see
 :class:`ElementwiseAlu`). Then both: scaled by ``OFM_SCALE`` (global scale mode; per-channel mode: 1, shift 0) with
-the round mode of ``OFM_PRECISION[15:14]`` (32-bit MUL: the shift only), offset by the OFM zero point, clamped to
-the OFM type (or the ACTIVATION clip range's), looked up in the table if there is one, and clamped to ACTIVATION_MIN
-/ MAX (not for a 32-bit OFM, which is saturated to int32).
+the round mode of ``OFM_PRECISION[15:14]`` (32-bit MUL: the shift only), passed through the TANH / SIGMOID function
+if ACTIVATION selects one, offset by the OFM zero point, clamped to the OFM type (or the ACTIVATION clip range's),
+looked up in the table if there is one, and clamped to ACTIVATION_MIN / MAX (not for a 32-bit OFM, which is saturated
+to int32).
 
 Sub-units (functional blocks for fault injection, ``compute.vector.*``):
 
@@ -53,6 +55,7 @@ from rtl.npu.dma import NUM_REGIONS
 from rtl.npu.extmem import ADDR_WIDTH, WORD_BITS, MemPortSignature
 from rtl.npu.ifm_stager import fm_tile
 from rtl.npu.kernel_op import ComputeError, identity_scale, region_base
+from rtl.npu.sigmoid_tanh import ACT_SIGMOID, ACT_TANH, SigmoidTanhUnit
 
 __all__ = ["POOL_MAX", "POOL_AVERAGE", "POOL_REDUCE_SUM", "MAX_DIVIDE_TAPS", "is_vector_op", "PoolWalker",
            "PoolReducer", "VectorOutputStage", "ByteWriter", "VectorUnit"]
@@ -479,6 +482,8 @@ class VectorOutputStage(wiring.Component):
     round_mode : ``In(2)``; ofm_zero_point, act_min, act_max : ``In(signed(18))``; ofm_signed : ``In(1)``;
     ofm_wide : ``In(1)`` (16-bit OFM); ofm32 : ``In(1)`` (32-bit OFM: saturated to int32, ACTIVATION_MIN/MAX not
     applied)
+    sigmoid_tanh : ``In(1)``; tanh : ``In(1)``: the TANH (``tanh``) or SIGMOID function (ACTIVATION 3 / 4) on the
+    scaled value, before the zero point (:mod:`rtl.npu.sigmoid_tanh`, sub-unit ``sigmoid_tanh``)
     lut : ``In(1)``; lut_slot : ``In(3)``; clip : ``In(4)``; lut_raddr : ``Out(range(words))``; lut_rdata : ``In(64)``
     table lookup (ACTIVATION TABLE_n): the value, clamped to the clip range's type (``clip`` = ACTIVATION[15:12]: 0
     the OFM's, 2 uint8, 3 int8), indexes table ``n`` of the SHRAM's last 2 KiB (256-byte slots; index ``value -
@@ -496,11 +501,16 @@ class VectorOutputStage(wiring.Component):
             "act_max": In(signed(18)), "ofm_signed": In(1), "ofm_wide": In(1), "ofm32": In(1),
             "o": Out(stream.Signature(32)), "lut": In(1), "lut_slot": In(3), "clip": In(4),
             "lut_raddr": Out(range(shram_bytes // 8)), "lut_rdata": In(WORD_BITS),
+            "sigmoid_tanh": In(1), "tanh": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        y = self._scaled(m)
+        scaled = self._scaled(m)
+        m.submodules.sigmoid_tanh = fn = SigmoidTanhUnit(len(scaled))
+        m.d.comb += [fn.x.eq(scaled), fn.tanh.eq(self.tanh)]
+        y = Signal(signed(len(scaled)))
+        m.d.comb += y.eq(Mux(self.sigmoid_tanh, fn.y, scaled))
         use_clip = self.lut & (self.clip != 0)
         c_signed, c_wide = Signal(), Signal()
         m.d.comb += [c_signed.eq(Mux(use_clip, self.clip != 2, self.ofm_signed)),
@@ -694,6 +704,8 @@ class VectorUnit(wiring.Component):
             ou.clip.eq(regs.ACTIVATION[12:16]), wr.esz.eq(regs.OFM_PRECISION[1:3]),
             alu.opa_scale.eq(regs.OPA_SCALE), alu.opa_shift.eq(regs.OPA_SCALE_SHIFT),
             ou.lut.eq(regs.ACTIVATION[4]), ou.lut_slot.eq(regs.ACTIVATION[:3]),
+            ou.sigmoid_tanh.eq((regs.ACTIVATION[:12] == ACT_TANH) | (regs.ACTIVATION[:12] == ACT_SIGMOID)),
+            ou.tanh.eq(regs.ACTIVATION[:12] == ACT_TANH),
             self.lut_raddr.eq(ou.lut_raddr), ou.lut_rdata.eq(self.lut_rdata),
         ]
         m.d.comb += [
@@ -795,20 +807,23 @@ class VectorUnit(wiring.Component):
     def _unsupported(self, m, regs, opcode, mode, geo, divide, ew, ew_mode):
         """CHECK: what this unit does not implement (yet): precisions other than 8, 16 and 32 bit (32-bit OFM: signed
         only), tables with a 16-bit OFM other than TABLE_0 (2 KiB), tile layouts other than NHWC / NHCWB16, IFM
-        upscaling, the TANH / SIGMOID functions (int16), clip ranges other than the OFM's except uint8 / int8 before
-        a table with a 32-bit OFM (TABLE_0..4: 1 KiB tables), round mode 3, the fp16 accumulator format (INT32 and
-        INT40 give the same results here: the unit's sums and operands are wider), pooling modes above REDUCE_SUM,
-        REDUCE_SUM with an OFM depth other than 1 or the IFM's, dilation, AVERAGE with padding over more than 64
-        taps; elementwise mode numbers above SHL (9); ADD / SUB: scale modes 1 / 2 (one 32-bit-scaled operand) only
-        with 8- or 16-bit operands and OPA shift >= 11 (16 for 16-bit operands), scale mode 0 only with unit operand
-        scales (OPA_SCALE 1, shift 0, OPB_SCALE 1), scale mode 3 never. (IFM upscaling: a POOL's NEAREST runs.)"""
+        upscaling, the TANH / SIGMOID functions other than on a 16-bit IFM and OFM, clip ranges other than the OFM's
+        except uint8 / int8 before a table with a 32-bit OFM (TABLE_0..4: 1 KiB tables), round mode 3, the fp16
+        accumulator format (INT32 and INT40 give the same results here: the unit's sums and operands are wider), pooling
+        modes above REDUCE_SUM, REDUCE_SUM with an OFM depth other than 1 or the IFM's, dilation, AVERAGE with padding
+        over more than 64 taps; elementwise mode numbers above SHL (9); ADD / SUB: scale modes 1 / 2 (one 32-bit-scaled
+        operand) only with 8- or 16-bit operands and OPA shift >= 11 (16 for 16-bit operands), scale mode 0 only with
+        unit operand scales (OPA_SCALE 1, shift 0, OPB_SCALE 1), scale mode 3 never. (IFM upscaling: a POOL's NEAREST
+        runs.)"""
         ks = regs.KERNEL_STRIDE
         act = regs.ACTIVATION
         act_fn, clip = act[:12], act[12:16]
         ofm_size = regs.OFM_PRECISION[1:3]
         table = (act_fn >= 16) & (act_fn <= 23)
         lut_ok = Signal(name="activation_ok")
-        m.d.comb += lut_ok.eq(((act_fn == 0) & (clip == 0))
+        sigmoid_tanh_ok = (((act_fn == ACT_TANH) | (act_fn == ACT_SIGMOID)) & (clip == 0) & (ofm_size == 1)
+                           & (regs.IFM_PRECISION[2:4] == 1))
+        m.d.comb += lut_ok.eq(((act_fn == 0) & (clip == 0)) | sigmoid_tanh_ok
                               | (table & (ofm_size == 0) & (clip == 0))
                               | ((act_fn == 16) & (ofm_size == 1) & (clip == 0))
                               | (table & (ofm_size == 2) & ((clip == 2) | (clip == 3)) & (act_fn <= 20)))

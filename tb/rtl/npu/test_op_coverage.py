@@ -18,8 +18,10 @@ OPEN = {
     "relu_0_to_1_int16_4x5x6": "LiteRT has no int16 RELU_0_TO_1 kernel",
     "transpose_conv_int8_-": "not built here (tb/rtl/npu/test_resample.py runs 8 TRANSPOSE_CONV models)",
     # LiteRT's int16 LSTM wants float biases (its integer LSTM is int8-only); on the NPU the lowered stream stops at
-    # an int16 ELEMENTWISE ADD with the SIGMOID activation function, which the vector unit does not implement
-    "unidirectional_sequence_lstm_int16_3x8_8": "LiteRT has no int16 LSTM kernel; vector unit: no SIGMOID / TANH",
+    # its first gate's int16 ELEMENTWISE ADD (SIGMOID activation, which runs now): scale mode 0 with OPA / OPB_SCALE
+    # 16384, an operand scaling the vector unit does not implement
+    "unidirectional_sequence_lstm_int16_3x8_8": "LiteRT has no int16 LSTM kernel; vector unit: int16 ADD scale mode 0 "
+                                                "with non-unit operand scales",
     "shape_int32_-": "no NPU op",
     # Vela writes the 16-bit "reduced" scale for an int16 FC as for conv; LiteRT's int16 FC uses the 32-bit
     # multiplier: ~10% of outputs off by one (the stream, not the NPU; tb/rtl/npu/test_int16_mac.py)

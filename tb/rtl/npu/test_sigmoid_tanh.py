@@ -94,13 +94,23 @@ def test_int16_tanh_logistic_bit_exact(npu, row):
     assert r.passed, f"{r.result} {r.detail} [{r.npu_ops}]"
 
 
+def _patch(w: int, function: int, ofm16: bool) -> int:
+    if w & 0xFFFF == 0x0125:    # NPU_SET_ACTIVATION
+        return 0x0125 | (function << 16)
+    if ofm16 and w & 0xFFFF == 0x0114:   # NPU_SET_OFM_PRECISION: 16-bit OFM
+        return 0x0114 | ((((w >> 16) & ~6) | 2) << 16)
+    return w
+
+
+@pytest.mark.parametrize("ofm16", [False, True])
 @pytest.mark.parametrize("function", [ACT_TANH, ACT_SIGMOID])
-def test_8bit_ifm_tanh_sigmoid_refused(npu, function):
-    """An int8 MAX_POOL with its ACTIVATION patched to TANH / SIGMOID (defined for int16 only) stops the stream."""
+def test_8bit_ifm_tanh_sigmoid_refused(npu, function, ofm16):
+    """An int8 MAX_POOL with its ACTIVATION patched to TANH / SIGMOID (defined for int16 only; ``ofm16``: its OFM
+    patched to 16 bit as well, so only the 8-bit IFM is wrong) stops the stream."""
     config, design = npu
     cfg = PRESETS[config]
     art = vela.compile_model(POOL_MODELS["max2x2_s2_valid_8x8x16"](0), f"ethos-u55-{cfg.macs}")
-    words = [0x0125 | (function << 16) if int(w) & 0xFFFF == 0x0125 else int(w) for w in art.command_stream]
+    words = [_patch(int(w), function, ofm16) for w in art.command_stream]
     assert words != [int(w) for w in art.command_stream], "no NPU_SET_ACTIVATION to patch"
     with SimDevice(NativeSim(design)) as sim:
         lay = load(sim, cfg, art, [np.zeros(t.nbytes, np.int8) for t in art.inputs])

@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from rtl.npu.sigmoid_tanh import ACT_SIGMOID, ACT_TANH, sigmoid_tanh16
+from models.npu.sigmoid_tanh import ACT_SIGMOID, ACT_TANH, sigmoid_tanh16
 
 __all__ = ["POOL_MAX", "POOL_AVERAGE", "POOL_REDUCE_SUM", "ROUND_TFL", "ROUND_TRUNCATE", "ROUND_NATURAL",
            "pooling_reciprocal", "round_shift", "output_stage", "pool", "read_fm", "write_fm", "run_pool_kick",

@@ -19,10 +19,11 @@ from models.npu import op_models as om
 from models.npu import vela
 from models.npu.graph import interpreter
 from models.npu.op_matrix import rows_by_name
+from models.npu.sigmoid_tanh import ACT_SIGMOID, ACT_TANH, sigmoid_tanh16
 from rtl.npu.compute import ComputeError
 from rtl.npu.config import PRESETS
 from rtl.npu.controller import ErrorCode
-from rtl.npu.sigmoid_tanh import ACT_SIGMOID, ACT_TANH, SigmoidTanhUnit, sigmoid_tanh16
+from rtl.npu.sigmoid_tanh import SigmoidTanhUnit
 from sim.build import build
 from sim.harness import NativeSim
 from tb.models.npu.test_vector_ref import POOL_MODELS

@@ -19,8 +19,8 @@ NOTES = {
                                          "32-bit one: ~10% of outputs off by one for arbitrary scales (these inputs "
                                          "may miss it; tb/rtl/npu/test_int16_mac.py)",
     "unidirectional_sequence_lstm_int16_3x8_8": "no reference (LiteRT's int16 LSTM wants float biases); the NPU "
-                                                "stops at an int16 ADD with Vela's SIGMOID activation (vector "
-                                                "unit: no SIGMOID)",
+                                                "stops at its first gate's int16 ADD (scale mode 0 with operand "
+                                                "scales: not implemented)",
     "transpose_uint8_hw": "Vela writes the uint8 TRANSPOSE as an S8 identity POOL (zero points 128, clamp 0..127): "
                           "inputs >= 128 become 0 on the NPU and in the golden model alike",
     "relu_n1_to_1_int16_4x5x6": "LiteRT has no int16 kernel",

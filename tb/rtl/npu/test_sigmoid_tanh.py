@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from drivers import npu as npu_driver
 from drivers.npu_coverage import run_row
 from drivers.transport import SimDevice
 from models.npu import op_models as om
@@ -20,14 +19,12 @@ from models.npu import vela
 from models.npu.graph import interpreter
 from models.npu.op_matrix import rows_by_name
 from models.npu.sigmoid_tanh import ACT_SIGMOID, ACT_TANH, sigmoid_tanh16
-from rtl.npu.compute import ComputeError
 from rtl.npu.config import PRESETS
-from rtl.npu.controller import ErrorCode
 from rtl.npu.sigmoid_tanh import SigmoidTanhUnit
 from sim.build import build
 from sim.harness import NativeSim
 from tb.models.npu.test_vector_ref import POOL_MODELS
-from tb.rtl.npu.test_vector_ops import load
+from tb.rtl.npu.test_vector_ops import assert_stream_unsupported
 
 CONFIGS = ("u55-128", "u55-256")
 
@@ -113,11 +110,4 @@ def test_8bit_ifm_tanh_sigmoid_refused(npu, function, ofm16):
     art = vela.compile_model(POOL_MODELS["max2x2_s2_valid_8x8x16"](0), f"ethos-u55-{cfg.macs}")
     words = [_patch(int(w), function, ofm16) for w in art.command_stream]
     assert words != [int(w) for w in art.command_stream], "no NPU_SET_ACTIVATION to patch"
-    with SimDevice(NativeSim(design)) as sim:
-        lay = load(sim, cfg, art, [np.zeros(t.nbytes, np.int8) for t in art.inputs])
-        addr = lay.cmd_addr + art.header.stream_offset
-        npu_driver.load_bytes(sim, addr, np.asarray(words, "<u4").tobytes())
-        npu_driver.start(sim, addr, 4 * len(words), lay.basep)
-        assert npu_driver.wait_done(sim, 20_000, chunk=16) is not None, "NPU hung"
-        assert (sim.peek("error"), sim.peek("error_code"), sim.peek("compute_error")) == (
-            1, ErrorCode.COMPUTE_FAULT, ComputeError.UNSUPPORTED.value)
+    assert_stream_unsupported(design, cfg, art, words)

@@ -153,9 +153,14 @@ def test_unsupported_op_halts(npu, what):
             return w | (10 << 16) if w == 0x0006 else w
     words = _patched(art, fn)
     assert words != [int(w) for w in art.command_stream]
-    xs = [np.zeros(t.nbytes, np.int8) for t in art.inputs]
+    assert_stream_unsupported(design, cfg, art, words)
+
+
+def assert_stream_unsupported(design, cfg, art, words):
+    """Run ``art`` with its command stream replaced by ``words`` (zero inputs): the NPU must stop, not hang, with
+    ``COMPUTE_FAULT`` / ``UNSUPPORTED``."""
     with SimDevice(NativeSim(design)) as sim:
-        lay = load(sim, cfg, art, xs)
+        lay = load(sim, cfg, art, [np.zeros(t.nbytes, np.int8) for t in art.inputs])
         addr = lay.cmd_addr + art.header.stream_offset
         npu_driver.load_bytes(sim, addr, np.asarray(words, "<u4").tobytes())
         npu_driver.start(sim, addr, 4 * len(words), lay.basep)

@@ -2,8 +2,9 @@
 study`` folder: per config x network the baseline campaign's SPFM / LFM / PMHF (conservative end, point value in
 brackets) with ASIL-D pass/fail, the optimiser's plan, its area against lockstep, and the verification campaign.
 
-Metrics are recomputed from the pairs' campaign databases (``faultinj.protection.campaign_metrics``, the study's own
-function), so point values sit beside the conservative ones; a pair not done is listed with its status.
+Metrics are recomputed from the pairs' campaign databases (``faultinj.protection.campaign_assessment``, the function
+the study's verdicts use: per-block intervals propagated to the design by stratified bounds), so point values sit
+beside the conservative ones; a pair not done is listed with its status.
 
     .venv/bin/python benchmarks/asil_study.py bench-out/asil-study --write BENCHMARKS.md
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from benchmarks.report import write_section
 from faultinj.campaign import campaign_counts
-from faultinj.protection import campaign_metrics
+from faultinj.protection import campaign_assessment
 from faultinj.study import _verdict
 
 
@@ -28,7 +29,7 @@ def _fails(c: dict) -> str:
 
 
 def _metrics(db: Path, plan: dict | None, confidence: float) -> dict:
-    m = campaign_metrics(db, plan, confidence=confidence)
+    m = campaign_assessment(db, plan, confidence=confidence).design
     counts = {o.name.lower(): n for o, n in campaign_counts(db).items()}
     cons, point = m.conservative, m.point
     return {"cons": {"spfm": cons.spfm, "lfm": cons.lfm, "pmhf": cons.pmhf},
@@ -125,7 +126,8 @@ def main():
                                                                         ("protected", args.notes_protected))}
         head = (f"Command: `{cmd}`\n\nTable: `.venv/bin/python benchmarks/asil_study.py "
                 f"{' '.join(map(str, args.study))} --write "
-                f"{args.write}`. Conservative end of {args.confidence:.0%} intervals (point value in brackets).\n")
+                f"{args.write}`. Conservative end of {args.confidence:.0%} intervals, per-block intervals "
+                "propagated to the design by stratified bounds (`faultinj.assessment`; point value in brackets).\n")
         write_section(args.write, "asil_baseline", "\n".join(
             ["## ASIL baseline (asil_baseline)", "", head, *base, "", notes["baseline"]]).rstrip())
         write_section(args.write, "asil_protected", "\n".join(

@@ -76,7 +76,7 @@ from sim.build import build
 
 __all__ = ["SCHEMA_VERSION", "STRATA", "Campaign", "FaultPlan", "fault_plan", "run_campaign", "resume_campaign",
            "campaign_status", "campaign_counts", "CampaignStatus", "BlockStatus", "campaign_meta", "campaign_config",
-           "campaign_confidence",
+           "campaign_confidence", "state_bits_meta", "campaign_state_bits", "site_is_memory",
            "CampaignLock", "RoundRecord"]
 
 SCHEMA_VERSION = 2
@@ -181,6 +181,44 @@ def _config_json(config) -> str:
     if dataclasses.is_dataclass(config):
         return json.dumps(dataclasses.asdict(config), sort_keys=True)
     return json.dumps(repr(config))
+
+
+def state_bits_meta(result) -> dict:
+    """What the FIT weights and the bit kinds of a campaign come from, stored with it (``meta["state_bits"]``): per
+    block its flip-flop and memory bits, and the memory runs ``[first site, bits]`` in state-map (site) order. A
+    report or metric computed later uses these, not a rebuild of a design that may have changed since."""
+    bits: dict[str, dict[str, int]] = {}
+    mem_runs: list[list[int]] = []
+    site = 0
+    for element in result.state:
+        kinds = bits.setdefault(element.block, {"ff": 0, "mem": 0})
+        kinds[element.kind] += element.bits
+        if element.kind == "mem":
+            if mem_runs and mem_runs[-1][0] + mem_runs[-1][1] == site:
+                mem_runs[-1][1] += element.bits
+            else:
+                mem_runs.append([site, element.bits])
+        site += element.bits
+    return {"blocks": bits, "mem_runs": mem_runs}
+
+
+def campaign_state_bits(meta: dict) -> dict:
+    """``meta["state_bits"]`` (:func:`state_bits_meta`); a campaign written before it was stored gets it from a
+    build of its config (today's RTL: the numbers follow the current design)."""
+    if "state_bits" in meta:
+        return meta["state_bits"]
+    return state_bits_meta(build(meta["design"], campaign_config(meta)))
+
+
+def site_is_memory(state_bits: dict, sites) -> np.ndarray:
+    """Whether each of ``sites`` (global state-bit indices) is a memory bit."""
+    runs = np.array(state_bits["mem_runs"], dtype=np.int64).reshape(-1, 2)
+    sites = np.asarray(sites, dtype=np.int64)
+    if not runs.size:
+        return np.zeros(sites.shape, dtype=bool)
+    i = np.searchsorted(runs[:, 0], sites, side="right") - 1
+    run = runs[np.maximum(i, 0)]
+    return (i >= 0) & (sites < run[:, 0] + run[:, 1])
 
 
 def campaign_config(meta: dict):
@@ -323,6 +361,7 @@ def run_campaign(db_path, design: str, config=None, workload: str = "mac_array_m
         "min_per_stratum": (stratum_floor(samples, len(space.sizes)) if min_per_stratum is None
                             else min_per_stratum) if mode == "fixed" else 1,
         "sized_for": sized_for, "workload_args": workload_args, "liveness": bool(liveness),
+        "state_bits": state_bits_meta(result),
     }
     if iterative:
         meta.update(margin=margin, confidence=confidence, per_block=per_block, rates=list(rates), pilot=pilot)
@@ -417,7 +456,7 @@ def _open_campaign(path: Path, meta: dict, design: str) -> sqlite3.Connection:
         if stored:
             want = {k: json.dumps(v) for k, v in meta.items()}
             stored = {**{k: json.dumps(v) for k, v in _META_DEFAULTS.items()}, **stored}
-            diff = [k for k in want if k not in ("app", "block_bits", "space", "timing")
+            diff = [k for k in want if k not in ("app", "block_bits", "space", "timing", "state_bits")
                     and stored.get(k) != want[k]]
             if diff == ["build_key"]:
                 raise RampartError(f"{path}: the build of {design} changed since this campaign started (RTL, harness "

@@ -38,8 +38,11 @@ subject to, on those conservative figures, ``R <= (1 - SPFM_min) T``, ``L <= (1 
 
 **Verification** (:func:`verify_plan`): the plan goes into the design's config (``protection``), the protected
 design is rebuilt and a campaign injects into it (its replicas included); SPFM, LFM and PMHF are computed from those
-injections on the conservative end of each block's interval (:func:`faultinj.safety.safety_metrics`), with hardened
-blocks' FIT scaled. A plan *meets* its target only if that verification passes.
+injections with hardened blocks' FIT scaled, and the verdict is on the conservative end of the design's intervals,
+propagated from the per-block counts by stratified bounds (:func:`campaign_assessment`, the method the report
+states, :data:`faultinj.assessment.METHOD`). A plan *meets* its target only if that verification passes. The plan
+JSON also keeps ``per_block_sum``: every block's own upper bound summed (:func:`faultinj.safety.safety_metrics`, the
+figure the optimiser predicts with), which holds at a much higher joint confidence than stated and so is stricter.
 """
 import dataclasses
 import json
@@ -53,6 +56,8 @@ from pathlib import Path
 import numpy as np
 
 from base import RampartError
+from faultinj.assessment import METHOD, assess
+from faultinj.fit import FitConfig
 from faultinj.outcomes import Outcome, normalize_counts
 from faultinj.safety import (
     ASIL_TARGETS,
@@ -71,8 +76,8 @@ from rtl.designs import get_design
 
 __all__ = ["HardeningFactors", "fit_model", "BlockData", "baseline_blocks", "wrappable_blocks", "block_areas",
            "Candidate", "candidates", "Solution", "optimise", "pareto_front", "plot_pareto", "protected_config",
-           "Verification", "verify_plan", "campaign_metrics", "write_plan", "read_plan", "protect_design",
-           "config_name"]
+           "Verification", "verify_plan", "campaign_metrics", "campaign_assessment", "write_plan", "read_plan",
+           "protect_design", "config_name"]
 
 
 @dataclass(frozen=True)
@@ -132,31 +137,19 @@ class BlockData:
         return BlockResult(f"{self.name}:{kind}", {BitKind(kind): bits}, dict(counts))
 
 
-def _campaign_build(meta: dict):
-    from faultinj.campaign import campaign_config
-    from sim.build import build
-
-    return build(meta["design"], campaign_config(meta))
-
-
 def baseline_blocks(db_path) -> list[BlockData]:
-    """Per sampled block of a campaign database: bits (from its build) and outcome counts (every block needs
-    injections; scaffolding is never sampled)."""
-    from faultinj.campaign import campaign_meta
+    """Per sampled block of a campaign database: bits (as stored with the campaign, :func:`faultinj.campaign.
+    campaign_state_bits`) and outcome counts (every block needs injections; scaffolding is never sampled)."""
+    from faultinj.campaign import campaign_meta, campaign_state_bits, site_is_memory
 
     meta = campaign_meta(db_path)
-    build = _campaign_build(meta)
-    stats = build.stats
+    state_bits = campaign_state_bits(meta)
     db = sqlite3.connect(db_path)
     try:
         rows = db.execute("SELECT block, outcome, site FROM injections").fetchall()
     finally:
         db.close()
-    # the kind of each injected bit: sites are global state-bit indices in state-map order
-    offsets = np.cumsum([0] + [e.bits for e in build.state])
-    is_mem = np.array([e.kind == "mem" for e in build.state] + [False])
-    kinds = is_mem[np.searchsorted(offsets, np.array([r[2] for r in rows], dtype=np.int64), side="right") - 1] \
-        if rows else []
+    kinds = site_is_memory(state_bits, [r[2] for r in rows]) if rows else []
     counts: dict[str, dict[Outcome, int]] = {}
     split: dict[str, dict[str, dict[Outcome, int]]] = {}
     for (block, outcome, _), mem in zip(rows, kinds, strict=True):
@@ -168,7 +161,8 @@ def baseline_blocks(db_path) -> list[BlockData]:
     missing = sorted(set(meta["block_bits"]) - set(counts))
     if missing:
         raise RampartError(f"{db_path}: no injections in block(s) {', '.join(missing)}; run more samples")
-    return [BlockData(b, stats.ff_bits.get(b, 0), stats.mem_bits.get(b, 0), normalize_counts(counts[b]),
+    bits = state_bits["blocks"]
+    return [BlockData(b, bits.get(b, {}).get("ff", 0), bits.get(b, {}).get("mem", 0), normalize_counts(counts[b]),
                       {k: normalize_counts(v) for k, v in split[b].items()})
             for b in sorted(counts)]
 
@@ -432,11 +426,9 @@ def plot_pareto(front: Sequence[Solution], path, *, unprotected_area: float, loc
 # --------------------------------------------------------------------------------------------------------------------
 # Verification by re-injection
 
-def campaign_metrics(db_path, plan: Mapping[str, Option] | None = None, *, confidence: float = 0.95,
-                     fits: FitModel | None = None, factors: HardeningFactors | None = None):
-    """SafetyMetrics of a campaign (on whatever design it ran), hardened blocks of ``plan`` with their flip-flop
-    FIT scaled by ``factors.ff_fit_scale``."""
-    fits = fits or fit_model()
+def _plan_results(db_path, plan, fits: FitModel, factors: HardeningFactors | None) -> list[BlockResult]:
+    """The campaign's blocks as BlockResults, hardened blocks of ``plan`` with their flip-flop FIT scaled by
+    ``factors.ff_fit_scale``."""
     factors = factors or HardeningFactors()
     plan = {b: Option(o) for b, o in (plan or {}).items()}
     results = []
@@ -447,7 +439,25 @@ def campaign_metrics(db_path, plan: Mapping[str, Option] | None = None, *, confi
             lam = lam_ff + block.mem_bits * fits.mem_fit_per_bit
             scale = (lam - lam_ff + lam_ff * factors.ff_fit_scale) / lam if lam > 0 else 1.0
         results.append(block.result(scale))
-    return safety_metrics(results, fits, confidence=confidence)
+    return results
+
+
+def campaign_metrics(db_path, plan: Mapping[str, Option] | None = None, *, confidence: float = 0.95,
+                     fits: FitModel | None = None, factors: HardeningFactors | None = None):
+    """SafetyMetrics of a campaign (on whatever design it ran), hardened blocks of ``plan`` with their flip-flop
+    FIT scaled by ``factors.ff_fit_scale``. Its ``conservative`` set sums every block's own upper bounds (what the
+    optimiser predicts with); verdicts use :func:`campaign_assessment`."""
+    fits = fits or fit_model()
+    return safety_metrics(_plan_results(db_path, plan, fits, factors), fits, confidence=confidence)
+
+
+def campaign_assessment(db_path, plan: Mapping[str, Option] | None = None, *, confidence: float = 0.95,
+                        fits: FitModel | None = None, factors: HardeningFactors | None = None):
+    """The campaign's :class:`faultinj.assessment.Assessment` (hardened blocks of ``plan`` scaled as in
+    :func:`campaign_metrics`): per-block intervals propagated to the design by stratified bounds, the method the
+    report states (:data:`faultinj.assessment.METHOD`). Its ``design.conservative`` is what verdicts use."""
+    fits = fits or fit_model()
+    return assess(_plan_results(db_path, plan, fits, factors), FitConfig(fit=fits), confidence)
 
 
 @dataclass(frozen=True)
@@ -456,31 +466,36 @@ class Verification:
 
     plan: dict[str, str]
     db: Path
-    metrics: object          # faultinj.safety.SafetyMetrics
+    metrics: object          # faultinj.safety.SafetyMetrics: per-block bounds (summed: stricter than the design's)
     target: Asil
     passed: bool
     failing: tuple[str, ...]   # metric names that miss the target
     injections: int
     counts: dict[str, int]
+    #: The design's metrics with intervals (faultinj.assessment.ScopeMetrics); the verdict is on its conservative end
+    design: object = None
 
 
 def verify_plan(db_path, design: str, config, plan, workload: str, *, target="ASIL-D", samples: int = 20000,
                 seed: int = 1, workers: int | None = 1, confidence: float = 0.95, **campaign_kw) -> Verification:
     """Rebuild ``design`` under ``plan`` and inject ``samples`` faults into it (stratified by block); the plan
-    meets ``target`` only if the conservative SPFM, LFM and PMHF of this campaign pass."""
+    meets ``target`` only if the conservative SPFM, LFM and PMHF of this campaign pass (the design's intervals,
+    :func:`campaign_assessment`)."""
     from faultinj.campaign import campaign_counts, run_campaign
 
     asil = _asil(target)
     config = protected_config(design, config, plan)
     run_campaign(db_path, design, config, workload, samples=samples, seed=seed, strata="block", workers=workers,
                  **campaign_kw)
-    metrics = campaign_metrics(db_path, dict(config.protection), confidence=confidence)
-    verdict = next(v for v in assess_asil(metrics.conservative).verdicts if v.asil is asil)
+    plan = dict(config.protection)
+    metrics = campaign_metrics(db_path, plan, confidence=confidence)
+    scope = campaign_assessment(db_path, plan, confidence=confidence).design
+    verdict = next(v for v in assess_asil(scope.conservative).verdicts if v.asil is asil)
     failing = tuple(name for name, ok in (("SPFM", verdict.spfm_ok), ("LFM", verdict.lfm_ok),
                                           ("PMHF", verdict.pmhf_ok)) if not ok)
     counts = {o.name.lower(): n for o, n in campaign_counts(db_path).items()}
-    return Verification(dict(config.protection), Path(db_path), metrics, asil, verdict.passed, failing,
-                        sum(counts.values()), counts)
+    return Verification(plan, Path(db_path), metrics, asil, verdict.passed, failing,
+                        sum(counts.values()), counts, scope)
 
 
 def _json_metrics(metrics: MetricSet) -> dict:
@@ -502,9 +517,10 @@ def write_plan(path, solution: Solution, *, design: str, config, target: str, ba
     if verification is not None:
         data["verified"] = {"passed": verification.passed, "failing": list(verification.failing),
                             "db": str(verification.db), "injections": verification.injections,
-                            "counts": verification.counts,
-                            "conservative": dataclasses.asdict(verification.metrics.conservative),
-                            "point": dataclasses.asdict(verification.metrics.point)}
+                            "counts": verification.counts, "method": METHOD,
+                            "conservative": dataclasses.asdict(verification.design.conservative),
+                            "point": dataclasses.asdict(verification.design.point),
+                            "per_block_sum": dataclasses.asdict(verification.metrics.conservative)}
     data.update(extra or {})
     path = Path(path)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
@@ -616,10 +632,10 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
         rounds.append({"bounds": dict(bounds), "plan": solution.plan_json(), "area_ge": summary["protected_ge"],
                        "predicted": _json_metrics(solution.predicted), "passed": verification.passed,
                        "failing": list(verification.failing),
-                       "measured": dataclasses.asdict(verification.metrics.conservative)})
+                       "measured": dataclasses.asdict(verification.design.conservative)})
         if verification.passed or attempt + 1 == max_rounds:
             break   # (re-optimising after the last round would write a plan that was never verified)
-        tighter = _tightened(bounds, solution.predicted, verification.metrics.conservative)
+        tighter = _tightened(bounds, solution.predicted, verification.design.conservative)
         if tighter == bounds:   # nothing to tighten (e.g. a bound limited by the verification's sample size)
             break
         bounds = tighter
@@ -634,14 +650,13 @@ def protect_design(out_dir, design: str, config, workload: str, *, target="ASIL-
     (out / "pareto.json").write_text(json.dumps(pareto, indent=1) + "\n")
     verified = []
     if verification is not None:
-        verified.append((100 * summary["protected_overhead"], verification.metrics.conservative.spfm))
+        verified.append((100 * summary["protected_overhead"], verification.design.conservative.spfm))
     plot_pareto([dataclasses.replace(s, area=s.area + fixed) for s in front], out / "pareto.png",
                 unprotected_area=base_ge, lockstep_area=summary.get("lockstep_ge"), verified=verified,
                 title=f"{design} {config_name(design, config)}: area vs SPFM")
     summary.update({
         "meets_target": bool(verification is not None and verification.passed),
-        "baseline": dataclasses.asdict(safety_metrics([b.result() for b in blocks], fit_model(),
-                                                      confidence=confidence).conservative),
+        "baseline": dataclasses.asdict(campaign_assessment(baseline_db, confidence=confidence).design.conservative),
     })
     write_plan(out / "plan.json", solution, design=design, config=config, target=asil.name, baseline_db=baseline_db,
                verification=verification, extra={"summary": summary, "solver_status": solution.status})

@@ -755,7 +755,7 @@ def campaign_summary(db: str | Path, *, confidence: float | None = None, fit_con
     flip-flop and memory bits, overall rates (stratified when the campaign is) at ``confidence`` (default: the
     campaign's own), per-element sensitivity, the ``worst`` worst injections with their replay commands, and the
     command that reruns it (naming ``config_file`` for a config that is no preset)."""
-    from faultinj.campaign import campaign_config, campaign_status
+    from faultinj.campaign import campaign_config, campaign_state_bits, campaign_status
     from faultinj.plan import space_from_description
     from faultinj.sites import sampled_bits
     from faultinj.spec import config_preset, config_toml, describe_sampling, reproduce_command
@@ -765,10 +765,12 @@ def campaign_summary(db: str | Path, *, confidence: float | None = None, fit_con
     status = campaign_status(db, confidence)
     meta = status.meta
     result = build(meta["design"], campaign_config(meta))
-    bits: dict[str, dict[str, int]] = {}
-    for element in result.state:
-        kinds = bits.setdefault(element.block, {"ff": 0, "mem": 0})
-        kinds[element.kind] += element.bits
+    # the FIT weights: the bits stored with the campaign (a design edited since does not change them)
+    bits = campaign_state_bits(meta)["blocks"]
+    notes = [] if status.complete else ["This campaign is incomplete; figures cover the injections done so far."]
+    if result.key != meta.get("build_key", result.key):
+        notes.append("The design's build changed since this campaign ran: metrics use the bits stored with the "
+                     "campaign; per-element sensitivity and replay commands use today's build.")
     # per-block fractions over the block's cells when every cell has an injection (else its pooled counts); a
     # complete exhaustive campaign: the block's whole population, so its intervals are exact (zero width)
     exhaustive = meta.get("strata") == "exhaustive" and status.complete
@@ -818,7 +820,7 @@ def campaign_summary(db: str | Path, *, confidence: float | None = None, fit_con
         worker_seconds=float(timing.get("worker_seconds", 0.0)), breakdown=breakdown, elements=tuple(elements),
         worst=tuple(_worst(Path(db), result, rows, elements, fit_config, worst)),
         config_toml=None if preset else config_toml(meta), parameters=parameters,
-        notes=() if status.complete else ("This campaign is incomplete; figures cover the injections done so far.",))
+        notes=tuple(notes))
 
 
 def load_extras(path: str | Path) -> dict:

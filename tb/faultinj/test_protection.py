@@ -192,3 +192,46 @@ def test_memory_bits_are_counted_per_block():
     plain = measure_area("sram", "256x16")
     assert secded.total.mem_bits == 256 * 22 and plain.total.mem_bits == 256 * 16   # 16 data + 5 check + 1 parity
     assert secded.total.logic_cells > plain.total.logic_cells                        # the codec
+
+
+def test_campaign_keeps_its_fit_weights(protected_db):
+    """The bits that weigh a campaign's blocks are stored with it: metrics computed later (after the RTL changed)
+    use them, not a rebuild; a campaign without them (older rampart) falls back to the build."""
+    import json
+    import sqlite3
+
+    from faultinj.campaign import campaign_meta, campaign_state_bits, site_is_memory, state_bits_meta
+
+    meta = campaign_meta(protected_db)
+    stats = build("mac_array", protected_config("mac_array", CONFIG, PLAN)).stats
+    assert {b: v["ff"] for b, v in meta["state_bits"]["blocks"].items() if v["ff"]} == stats.ff_bits
+    before = campaign_metrics_point(protected_db)
+    stored = json.loads(json.dumps(meta["state_bits"]))
+    stored["blocks"]["pe_0_1"]["ff"] *= 10      # as if the block had been 10x larger when the campaign ran
+    db = sqlite3.connect(protected_db)
+    with db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'state_bits'", (json.dumps(stored),))
+    try:
+        blocks = {b.name: b for b in baseline_blocks(protected_db)}
+        assert blocks["pe_0_1"].ff_bits == 10 * stats.ff_bits["pe_0_1"]
+        assert campaign_metrics_point(protected_db) != before
+        with db:
+            db.execute("DELETE FROM meta WHERE key = 'state_bits'")
+        assert campaign_state_bits(campaign_meta(protected_db)) == meta["state_bits"]
+        assert campaign_metrics_point(protected_db) == before
+    finally:
+        with db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('state_bits', ?)",
+                       (json.dumps(meta["state_bits"]),))
+        db.close()
+    # memory runs: every site's kind, against the build's state map
+    result = build("sram", "256x16-secded")
+    state_bits = state_bits_meta(result)
+    kinds = np.concatenate([np.full(e.bits, e.kind == "mem") for e in result.state])
+    assert np.array_equal(site_is_memory(state_bits, np.arange(kinds.size)), kinds) and kinds.any() and not kinds.all()
+
+
+def campaign_metrics_point(db):
+    from faultinj.protection import campaign_metrics
+
+    return campaign_metrics(db, PLAN).point

@@ -39,6 +39,11 @@ class ReferenceModel:
     def output_shapes(self) -> list[tuple[int, ...]]:
         return [tuple(int(x) for x in d["shape"]) for d in self.outputs]
 
+    @property
+    def operators(self) -> set[str]:
+        """The builtin operator names the model uses (e.g. ``FULLY_CONNECTED``)."""
+        return {d["op_name"] for d in self._it._get_ops_details()}
+
     def run_all(self, *inputs: np.ndarray) -> list[np.ndarray]:
         """Run on one array per graph input; return every graph output (copies)."""
         if len(inputs) != len(self.inputs):

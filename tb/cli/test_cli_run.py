@@ -181,3 +181,19 @@ def test_run_npu_mobilenetv2():
     result = CliRunner().invoke(main, ["run", "npu", "mobilenetv2", "-c", "u55-128", "--seed", "0"])
     assert result.exit_code == 0, result.output
     assert "bit-exact: yes" in result.output
+
+
+def test_exactness_line_counts_differences_and_names_the_fc_rounding(tiny):
+    """The "bit-exact" line of `rampart run npu`: how many values differ and by how much; for a model with
+    FULLY_CONNECTED layers also the known double- vs single-rounding cause, for a conv-only model not."""
+    from models.npu.int16x8 import fully_connected
+    from rampart.cmd_run import _exactness
+
+    want = [np.array([[1, 2, 3, 4]], dtype=np.int8), np.array([5, 6], dtype=np.int8)]
+    same = [w.copy() for w in want]
+    assert _exactness(tiny.read_bytes(), want, same) == "bit-exact: yes (2 of 2 outputs) (vs LiteRT reference kernels)"
+    off = [np.array([[1, 3, 3, 4]], dtype=np.int8), np.array([5, 4], dtype=np.int8)]
+    conv_line = _exactness(tiny.read_bytes(), want, off)
+    assert conv_line.startswith("bit-exact: no (0 of 2 outputs)") and "2 of 6 values differ, by at most 2" in conv_line
+    assert "FULLY_CONNECTED" not in conv_line
+    assert "rounds them twice" in _exactness(fully_connected(8, 4), want, off)

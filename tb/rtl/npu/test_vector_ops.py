@@ -3,9 +3,10 @@ ABS, LEAKY_RELU / TANH / LOGISTIC / HARD_SWISH (table lookups), int16 pooling / 
 LEAKY_RELU / ABS and uint8 pooling / ADD / SUB / MUL models run on the whole NPU under Verilator; the OFM read back
 from external memory must equal LiteRT's reference kernels exactly (and the golden model ``models.npu.vector_ref``).
 RESIZE_BILINEAR (a 2x2 AVERAGE POOL on the IFM upscaled by NEAREST) too. Two configs in the default tier (u55-128 and
-u55-256, one build each); an illegal pooling mode, an unsupported precision, an unimplemented elementwise mode and
-IFM upscaling the vector unit does not define (TRANSPOSE on a POOL, NEAREST on an ELEMENTWISE) must stop the stream
-with ``COMPUTE_FAULT`` / ``UNSUPPORTED``."""
+u55-256, one build each), the other two (u55-32, u55-64) in the slow tier; an illegal pooling mode, an unsupported
+precision, an unimplemented elementwise mode and IFM upscaling the vector unit does not define (TRANSPOSE on a POOL,
+NEAREST on an ELEMENTWISE) must stop the stream with ``COMPUTE_FAULT`` / ``UNSUPPORTED``. U16 feature maps (no
+TFLite type maps to them) run on streams patched to unsigned, against the golden model."""
 import numpy as np
 import pytest
 
@@ -32,6 +33,9 @@ from tb.models.npu.test_vector_ref import (
 )
 
 CONFIGS = ("u55-128", "u55-256")   # u55-128: the build test_compute.py / test_dma.py use too
+SLOW_CONFIGS = ("u55-32", "u55-64")
+#: The ``npu`` fixture's configs: the default tier's two, then the slow tier's (every test here on all four).
+ALL_CONFIG_PARAMS = [*CONFIGS, *(pytest.param(c, marks=pytest.mark.slow) for c in SLOW_CONFIGS)]
 
 
 def load(sim, cfg, art, xs):
@@ -58,7 +62,7 @@ def run_model(sim, cfg, art, xs, max_cycles=300_000):
     return status, ofm, sim.peek("cycles")
 
 
-@pytest.fixture(scope="module", params=CONFIGS)
+@pytest.fixture(scope="module", params=ALL_CONFIG_PARAMS)
 def npu(request):
     return request.param, build("npu", request.param)
 
@@ -232,3 +236,47 @@ def test_shr_round_modes_match_golden(npu, round_mode):
             changed = not np.array_equal(want, run_golden(art, [x], cfg.shram_bytes))
             assert changed == (round_mode == 1)
             np.testing.assert_array_equal(got, want)
+
+
+def _run_words(sim, cfg, art, words, xs, dtype):
+    """Load ``art`` with inputs ``xs``, run the stream ``words`` instead of its own; its OFM as ``dtype``."""
+    lay = load(sim, cfg, art, xs)
+    npu_driver.load_bytes(sim, lay.cmd_base, np.asarray(words, "<u4").tobytes())
+    npu_driver.start(sim, lay.cmd_base, 4 * len(words), lay.basep)
+    assert npu_driver.wait_done(sim, 100_000, chunk=64) is not None, "NPU did not finish"
+    assert (sim.peek("error"), sim.peek("compute_error")) == (0, 0)
+    (out,) = art.outputs
+    return np.frombuffer(read_bytes(sim, lay.address(out), out.nbytes), dtype)
+
+
+def _unsigned16(art) -> list[int]:
+    """``art``'s stream with every IFM / IFM2 / OFM precision made unsigned (bit 0 cleared) and ACTIVATION_MIN / MAX
+    0 / 65535 (the uint16 range)."""
+    words = [int(w) for w in art.command_stream]
+    for c in art.commands():
+        i = c.offset // 4
+        if c.name in ("NPU_SET_IFM_PRECISION", "NPU_SET_IFM2_PRECISION", "NPU_SET_OFM_PRECISION"):
+            words[i] &= ~(1 << 16)
+        elif c.name in ("NPU_SET_ACTIVATION_MIN", "NPU_SET_ACTIVATION_MAX"):
+            words[i] = (words[i] & 0xFFFF) | ((0xFFFF if c.name.endswith("MAX") else 0) << 16)
+    return words
+
+
+@pytest.mark.parametrize("name", ["i16_max3x3_s2_same_7x9x20", "i16_avg3x3_s1_same_6x6x8", "i16_maximum_4x5x12"])
+def test_unsigned_16bit_matches_golden(npu, name):
+    """U16 feature maps (the vector unit takes them; no TFLite type maps to them, so Vela never writes U16): an int16
+    model's stream with its precisions patched to unsigned (:func:`_unsigned16`) on random uint16 inputs; the RTL must
+    equal the golden model, whose result must differ from the signed stream's on the same bytes."""
+    config, design = npu
+    cfg = PRESETS[config]
+    art = vela.compile_model(I16_MODELS[name](0), f"ethos-u55-{cfg.macs}")
+    words = _unsigned16(art)
+    commands = cs.decode_stream(words)
+    assert sum(c.name.endswith("_PRECISION") for c in commands) >= 2
+    rng = np.random.default_rng(17)
+    xs = [rng.integers(0, 1 << 16, size=t.nbytes // 2, dtype=np.uint16) for t in art.inputs]
+    want = run_golden(art, xs, cfg.shram_bytes, commands)
+    signed = run_golden(art, [x.view(np.int16) for x in xs], cfg.shram_bytes).view(np.uint16)
+    assert not np.array_equal(want, signed), "the patch changed nothing"
+    with SimDevice(NativeSim(design)) as sim:
+        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, np.uint16), want)

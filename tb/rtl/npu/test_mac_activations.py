@@ -4,7 +4,8 @@ SHRAM) on the MAC op itself; the output unit looks every requantised value up
 (``rtl.npu.output_unit``, ``rtl.npu.activation_table``). Each model runs on the whole NPU (u55-128 and u55-256, the
 builds the other fast-tier NPU tests use; u55-32 and u55-64 in the slow tier) and must equal LiteRT's reference
 kernels exactly; the MAC op must carry the table (else the test would not be testing the lookup). The stream
-patched to put the table in slot 1 (TABLE_1) gives the same result; a table with a clip range other than the OFM's
+patched to put the table in slot 1 (TABLE_1) gives the same result, and so does the vector unit's lookup (an int8
+TANH: an identity POOL with TABLE_0) with its table moved to slot 3; a table with a clip range other than the OFM's
 is refused (``COMPUTE_FAULT`` / ``UNSUPPORTED``)."""
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from rtl.npu.config import PRESETS
 from rtl.npu.controller import ErrorCode
 from sim.build import build
 from sim.harness import NativeSim
+from tb.models.npu.test_vector_ref import LUT_MODELS
 from tb.rtl.npu.test_vector_ops import ALL_CONFIG_PARAMS, load
 
 LAYERS = ("conv", "dw", "fc")
@@ -108,6 +110,20 @@ def test_table_slot_1(config):
     x = ref.random_input(np.random.default_rng(4), 0)
     (want,) = ref.run_all(x)
     status, got = _run_patched(config, art, _patch(config, art, slot=1), x.reshape(-1))
+    assert status == (0, ErrorCode.OK, 0)
+    np.testing.assert_array_equal(got, want.reshape(-1))
+
+
+def test_vector_unit_table_slot_3(config):
+    """Vela puts every vector-unit table of a small model in slot 0; the vector unit reads the SHRAM table of any slot
+    (TABLE_0..7), which only a whole network's stream shows otherwise (MobileNetV2 on u55-128)."""
+    model = LUT_MODELS["tanh_4x5x12"](0)
+    art = vela.compile_model(model, f"ethos-u55-{PRESETS[config].macs}")
+    assert [k.name for k in cs.kicks(art.commands())] == ["NPU_OP_DMA_START", "NPU_OP_POOL"]
+    ref = ReferenceModel(model)
+    x = ref.random_input(np.random.default_rng(6), 0)
+    (want,) = ref.run_all(x)
+    status, got = _run_patched(config, art, _patch(config, art, slot=3), x.reshape(-1))
     assert status == (0, ErrorCode.OK, 0)
     np.testing.assert_array_equal(got, want.reshape(-1))
 

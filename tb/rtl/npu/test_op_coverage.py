@@ -12,6 +12,9 @@ from drivers.transport import SimDevice
 from models.npu.op_matrix import ROWS
 from rtl.npu.config import PRESETS
 
+#: uint8 MAC ops: LiteRT runs them, Vela puts them on the NPU, the NPU refuses them (not implemented).
+UINT8_MAC_ROWS = ("conv_2d_uint8_3x3_relu", "depthwise_conv_2d_uint8_3x3_s2", "fully_connected_uint8_40x12_relu6")
+
 #: Rows that are not expected to pass, with why (another package's operator, or not runnable by LiteRT).
 OPEN = {
     "relu_n1_to_1_int16_4x5x6": "LiteRT has no int16 RELU_N1_TO_1 kernel",
@@ -29,6 +32,9 @@ OPEN = {
     # Vela writes the uint8 TRANSPOSE's identity POOL as S8 IFM / OFM, zero points 128, clamp 0..127: inputs >= 128
     # come out as 0 on the NPU and in the golden model alike (the stream, not the hardware, differs from LiteRT)
     "transpose_uint8_hw": "Vela's uint8 TRANSPOSE stream clamps inputs >= 128 to 0",
+    # Vela 5.2 maps uint8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED to the NPU with IFM / OFM precision U8; the
+    # MAC path takes signed IFMs only (rtl/npu/op_loader.py): COMPUTE_FAULT (UNSUPPORTED), test_uint8_mac_refused
+    **{name: "MAC path: U8 IFM not implemented" for name in UINT8_MAC_ROWS},
 }
 
 #: Configs the default tier runs every passing row on; the slow tier runs them on the other two.
@@ -65,6 +71,17 @@ def test_coverage_fast_u55_32():
 @pytest.mark.parametrize("config", SLOW_CONFIGS)
 def test_coverage_other_configs(config):
     _check(config, PASSING)
+
+
+def test_uint8_mac_refused():
+    """The uint8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED rows stop with COMPUTE_FAULT (UNSUPPORTED), never hang
+    or write a wrong result silently. When the MAC path takes U8 IFMs this fails: move the rows out of OPEN."""
+    rows = [r for r in ROWS if r.name in UINT8_MAC_ROWS]
+    assert len(rows) == len(UINT8_MAC_ROWS)
+    with SimDevice.open("npu", "u55-128") as dev:
+        results = [run_row(dev, "u55-128", row) for row in rows]
+    assert [(r.result, r.detail.split(" at ")[0]) for r in results] == [
+        ("UNSUPPORTED", "COMPUTE_FAULT (UNSUPPORTED)")] * len(rows), [(r.row.name, r.result, r.detail) for r in results]
 
 
 def test_split_depthwise_over_the_accumulator_buffer_halts():

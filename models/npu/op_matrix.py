@@ -18,6 +18,8 @@ import numpy as np
 from ethosu.vela.tflite import (
     ArgMaxOptions,
     ConcatenationOptions,
+    Conv2DOptions,
+    DepthwiseConv2DOptions,
     ExpandDimsOptions,
     MirrorPadOptions,
     PackOptions,
@@ -38,6 +40,7 @@ from ethosu.vela.tflite import (
 )
 from ethosu.vela.tflite.BuiltinOperator import BuiltinOperator
 from ethosu.vela.tflite.BuiltinOptions import BuiltinOptions
+from ethosu.vela.tflite.Padding import Padding
 from ethosu.vela.tflite.TensorType import TensorType
 
 from . import int16x8
@@ -177,6 +180,43 @@ def _mac_uint8(kind: str):
         y = _act(wr, "output", out_shape, qo, "uint8")
         wr.operator(code, 1, [x, wt, bt], [y], *options)
         return wr.finish([x], [y], f"rampart op_matrix: uint8 {kind}")
+    return make
+
+
+def _dilated(kind: str, dilation: int):
+    """An int8 3x3 CONV_2D (8 -> 4 channels) / DEPTHWISE_CONV_2D on 9x10x8, SAME, stride 1, dilated by ``dilation``
+    in H and W (Vela: dilation 2 is the NPU's own KERNEL_STRIDE dilation; larger ones a kernel with zeros)."""
+    def make(seed: int) -> bytes:
+        rng = np.random.default_rng(seed)
+        q, qo = _quant(rng, "int8"), _quant(rng, "int8", 0.05, 0.2)
+        conv = kind == "conv"
+        w_shape, n = ((4, 3, 3, 8), 4) if conv else ((1, 3, 3, 8), 8)
+        w_scales = rng.uniform(0.002, 0.01, size=n)
+        wr = _Writer()
+        x = _act(wr, "input", (1, 9, 10, 8), q, "int8")
+        w = rng.integers(-127, 128, size=w_shape, dtype=np.int8)
+        wt = wr.tensor("weights", w_shape, TensorType.INT8, buffer=wr.buffer(w.tobytes()), scale=w_scales,
+                       zero_point=[0] * n, axis=0 if conv else 3)
+        bias = rng.integers(-400, 400, size=n).astype("<i4")
+        bt = wr.tensor("bias", (n,), TensorType.INT32, buffer=wr.buffer(bias.tobytes()), scale=q.scale * w_scales,
+                       zero_point=[0] * n)
+        y = _act(wr, "output", (1, 9, 10, n), qo, "int8")
+        module = Conv2DOptions if conv else DepthwiseConv2DOptions
+
+        def options(b):
+            module.Start(b)
+            module.AddPadding(b, Padding.SAME)
+            module.AddStrideH(b, 1)
+            module.AddStrideW(b, 1)
+            if not conv:
+                module.AddDepthMultiplier(b, 1)
+            module.AddDilationHFactor(b, dilation)
+            module.AddDilationWFactor(b, dilation)
+            return module.End(b)
+        code = BuiltinOperator.CONV_2D if conv else BuiltinOperator.DEPTHWISE_CONV_2D
+        opt = BuiltinOptions.Conv2DOptions if conv else BuiltinOptions.DepthwiseConv2DOptions
+        wr.operator(code, 2, [x, wt, bt], [y], opt, options)
+        return wr.finish([x], [y], f"rampart op_matrix: {kind} dilation {dilation}")
     return make
 
 
@@ -394,6 +434,8 @@ def _rows() -> list[Row]:
     r += [Row("CONV_2D", P16, "3x3_relu", _conv16), Row("DEPTHWISE_CONV_2D", P16, "3x3_s2", _depthwise16),
           Row("FULLY_CONNECTED", P16, "40x12_relu6", _fc16(False)),
           Row("FULLY_CONNECTED", P16, "40x12_relu6_exact_scales", _fc16(True))]
+    r += [Row("CONV_2D", P8, f"3x3_dilation{d}", _dilated("conv", d)) for d in (2, 3)]
+    r += [Row("DEPTHWISE_CONV_2D", P8, f"3x3_dilation{d}", _dilated("dw", d)) for d in (2, 3)]
     r += [Row("CONV_2D", PU8, "3x3_relu", _mac_uint8("conv")),
           Row("DEPTHWISE_CONV_2D", PU8, "3x3_s2", _mac_uint8("dw")),
           Row("FULLY_CONNECTED", PU8, "40x12_relu6", _mac_uint8("fc"))]

@@ -12,8 +12,17 @@ from drivers.transport import SimDevice
 from models.npu.op_matrix import ROWS
 from rtl.npu.config import PRESETS
 
-#: uint8 MAC ops: LiteRT runs them, Vela puts them on the NPU, the NPU refuses them (not implemented).
-UINT8_MAC_ROWS = ("conv_2d_uint8_3x3_relu", "depthwise_conv_2d_uint8_3x3_s2", "fully_connected_uint8_40x12_relu6")
+#: Rows LiteRT runs and Vela puts on the NPU whose stream asks for what the NPU does not implement, so it stops with
+#: COMPUTE_FAULT (UNSUPPORTED) (test_not_implemented_rows_are_refused): uint8 MAC ops (Vela: IFM / OFM precision
+#: U8; the MAC path takes signed IFMs only, rtl/npu/op_loader.py) and dilation 2 (Vela writes the NPU's own
+#: KERNEL_STRIDE dilation bits, which the MAC path refuses; dilation 3 Vela turns into a kernel with zeros: runs).
+NOT_IMPLEMENTED = {
+    "conv_2d_uint8_3x3_relu": "MAC path: U8 IFM not implemented",
+    "depthwise_conv_2d_uint8_3x3_s2": "MAC path: U8 IFM not implemented",
+    "fully_connected_uint8_40x12_relu6": "MAC path: U8 IFM not implemented",
+    "conv_2d_int8_3x3_dilation2": "MAC path: KERNEL_STRIDE dilation not implemented",
+    "depthwise_conv_2d_int8_3x3_dilation2": "MAC path: KERNEL_STRIDE dilation not implemented",
+}
 
 #: Rows that are not expected to pass, with why (another package's operator, or not runnable by LiteRT).
 OPEN = {
@@ -32,9 +41,7 @@ OPEN = {
     # Vela writes the uint8 TRANSPOSE's identity POOL as S8 IFM / OFM, zero points 128, clamp 0..127: inputs >= 128
     # come out as 0 on the NPU and in the golden model alike (the stream, not the hardware, differs from LiteRT)
     "transpose_uint8_hw": "Vela's uint8 TRANSPOSE stream clamps inputs >= 128 to 0",
-    # Vela 5.2 maps uint8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED to the NPU with IFM / OFM precision U8; the
-    # MAC path takes signed IFMs only (rtl/npu/op_loader.py): COMPUTE_FAULT (UNSUPPORTED), test_uint8_mac_refused
-    **{name: "MAC path: U8 IFM not implemented" for name in UINT8_MAC_ROWS},
+    **NOT_IMPLEMENTED,
 }
 
 #: Configs the default tier runs every passing row on; the slow tier runs them on the other two.
@@ -73,11 +80,11 @@ def test_coverage_other_configs(config):
     _check(config, PASSING)
 
 
-def test_uint8_mac_refused():
-    """The uint8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED rows stop with COMPUTE_FAULT (UNSUPPORTED), never hang
-    or write a wrong result silently. When the MAC path takes U8 IFMs this fails: move the rows out of OPEN."""
-    rows = [r for r in ROWS if r.name in UINT8_MAC_ROWS]
-    assert len(rows) == len(UINT8_MAC_ROWS)
+def test_not_implemented_rows_are_refused():
+    """The :data:`NOT_IMPLEMENTED` rows stop with COMPUTE_FAULT (UNSUPPORTED), never hang or write a wrong result
+    silently. When the NPU implements one this fails: take it out of NOT_IMPLEMENTED."""
+    rows = [r for r in ROWS if r.name in NOT_IMPLEMENTED]
+    assert len(rows) == len(NOT_IMPLEMENTED)
     with SimDevice.open("npu", "u55-128") as dev:
         results = [run_row(dev, "u55-128", row) for row in rows]
     assert [(r.result, r.detail.split(" at ")[0]) for r in results] == [

@@ -45,8 +45,9 @@ _ROUND = {0: "TFL", 1: "TRUNCATE", 2: "NATURAL", 3: "reserved"}
 
 @dataclass(frozen=True)
 class Source:
-    """A test and the models it runs: ``models(config)`` yields (tflite bytes, extra Vela arguments); ``fast`` /
-    ``slow``: the configs its default-tier / slow-tier cases run them on."""
+    """A test and the models it runs: ``models(config)`` yields (tflite bytes, extra Vela arguments) or (bytes,
+    arguments, patch), ``patch(art)`` giving the stream words the test runs instead of Vela's (its own helper);
+    ``fast`` / ``slow``: the configs its default-tier / slow-tier cases run them on."""
     test: str
     fast: tuple[str, ...]
     slow: tuple[str, ...]
@@ -78,6 +79,7 @@ def sources() -> list[Source]:
         test_op_coverage,
         test_resample,
         test_sweep,
+        test_vector_ops,
         test_vector_tiles,
     )
 
@@ -124,29 +126,41 @@ def sources() -> list[Source]:
         Source("test_op_coverage::test_coverage_fast / _other_configs (every passing op-matrix row)",
                test_op_coverage.FAST_CONFIGS, test_op_coverage.SLOW_CONFIGS, _plain(passing)),
         Source("test_op_coverage::test_coverage_fast_u55_32", ("u55-32",), (), _plain(second)),
+        Source("test_vector_ops::test_unsigned_matches_golden (patched stream)", vector, other,
+               lambda config: [(make(0), (), lambda art, bits=bits: test_vector_ops._unsigned(art, bits))
+                               for make, bits in test_vector_ops.UNSIGNED_CASES.values()]),
+        Source("test_vector_tiles::test_ifm_tiles_match_golden (patched stream)", vector, other,
+               lambda config: [(make(2), (), lambda art, op=op, split=split: test_vector_tiles._with_ifm_tiles(
+                   art, op, *split)) for make, op, split in test_vector_tiles.IFM_TILE_CASES.values()]),
+        Source("test_mac_activations::test_table_slot_1 / test_vector_unit_table_slot_3 (patched stream)", vector,
+               other, lambda config: [
+                   (model_bytes(test_mac_activations.activation_model("conv", "tanh")), (),
+                    lambda art: test_mac_activations._patch(config, art, slot=1)),
+                   (LUT_MODELS["tanh_4x5x12"](0), (), lambda art: test_mac_activations._patch(config, art, slot=3))]),
         Source("test_networks::test_mobilenetv2_features_on_npu", ("u55-128",), ("u55-32", "u55-64", "u55-256"),
                lambda config: [(model_bytes(mobilenetv2_features()), ())]),
         *net_sources,
     ]
 
 
-#: Tests whose streams are patched to what Vela never writes: (test, fast configs, slow configs, features added).
+#: Tests whose streams are patched inline (no helper to call): (test, fast configs, slow configs, features added).
 PATCHED = [
     ("test_vector_ops::test_reduce_sum_matches_golden", ("u55-128", "u55-256"), ("u55-32", "u55-64"),
-     ["POOL REDUCE_SUM", "POOL REDUCE_SUM S8->S8", "POOL REDUCE_SUM padded"]),
+     ["POOL REDUCE_SUM", "POOL REDUCE_SUM S8->S8", "POOL REDUCE_SUM with IFM S8", "POOL REDUCE_SUM padded"]),
     ("test_vector_ops::test_shr_round_modes_match_golden", ("u55-128", "u55-256"), ("u55-32", "u55-64"),
      ["round TFL on ELEMENTWISE SHR", "round TRUNCATE on ELEMENTWISE SHR"]),
-    ("test_vector_ops::test_unsigned_16bit_matches_golden", ("u55-128", "u55-256"), ("u55-32", "u55-64"),
-     ["POOL MAX U16->U16", "POOL AVERAGE U16->U16", "ELEMENTWISE MAX U16,U16->U16"]),
-    ("test_vector_tiles::test_ifm_tiles_match_golden", ("u55-128", "u55-256"), ("u55-32", "u55-64"),
-     ["IFM tiles 1-3 on POOL", "IFM tiles 1-3 on ELEMENTWISE"]),
-    ("test_mac_activations::test_table_slot_1", ("u55-128", "u55-256"), ("u55-32", "u55-64"),
-     ["ACTIVATION TABLE in slot 1-7 on the MAC path (CONV / DEPTHWISE)"]),
-    ("test_mac_activations::test_vector_unit_table_slot_3", ("u55-128", "u55-256"), ("u55-32", "u55-64"),
-     ["ACTIVATION TABLE in slot 1-7 on the vector unit"]),
     ("test_compute::test_pool_variants_run_on_the_vector_unit", ("u55-128",), (),
      ["POOL MAX", "POOL MAX S8->S8", "POOL AVERAGE padded"]),
 ]
+
+
+#: What the CHECK states of rtl/npu/op_loader.py (MAC path) and rtl/npu/vector_unit.py take, by kind and IFM
+#: precision (read from their ``_unsupported``): the MAC path S8 / S16 IFMs; the vector unit 8 / 16 / 32-bit IFMs,
+#: signed or unsigned (ADD / SUB with an operand scale: 8 / 16 bit only).
+IMPLEMENTED = [f"{kind} with IFM {p}" for kind in ("CONV", "CONV (FC)", "DEPTHWISE") for p in ("S8", "S16")] + [
+    f"{kind} with IFM {p}" for kind in [*(f"POOL {m}" for m in _POOL.values()),
+                                        *(f"ELEMENTWISE {m}" for m in _EW.values())]
+    for p in ("U8", "S8", "U16", "S16", "U32", "S32")]
 
 
 def _prec(p: int, ofm: bool = False) -> str:
@@ -197,7 +211,7 @@ def kick_features(k: cs.Kick) -> set[str]:
     prec = _prec(ifm)
     if ew and not unary:
         prec += "," + _prec(r("IFM2_PRECISION"))
-    f = {kind, f"{kind} {prec}->{_prec(ofm, ofm=True)}"}
+    f = {kind, f"{kind} {prec}->{_prec(ofm, ofm=True)}", f"{kind} with IFM {_prec(ifm)}"}
     if ew and not unary:
         b = r("IFM2_BROADCAST", 0)
         form = "scalar" if b & 0x80 else "broadcast " + "".join(d for d, bit in zip("HWC", (1, 2, 4), strict=True)
@@ -262,11 +276,12 @@ def audit() -> tuple[dict, dict]:
     for src in sources():
         for tier, configs in (("fast", src.fast), ("slow", src.slow)):
             for config in configs:
-                for model, args in src.models(config):
+                for model, args, *patch in src.models(config):
                     model = model_bytes(model)
                     art = vela.compile_model(model, f"ethos-{config}", cache_dir=cache_root() / "vela",
                                              extra_args=args)
-                    for k in cs.kicks(art.commands()):
+                    commands = cs.decode_stream(patch[0](art)) if patch else art.commands()
+                    for k in cs.kicks(commands):
                         if k.name in cs.KERNEL_OPS or k.name in cs.DMA_OPS:
                             for key in kick_features(k):
                                 feats[key][tier][config].add(src.test)
@@ -309,6 +324,8 @@ def main() -> None:
     feats, ops = audit()
     few = [k for k, v in feats.items() if sum(bool(v["fast"].get(c)) for c in CONFIGS) < 2]
     few_ops = [k for k, v in ops.items() if sum(bool(v["fast"].get(c)) for c in CONFIGS) < 2]
+    untested = [k for k in IMPLEMENTED if k not in feats]
+    from tb.rtl.npu.test_op_coverage import NOT_IMPLEMENTED, OPEN
     body = "\n".join([
         "## NPU operation coverage by test tier (`npu_op_tiers`)", "",
         f"`python benchmarks/npu_op_tiers.py --write BENCHMARKS.md` ({time.perf_counter() - t0:.0f} s wall, Vela's "
@@ -324,6 +341,12 @@ def main() -> None:
         f"Stream features: {len(feats)}; on fewer than two configs in the default tier: "
         f"{', '.join(sorted(few)) or 'none'}. TFLite operators x input type: {len(ops)}; on fewer than two: "
         f"{', '.join(sorted(few_ops)) or 'none'}.", "",
+        "Kind x IFM precision that the NPU's CHECK accepts (`IMPLEMENTED`, read from `rtl/npu/op_loader.py` / "
+        f"`vector_unit.py`) but no bit-exact test runs: {', '.join(untested) or 'none'}.", "",
+        "Refused by the NPU (COMPUTE_FAULT / UNSUPPORTED, tested: `test_not_implemented_rows_are_refused`) though "
+        "LiteRT runs them and Vela 5.2 maps them to the NPU: "
+        + "; ".join(f"`{k}` ({v})" for k, v in NOT_IMPLEMENTED.items()) + ". Other open op-matrix rows: "
+        + "; ".join(f"`{k}` ({v})" for k, v in OPEN.items() if k not in NOT_IMPLEMENTED) + ".", "",
         "### Command-stream features", "", *table(feats, "feature"), "",
         "### TFLite operators (input type) in the tested models", "", *table(ops, "operator"),
     ])

@@ -249,34 +249,44 @@ def _run_words(sim, cfg, art, words, xs, dtype):
     return np.frombuffer(read_bytes(sim, lay.address(out), out.nbytes), dtype)
 
 
-def _unsigned16(art) -> list[int]:
+def _unsigned(art, bits: int) -> list[int]:
     """``art``'s stream with every IFM / IFM2 / OFM precision made unsigned (bit 0 cleared) and ACTIVATION_MIN / MAX
-    0 / 65535 (the uint16 range)."""
+    the unsigned ``bits``-bit range."""
     words = [int(w) for w in art.command_stream]
     for c in art.commands():
         i = c.offset // 4
         if c.name in ("NPU_SET_IFM_PRECISION", "NPU_SET_IFM2_PRECISION", "NPU_SET_OFM_PRECISION"):
             words[i] &= ~(1 << 16)
         elif c.name in ("NPU_SET_ACTIVATION_MIN", "NPU_SET_ACTIVATION_MAX"):
-            words[i] = (words[i] & 0xFFFF) | ((0xFFFF if c.name.endswith("MAX") else 0) << 16)
+            words[i] = (words[i] & 0xFFFF) | (((1 << bits) - 1 if c.name.endswith("MAX") else 0) << 16)
     return words
 
 
-@pytest.mark.parametrize("name", ["i16_max3x3_s2_same_7x9x20", "i16_avg3x3_s1_same_6x6x8", "i16_maximum_4x5x12"])
-def test_unsigned_16bit_matches_golden(npu, name):
-    """U16 feature maps (the vector unit takes them; no TFLite type maps to them, so Vela never writes U16): an int16
-    model's stream with its precisions patched to unsigned (:func:`_unsigned16`) on random uint16 inputs; the RTL must
-    equal the golden model, whose result must differ from the signed stream's on the same bytes."""
+#: name -> (model, element bits): the int16 models and int16 MINIMUM, and int8 ones whose kind no uint8 model runs
+#: (ABS, MIN, MAX).
+UNSIGNED_CASES = {**{n: (make, 16) for n, make in I16_MODELS.items()},
+                  "minimum_int16_tensor": (rows_by_name()["minimum_int16_tensor"].builder, 16),
+                  **{n: (EW_MODELS[n], 8) for n in ("abs_4x5x12", "minimum_4x5x12", "maximum_bcast_4x5x12")}}
+
+
+@pytest.mark.parametrize("name", list(UNSIGNED_CASES))
+def test_unsigned_matches_golden(npu, name):
+    """U16 feature maps (the vector unit takes them; no TFLite type maps to them, so Vela never writes U16) and U8 for
+    ABS / MIN / MAX: a signed model's stream with its precisions patched to unsigned (:func:`_unsigned`) on random
+    unsigned inputs; the RTL must equal the golden model, whose result must differ from the signed stream's on the
+    same bytes."""
     config, design = npu
     cfg = PRESETS[config]
-    art = vela.compile_model(I16_MODELS[name](0), f"ethos-u55-{cfg.macs}")
-    words = _unsigned16(art)
+    make, bits = UNSIGNED_CASES[name]
+    art = vela.compile_model(make(0), f"ethos-u55-{cfg.macs}")
+    words = _unsigned(art, bits)
     commands = cs.decode_stream(words)
     assert sum(c.name.endswith("_PRECISION") for c in commands) >= 2
+    udt, sdt = (np.uint16, np.int16) if bits == 16 else (np.uint8, np.int8)
     rng = np.random.default_rng(17)
-    xs = [rng.integers(0, 1 << 16, size=t.nbytes // 2, dtype=np.uint16) for t in art.inputs]
+    xs = [rng.integers(0, 1 << bits, size=t.nbytes * 8 // bits, dtype=udt) for t in art.inputs]
     want = run_golden(art, xs, cfg.shram_bytes, commands)
-    signed = run_golden(art, [x.view(np.int16) for x in xs], cfg.shram_bytes).view(np.uint16)
+    signed = run_golden(art, [x.view(sdt) for x in xs], cfg.shram_bytes).view(udt)
     assert not np.array_equal(want, signed), "the patch changed nothing"
     with SimDevice(NativeSim(design)) as sim:
-        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, np.uint16), want)
+        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, udt), want)

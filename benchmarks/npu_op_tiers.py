@@ -114,7 +114,7 @@ def sources() -> list[Source]:
                                for la in test_mac_activations.LAYERS for act in test_mac_activations.ACTIVATIONS]),
         Source("test_vector_ops (pool / elementwise / int16 / uint8 / LUT / softmax / bilinear)", vector, other,
                _plain([*POOL_MODELS.values(), *EW_MODELS.values(), *I16_MODELS.values(), *U8_MODELS.values(),
-                       *LUT_MODELS.values(), *SOFTMAX_MODELS.values()])),
+                       *LUT_MODELS.values(), *SOFTMAX_MODELS.values(), test_vector_ops.sub_scale_mode_1])),
         Source("test_sigmoid_tanh::test_int16_tanh_logistic_bit_exact", vector, other,
                _plain(r.builder for r in ROWS if r.name in ("tanh_int16_4x5x6", "logistic_int16_4x5x6"))),
         Source("test_resample::test_resample_bit_exact", ("u55-128",), ("u55-32", "u55-64", "u55-256"),

@@ -14,6 +14,7 @@ from drivers import npu as npu_driver
 from drivers.npu import EXT_MEMORY, read_bytes
 from drivers.transport import SimDevice
 from models.npu import cmdstream as cs
+from models.npu import op_models as om
 from models.npu import vela
 from models.npu.op_matrix import rows_by_name
 from models.npu.reference import ReferenceModel
@@ -115,6 +116,21 @@ def test_softmax_bit_exact(npu):
     """int8 SOFTMAX as Vela decomposes it: 32-bit intermediates, CLZ / SHL / SHR, scale mode 0 SUB, a 32-bit exp
     table, REDUCE_SUM across depth."""
     check_models(npu, SOFTMAX_MODELS, None, {"NPU_OP_DMA_START", "NPU_OP_POOL", "NPU_OP_ELEMENTWISE"})
+
+
+def sub_scale_mode_1(seed: int) -> bytes:
+    """An int8 SUB whose quantisation (model seed ``seed + 2``) makes Vela write IFM scale mode 1."""
+    return om.binary("SUB", (1, 4, 5, 6), (1, 4, 5, 6), seed=seed + 2)
+
+
+def test_sub_scale_mode_1_bit_exact(npu):
+    """SUB whose first operand has the larger scale: Vela's IFM scale mode 1 (the SUB models above are mode 2, or 0
+    inside SOFTMAX; ADD has all three)."""
+    config, _ = npu
+    art = vela.compile_model(sub_scale_mode_1(0), f"ethos-u55-{PRESETS[config].macs}")
+    (kick,) = cs.kicks(art.commands())
+    assert kick.reg("IFM_PRECISION") >> 8 & 3 == 1, "Vela wrote another scale mode"
+    check_models(npu, {"sub_scale_mode1_4x5x6": sub_scale_mode_1}, "NPU_OP_ELEMENTWISE")
 
 
 def test_nearest_upscaled_pool_bit_exact(npu):

@@ -347,6 +347,12 @@ def main() -> None:
         "LiteRT runs them and Vela 5.2 maps them to the NPU: "
         + "; ".join(f"`{k}` ({v})" for k, v in NOT_IMPLEMENTED.items()) + ". Other open op-matrix rows: "
         + "; ".join(f"`{k}` ({v})" for k, v in OPEN.items() if k not in NOT_IMPLEMENTED) + ".", "",
+        "Memory moves: Vela 5.2 lowers RESHAPE, SQUEEZE, EXPAND_DIMS, CONCATENATION, PACK / UNPACK, SPLIT / SPLIT_V, "
+        "SLICE / STRIDED_SLICE, PAD / MIRROR_PAD and TRANSPOSE to NPU_OP_POOL (AVERAGE 1x1 identity kicks writing at "
+        "OFM offsets / strides; PAD: 5 of them), not to NPU_OP_DMA_START; its DMAs carry weights and constant tensors "
+        "from the weight region into the arena (external -> external) and lookup tables into the SHRAM (external -> "
+        "SHRAM). The DMA unit's own transfer modes are unit-tested against numpy in `tb/rtl/npu/test_dma.py` "
+        "(u55-128 build).", "",
         "### Command-stream features", "", *table(feats, "feature"), "",
         "### TFLite operators (input type) in the tested models", "", *table(ops, "operator"),
     ])

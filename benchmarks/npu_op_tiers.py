@@ -129,6 +129,9 @@ def sources() -> list[Source]:
         Source("test_vector_ops::test_unsigned_matches_golden (patched stream)", vector, other,
                lambda config: [(make(0), (), lambda art, bits=bits: test_vector_ops._unsigned(art, bits))
                                for make, bits in test_vector_ops.UNSIGNED_CASES.values()]),
+        Source("test_vector_ops::test_elementwise_modes_at_other_precisions_match_golden (patched stream)", vector,
+               other, lambda config: [(make(0), (), lambda art, old=old, new=new: test_vector_ops.with_mode(
+                   art, old.value, new.value)) for make, old, new in test_vector_ops.MODE_CASES.values()]),
         Source("test_vector_tiles::test_ifm_tiles_match_golden (patched stream)", vector, other,
                lambda config: [(make(2), (), lambda art, op=op, split=split: test_vector_tiles._with_ifm_tiles(
                    art, op, *split)) for make, op, split in test_vector_tiles.IFM_TILE_CASES.values()]),

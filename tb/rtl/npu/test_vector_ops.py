@@ -9,6 +9,7 @@ NEAREST on an ELEMENTWISE) must stop the stream with ``COMPUTE_FAULT`` / ``UNSUP
 TFLite type maps to them) run on streams patched to unsigned, against the golden model."""
 import numpy as np
 import pytest
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import elementwise_mode
 
 from drivers import npu as npu_driver
 from drivers.npu import EXT_MEMORY, read_bytes
@@ -306,3 +307,51 @@ def test_unsigned_matches_golden(npu, name):
     assert not np.array_equal(want, signed), "the patch changed nothing"
     with SimDevice(NativeSim(design)) as sim:
         np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, udt), want)
+
+
+_EW = elementwise_mode
+#: name -> (model, mode of the kick patched, mode written): ELEMENTWISE modes at precisions Vela 5.2 never writes them
+#: at (CLZ / SHL / SHR only at 32 bit, LRELU at 16, ABS / MIN / MAX not at 32): the first kick of that mode and no
+#: other is patched; in SOFTMAX's chain (32-bit intermediates) every later kick runs on its result.
+MODE_CASES = {
+    "clz_s8": (EW_MODELS["abs_4x5x12"], _EW.ABS, _EW.CLZ),
+    "lrelu_s8": (EW_MODELS["abs_4x5x12"], _EW.ABS, _EW.LRELU),
+    "shl_s8": (EW_MODELS["minimum_4x5x12"], _EW.MIN, _EW.SHL),
+    "shr_s8": (EW_MODELS["minimum_4x5x12"], _EW.MIN, _EW.SHR),
+    "clz_s16": (I16_MODELS["i16_abs_4x5x12"], _EW.ABS, _EW.CLZ),
+    "shl_s16": (I16_MODELS["i16_maximum_4x5x12"], _EW.MAX, _EW.SHL),
+    "shr_s16": (I16_MODELS["i16_maximum_4x5x12"], _EW.MAX, _EW.SHR),
+    "abs_s32": (SOFTMAX_MODELS["softmax_2x3x12_beta0.5"], _EW.CLZ, _EW.ABS),
+    "lrelu_s32": (SOFTMAX_MODELS["softmax_2x3x12_beta0.5"], _EW.CLZ, _EW.LRELU),
+    "min_s32": (SOFTMAX_MODELS["softmax_2x3x12_beta0.5"], _EW.ADD, _EW.MIN),
+    "max_s32": (SOFTMAX_MODELS["softmax_2x3x12_beta0.5"], _EW.ADD, _EW.MAX),
+}
+
+
+def with_mode(art, old: int, new: int) -> list[int]:
+    """``art``'s stream with its first NPU_OP_ELEMENTWISE of mode ``old`` made mode ``new``."""
+    words = [int(w) for w in art.command_stream]
+    kick = next(c for c in art.commands() if c.name == "NPU_OP_ELEMENTWISE" and c.param == old)
+    words[kick.offset // 4] = (words[kick.offset // 4] & 0xFFFF) | (new << 16)
+    return words
+
+
+@pytest.mark.parametrize("name", list(MODE_CASES))
+def test_elementwise_modes_at_other_precisions_match_golden(npu, name):
+    """The vector unit takes every ELEMENTWISE mode at 8, 16 and 32 bits; :data:`MODE_CASES` patch a Vela stream so
+    a mode runs at a precision no Vela stream uses it at. The RTL must equal the golden model on random full-range
+    inputs, and the patch must change the golden result."""
+    config, design = npu
+    cfg = PRESETS[config]
+    make, old, new = MODE_CASES[name]
+    art = vela.compile_model(make(0), f"ethos-u55-{cfg.macs}")
+    words = with_mode(art, old.value, new.value)
+    (out,) = art.outputs
+    dtype = {1: np.int8, 2: np.int16}[art.inputs[0].elem_size]
+    rng = np.random.default_rng(23)
+    info = np.iinfo(dtype)
+    xs = [rng.integers(info.min, info.max + 1, size=t.nbytes // t.elem_size, dtype=dtype) for t in art.inputs]
+    want = run_golden(art, xs, cfg.shram_bytes, cs.decode_stream(words))
+    assert not np.array_equal(want, run_golden(art, xs, cfg.shram_bytes)), "the patch changed nothing"
+    with SimDevice(NativeSim(design)) as sim:
+        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, want.dtype), want)

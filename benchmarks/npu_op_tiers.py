@@ -159,7 +159,7 @@ PATCHED = [
 
 #: What the CHECK states of rtl/npu/op_loader.py (MAC path) and rtl/npu/vector_unit.py take, by kind and IFM
 #: precision (read from their ``_unsupported``): the MAC path S8 / S16 IFMs; the vector unit 8 / 16 / 32-bit IFMs,
-#: signed or unsigned (ADD / SUB with an operand scale: 8 / 16 bit only).
+#: signed or unsigned (ADD / SUB with an operand scale: 8 / 16 bit only; a U32 OFM is refused, a U32 IFM is not).
 IMPLEMENTED = [f"{kind} with IFM {p}" for kind in ("CONV", "CONV (FC)", "DEPTHWISE") for p in ("S8", "S16")] + [
     f"{kind} with IFM {p}" for kind in [*(f"POOL {m}" for m in _POOL.values()),
                                         *(f"ELEMENTWISE {m}" for m in _EW.values())]

@@ -266,10 +266,10 @@ def _run_words(sim, cfg, art, words, xs, dtype):
     return np.frombuffer(read_bytes(sim, lay.address(out), out.nbytes), dtype)
 
 
-def _unsigned(art, bits: int) -> list[int]:
-    """``art``'s stream with every IFM / IFM2 / OFM precision made unsigned (bit 0 cleared) and ACTIVATION_MIN / MAX
-    the unsigned ``bits``-bit range."""
-    words = [int(w) for w in art.command_stream]
+def _unsigned(art, bits: int, words: list[int] | None = None) -> list[int]:
+    """``art``'s stream (or ``words``, a same-length patch of it) with every IFM / IFM2 / OFM precision made unsigned
+    (bit 0 cleared) and ACTIVATION_MIN / MAX the unsigned ``bits``-bit range."""
+    words = [int(w) for w in (art.command_stream if words is None else words)]
     for c in art.commands():
         i = c.offset // 4
         if c.name in ("NPU_SET_IFM_PRECISION", "NPU_SET_IFM2_PRECISION", "NPU_SET_OFM_PRECISION"):
@@ -280,7 +280,7 @@ def _unsigned(art, bits: int) -> list[int]:
 
 
 #: name -> (model, element bits): the int16 models and int16 MINIMUM, and int8 ones whose kind no uint8 model runs
-#: (ABS, MIN, MAX).
+#: (ABS, MIN, MAX). (A 32-bit unsigned OFM is refused: test_unsupported_op_halts.)
 UNSIGNED_CASES = {**{n: (make, 16) for n, make in I16_MODELS.items()},
                   "minimum_int16_tensor": (rows_by_name()["minimum_int16_tensor"].builder, 16),
                   **{n: (EW_MODELS[n], 8) for n in ("abs_4x5x12", "minimum_4x5x12", "maximum_bcast_4x5x12")}}
@@ -336,18 +336,22 @@ def with_mode(art, old: int, new: int) -> list[int]:
     return words
 
 
-@pytest.mark.parametrize("name", list(MODE_CASES))
-def test_elementwise_modes_at_other_precisions_match_golden(npu, name):
-    """The vector unit takes every ELEMENTWISE mode at 8, 16 and 32 bits; :data:`MODE_CASES` patch a Vela stream so
-    a mode runs at a precision no Vela stream uses it at. The RTL must equal the golden model on random full-range
-    inputs, and the patch must change the golden result."""
+@pytest.mark.parametrize("name,unsigned", [(n, False) for n in MODE_CASES]
+                         + [(n, True) for n in MODE_CASES if not n.endswith("s32")])
+def test_elementwise_modes_at_other_precisions_match_golden(npu, name, unsigned):
+    """The vector unit takes every ELEMENTWISE mode at 8, 16 and 32 bits, signed or not; :data:`MODE_CASES` patch a
+    Vela stream so a mode runs at a precision no Vela stream uses it at (``unsigned``: its precisions made unsigned
+    too, :func:`_unsigned`). The RTL must equal the golden model on random full-range inputs, and the patch must
+    change the golden result."""
     config, design = npu
     cfg = PRESETS[config]
     make, old, new = MODE_CASES[name]
     art = vela.compile_model(make(0), f"ethos-u55-{cfg.macs}")
     words = with_mode(art, old.value, new.value)
-    (out,) = art.outputs
-    dtype = {1: np.int8, 2: np.int16}[art.inputs[0].elem_size]
+    size = art.inputs[0].elem_size
+    if unsigned:
+        words = _unsigned(art, 8 * size, words)
+    dtype = {(1, False): np.int8, (2, False): np.int16, (1, True): np.uint8, (2, True): np.uint16}[size, unsigned]
     rng = np.random.default_rng(23)
     info = np.iinfo(dtype)
     xs = [rng.integers(info.min, info.max + 1, size=t.nbytes // t.elem_size, dtype=dtype) for t in art.inputs]

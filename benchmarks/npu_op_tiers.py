@@ -91,6 +91,13 @@ def sources() -> list[Source]:
         return lambda config: [(model_bytes(test_resample.RESAMPLE_MODELS[n][0]()), ()) for n in names] + [
             (model_bytes(test_resample.cascade_model()), test_resample.CASCADE_ARGS)]
 
+    def mode_patch(art, old, new, unsigned: bool) -> list[int]:
+        words = test_vector_ops.with_mode(art, old, new)
+        return test_vector_ops._unsigned(art, 8 * art.inputs[0].elem_size, words) if unsigned else words
+
+    def reduce_sum_patch(art, unsigned: bool) -> list[int]:
+        return mode_patch(art, test_vector_ops._POOL.AVERAGE, test_vector_ops._POOL.REDUCE_SUM, unsigned)
+
     passing = [r.builder for r in test_op_coverage.PASSING]
     second = [r.builder for r in test_op_coverage.PASSING if r.name in test_op_coverage.SECOND_CONFIG_ROWS]
     vector = ("u55-128", "u55-256")
@@ -130,8 +137,14 @@ def sources() -> list[Source]:
                lambda config: [(make(0), (), lambda art, bits=bits: test_vector_ops._unsigned(art, bits))
                                for make, bits in test_vector_ops.UNSIGNED_CASES.values()]),
         Source("test_vector_ops::test_elementwise_modes_at_other_precisions_match_golden (patched stream)", vector,
-               other, lambda config: [(make(0), (), lambda art, old=old, new=new: test_vector_ops.with_mode(
-                   art, old.value, new.value)) for make, old, new in test_vector_ops.MODE_CASES.values()]),
+               other, lambda config: [
+                   (make(0), (), lambda art, old=old, new=new, u=unsigned: mode_patch(art, old, new, u))
+                   for name, (make, old, new) in test_vector_ops.MODE_CASES.items()
+                   for unsigned in ((False, True) if not name.endswith("s32") else (False,))]),
+        Source("test_vector_ops::test_reduce_sum_other_precisions_match_golden (patched stream)", vector, other,
+               lambda config: [({**POOL_MODELS, **I16_MODELS}[n](1), (), lambda art, u=u: reduce_sum_patch(art, u))
+                               for n, u in (("avg3x3_s1_same_6x6x8", True), ("i16_avg3x3_s1_same_6x6x8", False),
+                                            ("i16_avg3x3_s1_same_6x6x8", True))]),
         Source("test_vector_tiles::test_ifm_tiles_match_golden (patched stream)", vector, other,
                lambda config: [(make(2), (), lambda art, op=op, split=split: test_vector_tiles._with_ifm_tiles(
                    art, op, *split)) for make, op, split in test_vector_tiles.IFM_TILE_CASES.values()]),

@@ -9,7 +9,7 @@ NEAREST on an ELEMENTWISE) must stop the stream with ``COMPUTE_FAULT`` / ``UNSUP
 TFLite type maps to them) run on streams patched to unsigned, against the golden model."""
 import numpy as np
 import pytest
-from ethosu.vela.ethos_u55_regs.ethos_u55_regs import elementwise_mode
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import elementwise_mode, pooling_mode
 
 from drivers import npu as npu_driver
 from drivers.npu import EXT_MEMORY, read_bytes
@@ -218,6 +218,29 @@ def test_reduce_sum_matches_golden(npu):
             np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("name,unsigned", [("avg3x3_s1_same_6x6x8", True), ("i16_avg3x3_s1_same_6x6x8", False),
+                                           ("i16_avg3x3_s1_same_6x6x8", True)])
+def test_reduce_sum_other_precisions_match_golden(npu, name, unsigned):
+    """REDUCE_SUM as in :func:`test_reduce_sum_matches_golden` on U8, S16 and U16 feature maps (the padded AVERAGE
+    pool's stream patched to REDUCE_SUM, and to unsigned precisions), on small random inputs."""
+    config, design = npu
+    cfg = PRESETS[config]
+    make = {**POOL_MODELS, **I16_MODELS}[name]
+    art = vela.compile_model(make(1), f"ethos-u55-{cfg.macs}")
+    words = with_mode(art, _POOL.AVERAGE, _POOL.REDUCE_SUM)
+    size = art.inputs[0].elem_size
+    if unsigned:
+        words = _unsigned(art, 8 * size, words)
+    dtype = {(1, True): np.uint8, (2, False): np.int16, (2, True): np.uint16}[size, unsigned]
+    lo, hi = (0, 40) if unsigned else (-30, 10)
+    rng = np.random.default_rng(5)
+    x = rng.integers(lo * 100 ** (size - 1), hi * 100 ** (size - 1), size=art.inputs[0].numel, dtype=dtype)
+    want = run_golden(art, [x], cfg.shram_bytes, cs.decode_stream(words))
+    assert not np.array_equal(want, run_golden(art, [x], cfg.shram_bytes)), "the patch changed nothing"
+    with SimDevice(NativeSim(design)) as sim:
+        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, [x], dtype), want)
+
+
 @pytest.mark.parametrize("round_mode", [0, 1])   # TFL, TRUNCATE (Vela's SOFTMAX itself uses NATURAL)
 def test_shr_round_modes_match_golden(npu, round_mode):
     """ELEMENTWISE SHR with the other round modes: the int8 SOFTMAX stream with the round mode of every SHR kick's
@@ -309,10 +332,12 @@ def test_unsigned_matches_golden(npu, name):
         np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, udt), want)
 
 
-_EW = elementwise_mode
+_EW, _POOL = elementwise_mode, pooling_mode
+_SOFTMAX = SOFTMAX_MODELS["softmax_2x3x12_beta0.5"]
 #: name -> (model, mode of the kick patched, mode written): ELEMENTWISE modes at precisions Vela 5.2 never writes them
-#: at (CLZ / SHL / SHR only at 32 bit, LRELU at 16, ABS / MIN / MAX not at 32): the first kick of that mode and no
-#: other is patched; in SOFTMAX's chain (32-bit intermediates) every later kick runs on its result.
+#: at (CLZ / SHL / SHR only at 32 bit, LRELU at 16, ABS / MIN / MAX not at 32), and MAX / AVERAGE pooling of 32-bit
+#: elements (SOFTMAX's REDUCE_SUM across depth patched: the OFM's one channel pools channel 0): the first kick of that
+#: mode and no other is patched; in SOFTMAX's chain (32-bit intermediates) every later kick runs on its result.
 MODE_CASES = {
     "clz_s8": (EW_MODELS["abs_4x5x12"], _EW.ABS, _EW.CLZ),
     "lrelu_s8": (EW_MODELS["abs_4x5x12"], _EW.ABS, _EW.LRELU),
@@ -321,18 +346,22 @@ MODE_CASES = {
     "clz_s16": (I16_MODELS["i16_abs_4x5x12"], _EW.ABS, _EW.CLZ),
     "shl_s16": (I16_MODELS["i16_maximum_4x5x12"], _EW.MAX, _EW.SHL),
     "shr_s16": (I16_MODELS["i16_maximum_4x5x12"], _EW.MAX, _EW.SHR),
-    "abs_s32": (SOFTMAX_MODELS["softmax_2x3x12_beta0.5"], _EW.CLZ, _EW.ABS),
-    "lrelu_s32": (SOFTMAX_MODELS["softmax_2x3x12_beta0.5"], _EW.CLZ, _EW.LRELU),
-    "min_s32": (SOFTMAX_MODELS["softmax_2x3x12_beta0.5"], _EW.ADD, _EW.MIN),
-    "max_s32": (SOFTMAX_MODELS["softmax_2x3x12_beta0.5"], _EW.ADD, _EW.MAX),
+    "abs_s32": (_SOFTMAX, _EW.CLZ, _EW.ABS),
+    "lrelu_s32": (_SOFTMAX, _EW.CLZ, _EW.LRELU),
+    "min_s32": (_SOFTMAX, _EW.ADD, _EW.MIN),
+    "max_s32": (_SOFTMAX, _EW.ADD, _EW.MAX),
+    "max_pool_s32": (_SOFTMAX, _POOL.REDUCE_SUM, _POOL.MAX),
+    "average_pool_s32": (_SOFTMAX, _POOL.REDUCE_SUM, _POOL.AVERAGE),
 }
 
 
-def with_mode(art, old: int, new: int) -> list[int]:
-    """``art``'s stream with its first NPU_OP_ELEMENTWISE of mode ``old`` made mode ``new``."""
+def with_mode(art, old, new) -> list[int]:
+    """``art``'s stream with its first kick of mode ``old`` (an ``elementwise_mode`` or ``pooling_mode``) made mode
+    ``new``."""
+    op = "NPU_OP_ELEMENTWISE" if isinstance(old, elementwise_mode) else "NPU_OP_POOL"
     words = [int(w) for w in art.command_stream]
-    kick = next(c for c in art.commands() if c.name == "NPU_OP_ELEMENTWISE" and c.param == old)
-    words[kick.offset // 4] = (words[kick.offset // 4] & 0xFFFF) | (new << 16)
+    kick = next(c for c in art.commands() if c.name == op and c.param == old.value)
+    words[kick.offset // 4] = (words[kick.offset // 4] & 0xFFFF) | (new.value << 16)
     return words
 
 
@@ -347,7 +376,7 @@ def test_elementwise_modes_at_other_precisions_match_golden(npu, name, unsigned)
     cfg = PRESETS[config]
     make, old, new = MODE_CASES[name]
     art = vela.compile_model(make(0), f"ethos-u55-{cfg.macs}")
-    words = with_mode(art, old.value, new.value)
+    words = with_mode(art, old, new)
     size = art.inputs[0].elem_size
     if unsigned:
         words = _unsigned(art, 8 * size, words)

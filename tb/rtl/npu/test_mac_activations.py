@@ -118,7 +118,7 @@ def test_vector_unit_table_slot_3(config):
     """Vela puts every vector-unit table of a small model in slot 0; the vector unit reads the SHRAM table of any slot
     (TABLE_0..7), which only a whole network's stream shows otherwise (MobileNetV2 on u55-128)."""
     model = LUT_MODELS["tanh_4x5x12"](0)
-    art = vela.compile_model(model, f"ethos-u55-{PRESETS[config].macs}")
+    art = vela.compile_cached(model, config)
     assert [k.name for k in cs.kicks(art.commands())] == ["NPU_OP_DMA_START", "NPU_OP_POOL"]
     ref = ReferenceModel(model)
     x = ref.random_input(np.random.default_rng(6), 0)

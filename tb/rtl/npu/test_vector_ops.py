@@ -128,7 +128,7 @@ def test_sub_scale_mode_1_bit_exact(npu):
     """SUB whose first operand has the larger scale: Vela's IFM scale mode 1 (the SUB models above are mode 2, or 0
     inside SOFTMAX; ADD has all three)."""
     config, _ = npu
-    art = vela.compile_model(sub_scale_mode_1(0), f"ethos-u55-{PRESETS[config].macs}")
+    art = vela.compile_cached(sub_scale_mode_1(0), config)
     (kick,) = cs.kicks(art.commands())
     assert kick.reg("IFM_PRECISION") >> 8 & 3 == 1, "Vela wrote another scale mode"
     check_models(npu, {"sub_scale_mode1_4x5x6": sub_scale_mode_1}, "NPU_OP_ELEMENTWISE")
@@ -226,7 +226,7 @@ def test_reduce_sum_other_precisions_match_golden(npu, name, unsigned):
     config, design = npu
     cfg = PRESETS[config]
     make = {**POOL_MODELS, **I16_MODELS}[name]
-    art = vela.compile_model(make(1), f"ethos-u55-{cfg.macs}")
+    art = vela.compile_cached(make(1), config)
     words = with_mode(art, _POOL.AVERAGE, _POOL.REDUCE_SUM)
     size = art.inputs[0].elem_size
     if unsigned:
@@ -318,7 +318,7 @@ def test_unsigned_matches_golden(npu, name):
     config, design = npu
     cfg = PRESETS[config]
     make, bits = UNSIGNED_CASES[name]
-    art = vela.compile_model(make(0), f"ethos-u55-{cfg.macs}")
+    art = vela.compile_cached(make(0), config)
     words = _unsigned(art, bits)
     commands = cs.decode_stream(words)
     assert sum(c.name.endswith("_PRECISION") for c in commands) >= 2
@@ -375,7 +375,7 @@ def test_elementwise_modes_at_other_precisions_match_golden(npu, name, unsigned)
     config, design = npu
     cfg = PRESETS[config]
     make, old, new = MODE_CASES[name]
-    art = vela.compile_model(make(0), f"ethos-u55-{cfg.macs}")
+    art = vela.compile_cached(make(0), config)
     words = with_mode(art, old, new)
     size = art.inputs[0].elem_size
     if unsigned:

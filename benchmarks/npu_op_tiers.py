@@ -97,6 +97,10 @@ def sources() -> list[Source]:
         words = test_vector_ops.with_mode(art, old, new)
         return test_vector_ops._unsigned(art, 8 * art.inputs[0].elem_size, words) if unsigned else words
 
+    def u32_patch(art, old, new) -> list[int]:
+        words = test_vector_ops.with_mode(art, old, new, ifm32=True) if new else [int(w) for w in art.command_stream]
+        return test_vector_ops.with_unsigned_ifm(art, words, old)
+
     def reduce_sum_patch(art, unsigned: bool) -> list[int]:
         return mode_patch(art, test_vector_ops._POOL.AVERAGE, test_vector_ops._POOL.REDUCE_SUM, unsigned)
 
@@ -143,6 +147,9 @@ def sources() -> list[Source]:
                    (make(0), (), lambda art, old=old, new=new, u=unsigned: mode_patch(art, old, new, u))
                    for name, (make, old, new) in test_vector_ops.MODE_CASES.items()
                    for unsigned in ((False, True) if not name.endswith("s32") else (False,))]),
+        Source("test_vector_ops::test_unsigned_32bit_ifm_matches_golden (patched stream)", vector, other,
+               lambda config: [(test_vector_ops._SOFTMAX(0), (), lambda art, old=old, new=new: u32_patch(art, old, new))
+                               for old, new in test_vector_ops.U32_CASES.values()]),
         Source("test_vector_ops::test_reduce_sum_other_precisions_match_golden (patched stream)", vector, other,
                lambda config: [({**POOL_MODELS, **I16_MODELS}[n](1), (), lambda art, u=u: reduce_sum_patch(art, u))
                                for n, u in (("avg3x3_s1_same_6x6x8", True), ("i16_avg3x3_s1_same_6x6x8", False),

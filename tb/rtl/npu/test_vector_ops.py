@@ -9,7 +9,7 @@ NEAREST on an ELEMENTWISE) must stop the stream with ``COMPUTE_FAULT`` / ``UNSUP
 TFLite type maps to them) run on streams patched to unsigned, against the golden model."""
 import numpy as np
 import pytest
-from ethosu.vela.ethos_u55_regs.ethos_u55_regs import elementwise_mode, pooling_mode
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import cmd0, elementwise_mode, pooling_mode
 
 from drivers import npu as npu_driver
 from drivers.npu import EXT_MEMORY, read_bytes
@@ -355,14 +355,58 @@ MODE_CASES = {
 }
 
 
-def with_mode(art, old, new) -> list[int]:
-    """``art``'s stream with its first kick of mode ``old`` (an ``elementwise_mode`` or ``pooling_mode``) made mode
-    ``new``."""
-    op = "NPU_OP_ELEMENTWISE" if isinstance(old, elementwise_mode) else "NPU_OP_POOL"
+def _first_kick(art, mode, ifm32: bool = False) -> cs.Kick:
+    """The first kick of ``mode`` (an ``elementwise_mode`` or ``pooling_mode``; ``ifm32``: with a 32-bit IFM)."""
+    op = "NPU_OP_ELEMENTWISE" if isinstance(mode, elementwise_mode) else "NPU_OP_POOL"
+    return next(k for k in cs.kicks(art.commands()) if k.name == op and k.command.param == mode.value
+                and (not ifm32 or k.reg("IFM_PRECISION") >> 2 & 3 == 2))
+
+
+def with_mode(art, old, new, ifm32: bool = False) -> list[int]:
+    """``art``'s stream with its first kick of mode ``old`` (:func:`_first_kick`) made mode ``new``."""
     words = [int(w) for w in art.command_stream]
-    kick = next(c for c in art.commands() if c.name == op and c.param == old.value)
-    words[kick.offset // 4] = (words[kick.offset // 4] & 0xFFFF) | (new.value << 16)
+    at = _first_kick(art, old, ifm32).command.offset // 4
+    words[at] = (words[at] & 0xFFFF) | (new.value << 16)
     return words
+
+
+def with_unsigned_ifm(art, words: list[int], mode) -> list[int]:
+    """``words`` (a same-length patch of ``art``'s stream) with the IFM and IFM2 of the first kick of ``mode`` with a
+    32-bit IFM read as unsigned: IFM_PRECISION / IFM2_PRECISION with bit 0 cleared written just before the kick, their
+    values restored just after it (so no other kick changes)."""
+    kick = _first_kick(art, mode, ifm32=True)
+    at = kick.command.offset // 4
+    regs = [(cmd0.NPU_SET_IFM_PRECISION.value, kick.reg("IFM_PRECISION")),
+            (cmd0.NPU_SET_IFM2_PRECISION.value, kick.reg("IFM2_PRECISION", 0))]
+    return (words[:at] + [code | (value & ~1) << 16 for code, value in regs] + [words[at]]
+            + [code | value << 16 for code, value in regs] + words[at + 1:])
+
+
+#: name -> (mode of SOFTMAX's first kick with a 32-bit IFM of that mode, mode written or None): that kick reads its
+#: 32-bit IFM / IFM2 as U32 (:func:`with_unsigned_ifm`; a U32 OFM is refused, its OFM stays S32). Only the cases where
+#: that changes SOFTMAX's output on these inputs: the other modes tried on these kicks (SUB, CLZ, SHL, SHR, ABS,
+#: LRELU, MAX / AVERAGE pooling) give the same output read signed or unsigned, so they would test nothing.
+U32_CASES = {"mul": (_EW.MUL, None), "add": (_EW.ADD, None), "min": (_EW.ADD, _EW.MIN), "max": (_EW.ADD, _EW.MAX)}
+
+
+@pytest.mark.parametrize("name", list(U32_CASES))
+def test_unsigned_32bit_ifm_matches_golden(npu, name):
+    """U32 IFMs (no TFLite type maps to them): one kick of the int8 SOFTMAX stream (32-bit intermediates) reads its
+    IFM / IFM2 unsigned, in its own mode or patched to another; the RTL must equal the golden model on random int8
+    inputs, and reading the IFM unsigned must change the golden result (vs the same stream read signed)."""
+    config, design = npu
+    cfg = PRESETS[config]
+    art = vela.compile_cached(_SOFTMAX(0), config)
+    old, new = U32_CASES[name]
+    signed = with_mode(art, old, new, ifm32=True) if new else [int(w) for w in art.command_stream]
+    words = with_unsigned_ifm(art, signed, old)
+    rng = np.random.default_rng(29)
+    xs = [rng.integers(-128, 128, size=t.nbytes, dtype=np.int8) for t in art.inputs]
+    want = run_golden(art, xs, cfg.shram_bytes, cs.decode_stream(words))
+    assert not np.array_equal(want, run_golden(art, xs, cfg.shram_bytes, cs.decode_stream(signed))), \
+        "reading the IFM unsigned changed nothing"
+    with SimDevice(NativeSim(design)) as sim:
+        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, np.int8), want)
 
 
 @pytest.mark.parametrize("name,unsigned", [(n, False) for n in MODE_CASES]

@@ -221,22 +221,31 @@ def test_reduce_sum_matches_golden(npu):
 @pytest.mark.parametrize("name,unsigned", [("avg3x3_s1_same_6x6x8", True), ("i16_avg3x3_s1_same_6x6x8", False),
                                            ("i16_avg3x3_s1_same_6x6x8", True)])
 def test_reduce_sum_other_precisions_match_golden(npu, name, unsigned):
-    """REDUCE_SUM as in :func:`test_reduce_sum_matches_golden` on U8, S16 and U16 feature maps (the padded AVERAGE
-    pool's stream patched to REDUCE_SUM, and to unsigned precisions), on small random inputs."""
+    """REDUCE_SUM as in :func:`test_reduce_sum_matches_golden` on U8, S16 and U16 feature maps: the padded AVERAGE
+    pool's stream patched to REDUCE_SUM, on small random ``ifm - zp``. Unsigned: the precisions patched to unsigned and
+    the IFM zero point to the signed maximum (127 / 32767), the inputs just above it (so that reading them signed
+    would make every sum negative); the result must differ from the same stream read signed."""
     config, design = npu
     cfg = PRESETS[config]
     make = {**POOL_MODELS, **I16_MODELS}[name]
     art = vela.compile_cached(make(1), config)
-    words = with_mode(art, _POOL.AVERAGE, _POOL.REDUCE_SUM)
     size = art.inputs[0].elem_size
-    if unsigned:
-        words = _unsigned(art, 8 * size, words)
-    dtype = {(1, True): np.uint8, (2, False): np.int16, (2, True): np.uint16}[size, unsigned]
-    lo, hi = (0, 40) if unsigned else (-30, 10)
+    bits = 8 * size
+    signed = with_mode(art, _POOL.AVERAGE, _POOL.REDUCE_SUM)
     rng = np.random.default_rng(5)
-    x = rng.integers(lo * 100 ** (size - 1), hi * 100 ** (size - 1), size=art.inputs[0].numel, dtype=dtype)
+    if unsigned:
+        half = 1 << (bits - 1)
+        signed = [(w & 0xFFFF) | (half - 1) << 16 if w & 0xFFFF == cmd0.NPU_SET_IFM_ZERO_POINT.value else w
+                  for w in signed]
+        words = _unsigned(art, bits, signed)
+        dtype = {1: np.uint8, 2: np.uint16}[size]
+        x = rng.integers(half, half + (28 if bits == 8 else 2000), size=art.inputs[0].numel, dtype=dtype)
+        before = cs.decode_stream(signed)
+    else:
+        words, dtype, before = signed, np.int16, art.commands()
+        x = rng.integers(-3000, 1000, size=art.inputs[0].numel, dtype=dtype)
     want = run_golden(art, [x], cfg.shram_bytes, cs.decode_stream(words))
-    assert not np.array_equal(want, run_golden(art, [x], cfg.shram_bytes)), "the patch changed nothing"
+    assert not np.array_equal(want, run_golden(art, [x], cfg.shram_bytes, before)), "the patch changed nothing"
     with SimDevice(NativeSim(design)) as sim:
         np.testing.assert_array_equal(_run_words(sim, cfg, art, words, [x], dtype), want)
 
@@ -415,20 +424,20 @@ def test_elementwise_modes_at_other_precisions_match_golden(npu, name, unsigned)
     """The vector unit takes every ELEMENTWISE mode at 8, 16 and 32 bits, signed or not; :data:`MODE_CASES` patch a
     Vela stream so a mode runs at a precision no Vela stream uses it at (``unsigned``: its precisions made unsigned
     too, :func:`_unsigned`). The RTL must equal the golden model on random full-range inputs, and the patch must
-    change the golden result."""
+    change the golden result (``unsigned``: vs the same mode read signed)."""
     config, design = npu
     cfg = PRESETS[config]
     make, old, new = MODE_CASES[name]
     art = vela.compile_cached(make(0), config)
-    words = with_mode(art, old, new)
+    signed = with_mode(art, old, new)
     size = art.inputs[0].elem_size
-    if unsigned:
-        words = _unsigned(art, 8 * size, words)
+    words = _unsigned(art, 8 * size, signed) if unsigned else signed
     dtype = {(1, False): np.int8, (2, False): np.int16, (1, True): np.uint8, (2, True): np.uint16}[size, unsigned]
     rng = np.random.default_rng(23)
     info = np.iinfo(dtype)
     xs = [rng.integers(info.min, info.max + 1, size=t.nbytes // t.elem_size, dtype=dtype) for t in art.inputs]
     want = run_golden(art, xs, cfg.shram_bytes, cs.decode_stream(words))
-    assert not np.array_equal(want, run_golden(art, xs, cfg.shram_bytes)), "the patch changed nothing"
+    before = cs.decode_stream(signed) if unsigned else art.commands()
+    assert not np.array_equal(want, run_golden(art, xs, cfg.shram_bytes, before)), "the patch changed nothing"
     with SimDevice(NativeSim(design)) as sim:
         np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, want.dtype), want)

@@ -18,6 +18,8 @@ import numpy as np
 from ethosu.vela.tflite import (
     ArgMaxOptions,
     ConcatenationOptions,
+    Conv2DOptions,
+    DepthwiseConv2DOptions,
     ExpandDimsOptions,
     MirrorPadOptions,
     PackOptions,
@@ -38,11 +40,22 @@ from ethosu.vela.tflite import (
 )
 from ethosu.vela.tflite.BuiltinOperator import BuiltinOperator
 from ethosu.vela.tflite.BuiltinOptions import BuiltinOptions
+from ethosu.vela.tflite.Padding import Padding
 from ethosu.vela.tflite.TensorType import TensorType
 
 from . import int16x8
 from . import op_models as om
-from .tflite_builder import Conv2D, DepthwiseConv2D, FullyConnected, ModelSpec, _Writer, build_model
+from .tflite_builder import (
+    Conv2D,
+    DepthwiseConv2D,
+    FullyConnected,
+    ModelSpec,
+    _conv_options,
+    _dw_options,
+    _fc_options,
+    _Writer,
+    build_model,
+)
 
 __all__ = ["ROWS", "Row", "rows_by_name"]
 
@@ -133,6 +146,77 @@ def _depthwise16(seed: int) -> bytes:
 def _fc16(exact_scales: bool):
     def make(seed: int) -> bytes:
         return int16x8.fully_connected(40, 12, "RELU6", seed=seed, exact_scales=exact_scales)
+    return make
+
+
+def _mac_uint8(kind: str):
+    """A uint8 CONV_2D (3x3, RELU) / DEPTHWISE_CONV_2D (3x3, stride 2) / FULLY_CONNECTED (40 -> 12, RELU6): uint8
+    activations and weights with per-tensor zero points (TFLite's legacy asymmetric scheme), int32 bias."""
+    def make(seed: int) -> bytes:
+        rng = np.random.default_rng(seed)
+        q, qo = _quant(rng, "uint8"), _quant(rng, "uint8", 0.05, 0.2)
+        w_scale, w_zp = float(rng.uniform(0.002, 0.01)), int(rng.integers(108, 149))
+        if kind == "conv":
+            layer, in_shape, w_shape, out_shape = Conv2D(4, (3, 3), (1, 1), "SAME", "RELU"), (1, 5, 6, 8), \
+                (4, 3, 3, 8), (1, 5, 6, 4)
+            code, options = BuiltinOperator.CONV_2D, (BuiltinOptions.Conv2DOptions, _conv_options(layer))
+        elif kind == "dw":
+            layer, in_shape, w_shape, out_shape = DepthwiseConv2D((3, 3), (2, 2), "SAME"), (1, 6, 7, 8), \
+                (1, 3, 3, 8), (1, 3, 4, 8)
+            code, options = BuiltinOperator.DEPTHWISE_CONV_2D, (BuiltinOptions.DepthwiseConv2DOptions,
+                                                               _dw_options(layer))
+        else:
+            layer, in_shape, w_shape, out_shape = FullyConnected(12, "RELU6"), (1, 40), (12, 40), (1, 12)
+            code, options = BuiltinOperator.FULLY_CONNECTED, (BuiltinOptions.FullyConnectedOptions,
+                                                             _fc_options(layer))
+        wr = _Writer()
+        x = _act(wr, "input", in_shape, q, "uint8")
+        w = rng.integers(0, 256, size=w_shape, dtype=np.uint8)
+        wt = wr.tensor("weights", w_shape, TensorType.UINT8, buffer=wr.buffer(w.tobytes()), scale=[w_scale],
+                       zero_point=[w_zp])
+        bias = rng.integers(-400, 400, size=w_shape[0] if kind != "dw" else w_shape[3]).astype("<i4")
+        bt = wr.tensor("bias", bias.shape, TensorType.INT32, buffer=wr.buffer(bias.tobytes()),
+                       scale=[q.scale * w_scale], zero_point=[0])
+        y = _act(wr, "output", out_shape, qo, "uint8")
+        wr.operator(code, 1, [x, wt, bt], [y], *options)
+        return wr.finish([x], [y], f"rampart op_matrix: uint8 {kind}")
+    return make
+
+
+def _dilated(kind: str, dilation: int):
+    """An int8 3x3 CONV_2D (8 -> 4 channels) / DEPTHWISE_CONV_2D on 9x10x8, SAME, stride 1, dilated by ``dilation``
+    in H and W (Vela: dilation 2 is the NPU's own KERNEL_STRIDE dilation; larger ones a kernel with zeros)."""
+    def make(seed: int) -> bytes:
+        rng = np.random.default_rng(seed)
+        q, qo = _quant(rng, "int8"), _quant(rng, "int8", 0.05, 0.2)
+        conv = kind == "conv"
+        w_shape, n = ((4, 3, 3, 8), 4) if conv else ((1, 3, 3, 8), 8)
+        w_scales = rng.uniform(0.002, 0.01, size=n)
+        wr = _Writer()
+        x = _act(wr, "input", (1, 9, 10, 8), q, "int8")
+        w = rng.integers(-127, 128, size=w_shape, dtype=np.int8)
+        wt = wr.tensor("weights", w_shape, TensorType.INT8, buffer=wr.buffer(w.tobytes()), scale=w_scales,
+                       zero_point=[0] * n, axis=0 if conv else 3)
+        bias = rng.integers(-400, 400, size=n).astype("<i4")
+        bt = wr.tensor("bias", (n,), TensorType.INT32, buffer=wr.buffer(bias.tobytes()), scale=q.scale * w_scales,
+                       zero_point=[0] * n)
+        y = _act(wr, "output", (1, 9, 10, n), qo, "int8")
+        module = Conv2DOptions if conv else DepthwiseConv2DOptions
+
+        def options(b):
+            module.Start(b)
+            module.AddPadding(b, Padding.SAME)
+            module.AddStrideH(b, 1)
+            module.AddStrideW(b, 1)
+            if not conv:
+                module.AddDepthMultiplier(b, 1)
+            module.AddDilationHFactor(b, dilation)
+            module.AddDilationWFactor(b, dilation)
+            return module.End(b)
+        code = BuiltinOperator.CONV_2D if conv else BuiltinOperator.DEPTHWISE_CONV_2D
+        opt = BuiltinOptions.Conv2DOptions if conv else BuiltinOptions.DepthwiseConv2DOptions
+        wr.operator(code, 2, [x, wt, bt], [y], opt, options)
+        return wr.finish([x], [y], f"rampart op_matrix: {kind} dilation {dilation}")
     return make
 
 
@@ -350,6 +434,11 @@ def _rows() -> list[Row]:
     r += [Row("CONV_2D", P16, "3x3_relu", _conv16), Row("DEPTHWISE_CONV_2D", P16, "3x3_s2", _depthwise16),
           Row("FULLY_CONNECTED", P16, "40x12_relu6", _fc16(False)),
           Row("FULLY_CONNECTED", P16, "40x12_relu6_exact_scales", _fc16(True))]
+    r += [Row("CONV_2D", P8, f"3x3_dilation{d}", _dilated("conv", d)) for d in (2, 3)]
+    r += [Row("DEPTHWISE_CONV_2D", P8, f"3x3_dilation{d}", _dilated("dw", d)) for d in (2, 3)]
+    r += [Row("CONV_2D", PU8, "3x3_relu", _mac_uint8("conv")),
+          Row("DEPTHWISE_CONV_2D", PU8, "3x3_s2", _mac_uint8("dw")),
+          Row("FULLY_CONNECTED", PU8, "40x12_relu6", _mac_uint8("fc"))]
     for p in (P8, P16, PU8):
         r += [Row("MAX_POOL_2D", p, "3x3_s2_same", _pool("MAX", p)),
               Row("AVERAGE_POOL_2D", p, "3x3_s2_same", _pool("AVERAGE", p))]

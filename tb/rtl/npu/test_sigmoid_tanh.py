@@ -3,8 +3,9 @@
 * The arithmetic (:func:`sigmoid_tanh16` after Vela's OFM scale for the op) equals LiteRT's int16 TANH / LOGISTIC
   reference kernels on every int16 input, for power-of-two input scales (Vela's exact ``3 << shift`` case) and others.
 * :class:`SigmoidTanhUnit` (the hardware) equals :func:`sigmoid_tanh16` on values across and beyond its table.
-* The whole NPU (u55-128 and u55-256 builds, shared with test_vector_ops) runs Vela's int16 TANH / LOGISTIC bit-exactly
-  vs LiteRT (the op matrix's rows), and refuses TANH / SIGMOID on an 8-bit IFM with ``UNSUPPORTED`` (never hangs).
+* The whole NPU (u55-128 and u55-256 builds, shared with test_vector_ops; u55-32 / u55-64 in the slow tier) runs
+  Vela's int16 TANH / LOGISTIC bit-exactly vs LiteRT (the op matrix's rows), and refuses TANH / SIGMOID on an
+  8-bit IFM with ``UNSUPPORTED`` (never hangs).
 """
 import math
 
@@ -24,9 +25,7 @@ from rtl.npu.sigmoid_tanh import SigmoidTanhUnit
 from sim.build import build
 from sim.harness import NativeSim
 from tb.models.npu.test_vector_ref import POOL_MODELS
-from tb.rtl.npu.test_vector_ops import assert_stream_unsupported
-
-CONFIGS = ("u55-128", "u55-256")
+from tb.rtl.npu.test_vector_ops import ALL_CONFIG_PARAMS, assert_stream_unsupported
 
 
 def vela_scale(scale: float, tanh: bool) -> tuple[int, int]:
@@ -79,7 +78,7 @@ def test_unit_matches_arithmetic():
     assert not bad, bad[:5]
 
 
-@pytest.fixture(scope="module", params=CONFIGS)
+@pytest.fixture(scope="module", params=ALL_CONFIG_PARAMS)
 def npu(request):
     return request.param, build("npu", request.param)
 

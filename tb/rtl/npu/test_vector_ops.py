@@ -3,16 +3,19 @@ ABS, LEAKY_RELU / TANH / LOGISTIC / HARD_SWISH (table lookups), int16 pooling / 
 LEAKY_RELU / ABS and uint8 pooling / ADD / SUB / MUL models run on the whole NPU under Verilator; the OFM read back
 from external memory must equal LiteRT's reference kernels exactly (and the golden model ``models.npu.vector_ref``).
 RESIZE_BILINEAR (a 2x2 AVERAGE POOL on the IFM upscaled by NEAREST) too. Two configs in the default tier (u55-128 and
-u55-256, one build each); an illegal pooling mode, an unsupported precision, an unimplemented elementwise mode and
-IFM upscaling the vector unit does not define (TRANSPOSE on a POOL, NEAREST on an ELEMENTWISE) must stop the stream
-with ``COMPUTE_FAULT`` / ``UNSUPPORTED``."""
+u55-256, one build each), the other two (u55-32, u55-64) in the slow tier; an illegal pooling mode, an unsupported
+precision, an unimplemented elementwise mode and IFM upscaling the vector unit does not define (TRANSPOSE on a POOL,
+NEAREST on an ELEMENTWISE) must stop the stream with ``COMPUTE_FAULT`` / ``UNSUPPORTED``. U16 feature maps (no
+TFLite type maps to them) run on streams patched to unsigned, against the golden model."""
 import numpy as np
 import pytest
+from ethosu.vela.ethos_u55_regs.ethos_u55_regs import cmd0, elementwise_mode, pooling_mode
 
 from drivers import npu as npu_driver
 from drivers.npu import EXT_MEMORY, read_bytes
 from drivers.transport import SimDevice
 from models.npu import cmdstream as cs
+from models.npu import op_models as om
 from models.npu import vela
 from models.npu.op_matrix import rows_by_name
 from models.npu.reference import ReferenceModel
@@ -32,6 +35,9 @@ from tb.models.npu.test_vector_ref import (
 )
 
 CONFIGS = ("u55-128", "u55-256")   # u55-128: the build test_compute.py / test_dma.py use too
+SLOW_CONFIGS = ("u55-32", "u55-64")
+#: The ``npu`` fixture's configs: the default tier's two, then the slow tier's (every test here on all four).
+ALL_CONFIG_PARAMS = [*CONFIGS, *(pytest.param(c, marks=pytest.mark.slow) for c in SLOW_CONFIGS)]
 
 
 def load(sim, cfg, art, xs):
@@ -58,7 +64,7 @@ def run_model(sim, cfg, art, xs, max_cycles=300_000):
     return status, ofm, sim.peek("cycles")
 
 
-@pytest.fixture(scope="module", params=CONFIGS)
+@pytest.fixture(scope="module", params=ALL_CONFIG_PARAMS)
 def npu(request):
     return request.param, build("npu", request.param)
 
@@ -111,6 +117,21 @@ def test_softmax_bit_exact(npu):
     """int8 SOFTMAX as Vela decomposes it: 32-bit intermediates, CLZ / SHL / SHR, scale mode 0 SUB, a 32-bit exp
     table, REDUCE_SUM across depth."""
     check_models(npu, SOFTMAX_MODELS, None, {"NPU_OP_DMA_START", "NPU_OP_POOL", "NPU_OP_ELEMENTWISE"})
+
+
+def sub_scale_mode_1(seed: int) -> bytes:
+    """An int8 SUB whose quantisation (model seed ``seed + 2``) makes Vela write IFM scale mode 1."""
+    return om.binary("SUB", (1, 4, 5, 6), (1, 4, 5, 6), seed=seed + 2)
+
+
+def test_sub_scale_mode_1_bit_exact(npu):
+    """SUB whose first operand has the larger scale: Vela's IFM scale mode 1 (the SUB models above are mode 2, or 0
+    inside SOFTMAX; ADD has all three)."""
+    config, _ = npu
+    art = vela.compile_cached(sub_scale_mode_1(0), config)
+    (kick,) = cs.kicks(art.commands())
+    assert kick.reg("IFM_PRECISION") >> 8 & 3 == 1, "Vela wrote another scale mode"
+    check_models(npu, {"sub_scale_mode1_4x5x6": sub_scale_mode_1}, "NPU_OP_ELEMENTWISE")
 
 
 def test_nearest_upscaled_pool_bit_exact(npu):
@@ -197,6 +218,38 @@ def test_reduce_sum_matches_golden(npu):
             np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("name,unsigned", [("avg3x3_s1_same_6x6x8", True), ("i16_avg3x3_s1_same_6x6x8", False),
+                                           ("i16_avg3x3_s1_same_6x6x8", True)])
+def test_reduce_sum_other_precisions_match_golden(npu, name, unsigned):
+    """REDUCE_SUM as in :func:`test_reduce_sum_matches_golden` on U8, S16 and U16 feature maps: the padded AVERAGE
+    pool's stream patched to REDUCE_SUM, on small random ``ifm - zp``. Unsigned: the precisions patched to unsigned and
+    the IFM zero point to the signed maximum (127 / 32767), the inputs just above it (so that reading them signed
+    would make every sum negative); the result must differ from the same stream read signed."""
+    config, design = npu
+    cfg = PRESETS[config]
+    make = {**POOL_MODELS, **I16_MODELS}[name]
+    art = vela.compile_cached(make(1), config)
+    size = art.inputs[0].elem_size
+    bits = 8 * size
+    signed = with_mode(art, _POOL.AVERAGE, _POOL.REDUCE_SUM)
+    rng = np.random.default_rng(5)
+    if unsigned:
+        half = 1 << (bits - 1)
+        signed = [(w & 0xFFFF) | (half - 1) << 16 if w & 0xFFFF == cmd0.NPU_SET_IFM_ZERO_POINT.value else w
+                  for w in signed]
+        words = _unsigned(art, bits, signed)
+        dtype = {1: np.uint8, 2: np.uint16}[size]
+        x = rng.integers(half, half + (28 if bits == 8 else 2000), size=art.inputs[0].numel, dtype=dtype)
+        before = cs.decode_stream(signed)
+    else:
+        words, dtype, before = signed, np.int16, art.commands()
+        x = rng.integers(-3000, 1000, size=art.inputs[0].numel, dtype=dtype)
+    want = run_golden(art, [x], cfg.shram_bytes, cs.decode_stream(words))
+    assert not np.array_equal(want, run_golden(art, [x], cfg.shram_bytes, before)), "the patch changed nothing"
+    with SimDevice(NativeSim(design)) as sim:
+        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, [x], dtype), want)
+
+
 @pytest.mark.parametrize("round_mode", [0, 1])   # TFL, TRUNCATE (Vela's SOFTMAX itself uses NATURAL)
 def test_shr_round_modes_match_golden(npu, round_mode):
     """ELEMENTWISE SHR with the other round modes: the int8 SOFTMAX stream with the round mode of every SHR kick's
@@ -232,3 +285,159 @@ def test_shr_round_modes_match_golden(npu, round_mode):
             changed = not np.array_equal(want, run_golden(art, [x], cfg.shram_bytes))
             assert changed == (round_mode == 1)
             np.testing.assert_array_equal(got, want)
+
+
+def _run_words(sim, cfg, art, words, xs, dtype):
+    """Load ``art`` with inputs ``xs``, run the stream ``words`` instead of its own; its OFM as ``dtype``."""
+    lay = load(sim, cfg, art, xs)
+    npu_driver.load_bytes(sim, lay.cmd_base, np.asarray(words, "<u4").tobytes())
+    npu_driver.start(sim, lay.cmd_base, 4 * len(words), lay.basep)
+    assert npu_driver.wait_done(sim, 100_000, chunk=64) is not None, "NPU did not finish"
+    assert (sim.peek("error"), sim.peek("compute_error")) == (0, 0)
+    (out,) = art.outputs
+    return np.frombuffer(read_bytes(sim, lay.address(out), out.nbytes), dtype)
+
+
+def _unsigned(art, bits: int, words: list[int] | None = None) -> list[int]:
+    """``art``'s stream (or ``words``, a same-length patch of it) with every IFM / IFM2 / OFM precision made unsigned
+    (bit 0 cleared) and ACTIVATION_MIN / MAX the unsigned ``bits``-bit range."""
+    words = [int(w) for w in (art.command_stream if words is None else words)]
+    for c in art.commands():
+        i = c.offset // 4
+        if c.name in ("NPU_SET_IFM_PRECISION", "NPU_SET_IFM2_PRECISION", "NPU_SET_OFM_PRECISION"):
+            words[i] &= ~(1 << 16)
+        elif c.name in ("NPU_SET_ACTIVATION_MIN", "NPU_SET_ACTIVATION_MAX"):
+            words[i] = (words[i] & 0xFFFF) | (((1 << bits) - 1 if c.name.endswith("MAX") else 0) << 16)
+    return words
+
+
+#: name -> (model, element bits): the int16 models and int16 MINIMUM, and int8 ones whose kind no uint8 model runs
+#: (ABS, MIN, MAX). (A 32-bit unsigned OFM is refused: test_unsupported_op_halts.)
+UNSIGNED_CASES = {**{n: (make, 16) for n, make in I16_MODELS.items()},
+                  "minimum_int16_tensor": (rows_by_name()["minimum_int16_tensor"].builder, 16),
+                  **{n: (EW_MODELS[n], 8) for n in ("abs_4x5x12", "minimum_4x5x12", "maximum_bcast_4x5x12")}}
+
+
+@pytest.mark.parametrize("name", list(UNSIGNED_CASES))
+def test_unsigned_matches_golden(npu, name):
+    """U16 feature maps (the vector unit takes them; no TFLite type maps to them, so Vela never writes U16) and U8 for
+    ABS / MIN / MAX: a signed model's stream with its precisions patched to unsigned (:func:`_unsigned`) on random
+    unsigned inputs; the RTL must equal the golden model, whose result must differ from the signed stream's on the
+    same bytes."""
+    config, design = npu
+    cfg = PRESETS[config]
+    make, bits = UNSIGNED_CASES[name]
+    art = vela.compile_cached(make(0), config)
+    words = _unsigned(art, bits)
+    commands = cs.decode_stream(words)
+    assert sum(c.name.endswith("_PRECISION") for c in commands) >= 2
+    udt, sdt = (np.uint16, np.int16) if bits == 16 else (np.uint8, np.int8)
+    rng = np.random.default_rng(17)
+    xs = [rng.integers(0, 1 << bits, size=t.nbytes * 8 // bits, dtype=udt) for t in art.inputs]
+    want = run_golden(art, xs, cfg.shram_bytes, commands)
+    signed = run_golden(art, [x.view(sdt) for x in xs], cfg.shram_bytes).view(udt)
+    assert not np.array_equal(want, signed), "the patch changed nothing"
+    with SimDevice(NativeSim(design)) as sim:
+        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, udt), want)
+
+
+_EW, _POOL = elementwise_mode, pooling_mode
+_SOFTMAX = SOFTMAX_MODELS["softmax_2x3x12_beta0.5"]
+#: name -> (model, mode of the kick patched, mode written): ELEMENTWISE modes at precisions Vela 5.2 never writes them
+#: at (CLZ / SHL / SHR only at 32 bit, LRELU at 16, ABS / MIN / MAX not at 32), and MAX / AVERAGE pooling of 32-bit
+#: elements (SOFTMAX's REDUCE_SUM across depth patched: the OFM's one channel pools channel 0): the first kick of that
+#: mode and no other is patched; in SOFTMAX's chain (32-bit intermediates) every later kick runs on its result.
+MODE_CASES = {
+    "clz_s8": (EW_MODELS["abs_4x5x12"], _EW.ABS, _EW.CLZ),
+    "lrelu_s8": (EW_MODELS["abs_4x5x12"], _EW.ABS, _EW.LRELU),
+    "shl_s8": (EW_MODELS["minimum_4x5x12"], _EW.MIN, _EW.SHL),
+    "shr_s8": (EW_MODELS["minimum_4x5x12"], _EW.MIN, _EW.SHR),
+    "clz_s16": (I16_MODELS["i16_abs_4x5x12"], _EW.ABS, _EW.CLZ),
+    "shl_s16": (I16_MODELS["i16_maximum_4x5x12"], _EW.MAX, _EW.SHL),
+    "shr_s16": (I16_MODELS["i16_maximum_4x5x12"], _EW.MAX, _EW.SHR),
+    "abs_s32": (_SOFTMAX, _EW.CLZ, _EW.ABS),
+    "lrelu_s32": (_SOFTMAX, _EW.CLZ, _EW.LRELU),
+    "min_s32": (_SOFTMAX, _EW.ADD, _EW.MIN),
+    "max_s32": (_SOFTMAX, _EW.ADD, _EW.MAX),
+    "max_pool_s32": (_SOFTMAX, _POOL.REDUCE_SUM, _POOL.MAX),
+    "average_pool_s32": (_SOFTMAX, _POOL.REDUCE_SUM, _POOL.AVERAGE),
+}
+
+
+def _first_kick(art, mode, ifm32: bool = False) -> cs.Kick:
+    """The first kick of ``mode`` (an ``elementwise_mode`` or ``pooling_mode``; ``ifm32``: with a 32-bit IFM)."""
+    op = "NPU_OP_ELEMENTWISE" if isinstance(mode, elementwise_mode) else "NPU_OP_POOL"
+    return next(k for k in cs.kicks(art.commands()) if k.name == op and k.command.param == mode.value
+                and (not ifm32 or k.reg("IFM_PRECISION") >> 2 & 3 == 2))
+
+
+def with_mode(art, old, new, ifm32: bool = False) -> list[int]:
+    """``art``'s stream with its first kick of mode ``old`` (:func:`_first_kick`) made mode ``new``."""
+    words = [int(w) for w in art.command_stream]
+    at = _first_kick(art, old, ifm32).command.offset // 4
+    words[at] = (words[at] & 0xFFFF) | (new.value << 16)
+    return words
+
+
+def with_unsigned_ifm(art, words: list[int], mode) -> list[int]:
+    """``words`` (a same-length patch of ``art``'s stream) with the IFM and IFM2 of the first kick of ``mode`` with a
+    32-bit IFM read as unsigned: IFM_PRECISION / IFM2_PRECISION with bit 0 cleared written just before the kick, their
+    values restored just after it (so no other kick changes)."""
+    kick = _first_kick(art, mode, ifm32=True)
+    at = kick.command.offset // 4
+    regs = [(cmd0.NPU_SET_IFM_PRECISION.value, kick.reg("IFM_PRECISION")),
+            (cmd0.NPU_SET_IFM2_PRECISION.value, kick.reg("IFM2_PRECISION", 0))]
+    return (words[:at] + [code | (value & ~1) << 16 for code, value in regs] + [words[at]]
+            + [code | value << 16 for code, value in regs] + words[at + 1:])
+
+
+#: name -> (mode of SOFTMAX's first kick with a 32-bit IFM of that mode, mode written or None): that kick reads its
+#: 32-bit IFM / IFM2 as U32 (:func:`with_unsigned_ifm`; a U32 OFM is refused, its OFM stays S32). Only the cases where
+#: that changes SOFTMAX's output on these inputs: the other modes tried on these kicks (SUB, CLZ, SHL, SHR, ABS,
+#: LRELU, MAX / AVERAGE pooling) give the same output read signed or unsigned, so they would test nothing.
+U32_CASES = {"mul": (_EW.MUL, None), "add": (_EW.ADD, None), "min": (_EW.ADD, _EW.MIN), "max": (_EW.ADD, _EW.MAX)}
+
+
+@pytest.mark.parametrize("name", list(U32_CASES))
+def test_unsigned_32bit_ifm_matches_golden(npu, name):
+    """U32 IFMs (no TFLite type maps to them): one kick of the int8 SOFTMAX stream (32-bit intermediates) reads its
+    IFM / IFM2 unsigned, in its own mode or patched to another; the RTL must equal the golden model on random int8
+    inputs, and reading the IFM unsigned must change the golden result (vs the same stream read signed)."""
+    config, design = npu
+    cfg = PRESETS[config]
+    art = vela.compile_cached(_SOFTMAX(0), config)
+    old, new = U32_CASES[name]
+    signed = with_mode(art, old, new, ifm32=True) if new else [int(w) for w in art.command_stream]
+    words = with_unsigned_ifm(art, signed, old)
+    rng = np.random.default_rng(29)
+    xs = [rng.integers(-128, 128, size=t.nbytes, dtype=np.int8) for t in art.inputs]
+    want = run_golden(art, xs, cfg.shram_bytes, cs.decode_stream(words))
+    assert not np.array_equal(want, run_golden(art, xs, cfg.shram_bytes, cs.decode_stream(signed))), \
+        "reading the IFM unsigned changed nothing"
+    with SimDevice(NativeSim(design)) as sim:
+        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, np.int8), want)
+
+
+@pytest.mark.parametrize("name,unsigned", [(n, False) for n in MODE_CASES]
+                         + [(n, True) for n in MODE_CASES if not n.endswith("s32")])
+def test_elementwise_modes_at_other_precisions_match_golden(npu, name, unsigned):
+    """The vector unit takes every ELEMENTWISE mode at 8, 16 and 32 bits, signed or not; :data:`MODE_CASES` patch a
+    Vela stream so a mode runs at a precision no Vela stream uses it at (``unsigned``: its precisions made unsigned
+    too, :func:`_unsigned`). The RTL must equal the golden model on random full-range inputs, and the patch must
+    change the golden result (``unsigned``: vs the same mode read signed)."""
+    config, design = npu
+    cfg = PRESETS[config]
+    make, old, new = MODE_CASES[name]
+    art = vela.compile_cached(make(0), config)
+    signed = with_mode(art, old, new)
+    size = art.inputs[0].elem_size
+    words = _unsigned(art, 8 * size, signed) if unsigned else signed
+    dtype = {(1, False): np.int8, (2, False): np.int16, (1, True): np.uint8, (2, True): np.uint16}[size, unsigned]
+    rng = np.random.default_rng(23)
+    info = np.iinfo(dtype)
+    xs = [rng.integers(info.min, info.max + 1, size=t.nbytes // t.elem_size, dtype=dtype) for t in art.inputs]
+    want = run_golden(art, xs, cfg.shram_bytes, cs.decode_stream(words))
+    before = cs.decode_stream(signed) if unsigned else art.commands()
+    assert not np.array_equal(want, run_golden(art, xs, cfg.shram_bytes, before)), "the patch changed nothing"
+    with SimDevice(NativeSim(design)) as sim:
+        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, want.dtype), want)

@@ -10,6 +10,8 @@ of a rolling buffer, and an elementwise op's IFM2 is never in one (``cascade_bui
 needs a constant or scalar IFM2); the test asserts the first of these for the model above. So a POOL and an ELEMENTWISE
 stream get IFM tiles 1-3 patched in (tiles that read other rows / columns of the input than the plain layout
 would) and must equal the golden model (:mod:`models.npu.vector_ref`), which must differ from the untiled result.
+
+Both on u55-128 and u55-256 in the default tier, u55-32 and u55-64 in the slow tier.
 """
 import numpy as np
 import pytest
@@ -26,15 +28,14 @@ from sim.build import build
 from sim.harness import NativeSim
 from tb.models.npu.test_vector_ref import EW_MODELS, POOL_MODELS, run_golden
 from tb.rtl.npu.test_resample import run_checked
-from tb.rtl.npu.test_vector_ops import load
+from tb.rtl.npu.test_vector_ops import ALL_CONFIG_PARAMS, load
 
-CONFIG = "u55-128"
 VECTOR_OPS = ("NPU_OP_POOL", "NPU_OP_ELEMENTWISE")
 
 
-@pytest.fixture(scope="module")
-def npu():
-    return build("npu", CONFIG)
+@pytest.fixture(scope="module", params=ALL_CONFIG_PARAMS)
+def npu(request):
+    return request.param, build("npu", request.param)
 
 
 def pool_cascade_model():
@@ -67,13 +68,7 @@ def _ifm_tiled(kick) -> bool:
 
 
 def test_pool_writing_ofm_tiles_in_a_vela_cascade_bit_exact(npu):
-    check_pool_cascade(CONFIG, npu)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("config", ["u55-32", "u55-64", "u55-256"])
-def test_pool_writing_ofm_tiles_other_configs(config):
-    check_pool_cascade(config, build("npu", config))
+    check_pool_cascade(*npu)
 
 
 def check_pool_cascade(config: str, design):
@@ -112,8 +107,8 @@ def _with_ifm_tiles(art, op: str, h0: int, h1: int, w0: int, at1, at2, at3) -> l
     return words[:at] + patch + words[at:]
 
 
-def _run_patched(sim, art, words, xs):
-    cfg = PRESETS[CONFIG]
+def _run_patched(sim, config, art, words, xs):
+    cfg = PRESETS[config]
     lay = load(sim, cfg, art, xs)
     npu_driver.load_bytes(sim, lay.cmd_base, np.asarray(words, "<u4").tobytes())
     npu_driver.start(sim, lay.cmd_base, 4 * len(words), lay.basep)
@@ -136,8 +131,9 @@ IFM_TILE_CASES = {
 
 @pytest.mark.parametrize("name", list(IFM_TILE_CASES))
 def test_ifm_tiles_match_golden(npu, name):
+    config, design = npu
     make, op, split = IFM_TILE_CASES[name]
-    cfg = PRESETS[CONFIG]
+    cfg = PRESETS[config]
     art = vela.compile_model(make(2), f"ethos-u55-{cfg.macs}")
     words = _with_ifm_tiles(art, op, *split)
     commands = cs.decode_stream(words)
@@ -147,5 +143,5 @@ def test_ifm_tiles_match_golden(npu, name):
     xs = [rng.integers(-128, 128, size=t.nbytes, dtype=np.int8) for t in art.inputs]
     want = run_golden(art, xs, cfg.shram_bytes, commands)
     assert not np.array_equal(want, run_golden(art, xs, cfg.shram_bytes)), "the tiles read the same pixels"
-    with SimDevice(NativeSim(npu)) as sim:
-        np.testing.assert_array_equal(_run_patched(sim, art, words, xs), want)
+    with SimDevice(NativeSim(design)) as sim:
+        np.testing.assert_array_equal(_run_patched(sim, config, art, words, xs), want)

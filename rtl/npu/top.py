@@ -258,6 +258,10 @@ class Npu(wiring.Component):
         m.submodules.arbiter = arbiter = Arbiter(requesters=len(requesters), queue_depth=extmem.queue_depth + 1)
         for n, bus in enumerate(requesters):
             connect(m, bus, getattr(arbiter, f"req_{n}"))
+        if not cfg.stub_compute:   # a compute port goes first while the engine waits for what it reads
+            for bus, urgent in ((compute.bus, compute.bus_urgent), (compute.ifm_bus, compute.ifm_urgent),
+                                (compute.ofm_bus, compute.ofm_urgent)):
+                m.d.comb += arbiter.urgent[requesters.index(bus)].eq(urgent)
         connect(m, arbiter.mem, extmem.bus)
 
         # PMU: events from the controller, the compute unit and the memory port.

@@ -117,7 +117,11 @@ cycle unless the weight decoder (2-5 weights per cycle on dense streams, up to `
 its brick, and the stream order puts the last IFM block's bricks of the first OFM ublock late) or the IFM stager
 (one external read per cycle) falls behind; the output of a micro-block takes ``positions`` cycles and overlaps the
 next micro-block's beats (the MAC block waits only if a block's last beat finds the previous result unread). The
-PMU's MAC_STALLED_BY_WD / _IB / _ACC events count these waits (``pmu_events``).
+PMU's MAC_STALLED_BY_WD / _IB / _ACC events count these waits (``pmu_events``). While the engine waits, the port it
+waits for is flagged (``bus_urgent`` also while the engine is idle waiting for the next op's records,
+``ifm_urgent``, ``ofm_urgent``; registered) and the top's arbiter serves it before the DMA and the other ports, so a
+weight DMA for a later kick or the loader's read-ahead of the next op's weights only takes what the running op
+leaves of the memory port.
 """
 from amaranth import Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring

@@ -117,7 +117,11 @@ cycle unless the weight decoder (2-5 weights per cycle on dense streams, up to `
 its brick, and the stream order puts the last IFM block's bricks of the first OFM ublock late) or the IFM stager
 (one external read per cycle) falls behind; the output of a micro-block takes ``positions`` cycles and overlaps the
 next micro-block's beats (the MAC block waits only if a block's last beat finds the previous result unread). The
-PMU's MAC_STALLED_BY_WD / _IB / _ACC events count these waits (``pmu_events``).
+PMU's MAC_STALLED_BY_WD / _IB / _ACC events count these waits (``pmu_events``). While the engine waits, the port it
+waits for is flagged (``bus_urgent`` also while the engine is idle waiting for the next op's records,
+``ifm_urgent``, ``ofm_urgent``; registered) and the top's arbiter serves it before the DMA and the other ports, so a
+weight DMA for a later kick or the loader's read-ahead of the next op's weights only takes what the running op
+leaves of the memory port.
 """
 from amaranth import Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
@@ -166,6 +170,8 @@ class Compute(wiring.Component):
     last_kick : ``Out(KernelOp)``   the most recently accepted kick (debug)
     error_code : ``Out(ComputeError)``
     pmu_events : ``Out(PmuEvents)``   this unit's PMU events (MAC, output unit, weight decoder; the rest stay 0)
+    bus_urgent, ifm_urgent, ofm_urgent : ``Out(1)``   the engine waits for that port (its next op's records or a
+        brick's weights / IFM rows / room in the output path): the top's arbiter serves the port before the others
     """
 
     def __init__(self, config: NpuConfig):
@@ -180,7 +186,9 @@ class Compute(wiring.Component):
                           "vec_bus": Out(MemPortSignature), "basep": In(ADDR_WIDTH).array(NUM_REGIONS),
                           "last_kick": Out(KernelOp), "lut_raddr": Out(range(self.line_buffer_words)),
                           "lut_rdata": In(64), "lut_write": In(ShramWriteSignature(self.line_buffer_words)),
-                          "error_code": Out(ComputeError), "pmu_events": Out(PmuEvents)})
+                          "error_code": Out(ComputeError), "pmu_events": Out(PmuEvents),
+                          "bus_urgent": Out(1), "ifm_urgent": Out(1),
+                          "ofm_urgent": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -263,6 +271,13 @@ class Compute(wiring.Component):
         m.d.comb += [ev.mac_active.eq(opr.act.valid & opr.act.ready), ev.mac_stall_wd.eq(iss.wait_weights),
                      ev.mac_stall_ib.eq(iss.wait_ifm), ev.mac_stall_acc.eq(iss.wait_out),
                      ev.ao_active.eq(ou.o_stream.valid & ou.o_stream.ready), ev.wd_active.eq(ld.wb_en)]
+        engine_idle = Signal()
+        # Registered: the waits depend on the ports' ready, which depends on these. While the op's own weights are
+        # still streaming, a wait for IFM rows makes both ports urgent (the weights stay first: the first beats need
+        # both); once they are decoded the loader only reads ahead for the next op, and the IFM goes before it.
+        own_weights = iss.wait_ifm & ~ld.status_done
+        m.d.sync += [self.bus_urgent.eq(iss.wait_weights | engine_idle | own_weights),
+                     self.ifm_urgent.eq(iss.wait_ifm), self.ofm_urgent.eq(iss.wait_out)]
 
         drained = Signal()
         m.d.comb += drained.eq(iss.all_issued & ~opr.act.valid & ~mac.acc_stream.valid & ~feed.busy & ~wr.busy
@@ -273,6 +288,7 @@ class Compute(wiring.Component):
                      wb.low_offset.eq(Mux(takes, 0, iss.block_offset)), ld.take.eq(takes)]
         with m.FSM(name="engine"):
             with m.State("IDLE"):
+                m.d.comb += engine_idle.eq(1)
                 with m.If(ld.pend):
                     m.d.comb += [takes.eq(1), clear.eq(1)]
                     m.d.sync += [regs.eq(ld.regs), opcode.eq(ld.opcode), ebank.eq(ld.bank),

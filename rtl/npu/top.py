@@ -15,9 +15,10 @@ Block diagram::
                     |    +---+---+                     +---------+  |      |      |
                     |        | reads + writes                       |      |      |
                  +--v--------v------------------------------------v------v------v--+
-                 |   Arbiter: fixed priority DMA > OFM > records/weights > IFM >   |
-                 |   fetch; its owner FIFO (one entry per accepted read) routes    |
-                 |   the in-order responses (rtl.npu.arbiter)                      |
+                 |   Arbiter: priority DMA > OFM > records/weights > IFM > fetch,  |
+                 |   a compute port the engine waits for first (urgent); its owner |
+                 |   FIFO (one entry per accepted read) routes the in-order        |
+                 |   responses (rtl.npu.arbiter)                                   |
                  +------+----------------------------------------------------------+
                         |
                  +------v-------+
@@ -249,8 +250,9 @@ class Npu(wiring.Component):
         connect(m, dma.shram, shram.write)
         m.d.comb += [shram.raddr.eq(self.shram_raddr), self.shram_rdata.eq(shram.rdata)]
 
-        # Arbiter: fixed priority DMA > compute (OFM writes > records/weights > IFM stager > vector unit) > command
-        # fetch.
+        # Arbiter: priority DMA > compute (OFM writes > records/weights > IFM stager > vector unit) > command fetch,
+        # except that a compute port the engine is waiting for goes first (Compute's ``*_urgent``): a DMA or a
+        # read-ahead for the next op never holds up the op that is running.
         if cfg.stub_compute:
             requesters = [dma.bus, ctrl.bus]
         else:
@@ -258,6 +260,10 @@ class Npu(wiring.Component):
         m.submodules.arbiter = arbiter = Arbiter(requesters=len(requesters), queue_depth=extmem.queue_depth + 1)
         for n, bus in enumerate(requesters):
             connect(m, bus, getattr(arbiter, f"req_{n}"))
+        if not cfg.stub_compute:   # a compute port goes first while the engine waits for what it reads
+            for bus, urgent in ((compute.bus, compute.bus_urgent), (compute.ifm_bus, compute.ifm_urgent),
+                                (compute.ofm_bus, compute.ofm_urgent)):
+                m.d.comb += arbiter.urgent[requesters.index(bus)].eq(urgent)
         connect(m, arbiter.mem, extmem.bus)
 
         # PMU: events from the controller, the compute unit and the memory port.

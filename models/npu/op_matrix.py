@@ -149,12 +149,15 @@ def _fc16(exact_scales: bool):
     return make
 
 
-def _mac_uint8(kind: str):
+def _mac_uint8(kind: str, ifm_zero_point: int | None = None):
     """A uint8 CONV_2D (3x3, RELU) / DEPTHWISE_CONV_2D (3x3, stride 2) / FULLY_CONNECTED (40 -> 12, RELU6): uint8
-    activations and weights with per-tensor zero points (TFLite's legacy asymmetric scheme), int32 bias."""
+    activations and weights with per-tensor zero points (TFLite's legacy asymmetric scheme), int32 bias; the input's
+    zero point random (108..148) or ``ifm_zero_point``."""
     def make(seed: int) -> bytes:
         rng = np.random.default_rng(seed)
         q, qo = _quant(rng, "uint8"), _quant(rng, "uint8", 0.05, 0.2)
+        if ifm_zero_point is not None:
+            q = om.Quant(q.scale, ifm_zero_point)
         w_scale, w_zp = float(rng.uniform(0.002, 0.01)), int(rng.integers(108, 149))
         if kind == "conv":
             layer, in_shape, w_shape, out_shape = Conv2D(4, (3, 3), (1, 1), "SAME", "RELU"), (1, 5, 6, 8), \

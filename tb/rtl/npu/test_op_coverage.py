@@ -13,13 +13,9 @@ from models.npu.op_matrix import ROWS
 from rtl.npu.config import PRESETS
 
 #: Rows LiteRT runs and Vela puts on the NPU whose stream asks for what the NPU does not implement, so it stops with
-#: COMPUTE_FAULT (UNSUPPORTED) (test_not_implemented_rows_are_refused): uint8 MAC ops (Vela: IFM / OFM precision
-#: U8; the MAC path takes signed IFMs only, rtl/npu/op_loader.py) and dilation 2 (Vela writes the NPU's own
+#: COMPUTE_FAULT (UNSUPPORTED) (test_not_implemented_rows_are_refused): dilation 2 (Vela writes the NPU's own
 #: KERNEL_STRIDE dilation bits, which the MAC path refuses; dilation 3 Vela turns into a kernel with zeros: runs).
 NOT_IMPLEMENTED = {
-    "conv_2d_uint8_3x3_relu": "MAC path: U8 IFM not implemented",
-    "depthwise_conv_2d_uint8_3x3_s2": "MAC path: U8 IFM not implemented",
-    "fully_connected_uint8_40x12_relu6": "MAC path: U8 IFM not implemented",
     "conv_2d_int8_3x3_dilation2": "MAC path: KERNEL_STRIDE dilation not implemented",
     "depthwise_conv_2d_int8_3x3_dilation2": "MAC path: KERNEL_STRIDE dilation not implemented",
 }

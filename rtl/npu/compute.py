@@ -69,18 +69,18 @@ Supported (anything else is refused with ``UNSUPPORTED``): S8 or U8 IFM (U8: zer
 depthwise), NHWC or NHCWB16, per-channel scale stream with round mode TFL or NATURAL (the identity POOL: as above),
 ACC_FORMAT INT32 or INT40, ``ACTIVATION`` = 0 (clamp only) or an 8-bit table ``TABLE_0..7`` for an S8 OFM
 (:class:`~rtl.npu.activation_table.ActivationTable`), kernels up to Vela's limits (height <= 64, height x width <= 4096;
-walked as 8x8 sub-kernels), any stride, no dilation, up to :data:`MAX_CHANNELS` OFM channels, IFM / OFM tiles 0-3
-(:func:`~rtl.npu.ifm_stager.fm_tile`), IFM_UPSCALE NONE / NEAREST / TRANSPOSE (the kernel walk reads the x2 upscaled
-IFM, :mod:`rtl.npu.issue`), and the IFM rows one micro-block row needs fitting the line buffer (``shram_kib``; see
-:mod:`rtl.npu.ifm_stager`; a depthwise whose kernel is too tall for it runs split, below, so only one 8x8 sub-kernel's
-rows are needed at once). An OFM block's decoded weights may exceed the brick ring (``2 x`` :data:`WEIGHT_BUFFER_BYTES`;
-Vela makes a FULLY_CONNECTED's block its whole OFM depth, so there it is the whole weight matrix): such a conv runs
-*split* (:mod:`rtl.npu.issue`: IFM-depth passes, partial sums in the output path's accumulator buffer,
-:func:`~rtl.npu.kernel_op.acc_entries`), which needs one group of its weights to fit the ring and its OFM block's
-partial sums to fit the buffer; a depthwise whose block does not fit the ring (or whose kernel rows do not fit the line
-buffer) runs split the same way in 8x8 sub-kernel passes. Pooling with real kernels and ELEMENTWISE are not this
-engine's: they run on :mod:`rtl.npu.vector_unit`. A conv / depthwise may write a 16- or 32-bit OFM (ARG_MAX's and MEAN's
-depthwise): the output unit clamps to the 16-bit ACTIVATION_MIN / MAX or saturates to int32
+walked as 8x8 sub-kernels), any stride, dilation 1 or 2 (:mod:`rtl.npu.issue`), up to :data:`MAX_CHANNELS` OFM channels,
+IFM / OFM tiles 0-3 (:func:`~rtl.npu.ifm_stager.fm_tile`), IFM_UPSCALE NONE / NEAREST / TRANSPOSE (the kernel walk reads
+the x2 upscaled IFM, :mod:`rtl.npu.issue`), and the IFM rows one micro-block row needs fitting the line buffer
+(``shram_kib``; see :mod:`rtl.npu.ifm_stager`; a depthwise whose kernel is too tall for it runs split, below, so only
+one 8x8 sub-kernel's rows are needed at once). An OFM block's decoded weights may exceed the brick ring (``2 x``
+:data:`WEIGHT_BUFFER_BYTES`; Vela makes a FULLY_CONNECTED's block its whole OFM depth, so there it is the whole weight
+matrix): such a conv runs *split* (:mod:`rtl.npu.issue`: IFM-depth passes, partial sums in the output path's accumulator
+buffer, :func:`~rtl.npu.kernel_op.acc_entries`), which needs one group of its weights to fit the ring and its OFM
+block's partial sums to fit the buffer; a depthwise whose block does not fit the ring (or whose kernel rows do not fit
+the line buffer) runs split the same way in 8x8 sub-kernel passes. Pooling with real kernels and ELEMENTWISE are not
+this engine's: they run on :mod:`rtl.npu.vector_unit`. A conv / depthwise may write a 16- or 32-bit OFM (ARG_MAX's and
+MEAN's depthwise): the output unit clamps to the 16-bit ACTIVATION_MIN / MAX or saturates to int32
 (:class:`~rtl.npu.output_unit.OutputUnit` ``ofm_size``) and the writer writes 2 or 4 bytes per element.
 
 **16-bit IFMs** (TFLite's int16x8: int16 activations, int8 weights; Vela writes IFM_PRECISION S16, ACC_FORMAT

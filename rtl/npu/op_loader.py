@@ -25,7 +25,6 @@ from rtl.npu.kernel_op import (
     MAX_CHANNELS,
     MAX_KERNEL_ELEMENTS,
     MAX_KERNEL_H,
-    SUB_KERNEL,
     WEIGHT_BITS,
     ComputeError,
     acc_entries,
@@ -51,7 +50,7 @@ def _ring_bad(m, lop, *, oub: int, ublock_h: int, ublock_w: int, ring: int):
     n_ou = Signal(8)
     m.d.comb += n_ou.eq((Mux(lop.O < lop.OB, lop.O, lop.OB) + oub - 1) >> (oub.bit_length() - 1))
     first = Signal(7)      # elements of the first (largest) sub-kernel, rounded as in the stream
-    sub = Mux(lop.KH > SUB_KERNEL, SUB_KERNEL, lop.KH) * Mux(lop.KW > SUB_KERNEL, SUB_KERNEL, lop.KW)
+    sub = Mux(lop.KH > lop.sub_h, lop.sub_h, lop.KH) * Mux(lop.KW > lop.sub_w, lop.sub_w, lop.KW)
     m.d.comb += first.eq(Mux(lop.pk | lop.dw, round_elements(sub, lop.pk & ~lop.dw & lop.wide), sub))
     group = Signal(24)
     entries = Signal(32)
@@ -104,7 +103,8 @@ def _unsupported(m, lop, lregs, lopcode, lparam, *, ring_bad, fits, weight_addr,
         | (lregs.OFM_PRECISION[14] != 0)                                    # round mode TFL or NATURAL
         | (lregs.IFM_UPSCALE[0:2] == 3) | (lregs.ACC_FORMAT > 1)           # INT32 or INT40 accumulators
         | ~_activation_ok(m, lregs.ACTIVATION, lregs.OFM_PRECISION)
-        | (lop.KH > MAX_KERNEL_H) | (lop.kk > MAX_KERNEL_ELEMENTS) | ks[3] | ks[4] | ks[5]
+        | (lop.EH > MAX_KERNEL_H) | (lop.kk > MAX_KERNEL_ELEMENTS) | ks[5]
+        | (lop.dy & lregs.KERNEL_HEIGHT_M1[0]) | (lop.dx & lregs.KERNEL_WIDTH_M1[0])   # a dilated extent is odd
         | (lop.need_h < 1) | (lop.need_w < 1)
         | (lop.OB[:3 if oub == 8 else 2] != 0) | ~fits
     )

@@ -85,7 +85,13 @@ def main():
         "u55-64, per layer identical before and after). MEAN runs since its depthwise may write a 32-bit OFM (the MAC "
         "path writes S8 / S16 / S32); before that every MEAN row stopped with COMPUTE_FAULT (UNSUPPORTED) at its "
         "DEPTHWISE. NPU cycles of ops that ran before are unchanged (conv, depthwise, FC, pooling, digits-pool 5,405 "
-        "and ResNet-8 215,919 cycles on u55-128, identical to the branch point).", "",
+        "and ResNet-8 215,919 cycles on u55-128, identical to the branch point). uint8 CONV_2D / DEPTHWISE_CONV_2D / "
+        "FULLY_CONNECTED run since the MAC array zero-extends a U8 IFM and the output unit clamps a U8 OFM to 0..255, "
+        "dilation-2 convs since the issue sequencer reads dilated taps (KERNEL_STRIDE dilation bits; 4-tap "
+        "sub-kernels); before, all five rows stopped with COMPUTE_FAULT (UNSUPPORTED). They and "
+        "`tb/rtl/npu/test_mac_uint8.py` / `test_dilation.py` were bit-exact on u55-32/64/128/256 on 2026-12-08; NPU "
+        "cycles of what ran before unchanged (digits-pool 5,405 on u55-128, kws-dscnn 125,745 on u55-64, per layer "
+        "identical).", "",
         table(results),
     ])
     print(body)

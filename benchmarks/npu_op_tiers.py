@@ -76,8 +76,10 @@ def sources() -> list[Source]:
     from tb.rtl.npu import (
         test_big_ops,
         test_compute,
+        test_dilation,
         test_int16_mac,
         test_mac_activations,
+        test_mac_uint8,
         test_op_coverage,
         test_resample,
         test_sweep,
@@ -121,7 +123,10 @@ def sources() -> list[Source]:
         Source("test_big_ops::test_large_kernels", ("u55-128", "u55-256"), ALL,
                lambda config: [(c.model().data, ()) for c in test_big_ops.KERNEL_CASES]),
         Source("test_int16_mac::test_int16x8_bit_exact", test_int16_mac.FAST_CONFIGS, ALL,
-               _plain(r.builder for r in int16_slow)),
+               _plain([r.builder for r in int16_slow])),
+        Source("test_mac_uint8::test_uint8_mac_extreme_zero_points", ("u55-128",), (),
+               _plain([r.builder for r in test_mac_uint8.CASES])),
+        Source("test_dilation::test_dilated_convs", ("u55-128",), (), _plain([r.builder for r in test_dilation.ROWS])),
         Source("test_mac_activations::test_fused_table_activation_is_bit_exact", vector, other,
                lambda config: [(test_mac_activations.activation_model(la, act).data, ())
                                for la in test_mac_activations.LAYERS for act in test_mac_activations.ACTIVATIONS]),
@@ -181,9 +186,9 @@ PATCHED = [
 
 
 #: What the CHECK states of rtl/npu/op_loader.py (MAC path) and rtl/npu/vector_unit.py take, by kind and IFM
-#: precision (read from their ``_unsupported``): the MAC path S8 / S16 IFMs; the vector unit 8 / 16 / 32-bit IFMs,
+#: precision (read from their ``_unsupported``): the MAC path U8 / S8 / S16 IFMs; the vector unit 8 / 16 / 32-bit IFMs,
 #: signed or unsigned (ADD / SUB with an operand scale: 8 / 16 bit only; a U32 OFM is refused, a U32 IFM is not).
-IMPLEMENTED = [f"{kind} with IFM {p}" for kind in ("CONV", "CONV (FC)", "DEPTHWISE") for p in ("S8", "S16")] + [
+IMPLEMENTED = [f"{kind} with IFM {p}" for kind in ("CONV", "CONV (FC)", "DEPTHWISE") for p in ("U8", "S8", "S16")] + [
     f"{kind} with IFM {p}" for kind in [*(f"POOL {m}" for m in _POOL.values()),
                                         *(f"ELEMENTWISE {m}" for m in _EW.values())]
     for p in ("U8", "S8", "U16", "S16", "U32", "S32")]
@@ -270,6 +275,8 @@ def kick_features(k: cs.Kick) -> set[str]:
         f.add(f"IFM_UPSCALE {({1: 'NEAREST', 2: 'TRANSPOSE'}).get(up, 'reserved')} on {path}")
     f.add(f"IFM {'NHCWB16' if ifm >> 6 & 3 else 'NHWC'} on {path}")
     f.add(f"OFM {'NHCWB16' if ofm >> 6 & 3 else 'NHWC'} on {path}")
+    if path in ("CONV", "DEPTHWISE") and r("KERNEL_STRIDE") & 0x18:
+        f.add(f"KERNEL_STRIDE dilation 2 on {path}")
     if path in ("CONV", "DEPTHWISE"):
         f.add(f"ACC_FORMAT {('INT32', 'INT40', 'FP_S5_10', '?')[r('ACC_FORMAT', 0) & 3]} on {path}")
     if _tiled_ifm(k):
@@ -371,7 +378,7 @@ def main() -> None:
         f"`vector_unit.py`) but no bit-exact test runs: {', '.join(untested) or 'none'}.", "",
         "Refused by the NPU (COMPUTE_FAULT / UNSUPPORTED, tested: `test_not_implemented_rows_are_refused`) though "
         "LiteRT runs them and Vela 5.2 maps them to the NPU: "
-        + "; ".join(f"`{k}` ({v})" for k, v in NOT_IMPLEMENTED.items()) + ". Other open op-matrix rows: "
+        + ("; ".join(f"`{k}` ({v})" for k, v in NOT_IMPLEMENTED.items()) or "none") + ". Other open op-matrix rows: "
         + "; ".join(f"`{k}` ({v})" for k, v in OPEN.items() if k not in NOT_IMPLEMENTED) + ".", "",
         "Memory moves: Vela 5.2 lowers RESHAPE, SQUEEZE, EXPAND_DIMS, CONCATENATION, PACK / UNPACK, SPLIT / SPLIT_V, "
         "SLICE / STRIDED_SLICE, PAD / MIRROR_PAD and TRANSPOSE to NPU_OP_POOL (AVERAGE 1x1 identity kicks writing at "

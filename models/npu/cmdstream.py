@@ -364,16 +364,18 @@ class Kick:
 
 def block_weight_bytes(kick: Kick, oub: int) -> int:
     """Decoded weight bytes of a CONV kick's first OFM block on a config with OFM ublock depth ``oub``
-    (npu-weights.md section 3.2: 8x8 sub-kernels, each one's elements rounded up to 4 for part-kernel-first;
-    depth-first IFM blocks always 32 deep)."""
+    (npu-weights.md section 3.2: 8x8 sub-kernels, 4 taps along a dilated axis, each one's elements rounded up to 4
+    for part-kernel-first; depth-first IFM blocks always 32 deep)."""
     o, ob = kick.reg("OFM_DEPTH_M1") + 1, kick.reg("OFM_BLK_DEPTH_M1") + 1
     i = kick.reg("IFM_DEPTH_M1") + 1
-    kh, kw = kick.reg("KERNEL_HEIGHT_M1") + 1, kick.reg("KERNEL_WIDTH_M1") + 1
-    pk = bool(kick.reg("KERNEL_STRIDE") & 4)
+    ks = kick.reg("KERNEL_STRIDE")
+    dy, dx = ks >> 4 & 1, ks >> 3 & 1      # dilation 2: KERNEL_*_M1 is the dilated extent - 1
+    kh, kw = (kick.reg("KERNEL_HEIGHT_M1") >> dy) + 1, (kick.reg("KERNEL_WIDTH_M1") >> dx) + 1
+    pk = bool(ks & 4)
     elements = 0
-    for sy in range(0, kh, 8):
-        for sx in range(0, kw, 8):
-            n = min(8, kh - sy) * min(8, kw - sx)
+    for sy in range(0, kh, 8 >> dy):
+        for sx in range(0, kw, 8 >> dx):
+            n = min(8 >> dy, kh - sy) * min(8 >> dx, kw - sx)
             elements += -(-n // 4) * 4 if pk else n
     depth = -(-i // 8) * 8 if pk else -(-i // 32) * 32
     return -(-min(o, ob) // oub) * oub * elements * depth

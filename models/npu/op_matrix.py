@@ -149,12 +149,15 @@ def _fc16(exact_scales: bool):
     return make
 
 
-def _mac_uint8(kind: str):
+def _mac_uint8(kind: str, ifm_zero_point: int | None = None):
     """A uint8 CONV_2D (3x3, RELU) / DEPTHWISE_CONV_2D (3x3, stride 2) / FULLY_CONNECTED (40 -> 12, RELU6): uint8
-    activations and weights with per-tensor zero points (TFLite's legacy asymmetric scheme), int32 bias."""
+    activations and weights with per-tensor zero points (TFLite's legacy asymmetric scheme), int32 bias; the input's
+    zero point random (108..148) or ``ifm_zero_point``."""
     def make(seed: int) -> bytes:
         rng = np.random.default_rng(seed)
         q, qo = _quant(rng, "uint8"), _quant(rng, "uint8", 0.05, 0.2)
+        if ifm_zero_point is not None:
+            q = om.Quant(q.scale, ifm_zero_point)
         w_scale, w_zp = float(rng.uniform(0.002, 0.01)), int(rng.integers(108, 149))
         if kind == "conv":
             layer, in_shape, w_shape, out_shape = Conv2D(4, (3, 3), (1, 1), "SAME", "RELU"), (1, 5, 6, 8), \
@@ -183,35 +186,41 @@ def _mac_uint8(kind: str):
     return make
 
 
-def _dilated(kind: str, dilation: int):
-    """An int8 3x3 CONV_2D (8 -> 4 channels) / DEPTHWISE_CONV_2D on 9x10x8, SAME, stride 1, dilated by ``dilation``
-    in H and W (Vela: dilation 2 is the NPU's own KERNEL_STRIDE dilation; larger ones a kernel with zeros)."""
+def _dilated(kind: str, dilation: int | tuple[int, int], kernel: tuple[int, int] = (3, 3),
+             stride: tuple[int, int] = (1, 1), padding: str = "SAME", in_hw: tuple[int, int] = (9, 10)):
+    """An int8 CONV_2D (8 -> 4 channels) / DEPTHWISE_CONV_2D on ``in_hw`` x 8 (default: 3x3, SAME, stride 1 on 9x10x8)
+    dilated by ``dilation`` (one factor, or (H, W)); Vela: dilation 2 is the NPU's own KERNEL_STRIDE dilation, larger
+    even ones that and a kernel with zeros, odd ones a kernel with zeros."""
+    dh, dw_ = (dilation, dilation) if isinstance(dilation, int) else dilation
+
     def make(seed: int) -> bytes:
         rng = np.random.default_rng(seed)
         q, qo = _quant(rng, "int8"), _quant(rng, "int8", 0.05, 0.2)
         conv = kind == "conv"
-        w_shape, n = ((4, 3, 3, 8), 4) if conv else ((1, 3, 3, 8), 8)
+        w_shape, n = ((4, *kernel, 8), 4) if conv else ((1, *kernel, 8), 8)
         w_scales = rng.uniform(0.002, 0.01, size=n)
         wr = _Writer()
-        x = _act(wr, "input", (1, 9, 10, 8), q, "int8")
+        x = _act(wr, "input", (1, *in_hw, 8), q, "int8")
         w = rng.integers(-127, 128, size=w_shape, dtype=np.int8)
         wt = wr.tensor("weights", w_shape, TensorType.INT8, buffer=wr.buffer(w.tobytes()), scale=w_scales,
                        zero_point=[0] * n, axis=0 if conv else 3)
         bias = rng.integers(-400, 400, size=n).astype("<i4")
         bt = wr.tensor("bias", (n,), TensorType.INT32, buffer=wr.buffer(bias.tobytes()), scale=q.scale * w_scales,
                        zero_point=[0] * n)
-        y = _act(wr, "output", (1, 9, 10, n), qo, "int8")
+        out_hw = [(i + s - 1) // s if padding == "SAME" else (i - (k - 1) * d + s - 1) // s
+                  for i, k, s, d in zip(in_hw, kernel, stride, (dh, dw_), strict=True)]
+        y = _act(wr, "output", (1, *out_hw, n), qo, "int8")
         module = Conv2DOptions if conv else DepthwiseConv2DOptions
 
         def options(b):
             module.Start(b)
-            module.AddPadding(b, Padding.SAME)
-            module.AddStrideH(b, 1)
-            module.AddStrideW(b, 1)
+            module.AddPadding(b, Padding.SAME if padding == "SAME" else Padding.VALID)
+            module.AddStrideH(b, stride[0])
+            module.AddStrideW(b, stride[1])
             if not conv:
                 module.AddDepthMultiplier(b, 1)
-            module.AddDilationHFactor(b, dilation)
-            module.AddDilationWFactor(b, dilation)
+            module.AddDilationHFactor(b, dh)
+            module.AddDilationWFactor(b, dw_)
             return module.End(b)
         code = BuiltinOperator.CONV_2D if conv else BuiltinOperator.DEPTHWISE_CONV_2D
         opt = BuiltinOptions.Conv2DOptions if conv else BuiltinOptions.DepthwiseConv2DOptions

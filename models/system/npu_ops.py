@@ -107,8 +107,10 @@ def _is_identity_pool(k, mode: int) -> bool:
 def _kernel_op(index: int, k) -> NpuOp:
     ifm = (k.reg("IFM_HEIGHT0_M1", 0) + 1, k.reg("IFM_WIDTH0_M1", 0) + 1, k.reg("IFM_DEPTH_M1", 0) + 1)
     ofm = (k.reg("OFM_HEIGHT_M1", 0) + 1, k.reg("OFM_WIDTH_M1", 0) + 1, k.reg("OFM_DEPTH_M1", 0) + 1)
-    kernel = (k.reg("KERNEL_HEIGHT_M1", 0) + 1, k.reg("KERNEL_WIDTH_M1", 0) + 1)
     st = cs.kernel_stride(k.reg("KERNEL_STRIDE", 0))
+    # the kernel's taps: with dilation 2 KERNEL_*_M1 is the dilated extent - 1 (rtl/npu/kernel_op.py)
+    kernel = ((k.reg("KERNEL_HEIGHT_M1", 0) >> (st["dilation_y"] - 1)) + 1,
+              (k.reg("KERNEL_WIDTH_M1", 0) >> (st["dilation_x"] - 1)) + 1)
     if k.name == "NPU_OP_DEPTHWISE":
         kind = "depthwise"
     elif k.name == "NPU_OP_POOL":

@@ -1,6 +1,6 @@
 """NPU compute unit: executes NPU_OP_CONV (CONV_2D, FULLY_CONNECTED), NPU_OP_DEPTHWISE and the identity
-NPU_OP_POOL kicks (8-bit IFMs; CONV / DEPTHWISE also 16-bit) from external memory, pipelined so that the MAC block
-takes one beat per cycle whenever its operands are on chip; every other NPU_OP_POOL and every NPU_OP_ELEMENTWISE
+NPU_OP_POOL kicks (8-bit IFMs, CONV / DEPTHWISE also uint8 and 16-bit) from external memory, pipelined so that the MAC
+block takes one beat per cycle whenever its operands are on chip; every other NPU_OP_POOL and every NPU_OP_ELEMENTWISE
 goes to its :class:`~rtl.npu.vector_unit.VectorUnit` (``vector``: its own memory port ``vec_bus`` and the SHRAM
 lookup-table port ``lut_raddr`` / ``lut_rdata``), one op at a time and in kick order with the MAC-datapath ops
 (``_dispatch``).
@@ -64,24 +64,24 @@ stager never re-reads it). RESIZE_NEAREST_NEIGHBOR is the same pool on a NEAREST
 0x80000001 / shift 31 (identity for every int8 input: :func:`~rtl.npu.kernel_op.identity_scale`). Other pools (real
 kernels, MAX, other scales) are the vector unit's.
 
-Supported (anything else is refused with ``UNSUPPORTED``): S8 IFM (S16 for a conv / depthwise: int16x8, below), S8
-OFM (S16 / S32 for a conv / depthwise), NHWC or NHCWB16, per-channel scale stream with round mode TFL or NATURAL
-(the identity POOL: as above), ACC_FORMAT INT32 or INT40, ``ACTIVATION`` = 0 (clamp only) or
-an 8-bit table ``TABLE_0..7`` for an S8 OFM (:class:`~rtl.npu.activation_table.ActivationTable`), kernels up to Vela's
-limits (height <= 64, height x width <= 4096; walked as 8x8 sub-kernels), any stride, no dilation, up to
-:data:`MAX_CHANNELS` OFM channels, IFM / OFM tiles 0-3 (:func:`~rtl.npu.ifm_stager.fm_tile`), IFM_UPSCALE NONE /
-NEAREST / TRANSPOSE (the kernel walk reads the x2 upscaled IFM, :mod:`rtl.npu.issue`), and the IFM rows one micro-block
-row needs fitting the line buffer (``shram_kib``; see :mod:`rtl.npu.ifm_stager`; a depthwise whose kernel is too tall
-for it runs split, below, so only one 8x8 sub-kernel's rows are needed at once). An OFM block's decoded weights may
-exceed the brick ring (``2 x`` :data:`WEIGHT_BUFFER_BYTES`; Vela makes a FULLY_CONNECTED's block its whole OFM depth,
-so there it is the whole weight matrix): such a conv runs *split* (:mod:`rtl.npu.issue`: IFM-depth passes, partial sums
-in the output path's accumulator buffer, :func:`~rtl.npu.kernel_op.acc_entries`), which needs one group of its weights
-to fit the ring and its OFM block's partial sums to fit the buffer; a depthwise whose block does not fit the ring (or
-whose kernel rows do not fit the line buffer) runs split the same way in 8x8 sub-kernel passes. Pooling with
-real kernels and ELEMENTWISE are not this engine's: they run on :mod:`rtl.npu.vector_unit`. A conv / depthwise may
-write a 16- or 32-bit OFM (ARG_MAX's and MEAN's depthwise): the output unit clamps to the 16-bit ACTIVATION_MIN / MAX
-or saturates to int32 (:class:`~rtl.npu.output_unit.OutputUnit` ``ofm_size``) and the writer writes 2 or 4 bytes per
-element.
+Supported (anything else is refused with ``UNSUPPORTED``): S8 or U8 IFM (U8: zero-extended into the MAC array,
+:class:`~rtl.npu.mac.MacArray`; S16 for a conv / depthwise: int16x8, below), S8 or U8 OFM (S16 / S32 for a conv /
+depthwise), NHWC or NHCWB16, per-channel scale stream with round mode TFL or NATURAL (the identity POOL: as above),
+ACC_FORMAT INT32 or INT40, ``ACTIVATION`` = 0 (clamp only) or an 8-bit table ``TABLE_0..7`` for an S8 OFM
+(:class:`~rtl.npu.activation_table.ActivationTable`), kernels up to Vela's limits (height <= 64, height x width <= 4096;
+walked as 8x8 sub-kernels), any stride, dilation 1 or 2 (:mod:`rtl.npu.issue`), up to :data:`MAX_CHANNELS` OFM channels,
+IFM / OFM tiles 0-3 (:func:`~rtl.npu.ifm_stager.fm_tile`), IFM_UPSCALE NONE / NEAREST / TRANSPOSE (the kernel walk reads
+the x2 upscaled IFM, :mod:`rtl.npu.issue`), and the IFM rows one micro-block row needs fitting the line buffer
+(``shram_kib``; see :mod:`rtl.npu.ifm_stager`; a depthwise whose kernel is too tall for it runs split, below, so only
+one 8x8 sub-kernel's rows are needed at once). An OFM block's decoded weights may exceed the brick ring (``2 x``
+:data:`WEIGHT_BUFFER_BYTES`; Vela makes a FULLY_CONNECTED's block its whole OFM depth, so there it is the whole weight
+matrix): such a conv runs *split* (:mod:`rtl.npu.issue`: IFM-depth passes, partial sums in the output path's accumulator
+buffer, :func:`~rtl.npu.kernel_op.acc_entries`), which needs one group of its weights to fit the ring and its OFM
+block's partial sums to fit the buffer; a depthwise whose block does not fit the ring (or whose kernel rows do not fit
+the line buffer) runs split the same way in 8x8 sub-kernel passes. Pooling with real kernels and ELEMENTWISE are not
+this engine's: they run on :mod:`rtl.npu.vector_unit`. A conv / depthwise may write a 16- or 32-bit OFM (ARG_MAX's and
+MEAN's depthwise): the output unit clamps to the 16-bit ACTIVATION_MIN / MAX or saturates to int32
+(:class:`~rtl.npu.output_unit.OutputUnit` ``ofm_size``) and the writer writes 2 or 4 bytes per element.
 
 **16-bit IFMs** (TFLite's int16x8: int16 activations, int8 weights; Vela writes IFM_PRECISION S16, ACC_FORMAT
 INT40 and round mode NATURAL): the weight stream has 16-channel IFM blocks (part-kernel-first sub-kernels padded to
@@ -247,6 +247,7 @@ class Compute(wiring.Component):
             wb.rd_slot.eq(ebank), wb.rd_brick.eq(iss.brick), iss.brick_data.eq(wb.rd_data),
             iss.bricks.eq(wb.wr_bricks), iss.bricks_all.eq(ld.status_done), ld.status_slot.eq(ebank),
             opr.restart.eq(restart), mac.ifm_zero_point.eq(regs.IFM_ZERO_POINT.as_signed()),
+            mac.ifm_unsigned.eq(~regs.IFM_PRECISION[0]), ou.ofm_unsigned.eq(~regs.OFM_PRECISION[0]),   # U8
             feed.regs.eq(regs), feed.opcode.eq(opcode), feed.bank.eq(ebank), feed.clear.eq(clear),
             feed.restart.eq(restart),
             ou.ofm_zero_point.eq(regs.OFM_ZERO_POINT.as_signed()),

@@ -4,12 +4,15 @@
 *group* (an IFM block, 32 deep depth-first / 16 deep part-kernel-first, and an 8x8 sub-kernel of it: kernels larger
 than 8x8 are walked as sub-kernels, row-major, as Vela orders their weights), then IFM ublock and kernel element, one
 beat: the brick index (from the loop nest, so the stream order is honoured) goes to the weight buffer and each
-position's IFM tap to the IFM stager's line buffer (padding taps flagged: they contribute 0); the brick and the
-taps' bytes leave on ``beat``. A beat waits only while its brick is not decoded yet (``bricks``: bricks decoded so
-far, in stream order, unless ``bricks_all``), its IFM rows are not staged yet, or the next stage has no room. The
-last beat of a micro-block also pushes the micro-block's place on ``block`` (for the output path); ``next_block``
-pulses when the walk no longer needs the bricks before ``block_offset`` (relative to the op's first brick): at the
-next OFM block.
+position's IFM tap to the IFM stager's line buffer (padding taps flagged: they contribute 0); the brick and the taps'
+bytes leave on ``beat``. A beat waits only while its brick is not decoded yet (``bricks``: bricks decoded so far, in
+stream order, unless ``bricks_all``), its IFM rows are not staged yet, or the next stage has no room. The last beat of a
+micro-block also pushes the micro-block's place on ``block`` (for the output path); ``next_block`` pulses when the walk
+no longer needs the bricks before ``block_offset`` (relative to the op's first brick): at the next OFM block.
+
+**Dilation** (KERNEL_STRIDE bits 3 / 4: dilation 2, which Vela writes for dilation 2 and, with a kernel padded with
+zeros, for every even one): along a dilated axis kernel element ``k`` reads IFM pixel ``o * stride + 2 * k - pad``, and
+a sub-kernel is 4 taps long (8 IFM pixels: the U55's 8x8 decomposition), as Vela's weight encoder orders them.
 
 **Split ops** (``split``: a conv whose OFM block's bricks do not fit the brick ring; a depthwise whose block does not
 fit it or whose kernel rows do not fit the line buffer, :func:`~rtl.npu.kernel_op.derive_op`): the group loop moves
@@ -32,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 from rtl.npu.controller import Registers
 from rtl.npu.extmem import WORD_BITS
 from rtl.npu.ifm_stager import ROW_BITS
-from rtl.npu.kernel_op import ACC_ENTRIES, IUB, SUB_KERNEL, WEIGHT_BITS, derive_op, round_elements
+from rtl.npu.kernel_op import ACC_ENTRIES, IUB, WEIGHT_BITS, derive_op, round_elements
 from rtl.npu.mac import MacBlock
 
 __all__ = ["Block", "IssueSequencer", "OperandRegister", "beat_layout"]
@@ -134,8 +137,8 @@ class IssueSequencer(wiring.Component):
             cob.eq(Mux(O - blk_ob < OB, O - blk_ob, OB)), n_ou.eq((cob + OUB - 1) >> (OUB.bit_length() - 1)),
             ci_left.eq(I - c["ib"]),
             n_iu_g.eq(Mux(dw, 1, Mux(ci_left < ib_step, (ci_left + 7) >> 3, ib_step >> 3))),
-            sh.eq(Mux(KH - c["sk_y"] < SUB_KERNEL, KH - c["sk_y"], SUB_KERNEL)),
-            sw.eq(Mux(KW - c["sk_x"] < SUB_KERNEL, KW - c["sk_x"], SUB_KERNEL)),
+            sh.eq(Mux(KH - c["sk_y"] < op.sub_h, KH - c["sk_y"], op.sub_h)),
+            sw.eq(Mux(KW - c["sk_x"] < op.sub_w, KW - c["sk_x"], op.sub_w)),
             ne.eq(Mux(pk | dw, round_elements(sh * sw, pk & ~dw & op.wide), sh * sw)),
             df_iu.eq(ib_step >> 3),
             grp_size.eq(n_ou * ne * Mux(dw, 1, Mux(pk, n_iu_g, df_iu))),
@@ -153,7 +156,7 @@ class IssueSequencer(wiring.Component):
                      last["blk"].eq(blk_ob + OB >= O),
                      last["hf"].eq(c["hf"] == op.halves - 1),
                      last["piece"].eq(last["hf"] & (kx == sw - 1) & (ky == sh - 1) & (iu == n_iu_g - 1)),
-                     last["sub"].eq((c["sk_y"] + SUB_KERNEL >= KH) & (c["sk_x"] + SUB_KERNEL >= KW)),
+                     last["sub"].eq((c["sk_y"] + op.sub_h >= KH) & (c["sk_x"] + op.sub_w >= KW)),
                      last["grp"].eq(last["sub"] & (dw | (c["ib"] + ib_step >= I)))]
         last_beat = Signal()   # the MAC block's last beat of a micro-block (split: of a piece)
         m.d.comb += last_beat.eq(last["piece"] & (op.split | last["grp"]))
@@ -193,9 +196,9 @@ class IssueSequencer(wiring.Component):
         P, UH, UW = self.positions, self.uh, self.uw
         c, regs = self._counters, self.regs
         oy_b, ox_b, cbase = c["oy_b"], c["ox_b"], c["cbase"]
-        ky = Signal(7)
-        kx = Signal(13)
-        m.d.comb += [ky.eq(c["sk_y"] + c["ky"]), kx.eq(c["sk_x"] + c["kx"])]
+        ky = Signal(8)    # the tap's row / column offset in the (dilated) kernel window
+        kx = Signal(14)
+        m.d.comb += [ky.eq((c["sk_y"] + c["ky"]) << op.dy), kx.eq((c["sk_x"] + c["kx"]) << op.dx)]
         pos_pad = [Signal(name=f"ifm_pad_{p}") for p in range(P)]
         for p in range(P):
             ph, pw = divmod(p, UW)
@@ -216,7 +219,7 @@ class IssueSequencer(wiring.Component):
             ]
         lo_row = Signal(signed(20))     # lowest IFM row this micro-block row reads (a split depthwise: in this pass)
         hi_row = Signal(signed(20))     # highest IFM row this beat reads
-        sub_top = Mux(op.split & op.dw, c["sk_y"], 0)
+        sub_top = Mux(op.split & op.dw, c["sk_y"] << op.dy, 0)
         m.d.comb += [lo_row.eq((oy_b * op.sy + sub_top - regs.IFM_PAD_TOP) >> op.up),
                      hi_row.eq(((oy_b + UH - 1) * op.sy + ky - regs.IFM_PAD_TOP) >> op.up),
                      self.low.eq(cbase + Mux(lo_row < 0, 0, lo_row[:17]))]
@@ -251,12 +254,12 @@ class IssueSequencer(wiring.Component):
     def _next_group(self, m, op, grp_size):
         """The next (IFM block, sub-kernel) group: sub-kernels row-major inside an IFM block."""
         c = self._counters
-        with m.If(c["sk_x"] + SUB_KERNEL < op.KW):
-            m.d.sync += c["sk_x"].eq(c["sk_x"] + SUB_KERNEL)
+        with m.If(c["sk_x"] + op.sub_w < op.KW):
+            m.d.sync += c["sk_x"].eq(c["sk_x"] + op.sub_w)
         with m.Else():
             m.d.sync += c["sk_x"].eq(0)
-            with m.If(c["sk_y"] + SUB_KERNEL < op.KH):
-                m.d.sync += c["sk_y"].eq(c["sk_y"] + SUB_KERNEL)
+            with m.If(c["sk_y"] + op.sub_h < op.KH):
+                m.d.sync += c["sk_y"].eq(c["sk_y"] + op.sub_h)
             with m.Else():
                 m.d.sync += [c["sk_y"].eq(0), c["ib"].eq(c["ib"] + op.ib_step)]
         m.d.sync += c["grp_base"].eq(c["grp_base"] + grp_size)

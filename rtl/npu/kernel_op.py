@@ -54,8 +54,14 @@ class OpParams:
     pk: Value
     O: Value
     I: Value
-    KH: Value
+    KH: Value           # kernel taps (rows / columns of weights)
     KW: Value
+    EH: Value           # the kernel's extent in IFM pixels (KERNEL_HEIGHT_M1 + 1): (KH - 1) * dilation + 1
+    EW: Value
+    dy: Value           # KERNEL_STRIDE dilation bits: 1 = dilation 2 (taps every other row / column)
+    dx: Value
+    sub_h: Value        # taps of a full sub-kernel: 8, or 4 along a dilated axis (the U55's 8x8 in IFM pixels)
+    sub_w: Value
     OB: Value
     OH: Value
     OW: Value
@@ -94,7 +100,8 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "", *,
     (``split``, ``span``); without it a depthwise is never split."""
     def sig(name, shape=17):
         return Signal(shape, name=f"{prefix}{name}")
-    v = {name: sig(name) for name in ("O", "I", "KH", "KW", "OB", "OH", "OW", "IH", "IW")}
+    v = {name: sig(name) for name in ("O", "I", "KH", "KW", "EH", "EW", "OB", "OH", "OW", "IH", "IW")}
+    dy, dx, sub_h, sub_w = sig("dy", 1), sig("dx", 1), sig("sub_h", 4), sig("sub_w", 4)
     sx, sy, pk, dw, pool = sig("sx", 3), sig("sy", 3), sig("pk", 1), sig("dw", 1), sig("pool", 1)
     wide, halves = sig("wide", 1), sig("halves", 2)
     ks = regs.KERNEL_STRIDE
@@ -105,7 +112,12 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "", *,
         pool.eq(opcode == CMD0.NPU_OP_POOL),
         dw.eq((opcode == CMD0.NPU_OP_DEPTHWISE) | pool),
         v["O"].eq(regs.OFM_DEPTH_M1 + 1), v["I"].eq(regs.IFM_DEPTH_M1 + 1),
-        v["KH"].eq(regs.KERNEL_HEIGHT_M1 + 1), v["KW"].eq(regs.KERNEL_WIDTH_M1 + 1),
+        # Dilation 2 (Vela's KERNEL_STRIDE bits 3 / 4): KERNEL_*_M1 is the dilated extent - 1, and Vela's weight
+        # encoder decomposes into sub-kernels of 8 // dilation taps (weight_compressor.encode_weights).
+        dy.eq(ks[4]), dx.eq(ks[3]), sub_h.eq(Mux(dy, SUB_KERNEL // 2, SUB_KERNEL)),
+        sub_w.eq(Mux(dx, SUB_KERNEL // 2, SUB_KERNEL)),
+        v["EH"].eq(regs.KERNEL_HEIGHT_M1 + 1), v["EW"].eq(regs.KERNEL_WIDTH_M1 + 1),
+        v["KH"].eq((regs.KERNEL_HEIGHT_M1 >> dy) + 1), v["KW"].eq((regs.KERNEL_WIDTH_M1 >> dx) + 1),
         v["OB"].eq(regs.OFM_BLK_DEPTH_M1 + 1), v["OH"].eq(regs.OFM_HEIGHT_M1 + 1), v["OW"].eq(regs.OFM_WIDTH_M1 + 1),
         sx.eq(1 + Cat(ks[0], ks[6])), sy.eq(1 + Cat(ks[1], ks[9])), pk.eq(ks[2] & ~dw),
     ]
@@ -114,10 +126,10 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "", *,
     m.d.comb += kk.eq(v["KH"] * v["KW"])
     # Elements per OFM ublock and IFM ublock over all sub-kernels: each sub-kernel's count is rounded up to 4 for
     # part-kernel-first and depthwise (to 2 for part-kernel-first on a 16-bit IFM: mlw_codec's reorder); only the
-    # corner sub-kernel (KH % 8 x KW % 8) can need it.
+    # corner sub-kernel (KH % sub_h x KW % sub_w) can need it.
     rr = sig("kk_corner", 6)
     ne = sig("ne", 13)
-    m.d.comb += [rr.eq(v["KH"][:3] * v["KW"][:3]),
+    m.d.comb += [rr.eq(Mux(dy, v["KH"][:2], v["KH"][:3]) * Mux(dx, v["KW"][:2], v["KW"][:3])),
                  ne.eq(Mux(pk | dw, kk[:13] - rr + round_elements(rr, pk & ~dw & wide), kk[:13]))]
     ib_step = sig("ib_step", 6)   # IFM block depth: 16 part-kernel-first or with a 16-bit IFM, else 32
     m.d.comb += ib_step.eq(Mux(pk | wide, 16, 32))
@@ -136,10 +148,11 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "", *,
     ublocks = sig("ublocks", 14)     # line-buffer words per IFM pixel
     m.d.comb += ublocks.eq(Mux(dw, Mux(wide, halves, 1), Mux(wide, ((I + 7) >> 3) << 1, (I + 7) >> 3)))
     span_kernel = sig("span_kernel")   # IFM rows one micro-block row reads over the whole kernel
-    m.d.comb += span_kernel.eq((ublock_h - 1) * sy + v["KH"])
+    m.d.comb += span_kernel.eq((ublock_h - 1) * sy + v["EH"])
     n_sub = sig("n_sub", 16)
     n_groups = sig("n_groups", 16)
-    m.d.comb += [n_sub.eq(((v["KH"] + SUB_KERNEL - 1) >> 3) * ((v["KW"] + SUB_KERNEL - 1) >> 3)),
+    m.d.comb += [n_sub.eq(Mux(dy, (v["KH"] + 3) >> 2, (v["KH"] + 7) >> 3)
+                          * Mux(dx, (v["KW"] + 3) >> 2, (v["KW"] + 7) >> 3)),
                  n_groups.eq(n_sub * Mux(dw, 1, Mux(pk | wide, (I + 15) >> 4, (I + 31) >> 5)))]
     block_bricks = sig("block_bricks", 32)
     cob = Mux(O < v["OB"], O, v["OB"])
@@ -149,7 +162,8 @@ def derive_op(m, regs, opcode, oub: int, ublock_h: int, prefix: str = "", *,
                     n_oub_total=n_oub_total, per_ou=per_ou, expected=expected, expected_bytes=expected_bytes,
                     ublocks=ublocks, span=span, ifm_fmt=regs.IFM_PRECISION[6:8], ofm_fmt=regs.OFM_PRECISION[6:8],
                     kk=kk, n_sub=n_sub, n_groups=n_groups, block_bricks=block_bricks, split=split, up=up,
-                    transpose=transpose, need_h=need_h, need_w=need_w, wide=wide, halves=halves, **v)
+                    transpose=transpose, need_h=need_h, need_w=need_w, wide=wide, halves=halves, dy=dy, dx=dx,
+                    sub_h=sub_h, sub_w=sub_w, **v)
 
 
 def round_elements(n, by_two) -> Value:
@@ -163,7 +177,7 @@ def _split(m, v, dw, pool, sy, span_kernel, block_bricks, oub: int, ublock_h: in
     once. A conv splits when its OFM block's bricks do not fit the brick ring (IFM-depth passes). A depthwise splits
     when its block's bricks do not fit the ring or ``span_kernel`` rows do not fit the line buffer's ring of rows:
     it then walks its 8x8 sub-kernels as passes (a MEAN's 64x64 kernel), so only a sub-kernel's rows must be staged,
-    as a U55 walks an IFM block per sub-kernel through SHRAM."""
+    as a U55 walks an IFM block per sub-kernel through SHRAM (a sub-kernel spans at most 8 rows, dilated or not)."""
     split = Signal(name=f"{prefix}split")
     span = Signal(17, name=f"{prefix}span")
     rows_fit = Const(1)
@@ -172,7 +186,7 @@ def _split(m, v, dw, pool, sy, span_kernel, block_bricks, oub: int, ublock_h: in
                                                  f"{prefix}kernel_")
     too_big = block_bricks > ring_rows(oub)
     m.d.comb += split.eq(Mux(dw, ~pool & (too_big | ~rows_fit), too_big))
-    sub_h = Mux(v["KH"] > SUB_KERNEL, SUB_KERNEL, v["KH"])
+    sub_h = Mux(v["EH"] > SUB_KERNEL, SUB_KERNEL, v["EH"])
     m.d.comb += span.eq(Mux(split & dw, (ublock_h - 1) * sy + sub_h, span_kernel))
     return split, span
 
@@ -189,8 +203,8 @@ def _ifm_extent(m, regs, v, sx, sy, prefix: str):
     h0, w0 = regs.IFM_HEIGHT0_M1 + 1, regs.IFM_WIDTH0_M1 + 1
     m.d.comb += [
         up.eq(regs.IFM_UPSCALE[0:2] != 0), transpose.eq(regs.IFM_UPSCALE[0:2] == 2),
-        need_h.eq((v["OH"] - 1) * sy + v["KH"] - regs.IFM_PAD_TOP - regs.IFM_PAD_BOTTOM),
-        need_w.eq((v["OW"] - 1) * sx + v["KW"] - regs.IFM_PAD_LEFT - regs.IFM_PAD_RIGHT),
+        need_h.eq((v["OH"] - 1) * sy + v["EH"] - regs.IFM_PAD_TOP - regs.IFM_PAD_BOTTOM),
+        need_w.eq((v["OW"] - 1) * sx + v["EW"] - regs.IFM_PAD_LEFT - regs.IFM_PAD_RIGHT),
         src_h.eq((need_h + up) >> up), src_w.eq((need_w + up) >> up),
         v["IH"].eq(Mux(src_h > h0, src_h, h0)), v["IW"].eq(Mux(src_w > w0, src_w, w0)),
     ]

@@ -8,11 +8,14 @@ depth): 32/64/128/256 MACs per cycle. One beat here is one such cycle::
     acc[p][o] += sum_i (pad[p] ? 0 : act[p][i] - ifm_zero_point) * weight[o][i]
 
 for positions ``p`` (row-major: ``p = y * ublock_w + x``), output channels ``o`` and input channels ``i``. A padded
-position contributes exactly 0 (the NPU feeds padding taps the IFM zero point; SPEC.md §4). ``ifm_zero_point`` is
-the signed 16-bit IFM_ZERO_POINT register (quasi-static). Accumulators are ``acc_width`` bits (32: Vela's
-ACC_FORMAT INT_32BIT, used for every int8 layer; 40: INT_40BIT, chosen by ``architecture_allocator._acc_type`` only
-for 16-bit IFMs) and wrap modulo ``2**acc_width`` (TFLite's int32 overflow is undefined; valid models never reach
-it). Depthwise convolution is the same block fed diagonal weights (``weight[o][i] = 0`` for ``i != o``).
+position contributes exactly 0 (the NPU feeds padding taps the IFM zero point; SPEC.md §4). ``ifm_zero_point`` is the
+signed 16-bit IFM_ZERO_POINT register (quasi-static). With ``ifm_unsigned`` (quasi-static: a U8 IFM, Vela's uint8 conv /
+depthwise / FC) the 8-bit activations are zero-extended instead of sign-extended, so ``act - zp`` of a uint8 activation
+and zero point lies in -255..255 as an int8 one's does and the same multipliers take it. Accumulators are ``acc_width``
+bits (32: Vela's ACC_FORMAT INT_32BIT, used for every int8 layer; 40: INT_40BIT, chosen by
+``architecture_allocator._acc_type`` only for 16-bit IFMs) and wrap modulo ``2**acc_width`` (TFLite's int32 overflow is
+undefined; valid models never reach it). Depthwise convolution is the same block fed diagonal weights (``weight[o][i] =
+0`` for ``i != o``).
 
 **16-bit IFMs** (``wide_ifm``: the act stream has ``wide`` and ``half`` flags): a wide beat's 8 bytes per position
 are 4 int16 activations (little-endian), and they meet the brick's IFM channels ``4 * half .. 4 * half + 3``::
@@ -112,7 +115,7 @@ class MacBlock(wiring.Component):
     weight_stream : ``In(stream.Signature(ublock_d x ifm_depth x signed(weight_width)))``
         ``weight[o][i]`` for output channel ``o``, input channel ``i``.
     acc_stream : ``Out(stream.Signature(positions * ublock_d x signed(acc_width)))``
-    ifm_zero_point : ``In(signed(16))``
+    ifm_zero_point : ``In(signed(16))``; ifm_unsigned : ``In(1)``   (8-bit activations are uint8)
     """
 
     latency = 1
@@ -129,7 +132,7 @@ class MacBlock(wiring.Component):
             "act_stream": In(stream.Signature(self.act_layout)),
             "weight_stream": In(stream.Signature(self.weight_layout)),
             "acc_stream": Out(stream.Signature(self.acc_layout)),
-            "ifm_zero_point": In(signed(16)),
+            "ifm_zero_point": In(signed(16)), "ifm_unsigned": In(1),
         })
 
     def elaborate(self, platform):
@@ -140,6 +143,7 @@ class MacBlock(wiring.Component):
         wiring.connect(m, acc.acc_stream, wiring.flipped(self.acc_stream))
         m.d.comb += [
             array.act.eq(act.payload), array.weights.eq(weight.payload), array.ifm_zero_point.eq(self.ifm_zero_point),
+            array.ifm_unsigned.eq(self.ifm_unsigned),
             acc.dots.eq(array.dots), acc.last.eq(act.payload.last),
             act.ready.eq(weight.valid & acc.room),
             weight.ready.eq(act.valid & acc.room),
@@ -161,7 +165,8 @@ class MacArray(wiring.Component):
 
     Members
     -------
-    act : ``In(act_layout)``; weights : ``In(weight_layout)``; ifm_zero_point : ``In(signed(16))``
+    act : ``In(act_layout)``; weights : ``In(weight_layout)``; ifm_zero_point : ``In(signed(16))``;
+    ifm_unsigned : ``In(1)``
     dots : ``Out(ArrayLayout(signed(17 + weight_width + bits(ifm_depth)), positions * ublock_d))``
         index ``p * ublock_d + o``
     """
@@ -171,7 +176,7 @@ class MacArray(wiring.Component):
         super().__init__({
             "act": In(config.act_layout),
             "weights": In(_weight_layout(config)),
-            "ifm_zero_point": In(signed(16)),
+            "ifm_zero_point": In(signed(16)), "ifm_unsigned": In(1),
             "dots": Out(data.ArrayLayout(_dot_shape(config), config.accumulators)),
         })
 
@@ -183,6 +188,7 @@ class MacArray(wiring.Component):
         for p in range(cfg.positions):
             for i in range(cfg.ifm_depth):
                 x, idle = self.act.data[p][i], self.act.pad[p]
+                x = Mux(self.ifm_unsigned, x.as_unsigned(), x)
                 if cfg.wide_ifm and i < 4:    # lanes 0-3 take the 4 int16 activations of a wide beat
                     x = Mux(self.act.wide, Cat(self.act.data[p][2 * i], self.act.data[p][2 * i + 1]).as_signed(), x)
                 elif cfg.wide_ifm:            # lanes 4-7 are idle on a wide beat

@@ -25,7 +25,6 @@ from rtl.npu.kernel_op import (
     MAX_CHANNELS,
     MAX_KERNEL_ELEMENTS,
     MAX_KERNEL_H,
-    SUB_KERNEL,
     WEIGHT_BITS,
     ComputeError,
     acc_entries,
@@ -51,7 +50,7 @@ def _ring_bad(m, lop, *, oub: int, ublock_h: int, ublock_w: int, ring: int):
     n_ou = Signal(8)
     m.d.comb += n_ou.eq((Mux(lop.O < lop.OB, lop.O, lop.OB) + oub - 1) >> (oub.bit_length() - 1))
     first = Signal(7)      # elements of the first (largest) sub-kernel, rounded as in the stream
-    sub = Mux(lop.KH > SUB_KERNEL, SUB_KERNEL, lop.KH) * Mux(lop.KW > SUB_KERNEL, SUB_KERNEL, lop.KW)
+    sub = Mux(lop.KH > lop.sub_h, lop.sub_h, lop.KH) * Mux(lop.KW > lop.sub_w, lop.sub_w, lop.KW)
     m.d.comb += first.eq(Mux(lop.pk | lop.dw, round_elements(sub, lop.pk & ~lop.dw & lop.wide), sub))
     group = Signal(24)
     entries = Signal(32)
@@ -66,11 +65,11 @@ def _ring_bad(m, lop, *, oub: int, ublock_h: int, ublock_w: int, ring: int):
 
 
 def _activation_ok(m, act, ofm_precision) -> Signal:
-    """ACTIVATION: none, or an 8-bit table TABLE_0..7 with the OFM's clip range on an 8-bit OFM (the output unit's
-    lookup; a 16 / 32-bit OFM has no table path)."""
+    """ACTIVATION: none, or an 8-bit table TABLE_0..7 with the OFM's clip range on an S8 OFM (the output unit's
+    lookup; a U8 / 16 / 32-bit OFM has no table path)."""
     ok = Signal(name="activation_ok")
     fn = act[0:12]
-    table = (fn >= 16) & (fn <= 23) & (act[12:16] == 0) & (ofm_precision[1:3] == 0)
+    table = (fn >= 16) & (fn <= 23) & (act[12:16] == 0) & (ofm_precision[0:3] == 1)
     m.d.comb += ok.eq((fn == 0) | table)
     return ok
 
@@ -89,19 +88,23 @@ def _unsupported(m, lop, lregs, lopcode, lparam, *, ring_bad, fits, weight_addr,
     m.d.comb += pool_bad.eq(
         (lparam != _POOL_AVERAGE) | (lop.KH != 1) | (lop.KW != 1) | ks[0] | ks[1] | ks[6] | ks[9]
         | (lregs.IFM_PAD_TOP != 0) | (lregs.IFM_PAD_LEFT != 0) | (lregs.IFM_PAD_BOTTOM != 0)
-        | (lregs.IFM_PAD_RIGHT != 0) | ~lregs.OFM_PRECISION[8] | ~identity_scale(m, lregs, "l_"))
+        | (lregs.IFM_PAD_RIGHT != 0) | ~lregs.OFM_PRECISION[8] | ~identity_scale(m, lregs, "l_")
+        | ~lregs.IFM_PRECISION[0] | ~lregs.OFM_PRECISION[0])
     unsupported = Signal()
     m.d.comb += unsupported.eq(
         ((lopcode != CMD0.NPU_OP_CONV) & ~lop.dw)
         | Mux(lop.pool, pool_bad, weighted_bad)
-        | (lregs.IFM_PRECISION[0:2] != 1) | (lregs.IFM_PRECISION[2:4] > 1) | (lop.pool & lop.wide)   # S8 / S16 IFM
+        # S8 / U8 / S16 IFM; S8 / U8 / S16 / S32 OFM (unsigned only 8-bit)
+        | lregs.IFM_PRECISION[1] | (lregs.IFM_PRECISION[2:4] > 1) | (lop.pool & lop.wide)
+        | (~lregs.IFM_PRECISION[0] & lop.wide)
         | (lop.ifm_fmt > 1) | (lregs.IFM_PRECISION[8:10] != 0)
-        | ~lregs.OFM_PRECISION[0] | (lregs.OFM_PRECISION[1:3] == 3)       # signed 8 / 16 / 32-bit OFM
+        | (~lregs.OFM_PRECISION[0] & (lregs.OFM_PRECISION[1:3] != 0)) | (lregs.OFM_PRECISION[1:3] == 3)
         | (lop.pool & (lregs.OFM_PRECISION[1:3] != 0)) | (lop.ofm_fmt > 1)
         | (lregs.OFM_PRECISION[14] != 0)                                    # round mode TFL or NATURAL
         | (lregs.IFM_UPSCALE[0:2] == 3) | (lregs.ACC_FORMAT > 1)           # INT32 or INT40 accumulators
         | ~_activation_ok(m, lregs.ACTIVATION, lregs.OFM_PRECISION)
-        | (lop.KH > MAX_KERNEL_H) | (lop.kk > MAX_KERNEL_ELEMENTS) | ks[3] | ks[4] | ks[5]
+        | (lop.EH > MAX_KERNEL_H) | (lop.kk > MAX_KERNEL_ELEMENTS) | ks[5]
+        | (lop.dy & lregs.KERNEL_HEIGHT_M1[0]) | (lop.dx & lregs.KERNEL_WIDTH_M1[0])   # a dilated extent is odd
         | (lop.need_h < 1) | (lop.need_w < 1)
         | (lop.OB[:3 if oub == 8 else 2] != 0) | ~fits
     )

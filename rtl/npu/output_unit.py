@@ -5,7 +5,8 @@ Bit-exact implementation of :mod:`models.npu.requant` (round mode TFL, the per-c
     v = acc + bias;  p = v * scale
     shift > 31:  t = (p + 2**30) >> 31;  y = (t + 2**(r-1) - (t < 0)) >> r   with r = shift - 31
     shift <= 31: y = (p + 2**(shift-1)) >> shift                          (shift 0: y = p)
-    out = min(max(y + ofm_zero_point, lo), hi)    lo/hi = act_min/act_max clipped to -128..127
+    out = min(max(y + ofm_zero_point, lo), hi)    lo/hi = act_min/act_max clipped to -128..127 (0..255 with
+                                                  ofm_unsigned: a U8 OFM)
 
 With ``natural`` (round mode NATURAL, which Vela writes for every conv / depthwise / FC on a 16-bit IFM, whose
 LiteRT kernels round once: ``MultiplyByQuantizedMultiplier(int64_t, ...)``) one rounding for every shift:
@@ -118,6 +119,8 @@ class OutputUnit(wiring.Component):
         table activation (quasi-static, like the zero point): each lane's table index and its entry.
     ofm_size : ``In(2)``
         log2 of the OFM element bytes (quasi-static like the zero point; see the module docstring).
+    ofm_unsigned : ``In(1)``
+        an 8-bit OFM is uint8: clamp to 0..255 (quasi-static; no table activation then).
     natural : ``In(1)``
         round mode NATURAL instead of TFL (quasi-static; see the module docstring).
     """
@@ -146,7 +149,7 @@ class OutputUnit(wiring.Component):
             "lut": In(1),
             "lut_index": Out(8).array(config.lanes),
             "lut_entry": In(8).array(config.lanes),
-            "ofm_size": In(2),
+            "ofm_size": In(2), "ofm_unsigned": In(1),
             "natural": In(1),
             "wide": Out(data.ArrayLayout(signed(32), config.lanes)),
         })
@@ -171,10 +174,11 @@ class OutputUnit(wiring.Component):
             m.d.sync += [channel[n].eq(channel[n - 1]) for n in range(1, 5)]
         m.d.comb += self.o_stream.payload.channel.eq(channel[4])
 
-        # Clamp bounds: the 16-bit registers, clipped to the int8 range for an int8 OFM.
+        # Clamp bounds: the 16-bit registers, clipped to the int8 (uint8) range for an 8-bit OFM.
         lo, hi = Signal(signed(16)), Signal(signed(16))
+        low8, high8 = Mux(self.ofm_unsigned, 0, -128), Mux(self.ofm_unsigned, 255, 127)
         for bound, reg in ((lo, self.act_min), (hi, self.act_max)):
-            m.d.comb += bound.eq(Mux(self.ofm_size != 0, reg, Mux(reg < -128, -128, Mux(reg > 127, 127, reg))))
+            m.d.comb += bound.eq(Mux(self.ofm_size != 0, reg, Mux(reg < low8, low8, Mux(reg > high8, high8, reg))))
 
         record_bits = ChannelRecord.as_shape().size  # 78: the two top bits of a record are reserved
         write_lane = self.param_channel[:lane_bits] if lane_bits else Const(0)

@@ -230,6 +230,28 @@ def test_decoded_weight_count_is_the_streams(config):
     assert checked >= 3
 
 
+def test_a_dilated_kernel_costs_its_taps():
+    """Dilation 2 (KERNEL_STRIDE bits 3 / 4): KERNEL_*_M1 is the dilated extent, the MAC walks the taps. The op's
+    kernel is its taps and its decoded weights are the stream's (a 5x5 kernel dilated to 9x9: 25 taps, not 81)."""
+    from ethosu import mlw_codec
+
+    from models.npu import cmdstream as cs
+    from models.npu.op_matrix import _dilated
+
+    config = "u55-128"
+    for kind, dilation, taps in (("dw", 2, (5, 5)), ("conv", (2, 1), (5, 5)), ("conv", 4, (5, 5))):
+        art = vela.compile_cached(_dilated(kind, dilation, (5, 5) if dilation != 4 else (3, 3), in_hw=(12, 11))(0),
+                                  config)
+        (k,) = [k for k in cs.kicks(art.commands()) if k.name in ("NPU_OP_CONV", "NPU_OP_DEPTHWISE")]
+        assert k.reg("KERNEL_STRIDE") & 0x18, (kind, dilation)
+        (op,) = [op for op in ops_from_artifact(art) if op.kind in ("conv", "depthwise")]
+        assert op.kernel == taps, (kind, dilation, op.kernel)
+        if k.reg("WEIGHT_REGION") == art.weight_region:
+            base = k.reg("WEIGHT_BASE")
+            stream = bytearray(art.weight_data[base:base + k.reg("WEIGHT_LENGTH")])
+            assert op_features(op, GEOMETRIES[config])["weights"] == len(mlw_codec.decode(stream)), (kind, dilation)
+
+
 def _brute_ifm_reads(op, geo):
     """Every address the IFM stager reads, enumerated pixel by pixel (SPEC.md section 4), counted."""
     (ih, iw, idp), od = op.ifm, op.ofm[2]

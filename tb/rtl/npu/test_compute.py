@@ -171,10 +171,12 @@ def test_error_paths_answer_every_kick(npu, tmp_path_factory):
             # tb/rtl/npu/test_int16_mac.py), never guesses
             "round_mode": (words[:at] + [0x114 | (weights.reg("OFM_PRECISION") | 1 << 14) << 16] + words[at:], basep,
                            None),
-            # an IFM of 32-bit elements: the MAC path takes S8 / S16 IFMs
+            # an IFM of 32-bit elements or U16: the MAC path takes S8 / U8 / S16 IFMs
             "ifm_32bit": (words[:at] + [0x105 | 0x9 << 16] + words[at:], basep, None),
-            # OFM_PRECISION U8 (unsigned) and 64-bit: the MAC path writes only S8 / S16 / S32
-            "ofm_u8": (words[:at] + [0x114 | (weights.reg("OFM_PRECISION") & ~1) << 16] + words[at:], basep, None),
+            "ifm_u16": (words[:at] + [0x105 | 0x4 << 16] + words[at:], basep, None),
+            # OFM_PRECISION U16 (unsigned 16-bit) and 64-bit: the MAC path writes only S8 / U8 / S16 / S32
+            "ofm_u16": (words[:at] + [0x114 | (weights.reg("OFM_PRECISION") & ~7 | 2) << 16] + words[at:], basep,
+                        None),
             "ofm_64bit": (words[:at] + [0x114 | (weights.reg("OFM_PRECISION") | 6) << 16] + words[at:], basep, None),
             # the weight region beyond external memory: every read answers err
             "memory": (words, [b if n != art.weight_region else CFG.ext_mem_bytes for n, b in enumerate(basep)],
@@ -183,7 +185,8 @@ def test_error_paths_answer_every_kick(npu, tmp_path_factory):
             "weight_count": (words, basep, b"\xff"),
         }
         expect = {"unsupported": ComputeError.UNSUPPORTED, "round_mode": ComputeError.UNSUPPORTED,
-                  "ofm_u8": ComputeError.UNSUPPORTED, "ofm_64bit": ComputeError.UNSUPPORTED,
+                  "ofm_u16": ComputeError.UNSUPPORTED, "ifm_u16": ComputeError.UNSUPPORTED,
+                  "ofm_64bit": ComputeError.UNSUPPORTED,
                   "table_ofm16": ComputeError.UNSUPPORTED, "ifm_32bit": ComputeError.UNSUPPORTED,
                   "memory": ComputeError.MEMORY,
                   "weight_count": ComputeError.WEIGHT_COUNT}

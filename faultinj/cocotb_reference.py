@@ -366,11 +366,12 @@ def _forget_stale_simulator_build(build_, simulator: str):
     import shutil
 
     from sim.build import build
+    from sim.cocotb_glue import cocotb_build_dir
 
     current = build(build_.design, build_.config)  # what run_cocotb will simulate
     if current.key != build_.key:
         raise RampartError(f"the {build_.design} sources changed since this build was made; build it again")
-    folder = current.directory / f"cocotb_{simulator}"
+    folder = cocotb_build_dir(current, simulator)
     stamp = folder / "rampart_verilog.sha256"
     digest = hashlib.sha256(build_.verilog.read_bytes()).hexdigest()
     # under run_cocotb's lock, so a simulator build another process is running is never removed

@@ -1,12 +1,14 @@
 """Run a cocotb test module on any rtl design from pytest, under Verilator (default) or Icarus Verilog.
 
 The Verilog comes from :func:`sim.build.build` (so cocotb sees exactly the RTL the native harness runs); each
-(design build, simulator) pair keeps its own cocotb build folder inside the build's cache folder; runs on the same
-folder (pytest-xdist workers, FI processes) take turns on a lock file beside it, since the simulator build and the
-results file are shared.
+(design build, simulator, cocotb installation) keeps its own cocotb build folder inside the build's cache folder
+(the simulator's makefiles name files of the cocotb installation by absolute path, so a checkout with another
+virtual environment sharing the cache must not reuse them); runs on the same folder (pytest-xdist workers, FI
+processes) take turns on a lock file beside it, since the simulator build and the results file are shared.
 """
 import contextlib
 import fcntl
+import hashlib
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -34,6 +36,15 @@ def _environment(updates: dict[str, str]):
                 os.environ[key] = value
 
 
+def cocotb_build_dir(result, simulator: str) -> Path:
+    """The cocotb simulator build folder of the design build ``result``: one per simulator and cocotb installation
+    (the simulator's makefiles name cocotb's files by absolute path)."""
+    import cocotb
+
+    where = hashlib.sha256(str(Path(cocotb.__file__).resolve().parent).encode()).hexdigest()[:10]
+    return result.directory / f"cocotb_{simulator}_{where}"
+
+
 def run_cocotb(design: str, config, test_module: str, *, test_dir: Path, simulator: str = "verilator",
                extra_env: dict[str, str] | None = None, waves: bool = False) -> Path:
     """Build ``design`` for ``simulator`` (cached) and run ``test_module`` (a module in ``test_dir``) on it.
@@ -43,7 +54,7 @@ def run_cocotb(design: str, config, test_module: str, *, test_dir: Path, simulat
     if simulator not in SIMULATORS:
         raise RampartError(f"unknown simulator {simulator!r} (known: {', '.join(SIMULATORS)})")
     result = build(design, config)
-    build_dir = result.directory / f"cocotb_{simulator}"
+    build_dir = cocotb_build_dir(result, simulator)
     env = {}
     build_args = []
     if simulator == "verilator":

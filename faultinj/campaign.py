@@ -202,12 +202,12 @@ def state_bits_meta(result) -> dict:
     return {"blocks": bits, "mem_runs": mem_runs}
 
 
-def campaign_state_bits(meta: dict) -> dict:
-    """``meta["state_bits"]`` (:func:`state_bits_meta`); a campaign written before it was stored gets it from a
-    build of its config (today's RTL: the numbers follow the current design)."""
+def campaign_state_bits(meta: dict, result=None) -> dict:
+    """``meta["state_bits"]`` (:func:`state_bits_meta`); a campaign written before it was stored gets it from
+    ``result`` or a build of its config (today's RTL: the numbers follow the current design)."""
     if "state_bits" in meta:
         return meta["state_bits"]
-    return state_bits_meta(build(meta["design"], campaign_config(meta)))
+    return state_bits_meta(result or build(meta["design"], campaign_config(meta)))
 
 
 def site_is_memory(state_bits: dict, sites) -> np.ndarray:

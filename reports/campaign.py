@@ -766,7 +766,7 @@ def campaign_summary(db: str | Path, *, confidence: float | None = None, fit_con
     meta = status.meta
     result = build(meta["design"], campaign_config(meta))
     # the FIT weights: the bits stored with the campaign (a design edited since does not change them)
-    bits = campaign_state_bits(meta)["blocks"]
+    bits = campaign_state_bits(meta, result)["blocks"]
     notes = [] if status.complete else ["This campaign is incomplete; figures cover the injections done so far."]
     if result.key != meta.get("build_key", result.key):
         notes.append("The design's build changed since this campaign ran: metrics use the bits stored with the "

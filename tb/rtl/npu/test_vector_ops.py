@@ -247,7 +247,7 @@ def test_reduce_sum_other_precisions_match_golden(npu, name, unsigned):
     want = run_golden(art, [x], cfg.shram_bytes, cs.decode_stream(words))
     assert not np.array_equal(want, run_golden(art, [x], cfg.shram_bytes, before)), "the patch changed nothing"
     with SimDevice(NativeSim(design)) as sim:
-        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, [x], dtype), want)
+        np.testing.assert_array_equal(run_words(sim, cfg, art, words, [x], dtype), want)
 
 
 @pytest.mark.parametrize("round_mode", [0, 1])   # TFL, TRUNCATE (Vela's SOFTMAX itself uses NATURAL)
@@ -287,7 +287,7 @@ def test_shr_round_modes_match_golden(npu, round_mode):
             np.testing.assert_array_equal(got, want)
 
 
-def _run_words(sim, cfg, art, words, xs, dtype):
+def run_words(sim, cfg, art, words, xs, dtype):
     """Load ``art`` with inputs ``xs``, run the stream ``words`` instead of its own; its OFM as ``dtype``."""
     lay = load(sim, cfg, art, xs)
     npu_driver.load_bytes(sim, lay.cmd_base, np.asarray(words, "<u4").tobytes())
@@ -338,7 +338,7 @@ def test_unsigned_matches_golden(npu, name):
     signed = run_golden(art, [x.view(sdt) for x in xs], cfg.shram_bytes).view(udt)
     assert not np.array_equal(want, signed), "the patch changed nothing"
     with SimDevice(NativeSim(design)) as sim:
-        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, udt), want)
+        np.testing.assert_array_equal(run_words(sim, cfg, art, words, xs, udt), want)
 
 
 _EW, _POOL = elementwise_mode, pooling_mode
@@ -415,7 +415,7 @@ def test_unsigned_32bit_ifm_matches_golden(npu, name):
     assert not np.array_equal(want, run_golden(art, xs, cfg.shram_bytes, cs.decode_stream(signed))), \
         "reading the IFM unsigned changed nothing"
     with SimDevice(NativeSim(design)) as sim:
-        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, np.int8), want)
+        np.testing.assert_array_equal(run_words(sim, cfg, art, words, xs, np.int8), want)
 
 
 @pytest.mark.parametrize("name,unsigned", [(n, False) for n in MODE_CASES]
@@ -440,4 +440,4 @@ def test_elementwise_modes_at_other_precisions_match_golden(npu, name, unsigned)
     before = cs.decode_stream(signed) if unsigned else art.commands()
     assert not np.array_equal(want, run_golden(art, xs, cfg.shram_bytes, before)), "the patch changed nothing"
     with SimDevice(NativeSim(design)) as sim:
-        np.testing.assert_array_equal(_run_words(sim, cfg, art, words, xs, want.dtype), want)
+        np.testing.assert_array_equal(run_words(sim, cfg, art, words, xs, want.dtype), want)

@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 
 from base import cache_root
-from drivers import npu as npu_driver
-from drivers.npu import read_bytes
 from drivers.transport import SimDevice
 from models.npu import cmdstream as cs
 from models.npu import vela
@@ -28,7 +26,7 @@ from sim.build import build
 from sim.harness import NativeSim
 from tb.models.npu.test_vector_ref import EW_MODELS, POOL_MODELS, run_golden
 from tb.rtl.npu.test_resample import run_checked
-from tb.rtl.npu.test_vector_ops import ALL_CONFIG_PARAMS, load
+from tb.rtl.npu.test_vector_ops import ALL_CONFIG_PARAMS, run_words
 
 VECTOR_OPS = ("NPU_OP_POOL", "NPU_OP_ELEMENTWISE")
 
@@ -107,17 +105,6 @@ def _with_ifm_tiles(art, op: str, h0: int, h1: int, w0: int, at1, at2, at3) -> l
     return words[:at] + patch + words[at:]
 
 
-def _run_patched(sim, config, art, words, xs):
-    cfg = PRESETS[config]
-    lay = load(sim, cfg, art, xs)
-    npu_driver.load_bytes(sim, lay.cmd_base, np.asarray(words, "<u4").tobytes())
-    npu_driver.start(sim, lay.cmd_base, 4 * len(words), lay.basep)
-    assert npu_driver.wait_done(sim, 100_000, chunk=64) is not None, "NPU did not finish"
-    assert (sim.peek("error"), sim.peek("compute_error")) == (0, 0)
-    (out,) = art.outputs
-    return np.frombuffer(read_bytes(sim, lay.address(out), out.nbytes), np.int8)
-
-
 #: name -> (model, kick, tiles (h0, h1, w0, at1, at2, at3) as :func:`_with_ifm_tiles`); every tile stays inside the
 #: input tensor. Vela's ADD writes its OFM over its IFM (in place, element by element), so there every tile reads
 #: pixels at or after the one being computed (raster order), never one already overwritten; its tile 3 is where it
@@ -144,4 +131,4 @@ def test_ifm_tiles_match_golden(npu, name):
     want = run_golden(art, xs, cfg.shram_bytes, commands)
     assert not np.array_equal(want, run_golden(art, xs, cfg.shram_bytes)), "the tiles read the same pixels"
     with SimDevice(NativeSim(design)) as sim:
-        np.testing.assert_array_equal(_run_patched(sim, config, art, words, xs), want)
+        np.testing.assert_array_equal(run_words(sim, cfg, art, words, xs, np.int8), want)
